@@ -1,0 +1,210 @@
+//! Request extractors: JSON bodies with hearth's error shape, the authenticated user, and
+//! the client's address.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A JSON body. Unlike axum's `Json`, every rejection is an [`ApiError`]: not JSON → 400,
+/// wrong shape → 422 naming the field, over the limit → 413. Messages never echo values.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type_is_json =
+            request.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+                v.split(';').next().is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+            });
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| match rejection {
+            BytesRejection::FailedToBufferBody(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::PayloadTooLarge
+            }
+            _ => ApiError::bad_request("malformed", "The request body could not be read."),
+        })?;
+        if !content_type_is_json {
+            return Err(ApiError::bad_request("malformed", "Expected Content-Type: application/json."));
+        }
+        parse_json(&bytes).map(Json)
+    }
+}
+
+/// Parses a JSON body: syntax errors are 400; type and missing-field errors 422 with the
+/// field's path.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        if inner.classify() != serde_json::error::Category::Data {
+            return ApiError::bad_request("malformed", "The request body is not valid JSON.");
+        }
+        let text = inner.to_string();
+        // serde_json's " at line L column C" suffix means nothing to an API client.
+        let text = text.split(" at line ").next().unwrap_or(&text);
+        let parent = if path == "." || path.is_empty() { None } else { Some(path) };
+        let (field, problem) = match text.strip_prefix("missing field `").and_then(|rest| rest.strip_suffix('`')) {
+            Some(name) => (parent.map_or_else(|| name.to_owned(), |p| format!("{p}.{name}")), "is required".to_owned()),
+            None => (parent.unwrap_or_else(|| "body".to_owned()), without_values(text)),
+        };
+        ApiError::Invalid(BTreeMap::from([(field, vec![problem])]))
+    })?;
+    // Trailing bytes after the JSON value make the body malformed.
+    deserializer.end().map_err(|_| ApiError::bad_request("malformed", "The request body is not valid JSON."))?;
+    Ok(value)
+}
+
+/// serde's message with the offending value hidden, so a password sent in the wrong field
+/// is neither echoed back nor logged: "invalid type: string \"…\", expected f64".
+fn without_values(text: &str) -> String {
+    let (found, expected) = match text.split_once(", expected") {
+        Some((found, expected)) => (found, Some(expected)),
+        None => (text, None),
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut quote = None;
+    for c in found.chars() {
+        match (quote, c) {
+            (None, '"' | '`') => {
+                quote = Some(c);
+                out.push(c);
+                out.push('…');
+                out.push(c);
+            }
+            (Some(q), _) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, _) => out.push(c),
+        }
+    }
+    if let Some(expected) = expected {
+        out.push_str(", expected");
+        out.push_str(expected);
+    }
+    out
+}
+
+/// The user and device an access token names; the session has been checked as live.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthUser {
+    /// The user.
+    pub user_id: Uuid,
+    /// The device session.
+    pub device_id: Uuid,
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or(ApiError::Unauthorized("Missing Authorization: Bearer token."))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .ok_or(ApiError::Unauthorized("Missing Authorization: Bearer token."))?;
+        state.sessions.authenticate(token.trim()).await
+    }
+}
+
+/// The client's address: the peer, or the first untrusted address in `X-Forwarded-For`
+/// when the peer is a trusted proxy.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        Ok(ClientIp(client_ip(peer, &parts.headers, &state.settings.server.trusted_proxies)))
+    }
+}
+
+/// Walks `X-Forwarded-For` from the right while addresses are trusted proxies.
+pub fn client_ip(peer: IpAddr, headers: &axum::http::HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|part| part.trim().parse().ok())
+        .collect();
+    forwarded.into_iter().rev().find(|ip| !trusted.contains(ip)).unwrap_or(peer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Login {
+        email: String,
+        magnification: f64,
+    }
+
+    #[test]
+    fn syntax_errors_are_400_and_shape_errors_422_without_values() {
+        assert!(matches!(parse_json::<Login>(b"{not json"), Err(ApiError::BadRequest { .. })));
+        let Err(ApiError::Invalid(fields)) = parse_json::<Login>(br#"{"email":"a","magnification":"hunter2secret"}"#)
+        else {
+            panic!("expected 422");
+        };
+        let problem = &fields["magnification"][0];
+        assert!(!problem.contains("hunter2secret"), "{problem}");
+        let Err(ApiError::Invalid(fields)) = parse_json::<Login>(br#"{"magnification":1.0}"#) else {
+            panic!("expected 422");
+        };
+        assert_eq!(fields["email"], ["is required"]);
+        let Err(ApiError::Invalid(fields)) = parse_json::<Login>(br#"{"email":12345678,"magnification":1}"#) else {
+            panic!("expected 422");
+        };
+        assert!(!fields["email"][0].contains("12345678"), "{fields:?}");
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.1".parse().expect("ip");
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert("x-forwarded-for", "203.0.113.9, 10.0.0.1".parse().expect("header"));
+        assert_eq!(client_ip(proxy, &headers, &[proxy]), "203.0.113.9".parse::<IpAddr>().expect("ip"));
+        assert_eq!(client_ip(proxy, &headers, &[]), proxy);
+    }
+}
+
+/// A query string. Unlike axum's `Query`, a rejection is an [`ApiError`] (400).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|_| ApiError::bad_request("malformed", "The query string is malformed."))
+    }
+}

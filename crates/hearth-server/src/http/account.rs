@@ -1,0 +1,252 @@
+//! The signed-in user's own account: who am I, sign out everywhere, email and password
+//! changes, profile, and deleting the account.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use hearth_store::{OneTimeKind, ProfileUpdate, Redemption, Theme, Timestamp};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::{issue_one_time_token, redeem, send_email_confirmation};
+use super::fields::{self, Password};
+use super::replies::UserWithProfile;
+use crate::email::Letter;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{AuthUser, Json};
+use crate::state::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(me))
+        .routes(routes!(signout_all))
+        .routes(routes!(request_email_confirmation))
+        .routes(routes!(request_email_change))
+        .routes(routes!(change_password))
+        .routes(routes!(change_email))
+        .routes(routes!(update_profile))
+        .routes(routes!(delete_account))
+}
+
+/// # GET /api/me (+)
+#[utoipa::path(get, path = "/api/me", tag = "account", security(("bearer" = [])),
+    responses((status = 200, body = UserWithProfile), (status = 401, body = ErrorBody)))]
+async fn me(State(state): State<AppState>, auth: AuthUser) -> ApiResult<axum::Json<UserWithProfile>> {
+    let user = state.store.user(auth.user_id).await?.ok_or(ApiError::NotFound)?;
+    let profile = state.store.profile(auth.user_id).await?;
+    Ok(axum::Json(UserWithProfile::new(&user, profile)))
+}
+
+/// # POST /api/signout_all
+///
+/// Revokes every device session of the user, this one included.
+#[utoipa::path(post, path = "/api/signout_all", tag = "account", security(("bearer" = [])),
+    responses((status = 204, description = "signed out everywhere"), (status = 401, body = ErrorBody)))]
+async fn signout_all(State(state): State<AppState>, auth: AuthUser) -> ApiResult<StatusCode> {
+    state.store.revoke_all_devices(auth.user_id, Timestamp::now()).await?;
+    tracing::info!(user = %auth.user_id, "signed out everywhere");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// # POST /api/token/email_confirm
+///
+/// Sends a new confirmation link to the account's address.
+#[utoipa::path(post, path = "/api/token/email_confirm", tag = "account", security(("bearer" = [])),
+    responses((status = 204, description = "link sent"), (status = 401, body = ErrorBody)))]
+async fn request_email_confirmation(State(state): State<AppState>, auth: AuthUser) -> ApiResult<StatusCode> {
+    let user = state.store.user(auth.user_id).await?.ok_or(ApiError::NotFound)?;
+    send_email_confirmation(&state, &user).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// # POST /api/token/email_change
+///
+/// Sends an email-change token to the account's current address.
+#[utoipa::path(post, path = "/api/token/email_change", tag = "account", security(("bearer" = [])),
+    responses((status = 204, description = "token sent"), (status = 401, body = ErrorBody)))]
+async fn request_email_change(State(state): State<AppState>, auth: AuthUser) -> ApiResult<StatusCode> {
+    let user = state.store.user(auth.user_id).await?.ok_or(ApiError::NotFound)?;
+    let ttl = state.settings.auth.email_token_ttl_secs;
+    let token = issue_one_time_token(&state, user.id, OneTimeKind::EmailChange, ttl).await?;
+    state.mailer.send_later(user.email, Letter::email_change(&state.public_url, token.expose(), ttl));
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Checks the user's current password (counting the attempt against the account's
+/// limit, so a stolen access token does not allow unlimited guessing).
+async fn verify_current_password(state: &AppState, user_id: uuid::Uuid, password: Password) -> ApiResult<()> {
+    let user = state.store.user(user_id).await?.ok_or(ApiError::NotFound)?;
+    state.attempts.check_account(&user.email)?;
+    if state.passwords.verify(password.any(), Some(user.password_hash)).await {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("password", "is incorrect"))
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+struct ChangePasswordRequest {
+    /// Current password.
+    #[schema(value_type = String, format = Password)]
+    password: Password,
+    #[schema(value_type = String, format = Password)]
+    new_password: Password,
+    #[schema(value_type = String, format = Password)]
+    new_password_confirmation: Password,
+}
+
+/// # PATCH /api/password
+///
+/// Changes the password and signs out every session, this one included.
+#[utoipa::path(patch, path = "/api/password", tag = "account", security(("bearer" = [])),
+    request_body = ChangePasswordRequest,
+    responses((status = 204, description = "changed; all sessions signed out"), (status = 401, body = ErrorBody),
+              (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn change_password(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Json(request): Json<ChangePasswordRequest>,
+) -> ApiResult<StatusCode> {
+    if !request.new_password.same_as(&request.new_password_confirmation) {
+        return Err(ApiError::invalid("new_password_confirmation", "does not match new_password"));
+    }
+    let new_password = request.new_password.checked("new_password")?;
+    verify_current_password(&state, auth.user_id, request.password).await?;
+    let password_hash = state.passwords.hash(new_password).await.map_err(ApiError::internal)?;
+    state.store.replace_password(auth.user_id, &password_hash, Timestamp::now()).await?;
+    tracing::info!(user = %auth.user_id, "password changed; all sessions signed out");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+struct ChangeEmailRequest {
+    /// The email-change token sent to the current address.
+    #[schema(value_type = String)]
+    token: String,
+    /// The new address.
+    email: String,
+    /// Current password.
+    #[schema(value_type = String, format = Password)]
+    password: Password,
+}
+
+/// # PATCH /api/email
+///
+/// Moves the account to a new address (unconfirmed until its link is used).
+#[utoipa::path(patch, path = "/api/email", tag = "account", security(("bearer" = [])),
+    request_body = ChangeEmailRequest,
+    responses((status = 204, description = "changed"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn change_email(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Json(request): Json<ChangeEmailRequest>,
+) -> ApiResult<StatusCode> {
+    let email = fields::email("email", &request.email)?;
+    verify_current_password(&state, auth.user_id, request.password).await?;
+    redeem(&state, &request.token, &Redemption::ChangeEmail { user_id: auth.user_id, email }).await?;
+    let user = state.store.user(auth.user_id).await?.ok_or(ApiError::NotFound)?;
+    tracing::info!(user = %auth.user_id, "email changed");
+    send_email_confirmation(&state, &user).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+struct ProfileRequest {
+    hidden: Option<bool>,
+    /// `day` or `night`.
+    theme: Option<String>,
+    /// 0.7–1.4.
+    magnification: Option<f64>,
+    /// At most 20 strings of at most 200 characters.
+    recents: Option<Vec<String>>,
+}
+
+/// A user's profile as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+struct ProfileReply {
+    hidden: bool,
+    #[schema(value_type = String, example = "day")]
+    theme: Theme,
+    magnification: f64,
+    recents: Vec<String>,
+}
+
+impl ProfileRequest {
+    fn validate(self) -> ApiResult<ProfileUpdate> {
+        let mut problems = std::collections::BTreeMap::<String, Vec<String>>::new();
+        let theme = match self.theme.as_deref() {
+            None => None,
+            Some(text) => match Theme::parse(text) {
+                Some(theme) => Some(theme),
+                None => {
+                    problems.entry("theme".into()).or_default().push("must be \"day\" or \"night\"".into());
+                    None
+                }
+            },
+        };
+        if let Some(m) = self.magnification
+            && !(0.7..=1.4).contains(&m)
+        {
+            problems.entry("magnification".into()).or_default().push("must be between 0.7 and 1.4".into());
+        }
+        if let Some(recents) = &self.recents {
+            if recents.len() > 20 {
+                problems.entry("recents".into()).or_default().push("must have at most 20 entries".into());
+            }
+            if recents.iter().any(|r| r.chars().count() > 200) {
+                problems.entry("recents".into()).or_default().push("entries must be at most 200 characters".into());
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ApiError::Invalid(problems));
+        }
+        Ok(ProfileUpdate { hidden: self.hidden, theme, magnification: self.magnification, recents: self.recents })
+    }
+}
+
+/// # PATCH /api/profile
+///
+/// Changes any of the profile fields given; the others stay.
+#[utoipa::path(patch, path = "/api/profile", tag = "account", security(("bearer" = [])),
+    request_body = ProfileRequest,
+    responses((status = 200, body = ProfileReply), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_profile(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Json(request): Json<ProfileRequest>,
+) -> ApiResult<axum::Json<ProfileReply>> {
+    let update = request.validate()?;
+    let profile = state.store.update_profile(auth.user_id, &update).await?;
+    Ok(axum::Json(ProfileReply {
+        hidden: profile.hidden,
+        theme: profile.theme,
+        magnification: profile.magnification,
+        recents: profile.recents,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+struct DeleteAccountRequest {
+    /// Current password, to confirm.
+    #[schema(value_type = String, format = Password)]
+    password: Password,
+}
+
+/// # DELETE /api/account (+)
+///
+/// Deletes the account and everything that belongs to it. Needs the password.
+#[utoipa::path(delete, path = "/api/account", tag = "account", security(("bearer" = [])),
+    request_body = DeleteAccountRequest,
+    responses((status = 204, description = "deleted"), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn delete_account(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Json(request): Json<DeleteAccountRequest>,
+) -> ApiResult<StatusCode> {
+    verify_current_password(&state, auth.user_id, request.password).await?;
+    state.store.delete_user(auth.user_id).await?;
+    tracing::info!(user = %auth.user_id, "account deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,175 @@
+//! The HTTP API: one module per resource, each exposing `routes()`, assembled here with the
+//! middleware every request passes through.
+
+mod account;
+mod auth;
+mod devices;
+mod fields;
+mod health;
+mod replies;
+mod users;
+
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::error::ApiError;
+use crate::settings::Environment;
+use crate::state::AppState;
+
+/// The largest request body accepted.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "hearth", description = "hearth's REST API. Errors are {\"error\", \"message\"} objects."),
+    modifiers(&BearerAuth),
+    components(schemas(crate::error::ErrorBody))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(auth::routes())
+        .merge(account::routes())
+        .merge(users::routes())
+        .merge(devices::routes())
+        .merge(health::routes())
+}
+
+/// The OpenAPI document of every endpoint, generated from the handlers.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let (_, mut api) = api_router().split_for_parts();
+    api.paths.paths.insert(
+        "/api/openapi.json".into(),
+        utoipa::openapi::path::PathItem::new(
+            utoipa::openapi::HttpMethod::Get,
+            utoipa::openapi::path::OperationBuilder::new()
+                .summary(Some("This document."))
+                .response("200", utoipa::openapi::Response::new("The OpenAPI document")),
+        ),
+    );
+    api
+}
+
+/// The whole application with its middleware.
+pub fn router(state: AppState) -> axum::Router {
+    let (router, _) = api_router().split_for_parts();
+    let openapi = serde_json::to_value(openapi_document()).expect("the OpenAPI document serializes");
+    let settings = state.settings.clone();
+    let router = router
+        .route("/api/openapi.json", axum::routing::get(move || async move { axum::Json(openapi) }))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), enforce_https))
+        .layer(middleware::from_fn_with_state(state.clone(), request_timeout))
+        .with_state(state);
+
+    let sensitive = [header::AUTHORIZATION, header::COOKIE, header::SET_COOKIE, header::PROXY_AUTHORIZATION];
+    let request_id = HeaderName::from_static("x-request-id");
+    let hsts = (settings.env == Environment::Production)
+        .then(|| HeaderValue::from_static("max-age=63072000; includeSubDomains"));
+    router.layer(
+        ServiceBuilder::new()
+            .layer(SetSensitiveHeadersLayer::new(sensitive))
+            .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
+                // The panic's message goes to stderr through the panic hook; the client
+                // learns nothing about it.
+                ApiError::internal("handler panicked").into_response()
+            }))
+            .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+            .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                // Path only: query strings and headers can carry tokens.
+                let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), id)
+            }))
+            .layer(PropagateRequestIdLayer::new(request_id))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'; base-uri 'none'"),
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                HeaderName::from_static("cross-origin-opener-policy"),
+                HeaderValue::from_static("same-origin"),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(header::STRICT_TRANSPORT_SECURITY, hsts))
+            .layer(cors(&settings.server.cors_origins)),
+    )
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(Duration::from_secs(600))
+}
+
+/// Answers 408 when a request takes longer than `server.request_timeout_secs`.
+async fn request_timeout(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit = Duration::from_secs(state.settings.server.request_timeout_secs.max(1));
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout.into_response(),
+    }
+}
+
+/// In production without TLS of our own, only requests a trusted proxy received over
+/// HTTPS are served.
+async fn enforce_https(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let server = &state.settings.server;
+    if state.settings.env == Environment::Production && server.tls.is_none() {
+        let peer =
+            request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip());
+        let via_trusted_proxy = peer.is_some_and(|ip| server.trusted_proxies.contains(&ip));
+        let forwarded_https = request
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|proto| proto.split(',').next().is_some_and(|p| p.trim().eq_ignore_ascii_case("https")));
+        if !(via_trusted_proxy && forwarded_https) {
+            return ApiError::Forbidden {
+                code: "https_required",
+                message: "This server only accepts HTTPS. Use https:// (through the configured proxy).",
+            }
+            .into_response();
+        }
+    }
+    next.run(request).await
+}

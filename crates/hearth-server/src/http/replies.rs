@@ -1,0 +1,144 @@
+//! Reply shapes shared by several endpoints, as seed 002 defines them, and the helpers
+//! that start and describe a device session.
+
+use axum::http::HeaderMap;
+use hearth_store::{NewSession, Profile, Theme, Timestamp, User, UserSummary};
+use hearth_vault::RandomToken;
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+/// A user as they see themselves: identity plus profile.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserWithProfile {
+    /// User id.
+    pub id: Uuid,
+    /// Email address.
+    pub email: String,
+    /// Display name (defaults to the email).
+    pub display_name: String,
+    /// Shown as offline even when connected.
+    pub hidden: bool,
+    /// `day` or `night`.
+    #[schema(value_type = String, example = "day")]
+    pub theme: Theme,
+    /// Text magnification, 0.7–1.4.
+    pub magnification: f64,
+    /// Recently viewed pages.
+    pub recents: Vec<String>,
+}
+
+impl UserWithProfile {
+    /// Combines a user and their profile.
+    pub fn new(user: &User, profile: Profile) -> Self {
+        Self {
+            id: user.id,
+            email: user.email.clone(),
+            display_name: user.display_name.clone(),
+            hidden: profile.hidden,
+            theme: profile.theme,
+            magnification: profile.magnification,
+            recents: profile.recents,
+        }
+    }
+}
+
+/// What others see of a user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicUser {
+    /// User id.
+    pub id: Uuid,
+    /// Email address.
+    pub email: String,
+    /// Display name.
+    pub display_name: String,
+}
+
+impl From<UserSummary> for PublicUser {
+    fn from(user: UserSummary) -> Self {
+        Self { id: user.id, email: user.email, display_name: user.display_name }
+    }
+}
+
+impl From<&User> for PublicUser {
+    fn from(user: &User) -> Self {
+        UserSummary::from(user).into()
+    }
+}
+
+/// A conversation as listed in session replies.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConversationSummary {
+    /// Conversation id.
+    pub id: Uuid,
+    /// Private (two people) or group.
+    pub private: bool,
+    /// Group name, if set.
+    pub alias: Option<String>,
+    /// Created.
+    #[schema(value_type = String, format = DateTime)]
+    pub inserted_at: Timestamp,
+    /// Last changed.
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+}
+
+/// The reply to register, login, refresh and device linking.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionReply {
+    /// The signed-in user with their profile.
+    pub user: UserWithProfile,
+    /// The user's conversations.
+    pub conversations: Vec<ConversationSummary>,
+    /// Every user who shares a conversation with the user.
+    pub users: Vec<PublicUser>,
+    /// Access token (30 minutes), for `Authorization: Bearer`.
+    pub auth_token: String,
+    /// Refresh token (14 days, single use), for `/auth/refresh`.
+    pub refresh_token: String,
+}
+
+/// A new device session and the refresh token that goes with it.
+pub struct PendingSession {
+    /// What the store saves.
+    pub row: NewSession,
+    /// What the client gets.
+    pub refresh_token: RandomToken,
+}
+
+impl PendingSession {
+    /// A new device session named from the request.
+    pub fn new(state: &AppState, device_name: Option<&str>, headers: &HeaderMap, now: Timestamp) -> Self {
+        let refresh_token = RandomToken::generate();
+        let row = NewSession {
+            device_id: Uuid::now_v7(),
+            name: super::fields::device_name(device_name, headers),
+            refresh_token_hash: refresh_token.hash().0,
+            refresh_expires_at: now.plus_secs(state.settings.auth.refresh_token_ttl_secs),
+            created_at: now,
+        };
+        Self { row, refresh_token }
+    }
+}
+
+/// The session reply for `user` on `device_id`, with a fresh access token.
+pub async fn session_reply(
+    state: &AppState,
+    user: &User,
+    device_id: Uuid,
+    refresh_token: &RandomToken,
+    now: Timestamp,
+) -> ApiResult<SessionReply> {
+    let profile = state.store.profile(user.id).await?;
+    Ok(SessionReply {
+        user: UserWithProfile::new(user, profile),
+        // Conversations arrive with the real-time layer; an account has none before it.
+        conversations: Vec::new(),
+        users: Vec::new(),
+        auth_token: state.sessions.tokens().issue(user.id, device_id, now),
+        refresh_token: refresh_token.expose().to_owned(),
+    })
+}

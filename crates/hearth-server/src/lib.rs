@@ -1,0 +1,158 @@
+//! hearth's server: the HTTP API (REST and, later, channels), authentication, email and
+//! rate limits, on top of `hearth-store` and `hearth-vault`.
+//!
+//! [`Server::build`] prepares everything from [`Settings`] (data directory, secrets,
+//! database and migrations) and binds the listener; [`Server::run`] serves until the
+//! shutdown future completes. Tests bind port 0 and read [`Server::local_addr`].
+
+mod auth;
+mod email;
+mod error;
+mod extract;
+mod http;
+mod page_token;
+mod secrets;
+pub mod settings;
+mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use error::ApiError;
+pub use http::openapi_document;
+pub use settings::Settings;
+
+use crate::auth::{AccessTokens, AttemptLimiter, PasswordPool, Sessions};
+use crate::email::Mailer;
+use crate::page_token::PageTokens;
+use crate::settings::Environment;
+use crate::state::AppState;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A setting is unusable.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// A secret could not be read, created or parsed.
+    #[error("secret: {0}")]
+    Secret(String),
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Store(#[from] hearth_store::StoreError),
+    /// Binding or serving failed.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A ready-to-run server.
+#[derive(Debug)]
+pub struct Server {
+    listener: std::net::TcpListener,
+    local_addr: SocketAddr,
+    app: axum::Router,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
+    attempts: AttemptLimiter,
+}
+
+impl Server {
+    /// Prepares the data directory, secrets, database (migrated) and listener.
+    pub async fn build(settings: Settings) -> Result<Self, ServerError> {
+        if settings.env == Environment::Production
+            && settings.server.tls.is_none()
+            && settings.server.trusted_proxies.is_empty()
+        {
+            return Err(ServerError::Config(
+                "production mode needs HTTPS: set server.tls (cert and key) or list your proxy in \
+                 server.trusted_proxies"
+                    .into(),
+            ));
+        }
+        secrets::ensure_data_dir(&settings.data_dir)?;
+        let secrets = secrets::RootSecrets::load(&settings.secrets, &settings.data_dir)?;
+        let store = hearth_store::connect(&hearth_store::ConnectOptions {
+            url: settings.database_url(),
+            max_connections: settings.database.max_connections,
+        })
+        .await?;
+
+        let tls = match &settings.server.tls {
+            Some(tls) => Some(
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+                    .await
+                    .map_err(|e| ServerError::Config(format!("TLS certificate or key: {e}")))?,
+            ),
+            None => None,
+        };
+        let listener = std::net::TcpListener::bind(settings.server.listen)?;
+        listener.set_nonblocking(true)?;
+        let local_addr = listener.local_addr()?;
+
+        let auth = &settings.auth;
+        let passwords = PasswordPool::new(auth.password_hashing, auth.hashing_threads)
+            .map_err(|e| ServerError::Config(format!("auth.password_hashing: {e}")))?;
+        let attempts = AttemptLimiter::new(auth.attempts_per_address_per_minute, auth.attempts_per_account_per_minute);
+        let mailer = Mailer::new(&settings.email, settings.data_dir.join("outbox"))
+            .map_err(|e| ServerError::Config(format!("email: {e}")))?;
+        let public_url: Arc<str> = settings.public_url(local_addr).into();
+        let state = AppState {
+            sessions: Sessions::new(AccessTokens::new(&secrets.server, auth.access_token_ttl_secs), store.clone()),
+            page_tokens: PageTokens::new(&secrets.server),
+            settings: Arc::new(settings),
+            store,
+            passwords,
+            attempts: attempts.clone(),
+            mailer: Arc::new(mailer),
+            public_url,
+            vault: Arc::new(secrets.vault),
+        };
+        let app = http::router(state);
+        Ok(Self { listener, local_addr, app, tls, attempts })
+    }
+
+    /// The bound address (the real port when the settings asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Whether the server terminates TLS itself.
+    pub fn uses_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+        let attempts = self.attempts.clone();
+        let housekeeping = tokio::spawn(async move {
+            let mut every_minute = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every_minute.tick().await;
+                attempts.shrink();
+            }
+        });
+        let service = self.app.into_make_service_with_connect_info::<SocketAddr>();
+        let result = match self.tls {
+            None => {
+                let listener = tokio::net::TcpListener::from_std(self.listener)?;
+                axum::serve(listener, service).with_graceful_shutdown(shutdown).await.map_err(ServerError::from)
+            }
+            Some(tls) => {
+                let handle = axum_server::Handle::new();
+                let stopper = handle.clone();
+                tokio::spawn(async move {
+                    shutdown.await;
+                    stopper.graceful_shutdown(Some(Duration::from_secs(10)));
+                });
+                axum_server::from_tcp_rustls(self.listener, tls)?
+                    .handle(handle)
+                    .serve(service)
+                    .await
+                    .map_err(ServerError::from)
+            }
+        };
+        housekeeping.abort();
+        result
+    }
+}

@@ -1,0 +1,305 @@
+//! hearth's settings: one typed tree, layered defaults → TOML file → `HEARTH_*` environment
+//! (nesting with `__`) → command-line flags, so the environment wins over the file.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format as _, Toml};
+use hearth_vault::PasswordParams;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The commented example of every setting that `hearth config` prints.
+pub const EXAMPLE: &str = include_str!("settings_example.toml");
+
+/// Development (HTTP on loopback allowed) or production (HTTPS only, HSTS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// Plain HTTP allowed.
+    #[default]
+    Development,
+    /// Plain HTTP refused; TLS or a trusted HTTPS proxy required; HSTS sent.
+    Production,
+}
+
+/// Every setting.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// `development` or `production`.
+    pub env: Environment,
+    /// Where the database, secrets and outbox live.
+    pub data_dir: PathBuf,
+    /// HTTP listener.
+    pub server: ServerSettings,
+    /// Storage.
+    pub database: DatabaseSettings,
+    /// Root secrets (generated into `data_dir` when not given).
+    pub secrets: SecretSettings,
+    /// Accounts and tokens.
+    pub auth: AuthSettings,
+    /// Outgoing email.
+    pub email: EmailSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            env: Environment::default(),
+            data_dir: PathBuf::from("hearth-data"),
+            server: ServerSettings::default(),
+            database: DatabaseSettings::default(),
+            secrets: SecretSettings::default(),
+            auth: AuthSettings::default(),
+            email: EmailSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+/// HTTP listener settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerSettings {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// Base URL people reach hearth at, used in email links. Defaults to `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Longest a request may take before a 408.
+    pub request_timeout_secs: u64,
+    /// Proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Origins allowed to call the API from a browser (CORS). Empty: same origin only.
+    pub cors_origins: Vec<String>,
+    /// Terminate TLS in hearth.
+    pub tls: Option<TlsSettings>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 4000)),
+            public_url: None,
+            request_timeout_secs: 30,
+            trusted_proxies: Vec::new(),
+            cors_origins: Vec::new(),
+            tls: None,
+        }
+    }
+}
+
+/// Certificate and key for TLS (PEM files).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TlsSettings {
+    /// Certificate chain, PEM.
+    pub cert: PathBuf,
+    /// Private key, PEM.
+    pub key: PathBuf,
+}
+
+/// Storage settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseSettings {
+    /// `sqlite://path` or `postgres://…`. Defaults to `sqlite://<data_dir>/hearth.db`.
+    pub url: Option<String>,
+    /// Connection pool size.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self { url: None, max_connections: 16 }
+    }
+}
+
+/// Root secrets. Each may be given inline, as a file, or left out to be generated into the
+/// data directory on first start.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct SecretSettings {
+    /// Signs access tokens and page tokens; at least 32 characters.
+    pub secret_key_base: Option<SecretText>,
+    /// File holding `secret_key_base`.
+    pub secret_key_base_file: Option<PathBuf>,
+    /// Vault key ring (`<version>:<base64 of 32 bytes>` per line).
+    pub vault_key: Option<SecretText>,
+    /// File holding the vault key ring.
+    pub vault_key_file: Option<PathBuf>,
+}
+
+/// Accounts and tokens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthSettings {
+    /// Access token lifetime.
+    pub access_token_ttl_secs: i64,
+    /// Refresh token lifetime.
+    pub refresh_token_ttl_secs: i64,
+    /// Email confirmation and email change link lifetime.
+    pub email_token_ttl_secs: i64,
+    /// Password reset link lifetime.
+    pub password_reset_ttl_secs: i64,
+    /// Device link code lifetime.
+    pub device_link_ttl_secs: i64,
+    /// Argon2id cost.
+    pub password_hashing: PasswordParams,
+    /// Hashes computed at once (0: one per CPU core).
+    pub hashing_threads: usize,
+    /// Login and password-reset attempts per client address per minute.
+    pub attempts_per_address_per_minute: u32,
+    /// Login attempts per account per minute.
+    pub attempts_per_account_per_minute: u32,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            access_token_ttl_secs: 30 * 60,
+            refresh_token_ttl_secs: 14 * 24 * 60 * 60,
+            email_token_ttl_secs: 24 * 60 * 60,
+            password_reset_ttl_secs: 60 * 60,
+            device_link_ttl_secs: 5 * 60,
+            password_hashing: PasswordParams::default(),
+            hashing_threads: 0,
+            attempts_per_address_per_minute: 30,
+            attempts_per_account_per_minute: 10,
+        }
+    }
+}
+
+/// Outgoing email.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EmailSettings {
+    /// Sender address.
+    pub from: String,
+    /// SMTP relay; without one, messages are written to `<data_dir>/outbox/`.
+    pub smtp: Option<SmtpSettings>,
+}
+
+impl Default for EmailSettings {
+    fn default() -> Self {
+        Self { from: "hearth <hearth@localhost>".into(), smtp: None }
+    }
+}
+
+/// An SMTP relay.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SmtpSettings {
+    /// Host name.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// `none`, `starttls` or `tls`.
+    pub tls: SmtpTls,
+    /// User name, if the relay wants one.
+    pub username: Option<String>,
+    /// Password.
+    pub password: Option<SecretText>,
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        Self { host: "localhost".into(), port: 587, tls: SmtpTls::Starttls, username: None, password: None }
+    }
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain text (only for relays on the same machine).
+    None,
+    /// Upgrade with STARTTLS (port 587).
+    Starttls,
+    /// TLS from the start (port 465).
+    Tls,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogSettings {
+    /// `tracing` filter directives (`RUST_LOG` overrides).
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { filter: "info,sqlx=warn".into() }
+    }
+}
+
+/// A secret string from the settings: hidden from `Debug`, written as `<redacted>` when the
+/// settings are serialized.
+#[derive(Clone)]
+pub struct SecretText(SecretString);
+
+impl SecretText {
+    /// Wraps a secret.
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(SecretString::from(text.into()))
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Serialize for SecretText {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("<redacted>")
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self::new)
+    }
+}
+
+impl Settings {
+    /// Layers defaults, the TOML file (if any), then `HEARTH_*` variables from `env`.
+    /// `HEARTH_CONFIG` (the file's path) and `HEARTH_TEST_*` are not settings.
+    pub fn figment(file: Option<&Path>, env: Env) -> Figment {
+        let mut figment = Figment::new();
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment.merge(env.filter(|key| key != "config" && !key.as_str().starts_with("test_")).split("__"))
+    }
+
+    /// Settings from the process environment and the optional file.
+    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+        Self::figment(file, Env::prefixed("HEARTH_")).extract().map_err(Box::new)
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        self.database.url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("hearth.db").display()))
+    }
+
+    /// The base URL for links in emails.
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        match &self.server.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => {
+                let scheme = if self.server.tls.is_some() { "https" } else { "http" };
+                format!("{scheme}://{bound}")
+            }
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! The state every handler shares.
+
+use std::sync::Arc;
+
+use hearth_store::Store;
+
+use crate::auth::{AttemptLimiter, PasswordPool, Sessions};
+use crate::email::Mailer;
+use crate::page_token::PageTokens;
+use crate::settings::Settings;
+
+/// Services and settings, cheap to clone (everything is behind `Arc`).
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The settings the server started with.
+    pub settings: Arc<Settings>,
+    /// Storage.
+    pub store: Arc<dyn Store>,
+    /// Access-token issuing and checking.
+    pub sessions: Sessions,
+    /// Argon2id off the event loop.
+    pub passwords: PasswordPool,
+    /// Login and reset attempt limits.
+    pub attempts: AttemptLimiter,
+    /// Outgoing email.
+    pub mailer: Arc<Mailer>,
+    /// Page-token signing.
+    pub page_tokens: PageTokens,
+    /// Base URL for links.
+    pub public_url: Arc<str>,
+    /// Keys for sealing values at rest.
+    #[expect(dead_code, reason = "nothing is sealed until conversation keys arrive with the real-time layer")]
+    pub vault: Arc<hearth_vault::KeyRing>,
+}

@@ -1,0 +1,235 @@
+//! The rows hearth stores, as the rest of hearth sees them.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::Timestamp;
+
+/// An account.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct User {
+    /// Stable identity (UUIDv7).
+    pub id: Uuid,
+    /// Lowercased email address; unique.
+    pub email: String,
+    /// Name shown to others; defaults to the email.
+    pub display_name: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// When the email address was confirmed, if it was.
+    pub confirmed_at: Option<Timestamp>,
+    /// Created.
+    pub inserted_at: Timestamp,
+    /// Last changed.
+    pub updated_at: Timestamp,
+}
+
+/// What others may see of a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSummary {
+    /// User id.
+    pub id: Uuid,
+    /// Email address.
+    pub email: String,
+    /// Display name.
+    pub display_name: String,
+}
+
+impl From<&User> for UserSummary {
+    fn from(user: &User) -> Self {
+        Self { id: user.id, email: user.email.clone(), display_name: user.display_name.clone() }
+    }
+}
+
+/// Colour theme preference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Theme {
+    /// Light.
+    #[default]
+    Day,
+    /// Dark.
+    Night,
+}
+
+impl Theme {
+    /// The stored (and wire) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Theme::Day => "day",
+            Theme::Night => "night",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "day" => Some(Theme::Day),
+            "night" => Some(Theme::Night),
+            _ => None,
+        }
+    }
+}
+
+/// A user's private preferences.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    /// Shown as offline even when connected.
+    pub hidden: bool,
+    /// Colour theme.
+    pub theme: Theme,
+    /// Text magnification, 0.7–1.4.
+    pub magnification: f64,
+    /// Recently viewed pages.
+    pub recents: Vec<String>,
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Self { hidden: false, theme: Theme::Day, magnification: 1.0, recents: Vec::new() }
+    }
+}
+
+/// A change to some profile fields; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProfileUpdate {
+    /// New hidden flag.
+    pub hidden: Option<bool>,
+    /// New theme.
+    pub theme: Option<Theme>,
+    /// New magnification.
+    pub magnification: Option<f64>,
+    /// New recents list (replaces the old one).
+    pub recents: Option<Vec<String>>,
+}
+
+/// A device session: one per login or linked device. Its tokens stop working when it is
+/// revoked.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Device {
+    /// Device (session) id; the `device` claim of access tokens.
+    pub id: Uuid,
+    /// Owner.
+    pub user_id: Uuid,
+    /// A name for people (from the client, or its user agent).
+    pub name: String,
+    /// Logged in.
+    pub created_at: Timestamp,
+    /// Last login or refresh.
+    pub last_seen_at: Timestamp,
+    /// Revoked (signed out), if it was.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A new account and its first device session, created together.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    /// The user row.
+    pub user: User,
+    /// The first session.
+    pub session: NewSession,
+}
+
+/// A device session with its first refresh token.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    /// New device id.
+    pub device_id: Uuid,
+    /// Device name.
+    pub name: String,
+    /// SHA-256 of the first refresh token.
+    pub refresh_token_hash: [u8; 32],
+    /// When that refresh token expires.
+    pub refresh_expires_at: Timestamp,
+    /// Now.
+    pub created_at: Timestamp,
+}
+
+/// What a one-time token is for. Tokens of one kind never redeem as another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OneTimeKind {
+    /// Confirms the account's email address.
+    EmailConfirm,
+    /// Sets a new password without the old one.
+    PasswordReset,
+    /// Authorises changing the email address.
+    EmailChange,
+    /// Adds a device to the account.
+    DeviceLink,
+}
+
+impl OneTimeKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OneTimeKind::EmailConfirm => "email_confirm",
+            OneTimeKind::PasswordReset => "password_reset",
+            OneTimeKind::EmailChange => "email_change",
+            OneTimeKind::DeviceLink => "device_link",
+        }
+    }
+}
+
+/// A one-time token to store (only its hash).
+#[derive(Debug, Clone)]
+pub struct NewOneTimeToken {
+    /// SHA-256 of the token.
+    pub token_hash: [u8; 32],
+    /// Whose token it is.
+    pub user_id: Uuid,
+    /// What it is for.
+    pub kind: OneTimeKind,
+    /// Issued.
+    pub created_at: Timestamp,
+    /// Good until.
+    pub expires_at: Timestamp,
+}
+
+/// What redeeming a one-time token does, in the same transaction as spending it.
+#[derive(Debug, Clone)]
+pub enum Redemption {
+    /// Marks the email address confirmed.
+    ConfirmEmail,
+    /// Sets the password hash and revokes every session and outstanding token of the user.
+    ResetPassword {
+        /// The new Argon2id hash.
+        password_hash: String,
+    },
+    /// Changes the email address of `user_id` (the token must be theirs); the new
+    /// address is unconfirmed.
+    ChangeEmail {
+        /// The user the token must belong to.
+        user_id: Uuid,
+        /// The new lowercased address.
+        email: String,
+    },
+    /// Creates a device session for the token's user.
+    LinkDevice(NewSession),
+}
+
+impl Redemption {
+    /// The kind of token this redemption needs.
+    pub fn kind(&self) -> OneTimeKind {
+        match self {
+            Redemption::ConfirmEmail => OneTimeKind::EmailConfirm,
+            Redemption::ResetPassword { .. } => OneTimeKind::PasswordReset,
+            Redemption::ChangeEmail { .. } => OneTimeKind::EmailChange,
+            Redemption::LinkDevice(_) => OneTimeKind::DeviceLink,
+        }
+    }
+}
+
+/// The outcome of presenting a refresh token.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RefreshOutcome {
+    /// The token was live: it is now spent and its successor stored.
+    Rotated {
+        /// The session the token belongs to.
+        device: Device,
+    },
+    /// The token had already been spent: someone holds a copy. The whole family (the
+    /// device session) has been revoked.
+    Reused,
+    /// Unknown, expired, or its session is revoked.
+    Invalid,
+}

@@ -1,0 +1,133 @@
+//! `hearth`: the one binary. `hearth` alone (or `hearth serve`) runs the server;
+//! `hearth migrate` applies database migrations; `hearth config` prints every setting.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use hearth_server::Settings;
+use hearth_server::settings::EXAMPLE;
+use tracing_subscriber::EnvFilter;
+
+/// A self-hosted chat server with end-to-end encrypted conversations and an AI assistant.
+#[derive(Debug, Parser)]
+#[command(name = "hearth", version, about)]
+struct Cli {
+    /// TOML settings file (settings in HEARTH_* environment variables win over it).
+    #[arg(long, global = true, env = "HEARTH_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeFlags,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve(ServeFlags),
+    /// Apply pending database migrations and exit.
+    Migrate(DatabaseFlags),
+    /// Print a commented example of every setting.
+    Config,
+}
+
+/// Flags that override settings (they win over the file and the environment).
+#[derive(Debug, Args, Default)]
+struct ServeFlags {
+    /// Address to listen on (server.listen).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    #[command(flatten)]
+    database: DatabaseFlags,
+}
+
+#[derive(Debug, Args, Default)]
+struct DatabaseFlags {
+    /// Data directory (data_dir).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Database URL (database.url).
+    #[arg(long)]
+    database_url: Option<String>,
+}
+
+impl DatabaseFlags {
+    fn apply(&self, figment: figment::Figment) -> figment::Figment {
+        let mut figment = figment;
+        if let Some(dir) = &self.data_dir {
+            figment = figment.merge(("data_dir", dir));
+        }
+        if let Some(url) = &self.database_url {
+            figment = figment.merge(("database.url", url));
+        }
+        figment
+    }
+}
+
+fn settings(cli: &Cli, flags: impl FnOnce(figment::Figment) -> figment::Figment) -> anyhow::Result<Settings> {
+    let figment = Settings::figment(cli.config.as_deref(), figment::providers::Env::prefixed("HEARTH_"));
+    flags(figment).extract().context("invalid settings")
+}
+
+fn init_logging(settings: &Settings) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log.filter));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match &cli.command {
+        Some(Command::Config) => {
+            print!("{EXAMPLE}");
+            Ok(())
+        }
+        Some(Command::Migrate(flags)) => {
+            let settings = settings(&cli, |f| flags.apply(f))?;
+            init_logging(&settings);
+            std::fs::create_dir_all(&settings.data_dir).context("cannot create the data directory")?;
+            let store =
+                hearth_store::open(&hearth_store::ConnectOptions { url: settings.database_url(), max_connections: 1 })
+                    .await?;
+            let applied = store.migrate().await?;
+            tracing::info!(backend = store.backend(), applied, "migrations applied");
+            Ok(())
+        }
+        Some(Command::Serve(flags)) => serve(&cli, flags).await,
+        None => serve(&cli, &cli.serve).await,
+    }
+}
+
+async fn serve(cli: &Cli, flags: &ServeFlags) -> anyhow::Result<()> {
+    let settings = settings(cli, |mut f| {
+        if let Some(listen) = flags.listen {
+            f = f.merge(("server.listen", listen.to_string()));
+        }
+        flags.database.apply(f)
+    })?;
+    init_logging(&settings);
+    let data_dir = settings.data_dir.clone();
+    let server = hearth_server::Server::build(settings).await?;
+    let scheme = if server.uses_tls() { "https" } else { "http" };
+    tracing::info!(data_dir = %data_dir.display(), "hearth listening on {scheme}://{}", server.local_addr());
+    server.run(shutdown_signal()).await?;
+    tracing::info!("hearth stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler can be installed");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
