@@ -61,9 +61,11 @@ impl AccessTokens {
             .expect("HS256 signing of plain claims cannot fail")
     }
 
-    /// The claims of a well-signed, unexpired token.
+    /// The claims of a well-signed, unexpired token. A token is dead from the second its
+    /// `exp` names (the same rule as every other token's `expires_at > now`).
     pub fn verify(&self, token: &str) -> Option<AccessClaims> {
-        jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation).ok().map(|data| data.claims)
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation).ok()?.claims;
+        (claims.exp > Timestamp::now().as_secs()).then_some(claims)
     }
 }
 
@@ -96,5 +98,11 @@ mod tests {
         assert!(tokens.verify(std::str::from_utf8(&tampered).expect("ascii")).is_none());
         assert!(self::tokens(1800).verify(&token).is_none());
         assert!(tokens.verify("garbage").is_none());
+    }
+
+    #[test]
+    fn a_zero_lifetime_token_is_already_expired() {
+        let tokens = tokens(0);
+        assert!(tokens.verify(&tokens.issue(Uuid::now_v7(), Uuid::now_v7(), Timestamp::now())).is_none());
     }
 }
