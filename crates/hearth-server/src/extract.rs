@@ -44,6 +44,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 /// Parses a JSON body: syntax errors are 400; type and missing-field errors 422 with the
 /// field's path.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Syntax first: the typed parse stops at the first type error, so a truncated body
+    // such as `{"email": 1,` would otherwise be a 422 instead of malformed. `IgnoredAny`
+    // checks the whole body without copying any value out of it.
+    if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() {
+        return Err(ApiError::bad_request("malformed", "The request body is not valid JSON."));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -61,8 +67,6 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         };
         ApiError::Invalid(BTreeMap::from([(field, vec![problem])]))
     })?;
-    // Trailing bytes after the JSON value make the body malformed.
-    deserializer.end().map_err(|_| ApiError::bad_request("malformed", "The request body is not valid JSON."))?;
     Ok(value)
 }
 
@@ -168,6 +172,9 @@ mod tests {
     #[test]
     fn syntax_errors_are_400_and_shape_errors_422_without_values() {
         assert!(matches!(parse_json::<Login>(b"{not json"), Err(ApiError::BadRequest { .. })));
+        // Truncated after a type error: still malformed, not a 422.
+        assert!(matches!(parse_json::<Login>(br#"{"email": 1,"#), Err(ApiError::BadRequest { .. })));
+        assert!(matches!(parse_json::<Login>(b"[1,"), Err(ApiError::BadRequest { .. })));
         let Err(ApiError::Invalid(fields)) = parse_json::<Login>(br#"{"email":"a","magnification":"hunter2secret"}"#)
         else {
             panic!("expected 422");

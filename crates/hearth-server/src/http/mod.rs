@@ -9,6 +9,7 @@ mod health;
 mod replies;
 mod users;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -27,7 +28,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiError;
-use crate::settings::Environment;
+use crate::settings::{Environment, Settings};
 use crate::state::AppState;
 
 /// The largest request body accepted.
@@ -84,12 +85,20 @@ pub fn router(state: AppState) -> axum::Router {
     let settings = state.settings.clone();
     let router = router
         .route("/api/openapi.json", axum::routing::get(move || async move { axum::Json(openapi) }))
+        .with_state(state);
+    with_middleware(router, settings)
+}
+
+/// Wraps routes in the middleware every request passes through (outermost first): sensitive
+/// header marking, panic catching, request ids, tracing, security headers, CORS, HTTPS
+/// enforcement, the request timeout and the body limit; unknown paths and methods get JSON.
+fn with_middleware(router: axum::Router, settings: Arc<Settings>) -> axum::Router {
+    let router = router
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::from_fn_with_state(state.clone(), enforce_https))
-        .layer(middleware::from_fn_with_state(state.clone(), request_timeout))
-        .with_state(state);
+        .layer(middleware::from_fn_with_state(settings.clone(), enforce_https))
+        .layer(middleware::from_fn_with_state(settings.clone(), request_timeout));
 
     let sensitive = [header::AUTHORIZATION, header::COOKIE, header::SET_COOKIE, header::PROXY_AUTHORIZATION];
     let request_id = HeaderName::from_static("x-request-id");
@@ -142,8 +151,8 @@ fn cors(origins: &[String]) -> CorsLayer {
 }
 
 /// Answers 408 when a request takes longer than `server.request_timeout_secs`.
-async fn request_timeout(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let limit = Duration::from_secs(state.settings.server.request_timeout_secs.max(1));
+async fn request_timeout(State(settings): State<Arc<Settings>>, request: Request, next: Next) -> Response {
+    let limit = Duration::from_secs(settings.server.request_timeout_secs.max(1));
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::Timeout.into_response(),
@@ -152,9 +161,9 @@ async fn request_timeout(State(state): State<AppState>, request: Request, next: 
 
 /// In production without TLS of our own, only requests a trusted proxy received over
 /// HTTPS are served.
-async fn enforce_https(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let server = &state.settings.server;
-    if state.settings.env == Environment::Production && server.tls.is_none() {
+async fn enforce_https(State(settings): State<Arc<Settings>>, request: Request, next: Next) -> Response {
+    let server = &settings.server;
+    if settings.env == Environment::Production && server.tls.is_none() {
         let peer =
             request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip());
         let via_trusted_proxy = peer.is_some_and(|ip| server.trusted_proxies.contains(&ip));
@@ -172,4 +181,54 @@ async fn enforce_https(State(state): State<AppState>, request: Request, next: Ne
         }
     }
     next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::StatusCode;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    async fn call(router: axum::Router, path: &str) -> (StatusCode, serde_json::Value) {
+        let request = axum::http::Request::get(path).body(Body::empty()).expect("request");
+        let response = router.oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), BODY_LIMIT).await.expect("body");
+        (status, serde_json::from_slice(&bytes).expect("a JSON error body"))
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_500_that_says_nothing() {
+        let routes = axum::Router::new().route(
+            "/boom",
+            axum::routing::get(|| async {
+                panic!("secret detail: hunter2");
+                #[allow(unreachable_code)]
+                ""
+            }),
+        );
+        let (status, body) = call(with_middleware(routes, Arc::new(Settings::default())), "/boom").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"], "internal");
+        assert!(!body.to_string().contains("hunter2"), "{body}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_handler_is_a_408() {
+        let routes = axum::Router::new().route(
+            "/slow",
+            axum::routing::get(|| async {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                "too late"
+            }),
+        );
+        let mut settings = Settings::default();
+        settings.server.request_timeout_secs = 5;
+        // With the clock paused, tokio advances time as soon as every task is idle.
+        let (status, body) = call(with_middleware(routes, Arc::new(settings)), "/slow").await;
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(body["error"], "timeout");
+    }
 }

@@ -1,0 +1,116 @@
+//! `POST /api/token/email_change` and `PATCH /api/email`.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::harness::{EmailKind, PASSWORD, spawn_app};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_change_moves_the_account_to_the_new_address() {
+    let app = spawn_app().await;
+    let session = app.register("ann@example.org").await;
+    let taken = app.register("bo@example.org").await;
+    let old_confirmation = app.email(EmailKind::Confirm, "ann@example.org").await.token;
+
+    let reply = app.post_authed("/api/token/email_change", &session.auth_token, None).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
+    // Sent to the current address.
+    let email = app.email(EmailKind::EmailChange, "ann@example.org").await;
+    assert!(email.body.contains(&format!("/#/change-email/{}", email.token)), "{}", email.body);
+    let token = email.token;
+
+    // Wrong password: 422, and the token is not spent.
+    let wrong = app
+        .patch_authed(
+            "/api/email",
+            &session.auth_token,
+            &json!({ "token": token, "email": "ann.new@example.org", "password": "not my password" }),
+        )
+        .await;
+    wrong.expect_invalid("password");
+
+    // An address someone else has: 409, and the token is not spent.
+    let conflict = app
+        .patch_authed(
+            "/api/email",
+            &session.auth_token,
+            &json!({ "token": token, "email": "BO@example.org", "password": PASSWORD }),
+        )
+        .await;
+    conflict.expect_error(StatusCode::CONFLICT, "email_taken");
+
+    // Not an address: 422.
+    let invalid = app
+        .patch_authed(
+            "/api/email",
+            &session.auth_token,
+            &json!({ "token": token, "email": "nope", "password": PASSWORD }),
+        )
+        .await;
+    invalid.expect_invalid("email");
+
+    let reply = app
+        .patch_authed(
+            "/api/email",
+            &session.auth_token,
+            &json!({ "token": token, "email": "Ann.New@Example.org", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
+    assert!(reply.text.is_empty());
+
+    let me = app.me(&session.auth_token).await;
+    assert_eq!(me.expect_status(StatusCode::OK)["email"], "ann.new@example.org");
+    // The new address gets a confirmation link; the old address's link no longer confirms.
+    let new_confirmation = app.email(EmailKind::Confirm, "ann.new@example.org").await.token;
+    app.post("/auth/confirm", &json!({ "token": old_confirmation }))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_token");
+    let confirmed = app.post("/auth/confirm", &json!({ "token": new_confirmation })).await;
+    assert_eq!(confirmed.status, StatusCode::NO_CONTENT, "{}", confirmed.text);
+    // Signing in uses the new address.
+    app.login_ok("ann.new@example.org", PASSWORD).await;
+    app.login("ann@example.org", PASSWORD).await.expect_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    // The other account is untouched.
+    assert_eq!(app.me(&taken.auth_token).await.expect_status(StatusCode::OK)["email"], "bo@example.org");
+
+    // The token is spent.
+    let reused = app
+        .patch_authed(
+            "/api/email",
+            &session.auth_token,
+            &json!({ "token": token, "email": "ann.third@example.org", "password": PASSWORD }),
+        )
+        .await;
+    reused.expect_error(StatusCode::BAD_REQUEST, "invalid_token");
+    assert_eq!(app.me(&session.auth_token).await.expect_status(StatusCode::OK)["email"], "ann.new@example.org");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_change_token_is_only_good_for_its_owner() {
+    let app = spawn_app().await;
+    let ann = app.register("ann@example.org").await;
+    let bo = app.register("bo@example.org").await;
+    app.post_authed("/api/token/email_change", &ann.auth_token, None).await.expect_status(StatusCode::NO_CONTENT);
+    let token = app.email(EmailKind::EmailChange, "ann@example.org").await.token;
+
+    let reply = app
+        .patch_authed(
+            "/api/email",
+            &bo.auth_token,
+            &json!({ "token": token, "email": "bo2@example.org", "password": PASSWORD }),
+        )
+        .await;
+    reply.expect_error(StatusCode::BAD_REQUEST, "invalid_token");
+    assert_eq!(app.me(&bo.auth_token).await.expect_status(StatusCode::OK)["email"], "bo@example.org");
+
+    // Ann can still use it.
+    let reply = app
+        .patch_authed(
+            "/api/email",
+            &ann.auth_token,
+            &json!({ "token": token, "email": "ann2@example.org", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
+}

@@ -1,0 +1,22 @@
+//! HTTP integration tests: each test starts the real server in-process on `127.0.0.1:0`
+//! with a temporary data directory and talks to it over HTTP.
+//!
+//! `TEST_LOG=1` shows the server's tracing output; `HEARTH_TEST_POSTGRES_URL` enables the
+//! PostgreSQL tests in `postgres.rs`.
+
+mod harness;
+
+mod access_tokens;
+mod account;
+mod devices;
+mod email_change;
+mod hygiene;
+mod login;
+mod one_time_tokens;
+mod password;
+mod postgres;
+mod profile;
+mod refresh;
+mod register;
+mod signout;
+mod users;

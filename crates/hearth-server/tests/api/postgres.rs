@@ -1,0 +1,76 @@
+//! The core flows against PostgreSQL (skipped unless `HEARTH_TEST_POSTGRES_URL` is set):
+//! register, login, refresh with reuse detection, and one-time tokens under a race.
+
+use hearth_store::testing::TestDatabase;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::harness::{EmailKind, PASSWORD, Session, TestApp, concurrently, spawn_app_with, str_field};
+
+/// A server on a fresh PostgreSQL database. The database comes first so it outlives the
+/// server when both are dropped.
+async fn spawn_on_postgres(test: &str) -> Option<(TestDatabase, TestApp)> {
+    let database = TestDatabase::postgres(test).await?;
+    let url = database.url.clone();
+    let app = spawn_app_with(|s| s.database.url = Some(url)).await;
+    Some((database, app))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_login_and_refresh_on_postgres() {
+    let Some((_database, app)) = spawn_on_postgres("api::postgres::register_login_and_refresh_on_postgres").await
+    else {
+        return;
+    };
+    app.get("/health").await.expect_status(StatusCode::OK);
+
+    let registered = app.register("Ann@Example.org").await;
+    assert_eq!(registered.email, "ann@example.org");
+    app.post("/auth/register", &json!({ "email": "ANN@example.org", "password": PASSWORD }))
+        .await
+        .expect_error(StatusCode::CONFLICT, "email_taken");
+
+    let wrong = app.login("ann@example.org", "wrong password").await;
+    let unknown = app.login("nobody@example.org", PASSWORD).await;
+    wrong.expect_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_eq!(wrong.json, unknown.json);
+    let session = app.login_ok("ann@example.org", PASSWORD).await;
+    app.assert_token_works(&session.auth_token).await;
+
+    let reply = app.refresh(&session.refresh_token).await;
+    let successor = Session::from_reply(reply.expect_status(StatusCode::OK).clone());
+    assert_ne!(successor.refresh_token, session.refresh_token);
+    app.assert_token_works(&successor.auth_token).await;
+
+    // Reuse of the spent token revokes the device: its successor and access tokens too.
+    app.assert_refresh_refused(&session.refresh_token).await;
+    app.assert_refresh_refused(&successor.refresh_token).await;
+    app.assert_token_refused(&successor.auth_token).await;
+    // The registration's session is another device and goes on.
+    app.assert_token_works(&registered.auth_token).await;
+    app.refresh(&registered.refresh_token).await.expect_status(StatusCode::OK);
+    app.assert_refresh_refused("no-such-token").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_time_tokens_are_spent_once_on_postgres() {
+    let Some((_database, app)) = spawn_on_postgres("api::postgres::one_time_tokens_are_spent_once_on_postgres").await
+    else {
+        return;
+    };
+    let session = app.register("ann@example.org").await;
+
+    let token = app.email(EmailKind::Confirm, "ann@example.org").await.token;
+    let statuses = concurrently(&app, 20, "/auth/confirm", &json!({ "token": token })).await;
+    let ok = statuses.iter().filter(|s| **s == StatusCode::NO_CONTENT).count();
+    let rejected = statuses.iter().filter(|s| **s == StatusCode::BAD_REQUEST).count();
+    assert_eq!((ok, rejected), (1, 19), "{statuses:?}");
+
+    let reply = app.post_authed("/api/devices/link", &session.auth_token, None).await;
+    let code = str_field(reply.expect_status(StatusCode::CREATED), "code");
+    let statuses = concurrently(&app, 20, "/auth/device/link", &json!({ "code": code })).await;
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let rejected = statuses.iter().filter(|s| **s == StatusCode::BAD_REQUEST).count();
+    assert_eq!((ok, rejected), (1, 19), "{statuses:?}");
+    assert_eq!(app.devices(&session.auth_token).await.len(), 2);
+}
