@@ -73,7 +73,9 @@ fn settings(cli: &Cli, flags: impl FnOnce(figment::Figment) -> figment::Figment)
 
 fn init_logging(settings: &Settings) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log.filter));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colour only on a terminal: journald and log files get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 }
 
 #[tokio::main]
@@ -85,7 +87,8 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Migrate(flags)) => {
-            let settings = settings(&cli, |f| flags.apply(f))?;
+            // Flags before the subcommand count too; those after it win.
+            let settings = settings(&cli, |f| flags.apply(cli.serve.database.apply(f)))?;
             init_logging(&settings);
             std::fs::create_dir_all(&settings.data_dir).context("cannot create the data directory")?;
             let store =
@@ -100,34 +103,48 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(cli: &Cli, flags: &ServeFlags) -> anyhow::Result<()> {
-    let settings = settings(cli, |mut f| {
-        if let Some(listen) = flags.listen {
-            f = f.merge(("server.listen", listen.to_string()));
+impl ServeFlags {
+    fn apply(&self, figment: figment::Figment) -> figment::Figment {
+        let mut figment = figment;
+        if let Some(listen) = self.listen {
+            figment = figment.merge(("server.listen", listen.to_string()));
         }
-        flags.database.apply(f)
-    })?;
+        self.database.apply(figment)
+    }
+}
+
+async fn serve(cli: &Cli, flags: &ServeFlags) -> anyhow::Result<()> {
+    // Flags before the subcommand count too; those after it win.
+    let settings = settings(cli, |f| flags.apply(cli.serve.apply(f)))?;
     init_logging(&settings);
     let data_dir = settings.data_dir.clone();
     let server = hearth_server::Server::build(settings).await?;
     let scheme = if server.uses_tls() { "https" } else { "http" };
+    let shutdown = shutdown_signal()?;
     tracing::info!(data_dir = %data_dir.display(), "hearth listening on {scheme}://{}", server.local_addr());
-    server.run(shutdown_signal()).await?;
+    server.run(shutdown).await?;
     tracing::info!("hearth stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves on SIGINT or SIGTERM. The handlers are installed by this call, not on first
+/// poll, so a signal sent as soon as the server says it is listening is not missed (it
+/// would otherwise kill the process outright instead of shutting it down gracefully).
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler can be installed");
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
-        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
-    let _ = interrupt.await;
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
