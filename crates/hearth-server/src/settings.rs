@@ -282,11 +282,6 @@ impl Settings {
         figment.merge(env.filter(|key| key != "config" && !key.as_str().starts_with("test_")).split("__"))
     }
 
-    /// Settings from the process environment and the optional file.
-    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
-        Self::figment(file, Env::prefixed("HEARTH_")).extract().map_err(Box::new)
-    }
-
     /// The database URL, defaulting to a SQLite file in the data directory.
     pub fn database_url(&self) -> String {
         self.database.url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("hearth.db").display()))
