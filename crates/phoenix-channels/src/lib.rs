@@ -11,12 +11,17 @@
 //! - V2 sends JSON as text frames `[join_ref, ref, topic, event, payload]` and binary
 //!   payloads as binary frames (push, reply and broadcast layouts); V1 sends JSON objects.
 //!
+//! - [`Channels`] routes what one socket receives by the protocol's rules (heartbeats,
+//!   joins, leaves, stale join_refs, unmatched topics), without I/O.
+//!
 //! References (`ref`, `join_ref`) are opaque JSON values echoed exactly as received.
 //! Decoding never panics: any bytes either decode or give a [`DecodeError`].
 
+mod channels;
 mod codec;
 mod message;
 
+pub use channels::{Channels, DEFAULT_MAX_CHANNELS, JoinRequest, Routed};
 pub use codec::{DecodeError, EncodeError, Frame, UnsupportedVsn, Vsn};
 pub use message::{Message, Payload, Ref};
 
