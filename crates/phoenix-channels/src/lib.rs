@@ -14,12 +14,15 @@
 //! - [`Channels`] routes what one socket receives by the protocol's rules (heartbeats,
 //!   joins, leaves, stale join_refs, unmatched topics), without I/O.
 //!
+//! - [`presence`] keeps a topic's presence and makes `presence_state` / `presence_diff`.
+//!
 //! References (`ref`, `join_ref`) are opaque JSON values echoed exactly as received.
 //! Decoding never panics: any bytes either decode or give a [`DecodeError`].
 
 mod channels;
 mod codec;
 mod message;
+pub mod presence;
 
 pub use channels::{Channels, DEFAULT_MAX_CHANNELS, JoinRequest, Routed};
 pub use codec::{DecodeError, EncodeError, Frame, UnsupportedVsn, Vsn};
