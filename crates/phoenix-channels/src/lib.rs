@@ -14,6 +14,8 @@
 //! - [`Channels`] routes what one socket receives by the protocol's rules (heartbeats,
 //!   joins, leaves, stale join_refs, unmatched topics), without I/O.
 //!
+//! - [`server`] (feature `server`) runs sockets on axum: checks before the upgrade, the
+//!   socket loop, pushes and broadcasts through a [`server::SocketHandle`].
 //! - [`presence`] keeps a topic's presence and makes `presence_state` / `presence_diff`.
 //!
 //! References (`ref`, `join_ref`) are opaque JSON values echoed exactly as received.
@@ -23,6 +25,8 @@ mod channels;
 mod codec;
 mod message;
 pub mod presence;
+#[cfg(feature = "server")]
+pub mod server;
 
 pub use channels::{Channels, DEFAULT_MAX_CHANNELS, JoinRequest, Routed};
 pub use codec::{DecodeError, EncodeError, Frame, UnsupportedVsn, Vsn};
