@@ -5,6 +5,7 @@
 //! with its own migrations under `migrations/<backend>/`, and the same contract tests
 //! (`tests/contract.rs`) run against both. Nothing here knows about HTTP.
 
+mod conversation;
 mod model;
 mod postgres;
 mod queries;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+pub use conversation::*;
 pub use model::*;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -35,6 +37,10 @@ pub enum StoreError {
     /// `database.url` names no backend hearth knows.
     #[error("unsupported database url (expected sqlite:// or postgres://)")]
     UnsupportedUrl,
+    /// The change breaks a rule of the data (e.g. the recipients of a message are not exactly
+    /// the conversation's members); names the rule for the error reply.
+    #[error("{0}")]
+    Rule(&'static str),
     /// A stored value could not be read back (e.g. an unknown theme).
     #[error("corrupt stored value in {0}")]
     Corrupt(&'static str),
@@ -168,12 +174,118 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         redemption: &Redemption,
         now: Timestamp,
     ) -> StoreResult<Uuid>;
+
+    // --- conversations ---
+
+    /// Creates a conversation with its members and the creator's keys.
+    /// [`StoreError::Conflict`]`("private_conversation")` if the two people already share a
+    /// private conversation; [`StoreError::NotFound`] if a member does not exist.
+    async fn create_conversation(&self, conversation: &NewConversation) -> StoreResult<Conversation>;
+
+    /// A conversation by id.
+    async fn conversation(&self, id: Uuid) -> StoreResult<Option<Conversation>>;
+
+    /// The user's conversations, oldest first.
+    async fn conversations_of(&self, user_id: Uuid) -> StoreResult<Vec<Conversation>>;
+
+    /// The members of a conversation, in the order they joined.
+    async fn member_ids(&self, conversation_id: Uuid) -> StoreResult<Vec<Uuid>>;
+
+    /// Everyone who shares at least one conversation with the user (not the user).
+    async fn conversation_partners(&self, user_id: Uuid) -> StoreResult<Vec<UserSummary>>;
+
+    /// The private conversation between two users, if there is one.
+    async fn private_conversation_between(&self, a: Uuid, b: Uuid) -> StoreResult<Option<Uuid>>;
+
+    /// Members' last read times (`None`: never read).
+    async fn read_times(&self, conversation_id: Uuid) -> StoreResult<Vec<(Uuid, Option<Timestamp>)>>;
+
+    /// Records that the member has read the conversation up to now.
+    /// [`StoreError::NotFound`] if they are not a member.
+    async fn mark_read(&self, conversation_id: Uuid, user_id: Uuid, now: Timestamp) -> StoreResult<()>;
+
+    /// Sets or clears a group's alias. [`StoreError::Rule`] for a private conversation.
+    async fn set_alias(&self, conversation_id: Uuid, alias: Option<&str>, now: Timestamp) -> StoreResult<Conversation>;
+
+    /// Adds members to a group (members already in it are ignored). [`StoreError::Rule`] for
+    /// a private conversation; [`StoreError::NotFound`] for an unknown user.
+    async fn add_members(&self, conversation_id: Uuid, users: &[Uuid], now: Timestamp) -> StoreResult<Conversation>;
+
+    /// Removes a member from a group, with their keys. [`StoreError::Rule`] for a private
+    /// conversation; [`StoreError::NotFound`] if they are not a member.
+    async fn leave_conversation(&self, conversation_id: Uuid, user_id: Uuid) -> StoreResult<()>;
+
+    /// Sets (or replaces) a member's keys. [`StoreError::NotFound`] if not a member.
+    async fn set_encryption_keys(
+        &self,
+        conversation_id: Uuid,
+        user_id: Uuid,
+        keys: &EncryptionKeys,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+
+    /// Every member's public key, for members who have set keys.
+    async fn public_keys(&self, conversation_id: Uuid) -> StoreResult<Vec<(Uuid, String)>>;
+
+    /// The member's sealed private key, if set.
+    async fn sealed_private_key(&self, conversation_id: Uuid, user_id: Uuid) -> StoreResult<Option<Vec<u8>>>;
+
+    /// Stores a send in one transaction: [`StoreError::NotFound`] if the sender is not a
+    /// member; [`StoreError::Rule`] unless the recipients are exactly the current members.
+    /// A resend with an earlier `client_msg_id` returns the earlier delivery (`fresh: false`).
+    async fn send_message(&self, message: &NewMessageGroup) -> StoreResult<MessageDelivery>;
+
+    /// Replaces every copy of a message group with new ciphertext. [`StoreError::NotFound`]
+    /// unless `sender` sent it; [`StoreError::Rule`] unless the recipients are exactly the
+    /// current members.
+    async fn edit_message(
+        &self,
+        message_group: Uuid,
+        sender: Uuid,
+        contents: &std::collections::BTreeMap<Uuid, String>,
+        now: Timestamp,
+    ) -> StoreResult<MessageDelivery>;
+
+    /// Deletes every copy of a message group; returns its conversation.
+    /// [`StoreError::NotFound`] unless `sender` sent it.
+    async fn delete_message(&self, message_group: Uuid, sender: Uuid) -> StoreResult<Uuid>;
+
+    /// The recipient's copies, newest first, older than the group `before` (exclusive).
+    async fn messages_page(
+        &self,
+        conversation_id: Uuid,
+        recipient: Uuid,
+        before: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredMessage>>;
+
+    /// Sealed private keys ordered by (conversation, user), after `after`, at most `limit`
+    /// (for re-sealing under a new vault key).
+    async fn sealed_private_keys(&self, after: Option<(Uuid, Uuid)>, limit: u32) -> StoreResult<Vec<SealedKeyRow>>;
+
+    /// Replaces a sealed private key if it is still `old` (false if it changed meanwhile).
+    async fn replace_sealed_private_key(
+        &self,
+        conversation_id: Uuid,
+        user_id: Uuid,
+        old: &[u8],
+        new: &[u8],
+    ) -> StoreResult<bool>;
 }
 
 /// Maps a unique-constraint violation to [`StoreError::Conflict`] naming `what`.
 fn on_unique(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
     move |error| match &error {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
+        _ => StoreError::Database(error),
+    }
+}
+
+/// Maps a foreign-key violation (a referenced row, e.g. a user, does not exist) to
+/// [`StoreError::NotFound`].
+fn on_foreign_key(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
         _ => StoreError::Database(error),
     }
 }

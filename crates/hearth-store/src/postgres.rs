@@ -26,4 +26,11 @@ impl PostgresStore {
     }
 }
 
-crate::queries::impl_store!(PostgresStore, Postgres, "postgres", "./migrations/postgres");
+crate::queries::impl_store!(
+    PostgresStore,
+    Postgres,
+    "postgres",
+    "./migrations/postgres",
+    " FOR SHARE",
+    " FOR NO KEY UPDATE"
+);

@@ -6,7 +6,11 @@
 //! begins, the migrations directory — is passed to [`impl_store!`], which instantiates the
 //! [`Store`](crate::Store) implementation for one backend.
 
-use crate::{Profile, StoreError, StoreResult, Theme};
+use std::collections::{BTreeMap, BTreeSet};
+
+use uuid::Uuid;
+
+use crate::{NewConversation, Profile, StoreError, StoreResult, Theme};
 
 /// A profile as stored: the theme as text and the recents as a JSON array.
 #[derive(sqlx::FromRow)]
@@ -34,9 +38,50 @@ pub(crate) fn recents_json(recents: &[String]) -> String {
 
 pub(crate) const USER_COLUMNS: &str = "id, email, display_name, password_hash, confirmed_at, inserted_at, updated_at";
 pub(crate) const DEVICE_COLUMNS: &str = "id, user_id, name, created_at, last_seen_at, revoked_at";
+pub(crate) const CONVERSATION_COLUMNS: &str = "id, private, alias, inserted_at, updated_at";
 
+/// The rule a send or edit breaks when its recipients are not the conversation's members.
+pub(crate) const RECIPIENTS_RULE: &str = "encrypted_messages must name exactly the conversation's members";
+
+/// A message row with its recipient:
+/// `(recipient_id, id, message_group, sender, content, inserted_at, updated_at)`.
+pub(crate) type MessageRow = (Uuid, Uuid, Uuid, Uuid, String, crate::Timestamp, crate::Timestamp);
+
+/// Checks a conversation to create against the rules; returns its `private_pair` (the two
+/// members' textual ids sorted and joined by `:`) when it is private.
+pub(crate) fn check_new_conversation(conversation: &NewConversation) -> StoreResult<Option<String>> {
+    let members = &conversation.members;
+    if conversation.private && (members.len() != 2 || conversation.alias.is_some()) {
+        return Err(StoreError::Rule("a private conversation has exactly two members and no alias"));
+    }
+    let distinct: BTreeSet<Uuid> = members.iter().copied().collect();
+    if distinct.len() != members.len() || !distinct.contains(&conversation.creator) {
+        return Err(StoreError::Rule("a conversation's members are distinct and include its creator"));
+    }
+    Ok(conversation.private.then(|| {
+        let pair: Vec<String> = distinct.iter().map(Uuid::to_string).collect();
+        pair.join(":")
+    }))
+}
+
+/// The `private_pair` of the private conversation between `a` and `b`.
+pub(crate) fn private_pair(a: Uuid, b: Uuid) -> String {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    format!("{lo}:{hi}")
+}
+
+/// [`StoreError::Rule`] unless the recipients are exactly the members.
+pub(crate) fn check_recipients(members: &BTreeSet<Uuid>, contents: &BTreeMap<Uuid, String>) -> StoreResult<()> {
+    if contents.keys().eq(members.iter()) { Ok(()) } else { Err(StoreError::Rule(RECIPIENTS_RULE)) }
+}
+
+/// `$share_lock` and `$update_lock` end a `SELECT … FROM conversations WHERE id = $1` to lock
+/// that row against membership changes (shared: sends and edits) or for one (exclusive:
+/// adding and leaving), until the transaction ends. PostgreSQL needs `FOR SHARE` / `FOR NO
+/// KEY UPDATE`; SQLite passes empty strings, as its write transactions (`BEGIN IMMEDIATE`)
+/// hold the whole database already.
 macro_rules! impl_store {
-    ($store:ident, $db:ident, $name:literal, $migrations:literal) => {
+    ($store:ident, $db:ident, $name:literal, $migrations:literal, $share_lock:literal, $update_lock:literal) => {
         impl $store {
             async fn insert_session(
                 tx: &mut sqlx::Transaction<'static, $db>,
@@ -111,6 +156,96 @@ macro_rules! impl_store {
                     return Err(crate::StoreError::NotFound);
                 }
                 Self::revoke_everything(tx, user_id, now).await
+            }
+
+            /// Locks the conversation against membership changes until the transaction
+            /// ends and returns its current members (none if it does not exist).
+            async fn members_locked_in(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                conversation_id: uuid::Uuid,
+            ) -> crate::StoreResult<std::collections::BTreeSet<uuid::Uuid>> {
+                sqlx::query(concat!("SELECT id FROM conversations WHERE id = $1", $share_lock))
+                    .bind(conversation_id)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                let members: Vec<uuid::Uuid> =
+                    sqlx::query_scalar("SELECT user_id FROM conversation_members WHERE conversation_id = $1")
+                        .bind(conversation_id)
+                        .fetch_all(&mut **tx)
+                        .await?;
+                Ok(members.into_iter().collect())
+            }
+
+            /// Locks the conversation for a membership change until the transaction ends;
+            /// whether it is private, or `None` if it does not exist.
+            async fn lock_for_membership_change_in(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                conversation_id: uuid::Uuid,
+            ) -> crate::StoreResult<Option<bool>> {
+                Ok(sqlx::query_scalar(concat!("SELECT private FROM conversations WHERE id = $1", $update_lock))
+                    .bind(conversation_id)
+                    .fetch_optional(&mut **tx)
+                    .await?)
+            }
+
+            async fn conversation_in(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                conversation_id: uuid::Uuid,
+            ) -> crate::StoreResult<crate::Conversation> {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {} FROM conversations WHERE id = $1",
+                    crate::queries::CONVERSATION_COLUMNS
+                )))
+                .bind(conversation_id)
+                .fetch_optional(&mut **tx)
+                .await?
+                .ok_or(crate::StoreError::NotFound)
+            }
+
+            /// The group a sender sent earlier with this `client_msg_id`.
+            async fn group_by_client_msg_id_in(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                conversation_id: uuid::Uuid,
+                sender: uuid::Uuid,
+                client_msg_id: &str,
+            ) -> crate::StoreResult<Option<uuid::Uuid>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT id FROM message_groups WHERE conversation_id = $1 AND sender_id = $2 AND client_msg_id = $3",
+                )
+                .bind(conversation_id)
+                .bind(sender)
+                .bind(client_msg_id)
+                .fetch_optional(&mut **tx)
+                .await?)
+            }
+
+            /// Every recipient's copy of a message group.
+            async fn delivery_in(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                message_group: uuid::Uuid,
+                fresh: bool,
+            ) -> crate::StoreResult<crate::MessageDelivery> {
+                let conversation_id: uuid::Uuid =
+                    sqlx::query_scalar("SELECT conversation_id FROM message_groups WHERE id = $1")
+                        .bind(message_group)
+                        .fetch_optional(&mut **tx)
+                        .await?
+                        .ok_or(crate::StoreError::NotFound)?;
+                let rows: Vec<crate::queries::MessageRow> = sqlx::query_as(
+                    "SELECT m.recipient_id, m.id, m.message_group_id, g.sender_id, m.content, m.inserted_at, m.updated_at \
+                     FROM messages m JOIN message_groups g ON g.id = m.message_group_id \
+                     WHERE m.message_group_id = $1",
+                )
+                .bind(message_group)
+                .fetch_all(&mut **tx)
+                .await?;
+                let messages = rows
+                    .into_iter()
+                    .map(|(recipient, id, message_group, sender, content, inserted_at, updated_at)| {
+                        (recipient, crate::StoredMessage { id, message_group, sender, content, inserted_at, updated_at })
+                    })
+                    .collect();
+                Ok(crate::MessageDelivery { conversation_id, messages, fresh })
             }
         }
 
@@ -496,6 +631,472 @@ macro_rules! impl_store {
                 }
                 tx.commit().await?;
                 Ok(owner)
+            }
+
+            async fn create_conversation(
+                &self,
+                conversation: &crate::NewConversation,
+            ) -> crate::StoreResult<crate::Conversation> {
+                let private_pair = crate::queries::check_new_conversation(conversation)?;
+                let mut tx = self.begin_write().await?;
+                let created: crate::Conversation = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO conversations (id, private, alias, private_pair, inserted_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $5) RETURNING {}",
+                    crate::queries::CONVERSATION_COLUMNS
+                )))
+                .bind(conversation.id)
+                .bind(conversation.private)
+                .bind(&conversation.alias)
+                .bind(&private_pair)
+                .bind(conversation.now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(crate::on_unique("private_conversation"))?;
+                for member in &conversation.members {
+                    sqlx::query(
+                        "INSERT INTO conversation_members (conversation_id, user_id, joined_at) VALUES ($1, $2, $3)",
+                    )
+                    .bind(conversation.id)
+                    .bind(member)
+                    .bind(conversation.now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(crate::on_foreign_key)?;
+                }
+                sqlx::query(
+                    "INSERT INTO encryption_keys (conversation_id, user_id, public_key, private_key, inserted_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $5)",
+                )
+                .bind(conversation.id)
+                .bind(conversation.creator)
+                .bind(&conversation.creator_keys.public_key)
+                .bind(&conversation.creator_keys.sealed_private_key)
+                .bind(conversation.now)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(created)
+            }
+
+            async fn conversation(&self, id: uuid::Uuid) -> crate::StoreResult<Option<crate::Conversation>> {
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {} FROM conversations WHERE id = $1",
+                    crate::queries::CONVERSATION_COLUMNS
+                )))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn conversations_of(&self, user_id: uuid::Uuid) -> crate::StoreResult<Vec<crate::Conversation>> {
+                Ok(sqlx::query_as(
+                    "SELECT c.id, c.private, c.alias, c.inserted_at, c.updated_at \
+                     FROM conversations c JOIN conversation_members m ON m.conversation_id = c.id \
+                     WHERE m.user_id = $1 ORDER BY c.inserted_at, c.id",
+                )
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn member_ids(&self, conversation_id: uuid::Uuid) -> crate::StoreResult<Vec<uuid::Uuid>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT user_id FROM conversation_members WHERE conversation_id = $1 ORDER BY joined_at, user_id",
+                )
+                .bind(conversation_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn conversation_partners(&self, user_id: uuid::Uuid) -> crate::StoreResult<Vec<crate::UserSummary>> {
+                let rows: Vec<(uuid::Uuid, String, String)> = sqlx::query_as(
+                    "SELECT DISTINCT u.id, u.email, u.display_name \
+                     FROM conversation_members mine \
+                     JOIN conversation_members theirs ON theirs.conversation_id = mine.conversation_id \
+                     JOIN users u ON u.id = theirs.user_id \
+                     WHERE mine.user_id = $1 AND theirs.user_id <> $1 ORDER BY u.id",
+                )
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(id, email, display_name)| crate::UserSummary { id, email, display_name })
+                    .collect())
+            }
+
+            async fn private_conversation_between(
+                &self,
+                a: uuid::Uuid,
+                b: uuid::Uuid,
+            ) -> crate::StoreResult<Option<uuid::Uuid>> {
+                Ok(sqlx::query_scalar("SELECT id FROM conversations WHERE private_pair = $1")
+                    .bind(crate::queries::private_pair(a, b))
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn read_times(
+                &self,
+                conversation_id: uuid::Uuid,
+            ) -> crate::StoreResult<Vec<(uuid::Uuid, Option<crate::Timestamp>)>> {
+                Ok(sqlx::query_as(
+                    "SELECT user_id, read_at FROM conversation_members WHERE conversation_id = $1 \
+                     ORDER BY joined_at, user_id",
+                )
+                .bind(conversation_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn mark_read(
+                &self,
+                conversation_id: uuid::Uuid,
+                user_id: uuid::Uuid,
+                now: crate::Timestamp,
+            ) -> crate::StoreResult<()> {
+                let updated = sqlx::query(
+                    "UPDATE conversation_members SET read_at = $3 WHERE conversation_id = $1 AND user_id = $2",
+                )
+                .bind(conversation_id)
+                .bind(user_id)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                if updated.rows_affected() == 0 {
+                    return Err(crate::StoreError::NotFound);
+                }
+                Ok(())
+            }
+
+            async fn set_alias(
+                &self,
+                conversation_id: uuid::Uuid,
+                alias: Option<&str>,
+                now: crate::Timestamp,
+            ) -> crate::StoreResult<crate::Conversation> {
+                let updated: Option<crate::Conversation> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "UPDATE conversations SET alias = $2, updated_at = $3 WHERE id = $1 AND NOT private RETURNING {}",
+                    crate::queries::CONVERSATION_COLUMNS
+                )))
+                .bind(conversation_id)
+                .bind(alias)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+                if let Some(conversation) = updated {
+                    return Ok(conversation);
+                }
+                // Whether a conversation can be private never changes, so this tells why.
+                let private: Option<bool> = sqlx::query_scalar("SELECT private FROM conversations WHERE id = $1")
+                    .bind(conversation_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                match private {
+                    Some(true) => Err(crate::StoreError::Rule("a private conversation has no alias")),
+                    _ => Err(crate::StoreError::NotFound),
+                }
+            }
+
+            async fn add_members(
+                &self,
+                conversation_id: uuid::Uuid,
+                users: &[uuid::Uuid],
+                now: crate::Timestamp,
+            ) -> crate::StoreResult<crate::Conversation> {
+                let mut tx = self.begin_write().await?;
+                match Self::lock_for_membership_change_in(&mut tx, conversation_id).await? {
+                    None => return Err(crate::StoreError::NotFound),
+                    Some(true) => return Err(crate::StoreError::Rule("a private conversation cannot get new members")),
+                    Some(false) => {}
+                }
+                let mut added = 0;
+                for user in users {
+                    added += sqlx::query(
+                        "INSERT INTO conversation_members (conversation_id, user_id, joined_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (conversation_id, user_id) DO NOTHING",
+                    )
+                    .bind(conversation_id)
+                    .bind(user)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(crate::on_foreign_key)?
+                    .rows_affected();
+                }
+                if added > 0 {
+                    sqlx::query("UPDATE conversations SET updated_at = $2 WHERE id = $1")
+                        .bind(conversation_id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let conversation = Self::conversation_in(&mut tx, conversation_id).await?;
+                tx.commit().await?;
+                Ok(conversation)
+            }
+
+            async fn leave_conversation(&self, conversation_id: uuid::Uuid, user_id: uuid::Uuid) -> crate::StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                match Self::lock_for_membership_change_in(&mut tx, conversation_id).await? {
+                    None => return Err(crate::StoreError::NotFound),
+                    Some(true) => return Err(crate::StoreError::Rule("a private conversation cannot be left")),
+                    Some(false) => {}
+                }
+                // The member's keys go with the membership (ON DELETE CASCADE).
+                let deleted = sqlx::query("DELETE FROM conversation_members WHERE conversation_id = $1 AND user_id = $2")
+                    .bind(conversation_id)
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+                if deleted.rows_affected() == 0 {
+                    return Err(crate::StoreError::NotFound);
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn set_encryption_keys(
+                &self,
+                conversation_id: uuid::Uuid,
+                user_id: uuid::Uuid,
+                keys: &crate::EncryptionKeys,
+                now: crate::Timestamp,
+            ) -> crate::StoreResult<()> {
+                // Only members have a row to reference: anyone else breaks the foreign key.
+                sqlx::query(
+                    "INSERT INTO encryption_keys (conversation_id, user_id, public_key, private_key, inserted_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $5) \
+                     ON CONFLICT (conversation_id, user_id) DO UPDATE \
+                     SET public_key = excluded.public_key, private_key = excluded.private_key, updated_at = excluded.updated_at",
+                )
+                .bind(conversation_id)
+                .bind(user_id)
+                .bind(&keys.public_key)
+                .bind(&keys.sealed_private_key)
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(crate::on_foreign_key)?;
+                Ok(())
+            }
+
+            async fn public_keys(&self, conversation_id: uuid::Uuid) -> crate::StoreResult<Vec<(uuid::Uuid, String)>> {
+                Ok(sqlx::query_as(
+                    "SELECT user_id, public_key FROM encryption_keys WHERE conversation_id = $1 ORDER BY user_id",
+                )
+                .bind(conversation_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn sealed_private_key(
+                &self,
+                conversation_id: uuid::Uuid,
+                user_id: uuid::Uuid,
+            ) -> crate::StoreResult<Option<Vec<u8>>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT private_key FROM encryption_keys WHERE conversation_id = $1 AND user_id = $2",
+                )
+                .bind(conversation_id)
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn send_message(&self, message: &crate::NewMessageGroup) -> crate::StoreResult<crate::MessageDelivery> {
+                let mut tx = self.begin_write().await?;
+                let members = Self::members_locked_in(&mut tx, message.conversation_id).await?;
+                if let Some(client_msg_id) = &message.client_msg_id {
+                    let earlier =
+                        Self::group_by_client_msg_id_in(&mut tx, message.conversation_id, message.sender, client_msg_id)
+                            .await?;
+                    if let Some(group) = earlier {
+                        return Self::delivery_in(&mut tx, group, false).await;
+                    }
+                }
+                if !members.contains(&message.sender) {
+                    return Err(crate::StoreError::NotFound);
+                }
+                crate::queries::check_recipients(&members, &message.contents)?;
+                // A concurrent send with the same client_msg_id that got in first makes this
+                // insert do nothing (on PostgreSQL it waits for that send to commit).
+                let inserted: Option<uuid::Uuid> = sqlx::query_scalar(
+                    "INSERT INTO message_groups (id, conversation_id, sender_id, client_msg_id, inserted_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $5) \
+                     ON CONFLICT (conversation_id, sender_id, client_msg_id) DO NOTHING RETURNING id",
+                )
+                .bind(message.id)
+                .bind(message.conversation_id)
+                .bind(message.sender)
+                .bind(&message.client_msg_id)
+                .bind(message.now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if inserted.is_none() {
+                    let client_msg_id = message.client_msg_id.as_deref().unwrap_or_default();
+                    let earlier =
+                        Self::group_by_client_msg_id_in(&mut tx, message.conversation_id, message.sender, client_msg_id)
+                            .await?
+                            .ok_or(crate::StoreError::Conflict("client_msg_id"))?;
+                    return Self::delivery_in(&mut tx, earlier, false).await;
+                }
+                let mut messages = std::collections::BTreeMap::new();
+                for (recipient, content) in &message.contents {
+                    let stored = crate::StoredMessage {
+                        id: uuid::Uuid::now_v7(),
+                        message_group: message.id,
+                        sender: message.sender,
+                        content: content.clone(),
+                        inserted_at: message.now,
+                        updated_at: message.now,
+                    };
+                    sqlx::query(
+                        "INSERT INTO messages (id, message_group_id, recipient_id, content, inserted_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $5)",
+                    )
+                    .bind(stored.id)
+                    .bind(message.id)
+                    .bind(recipient)
+                    .bind(&stored.content)
+                    .bind(message.now)
+                    .execute(&mut *tx)
+                    .await?;
+                    messages.insert(*recipient, stored);
+                }
+                tx.commit().await?;
+                Ok(crate::MessageDelivery { conversation_id: message.conversation_id, messages, fresh: true })
+            }
+
+            async fn edit_message(
+                &self,
+                message_group: uuid::Uuid,
+                sender: uuid::Uuid,
+                contents: &std::collections::BTreeMap<uuid::Uuid, String>,
+                now: crate::Timestamp,
+            ) -> crate::StoreResult<crate::MessageDelivery> {
+                let mut tx = self.begin_write().await?;
+                let (conversation_id, sent_at): (uuid::Uuid, crate::Timestamp) = sqlx::query_as(
+                    "UPDATE message_groups SET updated_at = $3 WHERE id = $1 AND sender_id = $2 \
+                     RETURNING conversation_id, inserted_at",
+                )
+                .bind(message_group)
+                .bind(sender)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(crate::StoreError::NotFound)?;
+                let members = Self::members_locked_in(&mut tx, conversation_id).await?;
+                crate::queries::check_recipients(&members, contents)?;
+                // Copies of people who have left since go; those who joined since get one,
+                // dated when the message was sent.
+                sqlx::query(
+                    "DELETE FROM messages WHERE message_group_id = $1 AND recipient_id NOT IN \
+                     (SELECT user_id FROM conversation_members WHERE conversation_id = $2)",
+                )
+                .bind(message_group)
+                .bind(conversation_id)
+                .execute(&mut *tx)
+                .await?;
+                for (recipient, content) in contents {
+                    sqlx::query(
+                        "INSERT INTO messages (id, message_group_id, recipient_id, content, inserted_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6) \
+                         ON CONFLICT (message_group_id, recipient_id) DO UPDATE \
+                         SET content = excluded.content, updated_at = excluded.updated_at",
+                    )
+                    .bind(uuid::Uuid::now_v7())
+                    .bind(message_group)
+                    .bind(recipient)
+                    .bind(content)
+                    .bind(sent_at)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                let delivery = Self::delivery_in(&mut tx, message_group, true).await?;
+                tx.commit().await?;
+                Ok(delivery)
+            }
+
+            async fn delete_message(&self, message_group: uuid::Uuid, sender: uuid::Uuid) -> crate::StoreResult<uuid::Uuid> {
+                // The copies go with the group (ON DELETE CASCADE).
+                sqlx::query_scalar("DELETE FROM message_groups WHERE id = $1 AND sender_id = $2 RETURNING conversation_id")
+                    .bind(message_group)
+                    .bind(sender)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .ok_or(crate::StoreError::NotFound)
+            }
+
+            async fn messages_page(
+                &self,
+                conversation_id: uuid::Uuid,
+                recipient: uuid::Uuid,
+                before: Option<uuid::Uuid>,
+                limit: u32,
+            ) -> crate::StoreResult<Vec<crate::StoredMessage>> {
+                Ok(sqlx::query_as(
+                    "SELECT m.id, m.message_group_id AS message_group, g.sender_id AS sender, m.content, \
+                     m.inserted_at, m.updated_at \
+                     FROM message_groups g JOIN messages m ON m.message_group_id = g.id \
+                     WHERE g.conversation_id = $1 AND m.recipient_id = $2 AND g.id < $3 \
+                     ORDER BY g.id DESC LIMIT $4",
+                )
+                .bind(conversation_id)
+                .bind(recipient)
+                // The max UUID sorts after every real id on both backends (bytewise).
+                .bind(before.unwrap_or(uuid::Uuid::max()))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn sealed_private_keys(
+                &self,
+                after: Option<(uuid::Uuid, uuid::Uuid)>,
+                limit: u32,
+            ) -> crate::StoreResult<Vec<crate::SealedKeyRow>> {
+                let (conversation_id, user_id) = after.unwrap_or_default();
+                let rows: Vec<(uuid::Uuid, uuid::Uuid, Vec<u8>)> = sqlx::query_as(
+                    "SELECT conversation_id, user_id, private_key FROM encryption_keys \
+                     WHERE $1 OR (conversation_id, user_id) > ($2, $3) \
+                     ORDER BY conversation_id, user_id LIMIT $4",
+                )
+                .bind(after.is_none())
+                .bind(conversation_id)
+                .bind(user_id)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(conversation_id, user_id, sealed_private_key)| crate::SealedKeyRow {
+                        conversation_id,
+                        user_id,
+                        sealed_private_key,
+                    })
+                    .collect())
+            }
+
+            async fn replace_sealed_private_key(
+                &self,
+                conversation_id: uuid::Uuid,
+                user_id: uuid::Uuid,
+                old: &[u8],
+                new: &[u8],
+            ) -> crate::StoreResult<bool> {
+                let replaced = sqlx::query(
+                    "UPDATE encryption_keys SET private_key = $4 \
+                     WHERE conversation_id = $1 AND user_id = $2 AND private_key = $3",
+                )
+                .bind(conversation_id)
+                .bind(user_id)
+                .bind(old)
+                .bind(new)
+                .execute(&self.pool)
+                .await?;
+                Ok(replaced.rows_affected() == 1)
             }
         }
     };

@@ -34,4 +34,4 @@ impl SqliteStore {
     }
 }
 
-crate::queries::impl_store!(SqliteStore, Sqlite, "sqlite", "./migrations/sqlite");
+crate::queries::impl_store!(SqliteStore, Sqlite, "sqlite", "./migrations/sqlite", "", "");
