@@ -11,6 +11,7 @@ mod error;
 mod extract;
 mod http;
 mod page_token;
+mod realtime;
 mod secrets;
 pub mod settings;
 mod state;
@@ -97,6 +98,8 @@ impl Server {
         let mailer = Mailer::new(&settings.email, settings.data_dir.join("outbox"))
             .map_err(|e| ServerError::Config(format!("email: {e}")))?;
         let public_url: Arc<str> = settings.public_url(local_addr).into();
+        let hub = Arc::new(realtime::hub::Hub::new());
+        let socket_config = realtime::socket::socket_config(&settings.realtime);
         let state = AppState {
             sessions: Sessions::new(AccessTokens::new(&secrets.server, auth.access_token_ttl_secs), store.clone()),
             page_tokens: PageTokens::new(&secrets.server),
@@ -107,6 +110,9 @@ impl Server {
             mailer: Arc::new(mailer),
             public_url,
             vault: Arc::new(secrets.vault),
+            hub: hub.clone(),
+            pubsub: Arc::new(realtime::pubsub::InProcess::new(hub)),
+            socket_config,
         };
         let app = http::router(state);
         Ok(Self { listener, local_addr, app, tls, attempts })

@@ -42,6 +42,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Outgoing email.
     pub email: EmailSettings,
+    /// Real-time sockets.
+    pub realtime: RealtimeSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -56,6 +58,7 @@ impl Default for Settings {
             secrets: SecretSettings::default(),
             auth: AuthSettings::default(),
             email: EmailSettings::default(),
+            realtime: RealtimeSettings::default(),
             log: LogSettings::default(),
         }
     }
@@ -220,6 +223,26 @@ pub enum SmtpTls {
     Starttls,
     /// TLS from the start (port 465).
     Tls,
+}
+
+/// Real-time sockets (Phoenix Channels at `/socket/websocket`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RealtimeSettings {
+    /// A socket that sends nothing (not even a heartbeat) for this long is closed.
+    pub idle_timeout_secs: u64,
+    /// Largest frame accepted; larger ones close the socket with 1009.
+    pub max_frame_bytes: usize,
+    /// Events queued for one socket before it counts as too slow and is disconnected.
+    pub socket_queue: usize,
+    /// Channels one socket may join.
+    pub max_channels: usize,
+}
+
+impl Default for RealtimeSettings {
+    fn default() -> Self {
+        Self { idle_timeout_secs: 60, max_frame_bytes: 2 * 1024 * 1024, socket_queue: 256, max_channels: 100 }
+    }
 }
 
 /// Logging.

@@ -29,6 +29,11 @@ pub struct AppState {
     /// Base URL for links.
     pub public_url: Arc<str>,
     /// Keys for sealing values at rest.
-    #[expect(dead_code, reason = "nothing is sealed until conversation keys arrive with the real-time layer")]
     pub vault: Arc<hearth_vault::KeyRing>,
+    /// This instance's sockets.
+    pub hub: Arc<crate::realtime::hub::Hub>,
+    /// Carries events to every instance's sockets.
+    pub pubsub: Arc<dyn crate::realtime::pubsub::PubSub>,
+    /// Socket limits.
+    pub socket_config: phoenix_channels::server::SocketConfig,
 }

@@ -15,6 +15,7 @@ use super::replies::UserWithProfile;
 use crate::email::Letter;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{AuthUser, Json};
+use crate::realtime::hub::Envelope;
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -45,6 +46,7 @@ async fn me(State(state): State<AppState>, auth: AuthUser) -> ApiResult<axum::Js
     responses((status = 204, description = "signed out everywhere"), (status = 401, body = ErrorBody)))]
 async fn signout_all(State(state): State<AppState>, auth: AuthUser) -> ApiResult<StatusCode> {
     state.store.revoke_all_devices(auth.user_id, Timestamp::now()).await?;
+    state.pubsub.publish(Envelope::DisconnectUser { user: auth.user_id }).await;
     tracing::info!(user = %auth.user_id, "signed out everywhere");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -115,6 +117,7 @@ async fn change_password(
     verify_current_password(&state, auth.user_id, request.password).await?;
     let password_hash = state.passwords.hash(new_password).await.map_err(ApiError::internal)?;
     state.store.replace_password(auth.user_id, &password_hash, Timestamp::now()).await?;
+    state.pubsub.publish(Envelope::DisconnectUser { user: auth.user_id }).await;
     tracing::info!(user = %auth.user_id, "password changed; all sessions signed out");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -247,6 +250,7 @@ async fn delete_account(
 ) -> ApiResult<StatusCode> {
     verify_current_password(&state, auth.user_id, request.password).await?;
     state.store.delete_user(auth.user_id).await?;
+    state.pubsub.publish(Envelope::DisconnectUser { user: auth.user_id }).await;
     tracing::info!(user = %auth.user_id, "account deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -16,6 +16,7 @@ use super::replies::{PendingSession, PublicUser, SessionReply, session_reply};
 use crate::email::Letter;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ClientIp, Json};
+use crate::realtime::hub::Envelope;
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -311,6 +312,7 @@ async fn reset_password(
         .ok_or_else(invalid_token)?;
     let password_hash = state.passwords.hash(new_password).await.map_err(ApiError::internal)?;
     let user_id = redeem(&state, &request.token, &Redemption::ResetPassword { password_hash }).await?;
+    state.pubsub.publish(Envelope::DisconnectUser { user: user_id }).await;
     tracing::info!(user = %user_id, "password reset; all sessions signed out");
     Ok(StatusCode::NO_CONTENT)
 }

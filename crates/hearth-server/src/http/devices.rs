@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::auth::issue_one_time_token;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::AuthUser;
+use crate::realtime::hub::Envelope;
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -64,6 +65,7 @@ async fn revoke_device(State(state): State<AppState>, auth: AuthUser, Path(id): 
     // A malformed id names no device of the user's: the same 404 as any other.
     let device_id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
     state.store.revoke_device(auth.user_id, device_id, Timestamp::now()).await?;
+    state.pubsub.publish(Envelope::DisconnectDevices { devices: vec![device_id] }).await;
     tracing::info!(user = %auth.user_id, device = %device_id, "device signed out");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,6 +3,7 @@
 
 mod account;
 mod auth;
+mod conversations;
 mod devices;
 mod fields;
 mod health;
@@ -59,6 +60,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(auth::routes())
         .merge(account::routes())
         .merge(users::routes())
+        .merge(conversations::routes())
         .merge(devices::routes())
         .merge(health::routes())
 }
@@ -85,6 +87,8 @@ pub fn router(state: AppState) -> axum::Router {
     let settings = state.settings.clone();
     let router = router
         .route("/api/openapi.json", axum::routing::get(move || async move { axum::Json(openapi) }))
+        // Phoenix Channels; not REST, so not in the OpenAPI document.
+        .route("/socket/websocket", axum::routing::get(crate::realtime::socket::connect))
         .with_state(state);
     with_middleware(router, settings)
 }

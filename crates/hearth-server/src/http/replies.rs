@@ -86,6 +86,18 @@ pub struct ConversationSummary {
     pub updated_at: Timestamp,
 }
 
+impl From<&hearth_store::Conversation> for ConversationSummary {
+    fn from(conversation: &hearth_store::Conversation) -> Self {
+        Self {
+            id: conversation.id,
+            private: conversation.private,
+            alias: conversation.alias.clone(),
+            inserted_at: conversation.inserted_at,
+            updated_at: conversation.updated_at,
+        }
+    }
+}
+
 /// The reply to register, login, refresh and device linking.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionReply {
@@ -133,11 +145,12 @@ pub async fn session_reply(
     now: Timestamp,
 ) -> ApiResult<SessionReply> {
     let profile = state.store.profile(user.id).await?;
+    let conversations = state.store.conversations_of(user.id).await?;
+    let partners = state.store.conversation_partners(user.id).await?;
     Ok(SessionReply {
         user: UserWithProfile::new(user, profile),
-        // Conversations arrive with the real-time layer; an account has none before it.
-        conversations: Vec::new(),
-        users: Vec::new(),
+        conversations: conversations.iter().map(ConversationSummary::from).collect(),
+        users: partners.into_iter().map(PublicUser::from).collect(),
         auth_token: state.sessions.tokens().issue(user.id, device_id, now),
         refresh_token: refresh_token.expose().to_owned(),
     })

@@ -118,11 +118,14 @@ async fn cors_allows_only_the_configured_origins() {
 /// Every route the router serves, as (path, method).
 const ROUTES: &[(&str, &str)] = &[
     ("/api/account", "delete"),
+    ("/api/conversations", "get"),
+    ("/api/conversations/private/{user_id}", "get"),
     ("/api/devices", "get"),
     ("/api/devices/link", "post"),
     ("/api/devices/{id}", "delete"),
     ("/api/email", "patch"),
     ("/api/me", "get"),
+    ("/api/messages", "get"),
     ("/api/openapi.json", "get"),
     ("/api/password", "patch"),
     ("/api/profile", "patch"),
@@ -163,7 +166,9 @@ async fn the_openapi_document_lists_exactly_the_served_routes() {
     // Every listed route is really served: neither 404 nor 405 (without credentials or a
     // body they answer 200, 400 or 401).
     for (path, method) in ROUTES {
-        let path = path.replace("{id}", &uuid::Uuid::now_v7().to_string());
+        let path = path
+            .replace("{id}", &uuid::Uuid::now_v7().to_string())
+            .replace("{user_id}", &uuid::Uuid::now_v7().to_string());
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("a method");
         let reply = app.send(app.request(method.clone(), &path, None)).await;
         assert!(

@@ -19,4 +19,5 @@ mod profile;
 mod refresh;
 mod register;
 mod signout;
+mod sockets;
 mod users;

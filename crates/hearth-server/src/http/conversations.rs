@@ -1,0 +1,99 @@
+//! Conversations over REST: the user's list, the private conversation with someone, and a
+//! conversation's history a page at a time.
+
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::replies::ConversationSummary;
+use super::users::page_size;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{AuthUser, Query};
+use crate::realtime::conversation::{messages_page, page_cursor};
+use crate::state::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_conversations)).routes(routes!(private_with)).routes(routes!(messages))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct ConversationList {
+    items: Vec<ConversationSummary>,
+}
+
+/// # GET /api/conversations (+)
+#[utoipa::path(get, path = "/api/conversations", tag = "conversations", security(("bearer" = [])),
+    responses((status = 200, body = ConversationList), (status = 401, body = ErrorBody)))]
+async fn list_conversations(State(state): State<AppState>, auth: AuthUser) -> ApiResult<axum::Json<ConversationList>> {
+    let conversations = state.store.conversations_of(auth.user_id).await?;
+    Ok(axum::Json(ConversationList { items: conversations.iter().map(ConversationSummary::from).collect() }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct PrivateConversation {
+    /// Null when the two users share no private conversation.
+    conversation_id: Option<Uuid>,
+}
+
+/// # GET /api/conversations/private/{user_id}
+#[utoipa::path(get, path = "/api/conversations/private/{user_id}", tag = "conversations", security(("bearer" = [])),
+    params(("user_id" = String, Path, description = "The other user")),
+    responses((status = 200, body = PrivateConversation), (status = 401, body = ErrorBody)))]
+async fn private_with(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(user_id): Path<String>,
+) -> ApiResult<axum::Json<PrivateConversation>> {
+    // A malformed id names nobody: no conversation.
+    let conversation_id = match Uuid::parse_str(&user_id) {
+        Ok(other) => state.store.private_conversation_between(auth.user_id, other).await?,
+        Err(_) => None,
+    };
+    Ok(axum::Json(PrivateConversation { conversation_id }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+struct MessagesQuery {
+    /// The conversation.
+    conversation_id: Option<String>,
+    /// Token from the previous page; absent for the newest messages.
+    page_token: Option<String>,
+    /// Items per page, 1–100 (default 50).
+    #[param(value_type = Option<u32>)]
+    page_size: Option<String>,
+}
+
+/// A page of the caller's copies of a conversation's messages, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+struct MessagePage {
+    #[schema(value_type = Vec<Object>)]
+    items: Vec<serde_json::Value>,
+    /// Null on the last page.
+    page_token: Option<String>,
+}
+
+/// # GET /api/messages
+#[utoipa::path(get, path = "/api/messages", tag = "conversations", security(("bearer" = [])), params(MessagesQuery),
+    responses((status = 200, body = MessagePage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn messages(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Query(query): Query<MessagesQuery>,
+) -> ApiResult<axum::Json<serde_json::Value>> {
+    let conversation_id =
+        query.conversation_id.as_deref().ok_or_else(|| ApiError::invalid("conversation_id", "is required"))?;
+    let conversation_id = Uuid::parse_str(conversation_id).map_err(|_| ApiError::NotFound)?;
+    let size = page_size(query.page_size.as_deref())?;
+    if !state.store.member_ids(conversation_id).await?.contains(&auth.user_id) {
+        return Err(ApiError::NotFound);
+    }
+    let before = match query.page_token.as_deref() {
+        Some(token) => Some(page_cursor(&state, conversation_id, token)?),
+        None => None,
+    };
+    Ok(axum::Json(messages_page(&state, conversation_id, auth.user_id, before, size).await?))
+}

@@ -1,0 +1,7 @@
+//! Real-time: Phoenix Channels sockets, the topics of seed 002, presence, and the pub/sub
+//! that carries events to every socket that should see them.
+
+pub mod conversation;
+pub mod hub;
+pub mod pubsub;
+pub mod socket;

@@ -1,0 +1,117 @@
+//! `GET /socket/websocket`: authenticate, then run a Phoenix socket whose topics are seed
+//! 002's: `system:general`, `user:{id}` and `conversation:{id}`.
+//!
+//! The access token comes from the `token` connect param or the bearer subprotocol; a
+//! missing, bad or revoked one is refused with 403 before the upgrade, so a revoked device
+//! cannot reconnect.
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use phoenix_channels::Payload;
+use phoenix_channels::server::{ConnectRequest, Handler, Refused, Reply, SocketConfig, SocketHandle};
+use serde_json::Value;
+
+use super::conversation;
+use super::hub::SocketId;
+use crate::extract::AuthUser;
+use crate::state::AppState;
+
+/// The socket limits from the settings.
+pub fn socket_config(settings: &crate::settings::RealtimeSettings) -> SocketConfig {
+    SocketConfig {
+        idle_timeout: std::time::Duration::from_secs(settings.idle_timeout_secs.max(1)),
+        max_message_size: settings.max_frame_bytes,
+        max_channels: settings.max_channels,
+        queue_capacity: settings.socket_queue,
+        ..SocketConfig::default()
+    }
+}
+
+/// # GET /socket/websocket
+pub async fn connect(
+    State(state): State<AppState>,
+    ws: WebSocketUpgrade,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let request = match ConnectRequest::parse(query.as_deref(), &headers) {
+        Ok(request) => request,
+        Err(refused) => return refused.into_response(),
+    };
+    let token = request.param("token").map(str::to_owned).or_else(|| request.bearer_token.clone());
+    let Some(token) = token else { return Refused.into_response() };
+    let Ok(auth) = state.sessions.authenticate(&token).await else { return Refused.into_response() };
+    let config = state.socket_config.clone();
+    request.upgrade(ws, &config, move |handle| Session::new(state, auth, handle))
+}
+
+/// One connected device's socket.
+pub struct Session {
+    pub(super) state: AppState,
+    pub(super) auth: AuthUser,
+    id: SocketId,
+    topics: Vec<String>,
+}
+
+impl Session {
+    fn new(state: AppState, auth: AuthUser, handle: SocketHandle) -> Self {
+        let id = state.hub.connect(auth.user_id, auth.device_id, handle);
+        tracing::debug!(user = %auth.user_id, device = %auth.device_id, "socket connected");
+        Self { state, auth, id, topics: Vec::new() }
+    }
+}
+
+/// The topics a socket can join.
+enum Topic {
+    System,
+    User(uuid::Uuid),
+    Conversation(uuid::Uuid),
+}
+
+fn parse_topic(topic: &str) -> Option<Topic> {
+    match topic.split_once(':')? {
+        ("system", "general") => Some(Topic::System),
+        ("user", id) => uuid::Uuid::parse_str(id).ok().map(Topic::User),
+        ("conversation", id) => uuid::Uuid::parse_str(id).ok().map(Topic::Conversation),
+        _ => None,
+    }
+}
+
+impl Handler for Session {
+    async fn join(&mut self, topic: &str, _payload: Payload) -> Result<Value, String> {
+        let response = match parse_topic(topic) {
+            Some(Topic::System) => Ok(serde_json::json!({})),
+            Some(Topic::User(id)) if id == self.auth.user_id => Ok(serde_json::json!({})),
+            Some(Topic::User(_)) => Err("you can only join your own user topic".to_owned()),
+            Some(Topic::Conversation(id)) => conversation::join(self, id).await,
+            None => Err("unknown topic".to_owned()),
+        }?;
+        self.state.hub.subscribe(self.id, topic);
+        if !self.topics.iter().any(|t| t == topic) {
+            self.topics.push(topic.to_owned());
+        }
+        Ok(response)
+    }
+
+    async fn joined(&mut self, _topic: &str) {}
+
+    async fn handle_in(&mut self, topic: &str, event: &str, payload: Payload) -> Option<Reply> {
+        let Payload::Json(payload) = payload else { return Some(Reply::error("expected a JSON payload")) };
+        match parse_topic(topic) {
+            Some(Topic::Conversation(id)) => Some(conversation::handle_in(self, id, event, payload).await),
+            _ => Some(Reply::error(format!("unknown event {event:?}"))),
+        }
+    }
+
+    async fn left(&mut self, topic: &str) {
+        self.state.hub.unsubscribe(self.id, topic);
+        self.topics.retain(|t| t != topic);
+    }
+
+    async fn closed(&mut self) {
+        self.state.hub.disconnect(self.id, self.topics.drain(..));
+        tracing::debug!(user = %self.auth.user_id, device = %self.auth.device_id, "socket closed");
+    }
+}

@@ -1,0 +1,154 @@
+//! The Phoenix socket at /socket/websocket: authentication before the upgrade, topic join
+//! rules, and revocation reaching live sockets. Also the REST side of conversations.
+
+use std::time::Duration;
+
+use futures::{SinkExt as _, StreamExt as _};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::harness::{PASSWORD, TestApp, spawn_app};
+
+type Client = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects with the token as the `token` param; the HTTP status when refused.
+async fn connect(app: &TestApp, token: &str) -> Result<Client, u16> {
+    let url = format!("ws://{}/socket/websocket?token={token}&vsn=2.0.0", app.addr);
+    match tokio_tungstenite::connect_async(url).await {
+        Ok((client, _)) => Ok(client),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+        Err(other) => panic!("connect failed: {other}"),
+    }
+}
+
+async fn send(client: &mut Client, frame: Value) {
+    client.send(WsMessage::text(frame.to_string())).await.expect("send");
+}
+
+async fn next_json(client: &mut Client) -> Value {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), client.next())
+            .await
+            .expect("a frame within 5 s")
+            .expect("open")
+            .expect("frame");
+        if let WsMessage::Text(text) = message {
+            return serde_json::from_str(&text).expect("json");
+        }
+    }
+}
+
+/// Joins a topic and returns the reply's payload.
+async fn join(client: &mut Client, topic: &str) -> Value {
+    send(client, json!(["1", "1", topic, "phx_join", {}])).await;
+    let reply = next_json(client).await;
+    assert_eq!((&reply[2], &reply[3]), (&json!(topic), &json!("phx_reply")), "{reply}");
+    reply[4].clone()
+}
+
+/// Waits for the server to close the socket; its close code.
+async fn closed_with(client: &mut Client) -> Option<CloseCode> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), client.next()).await.expect("closed within 5 s") {
+            Some(Ok(WsMessage::Close(frame))) => return frame.map(|f| f.code),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return None,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_need_a_live_access_token_before_the_upgrade() {
+    let app = spawn_app().await;
+    let ann = app.register("ann@example.org").await;
+    assert_eq!(connect(&app, "garbage").await.err(), Some(403));
+    assert_eq!(connect(&app, "").await.err(), Some(403));
+    let url = format!("ws://{}/socket/websocket?token={}&vsn=9.0.0", app.addr, ann.auth_token);
+    assert!(tokio_tungstenite::connect_async(url).await.is_err(), "unknown vsn is refused");
+    let mut socket = connect(&app, &ann.auth_token).await.expect("accepted");
+    send(&mut socket, json!([null, "7", "phoenix", "heartbeat", {}])).await;
+    assert_eq!(
+        next_json(&mut socket).await,
+        json!([null, "7", "phoenix", "phx_reply", {"status": "ok", "response": {}}])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_are_joined_only_by_who_may() {
+    let app = spawn_app().await;
+    let ann = app.register("ann@example.org").await;
+    let bob = app.register("bob@example.org").await;
+    let mut socket = connect(&app, &ann.auth_token).await.expect("accepted");
+    assert_eq!(join(&mut socket, "system:general").await["status"], "ok");
+    assert_eq!(join(&mut socket, &format!("user:{}", ann.user_id)).await["status"], "ok");
+    let other = join(&mut socket, &format!("user:{}", bob.user_id)).await;
+    assert_eq!(other["status"], "error");
+    assert!(other["response"]["reason"].as_str().is_some_and(|r| !r.is_empty()));
+    let unknown = join(&mut socket, &format!("conversation:{}", uuid::Uuid::now_v7())).await;
+    assert_eq!(unknown, json!({"status": "error", "response": {"reason": "conversation not found"}}));
+    assert_eq!(join(&mut socket, "room:lobby").await["response"]["reason"], "unknown topic");
+    // Still up after every refusal.
+    send(&mut socket, json!([null, "9", "phoenix", "heartbeat", {}])).await;
+    assert_eq!(next_json(&mut socket).await[1], "9");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_device_closes_its_sockets_and_it_cannot_reconnect() {
+    let app = spawn_app().await;
+    let ann = app.register("ann@example.org").await;
+    let phone = app.login_device(&ann.email, PASSWORD, "phone").await;
+    let mut phone_socket = connect(&app, &phone.auth_token).await.expect("accepted");
+    let mut laptop_socket = connect(&app, &ann.auth_token).await.expect("accepted");
+    join(&mut phone_socket, &format!("user:{}", ann.user_id)).await;
+
+    let devices = app.get_authed("/api/devices", &ann.auth_token).await;
+    let devices = devices.expect_status(StatusCode::OK)["items"].as_array().expect("items").clone();
+    let phone_id =
+        devices.iter().find(|d| d["name"] == "phone").expect("phone listed")["id"].as_str().expect("id").to_owned();
+    app.delete_authed(&format!("/api/devices/{phone_id}"), &ann.auth_token, None)
+        .await
+        .expect_status(StatusCode::NO_CONTENT);
+
+    assert_eq!(closed_with(&mut phone_socket).await, Some(CloseCode::Away), "1001: clients reconnect");
+    assert_eq!(connect(&app, &phone.auth_token).await.err(), Some(403));
+    // The other device's socket is untouched.
+    send(&mut laptop_socket, json!([null, "2", "phoenix", "heartbeat", {}])).await;
+    assert_eq!(next_json(&mut laptop_socket).await[1], "2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signout_all_and_password_changes_close_every_socket_of_the_user() {
+    let app = spawn_app().await;
+    let ann = app.register("ann@example.org").await;
+    let second = app.login_ok(&ann.email, PASSWORD).await;
+    let mut a = connect(&app, &ann.auth_token).await.expect("accepted");
+    let mut b = connect(&app, &second.auth_token).await.expect("accepted");
+    app.post_authed("/api/signout_all", &ann.auth_token, None).await.expect_status(StatusCode::NO_CONTENT);
+    assert_eq!(closed_with(&mut a).await, Some(CloseCode::Away));
+    assert_eq!(closed_with(&mut b).await, Some(CloseCode::Away));
+    assert_eq!(connect(&app, &second.auth_token).await.err(), Some(403));
+
+    let fresh = app.login_ok(&ann.email, PASSWORD).await;
+    let mut c = connect(&app, &fresh.auth_token).await.expect("accepted");
+    let change = json!({"password": PASSWORD, "new_password": "another password 2", "new_password_confirmation": "another password 2"});
+    app.patch_authed("/api/password", &fresh.auth_token, &change).await.expect_status(StatusCode::NO_CONTENT);
+    assert_eq!(closed_with(&mut c).await, Some(CloseCode::Away));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversation_endpoints_answer_for_the_caller_only() {
+    let app = spawn_app().await;
+    let ann = app.register("ann@example.org").await;
+    let bob = app.register("bob@example.org").await;
+    let list = app.get_authed("/api/conversations", &ann.auth_token).await;
+    assert_eq!(list.expect_status(StatusCode::OK), &json!({"items": []}));
+    let private = app.get_authed(&format!("/api/conversations/private/{}", bob.user_id), &ann.auth_token).await;
+    assert_eq!(private.expect_status(StatusCode::OK), &json!({"conversation_id": null}));
+    let malformed = app.get_authed("/api/conversations/private/not-a-uuid", &ann.auth_token).await;
+    assert_eq!(malformed.expect_status(StatusCode::OK), &json!({"conversation_id": null}));
+    app.get_authed("/api/messages", &ann.auth_token).await.expect_invalid("conversation_id");
+    let unknown = format!("/api/messages?conversation_id={}", uuid::Uuid::now_v7());
+    app.get_authed(&unknown, &ann.auth_token).await.expect_error(StatusCode::NOT_FOUND, "not_found");
+}
