@@ -9,7 +9,7 @@ mod auth;
 mod email;
 mod error;
 mod extract;
-mod http;
+pub(crate) mod http;
 mod page_token;
 mod realtime;
 mod secrets;

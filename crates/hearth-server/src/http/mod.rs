@@ -5,7 +5,7 @@ mod account;
 mod auth;
 mod conversations;
 mod devices;
-mod fields;
+pub(crate) mod fields;
 mod health;
 mod replies;
 mod users;

@@ -1,13 +1,18 @@
 //! `conversation:{id}`: joining (members only) with the conversation, read times, the first
 //! page of the member's messages, everyone's public keys and the member's own private key.
 
-use hearth_store::{Conversation, StoredMessage, Timestamp, private_key_row};
+use std::collections::BTreeMap;
+
+use hearth_store::{Conversation, MessageDelivery, NewMessageGroup, StoredMessage, Timestamp, private_key_row};
 use hearth_vault::SealContext;
 use phoenix_channels::server::Reply;
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use super::events::{conversation_topic, parse, publish, seal_keys, store_error, user_topic};
 use super::socket::Session;
+use super::system::check_alias;
 use crate::state::AppState;
 
 /// Messages in the join reply and the default page of `GET /api/messages`.
@@ -131,7 +136,220 @@ pub async fn join(session: &Session, conversation_id: Uuid) -> Result<Value, Str
     }))
 }
 
-/// Events on `conversation:{id}`.
-pub async fn handle_in(_session: &mut Session, _conversation_id: Uuid, event: &str, _payload: Value) -> Reply {
-    Reply::error(format!("unknown event {event:?}"))
+/// Largest ciphertext for one recipient.
+pub const MAX_CIPHERTEXT_BYTES: usize = 64 * 1024;
+
+/// Events on `conversation:{id}`. Every event needs the sender to be a member now.
+pub async fn handle_in(session: &mut Session, conversation_id: Uuid, event: &str, payload: Value) -> Reply {
+    let me = session.auth.user_id;
+    let members = match session.state.store.member_ids(conversation_id).await {
+        Ok(members) => members,
+        Err(error) => return store_error(error),
+    };
+    if !members.contains(&me) {
+        return Reply::error("you are not a member of this conversation");
+    }
+    let event_context = Event { state: &session.state, conversation_id, me, members };
+    let result = match event {
+        "send_message" => event_context.send_message(payload).await,
+        "edit_message" => event_context.edit_message(payload).await,
+        "delete_message" => event_context.delete_message(payload).await,
+        "start_typing" | "finish_typing" => event_context.typing(event).await,
+        "read_conversation" => event_context.read().await,
+        "change_alias" => event_context.change_alias(payload).await,
+        "modify_conversation" => event_context.modify(payload).await,
+        "leave_conversation" => {
+            let left = event_context.leave().await;
+            if left.is_ok() {
+                // The member's channel on this conversation ends (the client does not rejoin).
+                session.close_channel(&conversation_topic(conversation_id));
+            }
+            left
+        }
+        "set_encryption_keys" => event_context.set_keys(payload).await,
+        _ => Err(Reply::error(format!("unknown event {event:?}"))),
+    };
+    result.unwrap_or_else(|refusal| refusal)
+}
+
+/// One event on one conversation by one member.
+struct Event<'a> {
+    state: &'a AppState,
+    conversation_id: Uuid,
+    me: Uuid,
+    members: Vec<Uuid>,
+}
+
+#[derive(Deserialize)]
+struct SendMessage {
+    encrypted_messages: BTreeMap<Uuid, String>,
+    client_msg_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct EditMessage {
+    message_group_id: Uuid,
+    encrypted_messages: BTreeMap<Uuid, String>,
+}
+
+#[derive(Deserialize)]
+struct DeleteMessage {
+    message_group_id: Uuid,
+}
+
+#[derive(Deserialize)]
+struct ChangeAlias {
+    alias: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ModifyConversation {
+    new_members: Vec<Uuid>,
+    alias: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SetKeys {
+    public_key: Value,
+    private_key: Value,
+}
+
+fn check_ciphertexts(contents: &BTreeMap<Uuid, String>) -> Result<(), Reply> {
+    if contents.values().any(|c| c.len() > MAX_CIPHERTEXT_BYTES) {
+        return Err(Reply::error(format!("each encrypted message must be at most {MAX_CIPHERTEXT_BYTES} bytes")));
+    }
+    Ok(())
+}
+
+impl Event<'_> {
+    fn topic(&self) -> String {
+        conversation_topic(self.conversation_id)
+    }
+
+    /// Pushes each recipient their own copy on their `user:{id}` topic.
+    async fn deliver(&self, event: &str, delivery: &MessageDelivery) {
+        for (recipient, message) in &delivery.messages {
+            let payload = json!({ "conversation_id": delivery.conversation_id, "message": message_json(message) });
+            publish(self.state, user_topic(*recipient), event, payload).await;
+        }
+    }
+
+    async fn send_message(&self, payload: Value) -> Result<Reply, Reply> {
+        let request: SendMessage = parse(payload)?;
+        check_ciphertexts(&request.encrypted_messages)?;
+        if request.client_msg_id.as_ref().is_some_and(|id| id.is_empty() || id.len() > 100) {
+            return Err(Reply::error("client_msg_id must be 1 to 100 characters"));
+        }
+        let message = NewMessageGroup {
+            id: Uuid::now_v7(),
+            conversation_id: self.conversation_id,
+            sender: self.me,
+            client_msg_id: request.client_msg_id,
+            contents: request.encrypted_messages,
+            now: Timestamp::now(),
+        };
+        // The reply is sent only after this commit: an acknowledged message is stored.
+        let delivery = self.state.store.send_message(&message).await.map_err(store_error)?;
+        if delivery.fresh {
+            self.deliver("new_message", &delivery).await;
+        }
+        let mine = delivery.messages.get(&self.me).map(message_json).unwrap_or(Value::Null);
+        Ok(Reply::ok(json!({ "message": mine })))
+    }
+
+    async fn edit_message(&self, payload: Value) -> Result<Reply, Reply> {
+        let request: EditMessage = parse(payload)?;
+        check_ciphertexts(&request.encrypted_messages)?;
+        let delivery = self
+            .state
+            .store
+            .edit_message(request.message_group_id, self.me, &request.encrypted_messages, Timestamp::now())
+            .await
+            .map_err(store_error)?;
+        self.deliver("edit_message", &delivery).await;
+        Ok(Reply::ok(json!({})))
+    }
+
+    async fn delete_message(&self, payload: Value) -> Result<Reply, Reply> {
+        let request: DeleteMessage = parse(payload)?;
+        let group = request.message_group_id;
+        // Only the sender may delete; the store says which conversation the group was in
+        // (the sender's right does not depend on the channel the request came through).
+        let conversation_id = self.state.store.delete_message(group, self.me).await.map_err(store_error)?;
+        let members = if conversation_id == self.conversation_id {
+            self.members.clone()
+        } else {
+            self.state.store.member_ids(conversation_id).await.map_err(store_error)?
+        };
+        let payload = json!({ "message_group_id": group });
+        publish(self.state, conversation_topic(conversation_id), "delete_message", payload.clone()).await;
+        for member in members {
+            let to_user = json!({ "conversation_id": conversation_id, "message_group_id": group });
+            publish(self.state, user_topic(member), "delete_message", to_user).await;
+        }
+        Ok(Reply::ok(payload))
+    }
+
+    async fn typing(&self, event: &str) -> Result<Reply, Reply> {
+        publish(self.state, self.topic(), event, json!({ "user_id": self.me })).await;
+        Ok(Reply::ok(json!({})))
+    }
+
+    async fn read(&self) -> Result<Reply, Reply> {
+        let now = Timestamp::now();
+        self.state.store.mark_read(self.conversation_id, self.me, now).await.map_err(store_error)?;
+        publish(self.state, self.topic(), "read_conversation", json!({ "user_id": self.me, "read_at": now })).await;
+        Ok(Reply::ok(json!({})))
+    }
+
+    async fn change_alias(&self, payload: Value) -> Result<Reply, Reply> {
+        let request: ChangeAlias = parse(payload)?;
+        let alias = check_alias(request.alias.as_deref())?;
+        let conversation = self
+            .state
+            .store
+            .set_alias(self.conversation_id, alias.as_deref(), Timestamp::now())
+            .await
+            .map_err(store_error)?;
+        let payload = json!({ "conversation_id": self.conversation_id, "alias": conversation.alias });
+        publish(self.state, self.topic(), "update_alias", payload).await;
+        Ok(Reply::ok(json!({ "conversation": conversation_json(&conversation) })))
+    }
+
+    async fn modify(&self, payload: Value) -> Result<Reply, Reply> {
+        let request: ModifyConversation = parse(payload)?;
+        let alias = check_alias(request.alias.as_deref())?;
+        let now = Timestamp::now();
+        let mut conversation =
+            self.state.store.add_members(self.conversation_id, &request.new_members, now).await.map_err(store_error)?;
+        if request.alias.is_some() {
+            conversation =
+                self.state.store.set_alias(self.conversation_id, alias.as_deref(), now).await.map_err(store_error)?;
+        }
+        let members = self.state.store.member_ids(self.conversation_id).await.map_err(store_error)?;
+        let announcement = json!({ "conversation": conversation_json(&conversation), "user_ids": members });
+        for member in &members {
+            publish(self.state, user_topic(*member), "new_conversation", announcement.clone()).await;
+        }
+        Ok(Reply::ok(announcement))
+    }
+
+    async fn leave(&self) -> Result<Reply, Reply> {
+        self.state.store.leave_conversation(self.conversation_id, self.me).await.map_err(store_error)?;
+        publish(self.state, self.topic(), "leave_conversation", json!({ "user_id": self.me })).await;
+        Ok(Reply::ok(json!({})))
+    }
+
+    async fn set_keys(&self, payload: Value) -> Result<Reply, Reply> {
+        let request: SetKeys = parse(payload)?;
+        let keys = seal_keys(self.state, self.conversation_id, self.me, &request.public_key, &request.private_key)?;
+        self.state
+            .store
+            .set_encryption_keys(self.conversation_id, self.me, &keys, Timestamp::now())
+            .await
+            .map_err(store_error)?;
+        let payload = json!({ "user_id": self.me, "public_key": request.public_key });
+        publish(self.state, self.topic(), "set_encryption_keys", payload).await;
+        Ok(Reply::ok(json!({})))
+    }
 }

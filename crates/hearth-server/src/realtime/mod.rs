@@ -2,6 +2,8 @@
 //! that carries events to every socket that should see them.
 
 pub mod conversation;
+mod events;
 pub mod hub;
 pub mod pubsub;
 pub mod socket;
+mod system;

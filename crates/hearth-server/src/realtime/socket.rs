@@ -51,15 +51,21 @@ pub async fn connect(
 pub struct Session {
     pub(super) state: AppState,
     pub(super) auth: AuthUser,
+    handle: SocketHandle,
     id: SocketId,
     topics: Vec<String>,
 }
 
 impl Session {
+    /// Ends this socket's channel on `topic` (phx_close: the client does not rejoin).
+    pub(super) fn close_channel(&self, topic: &str) {
+        let _ = self.handle.close_channel(topic);
+    }
+
     fn new(state: AppState, auth: AuthUser, handle: SocketHandle) -> Self {
-        let id = state.hub.connect(auth.user_id, auth.device_id, handle);
+        let id = state.hub.connect(auth.user_id, auth.device_id, handle.clone());
         tracing::debug!(user = %auth.user_id, device = %auth.device_id, "socket connected");
-        Self { state, auth, id, topics: Vec::new() }
+        Self { state, auth, handle, id, topics: Vec::new() }
     }
 }
 
@@ -101,6 +107,7 @@ impl Handler for Session {
         let Payload::Json(payload) = payload else { return Some(Reply::error("expected a JSON payload")) };
         match parse_topic(topic) {
             Some(Topic::Conversation(id)) => Some(conversation::handle_in(self, id, event, payload).await),
+            Some(Topic::System) => Some(super::system::handle_in(self, event, payload).await),
             _ => Some(Reply::error(format!("unknown event {event:?}"))),
         }
     }

@@ -1,0 +1,279 @@
+//! Seed 002's topics and events over a real socket, three users at once: starting
+//! conversations, keys (sealed at rest), sending, editing and deleting (each recipient gets
+//! only their copy), typing, reading, aliases, members, leaving, and every refusal.
+
+use std::time::Duration;
+
+use futures::{SinkExt as _, StreamExt as _};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+use crate::harness::{Session, TestApp, spawn_app};
+
+type Client = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A connected user with a counter for refs.
+struct Peer {
+    id: String,
+    socket: Client,
+    next_ref: u64,
+}
+
+impl Peer {
+    async fn connect(app: &TestApp, session: &Session) -> Self {
+        let url = format!("ws://{}/socket/websocket?token={}&vsn=2.0.0", app.addr, session.auth_token);
+        let (socket, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+        let mut peer = Self { id: session.user_id.clone(), socket, next_ref: 0 };
+        let user_topic = format!("user:{}", peer.id);
+        assert_eq!(peer.call(&user_topic, "phx_join", json!({})).await["status"], "ok");
+        assert_eq!(peer.call("system:general", "phx_join", json!({})).await["status"], "ok");
+        peer
+    }
+
+    /// Sends an event and returns its reply's payload (skipping pushes that arrive first).
+    async fn call(&mut self, topic: &str, event: &str, payload: Value) -> Value {
+        self.next_ref += 1;
+        let r = self.next_ref.to_string();
+        let join_ref = if event == "phx_join" { json!(r) } else { Value::Null };
+        let frame = json!([join_ref, r, topic, event, payload]);
+        self.socket.send(WsMessage::text(frame.to_string())).await.expect("send");
+        loop {
+            let frame = self.next_frame().await;
+            if frame[3] == "phx_reply" && frame[1] == json!(r) {
+                return frame[4].clone();
+            }
+        }
+    }
+
+    async fn ok(&mut self, topic: &str, event: &str, payload: Value) -> Value {
+        let reply = self.call(topic, event, payload).await;
+        assert_eq!(reply["status"], "ok", "{event}: {reply}");
+        reply["response"].clone()
+    }
+
+    async fn refused(&mut self, topic: &str, event: &str, payload: Value) -> String {
+        let reply = self.call(topic, event, payload).await;
+        assert_eq!(reply["status"], "error", "{event} should be refused: {reply}");
+        reply["response"]["reason"].as_str().expect("a reason").to_owned()
+    }
+
+    async fn next_frame(&mut self) -> Value {
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(5), self.socket.next())
+                .await
+                .expect("a frame within 5 s")
+                .expect("open")
+                .expect("frame");
+            if let WsMessage::Text(text) = message {
+                return serde_json::from_str(&text).expect("json");
+            }
+        }
+    }
+
+    /// Waits for a push of `event` on `topic`; returns its payload.
+    async fn expect(&mut self, topic: &str, event: &str) -> Value {
+        loop {
+            let frame = self.next_frame().await;
+            if frame[2] == topic && frame[3] == event {
+                return frame[4].clone();
+            }
+        }
+    }
+}
+
+fn jwk(owner: &str) -> Value {
+    json!({ "kty": "EC", "crv": "P-256", "x": format!("x-of-{owner}"), "y": format!("y-of-{owner}") })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_users_talk_by_the_rules() {
+    let app = spawn_app().await;
+    let (ann_s, bob_s, carol_s) = (
+        app.register("ann@example.org").await,
+        app.register("bob@example.org").await,
+        app.register("carol@example.org").await,
+    );
+    let mut ann = Peer::connect(&app, &ann_s).await;
+    let mut bob = Peer::connect(&app, &bob_s).await;
+    let mut carol = Peer::connect(&app, &carol_s).await;
+    let (ann_user, bob_user, carol_user) =
+        (format!("user:{}", ann.id), format!("user:{}", bob.id), format!("user:{}", carol.id));
+
+    // A private conversation; its private key is a canary that must be sealed at rest.
+    let private_key_canary = "ann-private-key-canary-7f3a9";
+    let started = ann
+        .ok(
+            "system:general",
+            "start_private_conversation",
+            json!({
+                "other_user_id": bob.id, "public_key": jwk("ann"), "private_key": {"wrapped": private_key_canary}
+            }),
+        )
+        .await;
+    let conversation_id = started["conversation"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(started["conversation"]["private"], true);
+    let topic = format!("conversation:{conversation_id}");
+    let announced = bob.expect(&bob_user, "new_conversation").await;
+    assert_eq!(announced["conversation"]["id"], json!(conversation_id));
+    assert_eq!(announced["user_ids"].as_array().map(Vec::len), Some(2));
+    ann.expect(&ann_user, "new_conversation").await;
+    let again = ann
+        .refused(
+            "system:general",
+            "start_private_conversation",
+            json!({"other_user_id": bob.id, "public_key": {}, "private_key": {}}),
+        )
+        .await;
+    assert!(again.contains("already exists"), "{again}");
+    let myself = ann
+        .refused(
+            "system:general",
+            "start_private_conversation",
+            json!({"other_user_id": ann.id, "public_key": {}, "private_key": {}}),
+        )
+        .await;
+    assert!(!myself.is_empty());
+
+    // Joining: members only; the join payload has the keys and the member's own private key.
+    let joined = ann.ok(&topic, "phx_join", json!({})).await;
+    assert_eq!(joined["private_key"], json!({"wrapped": private_key_canary}));
+    assert_eq!(joined["public_keys"][&ann.id], jwk("ann"));
+    assert_eq!(joined["messages"], json!({"items": [], "page_token": null}));
+    assert!(joined["read_times"].as_object().is_some_and(|r| r.len() == 2));
+    assert_eq!(carol.refused(&topic, "phx_join", json!({})).await, "conversation not found");
+    let bob_joined = bob.ok(&topic, "phx_join", json!({})).await;
+    assert_eq!(bob_joined["private_key"], Value::Null, "bob has not set keys yet");
+    bob.ok(&topic, "set_encryption_keys", json!({"public_key": jwk("bob"), "private_key": {"wrapped": "bob"}})).await;
+    let keys = ann.expect(&topic, "set_encryption_keys").await;
+    assert_eq!(keys, json!({"user_id": bob.id, "public_key": jwk("bob")}));
+
+    // Sending: exactly the members, each receives only their own copy, on their user topic.
+    let sent = ann
+        .ok(
+            &topic,
+            "send_message",
+            json!({"encrypted_messages": {ann.id.clone(): "for ann", bob.id.clone(): "for bob"}}),
+        )
+        .await;
+    let group = sent["message"]["message_group"].as_str().expect("group").to_owned();
+    assert_eq!(sent["message"]["content"], "for ann");
+    let delivered = bob.expect(&bob_user, "new_message").await;
+    assert_eq!(delivered["conversation_id"], json!(conversation_id));
+    assert_eq!(delivered["message"]["content"], "for bob");
+    assert_eq!(delivered["message"]["sender"], json!(ann.id));
+    assert_eq!(ann.expect(&ann_user, "new_message").await["message"]["content"], "for ann");
+    let missing = ann.refused(&topic, "send_message", json!({"encrypted_messages": {ann.id.clone(): "x"}})).await;
+    assert!(missing.contains("exactly"), "{missing}");
+    let extra = json!({"encrypted_messages": {ann.id.clone(): "x", bob.id.clone(): "y", carol.id.clone(): "z"}});
+    assert!(ann.refused(&topic, "send_message", extra).await.contains("exactly"));
+    let too_big = json!({"encrypted_messages": {ann.id.clone(): "x".repeat(65 * 1024), bob.id.clone(): "y"}});
+    assert!(ann.refused(&topic, "send_message", too_big).await.contains("at most"));
+    let malformed = ann.refused(&topic, "send_message", json!({"encrypted_messages": "nope"})).await;
+    assert!(malformed.starts_with("invalid payload"), "{malformed}");
+
+    // Idempotent resend: one message, one delivery.
+    let payload =
+        json!({"client_msg_id": "c-1", "encrypted_messages": {ann.id.clone(): "again a", bob.id.clone(): "again b"}});
+    let first = ann.ok(&topic, "send_message", payload.clone()).await;
+    let second = ann.ok(&topic, "send_message", payload).await;
+    assert_eq!(first["message"]["id"], second["message"]["id"]);
+    assert_eq!(bob.expect(&bob_user, "new_message").await["message"]["content"], "again b");
+
+    // Edit and delete: the sender only.
+    let edit = json!({"message_group_id": group, "encrypted_messages": {ann.id.clone(): "edited a", bob.id.clone(): "edited b"}});
+    assert_eq!(bob.refused(&topic, "edit_message", edit.clone()).await, "not found");
+    ann.ok(&topic, "edit_message", edit).await;
+    let edited = bob.expect(&bob_user, "edit_message").await;
+    assert_eq!(
+        (edited["message"]["content"].clone(), edited["message"]["message_group"].clone()),
+        (json!("edited b"), json!(group))
+    );
+    assert_eq!(bob.refused(&topic, "delete_message", json!({"message_group_id": group})).await, "not found");
+
+    // Typing and reading are broadcast on the conversation.
+    ann.ok(&topic, "start_typing", json!({})).await;
+    assert_eq!(bob.expect(&topic, "start_typing").await, json!({"user_id": ann.id}));
+    ann.ok(&topic, "finish_typing", json!({})).await;
+    assert_eq!(bob.expect(&topic, "finish_typing").await, json!({"user_id": ann.id}));
+    bob.ok(&topic, "read_conversation", json!({})).await;
+    assert_eq!(ann.expect(&topic, "read_conversation").await["user_id"], json!(bob.id));
+
+    // Private conversations: no alias, no new members, no leaving.
+    assert!(!ann.refused(&topic, "change_alias", json!({"alias": "x"})).await.is_empty());
+    assert!(!ann.refused(&topic, "modify_conversation", json!({"new_members": [carol.id]})).await.is_empty());
+    assert!(!ann.refused(&topic, "leave_conversation", json!({})).await.is_empty());
+    assert!(ann.refused(&topic, "no_such_event", json!({})).await.contains("unknown event"));
+
+    ann.ok(&topic, "delete_message", json!({"message_group_id": group})).await;
+    assert_eq!(bob.expect(&topic, "delete_message").await, json!({"message_group_id": group}));
+    let history = app.get_authed(&format!("/api/messages?conversation_id={conversation_id}"), &bob_s.auth_token).await;
+    let items = history.expect_status(reqwest::StatusCode::OK)["items"].as_array().expect("items").clone();
+    assert_eq!(items.len(), 1, "the deleted message is gone, the resend remains");
+    assert_eq!(items[0]["content"], "again b");
+
+    // A group: alias, adding a member, leaving.
+    let group_started = ann
+        .ok(
+            "system:general",
+            "start_group_conversation",
+            json!({
+                "user_ids": [bob.id], "public_key": jwk("ann"), "private_key": {"wrapped": "g"}, "alias": "Team"
+            }),
+        )
+        .await;
+    let group_id = group_started["conversation"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(group_started["conversation"]["alias"], "Team");
+    let group_topic = format!("conversation:{group_id}");
+    bob.expect(&bob_user, "new_conversation").await;
+    ann.ok(&group_topic, "phx_join", json!({})).await;
+    bob.ok(&group_topic, "phx_join", json!({})).await;
+    ann.ok(&group_topic, "change_alias", json!({"alias": "Team 2"})).await;
+    assert_eq!(bob.expect(&group_topic, "update_alias").await["alias"], "Team 2");
+    let long_alias = ann.refused(&group_topic, "change_alias", json!({"alias": "a".repeat(101)})).await;
+    assert!(long_alias.contains("100"), "{long_alias}");
+    ann.ok(&group_topic, "modify_conversation", json!({"new_members": [carol.id]})).await;
+    let added = carol.expect(&carol_user, "new_conversation").await;
+    assert_eq!(added["user_ids"].as_array().map(Vec::len), Some(3));
+    carol.ok(&group_topic, "phx_join", json!({})).await;
+    let two = json!({"encrypted_messages": {ann.id.clone(): "a", bob.id.clone(): "b"}});
+    assert!(ann.refused(&group_topic, "send_message", two).await.contains("exactly"), "carol must be included now");
+    bob.ok(&group_topic, "leave_conversation", json!({})).await;
+    assert_eq!(ann.expect(&group_topic, "leave_conversation").await, json!({"user_id": bob.id}));
+    assert_eq!(bob.expect(&group_topic, "phx_close").await, json!({}));
+    let after_leave = json!({"encrypted_messages": {ann.id.clone(): "a", carol.id.clone(): "c"}});
+    ann.ok(&group_topic, "send_message", after_leave).await;
+    assert_eq!(carol.expect(&carol_user, "new_message").await["message"]["content"], "c");
+
+    // Renaming oneself is broadcast to everyone on system:general.
+    carol.ok("system:general", "set_display_name", json!({"display_name": "Caroline"})).await;
+    assert_eq!(
+        ann.expect("system:general", "set_display_name").await,
+        json!({"user_id": carol.id, "display_name": "Caroline"})
+    );
+    assert!(!carol.refused("system:general", "set_display_name", json!({"display_name": ""})).await.is_empty());
+    let hidden = carol.call("system:general", "set_hidden", json!({"hidden": true})).await;
+    assert_eq!(hidden, json!({"status": "ok", "response": "message_sent"}));
+
+    // The session reply now lists conversations and the people in them.
+    let relogin = app.login_ok(&ann_s.email, crate::harness::PASSWORD).await;
+    assert_eq!(relogin.body["conversations"].as_array().map(Vec::len), Some(2));
+    assert_eq!(relogin.body["users"].as_array().map(Vec::len), Some(2), "bob and carol");
+
+    // At rest, the private key is sealed: the database files do not contain it.
+    assert_no_file_contains(&app, private_key_canary);
+}
+
+/// Asserts no file in the data directory (database, WAL) contains `needle`.
+fn assert_no_file_contains(app: &TestApp, needle: &str) {
+    for entry in std::fs::read_dir(app.data_dir.path()).expect("data dir") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).expect("read");
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{} holds the plaintext key",
+                path.display()
+            );
+        }
+    }
+}
