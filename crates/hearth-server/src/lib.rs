@@ -111,6 +111,7 @@ impl Server {
             public_url,
             vault: Arc::new(secrets.vault),
             hub: hub.clone(),
+            presence: Arc::default(),
             pubsub: Arc::new(realtime::pubsub::InProcess::new(hub)),
             socket_config,
         };

@@ -32,6 +32,8 @@ pub struct AppState {
     pub vault: Arc<hearth_vault::KeyRing>,
     /// This instance's sockets.
     pub hub: Arc<crate::realtime::hub::Hub>,
+    /// Who is online, for `system:general`.
+    pub presence: Arc<crate::realtime::presence::PresenceRegistry>,
     /// Carries events to every instance's sockets.
     pub pubsub: Arc<dyn crate::realtime::pubsub::PubSub>,
     /// Socket limits.

@@ -80,6 +80,11 @@ impl Reply {
 
 /// The application's side of one socket. Calls come one at a time, in frame order.
 pub trait Handler: Send + 'static {
+    /// The socket is open and its handle registered wherever the application keeps it;
+    /// runs before the first frame is read (e.g. to re-check credentials that may have been
+    /// revoked while the connection was being upgraded).
+    fn opened(&mut self) -> impl Future<Output = ()> + Send;
+
     /// May the socket join `topic`? `Ok(response)` joins (the response is the join
     /// reply's); `Err(reason)` refuses.
     fn join(&mut self, topic: &str, payload: Payload) -> impl Future<Output = Result<Value, String>> + Send;
@@ -321,6 +326,7 @@ async fn run<H: Handler>(
     let mut handler = make_handler(SocketHandle { commands: commands_tx, stop: stop.clone() });
     let mut channels = Channels::new(config.max_channels);
     let (mut sink, mut stream) = socket.split();
+    handler.opened().await;
     let mut deadline = Instant::now() + config.idle_timeout;
 
     let close_code = loop {
@@ -406,21 +412,29 @@ async fn handle_message<H: Handler>(
             handler.left(&topic).await;
             answer
         }
-        Routed::Join(request) => match handler.join(&request.topic, request.payload.clone()).await {
-            Ok(response) => {
-                let replaced = channels.join_ref(&request.topic).is_some();
-                let frames = channels.accept_join(&request, response);
-                if replaced {
-                    handler.left(&request.topic).await;
-                }
-                // The reply must be on the wire before anything `joined` pushes.
-                if send_all(sink, vsn, frames).await.is_ok() {
-                    handler.joined(&request.topic).await;
-                }
-                Vec::new()
+        Routed::Join(request) => {
+            // A join of a joined topic ends the old channel whatever the new join's outcome,
+            // so the application forgets the old one before deciding on the new one.
+            let replacing = channels.join_ref(&request.topic).is_some();
+            if replacing {
+                handler.left(&request.topic).await;
             }
-            Err(reason) => vec![channels.reject_join(&request, &reason)],
-        },
+            match handler.join(&request.topic, request.payload.clone()).await {
+                Ok(response) => {
+                    let frames = channels.accept_join(&request, response);
+                    // The reply must be on the wire before anything `joined` pushes.
+                    if send_all(sink, vsn, frames).await.is_ok() {
+                        handler.joined(&request.topic).await;
+                    }
+                    Vec::new()
+                }
+                Err(reason) => {
+                    let mut frames = vec![channels.reject_join(&request, &reason)];
+                    frames.extend(channels.close(&request.topic));
+                    frames
+                }
+            }
+        }
         Routed::Event(message) => {
             let reply = handler.handle_in(&message.topic, &message.event, message.payload).await;
             match (reply, message.msg_ref) {

@@ -30,6 +30,8 @@ struct Toy {
 }
 
 impl Handler for Toy {
+    async fn opened(&mut self) {}
+
     async fn join(&mut self, topic: &str, payload: Payload) -> Result<Value, String> {
         if topic == "room:forbidden" {
             return Err("forbidden".into());

@@ -222,6 +222,9 @@ async fn update_profile(
 ) -> ApiResult<axum::Json<ProfileReply>> {
     let update = request.validate()?;
     let profile = state.store.update_profile(auth.user_id, &update).await?;
+    if let Some(hidden) = update.hidden {
+        crate::realtime::presence::hidden_changed(&state, auth.user_id, hidden).await;
+    }
     Ok(axum::Json(ProfileReply {
         hidden: profile.hidden,
         theme: profile.theme,

@@ -331,6 +331,7 @@ impl Event<'_> {
         for member in &members {
             publish(self.state, user_topic(*member), "new_conversation", announcement.clone()).await;
         }
+        super::presence::introduce(self.state, &members).await;
         Ok(Reply::ok(announcement))
     }
 

@@ -31,6 +31,18 @@ pub enum Envelope {
         /// JSON payload.
         payload: serde_json::Value,
     },
+    /// `event` with `payload` to the sockets of these users that joined `topic` (e.g. a
+    /// presence diff only some people may see).
+    ToUsers {
+        /// Who receives it.
+        users: Vec<Uuid>,
+        /// Topic.
+        topic: String,
+        /// Event name.
+        event: String,
+        /// JSON payload.
+        payload: serde_json::Value,
+    },
     /// Close every socket of these device sessions (revoked): they reconnect and are
     /// refused because their token no longer works.
     DisconnectDevices {
@@ -110,6 +122,17 @@ impl Hub {
                 for id in subscribers {
                     if let Some(entry) = index.sockets.get(id) {
                         // A full queue disconnects that socket; the others go on.
+                        let _ = entry.handle.broadcast(broadcast.clone());
+                    }
+                }
+            }
+            Envelope::ToUsers { users, topic, event, payload } => {
+                let Some(subscribers) = index.topics.get(topic) else { return };
+                let broadcast = Broadcast::new(topic.as_str(), event.as_str(), Payload::Json(payload.clone()));
+                for id in subscribers {
+                    if let Some(entry) = index.sockets.get(id)
+                        && users.contains(&entry.user)
+                    {
                         let _ = entry.handle.broadcast(broadcast.clone());
                     }
                 }

@@ -4,6 +4,7 @@
 pub mod conversation;
 mod events;
 pub mod hub;
+pub mod presence;
 pub mod pubsub;
 pub mod socket;
 mod system;

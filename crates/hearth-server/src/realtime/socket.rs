@@ -13,8 +13,8 @@ use phoenix_channels::Payload;
 use phoenix_channels::server::{ConnectRequest, Handler, Refused, Reply, SocketConfig, SocketHandle};
 use serde_json::Value;
 
-use super::conversation;
 use super::hub::SocketId;
+use super::{conversation, presence};
 use crate::extract::AuthUser;
 use crate::state::AppState;
 
@@ -54,6 +54,8 @@ pub struct Session {
     handle: SocketHandle,
     id: SocketId,
     topics: Vec<String>,
+    /// This socket's presence meta, while it is on `system:general`.
+    presence_ref: Option<String>,
 }
 
 impl Session {
@@ -65,7 +67,7 @@ impl Session {
     fn new(state: AppState, auth: AuthUser, handle: SocketHandle) -> Self {
         let id = state.hub.connect(auth.user_id, auth.device_id, handle.clone());
         tracing::debug!(user = %auth.user_id, device = %auth.device_id, "socket connected");
-        Self { state, auth, handle, id, topics: Vec::new() }
+        Self { state, auth, handle, id, topics: Vec::new(), presence_ref: None }
     }
 }
 
@@ -86,6 +88,18 @@ fn parse_topic(topic: &str) -> Option<Topic> {
 }
 
 impl Handler for Session {
+    async fn opened(&mut self) {
+        // A revocation published between the upgrade and the hub registration (in `new`)
+        // reached no socket: check once more now that later ones will.
+        let live = matches!(
+            self.state.store.device(self.auth.device_id).await,
+            Ok(Some(device)) if device.revoked_at.is_none()
+        );
+        if !live {
+            self.handle.disconnect(axum::extract::ws::close_code::AWAY);
+        }
+    }
+
     async fn join(&mut self, topic: &str, _payload: Payload) -> Result<Value, String> {
         let response = match parse_topic(topic) {
             Some(Topic::System) => Ok(serde_json::json!({})),
@@ -101,7 +115,18 @@ impl Handler for Session {
         Ok(response)
     }
 
-    async fn joined(&mut self, _topic: &str) {}
+    async fn joined(&mut self, topic: &str) {
+        if topic == presence::TOPIC {
+            if let Some(previous) = self.presence_ref.take() {
+                presence::left(&self.state, self.auth.user_id, &previous).await;
+            }
+            let (phx_ref, view, arrival) = presence::joined(&self.state, self.auth.user_id, self.auth.device_id).await;
+            self.presence_ref = Some(phx_ref);
+            // State first, then the diff announcing this device (its own sockets get both).
+            let _ = self.handle.push(topic, "presence_state", Payload::Json(view));
+            arrival.announce(&self.state).await;
+        }
+    }
 
     async fn handle_in(&mut self, topic: &str, event: &str, payload: Payload) -> Option<Reply> {
         let Payload::Json(payload) = payload else { return Some(Reply::error("expected a JSON payload")) };
@@ -113,6 +138,11 @@ impl Handler for Session {
     }
 
     async fn left(&mut self, topic: &str) {
+        if topic == presence::TOPIC
+            && let Some(phx_ref) = self.presence_ref.take()
+        {
+            presence::left(&self.state, self.auth.user_id, &phx_ref).await;
+        }
         self.state.hub.unsubscribe(self.id, topic);
         self.topics.retain(|t| t != topic);
     }

@@ -34,6 +34,7 @@ async fn set_hidden(session: &mut Session, payload: Value) -> Result<Reply, Repl
     let request: SetHidden = parse(payload)?;
     let update = ProfileUpdate { hidden: Some(request.hidden), ..ProfileUpdate::default() };
     session.state.store.update_profile(session.auth.user_id, &update).await.map_err(store_error)?;
+    super::presence::hidden_changed(&session.state, session.auth.user_id, request.hidden).await;
     Ok(Reply { status: "ok".into(), response: phoenix_channels::Payload::Json(json!("message_sent")) })
 }
 
@@ -135,5 +136,6 @@ async fn start(
     for member in &members {
         publish(state, user_topic(*member), "new_conversation", announcement.clone()).await;
     }
+    super::presence::introduce(state, &members).await;
     Ok(Reply::ok(announcement))
 }

@@ -13,14 +13,14 @@ use crate::harness::{Session, TestApp, spawn_app};
 type Client = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A connected user with a counter for refs.
-struct Peer {
-    id: String,
-    socket: Client,
+pub(crate) struct Peer {
+    pub(crate) id: String,
+    pub(crate) socket: Client,
     next_ref: u64,
 }
 
 impl Peer {
-    async fn connect(app: &TestApp, session: &Session) -> Self {
+    pub(crate) async fn connect(app: &TestApp, session: &Session) -> Self {
         let url = format!("ws://{}/socket/websocket?token={}&vsn=2.0.0", app.addr, session.auth_token);
         let (socket, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
         let mut peer = Self { id: session.user_id.clone(), socket, next_ref: 0 };
@@ -45,7 +45,7 @@ impl Peer {
         }
     }
 
-    async fn ok(&mut self, topic: &str, event: &str, payload: Value) -> Value {
+    pub(crate) async fn ok(&mut self, topic: &str, event: &str, payload: Value) -> Value {
         let reply = self.call(topic, event, payload).await;
         assert_eq!(reply["status"], "ok", "{event}: {reply}");
         reply["response"].clone()
@@ -71,7 +71,7 @@ impl Peer {
     }
 
     /// Waits for a push of `event` on `topic`; returns its payload.
-    async fn expect(&mut self, topic: &str, event: &str) -> Value {
+    pub(crate) async fn expect(&mut self, topic: &str, event: &str) -> Value {
         loop {
             let frame = self.next_frame().await;
             if frame[2] == topic && frame[3] == event {
@@ -81,7 +81,7 @@ impl Peer {
     }
 }
 
-fn jwk(owner: &str) -> Value {
+pub(crate) fn jwk(owner: &str) -> Value {
     json!({ "kty": "EC", "crv": "P-256", "x": format!("x-of-{owner}"), "y": format!("y-of-{owner}") })
 }
 

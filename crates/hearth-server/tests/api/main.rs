@@ -16,6 +16,7 @@ mod login;
 mod one_time_tokens;
 mod password;
 mod postgres;
+mod presence;
 mod profile;
 mod refresh;
 mod register;
