@@ -15,6 +15,7 @@ mod realtime;
 mod secrets;
 pub mod settings;
 mod state;
+pub mod vault;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -56,6 +57,7 @@ pub struct Server {
     app: axum::Router,
     tls: Option<axum_server::tls_rustls::RustlsConfig>,
     attempts: AttemptLimiter,
+    vault: Arc<vault::Vault>,
 }
 
 impl Server {
@@ -99,6 +101,8 @@ impl Server {
             .map_err(|e| ServerError::Config(format!("email: {e}")))?;
         let public_url: Arc<str> = settings.public_url(local_addr).into();
         let hub = Arc::new(realtime::hub::Hub::new());
+        // A ring read from a file is reloaded when `hearth vault rotate` changes it.
+        let vault = Arc::new(vault::Vault::new(secrets.vault, vault::ring_file(&settings).ok()));
         let socket_config = realtime::socket::socket_config(&settings.realtime);
         let state = AppState {
             sessions: Sessions::new(AccessTokens::new(&secrets.server, auth.access_token_ttl_secs), store.clone()),
@@ -109,14 +113,14 @@ impl Server {
             attempts: attempts.clone(),
             mailer: Arc::new(mailer),
             public_url,
-            vault: Arc::new(secrets.vault),
+            vault: vault.clone(),
             hub: hub.clone(),
             presence: Arc::default(),
             pubsub: Arc::new(realtime::pubsub::InProcess::new(hub)),
             socket_config,
         };
         let app = http::router(state);
-        Ok(Self { listener, local_addr, app, tls, attempts })
+        Ok(Self { listener, local_addr, app, tls, attempts, vault })
     }
 
     /// The bound address (the real port when the settings asked for port 0).
@@ -131,12 +135,16 @@ impl Server {
 
     /// Serves until `shutdown` completes, then finishes in-flight requests.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
-        let attempts = self.attempts.clone();
+        let (attempts, vault) = (self.attempts.clone(), self.vault.clone());
         let housekeeping = tokio::spawn(async move {
             let mut every_minute = tokio::time::interval(Duration::from_secs(60));
+            let mut vault_check = tokio::time::interval(vault::RELOAD_INTERVAL);
             loop {
-                every_minute.tick().await;
-                attempts.shrink();
+                tokio::select! {
+                    _ = every_minute.tick() => attempts.shrink(),
+                    // A cheap stat; the ring is re-read only when its file changed.
+                    _ = vault_check.tick() => { vault.reload_if_changed(); }
+                }
             }
         });
         let service = self.app.into_make_service_with_connect_info::<SocketAddr>();

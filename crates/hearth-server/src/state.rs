@@ -29,7 +29,7 @@ pub struct AppState {
     /// Base URL for links.
     pub public_url: Arc<str>,
     /// Keys for sealing values at rest.
-    pub vault: Arc<hearth_vault::KeyRing>,
+    pub vault: Arc<crate::vault::Vault>,
     /// This instance's sockets.
     pub hub: Arc<crate::realtime::hub::Hub>,
     /// Who is online, for `system:general`.

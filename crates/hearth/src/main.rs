@@ -31,6 +31,16 @@ enum Command {
     Migrate(DatabaseFlags),
     /// Print a commented example of every setting.
     Config,
+    /// Manage the vault key that seals values at rest.
+    #[command(subcommand)]
+    Vault(VaultCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum VaultCommand {
+    /// Add a key version and re-seal every sealed value under it (servers may keep running:
+    /// they pick up the new key from the file).
+    Rotate(DatabaseFlags),
 }
 
 /// Flags that override settings (they win over the file and the environment).
@@ -96,6 +106,21 @@ async fn main() -> anyhow::Result<()> {
                     .await?;
             let applied = store.migrate().await?;
             tracing::info!(backend = store.backend(), applied, "migrations applied");
+            Ok(())
+        }
+        Some(Command::Vault(VaultCommand::Rotate(flags))) => {
+            let settings = settings(&cli, |f| flags.apply(cli.serve.database.apply(f)))?;
+            init_logging(&settings);
+            let store = hearth_store::connect(&hearth_store::ConnectOptions {
+                url: settings.database_url(),
+                max_connections: 2,
+            })
+            .await?;
+            let rotation = hearth_server::vault::rotate(&settings, store.as_ref()).await?;
+            println!(
+                "vault key version {} added; {} sealed value(s) re-sealed under it",
+                rotation.version, rotation.rewrapped
+            );
             Ok(())
         }
         Some(Command::Serve(flags)) => serve(&cli, flags).await,

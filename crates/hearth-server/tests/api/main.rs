@@ -23,3 +23,4 @@ mod register;
 mod signout;
 mod sockets;
 mod users;
+mod vault;
