@@ -29,8 +29,7 @@ async fn rotation_reseals_everything_while_requests_flow() {
     bob.ok(&topic, "set_encryption_keys", json!({"public_key": jwk("b"), "private_key": {"k": "bob"}})).await;
     ann.ok(&topic, "phx_join", json!({})).await;
 
-    let mut settings = Settings::default();
-    settings.data_dir = app.data_dir.path().to_owned();
+    let settings = Settings { data_dir: app.data_dir.path().to_owned(), ..Settings::default() };
     let url = format!("sqlite://{}", app.data_dir.path().join("hearth.db").display());
     let store = hearth_store::connect(&hearth_store::ConnectOptions { url, max_connections: 2 }).await.expect("store");
 
