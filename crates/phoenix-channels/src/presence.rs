@@ -140,6 +140,16 @@ impl Presences {
         self.state_where(|_| true)
     }
 
+    /// The `presence_state` payload for just these keys (absent keys are skipped): the cheap
+    /// form when a viewer may see few of many keys.
+    pub fn state_of<'k>(&self, keys: impl IntoIterator<Item = &'k str>) -> Value {
+        let shown: BTreeMap<String, Vec<Meta>> = keys
+            .into_iter()
+            .filter_map(|key| self.by_key.get(key).map(|metas| (key.to_owned(), metas.clone())))
+            .collect();
+        metas_json(&shown)
+    }
+
     /// The `presence_state` payload showing only the keys `visible` allows.
     pub fn state_where(&self, mut visible: impl FnMut(&str) -> bool) -> Value {
         let shown: BTreeMap<String, Vec<Meta>> =
@@ -202,6 +212,7 @@ mod tests {
         presences.track("stranger", fields("b"));
         let state = presences.state_where(|key| key == "friend");
         assert!(state.get("friend").is_some() && state.get("stranger").is_none());
+        assert_eq!(presences.state_of(["friend", "nobody"]), state);
         let (_, mut diff) = presences.track("stranger", fields("c"));
         diff.retain(|key| key == "friend");
         assert!(diff.is_empty());

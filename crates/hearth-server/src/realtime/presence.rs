@@ -84,13 +84,13 @@ impl PresenceRegistry {
         Some(diff)
     }
 
-    /// `presence_state` as `viewer` may see it.
-    fn state_for(&self, viewer: Uuid, partners: &HashSet<Uuid>) -> Value {
+    /// `presence_state` as a viewer may see it: the audience's visible keys (looked up, not
+    /// scanned for, so a join costs what the viewer may see, not what is online).
+    fn state_for(&self, audience: &[Uuid]) -> Value {
         let inner = self.lock();
-        inner.presences.state_where(|key| {
-            Uuid::parse_str(key)
-                .is_ok_and(|user| (user == viewer || partners.contains(&user)) && !inner.hidden.contains(&user))
-        })
+        let keys: Vec<String> =
+            audience.iter().filter(|user| !inner.hidden.contains(user)).map(Uuid::to_string).collect();
+        inner.presences.state_of(keys.iter().map(String::as_str))
     }
 }
 
@@ -134,8 +134,7 @@ pub async fn joined(state: &AppState, user: Uuid, device: Uuid) -> (String, Valu
     let hidden = state.store.profile(user).await.map(|p| p.hidden).unwrap_or(false);
     let (phx_ref, diff) = state.presence.track(user, device, hidden);
     let audience = audience(state, user).await;
-    let partners: HashSet<Uuid> = audience.iter().copied().collect();
-    let view = state.presence.state_for(user, &partners);
+    let view = state.presence.state_for(&audience);
     (phx_ref, view, Arrival { audience, diff })
 }
 
