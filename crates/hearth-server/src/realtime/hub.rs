@@ -5,7 +5,7 @@
 //!
 //! [`PubSub`]: super::pubsub::PubSub
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -61,12 +61,17 @@ struct Entry {
     user: Uuid,
     device: Uuid,
     handle: SocketHandle,
+    topics: HashSet<String>,
 }
 
+/// Every lookup the hub makes is by key, so each operation costs what it touches, not the
+/// number of sockets connected.
 #[derive(Debug, Default)]
 struct Index {
     sockets: HashMap<SocketId, Entry>,
-    topics: HashMap<String, Vec<SocketId>>,
+    topics: HashMap<String, HashSet<SocketId>>,
+    by_user: HashMap<Uuid, HashSet<SocketId>>,
+    by_device: HashMap<Uuid, HashSet<SocketId>>,
 }
 
 /// This instance's sockets.
@@ -85,31 +90,39 @@ impl Hub {
     /// Registers a new socket of `user` on `device`; returns its id.
     pub fn connect(&self, user: Uuid, device: Uuid, handle: SocketHandle) -> SocketId {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.write().sockets.insert(id, Entry { user, device, handle });
+        let mut index = self.write();
+        index.sockets.insert(id, Entry { user, device, handle, topics: HashSet::new() });
+        index.by_user.entry(user).or_default().insert(id);
+        index.by_device.entry(device).or_default().insert(id);
         id
     }
 
     /// Forgets a socket and its subscriptions.
-    pub fn disconnect(&self, id: SocketId, topics: impl IntoIterator<Item = String>) {
+    pub fn disconnect(&self, id: SocketId) {
         let mut index = self.write();
-        index.sockets.remove(&id);
-        for topic in topics {
-            remove_subscriber(&mut index.topics, &topic, id);
+        let Some(entry) = index.sockets.remove(&id) else { return };
+        for topic in &entry.topics {
+            remove_from(&mut index.topics, topic.as_str(), id);
         }
+        remove_from(&mut index.by_user, &entry.user, id);
+        remove_from(&mut index.by_device, &entry.device, id);
     }
 
     /// The socket joined `topic`: it receives the topic's broadcasts.
     pub fn subscribe(&self, id: SocketId, topic: &str) {
         let mut index = self.write();
-        let subscribers = index.topics.entry(topic.to_owned()).or_default();
-        if !subscribers.contains(&id) {
-            subscribers.push(id);
-        }
+        let Some(entry) = index.sockets.get_mut(&id) else { return };
+        entry.topics.insert(topic.to_owned());
+        index.topics.entry(topic.to_owned()).or_default().insert(id);
     }
 
     /// The socket left `topic`.
     pub fn unsubscribe(&self, id: SocketId, topic: &str) {
-        remove_subscriber(&mut self.write().topics, topic, id);
+        let mut index = self.write();
+        if let Some(entry) = index.sockets.get_mut(&id) {
+            entry.topics.remove(topic);
+        }
+        remove_from(&mut index.topics, topic, id);
     }
 
     /// Delivers an envelope to the local sockets concerned.
@@ -119,31 +132,28 @@ impl Hub {
             Envelope::Broadcast { topic, event, payload } => {
                 let Some(subscribers) = index.topics.get(topic) else { return };
                 let broadcast = Broadcast::new(topic.as_str(), event.as_str(), Payload::Json(payload.clone()));
-                for id in subscribers {
-                    if let Some(entry) = index.sockets.get(id) {
-                        // A full queue disconnects that socket; the others go on.
-                        let _ = entry.handle.broadcast(broadcast.clone());
-                    }
+                for entry in subscribers.iter().filter_map(|id| index.sockets.get(id)) {
+                    // A full queue disconnects that socket; the others go on.
+                    let _ = entry.handle.broadcast(broadcast.clone());
                 }
             }
             Envelope::ToUsers { users, topic, event, payload } => {
-                let Some(subscribers) = index.topics.get(topic) else { return };
                 let broadcast = Broadcast::new(topic.as_str(), event.as_str(), Payload::Json(payload.clone()));
-                for id in subscribers {
-                    if let Some(entry) = index.sockets.get(id)
-                        && users.contains(&entry.user)
-                    {
+                let sockets = users.iter().filter_map(|user| index.by_user.get(user)).flatten();
+                for entry in sockets.filter_map(|id| index.sockets.get(id)) {
+                    if entry.topics.contains(topic) {
                         let _ = entry.handle.broadcast(broadcast.clone());
                     }
                 }
             }
             Envelope::DisconnectDevices { devices } => {
-                for entry in index.sockets.values().filter(|e| devices.contains(&e.device)) {
+                let sockets = devices.iter().filter_map(|device| index.by_device.get(device)).flatten();
+                for entry in sockets.filter_map(|id| index.sockets.get(id)) {
                     entry.handle.disconnect(close_code::AWAY);
                 }
             }
             Envelope::DisconnectUser { user } => {
-                for entry in index.sockets.values().filter(|e| e.user == *user) {
+                for entry in index.by_user.get(user).into_iter().flatten().filter_map(|id| index.sockets.get(id)) {
                     entry.handle.disconnect(close_code::AWAY);
                 }
             }
@@ -159,11 +169,16 @@ impl Hub {
     }
 }
 
-fn remove_subscriber(topics: &mut HashMap<String, Vec<SocketId>>, topic: &str, id: SocketId) {
-    if let Some(subscribers) = topics.get_mut(topic) {
-        subscribers.retain(|s| *s != id);
-        if subscribers.is_empty() {
-            topics.remove(topic);
+/// Removes `id` from the set under `key`, dropping the set when it empties.
+fn remove_from<K, Q>(map: &mut HashMap<K, HashSet<SocketId>>, key: &Q, id: SocketId)
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    Q: std::hash::Hash + Eq + ?Sized,
+{
+    if let Some(set) = map.get_mut(key) {
+        set.remove(&id);
+        if set.is_empty() {
+            map.remove(key);
         }
     }
 }

@@ -4,6 +4,9 @@
 //! The access token comes from the `token` connect param or the bearer subprotocol; a
 //! missing, bad or revoked one is refused with 403 before the upgrade, so a revoked device
 //! cannot reconnect.
+//!
+//! Besides seed 002's events, `system:general` answers [`ECHO_BINARY`], a diagnostic event
+//! that lets a client check that binary (V2 binary frame) payloads work end to end.
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{RawQuery, State};
@@ -17,6 +20,12 @@ use super::hub::SocketId;
 use super::{conversation, presence};
 use crate::extract::AuthUser;
 use crate::state::AppState;
+
+/// `echo_binary` on `system:general`: a diagnostic event for clients to test binary support.
+/// A push whose payload is binary (an `ArrayBuffer` in the JS client, sent as a V2 binary
+/// frame) is answered with an `ok` reply whose response is the same bytes, as a binary reply
+/// frame; a JSON payload is refused with an error reply.
+pub const ECHO_BINARY: &str = "echo_binary";
 
 /// The socket limits from the settings.
 pub fn socket_config(settings: &crate::settings::RealtimeSettings) -> SocketConfig {
@@ -53,7 +62,6 @@ pub struct Session {
     pub(super) auth: AuthUser,
     handle: SocketHandle,
     id: SocketId,
-    topics: Vec<String>,
     /// This socket's presence meta, while it is on `system:general`.
     presence_ref: Option<String>,
 }
@@ -67,7 +75,7 @@ impl Session {
     fn new(state: AppState, auth: AuthUser, handle: SocketHandle) -> Self {
         let id = state.hub.connect(auth.user_id, auth.device_id, handle.clone());
         tracing::debug!(user = %auth.user_id, device = %auth.device_id, "socket connected");
-        Self { state, auth, handle, id, topics: Vec::new(), presence_ref: None }
+        Self { state, auth, handle, id, presence_ref: None }
     }
 }
 
@@ -109,9 +117,6 @@ impl Handler for Session {
             None => Err("unknown topic".to_owned()),
         }?;
         self.state.hub.subscribe(self.id, topic);
-        if !self.topics.iter().any(|t| t == topic) {
-            self.topics.push(topic.to_owned());
-        }
         Ok(response)
     }
 
@@ -129,7 +134,16 @@ impl Handler for Session {
     }
 
     async fn handle_in(&mut self, topic: &str, event: &str, payload: Payload) -> Option<Reply> {
-        let Payload::Json(payload) = payload else { return Some(Reply::error("expected a JSON payload")) };
+        let payload = match payload {
+            Payload::Json(_) if topic == presence::TOPIC && event == ECHO_BINARY => {
+                return Some(Reply::error("echo_binary expects a binary payload"));
+            }
+            Payload::Json(payload) => payload,
+            Payload::Binary(bytes) if topic == presence::TOPIC && event == ECHO_BINARY => {
+                return Some(Reply { status: "ok".into(), response: Payload::Binary(bytes) });
+            }
+            Payload::Binary(_) => return Some(Reply::error("expected a JSON payload")),
+        };
         match parse_topic(topic) {
             Some(Topic::Conversation(id)) => Some(conversation::handle_in(self, id, event, payload).await),
             Some(Topic::System) => Some(super::system::handle_in(self, event, payload).await),
@@ -144,11 +158,10 @@ impl Handler for Session {
             presence::left(&self.state, self.auth.user_id, &phx_ref).await;
         }
         self.state.hub.unsubscribe(self.id, topic);
-        self.topics.retain(|t| t != topic);
     }
 
     async fn closed(&mut self) {
-        self.state.hub.disconnect(self.id, self.topics.drain(..));
+        self.state.hub.disconnect(self.id);
         tracing::debug!(user = %self.auth.user_id, device = %self.auth.device_id, "socket closed");
     }
 }

@@ -55,7 +55,8 @@ async fn rotation_reseals_everything_while_requests_flow() {
     }
     let rotation = rotation.await.expect("task").expect("rotated");
     assert_eq!(rotation.version, 2);
-    assert!(rotation.rewrapped >= 2, "{rotation:?}");
+    // Bob's key changed only by rotation; Ann's may already be re-sealed by the server.
+    assert!(rotation.rewrapped >= 1, "{rotation:?}");
 
     let ring = std::fs::read_to_string(app.data_dir.path().join("vault_key")).expect("ring");
     assert_eq!(ring.lines().count(), 2, "versions 1 and 2");
