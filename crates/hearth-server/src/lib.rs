@@ -58,6 +58,7 @@ pub struct Server {
     tls: Option<axum_server::tls_rustls::RustlsConfig>,
     attempts: AttemptLimiter,
     vault: Arc<vault::Vault>,
+    hub: Arc<realtime::hub::Hub>,
 }
 
 impl Server {
@@ -116,11 +117,11 @@ impl Server {
             vault: vault.clone(),
             hub: hub.clone(),
             presence: Arc::default(),
-            pubsub: Arc::new(realtime::pubsub::InProcess::new(hub)),
+            pubsub: Arc::new(realtime::pubsub::InProcess::new(hub.clone())),
             socket_config,
         };
         let app = http::router(state);
-        Ok(Self { listener, local_addr, app, tls, attempts, vault })
+        Ok(Self { listener, local_addr, app, tls, attempts, vault, hub })
     }
 
     /// The bound address (the real port when the settings asked for port 0).
@@ -147,6 +148,15 @@ impl Server {
                 }
             }
         });
+        // On shutdown, sockets are closed with 1001 (clients reconnect) rather than dropped.
+        let hub = self.hub.clone();
+        let shutdown = async move {
+            shutdown.await;
+            let open = hub.close_all();
+            if open > 0 {
+                tracing::info!(sockets = open, "closing sockets");
+            }
+        };
         let service = self.app.into_make_service_with_connect_info::<SocketAddr>();
         let result = match self.tls {
             None => {
@@ -168,6 +178,11 @@ impl Server {
             }
         };
         housekeeping.abort();
+        // Give the sockets a moment to send their close frames before the process ends.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while !self.hub.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         result
     }
 }

@@ -125,6 +125,21 @@ impl Hub {
         remove_from(&mut index.topics, topic, id);
     }
 
+    /// Closes every socket with 1001 (server going away: clients reconnect elsewhere or
+    /// later); returns how many there were.
+    pub fn close_all(&self) -> usize {
+        let index = self.read();
+        for entry in index.sockets.values() {
+            entry.handle.disconnect(close_code::AWAY);
+        }
+        index.sockets.len()
+    }
+
+    /// Whether no socket is connected.
+    pub fn is_empty(&self) -> bool {
+        self.read().sockets.is_empty()
+    }
+
     /// Delivers an envelope to the local sockets concerned.
     pub fn deliver(&self, envelope: &Envelope) {
         let index = self.read();

@@ -163,3 +163,70 @@ async fn conversation_endpoints_answer_for_the_caller_only() {
     let unknown = format!("/api/messages?conversation_id={}", uuid::Uuid::now_v7());
     app.get_authed(&unknown, &ann.auth_token).await.expect_error(StatusCode::NOT_FOUND, "not_found");
 }
+
+/// A V2 binary push frame, as the JS client writes one for an `ArrayBuffer` payload.
+fn binary_push(join_ref: &str, msg_ref: &str, topic: &str, event: &str, payload: &[u8]) -> Vec<u8> {
+    let lengths = [join_ref, msg_ref, topic, event].map(|s| u8::try_from(s.len()).expect("short"));
+    let mut frame = vec![0];
+    frame.extend_from_slice(&lengths);
+    for part in [join_ref, msg_ref, topic, event] {
+        frame.extend_from_slice(part.as_bytes());
+    }
+    frame.extend_from_slice(payload);
+    frame
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_binary_answers_a_binary_push_with_the_same_bytes_in_a_binary_reply() {
+    let app = spawn_app().await;
+    let ann = app.register("ann@example.org").await;
+    let mut socket = connect(&app, &ann.auth_token).await.expect("accepted");
+    assert_eq!(join(&mut socket, "system:general").await["status"], "ok");
+    let payload: Vec<u8> = (0..=255).collect();
+    let push = binary_push("1", "5", "system:general", "echo_binary", &payload);
+    socket.send(WsMessage::binary(push)).await.expect("send");
+    let reply = loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("a frame within 5 s")
+            .expect("open")
+            .expect("frame");
+        if let WsMessage::Binary(bytes) = message {
+            break bytes;
+        }
+    };
+    let mut expected = vec![1, 1, 1, 14, 2];
+    expected.extend_from_slice(b"15system:generalok");
+    expected.extend_from_slice(&payload);
+    assert_eq!(reply.to_vec(), expected, "kind 1 (reply), join_ref, ref, topic, status \"ok\", the same bytes");
+
+    // A JSON payload is refused; a binary one for a JSON event gets a JSON error reply.
+    send(&mut socket, json!(["1", "6", "system:general", "echo_binary", {}])).await;
+    let refused = reply_to(&mut socket, "6").await;
+    assert_eq!(refused[4]["status"], "error", "{refused}");
+    socket.send(WsMessage::binary(binary_push("1", "7", "system:general", "set_hidden", b"x"))).await.expect("send");
+    assert_eq!(
+        reply_to(&mut socket, "7").await,
+        json!(["1", "7", "system:general", "phx_reply", {"status": "error", "response": {"reason": "expected a JSON payload"}}])
+    );
+}
+
+/// The JSON reply to `msg_ref` (pushes before it, e.g. presence, are skipped).
+async fn reply_to(client: &mut Client, msg_ref: &str) -> Value {
+    loop {
+        let frame = next_json(client).await;
+        if frame[3] == "phx_reply" && frame[1] == msg_ref {
+            return frame;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutting_down_closes_sockets_with_1001() {
+    let app = spawn_app().await;
+    let ann = app.register("ann@example.org").await;
+    let mut socket = connect(&app, &ann.auth_token).await.expect("accepted");
+    join(&mut socket, "system:general").await;
+    drop(app); // stops the server
+    assert_eq!(closed_with(&mut socket).await, Some(CloseCode::Away), "a close frame, not a dropped connection");
+}

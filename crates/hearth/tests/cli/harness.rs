@@ -187,6 +187,23 @@ impl Process {
         status
     }
 
+    /// Waits (bounded) for the process to close its output and exit by itself; returns its
+    /// exit status. Panics, showing the output, if it is still running after `timeout` (it
+    /// is then killed on drop).
+    pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let mut output = self.output.clone();
+        let closed = tokio::time::timeout(timeout, output.wait_for(|c| c.open == 0)).await;
+        if !matches!(closed, Ok(Ok(_))) {
+            panic!("{} did not finish within {timeout:?}:\n{}", self.name, self.text());
+        }
+        let mut child = self.child.take().expect("the process was not stopped");
+        let status = child.wait().expect("the child can be waited for");
+        for reader in self.readers.drain(..) {
+            reader.join().expect("the output reader does not panic");
+        }
+        status
+    }
+
     /// Whether the process has exited (without waiting).
     pub fn has_exited(&mut self) -> bool {
         self.child.as_mut().is_none_or(|child| child.try_wait().ok().flatten().is_some())
@@ -273,8 +290,14 @@ impl Hearth {
 
     /// Starts `hearth --data-dir <data_dir> --listen 127.0.0.1:0` in `cwd` with `env` added.
     pub async fn start(cwd: &Path, data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_at(cwd, data_dir, SocketAddr::from(([127, 0, 0, 1], 0)), env).await
+    }
+
+    /// Like [`Hearth::start`], on a given address (to restart a server where its clients
+    /// will reconnect: see [`free_port`]).
+    pub async fn start_at(cwd: &Path, data_dir: &Path, listen: SocketAddr, env: &[(&str, &str)]) -> Self {
         let mut command = hearth(cwd);
-        command.arg("--data-dir").arg(data_dir).args(["--listen", "127.0.0.1:0"]);
+        command.arg("--data-dir").arg(data_dir).arg("--listen").arg(listen.to_string());
         command.envs(env.iter().copied());
         Self::spawn(command).await
     }
@@ -293,6 +316,13 @@ impl Hearth {
         assert!(lines.iter().any(|l| l.contains("hearth stopped")), "no shutdown line:\n{}", lines.join("\n"));
         (lines, self.process.raw())
     }
+}
+
+/// A loopback port that was free a moment ago (bound to port 0, then released), for a
+/// server that must come back on the same port after a restart.
+pub fn free_port() -> u16 {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    probe.local_addr().expect("its address").port()
 }
 
 /// An HTTP client for talking to a local server: no proxies, bounded waits.

@@ -1,6 +1,7 @@
 //! Tests that run the real `hearth` binary: the configuration example and layering, the
-//! data directory and its secrets, secrets kept out of logs, email through SMTP, and TLS.
-//! Every server is started on port 0 in a temp dir and killed when its test ends.
+//! data directory and its secrets, secrets kept out of logs, email through SMTP, TLS, and
+//! the official `phoenix` npm client (Node.js). Every server is started in a temp dir (on
+//! port 0, or a free port it is restarted on) and killed when its test ends.
 
 mod api;
 mod canary;
@@ -8,6 +9,7 @@ mod config;
 mod data_dir;
 mod harness;
 mod mail;
+mod phoenix_js;
 mod precedence;
 mod smtp;
 mod tls;
