@@ -24,6 +24,11 @@ impl PostgresStore {
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, Postgres>> {
         Ok(self.pool.begin().await?)
     }
+
+    /// Where single-statement writes run (any connection: PostgreSQL has many writers).
+    fn writer(&self) -> &PgPool {
+        &self.pool
+    }
 }
 
 crate::queries::impl_store!(

@@ -351,7 +351,7 @@ macro_rules! impl_store {
                     .bind(user_id)
                     .bind(display_name)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?;
                 if updated.rows_affected() == 0 {
                     return Err(crate::StoreError::NotFound);
@@ -373,7 +373,7 @@ macro_rules! impl_store {
 
             async fn delete_user(&self, user_id: uuid::Uuid) -> crate::StoreResult<()> {
                 // Everything else references users with ON DELETE CASCADE.
-                let deleted = sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(&self.pool).await?;
+                let deleted = sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(self.writer()).await?;
                 if deleted.rows_affected() == 0 {
                     return Err(crate::StoreError::NotFound);
                 }
@@ -405,7 +405,7 @@ macro_rules! impl_store {
                 .bind(update.theme.map(crate::Theme::as_str))
                 .bind(update.magnification)
                 .bind(update.recents.as_deref().map(crate::queries::recents_json))
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.writer())
                 .await?
                 .ok_or(crate::StoreError::NotFound)?;
                 row.into_profile()
@@ -761,7 +761,7 @@ macro_rules! impl_store {
                 .bind(conversation_id)
                 .bind(user_id)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
                 if updated.rows_affected() == 0 {
                     return Err(crate::StoreError::NotFound);
@@ -782,7 +782,7 @@ macro_rules! impl_store {
                 .bind(conversation_id)
                 .bind(alias)
                 .bind(now)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.writer())
                 .await?;
                 if let Some(conversation) = updated {
                     return Ok(conversation);
@@ -875,7 +875,7 @@ macro_rules! impl_store {
                 .bind(&keys.public_key)
                 .bind(&keys.sealed_private_key)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await
                 .map_err(crate::on_foreign_key)?;
                 Ok(())
@@ -1024,7 +1024,7 @@ macro_rules! impl_store {
                 sqlx::query_scalar("DELETE FROM message_groups WHERE id = $1 AND sender_id = $2 RETURNING conversation_id")
                     .bind(message_group)
                     .bind(sender)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.writer())
                     .await?
                     .ok_or(crate::StoreError::NotFound)
             }
@@ -1094,7 +1094,7 @@ macro_rules! impl_store {
                 .bind(user_id)
                 .bind(old)
                 .bind(new)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
                 Ok(replaced.rows_affected() == 1)
             }
