@@ -142,6 +142,12 @@ async fn serve(cli: &Cli, flags: &ServeFlags) -> anyhow::Result<()> {
     // Flags before the subcommand count too; those after it win.
     let settings = settings(cli, |f| flags.apply(cli.serve.apply(f)))?;
     init_logging(&settings);
+    // Every socket is an open file: use all the open files the system allows (the soft
+    // limit is often 1 024 while the hard one is far higher).
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open-files limit"),
+        Err(error) => tracing::warn!(%error, "could not raise the open-files limit"),
+    }
     let data_dir = settings.data_dir.clone();
     let server = hearth_server::Server::build(settings).await?;
     let scheme = if server.uses_tls() { "https" } else { "http" };
