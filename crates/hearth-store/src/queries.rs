@@ -32,6 +32,11 @@ impl ProfileRow {
     }
 }
 
+/// [`StoreError::NotFound`] when a statement that targets one row changed none.
+pub(crate) fn found(rows_affected: u64) -> StoreResult<()> {
+    if rows_affected == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+}
+
 pub(crate) fn recents_json(recents: &[String]) -> String {
     serde_json::to_string(recents).expect("a list of strings always serializes")
 }
@@ -152,9 +157,7 @@ macro_rules! impl_store {
                     .bind(now)
                     .execute(&mut **tx)
                     .await?;
-                if updated.rows_affected() == 0 {
-                    return Err(crate::StoreError::NotFound);
-                }
+                crate::queries::found(updated.rows_affected())?;
                 Self::revoke_everything(tx, user_id, now).await
             }
 
@@ -353,9 +356,7 @@ macro_rules! impl_store {
                     .bind(now)
                     .execute(self.writer())
                     .await?;
-                if updated.rows_affected() == 0 {
-                    return Err(crate::StoreError::NotFound);
-                }
+                crate::queries::found(updated.rows_affected())?;
                 Ok(())
             }
 
@@ -374,9 +375,7 @@ macro_rules! impl_store {
             async fn delete_user(&self, user_id: uuid::Uuid) -> crate::StoreResult<()> {
                 // Everything else references users with ON DELETE CASCADE.
                 let deleted = sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(self.writer()).await?;
-                if deleted.rows_affected() == 0 {
-                    return Err(crate::StoreError::NotFound);
-                }
+                crate::queries::found(deleted.rows_affected())?;
                 Ok(())
             }
 
@@ -453,9 +452,7 @@ macro_rules! impl_store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                if revoked.rows_affected() == 0 {
-                    return Err(crate::StoreError::NotFound);
-                }
+                crate::queries::found(revoked.rows_affected())?;
                 sqlx::query("DELETE FROM refresh_tokens WHERE device_id = $1")
                     .bind(device_id)
                     .execute(&mut *tx)
@@ -763,9 +760,7 @@ macro_rules! impl_store {
                 .bind(now)
                 .execute(self.writer())
                 .await?;
-                if updated.rows_affected() == 0 {
-                    return Err(crate::StoreError::NotFound);
-                }
+                crate::queries::found(updated.rows_affected())?;
                 Ok(())
             }
 
@@ -849,9 +844,7 @@ macro_rules! impl_store {
                     .bind(user_id)
                     .execute(&mut *tx)
                     .await?;
-                if deleted.rows_affected() == 0 {
-                    return Err(crate::StoreError::NotFound);
-                }
+                crate::queries::found(deleted.rows_affected())?;
                 tx.commit().await?;
                 Ok(())
             }
