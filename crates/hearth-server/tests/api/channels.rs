@@ -2,15 +2,10 @@
 //! conversations, keys (sealed at rest), sending, editing and deleting (each recipient gets
 //! only their copy), typing, reading, aliases, members, leaving, and every refusal.
 
-use std::time::Duration;
-
-use futures::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::harness::{Session, TestApp, spawn_app};
-
-type Client = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use crate::socket_client::{Client, connect, next_json, reply_to, send};
 
 /// A connected user with a counter for refs.
 pub(crate) struct Peer {
@@ -21,8 +16,7 @@ pub(crate) struct Peer {
 
 impl Peer {
     pub(crate) async fn connect(app: &TestApp, session: &Session) -> Self {
-        let url = format!("ws://{}/socket/websocket?token={}&vsn=2.0.0", app.addr, session.auth_token);
-        let (socket, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+        let socket = connect(app, &session.auth_token).await.expect("accepted");
         let mut peer = Self { id: session.user_id.clone(), socket, next_ref: 0 };
         let user_topic = format!("user:{}", peer.id);
         assert_eq!(peer.call(&user_topic, "phx_join", json!({})).await["status"], "ok");
@@ -36,13 +30,8 @@ impl Peer {
         let r = self.next_ref.to_string();
         let join_ref = if event == "phx_join" { json!(r) } else { Value::Null };
         let frame = json!([join_ref, r, topic, event, payload]);
-        self.socket.send(WsMessage::text(frame.to_string())).await.expect("send");
-        loop {
-            let frame = self.next_frame().await;
-            if frame[3] == "phx_reply" && frame[1] == json!(r) {
-                return frame[4].clone();
-            }
-        }
+        send(&mut self.socket, frame).await;
+        reply_to(&mut self.socket, &r).await[4].clone()
     }
 
     pub(crate) async fn ok(&mut self, topic: &str, event: &str, payload: Value) -> Value {
@@ -57,23 +46,10 @@ impl Peer {
         reply["response"]["reason"].as_str().expect("a reason").to_owned()
     }
 
-    async fn next_frame(&mut self) -> Value {
-        loop {
-            let message = tokio::time::timeout(Duration::from_secs(5), self.socket.next())
-                .await
-                .expect("a frame within 5 s")
-                .expect("open")
-                .expect("frame");
-            if let WsMessage::Text(text) = message {
-                return serde_json::from_str(&text).expect("json");
-            }
-        }
-    }
-
     /// Waits for a push of `event` on `topic`; returns its payload.
     pub(crate) async fn expect(&mut self, topic: &str, event: &str) -> Value {
         loop {
-            let frame = self.next_frame().await;
+            let frame = next_json(&mut self.socket).await;
             if frame[2] == topic && frame[3] == event {
                 return frame[4].clone();
             }

@@ -21,6 +21,7 @@ mod profile;
 mod refresh;
 mod register;
 mod signout;
+mod socket_client;
 mod sockets;
 mod users;
 mod vault;

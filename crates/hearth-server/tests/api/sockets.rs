@@ -9,46 +9,13 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::harness::{PASSWORD, TestApp, spawn_app};
-
-type Client = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// Connects with the token as the `token` param; the HTTP status when refused.
-async fn connect(app: &TestApp, token: &str) -> Result<Client, u16> {
-    let url = format!("ws://{}/socket/websocket?token={token}&vsn=2.0.0", app.addr);
-    match tokio_tungstenite::connect_async(url).await {
-        Ok((client, _)) => Ok(client),
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
-        Err(other) => panic!("connect failed: {other}"),
-    }
-}
-
-async fn send(client: &mut Client, frame: Value) {
-    client.send(WsMessage::text(frame.to_string())).await.expect("send");
-}
-
-async fn next_json(client: &mut Client) -> Value {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(5), client.next())
-            .await
-            .expect("a frame within 5 s")
-            .expect("open")
-            .expect("frame");
-        if let WsMessage::Text(text) = message {
-            return serde_json::from_str(&text).expect("json");
-        }
-    }
-}
+use crate::harness::{PASSWORD, spawn_app};
+use crate::socket_client::{Client, connect, next_json, reply_to, send};
 
 /// Joins a topic and returns the reply's payload.
 async fn join(client: &mut Client, topic: &str) -> Value {
     send(client, json!(["1", "1", topic, "phx_join", {}])).await;
-    let reply = loop {
-        let frame = next_json(client).await;
-        if frame[3] == "phx_reply" {
-            break frame;
-        }
-    };
+    let reply = reply_to(client, "1").await;
     assert_eq!((&reply[2], &reply[3]), (&json!(topic), &json!("phx_reply")), "{reply}");
     reply[4].clone()
 }
@@ -209,16 +176,6 @@ async fn echo_binary_answers_a_binary_push_with_the_same_bytes_in_a_binary_reply
         reply_to(&mut socket, "7").await,
         json!(["1", "7", "system:general", "phx_reply", {"status": "error", "response": {"reason": "expected a JSON payload"}}])
     );
-}
-
-/// The JSON reply to `msg_ref` (pushes before it, e.g. presence, are skipped).
-async fn reply_to(client: &mut Client, msg_ref: &str) -> Value {
-    loop {
-        let frame = next_json(client).await;
-        if frame[3] == "phx_reply" && frame[1] == msg_ref {
-            return frame;
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
