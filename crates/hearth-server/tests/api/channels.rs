@@ -40,7 +40,7 @@ impl Peer {
         reply["response"].clone()
     }
 
-    async fn refused(&mut self, topic: &str, event: &str, payload: Value) -> String {
+    pub(crate) async fn refused(&mut self, topic: &str, event: &str, payload: Value) -> String {
         let reply = self.call(topic, event, payload).await;
         assert_eq!(reply["status"], "error", "{event} should be refused: {reply}");
         reply["response"]["reason"].as_str().expect("a reason").to_owned()

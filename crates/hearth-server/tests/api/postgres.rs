@@ -1,10 +1,12 @@
 //! The core flows against PostgreSQL (skipped unless `HEARTH_TEST_POSTGRES_URL` is set):
-//! register, login, refresh with reuse detection, and one-time tokens under a race.
+//! register, login, refresh with reuse detection, one-time tokens under a race, and text the
+//! database cannot store.
 
 use hearth_store::testing::TestDatabase;
 use reqwest::StatusCode;
 use serde_json::json;
 
+use crate::channels::{Peer, jwk};
 use crate::harness::{EmailKind, PASSWORD, Session, TestApp, concurrently, spawn_app_with, str_field};
 
 /// A server on a fresh PostgreSQL database. The database comes first so it outlives the
@@ -73,4 +75,38 @@ async fn one_time_tokens_are_spent_once_on_postgres() {
     let rejected = statuses.iter().filter(|s| **s == StatusCode::BAD_REQUEST).count();
     assert_eq!((ok, rejected), (1, 19), "{statuses:?}");
     assert_eq!(app.devices(&session.auth_token).await.len(), 2);
+}
+
+/// PostgreSQL stores no NUL character in text. Text carrying one is refused with a reason
+/// before it reaches the database, the socket stays up, and sends around it still succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_with_a_nul_character_is_refused_on_postgres() {
+    let Some((_database, app)) =
+        spawn_on_postgres("api::postgres::text_with_a_nul_character_is_refused_on_postgres").await
+    else {
+        return;
+    };
+    let (ann_s, bob_s) = (app.register("ann@example.org").await, app.register("bob@example.org").await);
+    let mut ann = Peer::connect(&app, &ann_s).await;
+    let refused = ann.refused("system:general", "set_display_name", json!({"display_name": "Ann\u{0}"})).await;
+    assert!(refused.contains("NUL"), "{refused}");
+    let started = ann
+        .ok(
+            "system:general",
+            "start_private_conversation",
+            json!({"other_user_id": bob_s.user_id, "public_key": jwk("ann"), "private_key": {"k": "v"}}),
+        )
+        .await;
+    let conversation_id = started["conversation"]["id"].as_str().expect("id").to_owned();
+    let topic = format!("conversation:{conversation_id}");
+    ann.ok(&topic, "phx_join", json!({})).await;
+    let to_both = |text: &str| json!({ "encrypted_messages": { &ann_s.user_id: text, &bob_s.user_id: text } });
+    ann.ok(&topic, "send_message", to_both("before")).await;
+    let refused = ann.refused(&topic, "send_message", to_both("nul \u{0} inside")).await;
+    assert!(refused.contains("NUL"), "{refused}");
+    ann.ok(&topic, "send_message", to_both("after")).await;
+    let history = app.get_authed(&format!("/api/messages?conversation_id={conversation_id}"), &ann_s.auth_token).await;
+    let items = history.expect_status(StatusCode::OK)["items"].as_array().expect("items").clone();
+    let texts: Vec<&str> = items.iter().map(|m| m["content"].as_str().expect("content")).collect();
+    assert_eq!(texts, ["after", "before"]);
 }
