@@ -6,9 +6,11 @@
 //! (`tests/contract.rs`) run against both. Nothing here knows about HTTP.
 
 mod conversation;
+mod group_commit;
 mod model;
 mod postgres;
 mod queries;
+mod send_batch;
 mod sqlite;
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -47,6 +49,9 @@ pub enum StoreError {
     /// The database refused or failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The task that stores sends has stopped (the store is shutting down).
+    #[error("the store's writer has stopped")]
+    WriterStopped,
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -230,9 +235,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The member's sealed private key, if set.
     async fn sealed_private_key(&self, conversation_id: Uuid, user_id: Uuid) -> StoreResult<Option<Vec<u8>>>;
 
-    /// Stores a send in one transaction: [`StoreError::NotFound`] if the sender is not a
-    /// member; [`StoreError::Rule`] unless the recipients are exactly the current members.
-    /// A resend with an earlier `client_msg_id` returns the earlier delivery (`fresh: false`).
+    /// Stores a send: [`StoreError::NotFound`] if the sender is not a member;
+    /// [`StoreError::Rule`] unless the recipients are exactly the current members. A resend
+    /// with an earlier `client_msg_id` returns the earlier delivery (`fresh: false`). Sends
+    /// that arrive together are committed together (group commit); each has its own outcome,
+    /// the one it would have had alone, and returns once it is committed.
     async fn send_message(&self, message: &NewMessageGroup) -> StoreResult<MessageDelivery>;
 
     /// Replaces every copy of a message group with new ciphertext. [`StoreError::NotFound`]

@@ -5,24 +5,45 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
-use crate::StoreResult;
+use crate::group_commit::GroupCommit;
+use crate::{MessageDelivery, NewMessageGroup, StoreResult};
+
+/// Sends stored in one transaction, at most (as on SQLite).
+const MAX_SENDS_PER_BATCH: usize = 128;
+
+/// Transactions storing sends at once. Two keep one batch committing while the next is being
+/// written; more make smaller batches, and PostgreSQL then spends more CPU per send (on this
+/// 2-core machine at 5 000 sends/s: 0.84 cores with four, 0.67 with two, for the same latency).
+const SEND_WORKERS: u32 = 2;
 
 /// A store in a PostgreSQL database.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// `send_message`, group-committed.
+    sends: std::sync::Arc<GroupCommit<NewMessageGroup, StoreResult<MessageDelivery>>>,
 }
 
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://…`).
     pub async fn open(url: &str, max_connections: u32) -> StoreResult<Self> {
         let options = PgConnectOptions::from_str(url)?;
-        let pool = PgPoolOptions::new().max_connections(max_connections.max(1)).connect_with(options).await?;
-        Ok(Self { pool })
+        let max_connections = max_connections.max(1);
+        let pool = PgPoolOptions::new().max_connections(max_connections).connect_with(options).await?;
+        let workers = SEND_WORKERS.min(max_connections.div_ceil(2)) as usize;
+        let sends = GroupCommit::start(workers, MAX_SENDS_PER_BATCH, {
+            let pool = pool.clone();
+            move |batch| Self::send_batch(pool.clone(), batch)
+        });
+        Ok(Self { pool, sends: std::sync::Arc::new(sends) })
     }
 
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, Postgres>> {
-        Ok(self.pool.begin().await?)
+        Self::begin_write_on(&self.pool).await
+    }
+
+    async fn begin_write_on(pool: &PgPool) -> StoreResult<sqlx::Transaction<'static, Postgres>> {
+        Ok(pool.begin().await?)
     }
 
     /// Where single-statement writes run (any connection: PostgreSQL has many writers).

@@ -48,6 +48,10 @@ pub(crate) const CONVERSATION_COLUMNS: &str = "id, private, alias, inserted_at, 
 /// The rule a send or edit breaks when its recipients are not the conversation's members.
 pub(crate) const RECIPIENTS_RULE: &str = "encrypted_messages must name exactly the conversation's members";
 
+/// Rows per multi-row `INSERT`: 6 parameters each stays far below SQLite's 32 766 and
+/// PostgreSQL's 65 535 parameters per statement.
+pub(crate) const ROWS_PER_INSERT: usize = 1000;
+
 /// A message row with its recipient:
 /// `(recipient_id, id, message_group, sender, content, inserted_at, updated_at)`.
 pub(crate) type MessageRow = (Uuid, Uuid, Uuid, Uuid, String, crate::Timestamp, crate::Timestamp);
@@ -220,6 +224,196 @@ macro_rules! impl_store {
                 .bind(client_msg_id)
                 .fetch_optional(&mut **tx)
                 .await?)
+            }
+
+            /// Stores a batch of sends (the [`GroupCommit`](crate::group_commit::GroupCommit) of
+            /// `send_message`) in one transaction. If that transaction fails, each send is
+            /// stored alone in its own, so one send cannot make the others fail.
+            async fn send_batch(
+                writer: sqlx::Pool<$db>,
+                sends: Vec<crate::NewMessageGroup>,
+            ) -> Vec<crate::StoreResult<crate::MessageDelivery>> {
+                let batch_error = match Self::store_sends(&writer, &sends).await {
+                    Ok(results) => return results,
+                    Err(error) if sends.len() == 1 => return vec![Err(error)],
+                    Err(error) => error,
+                };
+                tracing::warn!(error = %batch_error, sends = sends.len(), "a batch of sends failed; storing them one by one");
+                let mut results = Vec::with_capacity(sends.len());
+                for send in &sends {
+                    let alone = Self::store_sends(&writer, std::slice::from_ref(send)).await;
+                    results.push(alone.and_then(|mut one| one.pop().unwrap_or(Err(crate::StoreError::NotFound))));
+                }
+                results
+            }
+
+            /// One transaction for `sends`: the outer error means it failed (nothing stored);
+            /// otherwise each send's own outcome, in order.
+            async fn store_sends(
+                writer: &sqlx::Pool<$db>,
+                sends: &[crate::NewMessageGroup],
+            ) -> crate::StoreResult<Vec<crate::StoreResult<crate::MessageDelivery>>> {
+                use crate::send_batch::{Plan, client_key};
+                let mut tx = Self::begin_write_on(writer).await?;
+                let members = Self::members_of_locked_in(&mut tx, sends).await?;
+                let earlier = Self::groups_by_client_key_in(&mut tx, sends).await?;
+                let mut plans = crate::send_batch::plan(sends, &members, &earlier);
+
+                let new_groups: Vec<&crate::NewMessageGroup> =
+                    plans.iter().zip(sends).filter(|(plan, _)| matches!(plan, Plan::Insert)).map(|(_, send)| send).collect();
+                let mut inserted = std::collections::HashSet::new();
+                for chunk in new_groups.chunks(crate::queries::ROWS_PER_INSERT) {
+                    // A send whose client key a concurrent transaction stored first inserts
+                    // nothing (on PostgreSQL, after waiting for that one to commit).
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO message_groups (id, conversation_id, sender_id, client_msg_id, inserted_at, updated_at) ",
+                    );
+                    insert.push_values(chunk, |mut row, send| {
+                        row.push_bind(send.id)
+                            .push_bind(send.conversation_id)
+                            .push_bind(send.sender)
+                            .push_bind(&send.client_msg_id)
+                            .push_bind(send.now)
+                            .push_bind(send.now);
+                    });
+                    insert.push(" ON CONFLICT (conversation_id, sender_id, client_msg_id) DO NOTHING RETURNING id");
+                    let ids: Vec<uuid::Uuid> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
+                    inserted.extend(ids);
+                }
+                for (plan, send) in plans.iter_mut().zip(sends) {
+                    if matches!(plan, Plan::Insert) && !inserted.contains(&send.id) {
+                        let (conversation_id, sender, client_msg_id) =
+                            client_key(send).ok_or(crate::StoreError::Conflict("message_groups.id"))?;
+                        let group = Self::group_by_client_msg_id_in(&mut tx, conversation_id, sender, &client_msg_id)
+                            .await?
+                            .ok_or(crate::StoreError::Conflict("client_msg_id"))?;
+                        *plan = Plan::Earlier(group);
+                    }
+                }
+
+                let mut fresh: std::collections::HashMap<usize, crate::MessageDelivery> = std::collections::HashMap::new();
+                let mut rows: Vec<(uuid::Uuid, &crate::StoredMessage)> = Vec::new();
+                for (index, (plan, send)) in plans.iter().zip(sends).enumerate() {
+                    if !matches!(plan, Plan::Insert) {
+                        continue;
+                    }
+                    let messages: std::collections::BTreeMap<uuid::Uuid, crate::StoredMessage> = send
+                        .contents
+                        .iter()
+                        .map(|(recipient, content)| {
+                            let stored = crate::StoredMessage {
+                                id: uuid::Uuid::now_v7(),
+                                message_group: send.id,
+                                sender: send.sender,
+                                content: content.clone(),
+                                inserted_at: send.now,
+                                updated_at: send.now,
+                            };
+                            (*recipient, stored)
+                        })
+                        .collect();
+                    fresh.insert(
+                        index,
+                        crate::MessageDelivery { conversation_id: send.conversation_id, messages, fresh: true },
+                    );
+                }
+                for delivery in fresh.values() {
+                    rows.extend(delivery.messages.iter().map(|(recipient, message)| (*recipient, message)));
+                }
+                for chunk in rows.chunks(crate::queries::ROWS_PER_INSERT) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO messages (id, message_group_id, recipient_id, content, inserted_at, updated_at) ",
+                    );
+                    insert.push_values(chunk, |mut row, (recipient, message)| {
+                        row.push_bind(message.id)
+                            .push_bind(message.message_group)
+                            .push_bind(*recipient)
+                            .push_bind(&message.content)
+                            .push_bind(message.inserted_at)
+                            .push_bind(message.updated_at);
+                    });
+                    insert.build().execute(&mut *tx).await?;
+                }
+
+                let mut results: Vec<crate::StoreResult<crate::MessageDelivery>> = Vec::with_capacity(sends.len());
+                for (index, plan) in plans.into_iter().enumerate() {
+                    let result = match plan {
+                        Plan::Insert => fresh.remove(&index).ok_or(crate::StoreError::NotFound),
+                        Plan::Earlier(group) => Ok(Self::delivery_in(&mut tx, group, false).await?),
+                        // `first` was stored (or found stored), so its result is a delivery.
+                        Plan::SameAs(first) => match &results[first] {
+                            Ok(delivery) => Ok(crate::MessageDelivery { fresh: false, ..delivery.clone() }),
+                            Err(_) => Err(crate::StoreError::NotFound),
+                        },
+                        Plan::Refused(error) => Err(error),
+                    };
+                    results.push(result);
+                }
+                tx.commit().await?;
+                Ok(results)
+            }
+
+            /// Locks the conversations of `sends` against membership changes until the
+            /// transaction ends and returns the members of those that exist.
+            async fn members_of_locked_in(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                sends: &[crate::NewMessageGroup],
+            ) -> crate::StoreResult<std::collections::HashMap<uuid::Uuid, std::collections::BTreeSet<uuid::Uuid>>> {
+                let conversations: std::collections::BTreeSet<uuid::Uuid> =
+                    sends.iter().map(|send| send.conversation_id).collect();
+                // SQLite's write transaction holds the whole database already.
+                const SHARE_LOCK: &str = $share_lock;
+                if !SHARE_LOCK.is_empty() {
+                    let mut lock = sqlx::QueryBuilder::<$db>::new("SELECT id FROM conversations WHERE id IN (");
+                    let mut ids = lock.separated(", ");
+                    for id in &conversations {
+                        ids.push_bind(*id);
+                    }
+                    ids.push_unseparated(concat!(") ORDER BY id", $share_lock));
+                    lock.build().fetch_all(&mut **tx).await?;
+                }
+                let mut select =
+                    sqlx::QueryBuilder::<$db>::new("SELECT conversation_id, user_id FROM conversation_members WHERE conversation_id IN (");
+                let mut ids = select.separated(", ");
+                for id in &conversations {
+                    ids.push_bind(*id);
+                }
+                ids.push_unseparated(")");
+                let rows: Vec<(uuid::Uuid, uuid::Uuid)> = select.build_query_as().fetch_all(&mut **tx).await?;
+                let mut members: std::collections::HashMap<uuid::Uuid, std::collections::BTreeSet<uuid::Uuid>> =
+                    std::collections::HashMap::new();
+                for (conversation, user) in rows {
+                    members.entry(conversation).or_default().insert(user);
+                }
+                Ok(members)
+            }
+
+            /// The groups already stored under the client keys of `sends`.
+            async fn groups_by_client_key_in(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                sends: &[crate::NewMessageGroup],
+            ) -> crate::StoreResult<std::collections::HashMap<crate::send_batch::ClientKey, uuid::Uuid>> {
+                let keys: std::collections::BTreeSet<crate::send_batch::ClientKey> =
+                    sends.iter().filter_map(crate::send_batch::client_key).collect();
+                if keys.is_empty() {
+                    return Ok(std::collections::HashMap::new());
+                }
+                let mut select = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT conversation_id, sender_id, client_msg_id, id FROM message_groups WHERE ",
+                );
+                let mut any = select.separated(" OR ");
+                for (conversation, sender, client_msg_id) in &keys {
+                    any.push("(conversation_id = ")
+                        .push_bind_unseparated(*conversation)
+                        .push_unseparated(" AND sender_id = ")
+                        .push_bind_unseparated(*sender)
+                        .push_unseparated(" AND client_msg_id = ")
+                        .push_bind_unseparated(client_msg_id.clone())
+                        .push_unseparated(")");
+                }
+                let rows: Vec<(uuid::Uuid, uuid::Uuid, String, uuid::Uuid)> =
+                    select.build_query_as().fetch_all(&mut **tx).await?;
+                Ok(rows.into_iter().map(|(conversation, sender, client_msg_id, id)| ((conversation, sender, client_msg_id), id)).collect())
             }
 
             /// Every recipient's copy of a message group.
@@ -898,67 +1092,7 @@ macro_rules! impl_store {
             }
 
             async fn send_message(&self, message: &crate::NewMessageGroup) -> crate::StoreResult<crate::MessageDelivery> {
-                let mut tx = self.begin_write().await?;
-                let members = Self::members_locked_in(&mut tx, message.conversation_id).await?;
-                if let Some(client_msg_id) = &message.client_msg_id {
-                    let earlier =
-                        Self::group_by_client_msg_id_in(&mut tx, message.conversation_id, message.sender, client_msg_id)
-                            .await?;
-                    if let Some(group) = earlier {
-                        return Self::delivery_in(&mut tx, group, false).await;
-                    }
-                }
-                if !members.contains(&message.sender) {
-                    return Err(crate::StoreError::NotFound);
-                }
-                crate::queries::check_recipients(&members, &message.contents)?;
-                // A concurrent send with the same client_msg_id that got in first makes this
-                // insert do nothing (on PostgreSQL it waits for that send to commit).
-                let inserted: Option<uuid::Uuid> = sqlx::query_scalar(
-                    "INSERT INTO message_groups (id, conversation_id, sender_id, client_msg_id, inserted_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $5) \
-                     ON CONFLICT (conversation_id, sender_id, client_msg_id) DO NOTHING RETURNING id",
-                )
-                .bind(message.id)
-                .bind(message.conversation_id)
-                .bind(message.sender)
-                .bind(&message.client_msg_id)
-                .bind(message.now)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if inserted.is_none() {
-                    let client_msg_id = message.client_msg_id.as_deref().unwrap_or_default();
-                    let earlier =
-                        Self::group_by_client_msg_id_in(&mut tx, message.conversation_id, message.sender, client_msg_id)
-                            .await?
-                            .ok_or(crate::StoreError::Conflict("client_msg_id"))?;
-                    return Self::delivery_in(&mut tx, earlier, false).await;
-                }
-                let mut messages = std::collections::BTreeMap::new();
-                for (recipient, content) in &message.contents {
-                    let stored = crate::StoredMessage {
-                        id: uuid::Uuid::now_v7(),
-                        message_group: message.id,
-                        sender: message.sender,
-                        content: content.clone(),
-                        inserted_at: message.now,
-                        updated_at: message.now,
-                    };
-                    sqlx::query(
-                        "INSERT INTO messages (id, message_group_id, recipient_id, content, inserted_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $5)",
-                    )
-                    .bind(stored.id)
-                    .bind(message.id)
-                    .bind(recipient)
-                    .bind(&stored.content)
-                    .bind(message.now)
-                    .execute(&mut *tx)
-                    .await?;
-                    messages.insert(*recipient, stored);
-                }
-                tx.commit().await?;
-                Ok(crate::MessageDelivery { conversation_id: message.conversation_id, messages, fresh: true })
+                self.sends.submit(message.clone()).await.unwrap_or(Err(crate::StoreError::WriterStopped))
             }
 
             async fn edit_message(

@@ -7,6 +7,9 @@
 //! milliseconds under load. Writers queue instead for the one write connection in its pool,
 //! which hands it to the next waiter as soon as the previous one commits. Reads use the other
 //! pool and, in WAL mode, never wait for the writer.
+//!
+//! Sends, the busiest write, are group-committed on that connection (see `group_commit`), and
+//! the WAL is checkpointed beside the writer rather than inside its commits.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -14,7 +17,12 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 
-use crate::StoreResult;
+use crate::group_commit::GroupCommit;
+use crate::{MessageDelivery, NewMessageGroup, StoreResult};
+
+/// Sends stored in one transaction, at most: enough that a batch's statements and commit cost
+/// little per send, few enough that the batch's transaction stays short.
+const MAX_SENDS_PER_BATCH: usize = 128;
 
 /// A store in one SQLite file.
 #[derive(Debug, Clone)]
@@ -23,6 +31,10 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// The one write connection.
     writer: SqlitePool,
+    /// `send_message`, group-committed on the write connection.
+    sends: std::sync::Arc<GroupCommit<NewMessageGroup, StoreResult<MessageDelivery>>>,
+    /// Held while the store lives: the checkpoint task stops once every clone is gone.
+    _alive: std::sync::Arc<()>,
 }
 
 impl SqliteStore {
@@ -36,17 +48,102 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10));
         let pool =
             SqlitePoolOptions::new().max_connections(max_connections.max(1)).connect_with(options.clone()).await?;
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
-        Ok(Self { pool, writer })
+        // Checkpoints (copying the WAL back into the database file) run beside the writer
+        // instead of inside its commits: see `checkpoint_beside_the_writer`.
+        let writer_options = options.pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES.to_string());
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(writer_options).await?;
+        let alive = std::sync::Arc::new(());
+        tokio::spawn(checkpoint_beside_the_writer(pool.clone(), std::sync::Arc::downgrade(&alive)));
+        // One worker: SQLite has one writer, and batches are what let it keep up.
+        let sends = GroupCommit::start(1, MAX_SENDS_PER_BATCH, {
+            let writer = writer.clone();
+            move |batch| Self::send_batch(writer.clone(), batch)
+        });
+        Ok(Self { pool, writer, sends: std::sync::Arc::new(sends), _alive: alive })
     }
 
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+        Self::begin_write_on(&self.writer).await
+    }
+
+    async fn begin_write_on(writer: &SqlitePool) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
+        Ok(writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// Where single-statement writes run.
     fn writer(&self) -> &SqlitePool {
         &self.writer
+    }
+}
+
+/// The WAL size (in pages) at which the writer checkpoints itself: a backstop only, far above
+/// [`RESTART_AT_FRAMES`], for when the checkpoints beside it cannot keep up.
+const WRITER_CHECKPOINT_PAGES: u32 = 262_144;
+
+/// How often the WAL is copied into the database file beside the writer.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// WAL frames past which a checkpoint also makes the WAL start over (see below).
+const RESTART_AT_FRAMES: i64 = 16_384;
+
+/// Passive passes made before a restart, at most, to bring the frames left uncopied down to
+/// [`RESTART_LEFT_FRAMES`].
+const CATCH_UP_PASSES: usize = 8;
+
+/// Frames left uncopied below which a restart checkpoint goes ahead.
+const RESTART_LEFT_FRAMES: i64 = 256;
+
+/// A passive checkpoint: the WAL's size and the frames it left uncopied, or `None` if it
+/// failed (and was logged).
+async fn checkpoint_passive(pool: &SqlitePool) -> Option<(i64, i64)> {
+    let result: Result<(i64, i64, i64), _> = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(pool).await;
+    match result {
+        Ok((_busy, wal_frames, copied)) => Some((wal_frames, wal_frames - copied)),
+        Err(error) => {
+            tracing::warn!(%error, "WAL checkpoint failed");
+            None
+        }
+    }
+}
+
+/// Copies the WAL into the database file every [`CHECKPOINT_EVERY`] on a read connection, so
+/// the writer's commits do not pay for it. A passive checkpoint waits for nobody, and a page
+/// written by many commits in between is copied once.
+///
+/// Under a steady write load a passive checkpoint never catches up with the last frame, so the
+/// WAL would never start over and would grow without end. Once it holds [`RESTART_AT_FRAMES`],
+/// a `RESTART` checkpoint follows the passive ones: it takes the write lock between two write
+/// transactions, copies the few frames they left, and lets the next write start the WAL from
+/// its beginning. Stops when the store is dropped.
+async fn checkpoint_beside_the_writer(pool: SqlitePool, store_alive: std::sync::Weak<()>) {
+    let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if store_alive.strong_count() == 0 {
+            return;
+        }
+        let Some((wal_frames, _left)) = checkpoint_passive(&pool).await else { continue };
+        if wal_frames < RESTART_AT_FRAMES {
+            continue;
+        }
+        // Before restarting, passive passes copy what the last one left, so the restart, which
+        // holds the write lock while it works, has only a few frames left to copy. If they do
+        // not catch up, the next tick tries again.
+        let mut restart = false;
+        for _ in 0..CATCH_UP_PASSES {
+            match checkpoint_passive(&pool).await {
+                Some((_, left)) if left <= RESTART_LEFT_FRAMES => {
+                    restart = true;
+                    break;
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+        if restart && let Err(error) = sqlx::query("PRAGMA wal_checkpoint(RESTART)").execute(&pool).await {
+            tracing::warn!(%error, "WAL checkpoint (restart) failed");
+        }
     }
 }
 

@@ -90,6 +90,8 @@ contract!(
     send_message_to_exactly_the_members,
     client_msg_id_makes_resends_idempotent,
     concurrent_resends_store_one_group,
+    concurrent_sends_each_get_their_own_outcome,
+    a_send_the_database_refuses_fails_alone,
     edit_message_follows_the_members,
     delete_message_removes_every_copy,
     messages_page_newest_first,
@@ -1590,6 +1592,120 @@ async fn concurrent_resends_store_one_group(store: Arc<dyn Store>) {
         assert_eq!(copies, vec![winner.messages[&recipient].clone()]);
         assert_eq!(copies[0].message_group, group_id);
     }
+}
+
+/// Sends that arrive together are committed together; each must still get the outcome it
+/// would have had alone, and a refused one must not take the others down with it.
+async fn concurrent_sends_each_get_their_own_outcome(store: Arc<dyn Store>) {
+    const ROUNDS: usize = 20;
+    let now = Timestamp::now();
+    let [ada, bob, cy] = people(&store, ["ada", "bob", "cy"], now).await;
+    let team = group(&store, ada.id, &[ada.id, bob.id], now).await;
+    let pair = private(&store, bob.id, cy.id, now).await;
+    let missing = Uuid::now_v7();
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Expect {
+        Stored,
+        Resend,
+        NotFound,
+        Rule,
+    }
+    let mut sends = Vec::new();
+    for round in 0..ROUNDS {
+        let tag = format!("r{round}");
+        sends.push((Expect::Stored, message(team.id, ada.id, contents(&tag, &[ada.id, bob.id]), now)));
+        sends.push((Expect::Stored, message(pair.id, cy.id, contents(&tag, &[bob.id, cy.id]), now)));
+        sends.push((Expect::Rule, message(team.id, bob.id, contents(&tag, &[bob.id]), now)));
+        sends.push((Expect::NotFound, message(team.id, cy.id, contents(&tag, &[ada.id, bob.id]), now)));
+        sends.push((Expect::NotFound, message(missing, ada.id, contents(&tag, &[ada.id]), now)));
+        let keyed = NewMessageGroup {
+            client_msg_id: Some(format!("k{round}")),
+            ..message(pair.id, bob.id, contents(&tag, &[bob.id, cy.id]), now)
+        };
+        sends.push((Expect::Stored, keyed.clone()));
+        sends.push((Expect::Resend, NewMessageGroup { id: Uuid::now_v7(), ..keyed }));
+    }
+    let barrier = Arc::new(Barrier::new(sends.len()));
+    let tasks: Vec<_> = sends
+        .iter()
+        .map(|(_, send)| {
+            let (store, barrier, send) = (store.clone(), barrier.clone(), send.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.send_message(&send).await
+            })
+        })
+        .collect();
+    // A keyed send and its resend race: either may be the one stored; the other returns
+    // the same delivery.
+    let mut by_key: BTreeMap<String, Vec<MessageDelivery>> = BTreeMap::new();
+    let mut wrong = Vec::new();
+    for (index, ((expected, send), task)) in sends.iter().zip(tasks).enumerate() {
+        let result = task.await.expect("task");
+        let got = match &result {
+            Ok(delivery) if delivery.fresh => Expect::Stored,
+            Ok(_) => Expect::Resend,
+            Err(StoreError::NotFound) => Expect::NotFound,
+            Err(StoreError::Rule(_)) => Expect::Rule,
+            Err(other) => panic!("unexpected error {other}"),
+        };
+        match (&send.client_msg_id, result) {
+            (Some(key), Ok(delivery)) => by_key.entry(key.clone()).or_default().push(delivery),
+            _ if got != *expected => wrong.push((index, *expected, got)),
+            _ => {}
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:?}");
+    assert_eq!(by_key.len(), ROUNDS);
+    for (key, deliveries) in &by_key {
+        assert_eq!(deliveries.len(), 2, "{key}");
+        assert_eq!(deliveries.iter().filter(|d| d.fresh).count(), 1, "{key}: {deliveries:#?}");
+        assert_eq!(deliveries[0].messages, deliveries[1].messages, "{key}");
+    }
+    // Exactly what the successful sends stored, once each.
+    assert_eq!(page(&store, team.id, ada.id).await.len(), ROUNDS);
+    assert_eq!(page(&store, team.id, bob.id).await.len(), ROUNDS);
+    assert_eq!(page(&store, pair.id, bob.id).await.len(), 2 * ROUNDS);
+    assert_eq!(page(&store, pair.id, cy.id).await.len(), 2 * ROUNDS);
+}
+
+/// A send the database itself refuses (PostgreSQL stores no NUL character in text; SQLite
+/// does) fails alone, even when it was committed in one batch with others.
+async fn a_send_the_database_refuses_fails_alone(store: Arc<dyn Store>) {
+    const GOOD: usize = 30;
+    let now = Timestamp::now();
+    let [ada, bob] = people(&store, ["ada", "bob"], now).await;
+    let team = group(&store, ada.id, &[ada.id, bob.id], now).await;
+    let members = [ada.id, bob.id];
+    let mut sends: Vec<NewMessageGroup> =
+        (0..GOOD).map(|i| message(team.id, ada.id, contents(&format!("good {i}"), &members), now)).collect();
+    sends.insert(GOOD / 2, message(team.id, bob.id, contents("nul \0 inside", &members), now));
+    let barrier = Arc::new(Barrier::new(sends.len()));
+    let tasks: Vec<_> = sends
+        .iter()
+        .map(|send| {
+            let (store, barrier, send) = (store.clone(), barrier.clone(), send.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.send_message(&send).await
+            })
+        })
+        .collect();
+    let mut nul_stored = false;
+    for (send, task) in sends.iter().zip(tasks) {
+        let result = task.await.expect("task");
+        if send.sender == bob.id {
+            match result {
+                Ok(delivery) => nul_stored = delivery.fresh,
+                Err(error) => assert!(matches!(error, StoreError::Database(_)), "{error:?}"),
+            }
+        } else {
+            assert!(result.expect("a good send is stored").fresh);
+        }
+    }
+    assert_eq!(nul_stored, store.backend() == "sqlite");
+    assert_eq!(page(&store, team.id, bob.id).await.len(), GOOD + usize::from(nul_stored));
 }
 
 async fn edit_message_follows_the_members(store: Arc<dyn Store>) {

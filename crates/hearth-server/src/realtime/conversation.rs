@@ -139,19 +139,26 @@ pub async fn join(session: &Session, conversation_id: Uuid) -> Result<Value, Str
 /// Largest ciphertext for one recipient.
 pub const MAX_CIPHERTEXT_BYTES: usize = 64 * 1024;
 
+/// The refusal of an event from someone who is not (or no longer) a member.
+const NOT_A_MEMBER: &str = "you are not a member of this conversation";
+
 /// Events on `conversation:{id}`. Every event needs the sender to be a member now.
 pub async fn handle_in(session: &mut Session, conversation_id: Uuid, event: &str, payload: Value) -> Reply {
     let me = session.auth.user_id;
+    if event == "send_message" {
+        // The hottest path: the store checks membership inside the send's own transaction,
+        // so it skips the read every other event makes first.
+        return send_message(&session.state, conversation_id, me, payload).await.unwrap_or_else(|refusal| refusal);
+    }
     let members = match session.state.store.member_ids(conversation_id).await {
         Ok(members) => members,
         Err(error) => return store_error(error),
     };
     if !members.contains(&me) {
-        return Reply::error("you are not a member of this conversation");
+        return Reply::error(NOT_A_MEMBER);
     }
     let event_context = Event { state: &session.state, conversation_id, me, members };
     let result = match event {
-        "send_message" => event_context.send_message(payload).await,
         "edit_message" => event_context.edit_message(payload).await,
         "delete_message" => event_context.delete_message(payload).await,
         "start_typing" | "finish_typing" => event_context.typing(event).await,
@@ -221,40 +228,43 @@ fn check_ciphertexts(contents: &BTreeMap<Uuid, String>) -> Result<(), Reply> {
     Ok(())
 }
 
+/// Pushes each recipient their own copy on their `user:{id}` topic.
+async fn deliver(state: &AppState, event: &str, delivery: &MessageDelivery) {
+    for (recipient, message) in &delivery.messages {
+        let payload = json!({ "conversation_id": delivery.conversation_id, "message": message_json(message) });
+        publish(state, user_topic(*recipient), event, payload).await;
+    }
+}
+
+async fn send_message(state: &AppState, conversation_id: Uuid, me: Uuid, payload: Value) -> Result<Reply, Reply> {
+    let request: SendMessage = parse(payload)?;
+    check_ciphertexts(&request.encrypted_messages)?;
+    if request.client_msg_id.as_ref().is_some_and(|id| id.is_empty() || id.len() > 100) {
+        return Err(Reply::error("client_msg_id must be 1 to 100 characters"));
+    }
+    let message = NewMessageGroup {
+        id: Uuid::now_v7(),
+        conversation_id,
+        sender: me,
+        client_msg_id: request.client_msg_id,
+        contents: request.encrypted_messages,
+        now: Timestamp::now(),
+    };
+    // The reply is sent only after this commit: an acknowledged message is stored.
+    let delivery = state.store.send_message(&message).await.map_err(|error| match error {
+        hearth_store::StoreError::NotFound => Reply::error(NOT_A_MEMBER),
+        other => store_error(other),
+    })?;
+    if delivery.fresh {
+        deliver(state, "new_message", &delivery).await;
+    }
+    let mine = delivery.messages.get(&me).map(message_json).unwrap_or(Value::Null);
+    Ok(Reply::ok(json!({ "message": mine })))
+}
+
 impl Event<'_> {
     fn topic(&self) -> String {
         conversation_topic(self.conversation_id)
-    }
-
-    /// Pushes each recipient their own copy on their `user:{id}` topic.
-    async fn deliver(&self, event: &str, delivery: &MessageDelivery) {
-        for (recipient, message) in &delivery.messages {
-            let payload = json!({ "conversation_id": delivery.conversation_id, "message": message_json(message) });
-            publish(self.state, user_topic(*recipient), event, payload).await;
-        }
-    }
-
-    async fn send_message(&self, payload: Value) -> Result<Reply, Reply> {
-        let request: SendMessage = parse(payload)?;
-        check_ciphertexts(&request.encrypted_messages)?;
-        if request.client_msg_id.as_ref().is_some_and(|id| id.is_empty() || id.len() > 100) {
-            return Err(Reply::error("client_msg_id must be 1 to 100 characters"));
-        }
-        let message = NewMessageGroup {
-            id: Uuid::now_v7(),
-            conversation_id: self.conversation_id,
-            sender: self.me,
-            client_msg_id: request.client_msg_id,
-            contents: request.encrypted_messages,
-            now: Timestamp::now(),
-        };
-        // The reply is sent only after this commit: an acknowledged message is stored.
-        let delivery = self.state.store.send_message(&message).await.map_err(store_error)?;
-        if delivery.fresh {
-            self.deliver("new_message", &delivery).await;
-        }
-        let mine = delivery.messages.get(&self.me).map(message_json).unwrap_or(Value::Null);
-        Ok(Reply::ok(json!({ "message": mine })))
     }
 
     async fn edit_message(&self, payload: Value) -> Result<Reply, Reply> {
@@ -266,7 +276,7 @@ impl Event<'_> {
             .edit_message(request.message_group_id, self.me, &request.encrypted_messages, Timestamp::now())
             .await
             .map_err(store_error)?;
-        self.deliver("edit_message", &delivery).await;
+        deliver(self.state, "edit_message", &delivery).await;
         Ok(Reply::ok(json!({})))
     }
 
