@@ -18,15 +18,22 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 /// Jobs waiting for a worker, at most (callers wait for room beyond that).
 const QUEUE: usize = 4096;
 
-/// A queue of jobs and the workers that run them in batches.
+/// A queue of jobs and the workers that run them in batches. Clones share the queue; the
+/// workers end when the last clone is dropped.
 #[derive(Debug)]
 pub(crate) struct GroupCommit<Job, Out> {
     queue: mpsc::Sender<(Job, oneshot::Sender<Out>)>,
 }
 
+impl<Job, Out> Clone for GroupCommit<Job, Out> {
+    fn clone(&self) -> Self {
+        Self { queue: self.queue.clone() }
+    }
+}
+
 impl<Job: Send + 'static, Out: Send + 'static> GroupCommit<Job, Out> {
     /// Starts `workers` tasks that each run batches of up to `max_batch` jobs with `run`,
-    /// which returns one output per job, in order. The workers end when this value is dropped.
+    /// which returns one output per job, in order.
     pub(crate) fn start<Run, Fut>(workers: usize, max_batch: usize, run: Run) -> Self
     where
         Run: Fn(Vec<Job>) -> Fut + Send + Sync + 'static,

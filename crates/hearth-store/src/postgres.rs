@@ -5,11 +5,8 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
-use crate::group_commit::GroupCommit;
-use crate::{MessageDelivery, NewMessageGroup, StoreResult};
-
-/// Sends stored in one transaction, at most (as on SQLite).
-const MAX_SENDS_PER_BATCH: usize = 128;
+use crate::StoreResult;
+use crate::send_batch::Sends;
 
 /// Transactions storing sends at once. Two keep one batch committing while the next is being
 /// written; more make smaller batches, and PostgreSQL then spends more CPU per send (on this
@@ -21,7 +18,7 @@ const SEND_WORKERS: u32 = 2;
 pub struct PostgresStore {
     pool: PgPool,
     /// `send_message`, group-committed.
-    sends: std::sync::Arc<GroupCommit<NewMessageGroup, StoreResult<MessageDelivery>>>,
+    sends: Sends,
 }
 
 impl PostgresStore {
@@ -31,11 +28,8 @@ impl PostgresStore {
         let max_connections = max_connections.max(1);
         let pool = PgPoolOptions::new().max_connections(max_connections).connect_with(options).await?;
         let workers = SEND_WORKERS.min(max_connections.div_ceil(2)) as usize;
-        let sends = GroupCommit::start(workers, MAX_SENDS_PER_BATCH, {
-            let pool = pool.clone();
-            move |batch| Self::send_batch(pool.clone(), batch)
-        });
-        Ok(Self { pool, sends: std::sync::Arc::new(sends) })
+        let sends = Self::start_sends(pool.clone(), workers);
+        Ok(Self { pool, sends })
     }
 
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, Postgres>> {

@@ -52,6 +52,21 @@ pub(crate) const RECIPIENTS_RULE: &str = "encrypted_messages must name exactly t
 /// PostgreSQL's 65 535 parameters per statement.
 pub(crate) const ROWS_PER_INSERT: usize = 1000;
 
+/// Appends `($1, $2, …)` binding `ids`, for `… IN (…)`.
+pub(crate) fn push_id_list<'a, DB: sqlx::Database>(
+    query: &mut sqlx::QueryBuilder<DB>,
+    ids: impl IntoIterator<Item = &'a Uuid>,
+) where
+    Uuid: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    query.push("(");
+    let mut list = query.separated(", ");
+    for id in ids {
+        list.push_bind(*id);
+    }
+    query.push(")");
+}
+
 /// A message row with its recipient:
 /// `(recipient_id, id, message_group, sender, content, inserted_at, updated_at)`.
 pub(crate) type MessageRow = (Uuid, Uuid, Uuid, Uuid, String, crate::Timestamp, crate::Timestamp);
@@ -226,6 +241,13 @@ macro_rules! impl_store {
                 .await?)
             }
 
+            /// Starts `send_message`'s group commit: `workers` transactions at once on `writer`.
+            fn start_sends(writer: sqlx::Pool<$db>, workers: usize) -> crate::send_batch::Sends {
+                crate::group_commit::GroupCommit::start(workers, crate::send_batch::MAX_SENDS_PER_BATCH, move |batch| {
+                    Self::send_batch(writer.clone(), batch)
+                })
+            }
+
             /// Stores a batch of sends (the [`GroupCommit`](crate::group_commit::GroupCommit) of
             /// `send_message`) in one transaction. If that transaction fails, each send is
             /// stored alone in its own, so one send cannot make the others fail.
@@ -364,21 +386,14 @@ macro_rules! impl_store {
                 // SQLite's write transaction holds the whole database already.
                 const SHARE_LOCK: &str = $share_lock;
                 if !SHARE_LOCK.is_empty() {
-                    let mut lock = sqlx::QueryBuilder::<$db>::new("SELECT id FROM conversations WHERE id IN (");
-                    let mut ids = lock.separated(", ");
-                    for id in &conversations {
-                        ids.push_bind(*id);
-                    }
-                    ids.push_unseparated(concat!(") ORDER BY id", $share_lock));
+                    let mut lock = sqlx::QueryBuilder::<$db>::new("SELECT id FROM conversations WHERE id IN ");
+                    crate::queries::push_id_list(&mut lock, &conversations);
+                    lock.push(concat!(" ORDER BY id", $share_lock));
                     lock.build().fetch_all(&mut **tx).await?;
                 }
                 let mut select =
-                    sqlx::QueryBuilder::<$db>::new("SELECT conversation_id, user_id FROM conversation_members WHERE conversation_id IN (");
-                let mut ids = select.separated(", ");
-                for id in &conversations {
-                    ids.push_bind(*id);
-                }
-                ids.push_unseparated(")");
+                    sqlx::QueryBuilder::<$db>::new("SELECT conversation_id, user_id FROM conversation_members WHERE conversation_id IN ");
+                crate::queries::push_id_list(&mut select, &conversations);
                 let rows: Vec<(uuid::Uuid, uuid::Uuid)> = select.build_query_as().fetch_all(&mut **tx).await?;
                 let mut members: std::collections::HashMap<uuid::Uuid, std::collections::BTreeSet<uuid::Uuid>> =
                     std::collections::HashMap::new();

@@ -9,7 +9,15 @@ use std::collections::{BTreeSet, HashMap};
 
 use uuid::Uuid;
 
-use crate::{NewMessageGroup, StoreError};
+use crate::group_commit::GroupCommit;
+use crate::{MessageDelivery, NewMessageGroup, StoreError, StoreResult};
+
+/// `send_message`'s queue: sends in, each one's own outcome out.
+pub(crate) type Sends = GroupCommit<NewMessageGroup, StoreResult<MessageDelivery>>;
+
+/// Sends stored in one transaction, at most: enough that a batch's statements and commit cost
+/// little per send, few enough that the batch's transaction stays short.
+pub(crate) const MAX_SENDS_PER_BATCH: usize = 128;
 
 /// A `client_msg_id` in its scope: the same id from the same sender in the same conversation.
 pub(crate) type ClientKey = (Uuid, Uuid, String);

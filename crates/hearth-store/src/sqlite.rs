@@ -17,12 +17,8 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 
-use crate::group_commit::GroupCommit;
-use crate::{MessageDelivery, NewMessageGroup, StoreResult};
-
-/// Sends stored in one transaction, at most: enough that a batch's statements and commit cost
-/// little per send, few enough that the batch's transaction stays short.
-const MAX_SENDS_PER_BATCH: usize = 128;
+use crate::StoreResult;
+use crate::send_batch::Sends;
 
 /// A store in one SQLite file.
 #[derive(Debug, Clone)]
@@ -32,7 +28,7 @@ pub struct SqliteStore {
     /// The one write connection.
     writer: SqlitePool,
     /// `send_message`, group-committed on the write connection.
-    sends: std::sync::Arc<GroupCommit<NewMessageGroup, StoreResult<MessageDelivery>>>,
+    sends: Sends,
     /// Held while the store lives: the checkpoint task stops once every clone is gone.
     _alive: std::sync::Arc<()>,
 }
@@ -55,11 +51,8 @@ impl SqliteStore {
         let alive = std::sync::Arc::new(());
         tokio::spawn(checkpoint_beside_the_writer(pool.clone(), std::sync::Arc::downgrade(&alive)));
         // One worker: SQLite has one writer, and batches are what let it keep up.
-        let sends = GroupCommit::start(1, MAX_SENDS_PER_BATCH, {
-            let writer = writer.clone();
-            move |batch| Self::send_batch(writer.clone(), batch)
-        });
-        Ok(Self { pool, writer, sends: std::sync::Arc::new(sends), _alive: alive })
+        let sends = Self::start_sends(writer.clone(), 1);
+        Ok(Self { pool, writer, sends, _alive: alive })
     }
 
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
