@@ -49,6 +49,9 @@ pub enum StoreError {
     /// The database refused or failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// SQLite refused or failed a statement run through rusqlite (`sqlite/sends.rs`).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// The task that stores sends has stopped (the store is shutting down).
     #[error("the store's writer has stopped")]
     WriterStopped,

@@ -1,5 +1,7 @@
 //! The PostgreSQL backend.
 
+mod sends;
+
 use std::str::FromStr;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -28,7 +30,7 @@ impl PostgresStore {
         let max_connections = max_connections.max(1);
         let pool = PgPoolOptions::new().max_connections(max_connections).connect_with(options).await?;
         let workers = SEND_WORKERS.min(max_connections.div_ceil(2)) as usize;
-        let sends = Self::start_sends(pool.clone(), workers);
+        let sends = sends::start(pool.clone(), workers);
         Ok(Self { pool, sends })
     }
 

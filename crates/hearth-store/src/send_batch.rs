@@ -1,16 +1,20 @@
-//! Deciding what each send of a batch does, once the batch's transaction has read the
-//! members of its conversations and the earlier groups of its `client_msg_id`s. The rules
-//! are [`Store::send_message`]'s, applied to the sends in the order they arrived, so a batch
-//! stores exactly what the same sends one after the other would have stored.
+//! A batch of sends, as both backends store it: deciding what each send does once the
+//! batch's transaction has read the members of its conversations and the earlier groups of its
+//! `client_msg_id`s, the rows that follows from, and each send's outcome. The rules are
+//! [`Store::send_message`]'s, applied to the sends in the order they arrived, so a batch
+//! stores exactly what the same sends one after the other would have stored. The backends
+//! differ only in how they run the statements (`sqlite/sends.rs`, `postgres/sends.rs`).
 //!
 //! [`Store::send_message`]: crate::Store::send_message
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::Arc;
 
 use uuid::Uuid;
 
 use crate::group_commit::GroupCommit;
-use crate::{MessageDelivery, NewMessageGroup, StoreError, StoreResult};
+use crate::{MessageDelivery, NewMessageGroup, StoreError, StoreResult, StoredMessage};
 
 /// `send_message`'s queue: sends in, each one's own outcome out.
 pub(crate) type Sends = GroupCommit<NewMessageGroup, StoreResult<MessageDelivery>>;
@@ -79,6 +83,91 @@ pub(crate) fn plan(
         .collect()
 }
 
+/// The deliveries of the sends planned [`Plan::Insert`], by index: the rows to insert.
+pub(crate) fn new_deliveries(plans: &[Plan], sends: &[NewMessageGroup]) -> HashMap<usize, MessageDelivery> {
+    plans
+        .iter()
+        .zip(sends)
+        .enumerate()
+        .filter(|(_, (plan, _))| matches!(plan, Plan::Insert))
+        .map(|(index, (_, send))| {
+            let messages: BTreeMap<Uuid, StoredMessage> = send
+                .contents
+                .iter()
+                .map(|(recipient, content)| {
+                    let stored = StoredMessage {
+                        id: Uuid::now_v7(),
+                        message_group: send.id,
+                        sender: send.sender,
+                        content: content.clone(),
+                        inserted_at: send.now,
+                        updated_at: send.now,
+                    };
+                    (*recipient, stored)
+                })
+                .collect();
+            (index, MessageDelivery { conversation_id: send.conversation_id, messages, fresh: true })
+        })
+        .collect()
+}
+
+/// The groups stored before the batch that some of its sends resend.
+pub(crate) fn earlier_groups(plans: &[Plan]) -> BTreeSet<Uuid> {
+    plans.iter().filter_map(|plan| if let Plan::Earlier(group) = plan { Some(*group) } else { None }).collect()
+}
+
+/// Each send's outcome, in order: `fresh` has the deliveries of the sends stored (from
+/// [`new_deliveries`]), `earlier` the deliveries of the groups in [`earlier_groups`].
+pub(crate) fn outcomes(
+    plans: Vec<Plan>,
+    mut fresh: HashMap<usize, MessageDelivery>,
+    earlier: &HashMap<Uuid, MessageDelivery>,
+) -> Vec<StoreResult<MessageDelivery>> {
+    let mut results: Vec<StoreResult<MessageDelivery>> = Vec::with_capacity(plans.len());
+    for (index, plan) in plans.into_iter().enumerate() {
+        let result = match plan {
+            Plan::Insert => fresh.remove(&index).ok_or(StoreError::NotFound),
+            Plan::Earlier(group) => earlier
+                .get(&group)
+                .map(|delivery| MessageDelivery { fresh: false, ..delivery.clone() })
+                .ok_or(StoreError::NotFound),
+            // `first` was stored (or found stored), so its result is a delivery.
+            Plan::SameAs(first) => match &results[first] {
+                Ok(delivery) => Ok(MessageDelivery { fresh: false, ..delivery.clone() }),
+                Err(_) => Err(StoreError::NotFound),
+            },
+            Plan::Refused(error) => Err(error),
+        };
+        results.push(result);
+    }
+    results
+}
+
+/// Stores `sends` with `store` (one transaction for all), and if that transaction fails, each
+/// send alone in its own, so one send the database refuses cannot make the others fail.
+pub(crate) async fn each_alone_if_the_batch_fails<Store, Fut>(
+    sends: Vec<NewMessageGroup>,
+    store: Store,
+) -> Vec<StoreResult<MessageDelivery>>
+where
+    Store: Fn(Arc<[NewMessageGroup]>) -> Fut,
+    Fut: Future<Output = StoreResult<Vec<StoreResult<MessageDelivery>>>>,
+{
+    let sends: Arc<[NewMessageGroup]> = sends.into();
+    let batch_error = match store(sends.clone()).await {
+        Ok(results) => return results,
+        Err(error) if sends.len() == 1 => return vec![Err(error)],
+        Err(error) => error,
+    };
+    tracing::warn!(error = %batch_error, sends = sends.len(), "a batch of sends failed; storing them one by one");
+    let mut results = Vec::with_capacity(sends.len());
+    for send in sends.iter() {
+        let alone = store(Arc::from([send.clone()])).await;
+        results.push(alone.and_then(|mut one| one.pop().unwrap_or(Err(StoreError::NotFound))));
+    }
+    results
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -131,5 +220,35 @@ mod tests {
             shown,
             ["insert", "rule", "insert", "same as 2", "insert", "earlier true", "not found", "not found", "rule"]
         );
+    }
+
+    #[test]
+    fn outcomes_follow_the_plans() {
+        let (ada, bob) = (Uuid::now_v7(), Uuid::now_v7());
+        let team = Uuid::now_v7();
+        let sends = [
+            send(team, ada, &[ada, bob], Some("a")),
+            send(team, ada, &[ada, bob], Some("a")),
+            send(team, ada, &[ada, bob], Some("old")),
+            send(team, bob, &[ada], None),
+        ];
+        let stored_before = Uuid::now_v7();
+        let plans =
+            vec![Plan::Insert, Plan::SameAs(0), Plan::Earlier(stored_before), Plan::Refused(StoreError::NotFound)];
+        let fresh = new_deliveries(&plans, &sends);
+        assert_eq!(fresh.keys().copied().collect::<Vec<_>>(), [0]);
+        let first = fresh[&0].clone();
+        assert_eq!(first.messages.keys().copied().collect::<BTreeSet<_>>(), BTreeSet::from([ada, bob]));
+        assert!(first.messages.values().all(|message| message.message_group == sends[0].id && message.sender == ada));
+        assert_eq!(earlier_groups(&plans), BTreeSet::from([stored_before]));
+        let before = MessageDelivery { conversation_id: team, messages: BTreeMap::new(), fresh: true };
+        let results = outcomes(plans, fresh, &HashMap::from([(stored_before, before)]));
+        let [Ok(stored), Ok(resent), Ok(earlier), Err(StoreError::NotFound)] = &results[..] else {
+            panic!("{results:?}")
+        };
+        assert!(stored.fresh && !resent.fresh && !earlier.fresh);
+        assert_eq!(stored.messages, first.messages);
+        assert_eq!(resent.messages, first.messages);
+        assert_eq!(earlier.conversation_id, team);
     }
 }

@@ -8,8 +8,11 @@
 //! which hands it to the next waiter as soon as the previous one commits. Reads use the other
 //! pool and, in WAL mode, never wait for the writer.
 //!
-//! Sends, the busiest write, are group-committed on that connection (see `group_commit`), and
-//! the WAL is checkpointed beside the writer rather than inside its commits.
+//! Sends, the busiest write, are group-committed on that connection (see `group_commit`), each
+//! batch in one blocking call (`sqlite/sends.rs`), and the WAL is checkpointed beside the
+//! writer rather than inside its commits.
+
+mod sends;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -51,7 +54,7 @@ impl SqliteStore {
         let alive = std::sync::Arc::new(());
         tokio::spawn(checkpoint_beside_the_writer(pool.clone(), std::sync::Arc::downgrade(&alive)));
         // One worker: SQLite has one writer, and batches are what let it keep up.
-        let sends = Self::start_sends(writer.clone(), 1);
+        let sends = sends::start(writer.clone());
         Ok(Self { pool, writer, sends, _alive: alive })
     }
 

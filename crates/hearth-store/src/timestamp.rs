@@ -94,6 +94,18 @@ impl<'r> Decode<'r, Sqlite> for Timestamp {
     }
 }
 
+impl rusqlite::ToSql for Timestamp {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_millis().into())
+    }
+}
+
+impl rusqlite::types::FromSql for Timestamp {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        i64::column_result(value).map(Self::from_millis)
+    }
+}
+
 impl Type<Postgres> for Timestamp {
     fn type_info() -> <Postgres as Database>::TypeInfo {
         <DateTime<Utc> as Type<Postgres>>::type_info()
