@@ -205,6 +205,25 @@ macro_rules! impl_store {
                 .ok_or(crate::StoreError::NotFound)
             }
 
+            /// Records that `user` took part in `conversation_id` (kept after they leave, so
+            /// deleting the user finds their messages there).
+            async fn add_participant_in(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                conversation_id: uuid::Uuid,
+                user: uuid::Uuid,
+            ) -> crate::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO conversation_participants (conversation_id, user_id) VALUES ($1, $2) \
+                     ON CONFLICT (conversation_id, user_id) DO NOTHING",
+                )
+                .bind(conversation_id)
+                .bind(user)
+                .execute(&mut **tx)
+                .await
+                .map_err(crate::on_foreign_key)?;
+                Ok(())
+            }
+
             /// Every recipient's copy of a message group.
             async fn delivery_in(
                 tx: &mut sqlx::Transaction<'static, $db>,
@@ -356,9 +375,28 @@ macro_rules! impl_store {
             }
 
             async fn delete_user(&self, user_id: uuid::Uuid) -> crate::StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                // Message rows have no per-user index (every send would have to update it), so
+                // the user's are found through the conversations they took part in.
+                sqlx::query(
+                    "DELETE FROM messages WHERE recipient_id = $1 AND message_group_id IN \
+                     (SELECT g.id FROM conversation_participants p JOIN message_groups g ON g.conversation_id = p.conversation_id \
+                      WHERE p.user_id = $1)",
+                )
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "DELETE FROM message_groups WHERE sender_id = $1 AND conversation_id IN \
+                     (SELECT conversation_id FROM conversation_participants WHERE user_id = $1)",
+                )
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
                 // Everything else references users with ON DELETE CASCADE.
-                let deleted = sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(self.writer()).await?;
+                let deleted = sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(&mut *tx).await?;
                 crate::queries::found(deleted.rows_affected())?;
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -642,6 +680,7 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(crate::on_foreign_key)?;
+                    Self::add_participant_in(&mut tx, conversation.id, *member).await?;
                 }
                 sqlx::query(
                     "INSERT INTO encryption_keys (conversation_id, user_id, public_key, private_key, inserted_at, updated_at) \
@@ -801,6 +840,7 @@ macro_rules! impl_store {
                     .await
                     .map_err(crate::on_foreign_key)?
                     .rows_affected();
+                    Self::add_participant_in(&mut tx, conversation_id, *user).await?;
                 }
                 if added > 0 {
                     sqlx::query("UPDATE conversations SET updated_at = $2 WHERE id = $1")

@@ -97,6 +97,7 @@ contract!(
     messages_page_newest_first,
     sealed_private_keys_page_and_compare_and_swap,
     delete_user_removes_conversation_rows,
+    delete_user_removes_sends_where_they_left,
 );
 
 // --- helpers ---
@@ -1944,6 +1945,26 @@ async fn delete_user_removes_conversation_rows(store: Arc<dyn Store>) {
     send(&store, team.id, cy.id, "still here", &[bob.id, cy.id], now).await;
 }
 
+/// A user's sends and copies go with them also where they had left, and nobody else's do.
+async fn delete_user_removes_sends_where_they_left(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let [ada, bob, cy] = people(&store, ["ada", "bob", "cy"], now).await;
+    let club = group(&store, bob.id, &[bob.id, ada.id, cy.id], now).await;
+    send(&store, club.id, ada.id, "before leaving", &[ada.id, bob.id, cy.id], now).await;
+    let to_ada = send(&store, club.id, bob.id, "to ada", &[ada.id, bob.id, cy.id], now).await;
+    store.leave_conversation(club.id, ada.id).await.expect("leave");
+    let after = send(&store, club.id, cy.id, "after", &[bob.id, cy.id], now).await;
+    assert_eq!(page(&store, club.id, ada.id).await.len(), 2);
+
+    store.delete_user(ada.id).await.expect("delete user");
+
+    for recipient in [bob.id, cy.id] {
+        let expected = vec![after.messages[&recipient].clone(), to_ada.messages[&recipient].clone()];
+        assert_eq!(page(&store, club.id, recipient).await, expected);
+    }
+    assert_eq!(page(&store, club.id, ada.id).await, vec![]);
+}
+
 // --- beyond the per-store contract ---
 
 /// Number of migrations shipped for `backend`.
@@ -1990,4 +2011,103 @@ async fn unsupported_url_is_refused() {
         let result = hearth_store::connect(&ConnectOptions { url: url.to_owned(), max_connections: 1 }).await;
         assert!(matches!(result, Err(StoreError::UnsupportedUrl)), "{url}: {result:?}");
     }
+}
+
+/// A SQLite database with messages from before `20261130000001_participants` keeps them
+/// through that migration, and what it changes works on them: resends are still found and
+/// deleting a user still finds their rows, also where they had left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_messages_survive_the_participants_migration() {
+    const MIGRATION: &str = "20261130000001";
+    let database = TestDatabase::sqlite();
+    let earlier = tempfile::tempdir().expect("temporary directory");
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    for entry in std::fs::read_dir(&shipped).expect("migrations") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().expect("name").to_string_lossy().into_owned();
+        if name.as_str() < MIGRATION {
+            std::fs::copy(&path, earlier.path().join(&name)).expect("copy migration");
+        }
+    }
+    let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&database.url)
+        .expect("url")
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.expect("pool");
+    sqlx::migrate::Migrator::new(earlier.path()).await.expect("migrator").run(&pool).await.expect("old schema");
+
+    let now = Timestamp::now();
+    let [ada, bob] = [Uuid::now_v7(), Uuid::now_v7()];
+    for (id, name) in [(ada, "ada"), (bob, "bob")] {
+        sqlx::query("INSERT INTO users (id, email, display_name, password_hash, inserted_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)")
+            .bind(id)
+            .bind(format!("{name}@example.com"))
+            .bind(name)
+            .bind(PASSWORD_HASH)
+            .bind(now)
+            .execute(&pool)
+            .await
+            .expect("user");
+    }
+    let club = Uuid::now_v7();
+    sqlx::query("INSERT INTO conversations (id, private, inserted_at, updated_at) VALUES ($1, 0, $2, $2)")
+        .bind(club)
+        .bind(now)
+        .execute(&pool)
+        .await
+        .expect("conversation");
+    // Ada has left: only Bob is a member now.
+    sqlx::query("INSERT INTO conversation_members (conversation_id, user_id, joined_at) VALUES ($1, $2, $3)")
+        .bind(club)
+        .bind(bob)
+        .bind(now)
+        .execute(&pool)
+        .await
+        .expect("member");
+    let (from_ada, from_bob) = (Uuid::now_v7(), Uuid::now_v7());
+    for (group, sender, client_msg_id) in [(from_ada, ada, Some("k")), (from_bob, bob, None)] {
+        sqlx::query(
+            "INSERT INTO message_groups (id, conversation_id, sender_id, client_msg_id, inserted_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5)",
+        )
+        .bind(group)
+        .bind(club)
+        .bind(sender)
+        .bind(client_msg_id)
+        .bind(now)
+        .execute(&pool)
+        .await
+        .expect("group");
+        for recipient in [ada, bob] {
+            sqlx::query(
+                "INSERT INTO messages (id, message_group_id, recipient_id, content, inserted_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5)",
+            )
+            .bind(Uuid::now_v7())
+            .bind(group)
+            .bind(recipient)
+            .bind(format!("{group} for {recipient}"))
+            .bind(now)
+            .execute(&pool)
+            .await
+            .expect("message");
+        }
+    }
+    pool.close().await;
+
+    let store = connect(&database).await;
+    let contents_of = |messages: Vec<StoredMessage>| messages.into_iter().map(|m| m.content).collect::<Vec<_>>();
+    assert_eq!(
+        contents_of(page(&store, club, bob).await),
+        [format!("{from_bob} for {bob}"), format!("{from_ada} for {bob}")]
+    );
+    // A resend of Ada's keyed send is still recognised (before membership is checked).
+    let mut resend = message(club, ada, contents("again", &[ada, bob]), now);
+    resend.client_msg_id = Some("k".to_owned());
+    let delivery = store.send_message(&resend).await.expect("resend");
+    assert!(!delivery.fresh);
+    assert_eq!(delivery.messages[&bob].message_group, from_ada);
+
+    store.delete_user(ada).await.expect("delete user");
+    assert_eq!(contents_of(page(&store, club, bob).await), [format!("{from_bob} for {bob}")]);
+    assert_eq!(page(&store, club, ada).await, vec![]);
 }
