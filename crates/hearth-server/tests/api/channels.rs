@@ -46,6 +46,14 @@ impl Peer {
         reply["response"]["reason"].as_str().expect("a reason").to_owned()
     }
 
+    /// Starts a private conversation with `other`, this peer's keys being `jwk(key_owner)` and
+    /// `private_key`; returns the conversation's id.
+    pub(crate) async fn start_private(&mut self, other: &str, key_owner: &str, private_key: Value) -> String {
+        let payload = json!({"other_user_id": other, "public_key": jwk(key_owner), "private_key": private_key});
+        let started = self.ok("system:general", "start_private_conversation", payload).await;
+        started["conversation"]["id"].as_str().expect("id").to_owned()
+    }
+
     /// Waits for a push of `event` on `topic`; returns its payload.
     pub(crate) async fn expect(&mut self, topic: &str, event: &str) -> Value {
         loop {

@@ -6,7 +6,7 @@ use hearth_store::testing::TestDatabase;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::channels::{Peer, jwk};
+use crate::channels::Peer;
 use crate::harness::{EmailKind, PASSWORD, Session, TestApp, concurrently, spawn_app_with, str_field};
 
 /// A server on a fresh PostgreSQL database. The database comes first so it outlives the
@@ -90,14 +90,7 @@ async fn text_with_a_nul_character_is_refused_on_postgres() {
     let mut ann = Peer::connect(&app, &ann_s).await;
     let refused = ann.refused("system:general", "set_display_name", json!({"display_name": "Ann\u{0}"})).await;
     assert!(refused.contains("NUL"), "{refused}");
-    let started = ann
-        .ok(
-            "system:general",
-            "start_private_conversation",
-            json!({"other_user_id": bob_s.user_id, "public_key": jwk("ann"), "private_key": {"k": "v"}}),
-        )
-        .await;
-    let conversation_id = started["conversation"]["id"].as_str().expect("id").to_owned();
+    let conversation_id = ann.start_private(&bob_s.user_id, "ann", json!({"k": "v"})).await;
     let topic = format!("conversation:{conversation_id}");
     ann.ok(&topic, "phx_join", json!({})).await;
     let to_both = |text: &str| json!({ "encrypted_messages": { &ann_s.user_id: text, &bob_s.user_id: text } });

@@ -17,14 +17,7 @@ async fn rotation_reseals_everything_while_requests_flow() {
     let (ann_s, bob_s) = (app.register("ann@example.org").await, app.register("bob@example.org").await);
     let mut ann = Peer::connect(&app, &ann_s).await;
     let mut bob = Peer::connect(&app, &bob_s).await;
-    let started = ann
-        .ok(
-            "system:general",
-            "start_private_conversation",
-            json!({"other_user_id": bob.id, "public_key": jwk("a"), "private_key": {"k": "ann-0"}}),
-        )
-        .await;
-    let topic = format!("conversation:{}", started["conversation"]["id"].as_str().expect("id"));
+    let topic = format!("conversation:{}", ann.start_private(&bob.id, "a", json!({"k": "ann-0"})).await);
     bob.ok(&topic, "phx_join", json!({})).await;
     bob.ok(&topic, "set_encryption_keys", json!({"public_key": jwk("b"), "private_key": {"k": "bob"}})).await;
     ann.ok(&topic, "phx_join", json!({})).await;
