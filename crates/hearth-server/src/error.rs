@@ -63,6 +63,26 @@ pub enum ApiError {
         /// Seconds until a retry can succeed.
         retry_after_secs: u64,
     },
+    /// 429 for a named limit (the assistant's window, the free tier's daily replies).
+    #[error("{message}")]
+    OverLimit {
+        /// Machine-readable code.
+        code: &'static str,
+        /// For a person, saying when it resets.
+        message: String,
+        /// Seconds until a retry can succeed.
+        retry_after_secs: u64,
+    },
+    /// 502, 503 or 504: the AI providers behind hearth did not answer.
+    #[error("{message}")]
+    Upstream {
+        /// 502 (they failed), 503 (none available) or 504 (too slow).
+        status: StatusCode,
+        /// Machine-readable code.
+        code: &'static str,
+        /// For a person: which providers failed and why, never a key.
+        message: String,
+    },
     /// 500: something broke on our side; the detail goes to the log, not the client.
     #[error("internal error: {0}")]
     Internal(String),
@@ -111,8 +131,18 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests { .. } | ApiError::OverLimit { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Upstream { status, .. } => *status,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            ApiError::TooManyRequests { retry_after_secs } | ApiError::OverLimit { retry_after_secs, .. } => {
+                Some(*retry_after_secs)
+            }
+            _ => None,
         }
     }
 
@@ -130,6 +160,9 @@ impl ApiError {
             ApiError::TooManyRequests { retry_after_secs } => {
                 ("rate_limited", format!("Too many attempts; try again in {retry_after_secs} s."))
             }
+            ApiError::OverLimit { code, message, .. } | ApiError::Upstream { code, message, .. } => {
+                (*code, message.clone())
+            }
             ApiError::Internal(_) => ("internal", "Something went wrong on our side.".to_owned()),
         };
         ErrorBody {
@@ -139,10 +172,7 @@ impl ApiError {
                 ApiError::Invalid(fields) => Some(fields.clone()),
                 _ => None,
             },
-            retry_after: match self {
-                ApiError::TooManyRequests { retry_after_secs } => Some(*retry_after_secs),
-                _ => None,
-            },
+            retry_after: self.retry_after_secs(),
         }
     }
 }
@@ -153,7 +183,7 @@ impl IntoResponse for ApiError {
             tracing::error!(%detail, "internal error");
         }
         let mut response = (self.status(), axum::Json(self.body())).into_response();
-        if let ApiError::TooManyRequests { retry_after_secs } = self {
+        if let Some(retry_after_secs) = self.retry_after_secs() {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         response

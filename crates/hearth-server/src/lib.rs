@@ -5,11 +5,13 @@
 //! database and migrations) and binds the listener; [`Server::run`] serves until the
 //! shutdown future completes. Tests bind port 0 and read [`Server::local_addr`].
 
+pub mod assistant;
 mod auth;
 mod email;
 mod error;
 mod extract;
 pub(crate) mod http;
+pub mod metrics;
 mod page_token;
 mod realtime;
 mod secrets;
@@ -105,6 +107,11 @@ impl Server {
         // A ring read from a file is reloaded when `hearth vault rotate` changes it.
         let vault = Arc::new(vault::Vault::new(secrets.vault, vault::ring_file(&settings).ok()));
         let socket_config = realtime::socket::socket_config(&settings.realtime);
+        let knowledge = assistant::knowledge::load(&settings.data_dir.join("knowledge"))
+            .map_err(|e| ServerError::Config(format!("knowledge base: {e}")))?;
+        store.replace_knowledge(&knowledge).await?;
+        let metrics = Arc::new(metrics::Metrics::default());
+        let assistant = Arc::new(assistant::Assistant::new(&settings.ai, store.clone(), metrics.clone()));
         let state = AppState {
             sessions: Sessions::new(AccessTokens::new(&secrets.server, auth.access_token_ttl_secs), store.clone()),
             page_tokens: PageTokens::new(&secrets.server),
@@ -119,6 +126,8 @@ impl Server {
             presence: Arc::default(),
             pubsub: Arc::new(realtime::pubsub::InProcess::new(hub.clone())),
             socket_config,
+            assistant,
+            metrics,
         };
         let app = http::router(state);
         Ok(Self { listener, local_addr, app, tls, attempts, vault, hub })

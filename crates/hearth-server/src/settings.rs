@@ -1,11 +1,13 @@
 //! hearth's settings: one typed tree, layered defaults → TOML file → `HEARTH_*` environment
 //! (nesting with `__`) → command-line flags, so the environment wins over the file.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
-use figment::providers::{Env, Format as _, Toml};
+use figment::providers::{Env, Format as _, Serialized, Toml};
+use hearth_ai::{ProviderName, Providers, RouterSettings};
 use hearth_vault::PasswordParams;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -44,6 +46,8 @@ pub struct Settings {
     pub email: EmailSettings,
     /// Real-time sockets.
     pub realtime: RealtimeSettings,
+    /// The assistant: providers, fallback, free tier and limits.
+    pub ai: AiSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -59,6 +63,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             email: EmailSettings::default(),
             realtime: RealtimeSettings::default(),
+            ai: AiSettings::default(),
             log: LogSettings::default(),
         }
     }
@@ -76,6 +81,8 @@ pub struct ServerSettings {
     pub request_timeout_secs: u64,
     /// Proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Client addresses besides loopback that may read `/metrics`.
+    pub metrics_from: Vec<IpAddr>,
     /// Origins allowed to call the API from a browser (CORS). Empty: same origin only.
     pub cors_origins: Vec<String>,
     /// Terminate TLS in hearth.
@@ -89,6 +96,7 @@ impl Default for ServerSettings {
             public_url: None,
             request_timeout_secs: 30,
             trusted_proxies: Vec::new(),
+            metrics_from: Vec::new(),
             cors_origins: Vec::new(),
             tls: None,
         }
@@ -245,6 +253,63 @@ impl Default for RealtimeSettings {
     }
 }
 
+/// The assistant (`ai.*`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AiSettings {
+    /// Provider order, the overall deadline and key cool-downs.
+    #[serde(flatten)]
+    pub routing: RouterSettings,
+    /// Assistant requests one person may make per sliding window, with their own keys or not.
+    pub requests_per_window: u32,
+    /// The sliding window's length.
+    pub window_secs: u64,
+    /// Characters of earlier turns of a thread sent along as context.
+    pub context_chars: usize,
+    /// What the assistant is told about itself before every conversation.
+    pub system_prompt: String,
+    /// Replies on the operator's keys.
+    pub free_tier: FreeTierSettings,
+    /// Where and how each provider is called (`ai.providers.<name>.*`).
+    pub providers: Providers,
+}
+
+impl Default for AiSettings {
+    fn default() -> Self {
+        Self {
+            routing: RouterSettings::default(),
+            requests_per_window: 30,
+            window_secs: 60,
+            context_chars: 12_000,
+            system_prompt:
+                "You are the assistant of hearth, a self-hosted chat server. Answer helpfully and concisely, \
+                            in plain text."
+                    .to_owned(),
+            free_tier: FreeTierSettings::default(),
+            providers: Providers::default(),
+        }
+    }
+}
+
+/// The free tier: the operator's keys serve people who have none of their own, within daily
+/// allowances counted per UTC day.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FreeTierSettings {
+    /// Text replies per person per UTC day.
+    pub text_per_day: u32,
+    /// Generated images per person per UTC day.
+    pub images_per_day: u32,
+    /// The operator's keys, per provider, tried in order.
+    pub keys: BTreeMap<ProviderName, Vec<SecretText>>,
+}
+
+impl Default for FreeTierSettings {
+    fn default() -> Self {
+        Self { text_per_day: 20, images_per_day: 5, keys: BTreeMap::new() }
+    }
+}
+
 /// Logging.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -298,7 +363,10 @@ impl Settings {
     /// Layers defaults, the TOML file (if any), then `HEARTH_*` variables from `env`.
     /// `HEARTH_CONFIG` (the file's path) and `HEARTH_TEST_*` are not settings.
     pub fn figment(file: Option<&Path>, env: Env) -> Figment {
-        let mut figment = Figment::new();
+        // Each provider's defaults differ (its own URL and model), so serde's field defaults
+        // cannot fill in a provider that a file or variable names only partly: the defaults are
+        // laid down first instead, and what is given is merged over them.
+        let mut figment = Figment::new().merge(Serialized::default("ai.providers", Providers::default()));
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }

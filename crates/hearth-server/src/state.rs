@@ -38,4 +38,8 @@ pub struct AppState {
     pub pubsub: Arc<dyn crate::realtime::pubsub::PubSub>,
     /// Socket limits.
     pub socket_config: phoenix_channels::server::SocketConfig,
+    /// The AI assistant.
+    pub assistant: Arc<crate::assistant::Assistant>,
+    /// What `/metrics` reports.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::Timestamp;
 
-/// A private (two people) or group conversation.
+/// A private (two people) or group conversation, or a person's assistant conversation.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct Conversation {
     /// Conversation id (UUIDv7).
@@ -22,7 +22,13 @@ pub struct Conversation {
     pub inserted_at: Timestamp,
     /// Last changed (alias, members).
     pub updated_at: Timestamp,
+    /// A person's assistant conversation: readable by the server, its owner the only member,
+    /// the assistant's replies sent by [`ASSISTANT_SENDER`].
+    pub assistant: bool,
 }
+
+/// The sender of the assistant's replies: a fixed id that is no user's.
+pub const ASSISTANT_SENDER: Uuid = Uuid::from_u128(0x0000_0000_0000_0000_0000_0000_a551_0001);
 
 /// One member's keys for one conversation.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,6 +5,7 @@
 //! with its own migrations under `migrations/<backend>/`, and the same contract tests
 //! (`tests/contract.rs`) run against both. Nothing here knows about HTTP.
 
+mod assistant;
 mod conversation;
 mod group_commit;
 mod model;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+pub use assistant::{AllowanceKind, AssistantImage, AssistantTurn, KnowledgeEntry};
 pub use conversation::*;
 pub use model::*;
 pub use postgres::PostgresStore;
@@ -281,6 +283,69 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         old: &[u8],
         new: &[u8],
     ) -> StoreResult<bool>;
+
+    // --- the assistant ---
+
+    /// Takes one unit of the user's free-tier allowance of `kind` for the UTC `day`
+    /// (`YYYY-MM-DD`) if fewer than `limit` are used; returns how many are used after it, or
+    /// `None` when none is left. Exact under concurrency: 100 racing takes against 20 left
+    /// succeed exactly 20 times.
+    async fn take_allowance(
+        &self,
+        user_id: Uuid,
+        day: &str,
+        kind: AllowanceKind,
+        limit: u32,
+    ) -> StoreResult<Option<u32>>;
+
+    /// Gives back one unit taken by [`Store::take_allowance`] (the turn got no reply).
+    async fn refund_allowance(&self, user_id: Uuid, day: &str, kind: AllowanceKind) -> StoreResult<()>;
+
+    /// How much of the allowance of `kind` the user has used on `day`.
+    async fn allowance_used(&self, user_id: Uuid, day: &str, kind: AllowanceKind) -> StoreResult<u32>;
+
+    /// Stores an assistant turn.
+    async fn record_assistant_turn(&self, turn: &AssistantTurn) -> StoreResult<()>;
+
+    /// The newest `limit` turns of the user's `thread`, newest first.
+    async fn assistant_turns(&self, user_id: Uuid, thread: &str, limit: u32) -> StoreResult<Vec<AssistantTurn>>;
+
+    /// The user's assistant conversation, if it was made.
+    async fn assistant_conversation(&self, user_id: Uuid) -> StoreResult<Option<Conversation>>;
+
+    /// Makes the user's assistant conversation (id `id`, the user its only member) unless it
+    /// exists; returns it and whether it was made now. Racing calls make one.
+    async fn create_assistant_conversation(
+        &self,
+        id: Uuid,
+        user_id: Uuid,
+        now: Timestamp,
+    ) -> StoreResult<(Conversation, bool)>;
+
+    /// Stores an assistant reply (group `group_id`, sender [`ASSISTANT_SENDER`]) to the owner
+    /// of the assistant conversation `conversation_id`. [`StoreError::NotFound`] when that is
+    /// no assistant conversation.
+    async fn post_assistant_reply(
+        &self,
+        group_id: Uuid,
+        conversation_id: Uuid,
+        content: &str,
+        now: Timestamp,
+    ) -> StoreResult<MessageDelivery>;
+
+    /// Stores a generated image.
+    async fn store_assistant_image(&self, image: &AssistantImage) -> StoreResult<()>;
+
+    /// The image `id` if `user_id` owns it.
+    async fn assistant_image(&self, id: Uuid, user_id: Uuid) -> StoreResult<Option<AssistantImage>>;
+
+    /// Replaces the whole knowledge base with `entries`, in one transaction.
+    async fn replace_knowledge(&self, entries: &[KnowledgeEntry]) -> StoreResult<()>;
+
+    /// Entries of `topic` whose question contains any of `words` (full-text search with
+    /// stemming: FTS5 on SQLite, `tsvector` on PostgreSQL), best match first. Words are plain
+    /// letters and digits; anything else in them is ignored.
+    async fn search_knowledge(&self, topic: &str, words: &[String], limit: u32) -> StoreResult<Vec<KnowledgeEntry>>;
 }
 
 /// Maps a unique-constraint violation to [`StoreError::Conflict`] naming `what`.

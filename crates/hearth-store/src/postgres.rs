@@ -48,6 +48,27 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// The knowledge base's full-text search: the English `tsvector` of the question against
+    /// any of the words, ranked by `ts_rank`.
+    async fn search_knowledge_rows(
+        &self,
+        topic: &str,
+        words: &[String],
+        limit: u32,
+    ) -> StoreResult<Vec<(String, String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT topic, question, answer FROM knowledge_entries, to_tsquery('english', $1) AS query \
+             WHERE topic = $2 AND search @@ query ORDER BY ts_rank(search, query) DESC, id LIMIT $3",
+        )
+        .bind(words.join(" | "))
+        .bind(topic)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
 crate::queries::impl_store!(
     PostgresStore,
     Postgres,

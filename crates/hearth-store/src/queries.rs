@@ -43,7 +43,8 @@ pub(crate) fn recents_json(recents: &[String]) -> String {
 
 pub(crate) const USER_COLUMNS: &str = "id, email, display_name, password_hash, confirmed_at, inserted_at, updated_at";
 pub(crate) const DEVICE_COLUMNS: &str = "id, user_id, name, created_at, last_seen_at, revoked_at";
-pub(crate) const CONVERSATION_COLUMNS: &str = "id, private, alias, inserted_at, updated_at";
+pub(crate) const CONVERSATION_COLUMNS: &str =
+    "id, private, alias, inserted_at, updated_at, assistant_of IS NOT NULL AS assistant";
 
 /// The rule a send or edit breaks when its recipients are not the conversation's members.
 pub(crate) const RECIPIENTS_RULE: &str = "encrypted_messages must name exactly the conversation's members";
@@ -709,7 +710,7 @@ macro_rules! impl_store {
 
             async fn conversations_of(&self, user_id: uuid::Uuid) -> crate::StoreResult<Vec<crate::Conversation>> {
                 Ok(sqlx::query_as(
-                    "SELECT c.id, c.private, c.alias, c.inserted_at, c.updated_at \
+                    "SELECT c.id, c.private, c.alias, c.inserted_at, c.updated_at, c.assistant_of IS NOT NULL AS assistant \
                      FROM conversations c JOIN conversation_members m ON m.conversation_id = c.id \
                      WHERE m.user_id = $1 ORDER BY c.inserted_at, c.id",
                 )
@@ -1053,6 +1054,308 @@ macro_rules! impl_store {
                 .execute(self.writer())
                 .await?;
                 Ok(replaced.rows_affected() == 1)
+            }
+
+            async fn take_allowance(
+                &self,
+                user_id: uuid::Uuid,
+                day: &str,
+                kind: crate::AllowanceKind,
+                limit: u32,
+            ) -> crate::StoreResult<Option<u32>> {
+                let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+                if limit == 0 {
+                    return Ok(None);
+                }
+                // The update happens only below the limit; when it does not, nothing is returned.
+                let used: Option<i32> = sqlx::query_scalar(
+                    "INSERT INTO assistant_usage (user_id, day, kind, used) VALUES ($1, $2, $3, 1) \
+                     ON CONFLICT (user_id, day, kind) DO UPDATE SET used = assistant_usage.used + 1 \
+                     WHERE assistant_usage.used < $4 \
+                     RETURNING used",
+                )
+                .bind(user_id)
+                .bind(day)
+                .bind(kind.as_str())
+                .bind(limit)
+                .fetch_optional(self.writer())
+                .await?;
+                Ok(used.map(|used| u32::try_from(used).unwrap_or_default()))
+            }
+
+            async fn refund_allowance(
+                &self,
+                user_id: uuid::Uuid,
+                day: &str,
+                kind: crate::AllowanceKind,
+            ) -> crate::StoreResult<()> {
+                sqlx::query(
+                    "UPDATE assistant_usage SET used = used - 1 \
+                     WHERE user_id = $1 AND day = $2 AND kind = $3 AND used > 0",
+                )
+                .bind(user_id)
+                .bind(day)
+                .bind(kind.as_str())
+                .execute(self.writer())
+                .await?;
+                Ok(())
+            }
+
+            async fn allowance_used(
+                &self,
+                user_id: uuid::Uuid,
+                day: &str,
+                kind: crate::AllowanceKind,
+            ) -> crate::StoreResult<u32> {
+                let used: Option<i32> =
+                    sqlx::query_scalar("SELECT used FROM assistant_usage WHERE user_id = $1 AND day = $2 AND kind = $3")
+                        .bind(user_id)
+                        .bind(day)
+                        .bind(kind.as_str())
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(used.map_or(0, |used| u32::try_from(used).unwrap_or_default()))
+            }
+
+            async fn record_assistant_turn(&self, turn: &crate::AssistantTurn) -> crate::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO assistant_turns \
+                     (id, user_id, thread, topic, prompt, reply, provider, answered, attempts, inserted_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(turn.id)
+                .bind(turn.user_id)
+                .bind(&turn.thread)
+                .bind(&turn.topic)
+                .bind(&turn.prompt)
+                .bind(&turn.reply)
+                .bind(&turn.provider)
+                .bind(turn.answered)
+                .bind(&turn.attempts)
+                .bind(turn.inserted_at)
+                .execute(self.writer())
+                .await?;
+                Ok(())
+            }
+
+            async fn assistant_conversation(
+                &self,
+                user_id: uuid::Uuid,
+            ) -> crate::StoreResult<Option<crate::Conversation>> {
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {} FROM conversations WHERE assistant_of = $1",
+                    crate::queries::CONVERSATION_COLUMNS
+                )))
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn create_assistant_conversation(
+                &self,
+                id: uuid::Uuid,
+                user_id: uuid::Uuid,
+                now: crate::Timestamp,
+            ) -> crate::StoreResult<(crate::Conversation, bool)> {
+                let mut tx = self.begin_write().await?;
+                // A second (racing) creation finds the owner's unique index taken: nothing is
+                // inserted and the existing conversation is returned.
+                let created: Option<crate::Conversation> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO conversations (id, private, alias, assistant_of, inserted_at, updated_at) \
+                     VALUES ($1, FALSE, NULL, $2, $3, $3) ON CONFLICT DO NOTHING RETURNING {}",
+                    crate::queries::CONVERSATION_COLUMNS
+                )))
+                .bind(id)
+                .bind(user_id)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(crate::on_foreign_key)?;
+                let Some(created) = created else {
+                    drop(tx);
+                    let existing = self.assistant_conversation(user_id).await?;
+                    return existing.map(|conversation| (conversation, false)).ok_or(crate::StoreError::NotFound);
+                };
+                sqlx::query("INSERT INTO conversation_members (conversation_id, user_id, joined_at) VALUES ($1, $2, $3)")
+                    .bind(id)
+                    .bind(user_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::add_participant_in(&mut tx, id, user_id).await?;
+                tx.commit().await?;
+                Ok((created, true))
+            }
+
+            async fn post_assistant_reply(
+                &self,
+                group_id: uuid::Uuid,
+                conversation_id: uuid::Uuid,
+                content: &str,
+                now: crate::Timestamp,
+            ) -> crate::StoreResult<crate::MessageDelivery> {
+                let mut tx = self.begin_write().await?;
+                let owner: Option<uuid::Uuid> = sqlx::query_scalar(
+                    "SELECT assistant_of FROM conversations WHERE id = $1 AND assistant_of IS NOT NULL",
+                )
+                .bind(conversation_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let owner = owner.ok_or(crate::StoreError::NotFound)?;
+                sqlx::query(
+                    "INSERT INTO message_groups (id, conversation_id, sender_id, client_msg_id, inserted_at, updated_at) \
+                     VALUES ($1, $2, $3, NULL, $4, $4)",
+                )
+                .bind(group_id)
+                .bind(conversation_id)
+                .bind(crate::ASSISTANT_SENDER)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let message_id = uuid::Uuid::now_v7();
+                sqlx::query(
+                    "INSERT INTO messages (id, message_group_id, recipient_id, content, inserted_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $5)",
+                )
+                .bind(message_id)
+                .bind(group_id)
+                .bind(owner)
+                .bind(content)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                let message = crate::StoredMessage {
+                    id: message_id,
+                    message_group: group_id,
+                    sender: crate::ASSISTANT_SENDER,
+                    content: content.to_owned(),
+                    inserted_at: now,
+                    updated_at: now,
+                };
+                Ok(crate::MessageDelivery {
+                    conversation_id,
+                    messages: std::collections::BTreeMap::from([(owner, message)]),
+                    fresh: true,
+                })
+            }
+
+            async fn store_assistant_image(&self, image: &crate::AssistantImage) -> crate::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO assistant_images (id, user_id, content_type, bytes, prompt, provider, inserted_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(image.id)
+                .bind(image.user_id)
+                .bind(&image.content_type)
+                .bind(&image.bytes)
+                .bind(&image.prompt)
+                .bind(&image.provider)
+                .bind(image.inserted_at)
+                .execute(self.writer())
+                .await
+                .map_err(crate::on_foreign_key)?;
+                Ok(())
+            }
+
+            async fn assistant_image(
+                &self,
+                id: uuid::Uuid,
+                user_id: uuid::Uuid,
+            ) -> crate::StoreResult<Option<crate::AssistantImage>> {
+                type Row = (uuid::Uuid, uuid::Uuid, String, Vec<u8>, String, String, crate::Timestamp);
+                let row: Option<Row> = sqlx::query_as(
+                    "SELECT id, user_id, content_type, bytes, prompt, provider, inserted_at \
+                     FROM assistant_images WHERE id = $1 AND user_id = $2",
+                )
+                .bind(id)
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|(id, user_id, content_type, bytes, prompt, provider, inserted_at)| {
+                    crate::AssistantImage { id, user_id, content_type, bytes, prompt, provider, inserted_at }
+                }))
+            }
+
+            async fn replace_knowledge(&self, entries: &[crate::KnowledgeEntry]) -> crate::StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query("DELETE FROM knowledge_entries").execute(&mut *tx).await?;
+                for entry in entries {
+                    sqlx::query("INSERT INTO knowledge_entries (topic, question, answer) VALUES ($1, $2, $3)")
+                        .bind(&entry.topic)
+                        .bind(&entry.question)
+                        .bind(&entry.answer)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn search_knowledge(
+                &self,
+                topic: &str,
+                words: &[String],
+                limit: u32,
+            ) -> crate::StoreResult<Vec<crate::KnowledgeEntry>> {
+                // Only letters and digits reach the search syntax: no operator can be injected.
+                let words: Vec<String> = words
+                    .iter()
+                    .map(|word| word.chars().filter(|c| c.is_alphanumeric()).collect::<String>())
+                    .filter(|word| !word.is_empty())
+                    .collect();
+                if words.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let rows: Vec<(String, String, String)> = self.search_knowledge_rows(topic, &words, limit).await?;
+                Ok(rows.into_iter().map(|(topic, question, answer)| crate::KnowledgeEntry { topic, question, answer }).collect())
+            }
+
+            async fn assistant_turns(
+                &self,
+                user_id: uuid::Uuid,
+                thread: &str,
+                limit: u32,
+            ) -> crate::StoreResult<Vec<crate::AssistantTurn>> {
+                type Row = (
+                    uuid::Uuid,
+                    uuid::Uuid,
+                    String,
+                    Option<String>,
+                    String,
+                    String,
+                    Option<String>,
+                    bool,
+                    String,
+                    crate::Timestamp,
+                );
+                let rows: Vec<Row> = sqlx::query_as(
+                    "SELECT id, user_id, thread, topic, prompt, reply, provider, answered, attempts, inserted_at \
+                     FROM assistant_turns WHERE user_id = $1 AND thread = $2 \
+                     ORDER BY inserted_at DESC, id DESC LIMIT $3",
+                )
+                .bind(user_id)
+                .bind(thread)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(id, user_id, thread, topic, prompt, reply, provider, answered, attempts, inserted_at)| {
+                        crate::AssistantTurn {
+                            id,
+                            user_id,
+                            thread,
+                            topic,
+                            prompt,
+                            reply,
+                            provider,
+                            answered,
+                            attempts,
+                            inserted_at,
+                        }
+                    })
+                    .collect())
             }
         }
     };

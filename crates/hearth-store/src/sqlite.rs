@@ -150,3 +150,24 @@ async fn checkpoint_beside_the_writer(pool: SqlitePool, store_alive: std::sync::
 }
 
 crate::queries::impl_store!(SqliteStore, Sqlite, "sqlite", "./migrations/sqlite", "", "");
+
+impl SqliteStore {
+    /// The knowledge base's full-text search: FTS5 `MATCH` of any of the words, ranked by bm25.
+    async fn search_knowledge_rows(
+        &self,
+        topic: &str,
+        words: &[String],
+        limit: u32,
+    ) -> crate::StoreResult<Vec<(String, String, String)>> {
+        let query = words.iter().map(|word| format!("\"{word}\"")).collect::<Vec<_>>().join(" OR ");
+        Ok(sqlx::query_as(
+            "SELECT e.topic, e.question, e.answer FROM knowledge_search s JOIN knowledge_entries e ON e.id = s.rowid \
+             WHERE knowledge_search MATCH $1 AND e.topic = $2 ORDER BY bm25(knowledge_search) LIMIT $3",
+        )
+        .bind(query)
+        .bind(topic)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

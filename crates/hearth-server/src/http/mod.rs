@@ -2,7 +2,9 @@
 //! middleware every request passes through.
 
 mod account;
+mod assistant;
 mod auth;
+mod chat;
 mod conversations;
 mod devices;
 pub(crate) mod fields;
@@ -59,6 +61,8 @@ fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::routes())
         .merge(account::routes())
+        .merge(chat::routes())
+        .merge(assistant::routes())
         .merge(users::routes())
         .merge(conversations::routes())
         .merge(devices::routes())
@@ -89,6 +93,8 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/openapi.json", axum::routing::get(move || async move { axum::Json(openapi) }))
         // Phoenix Channels; not REST, so not in the OpenAPI document.
         .route("/socket/websocket", axum::routing::get(crate::realtime::socket::connect))
+        // Prometheus text, for loopback and `server.metrics_from` only.
+        .route("/metrics", axum::routing::get(metrics))
         .with_state(state);
     with_middleware(router, settings)
 }
@@ -154,9 +160,28 @@ fn cors(origins: &[String]) -> CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
+/// # GET /metrics
+///
+/// Anyone else gets the 404 of a path that does not exist.
+async fn metrics(
+    State(state): State<AppState>,
+    crate::extract::ClientIp(client): crate::extract::ClientIp,
+) -> Response {
+    if !(client.is_loopback() || state.settings.server.metrics_from.contains(&client)) {
+        return ApiError::NotFound.into_response();
+    }
+    let content_type = HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8");
+    ([(header::CONTENT_TYPE, content_type)], state.metrics.encode()).into_response()
+}
+
 /// Answers 408 when a request takes longer than `server.request_timeout_secs`.
+/// An assistant turn may wait for the AI providers' deadline and then stream its reply, so it
+/// gets that deadline plus a minute instead.
 async fn request_timeout(State(settings): State<Arc<Settings>>, request: Request, next: Next) -> Response {
-    let limit = Duration::from_secs(settings.server.request_timeout_secs.max(1));
+    let mut limit = Duration::from_secs(settings.server.request_timeout_secs.max(1));
+    if request.uri().path() == "/api/chat/message" {
+        limit = limit.max(settings.ai.routing.deadline_secs + Duration::from_secs(60));
+    }
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::Timeout.into_response(),

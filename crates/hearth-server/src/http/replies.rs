@@ -84,6 +84,10 @@ pub struct ConversationSummary {
     /// Last changed.
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
+    /// Present (and true) only on the person's assistant conversation, which the server can
+    /// read: it is not end-to-end encrypted.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub assistant: bool,
 }
 
 impl From<&hearth_store::Conversation> for ConversationSummary {
@@ -94,6 +98,7 @@ impl From<&hearth_store::Conversation> for ConversationSummary {
             alias: conversation.alias.clone(),
             inserted_at: conversation.inserted_at,
             updated_at: conversation.updated_at,
+            assistant: conversation.assistant,
         }
     }
 }

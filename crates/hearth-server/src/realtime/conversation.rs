@@ -23,15 +23,20 @@ pub fn private_key_context(row: &str) -> SealContext<'_> {
     SealContext { table: "encryption_keys", row, column: "private_key" }
 }
 
-/// A conversation as seed 002 shows it.
+/// A conversation as seed 002 shows it; an assistant conversation also says
+/// `"assistant": true` (readable by the server, not end-to-end encrypted).
 pub fn conversation_json(conversation: &Conversation) -> Value {
-    json!({
+    let mut json = json!({
         "id": conversation.id,
         "private": conversation.private,
         "alias": conversation.alias,
         "inserted_at": conversation.inserted_at,
         "updated_at": conversation.updated_at,
-    })
+    });
+    if conversation.assistant {
+        json["assistant"] = Value::Bool(true);
+    }
+    json
 }
 
 /// A message as one recipient sees it.
@@ -258,8 +263,25 @@ async fn send_message(state: &AppState, conversation_id: Uuid, me: Uuid, payload
     if delivery.fresh {
         deliver(state, "new_message", &delivery).await;
     }
-    let mine = delivery.messages.get(&me).map(message_json).unwrap_or(Value::Null);
-    Ok(Reply::ok(json!({ "message": mine })))
+    let mine = delivery.messages.get(&me);
+    // Only a conversation where the sender is alone can be their assistant conversation: the
+    // look-up is skipped for every other send.
+    if let (true, 1, Some(prompt)) = (delivery.fresh, delivery.messages.len(), mine) {
+        match state.store.conversation(conversation_id).await {
+            Ok(Some(conversation)) if conversation.assistant => {
+                let prompt = super::assistant::Prompt {
+                    conversation_id,
+                    user_id: me,
+                    group: prompt.message_group,
+                    text: prompt.content.clone(),
+                };
+                super::assistant::answer(state.clone(), prompt);
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "could not tell whether a conversation is the assistant's"),
+        }
+    }
+    Ok(Reply::ok(json!({ "message": mine.map(message_json).unwrap_or(Value::Null) })))
 }
 
 impl Event<'_> {
@@ -326,8 +348,18 @@ impl Event<'_> {
         Ok(Reply::ok(json!({ "conversation": conversation_json(&conversation) })))
     }
 
+    /// The assistant conversation keeps its one member: nobody is added, its owner cannot leave.
+    async fn refuse_if_assistant(&self) -> Result<(), Reply> {
+        let conversation = self.state.store.conversation(self.conversation_id).await.map_err(store_error)?;
+        if conversation.is_some_and(|conversation| conversation.assistant) {
+            return Err(Reply::error("the assistant conversation has no other members and cannot be left"));
+        }
+        Ok(())
+    }
+
     async fn modify(&self, payload: Value) -> Result<Reply, Reply> {
         let request: ModifyConversation = parse(payload)?;
+        self.refuse_if_assistant().await?;
         let alias = check_alias(request.alias.as_deref())?;
         let now = Timestamp::now();
         let mut conversation =
@@ -346,6 +378,7 @@ impl Event<'_> {
     }
 
     async fn leave(&self) -> Result<Reply, Reply> {
+        self.refuse_if_assistant().await?;
         self.state.store.leave_conversation(self.conversation_id, self.me).await.map_err(store_error)?;
         publish(self.state, self.topic(), "leave_conversation", json!({ "user_id": self.me })).await;
         Ok(Reply::ok(json!({})))

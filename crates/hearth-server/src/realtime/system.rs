@@ -1,4 +1,5 @@
-//! `system:general`: hiding, renaming oneself, and starting conversations.
+//! `system:general`: hiding, renaming oneself, and starting conversations (the assistant
+//! conversation included).
 
 use hearth_store::{NewConversation, ProfileUpdate, Timestamp};
 use phoenix_channels::server::Reply;
@@ -20,6 +21,7 @@ pub async fn handle_in(session: &mut Session, event: &str, payload: Value) -> Re
         "set_display_name" => set_display_name(session, payload).await,
         "start_group_conversation" => start_group(session, payload).await,
         "start_private_conversation" => start_private(session, payload).await,
+        "start_assistant_conversation" => start_assistant(session).await,
         _ => Err(Reply::error(format!("unknown event {event:?}"))),
     };
     result.unwrap_or_else(|refusal| refusal)
@@ -105,6 +107,20 @@ async fn start_private(session: &mut Session, payload: Value) -> Result<Reply, R
         return Err(Reply::error("a private conversation needs another user"));
     }
     start(session, true, None, vec![me, request.other_user_id], &request.public_key, &request.private_key).await
+}
+
+/// The person's assistant conversation, made on first use (and announced as a
+/// `new_conversation` then); later calls return the same one.
+async fn start_assistant(session: &mut Session) -> Result<Reply, Reply> {
+    let state = &session.state;
+    let me = session.auth.user_id;
+    let (conversation, created) =
+        state.store.create_assistant_conversation(Uuid::now_v7(), me, Timestamp::now()).await.map_err(store_error)?;
+    let announcement = json!({ "conversation": conversation_json(&conversation), "user_ids": [me] });
+    if created {
+        publish(state, user_topic(me), "new_conversation", announcement.clone()).await;
+    }
+    Ok(Reply::ok(announcement))
 }
 
 async fn start(

@@ -34,6 +34,11 @@ impl Peer {
         reply_to(&mut self.socket, &r).await[4].clone()
     }
 
+    /// Joins `topic` (or sends another payload-less event) and returns the reply's status.
+    pub(crate) async fn call_status(&mut self, topic: &str, event: &str) -> String {
+        self.call(topic, event, json!({})).await["status"].as_str().expect("a status").to_owned()
+    }
+
     pub(crate) async fn ok(&mut self, topic: &str, event: &str, payload: Value) -> Value {
         let reply = self.call(topic, event, payload).await;
         assert_eq!(reply["status"], "ok", "{event}: {reply}");
@@ -244,20 +249,5 @@ async fn three_users_talk_by_the_rules() {
     assert_eq!(relogin.body["users"].as_array().map(Vec::len), Some(2), "bob and carol");
 
     // At rest, the private key is sealed: the database files do not contain it.
-    assert_no_file_contains(&app, private_key_canary);
-}
-
-/// Asserts no file in the data directory (database, WAL) contains `needle`.
-fn assert_no_file_contains(app: &TestApp, needle: &str) {
-    for entry in std::fs::read_dir(app.data_dir.path()).expect("data dir") {
-        let path = entry.expect("entry").path();
-        if path.is_file() {
-            let bytes = std::fs::read(&path).expect("read");
-            assert!(
-                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
-                "{} holds the plaintext key",
-                path.display()
-            );
-        }
-    }
+    crate::harness::assert_no_file_contains(&app, private_key_canary);
 }

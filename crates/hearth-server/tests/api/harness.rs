@@ -547,6 +547,21 @@ pub async fn concurrently(app: &TestApp, n: usize, path: &str, body: &Value) -> 
     statuses
 }
 
+/// Asserts no file in the data directory (database, WAL) contains `needle`.
+pub fn assert_no_file_contains(app: &TestApp, needle: &str) {
+    for entry in std::fs::read_dir(app.data_dir.path()).expect("data dir") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).expect("read");
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{} holds a secret in plain text",
+                path.display()
+            );
+        }
+    }
+}
+
 mod tests {
     use super::*;
 

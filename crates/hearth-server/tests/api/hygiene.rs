@@ -118,6 +118,8 @@ async fn cors_allows_only_the_configured_origins() {
 /// Every route the router serves, as (path, method).
 const ROUTES: &[(&str, &str)] = &[
     ("/api/account", "delete"),
+    ("/api/assistant/images/{id}", "get"),
+    ("/api/chat/message", "post"),
     ("/api/conversations", "get"),
     ("/api/conversations/private/{user_id}", "get"),
     ("/api/devices", "get"),

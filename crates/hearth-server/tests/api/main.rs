@@ -8,6 +8,7 @@ mod harness;
 
 mod access_tokens;
 mod account;
+mod assistant;
 mod channels;
 mod devices;
 mod email_change;

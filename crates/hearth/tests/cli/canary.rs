@@ -1,11 +1,14 @@
-//! Secrets never reach a log line: every account flow runs against a server logging at
-//! `trace` (and at `debug`) with known canary passwords, and afterwards no password, token,
-//! one-time code or link code — nor a base64 form of one — is anywhere in its output.
+//! Secrets never reach a log line: every account flow and assistant turn runs against a server
+//! logging at `trace` (and at `debug`) with known canary passwords and provider keys, and
+//! afterwards no password, token, one-time code, link code or provider key — nor a base64 or
+//! hex form of one — is anywhere in its output.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use reqwest::Method;
 use serde_json::{Value, json};
+
+use hearth_fake_provider::FakeProvider;
 
 use crate::api::{Api, tokens};
 use crate::harness::{self, Hearth, WAIT};
@@ -53,6 +56,9 @@ fn forms(secret: &str) -> Vec<String> {
         }
         forms.push(engine.encode(secret.as_bytes()));
     }
+    let hex: String = secret.bytes().map(|byte| format!("{byte:02x}")).collect();
+    forms.push(hex.clone());
+    forms.push(hex.to_uppercase());
     forms
 }
 
@@ -69,9 +75,21 @@ async fn next_outbox_mail(hearth: &Hearth, from: usize) -> Mail {
 
 async fn every_flow_keeps_secrets_out_of_the_log(level: &str) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let hearth = Hearth::start(dir.path(), &dir.path().join("data"), &[("RUST_LOG", level)]).await;
-    let api = Api::new(harness::client(), &hearth.url);
+    let fake = FakeProvider::start().await.expect("start the fake provider");
     let mut secrets = Secrets::default();
+    // The free tier's operator keys: one that fails and one that answers.
+    let operator_failing = secrets.add("operator key", "gsk_fake-server_error-OPERATORCANARY-5d1e0c");
+    let operator_ok = secrets.add("operator key", "csk-OPERATOROKCANARY-9c2b7a44d0");
+    let operator_keys = [("GROQ", &operator_failing), ("CEREBRAS", &operator_ok)]
+        .map(|(provider, key)| (format!("HEARTH_AI__FREE_TIER__KEYS__{provider}"), format!("[\"{key}\"]")));
+    let base_urls = ["GEMINI", "GROQ", "CEREBRAS", "OPENROUTER", "OPENAI", "ANTHROPIC"].map(|provider| {
+        let url = fake.base_url(&provider.to_lowercase()).expect("the fake serves every provider");
+        (format!("HEARTH_AI__PROVIDERS__{provider}__BASE_URL"), url)
+    });
+    let mut env = vec![("RUST_LOG", level)];
+    env.extend(operator_keys.iter().chain(&base_urls).map(|(name, value)| (name.as_str(), value.as_str())));
+    let hearth = Hearth::start(dir.path(), &dir.path().join("data"), &env).await;
+    let api = Api::new(harness::client(), &hearth.url);
     let first_password = secrets.add("registration password", "canary-pw-first-3b7e1f");
     let wrong_password = secrets.add("wrong login password", "canary-pw-wrong-91d4c2");
     let second_password = secrets.add("changed password", "canary-pw-second-5a0f8d");
@@ -175,6 +193,24 @@ async fn every_flow_keeps_secrets_out_of_the_log(level: &str) {
     api.expect(204, Method::DELETE, &format!("/api/devices/{tablet_id}"), Some(&access), None).await;
     api.expect(401, Method::GET, "/api/me", Some(&tablet_access), None).await;
 
+    // Assistant turns with keys given per request (answering, refused, failing) and on the
+    // free tier (the failing operator key first, then the one that answers).
+    let request_keys = [
+        ("gemini", secrets.add("request key", "AIzaSyREQUESTCANARY-fake-invalid_key-31f0")),
+        ("openai", secrets.add("request key", "sk-proj-REQUESTCANARY-fake-bad_request-8e2d")),
+        ("anthropic", secrets.add("request key", "sk-ant-api03-REQUESTCANARY-fake-ok-c4d9a1")),
+        ("openrouter", secrets.add("request key", "sk-or-v1-REQUESTCANARY-fake-error_after_delta-07")),
+    ];
+    for (status, (provider, key)) in [502, 400, 200, 200].into_iter().zip(&request_keys) {
+        let body = json!({"message": "canary question", "apiKeys": {*provider: key}});
+        api.expect(status, Method::POST, "/api/chat/message", Some(&access), Some(body)).await;
+    }
+    let body = json!({"message": "free tier question"});
+    let reply = api.expect(200, Method::POST, "/api/chat/message", Some(&access), Some(body)).await;
+    assert_eq!(reply["provider"], "cerebras");
+    let keys_sent: Vec<String> = fake.requests().into_iter().filter_map(|request| request.api_key).collect();
+    assert!(keys_sent.contains(&operator_failing) && keys_sent.contains(&operator_ok), "both operator keys were tried");
+
     // Deleting the account: a wrong password first, then the right one.
     let body = json!({"password": wrong_password});
     api.expect(422, Method::DELETE, "/api/account", Some(&access), Some(body)).await;
@@ -199,6 +235,7 @@ async fn every_flow_keeps_secrets_out_of_the_log(level: &str) {
         "device linked",
         "device signed out",
         "account deleted",
+        "provider attempt failed",
     ] {
         assert!(log.contains(event), "the log lacks {event:?}:\n{log}");
     }

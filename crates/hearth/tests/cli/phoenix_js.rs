@@ -1,6 +1,9 @@
 //! hearth with the official `phoenix` npm client, unmodified: runs `node --test` in
 //! `clients/phoenix-js` against the real binary (see `clients/phoenix-js/test/`).
 //!
+//! The server's AI providers point at the fake provider (started here), with a free-tier key
+//! on groq, so the assistant's streamed replies reach the official client too.
+//!
 //! The suite restarts the server half-way, to prove clients reconnect and rejoin by
 //! themselves and lose nothing. Node cannot control the server, so this test serves one
 //! more URL, `HEARTH_RESTART_URL`: a `POST` there stops the server (SIGTERM) and starts it
@@ -14,6 +17,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
+
+use hearth_fake_provider::FakeProvider;
 
 use crate::harness::{Hearth, Process, free_port};
 
@@ -115,6 +120,19 @@ fn failure_report(what: &str, node: &Process, earlier_logs: &[String], server: &
     report
 }
 
+/// Every provider at the fake; a free-tier key on groq.
+fn assistant_env(fake: &FakeProvider) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = ["gemini", "groq", "cerebras", "openrouter", "openai", "anthropic"]
+        .iter()
+        .map(|name| {
+            let url = fake.base_url(name).expect("the fake serves every provider");
+            (format!("HEARTH_AI__PROVIDERS__{}__BASE_URL", name.to_uppercase()), url)
+        })
+        .collect();
+    env.push(("HEARTH_AI__FREE_TIER__KEYS__GROQ".to_owned(), r#"["gsk_0123456789abcdefghijklmn"]"#.to_owned()));
+    env
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_phoenix_js_client_works_and_survives_a_restart() {
     require_node();
@@ -124,16 +142,21 @@ async fn the_official_phoenix_js_client_works_and_survives_a_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data_dir = dir.path().join("data");
     let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let mut server = Hearth::start_at(dir.path(), &data_dir, listen, &[]).await;
+    let fake = FakeProvider::start().await.expect("start the fake provider");
+    let ai_env = assistant_env(&fake);
+    let env: Vec<(&str, &str)> = ai_env.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+    let mut server = Hearth::start_at(dir.path(), &data_dir, listen, &env).await;
 
     let control = TcpListener::bind("127.0.0.1:0").await.expect("bind the restart endpoint");
     let restart_url = format!("http://{}/restart", control.local_addr().expect("its address"));
 
     let mut command = Command::new("node");
     command
-        .args(["--test", "--test-reporter=tap"])
+        // One file at a time: the restart in one must not cut another short.
+        .args(["--test", "--test-reporter=tap", "--test-concurrency=1"])
         .current_dir(&client)
         .env("HEARTH_URL", &server.url)
+        .env("HEARTH_ASSISTANT", "1")
         .env("HEARTH_RESTART_URL", &restart_url)
         .stdin(Stdio::null());
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
@@ -161,7 +184,7 @@ async fn the_official_phoenix_js_client_works_and_survives_a_restart() {
                         lines.join("\n")
                     );
                     earlier_logs.push(lines.join("\n"));
-                    server = Hearth::start_at(dir.path(), &data_dir, listen, &[]).await;
+                    server = Hearth::start_at(dir.path(), &data_dir, listen, &env).await;
                     answer(stream, "200 OK", "restarted").await;
                 }
             }

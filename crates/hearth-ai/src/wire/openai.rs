@@ -1,0 +1,133 @@
+//! OpenAI's chat completions, as OpenAI, Groq, Cerebras and OpenRouter speak them.
+
+use eventsource_stream::Event;
+use serde_json::{Value, json};
+
+use super::{Parsed, event_json, status_of_error_code};
+use crate::{ApiKey, ChatRequest, FailureClass, ProviderFailure, ProviderName, ProviderSettings, Role};
+
+/// `POST {base}/chat/completions`, streaming, key as a bearer token.
+pub(super) fn chat_request(
+    http: &reqwest::Client,
+    provider: ProviderName,
+    settings: &ProviderSettings,
+    key: &ApiKey,
+    request: &ChatRequest,
+) -> reqwest::RequestBuilder {
+    let mut messages = Vec::with_capacity(request.messages.len() + 1);
+    if let Some(system) = &request.system {
+        messages.push(json!({"role": "system", "content": system}));
+    }
+    messages.extend(request.messages.iter().map(|message| {
+        let role = match message.role {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        };
+        json!({"role": role, "content": message.content})
+    }));
+    // OpenAI's newer models refuse `max_tokens`; the compatible providers all take it.
+    let limit_field = if provider == ProviderName::OpenAi { "max_completion_tokens" } else { "max_tokens" };
+    let body = json!({
+        "model": settings.model,
+        "messages": messages,
+        "stream": true,
+        "stream_options": {"include_usage": true},
+        limit_field: settings.max_tokens,
+    });
+    http.post(format!("{}/chat/completions", settings.base())).bearer_auth(key.expose()).json(&body)
+}
+
+/// `POST {base}/images/generations` for one image. `gpt-image-1` always answers with
+/// base64; the DALL·E models are asked for base64 too, so no expiring URL is involved.
+pub(crate) fn image_request(
+    http: &reqwest::Client,
+    settings: &ProviderSettings,
+    model: &str,
+    key: &ApiKey,
+    prompt: &str,
+) -> reqwest::RequestBuilder {
+    let mut body = json!({"model": model, "prompt": prompt, "n": 1, "size": "1024x1024"});
+    if model.starts_with("dall-e") {
+        body["response_format"] = json!("b64_json");
+    }
+    http.post(format!("{}/images/generations", settings.base())).bearer_auth(key.expose()).json(&body)
+}
+
+/// One `data:` line: a chunk, `[DONE]`, or an error sent after the 200.
+pub(super) fn parse_event(event: &Event) -> Result<Parsed, ProviderFailure> {
+    if event.data.trim() == "[DONE]" {
+        return Ok(Parsed::done());
+    }
+    let chunk = event_json(event)?;
+    if chunk.get("error").is_some_and(|error| !error.is_null()) {
+        return Err(stream_error(&chunk));
+    }
+    let text = chunk.pointer("/choices/0/delta/content").and_then(Value::as_str).unwrap_or_default();
+    Ok(Parsed::text(text))
+}
+
+/// An error inside a 200 stream: OpenAI names a `code` string, OpenRouter a numeric `code`.
+fn stream_error(chunk: &Value) -> ProviderFailure {
+    let code = chunk.pointer("/error/code");
+    let status = match code {
+        Some(Value::Number(number)) => number.as_u64().and_then(|n| u16::try_from(n).ok()).unwrap_or(500),
+        Some(Value::String(code)) => status_of_error_code(code),
+        _ => chunk.pointer("/error/type").and_then(Value::as_str).map_or(500, status_of_error_code),
+    };
+    // The provider name only matters for 402 with Retry-After, which a stream cannot carry.
+    classify(ProviderName::OpenAi, status, false, chunk)
+}
+
+/// The classification table for the OpenAI-compatible providers.
+pub(super) fn classify(provider: ProviderName, status: u16, has_retry_after: bool, body: &Value) -> ProviderFailure {
+    let code = body.pointer("/error/code").and_then(Value::as_str).unwrap_or_default();
+    let message = body.pointer("/error/message").and_then(Value::as_str).unwrap_or_default();
+    let class = match status {
+        401 | 403 => FailureClass::InvalidKey,
+        // OpenRouter's 402 with a Retry-After is a temporary hold, not an empty account.
+        402 if provider == ProviderName::OpenRouter && has_retry_after => FailureClass::RateLimited,
+        402 => FailureClass::QuotaExceeded,
+        404 => FailureClass::UnsupportedModel,
+        408 | 504 => FailureClass::Timeout,
+        429 if is_quota_code(code) => FailureClass::QuotaExceeded,
+        429 if message.starts_with("Request too large") => FailureClass::BadRequest,
+        429 | 498 | 529 => FailureClass::RateLimited,
+        400..=499 if code == "invalid_api_key" => FailureClass::InvalidKey,
+        400..=499 => FailureClass::BadRequest,
+        _ => FailureClass::UpstreamError,
+    };
+    ProviderFailure::new(class)
+}
+
+fn is_quota_code(code: &str) -> bool {
+    matches!(code, "insufficient_quota" | "credit_balance_exhausted") || code.ends_with("_spend_limit_exceeded")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(data: &str) -> Event {
+        Event { data: data.to_owned(), ..Event::default() }
+    }
+
+    #[test]
+    fn chunks_carry_text_and_done_ends() {
+        let chunk = r#"{"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hi "},"finish_reason":null}]}"#;
+        assert_eq!(parse_event(&event(chunk)), Ok(Parsed { text: Some("Hi ".into()), done: false }));
+        let usage = r#"{"object":"chat.completion.chunk","choices":[],"usage":{"total_tokens":3}}"#;
+        assert_eq!(parse_event(&event(usage)), Ok(Parsed::nothing()));
+        assert_eq!(parse_event(&event("[DONE]")), Ok(Parsed::done()));
+        assert_eq!(parse_event(&event("not json")).map_err(|f| f.class), Err(FailureClass::UpstreamError));
+    }
+
+    #[test]
+    fn errors_after_the_200_are_classified() {
+        let openai = r#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#;
+        assert_eq!(parse_event(&event(openai)).map_err(|f| f.class), Err(FailureClass::RateLimited));
+        let openrouter = r#"{"id":"x","object":"chat.completion.chunk","error":{"code":502,"message":"Provider returned error"},"choices":[{"delta":{"content":""},"finish_reason":"error"}]}"#;
+        assert_eq!(parse_event(&event(openrouter)).map_err(|f| f.class), Err(FailureClass::UpstreamError));
+        let quota = r#"{"error":{"message":"quota","code":"insufficient_quota"}}"#;
+        assert_eq!(parse_event(&event(quota)).map_err(|f| f.class), Err(FailureClass::QuotaExceeded));
+    }
+}

@@ -1,0 +1,410 @@
+//! The assistant: from a person's prompt to a stored reply.
+//!
+//! A turn passes the sliding-window limit, is answered from the knowledge base when an entry
+//! matches it confidently (no provider, no allowance), else takes one unit of the free tier's
+//! daily allowance when it runs on the operator's keys (people's own keys have no daily quota),
+//! builds its context from the thread's earlier turns, and lets the [`Router`] walk the
+//! providers. The turn is stored with its attempt log either way; an allowance taken for a
+//! turn that got no reply is given back.
+
+pub mod commands;
+pub mod knowledge;
+pub mod window;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hearth_ai::{
+    Answer, ApiKey, Attempt, Candidate, ChatMessage, ChatRequest, ProviderName, Router, TurnFailure, TurnFailureKind,
+};
+use hearth_store::{AllowanceKind, AssistantImage, AssistantTurn, Store, StoreError, Timestamp};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::metrics::{Limit, Metrics};
+use crate::settings::AiSettings;
+use window::{SlidingWindow, WindowState};
+
+/// Who answers a turn from the knowledge base, in replies and the stored turn.
+pub const KNOWLEDGE_BASE: &str = "knowledge_base";
+
+/// Earlier turns read when building a context (the character budget usually ends it sooner).
+const CONTEXT_TURNS: u32 = 50;
+
+/// The assistant service, shared by every request and socket.
+#[derive(Debug)]
+pub struct Assistant {
+    router: Router,
+    window: SlidingWindow,
+    /// The operator's free-tier keys, in settings order.
+    operator_keys: Vec<Candidate>,
+    text_per_day: u32,
+    images_per_day: u32,
+    context_chars: usize,
+    system_prompt: String,
+    window_secs: u64,
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+}
+
+/// A prompt to answer.
+#[derive(Debug)]
+pub struct Question {
+    /// Who asks.
+    pub user_id: Uuid,
+    /// The thread whose earlier turns are the context.
+    pub thread: String,
+    /// The knowledge-base topic.
+    pub topic: Option<String>,
+    /// What is asked.
+    pub prompt: String,
+    /// The asker's own keys; empty for the free tier.
+    pub keys: Vec<Candidate>,
+}
+
+/// A reply that came.
+#[derive(Debug)]
+pub struct Reply {
+    /// The reply (ending with a note when the provider's stream broke after it started).
+    pub text: String,
+    /// Who answered: a provider's name, or `knowledge_base`.
+    pub provider: &'static str,
+    /// Where the asker stands in the sliding window.
+    pub window: WindowState,
+    /// When it was asked.
+    pub asked_at: Timestamp,
+}
+
+/// Why a turn got no reply.
+#[derive(Debug)]
+pub enum Refusal {
+    /// Over the sliding-window limit.
+    RateLimited {
+        /// Until a request would be let through.
+        retry_after: Duration,
+    },
+    /// The free tier's replies for today are used up.
+    AllowanceUsed {
+        /// Until the next UTC day.
+        retry_after: Duration,
+    },
+    /// No provider answered.
+    Failed(TurnFailure),
+    /// The store failed.
+    Store(StoreError),
+}
+
+impl Refusal {
+    /// What the person is told, in chat or in an error reply. Never names a key.
+    pub fn message(&self) -> String {
+        match self {
+            Refusal::RateLimited { retry_after } => {
+                format!("Too many assistant requests; try again in {}.", spoken(*retry_after))
+            }
+            Refusal::AllowanceUsed { retry_after } => format!(
+                "Today's free assistant replies are used up; they come back at 00:00 UTC, in {}. \
+                 Replies with your own provider keys are not limited.",
+                spoken(*retry_after)
+            ),
+            Refusal::Failed(failure) => match failure.kind {
+                TurnFailureKind::AllFailed => format!("{}. {}", failure.title(), failure.user_message()),
+                _ => failure.user_message(),
+            },
+            Refusal::Store(_) => "The assistant is temporarily unavailable. Please try again.".to_owned(),
+        }
+    }
+}
+
+/// A duration as people say it: `42 s`, `5 min`, `3 h 12 min`.
+pub fn spoken(duration: Duration) -> String {
+    let seconds = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
+    match seconds {
+        0..=99 => format!("{seconds} s"),
+        100..=3599 => format!("{} min", seconds.div_ceil(60)),
+        _ => format!("{} h {} min", seconds / 3600, (seconds % 3600) / 60),
+    }
+}
+
+/// A generated image, stored.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageReply {
+    /// The stored image's id.
+    pub id: Uuid,
+    /// Who made it.
+    pub provider: ProviderName,
+}
+
+impl From<StoreError> for Refusal {
+    fn from(error: StoreError) -> Self {
+        Refusal::Store(error)
+    }
+}
+
+impl Assistant {
+    /// The assistant as `settings` describe it.
+    pub fn new(settings: &AiSettings, store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
+        let operator_keys = settings
+            .free_tier
+            .keys
+            .iter()
+            .flat_map(|(provider, keys)| {
+                keys.iter().map(|key| Candidate { provider: *provider, key: ApiKey::new(key.expose()) })
+            })
+            .collect();
+        Self {
+            router: Router::new(settings.providers.clone(), settings.routing.clone()),
+            window: SlidingWindow::new(settings.requests_per_window, Duration::from_secs(settings.window_secs)),
+            operator_keys,
+            text_per_day: settings.free_tier.text_per_day,
+            images_per_day: settings.free_tier.images_per_day,
+            context_chars: settings.context_chars,
+            system_prompt: settings.system_prompt.clone(),
+            window_secs: settings.window_secs,
+            store,
+            metrics,
+        }
+    }
+
+    /// Answers `question`, streaming the reply's text into `deltas` as it arrives.
+    pub async fn ask(&self, question: Question, deltas: &mpsc::UnboundedSender<String>) -> Result<Reply, Refusal> {
+        let asked_at = Timestamp::now();
+        let window = self.admit(question.user_id)?;
+        let topic = question.topic.as_deref().unwrap_or(knowledge::DEFAULT_TOPIC);
+        if let Some(answer) = knowledge::answer(&*self.store, topic, &question.prompt).await? {
+            let _ = deltas.send(answer.clone());
+            self.record(&question, asked_at, &answer, Some(KNOWLEDGE_BASE), &[]).await;
+            return Ok(Reply { text: answer, provider: KNOWLEDGE_BASE, window, asked_at });
+        }
+        let (candidates, allowance_day) = if question.keys.is_empty() {
+            if self.operator_keys.is_empty() {
+                let failure = TurnFailure { kind: TurnFailureKind::NoKeys, attempts: Vec::new() };
+                return Err(Refusal::Failed(failure));
+            }
+            let day = utc_day(asked_at);
+            let taken =
+                self.store.take_allowance(question.user_id, &day, AllowanceKind::Text, self.text_per_day).await?;
+            if taken.is_none() {
+                self.metrics.refused(Limit::Quota);
+                return Err(Refusal::AllowanceUsed { retry_after: until_next_utc_day(asked_at) });
+            }
+            (self.operator_keys.clone(), Some(day))
+        } else {
+            (question.keys.clone(), None)
+        };
+        let request = self.context(&question).await?;
+        match self.router.complete(&request, candidates, deltas).await {
+            Ok(answer) => {
+                let text = reply_text(&answer);
+                let provider = answer.provider.as_str();
+                self.record(&question, asked_at, &text, Some(provider), &answer.attempts).await;
+                Ok(Reply { text, provider, window, asked_at })
+            }
+            Err(failure) => {
+                if let Some(day) = allowance_day {
+                    self.store.refund_allowance(question.user_id, &day, AllowanceKind::Text).await?;
+                }
+                self.record(&question, asked_at, &failure.user_message(), None, &failure.attempts).await;
+                Err(Refusal::Failed(failure))
+            }
+        }
+    }
+
+    /// Generates an image of `prompt` on the free tier (the daily image allowance) and stores
+    /// it for its owner.
+    pub async fn image(&self, user_id: Uuid, thread: &str, prompt: &str) -> Result<ImageReply, Refusal> {
+        let asked_at = Timestamp::now();
+        self.admit(user_id)?;
+        let candidates: Vec<Candidate> =
+            self.operator_keys.iter().filter(|candidate| candidate.provider.makes_images()).cloned().collect();
+        if candidates.is_empty() {
+            return Err(Refusal::Failed(TurnFailure { kind: TurnFailureKind::NoKeys, attempts: Vec::new() }));
+        }
+        let day = utc_day(asked_at);
+        if self.store.take_allowance(user_id, &day, AllowanceKind::Image, self.images_per_day).await?.is_none() {
+            self.metrics.refused(Limit::Quota);
+            return Err(Refusal::AllowanceUsed { retry_after: until_next_utc_day(asked_at) });
+        }
+        let question = Question {
+            user_id,
+            thread: thread.to_owned(),
+            topic: None,
+            prompt: format!("/image {prompt}"),
+            keys: Vec::new(),
+        };
+        match self.router.generate_image(prompt, candidates).await {
+            Ok((image, provider, attempts)) => {
+                let id = Uuid::now_v7();
+                let stored = AssistantImage {
+                    id,
+                    user_id,
+                    content_type: image.content_type.to_owned(),
+                    bytes: image.bytes,
+                    prompt: prompt.to_owned(),
+                    provider: provider.as_str().to_owned(),
+                    inserted_at: asked_at,
+                };
+                if let Err(error) = self.store.store_assistant_image(&stored).await {
+                    self.store.refund_allowance(user_id, &day, AllowanceKind::Image).await?;
+                    return Err(Refusal::Store(error));
+                }
+                self.record(&question, asked_at, &format!("[image {id}]"), Some(provider.as_str()), &attempts).await;
+                Ok(ImageReply { id, provider })
+            }
+            Err(failure) => {
+                self.store.refund_allowance(user_id, &day, AllowanceKind::Image).await?;
+                self.record(&question, asked_at, &failure.user_message(), None, &failure.attempts).await;
+                Err(Refusal::Failed(failure))
+            }
+        }
+    }
+
+    /// `/quota`: the free tier's use today and the sliding window, in words.
+    pub async fn quota_report(&self, user_id: Uuid) -> Result<String, StoreError> {
+        let now = Timestamp::now();
+        let day = utc_day(now);
+        let texts = self.store.allowance_used(user_id, &day, AllowanceKind::Text).await?;
+        let images = self.store.allowance_used(user_id, &day, AllowanceKind::Image).await?;
+        let window = self.window.peek(user_id, Instant::now());
+        Ok(format!(
+            "Free tier today (UTC): {texts} of {} replies and {images} of {} images used; they come back in {}.\n\
+             Assistant requests: {} of {} left in the last {} s.",
+            self.text_per_day,
+            self.images_per_day,
+            spoken(until_next_utc_day(now)),
+            window.remaining,
+            self.window.limit(),
+            self.window_secs,
+        ))
+    }
+
+    /// `/providers`: the providers in the order they are tried, and the health of the free
+    /// tier's keys for each (counts only: a key is never shown).
+    pub fn providers_report(&self) -> String {
+        let now = Instant::now();
+        let mut lines = vec!["Providers, in the order they are tried:".to_owned()];
+        for (position, provider) in self.router.order().iter().enumerate() {
+            let keys: Vec<&Candidate> = self.operator_keys.iter().filter(|key| key.provider == *provider).collect();
+            let resting: Vec<Duration> = keys
+                .iter()
+                .filter_map(|key| self.router.health().state(key.key.fingerprint(), now).cooling_until)
+                .map(|until| until.saturating_duration_since(now))
+                .collect();
+            let status = match (keys.len(), resting.len()) {
+                (0, _) => "no free-tier key".to_owned(),
+                (n, 0) => format!("{n} free-tier key{}, healthy", if n == 1 { "" } else { "s" }),
+                (n, r) => format!(
+                    "{n} free-tier key{}, {r} resting after repeated failures (for another {})",
+                    if n == 1 { "" } else { "s" },
+                    spoken(resting.into_iter().max().unwrap_or_default())
+                ),
+            };
+            let images = if provider.makes_images() { " (also images)" } else { "" };
+            lines.push(format!("{}. {provider}{images}: {status}", position + 1));
+        }
+        lines.push("Keys of your own can be given per request to POST /api/chat/message.".to_owned());
+        lines.join("\n")
+    }
+
+    /// Lets a request through the sliding window, or refuses it (and counts the refusal).
+    fn admit(&self, user_id: Uuid) -> Result<WindowState, Refusal> {
+        self.window.admit(user_id, Instant::now()).map_err(|retry_after| {
+            self.metrics.refused(Limit::RateLimit);
+            Refusal::RateLimited { retry_after }
+        })
+    }
+
+    /// The system prompt, then the thread's latest answered turns that fit the character
+    /// budget (oldest first), then the prompt.
+    async fn context(&self, question: &Question) -> Result<ChatRequest, StoreError> {
+        let turns = self.store.assistant_turns(question.user_id, &question.thread, CONTEXT_TURNS).await?;
+        let mut budget = self.context_chars.saturating_sub(question.prompt.chars().count());
+        let mut messages = Vec::new();
+        for turn in turns.into_iter().filter(|turn| turn.answered) {
+            let size = turn.prompt.chars().count() + turn.reply.chars().count();
+            if size > budget {
+                break;
+            }
+            budget -= size;
+            messages.push(ChatMessage::assistant(turn.reply));
+            messages.push(ChatMessage::user(turn.prompt));
+        }
+        messages.reverse();
+        messages.push(ChatMessage::user(question.prompt.clone()));
+        Ok(ChatRequest { system: Some(self.system_prompt.clone()), messages })
+    }
+
+    /// Counts the turn in the metrics and stores it. A failure to store is logged, not passed
+    /// on: the reply has reached the person already, and failing the request would not bring it
+    /// back.
+    async fn record(
+        &self,
+        question: &Question,
+        asked_at: Timestamp,
+        reply: &str,
+        provider: Option<&str>,
+        attempts: &[Attempt],
+    ) {
+        self.metrics.turn(attempts, provider);
+        let turn = AssistantTurn {
+            id: Uuid::now_v7(),
+            user_id: question.user_id,
+            thread: question.thread.clone(),
+            topic: question.topic.clone(),
+            prompt: question.prompt.clone(),
+            reply: reply.to_owned(),
+            provider: provider.map(str::to_owned),
+            answered: provider.is_some(),
+            attempts: serde_json::to_string(attempts).unwrap_or_else(|_| "[]".to_owned()),
+            inserted_at: asked_at,
+        };
+        if let Err(error) = self.store.record_assistant_turn(&turn).await {
+            tracing::error!(%error, user = %question.user_id, "assistant turn not stored");
+        }
+    }
+}
+
+/// The reply as shown: when the stream broke after it started, what arrived and why it ends.
+fn reply_text(answer: &Answer) -> String {
+    match answer.interrupted {
+        None => answer.text.clone(),
+        Some(class) => {
+            format!("{}\n\n[The reply was cut off. {}]", answer.text, class.user_message(answer.provider))
+        }
+    }
+}
+
+/// The UTC day of `at`, `YYYY-MM-DD`.
+fn utc_day(at: Timestamp) -> String {
+    chrono::DateTime::from_timestamp_millis(at.as_millis())
+        .unwrap_or_default()
+        .date_naive()
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+/// Time from `at` to the next UTC midnight, when the free tier's allowances reset.
+fn until_next_utc_day(at: Timestamp) -> Duration {
+    const DAY_MILLIS: i64 = 86_400_000;
+    Duration::from_millis(u64::try_from(DAY_MILLIS - at.as_millis().rem_euclid(DAY_MILLIS)).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_are_utc_and_reset_at_midnight() {
+        // 2026-11-30T23:59:30Z
+        let at = Timestamp::from_millis(1_796_083_170_000);
+        assert_eq!(utc_day(at), "2026-11-30");
+        assert_eq!(until_next_utc_day(at), Duration::from_secs(30));
+        assert_eq!(utc_day(Timestamp::from_millis(1_796_083_200_000)), "2026-12-01");
+    }
+
+    #[test]
+    fn durations_are_spoken() {
+        assert_eq!(spoken(Duration::from_millis(41_200)), "42 s");
+        assert_eq!(spoken(Duration::from_secs(301)), "6 min");
+        assert_eq!(spoken(Duration::from_secs(3 * 3600 + 12 * 60 + 5)), "3 h 12 min");
+    }
+}

@@ -1,0 +1,236 @@
+//! `POST /api/chat/message`: one assistant turn over HTTP, seed 004's request and response
+//! to the field.
+
+use std::fmt;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use hearth_ai::{ApiKey, Candidate, ProviderName, TurnFailureKind};
+use hearth_store::Timestamp;
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use tokio::sync::mpsc;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::assistant::{Question, Refusal};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{AuthUser, Json};
+use crate::state::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(post_message))
+}
+
+/// Longest prompt, in characters (seed 004).
+const MAX_MESSAGE_CHARS: usize = 10_000;
+/// Most keys one request may carry (seed 004).
+const MAX_REQUEST_KEYS: usize = 10;
+
+/// A prompt for the assistant.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct ChatMessageRequest {
+    /// 1 to 10 000 characters.
+    message: String,
+    /// The knowledge-base topic: `[A-Za-z0-9_-]{1,100}`, compared in lower case.
+    #[serde(default)]
+    course_id: Option<String>,
+    /// The thread whose earlier turns are the context: `[A-Za-z0-9_-]{1,100}`. A new one is
+    /// made when it is left out.
+    #[serde(default)]
+    conversation_id: Option<String>,
+    /// Keys for this request only, by provider (`gemini`, `groq`, `cerebras`, `openrouter`,
+    /// `openai`, `anthropic`): at most 10, one per provider, 20–500 characters each. Never
+    /// stored, never logged. Without them the operator's free tier answers.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    api_keys: Option<RequestKeys>,
+}
+
+/// The keys of one request as sent: names and keys in order, duplicates kept so they can be
+/// refused. The keys are zeroized on drop and never printed.
+struct RequestKeys(Vec<(String, Zeroizing<String>)>);
+
+impl fmt::Debug for RequestKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(name, _)| name)).finish()
+    }
+}
+
+impl<'de> Deserialize<'de> for RequestKeys {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries;
+
+        impl<'de> Visitor<'de> for Entries {
+            type Value = RequestKeys;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of provider names to keys")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RequestKeys, A::Error> {
+                let mut entries = Vec::new();
+                while let Some((name, key)) = map.next_entry::<String, Zeroizing<String>>()? {
+                    // Bounded here, so a body of a million keys is refused while it is read.
+                    if entries.len() == MAX_REQUEST_KEYS {
+                        return Err(serde::de::Error::custom("at most 10 keys"));
+                    }
+                    entries.push((name, key));
+                }
+                Ok(RequestKeys(entries))
+            }
+        }
+
+        deserializer.deserialize_map(Entries)
+    }
+}
+
+impl RequestKeys {
+    /// The keys as candidates: known provider names, one key per provider, each of a
+    /// plausible shape for its provider. Problems name the field, never the key.
+    fn into_candidates(self) -> ApiResult<Vec<Candidate>> {
+        let mut candidates: Vec<Candidate> = Vec::with_capacity(self.0.len());
+        for (name, key) in self.0 {
+            let field = format!("apiKeys.{}", name.chars().take(40).collect::<String>());
+            let provider: ProviderName =
+                name.parse().map_err(|error: hearth_ai::AiError| ApiError::invalid(&field, error.to_string()))?;
+            if candidates.iter().any(|candidate| candidate.provider == provider) {
+                return Err(ApiError::invalid(&field, format!("more than one key for {provider}")));
+            }
+            let key = ApiKey::for_provider(provider, key.as_str())
+                .map_err(|error| ApiError::invalid(&field, error.to_string()))?;
+            candidates.push(Candidate { provider, key });
+        }
+        Ok(candidates)
+    }
+}
+
+/// The assistant's reply.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct ChatMessageReply {
+    /// The thread, as sent or newly made.
+    conversation_id: String,
+    /// The prompt as received.
+    user_message: String,
+    /// The reply, as text.
+    ai_response: String,
+    /// Who answered: a provider's name, or `knowledge_base`.
+    provider: String,
+    /// The sliding-window limit after this request.
+    rate_limit: RateLimitReply,
+    /// When the prompt was received.
+    timestamp: String,
+}
+
+/// Where the caller stands in the sliding window.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct RateLimitReply {
+    /// Requests left in the window.
+    remaining: u32,
+    /// Seconds until one more is free.
+    reset_in: u64,
+}
+
+/// # POST /api/chat/message
+///
+/// One assistant turn: the prompt is answered by the first provider that can, in the
+/// configured order, with the caller's keys for this request or else the operator's free tier.
+#[utoipa::path(post, path = "/api/chat/message", tag = "assistant", security(("bearer" = [])),
+    request_body = ChatMessageRequest,
+    responses((status = 200, body = ChatMessageReply), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody),
+        (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
+async fn post_message(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Json(request): Json<ChatMessageRequest>,
+) -> ApiResult<axum::Json<ChatMessageReply>> {
+    let message = checked_message(request.message)?;
+    let topic = request.course_id.map(|id| checked_id("courseId", id).map(|id| id.to_ascii_lowercase())).transpose()?;
+    let thread = match request.conversation_id {
+        Some(id) => checked_id("conversationId", id)?,
+        None => format!("conv_{}", Uuid::now_v7().simple()),
+    };
+    let keys = request.api_keys.map(RequestKeys::into_candidates).transpose()?.unwrap_or_default();
+    let question = Question { user_id: auth.user_id, thread: thread.clone(), topic, prompt: message.clone(), keys };
+    // Nobody listens to the deltas here: the reply is sent whole.
+    let (deltas, _) = mpsc::unbounded_channel();
+    let reply = state.assistant.ask(question, &deltas).await.map_err(refusal_error)?;
+    Ok(axum::Json(ChatMessageReply {
+        conversation_id: thread,
+        user_message: message,
+        ai_response: reply.text,
+        provider: reply.provider.to_owned(),
+        rate_limit: RateLimitReply {
+            remaining: reply.window.remaining,
+            reset_in: whole_seconds(reply.window.reset_in),
+        },
+        timestamp: seconds_rfc3339(reply.asked_at),
+    }))
+}
+
+fn checked_message(message: String) -> ApiResult<String> {
+    let length = message.chars().count();
+    if message.trim().is_empty() || length > MAX_MESSAGE_CHARS {
+        return Err(ApiError::invalid("message", "must be 1 to 10 000 characters, not only spaces"));
+    }
+    Ok(message)
+}
+
+fn checked_id(field: &str, id: String) -> ApiResult<String> {
+    let well_formed = (1..=100).contains(&id.len())
+        && id.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-');
+    if !well_formed {
+        return Err(ApiError::invalid(field, "must be 1 to 100 letters, digits, '-' or '_'"));
+    }
+    Ok(id)
+}
+
+/// Seconds, rounded up: "try again in 0 s" would be wrong.
+fn whole_seconds(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+}
+
+/// Seed 004's timestamp form: `2024-01-15T10:30:00Z`.
+fn seconds_rfc3339(at: Timestamp) -> String {
+    chrono::DateTime::from_timestamp(at.as_secs(), 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The error a refused turn is answered with.
+fn refusal_error(refusal: Refusal) -> ApiError {
+    let message = refusal.message();
+    match refusal {
+        Refusal::RateLimited { retry_after } => {
+            ApiError::OverLimit { code: "rate_limited", message, retry_after_secs: whole_seconds(retry_after) }
+        }
+        Refusal::AllowanceUsed { retry_after } => {
+            ApiError::OverLimit { code: "quota_exceeded", message, retry_after_secs: whole_seconds(retry_after) }
+        }
+        Refusal::Failed(failure) => {
+            // The HTTP error carries the title in `error`'s code; the message lists the failures.
+            let message = failure.user_message();
+            match failure.kind {
+                TurnFailureKind::BadRequest { .. } => ApiError::bad_request("provider_refused", message),
+                TurnFailureKind::NoKeys => {
+                    ApiError::Upstream { status: StatusCode::SERVICE_UNAVAILABLE, code: "no_provider", message }
+                }
+                TurnFailureKind::AllFailed => {
+                    ApiError::Upstream { status: StatusCode::BAD_GATEWAY, code: "all_providers_failed", message }
+                }
+                TurnFailureKind::DeadlineExceeded => {
+                    ApiError::Upstream { status: StatusCode::GATEWAY_TIMEOUT, code: "providers_timeout", message }
+                }
+            }
+        }
+        Refusal::Store(error) => ApiError::internal(error),
+    }
+}
