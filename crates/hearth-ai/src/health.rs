@@ -59,6 +59,14 @@ impl KeyHealth {
         self.keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&key);
     }
 
+    /// The provider asked for the key to wait until `until` (`Retry-After`): it rests at least
+    /// that long, whatever its failure count.
+    pub fn rest_until(&self, key: KeyFingerprint, until: Instant) {
+        let mut keys = self.keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let record = keys.entry(key).or_default();
+        record.cooling_until = Some(record.cooling_until.map_or(until, |current| current.max(until)));
+    }
+
     /// A call with the key failed at `now`. Returns whether this failure started a cool-down.
     /// The count starts again after a cool-down, so a key that keeps failing afterwards is
     /// cooled down again after the same number of failures.
@@ -110,5 +118,11 @@ mod tests {
         health.record_failure(other, start);
         assert!(!health.record_failure(other, start));
         assert!(!health.is_cooling_down(other, start));
+
+        // A provider's Retry-After rests a key at once, for as long as it says.
+        let asked = KeyFingerprint::of("a key the provider asked to wait");
+        health.rest_until(asked, start + Duration::from_secs(5));
+        assert!(health.is_cooling_down(asked, start + Duration::from_secs(4)));
+        assert!(!health.is_cooling_down(asked, start + Duration::from_secs(6)));
     }
 }

@@ -28,9 +28,10 @@ pub use router::{Answer, Attempt, AttemptOutcome, Candidate, Router, RouterSetti
 /// Input the AI layer refuses before any provider is called. Variants never carry a key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AiError {
-    /// A provider name that hearth does not know.
-    #[error("unknown provider {0:?}; known: gemini, groq, cerebras, openrouter, openai, anthropic")]
-    UnknownProvider(String),
+    /// A provider name that hearth does not know. The name is not repeated: a client that
+    /// swapped name and key would otherwise see its key echoed.
+    #[error("unknown provider; known: gemini, groq, cerebras, openrouter, openai, anthropic")]
+    UnknownProvider,
     /// A key of the wrong length.
     #[error("the {provider} key must be 20 to 500 characters long")]
     KeyLength {

@@ -82,7 +82,7 @@ impl FromStr for ProviderName {
         ProviderName::ALL
             .into_iter()
             .find(|provider| provider.as_str().eq_ignore_ascii_case(name))
-            .ok_or_else(|| AiError::UnknownProvider(name.chars().take(40).collect()))
+            .ok_or(AiError::UnknownProvider)
     }
 }
 

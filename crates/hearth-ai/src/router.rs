@@ -16,6 +16,9 @@ use crate::{
     ProviderSettings, Providers, image,
 };
 
+/// The longest `Retry-After` honoured.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// How the router walks providers and keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -353,9 +356,14 @@ impl Router {
                 }
                 Err(failure) => {
                     let class = failure.class;
-                    if class.counts_against_key() && self.health.record_failure(fingerprint, Instant::now().into_std())
-                    {
+                    let now = Instant::now().into_std();
+                    if class.counts_against_key() && self.health.record_failure(fingerprint, now) {
                         tracing::warn!(%provider, key = %fingerprint, "key cooling down after repeated failures");
+                    }
+                    // Retry-After is honoured: the key is not asked again before then (an
+                    // unreasonable wait is capped at a day).
+                    if let Some(wait) = failure.retry_after.filter(|wait| !wait.is_zero()) {
+                        self.health.rest_until(fingerprint, now + wait.min(MAX_RETRY_AFTER));
                     }
                     tracing::info!(%provider, key = %fingerprint, class = class.as_str(), status = failure.status, latency_ms, "provider attempt failed");
                     attempts.push(Attempt {

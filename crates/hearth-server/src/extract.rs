@@ -17,6 +17,11 @@ use crate::state::AppState;
 
 /// A JSON body. Unlike axum's `Json`, every rejection is an [`ApiError`]: not JSON → 400,
 /// wrong shape → 422 naming the field, over the limit → 413. Messages never echo values.
+///
+/// Bodies carry passwords and provider keys: once parsed (into zeroizing types where they are
+/// secret), the body's buffer is wiped too, when this extractor is its only owner (a body
+/// that arrived in one piece may still share its allocation with the connection's read buffer,
+/// which hyper reuses).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
 
@@ -37,7 +42,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         if !content_type_is_json {
             return Err(ApiError::bad_request("malformed", "Expected Content-Type: application/json."));
         }
-        parse_json(&bytes).map(Json)
+        let parsed = parse_json(&bytes).map(Json);
+        if let Ok(mut buffer) = bytes.try_into_mut() {
+            zeroize::Zeroize::zeroize(buffer.as_mut());
+        }
+        parsed
     }
 }
 

@@ -4,7 +4,7 @@ use eventsource_stream::Event;
 use serde_json::{Value, json};
 
 use super::{Parsed, event_json, status_of_error_code};
-use crate::{ApiKey, ChatRequest, FailureClass, ProviderFailure, ProviderSettings, Role};
+use crate::{ApiKey, ChatRequest, FailureClass, ProviderFailure, ProviderSettings};
 
 /// The API version hearth speaks.
 const VERSION: &str = "2023-06-01";
@@ -19,13 +19,7 @@ pub(super) fn chat_request(
     let messages: Vec<Value> = request
         .messages
         .iter()
-        .map(|message| {
-            let role = match message.role {
-                Role::User => "user",
-                Role::Assistant => "assistant",
-            };
-            json!({"role": role, "content": message.content})
-        })
+        .map(|message| json!({"role": message.role.as_str(), "content": message.content}))
         .collect();
     let mut body = json!({
         "model": settings.model,

@@ -4,7 +4,7 @@ use eventsource_stream::Event;
 use serde_json::{Value, json};
 
 use super::{Parsed, event_json, status_of_error_code};
-use crate::{ApiKey, ChatRequest, FailureClass, ProviderFailure, ProviderName, ProviderSettings, Role};
+use crate::{ApiKey, ChatRequest, FailureClass, ProviderFailure, ProviderName, ProviderSettings};
 
 /// `POST {base}/chat/completions`, streaming, key as a bearer token.
 pub(super) fn chat_request(
@@ -18,13 +18,9 @@ pub(super) fn chat_request(
     if let Some(system) = &request.system {
         messages.push(json!({"role": "system", "content": system}));
     }
-    messages.extend(request.messages.iter().map(|message| {
-        let role = match message.role {
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        };
-        json!({"role": role, "content": message.content})
-    }));
+    messages.extend(
+        request.messages.iter().map(|message| json!({"role": message.role.as_str(), "content": message.content})),
+    );
     // OpenAI's newer models refuse `max_tokens`; the compatible providers all take it.
     let limit_field = if provider == ProviderName::OpenAi { "max_completion_tokens" } else { "max_tokens" };
     let body = json!({

@@ -239,6 +239,32 @@ async fn three_failures_cool_a_key_down_and_a_success_resets_the_count() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_rests_the_key_at_once() {
+    let fake = FakeProvider::start().await.expect("start the fake");
+    let router = router(&fake, RouterSettings::default());
+    // The fake's rate limits say `retry-after: 1` (Gemini: a RetryInfo of 1 s).
+    for provider in [ProviderName::Groq, ProviderName::Gemini] {
+        let limited = key(provider, "rate_limited", 1);
+        let healthy = key(ProviderName::Anthropic, "ok", 2);
+        let (deltas, _) = mpsc::unbounded_channel();
+        let first =
+            router.complete(&ask("one"), vec![limited.clone(), healthy.clone()], &deltas).await.expect("answers");
+        assert_eq!(first.attempts[0].outcome, AttemptOutcome::Failed(FailureClass::RateLimited));
+        let second = router.complete(&ask("two"), vec![limited.clone(), healthy], &deltas).await.expect("answers");
+        assert_eq!(
+            second.attempts[0].outcome,
+            AttemptOutcome::CoolingDown,
+            "{provider}: asked to wait, not asked again"
+        );
+        let state = router.health().state(limited.key.fingerprint(), Instant::now());
+        assert!(
+            state.cooling_until.is_some_and(|until| until <= Instant::now() + Duration::from_secs(1)),
+            "{provider}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_overall_deadline_ends_the_turn() {
     let fake = FakeProvider::start().await.expect("start the fake");
     let deadline = Duration::from_millis(1500);

@@ -28,15 +28,9 @@ pub fn router(fake: &FakeProvider, settings: RouterSettings) -> Router {
 
 /// A key of `provider`'s shape that makes the fake act out `scenario`; `n` tells keys apart.
 pub fn key(provider: ProviderName, scenario: &str, n: u32) -> Candidate {
-    let prefix = match provider {
-        ProviderName::Gemini => "AIzaSy",
-        ProviderName::Groq => "gsk_",
-        ProviderName::Cerebras => "csk-",
-        ProviderName::OpenRouter => "sk-or-v1-",
-        ProviderName::OpenAi => "sk-proj-",
-        ProviderName::Anthropic => "sk-ant-api03-",
-    };
-    let key = ApiKey::for_provider(provider, format!("{prefix}fake-{scenario}-{n:04}abcdefghijklmnop"))
+    let fake = hearth_fake_provider::Provider::from_name(provider.as_str()).expect("the fake knows every provider");
+    let scenario = scenario.parse().expect("a scenario of the fake");
+    let key = ApiKey::for_provider(provider, format!("{}{n:04}", fake.key_for(&scenario)))
         .expect("test keys have a valid shape");
     Candidate { provider, key }
 }

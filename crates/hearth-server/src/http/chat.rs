@@ -96,9 +96,10 @@ impl RequestKeys {
     fn into_candidates(self) -> ApiResult<Vec<Candidate>> {
         let mut candidates: Vec<Candidate> = Vec::with_capacity(self.0.len());
         for (name, key) in self.0 {
-            let field = format!("apiKeys.{}", name.chars().take(40).collect::<String>());
+            // An unknown name is not echoed (it could be a key sent in the wrong place).
             let provider: ProviderName =
-                name.parse().map_err(|error: hearth_ai::AiError| ApiError::invalid(&field, error.to_string()))?;
+                name.parse().map_err(|error: hearth_ai::AiError| ApiError::invalid("apiKeys", error.to_string()))?;
+            let field = format!("apiKeys.{provider}");
             if candidates.iter().any(|candidate| candidate.provider == provider) {
                 return Err(ApiError::invalid(&field, format!("more than one key for {provider}")));
             }

@@ -18,15 +18,8 @@ const PATH: &str = "/api/chat/message";
 
 /// A key of `provider`'s shape that makes the fake act out `scenario`.
 fn fake_key(provider: ProviderName, scenario: &str) -> String {
-    let prefix = match provider {
-        ProviderName::Gemini => "AIzaSy",
-        ProviderName::Groq => "gsk_",
-        ProviderName::Cerebras => "csk-",
-        ProviderName::OpenRouter => "sk-or-v1-",
-        ProviderName::OpenAi => "sk-proj-",
-        ProviderName::Anthropic => "sk-ant-api03-",
-    };
-    format!("{prefix}fake-{scenario}-0123456789abcdef")
+    let fake = hearth_fake_provider::Provider::from_name(provider.as_str()).expect("the fake knows every provider");
+    fake.key_for(&scenario.parse().expect("a scenario of the fake"))
 }
 
 /// A server whose providers all point at `fake`, with `configure` applied after.
@@ -103,7 +96,9 @@ async fn bad_requests_are_refused_before_any_provider_is_called() {
         (json!({"message": "hi", "courseId": "no spaces", "apiKeys": {"groq": groq}}), "courseId"),
         (json!({"message": "hi", "courseId": "x".repeat(101), "apiKeys": {"groq": groq}}), "courseId"),
         (json!({"message": "hi", "conversationId": "a/b", "apiKeys": {"groq": groq}}), "conversationId"),
-        (json!({"message": "hi", "apiKeys": {"mistral": groq}}), "apiKeys.mistral"),
+        (json!({"message": "hi", "apiKeys": {"mistral": groq}}), "apiKeys"),
+        // A key where the name belongs is not echoed back.
+        (json!({"message": "hi", "apiKeys": {"gsk_0123456789abcdefSWAPPED": "groq"}}), "apiKeys"),
         (json!({"message": "hi", "apiKeys": {"groq": "gsk_short"}}), "apiKeys.groq"),
         (json!({"message": "hi", "apiKeys": {"groq": "x".repeat(501)}}), "apiKeys.groq"),
         (json!({"message": "hi", "apiKeys": {"groq": "gsk_with a space 0123456789"}}), "apiKeys.groq"),
