@@ -111,7 +111,8 @@ impl Server {
             .map_err(|e| ServerError::Config(format!("knowledge base: {e}")))?;
         store.replace_knowledge(&knowledge).await?;
         let metrics = Arc::new(metrics::Metrics::default());
-        let assistant = Arc::new(assistant::Assistant::new(&settings.ai, store.clone(), metrics.clone()));
+        let knowledge = assistant::knowledge::KnowledgeBase::new(&knowledge);
+        let assistant = Arc::new(assistant::Assistant::new(&settings.ai, knowledge, store.clone(), metrics.clone()));
         let state = AppState {
             sessions: Sessions::new(AccessTokens::new(&secrets.server, auth.access_token_ttl_secs), store.clone()),
             page_tokens: PageTokens::new(&secrets.server),

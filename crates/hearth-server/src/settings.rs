@@ -118,7 +118,7 @@ pub struct TlsSettings {
 pub struct DatabaseSettings {
     /// `sqlite://path` or `postgres://…`. Defaults to `sqlite://<data_dir>/hearth.db`.
     pub url: Option<String>,
-    /// Connection pool size.
+    /// Connection pool size (SQLite reads use at most one connection per CPU core).
     pub max_connections: u32,
 }
 

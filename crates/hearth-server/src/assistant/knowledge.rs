@@ -3,7 +3,7 @@
 //! name replaces), searched in the store's full-text index. A confident match answers without
 //! a provider and costs no allowance.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 use hearth_store::{KnowledgeEntry, Store, StoreError};
@@ -97,15 +97,39 @@ pub fn is_topic(topic: &str) -> bool {
     (1..=100).contains(&topic.len()) && topic.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// The answer to `prompt` under `topic`, if an entry matches it confidently.
-pub async fn answer(store: &dyn Store, topic: &str, prompt: &str) -> Result<Option<String>, StoreError> {
-    let asked = meaningful_words(prompt);
-    if asked.is_empty() {
-        return Ok(None);
+/// The knowledge base as the assistant asks it: the store's full-text index, behind the words
+/// each topic's questions use, so that most prompts (which no entry could match confidently)
+/// cost no query at all.
+#[derive(Debug, Default)]
+pub struct KnowledgeBase {
+    /// Every meaningful word of the questions, per topic.
+    vocabulary: HashMap<String, HashSet<String>>,
+}
+
+impl KnowledgeBase {
+    /// The knowledge base over `entries` (as loaded into the store).
+    pub fn new(entries: &[KnowledgeEntry]) -> Self {
+        let mut vocabulary: HashMap<String, HashSet<String>> = HashMap::new();
+        for entry in entries {
+            vocabulary.entry(entry.topic.clone()).or_default().extend(meaningful_words(&entry.question));
+        }
+        Self { vocabulary }
     }
-    let words: Vec<String> = asked.iter().cloned().collect();
-    let candidates = store.search_knowledge(topic, &words, CANDIDATES).await?;
-    Ok(candidates.into_iter().find(|entry| confident(&asked, &meaningful_words(&entry.question))).map(|e| e.answer))
+
+    /// The answer to `prompt` under `topic`, if an entry matches it confidently.
+    pub async fn answer(&self, store: &dyn Store, topic: &str, prompt: &str) -> Result<Option<String>, StoreError> {
+        let asked = meaningful_words(prompt);
+        let Some(vocabulary) = self.vocabulary.get(topic) else { return Ok(None) };
+        // A confident match needs most of the prompt's words in one question, so at least as
+        // many in all the topic's questions together: otherwise there is nothing to search for.
+        let known = asked.iter().filter(|word| vocabulary.contains(*word)).count();
+        if asked.is_empty() || (known as f64) < MIN_COVERAGE * asked.len() as f64 {
+            return Ok(None);
+        }
+        let words: Vec<String> = asked.iter().cloned().collect();
+        let candidates = store.search_knowledge(topic, &words, CANDIDATES).await?;
+        Ok(candidates.into_iter().find(|entry| confident(&asked, &meaningful_words(&entry.question))).map(|e| e.answer))
+    }
 }
 
 /// Whether a question with `known` words answers a prompt with `asked` words: each contains

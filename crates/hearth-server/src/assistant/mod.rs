@@ -43,6 +43,7 @@ pub struct Assistant {
     context_chars: usize,
     system_prompt: String,
     window_secs: u64,
+    knowledge: knowledge::KnowledgeBase,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
 }
@@ -142,7 +143,12 @@ impl From<StoreError> for Refusal {
 
 impl Assistant {
     /// The assistant as `settings` describe it.
-    pub fn new(settings: &AiSettings, store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        settings: &AiSettings,
+        knowledge: knowledge::KnowledgeBase,
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let operator_keys = settings
             .free_tier
             .keys
@@ -160,6 +166,7 @@ impl Assistant {
             context_chars: settings.context_chars,
             system_prompt: settings.system_prompt.clone(),
             window_secs: settings.window_secs,
+            knowledge,
             store,
             metrics,
         }
@@ -170,7 +177,7 @@ impl Assistant {
         let asked_at = Timestamp::now();
         let window = self.admit(question.user_id)?;
         let topic = question.topic.as_deref().unwrap_or(knowledge::DEFAULT_TOPIC);
-        if let Some(answer) = knowledge::answer(&*self.store, topic, &question.prompt).await? {
+        if let Some(answer) = self.knowledge.answer(&*self.store, topic, &question.prompt).await? {
             let _ = deltas.send(answer.clone());
             self.record(&question, asked_at, &answer, Some(KNOWLEDGE_BASE), &[]).await;
             return Ok(Reply { text: answer, provider: KNOWLEDGE_BASE, window, asked_at });
