@@ -1,5 +1,5 @@
 //! `hearth-bench`: a load generator for hearth's real-time sockets (Phoenix Channels at
-//! `/socket/websocket`), measured the way `shared/BENCH.md` asks.
+//! `/socket/websocket`) and its AI gateway, measured the way `shared/BENCH.md` asks.
 //!
 //! Each run starts the release `hearth` binary afresh (temporary data directory; SQLite, or a
 //! fresh PostgreSQL database with `--postgres`), registers users over REST (setup: Argon2id is
@@ -13,10 +13,14 @@
 //!   their `user:{id}` topic. Delivered per second, send→deliver p50/p99/max, messages never
 //!   delivered, and the server's CPU seconds.
 //!
+//! - `gateway`: the AI gateway's overhead against the LiteLLM proxy, at fixed offered rates
+//!   against a fake provider (see `gateway.rs`).
+//!
 //! `--runs N` (3 by default) runs each measurement N times and prints median and min–max as a
 //! markdown table. The generator and the server share the machine's cores.
 
 mod client;
+mod gateway;
 mod server;
 mod stats;
 
@@ -111,6 +115,9 @@ enum Mode {
         #[arg(long)]
         dump: Option<PathBuf>,
     },
+    /// AI gateway overhead: hearth's `POST /api/chat/message` and the LiteLLM proxy against
+    /// the same fake provider, each beside its direct baseline, at fixed offered rates.
+    Gateway(gateway::GatewayArgs),
 }
 
 #[tokio::main]
@@ -129,6 +136,7 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("open-files limit of the bench and the server it starts: {nofile}");
     eprintln!("hearth: {}; database: {}", binary.display(), database.label());
     match &cli.mode {
+        Mode::Gateway(args) => gateway::run(&binary, cli.runs, args).await?,
         Mode::Sockets { sockets, checkpoint, hold_secs, max_failures } => {
             if (*sockets as u64) + 200 > nofile {
                 eprintln!(
@@ -641,12 +649,21 @@ async fn messages_run(
 /// this generator and PostgreSQL, plus time stolen by the hypervisor, take less than a tenth
 /// of a core over a second.
 async fn wait_for_quiet_machine(server: &Server) {
-    let others = |mark: &CpuMark| mark.machine + mark.steal - mark.server - mark.generator - mark.postgres;
+    wait_until_quiet(|| {
+        let mark = CpuMark::now(0, server);
+        mark.machine + mark.steal - mark.server - mark.generator - mark.postgres
+    })
+    .await;
+}
+
+/// Waits (up to 2 minutes) until `others()` — CPU seconds used so far by everything that is not
+/// being measured, stolen time included — grows by less than a tenth of a core over a second.
+pub(crate) async fn wait_until_quiet(others: impl Fn() -> f64) {
     let give_up = Instant::now() + Duration::from_secs(120);
     loop {
-        let before = CpuMark::now(0, server);
+        let before = others();
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let busy = others(&CpuMark::now(0, server)) - others(&before);
+        let busy = others() - before;
         if busy < 0.1 {
             return;
         }
