@@ -61,7 +61,7 @@ pub fn load(dir: &Path) -> Result<Vec<KnowledgeEntry>, String> {
             continue;
         }
         let topic = path.file_stem().and_then(|stem| stem.to_str()).unwrap_or_default().to_ascii_lowercase();
-        if !is_topic(&topic) {
+        if !super::is_identifier(&topic) {
             return Err(format!("{}: a topic (the file name) is 1 to 100 letters, digits, '-' or '_'", path.display()));
         }
         let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -90,11 +90,6 @@ fn flatten(topics: BTreeMap<String, Vec<FileEntry>>) -> Vec<KnowledgeEntry> {
             })
         })
         .collect()
-}
-
-/// Whether `topic` is a well-formed topic name.
-pub fn is_topic(topic: &str) -> bool {
-    (1..=100).contains(&topic.len()) && topic.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// The knowledge base as the assistant asks it: the store's full-text index, behind the words

@@ -28,6 +28,19 @@ use window::{SlidingWindow, WindowState};
 /// Who answers a turn from the knowledge base, in replies and the stored turn.
 pub const KNOWLEDGE_BASE: &str = "knowledge_base";
 
+/// Longest prompt, in characters (seed 004), over HTTP and in the assistant conversation.
+pub const MAX_PROMPT_CHARS: usize = 10_000;
+
+/// Whether `id` is a well-formed thread or topic id: 1 to 100 ASCII letters, digits, `-`, `_`.
+pub fn is_identifier(id: &str) -> bool {
+    (1..=100).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Seconds, rounded up: "try again in 0 s" would be wrong.
+pub fn whole_seconds(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+}
+
 /// Earlier turns read when building a context (the character budget usually ends it sooner).
 const CONTEXT_TURNS: u32 = 50;
 
@@ -55,6 +68,8 @@ pub struct Question {
     pub user_id: Uuid,
     /// The thread whose earlier turns are the context.
     pub thread: String,
+    /// Whether the thread was made for this question, so it has no earlier turns to read.
+    pub new_thread: bool,
     /// The knowledge-base topic.
     pub topic: Option<String>,
     /// What is asked.
@@ -118,7 +133,7 @@ impl Refusal {
 
 /// A duration as people say it: `42 s`, `5 min`, `3 h 12 min`.
 pub fn spoken(duration: Duration) -> String {
-    let seconds = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
+    let seconds = whole_seconds(duration);
     match seconds {
         0..=99 => format!("{seconds} s"),
         100..=3599 => format!("{} min", seconds.div_ceil(60)),
@@ -187,13 +202,7 @@ impl Assistant {
                 let failure = TurnFailure { kind: TurnFailureKind::NoKeys, attempts: Vec::new() };
                 return Err(Refusal::Failed(failure));
             }
-            let day = utc_day(asked_at);
-            let taken =
-                self.store.take_allowance(question.user_id, &day, AllowanceKind::Text, self.text_per_day).await?;
-            if taken.is_none() {
-                self.metrics.refused(Limit::Quota);
-                return Err(Refusal::AllowanceUsed { retry_after: until_next_utc_day(asked_at) });
-            }
+            let day = self.take_allowance(question.user_id, AllowanceKind::Text, asked_at).await?;
             (self.operator_keys.clone(), Some(day))
         } else {
             (question.keys.clone(), None)
@@ -226,14 +235,11 @@ impl Assistant {
         if candidates.is_empty() {
             return Err(Refusal::Failed(TurnFailure { kind: TurnFailureKind::NoKeys, attempts: Vec::new() }));
         }
-        let day = utc_day(asked_at);
-        if self.store.take_allowance(user_id, &day, AllowanceKind::Image, self.images_per_day).await?.is_none() {
-            self.metrics.refused(Limit::Quota);
-            return Err(Refusal::AllowanceUsed { retry_after: until_next_utc_day(asked_at) });
-        }
+        let day = self.take_allowance(user_id, AllowanceKind::Image, asked_at).await?;
         let question = Question {
             user_id,
             thread: thread.to_owned(),
+            new_thread: false,
             topic: None,
             prompt: format!("/image {prompt}"),
             keys: Vec::new(),
@@ -312,6 +318,21 @@ impl Assistant {
         lines.join("\n")
     }
 
+    /// Takes one unit of the free tier's allowance of `kind` for the UTC day of `at` and returns
+    /// that day (for a refund), or refuses (and counts the refusal) when none is left.
+    async fn take_allowance(&self, user_id: Uuid, kind: AllowanceKind, at: Timestamp) -> Result<String, Refusal> {
+        let limit = match kind {
+            AllowanceKind::Text => self.text_per_day,
+            AllowanceKind::Image => self.images_per_day,
+        };
+        let day = utc_day(at);
+        if self.store.take_allowance(user_id, &day, kind, limit).await?.is_none() {
+            self.metrics.refused(Limit::Quota);
+            return Err(Refusal::AllowanceUsed { retry_after: until_next_utc_day(at) });
+        }
+        Ok(day)
+    }
+
     /// Lets a request through the sliding window, or refuses it (and counts the refusal).
     fn admit(&self, user_id: Uuid) -> Result<WindowState, Refusal> {
         self.window.admit(user_id, Instant::now()).map_err(|retry_after| {
@@ -323,7 +344,11 @@ impl Assistant {
     /// The system prompt, then the thread's latest answered turns that fit the character
     /// budget (oldest first), then the prompt.
     async fn context(&self, question: &Question) -> Result<ChatRequest, StoreError> {
-        let turns = self.store.assistant_turns(question.user_id, &question.thread, CONTEXT_TURNS).await?;
+        let turns = if question.new_thread {
+            Vec::new()
+        } else {
+            self.store.assistant_turns(question.user_id, &question.thread, CONTEXT_TURNS).await?
+        };
         let mut budget = self.context_chars.saturating_sub(question.prompt.chars().count());
         let mut messages = Vec::new();
         for turn in turns.into_iter().filter(|turn| turn.answered) {

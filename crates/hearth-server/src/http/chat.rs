@@ -2,7 +2,6 @@
 //! to the field.
 
 use std::fmt;
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -17,7 +16,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::assistant::{Question, Refusal};
+use crate::assistant::{MAX_PROMPT_CHARS, Question, Refusal, is_identifier, whole_seconds};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{AuthUser, Json};
 use crate::state::AppState;
@@ -26,8 +25,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(post_message))
 }
 
-/// Longest prompt, in characters (seed 004).
-const MAX_MESSAGE_CHARS: usize = 10_000;
 /// Most keys one request may carry (seed 004).
 const MAX_REQUEST_KEYS: usize = 10;
 
@@ -155,12 +152,13 @@ async fn post_message(
 ) -> ApiResult<axum::Json<ChatMessageReply>> {
     let message = checked_message(request.message)?;
     let topic = request.course_id.map(|id| checked_id("courseId", id).map(|id| id.to_ascii_lowercase())).transpose()?;
-    let thread = match request.conversation_id {
-        Some(id) => checked_id("conversationId", id)?,
-        None => format!("conv_{}", Uuid::now_v7().simple()),
+    let (thread, new_thread) = match request.conversation_id {
+        Some(id) => (checked_id("conversationId", id)?, false),
+        None => (format!("conv_{}", Uuid::now_v7().simple()), true),
     };
     let keys = request.api_keys.map(RequestKeys::into_candidates).transpose()?.unwrap_or_default();
-    let question = Question { user_id: auth.user_id, thread: thread.clone(), topic, prompt: message.clone(), keys };
+    let question =
+        Question { user_id: auth.user_id, thread: thread.clone(), new_thread, topic, prompt: message.clone(), keys };
     // Nobody listens to the deltas here: the reply is sent whole.
     let (deltas, _) = mpsc::unbounded_channel();
     let reply = state.assistant.ask(question, &deltas).await.map_err(refusal_error)?;
@@ -179,24 +177,17 @@ async fn post_message(
 
 fn checked_message(message: String) -> ApiResult<String> {
     let length = message.chars().count();
-    if message.trim().is_empty() || length > MAX_MESSAGE_CHARS {
+    if message.trim().is_empty() || length > MAX_PROMPT_CHARS {
         return Err(ApiError::invalid("message", "must be 1 to 10 000 characters, not only spaces"));
     }
     Ok(message)
 }
 
 fn checked_id(field: &str, id: String) -> ApiResult<String> {
-    let well_formed = (1..=100).contains(&id.len())
-        && id.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-');
-    if !well_formed {
+    if !is_identifier(&id) {
         return Err(ApiError::invalid(field, "must be 1 to 100 letters, digits, '-' or '_'"));
     }
     Ok(id)
-}
-
-/// Seconds, rounded up: "try again in 0 s" would be wrong.
-fn whole_seconds(duration: Duration) -> u64 {
-    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
 
 /// Seed 004's timestamp form: `2024-01-15T10:30:00Z`.

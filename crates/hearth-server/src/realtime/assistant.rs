@@ -10,14 +10,11 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::conversation::message_json;
-use super::events::{conversation_topic, publish, user_topic};
+use super::conversation::deliver;
+use super::events::{conversation_topic, publish};
 use crate::assistant::commands::{Command, HELP};
-use crate::assistant::{Question, Refusal};
+use crate::assistant::{MAX_PROMPT_CHARS, Question, Refusal};
 use crate::state::AppState;
-
-/// Longest prompt, in characters (the same bound as `POST /api/chat/message`).
-const MAX_PROMPT_CHARS: usize = 10_000;
 
 /// A prompt the owner sent in their assistant conversation.
 #[derive(Debug)]
@@ -38,13 +35,7 @@ pub fn answer(state: AppState, prompt: Prompt) {
         let reply_id = Uuid::now_v7();
         let text = reply_text(&state, &prompt, reply_id).await;
         match state.store.post_assistant_reply(reply_id, prompt.conversation_id, &text, Timestamp::now()).await {
-            Ok(delivery) => {
-                for (recipient, message) in &delivery.messages {
-                    let payload =
-                        json!({ "conversation_id": delivery.conversation_id, "message": message_json(message) });
-                    publish(&state, user_topic(*recipient), "new_message", payload).await;
-                }
-            }
+            Ok(delivery) => deliver(&state, "new_message", &delivery).await,
             Err(error) => tracing::error!(%error, user = %prompt.user_id, "assistant reply not stored"),
         }
     });
@@ -87,6 +78,7 @@ async fn streamed(state: &AppState, prompt: &Prompt, reply_id: Uuid) -> String {
     let question = Question {
         user_id: prompt.user_id,
         thread: prompt.conversation_id.to_string(),
+        new_thread: false,
         topic: None,
         prompt: prompt.text.clone(),
         keys: Vec::new(),

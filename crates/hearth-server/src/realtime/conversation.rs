@@ -234,7 +234,7 @@ fn check_ciphertexts(contents: &BTreeMap<Uuid, String>) -> Result<(), Reply> {
 }
 
 /// Pushes each recipient their own copy on their `user:{id}` topic.
-async fn deliver(state: &AppState, event: &str, delivery: &MessageDelivery) {
+pub(super) async fn deliver(state: &AppState, event: &str, delivery: &MessageDelivery) {
     for (recipient, message) in &delivery.messages {
         let payload = json!({ "conversation_id": delivery.conversation_id, "message": message_json(message) });
         publish(state, user_topic(*recipient), event, payload).await;
