@@ -75,16 +75,50 @@ impl fmt::Debug for ApiKey {
 /// The provider whose documented key prefix `key` carries, if any. Prefixes are a convenience,
 /// not a contract (Gemini's newer keys have none of these), so `None` is common.
 pub fn detect_provider(key: &str) -> Option<ProviderName> {
-    // Longest prefixes first: OpenRouter and Anthropic keys also start with `sk-`.
-    const PREFIXES: [(&str, ProviderName); 6] = [
-        ("sk-or-", ProviderName::OpenRouter),
-        ("sk-ant-", ProviderName::Anthropic),
-        ("gsk_", ProviderName::Groq),
-        ("csk-", ProviderName::Cerebras),
-        ("AIza", ProviderName::Gemini),
-        ("sk-", ProviderName::OpenAi),
-    ];
     PREFIXES.iter().find(|(prefix, _)| key.starts_with(prefix)).map(|&(_, provider)| provider)
+}
+
+/// Documented key prefixes, longest first: OpenRouter and Anthropic keys also start with `sk-`.
+const PREFIXES: [(&str, ProviderName); 6] = [
+    ("sk-or-", ProviderName::OpenRouter),
+    ("sk-ant-", ProviderName::Anthropic),
+    ("gsk_", ProviderName::Groq),
+    ("csk-", ProviderName::Cerebras),
+    ("AIza", ProviderName::Gemini),
+    ("sk-", ProviderName::OpenAi),
+];
+
+/// Characters after a prefix that make a word look like a key rather than a mention of one.
+const MIN_KEY_TAIL: usize = 16;
+
+/// `text` with every word shaped like a provider key (a documented prefix at the start of a
+/// word, then at least 16 letters, digits, `-` or `_`) replaced by `[redacted key]`. A second
+/// line of defence for log output: keys are never logged on purpose.
+pub fn redact_key_shapes(text: &str) -> std::borrow::Cow<'_, str> {
+    let is_key_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    let mut redacted = String::new();
+    let mut copied = 0;
+    let mut previous: Option<char> = None;
+    for (at, c) in text.char_indices() {
+        let starts_word = previous.is_none_or(|p| !is_key_char(p));
+        previous = Some(c);
+        if at < copied || !starts_word {
+            continue;
+        }
+        let rest = &text[at..];
+        let Some((prefix, _)) = PREFIXES.iter().find(|(prefix, _)| rest.starts_with(prefix)) else { continue };
+        let tail = rest[prefix.len()..].find(|c: char| !is_key_char(c)).unwrap_or(rest.len() - prefix.len());
+        if tail >= MIN_KEY_TAIL {
+            redacted.push_str(&text[copied..at]);
+            redacted.push_str("[redacted key]");
+            copied = at + prefix.len() + tail;
+        }
+    }
+    if copied == 0 {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    redacted.push_str(&text[copied..]);
+    std::borrow::Cow::Owned(redacted)
 }
 
 /// The first 8 bytes of a key's SHA-256, in hex: enough to tell keys apart in logs and
@@ -120,23 +154,45 @@ impl Serialize for KeyFingerprint {
     }
 }
 
-impl<'de> Deserialize<'de> for KeyFingerprint {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        let mut bytes = [0; 8];
-        if text.len() != 16 {
-            return Err(serde::de::Error::custom("a key fingerprint is 16 hex digits"));
+impl std::str::FromStr for KeyFingerprint {
+    type Err = &'static str;
+
+    /// Reads the 16 hex digits [`Display`](fmt::Display) writes.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        const MALFORMED: &str = "a key fingerprint is 16 hex digits";
+        if text.len() != 16 || !text.is_ascii() {
+            return Err(MALFORMED);
         }
+        let mut bytes = [0; 8];
         for (i, byte) in bytes.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(serde::de::Error::custom)?;
+            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| MALFORMED)?;
         }
         Ok(Self(bytes))
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyFingerprint {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_shapes_are_redacted_and_other_words_kept() {
+        let line = "key=sk-proj-ABCDEFGHIJKLMNOPQRST failed; task-0123456789abcdefghij ok; AIzaSyA0123456789abcdefgh.";
+        assert_eq!(redact_key_shapes(line), "key=[redacted key] failed; task-0123456789abcdefghij ok; [redacted key].");
+        for kept in ["sk-short", "no keys here", "gsk_", "ask-0123456789abcdefghijkl", "résumé sk-"] {
+            assert_eq!(redact_key_shapes(kept), kept);
+        }
+        assert_eq!(
+            redact_key_shapes("\"gsk_0123456789abcdefghij\",\"csk-0123456789abcdefghij\""),
+            "\"[redacted key]\",\"[redacted key]\""
+        );
+    }
 
     #[test]
     fn prefixes_name_their_provider() {

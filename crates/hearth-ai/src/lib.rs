@@ -21,7 +21,7 @@ pub use chat::{ChatMessage, ChatRequest, Role};
 pub use failure::{FailureClass, ProviderFailure};
 pub use health::{KeyHealth, KeyState};
 pub use image::GeneratedImage;
-pub use key::{ApiKey, KeyFingerprint};
+pub use key::{ApiKey, KeyFingerprint, redact_key_shapes};
 pub use provider::{ProviderName, ProviderSettings, Providers};
 pub use router::{Answer, Attempt, AttemptOutcome, Candidate, Router, RouterSettings, TurnFailure, TurnFailureKind};
 

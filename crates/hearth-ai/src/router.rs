@@ -83,8 +83,23 @@ impl Serialize for AttemptOutcome {
     }
 }
 
+impl<'de> Deserialize<'de> for AttemptOutcome {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        match text.as_str() {
+            "answered" => Ok(AttemptOutcome::Answered),
+            "cooling_down" => Ok(AttemptOutcome::CoolingDown),
+            other => FailureClass::ALL
+                .into_iter()
+                .find(|class| class.as_str() == other)
+                .map(AttemptOutcome::Failed)
+                .ok_or_else(|| serde::de::Error::custom("unknown attempt outcome")),
+        }
+    }
+}
+
 /// One line of a turn's attempt log: never the key, only its fingerprint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
     /// The provider called.
     pub provider: ProviderName,
@@ -93,14 +108,14 @@ pub struct Attempt {
     /// What happened.
     pub outcome: AttemptOutcome,
     /// The HTTP status, when there was one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     /// Time until the answer started or the failure was known.
     pub latency_ms: u64,
 }
 
 /// A reply that started.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Answer {
     /// The whole text (what arrived, if the stream broke).
     pub text: String,
@@ -113,7 +128,7 @@ pub struct Answer {
 }
 
 /// Why a turn got no answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TurnFailureKind {
     /// There was no key to try.
     NoKeys,
@@ -131,7 +146,7 @@ pub enum TurnFailureKind {
 }
 
 /// A turn that got no answer, with its attempt log.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TurnFailure {
     /// Why.
     pub kind: TurnFailureKind,

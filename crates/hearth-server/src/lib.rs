@@ -11,6 +11,7 @@ mod email;
 mod error;
 mod extract;
 pub(crate) mod http;
+pub mod keyguard;
 pub mod metrics;
 mod page_token;
 mod realtime;
@@ -112,7 +113,9 @@ impl Server {
         store.replace_knowledge(&knowledge).await?;
         let metrics = Arc::new(metrics::Metrics::default());
         let knowledge = assistant::knowledge::KnowledgeBase::new(&knowledge);
-        let assistant = Arc::new(assistant::Assistant::new(&settings.ai, knowledge, store.clone(), metrics.clone()));
+        let keyguard = keyguard::build(&settings)?;
+        let assistant =
+            Arc::new(assistant::Assistant::new(&settings.ai, keyguard, knowledge, store.clone(), metrics.clone()));
         let state = AppState {
             sessions: Sessions::new(AccessTokens::new(&secrets.server, auth.access_token_ttl_secs), store.clone()),
             page_tokens: PageTokens::new(&secrets.server),

@@ -48,6 +48,8 @@ pub struct Settings {
     pub realtime: RealtimeSettings,
     /// The assistant: providers, fallback, free tier and limits.
     pub ai: AiSettings,
+    /// Where provider keys are sealed and used.
+    pub keyguard: KeyguardSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -64,6 +66,7 @@ impl Default for Settings {
             email: EmailSettings::default(),
             realtime: RealtimeSettings::default(),
             ai: AiSettings::default(),
+            keyguard: KeyguardSettings::default(),
             log: LogSettings::default(),
         }
     }
@@ -268,6 +271,8 @@ pub struct AiSettings {
     pub context_chars: usize,
     /// What the assistant is told about itself before every conversation.
     pub system_prompt: String,
+    /// Email addresses of the operators, who may add keys to the free tier's pool.
+    pub operators: Vec<String>,
     /// Replies on the operator's keys.
     pub free_tier: FreeTierSettings,
     /// Where and how each provider is called (`ai.providers.<name>.*`).
@@ -285,6 +290,7 @@ impl Default for AiSettings {
                 "You are the assistant of hearth, a self-hosted chat server. Answer helpfully and concisely, \
                             in plain text."
                     .to_owned(),
+            operators: Vec::new(),
             free_tier: FreeTierSettings::default(),
             providers: Providers::default(),
         }
@@ -307,6 +313,43 @@ pub struct FreeTierSettings {
 impl Default for FreeTierSettings {
     fn default() -> Self {
         Self { text_per_day: 20, images_per_day: 5, keys: BTreeMap::new() }
+    }
+}
+
+/// The keyguard (`keyguard.*`): in this process, or reached at `connect`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KeyguardSettings {
+    /// A keyguard in its own process: `unix:PATH` or `tcp:HOST:PORT`. Unset: in this process.
+    pub connect: Option<String>,
+    /// For TCP: the CA both sides' certificates come from.
+    pub ca: Option<PathBuf>,
+    /// For TCP: this server's client certificate.
+    pub cert: Option<PathBuf>,
+    /// For TCP: its private key.
+    pub key: Option<PathBuf>,
+    /// For TCP: the keyguard's name in its certificate (defaults to the host in `connect`).
+    pub server_name: Option<String>,
+    /// The master key ring file (defaults to `<data_dir>/keyguard_key`).
+    pub master_key_file: Option<PathBuf>,
+    /// One cheap call with a newly configured key before it is stored.
+    pub live_check: bool,
+    /// How long a `/configure` link works.
+    pub link_ttl_secs: i64,
+}
+
+impl Default for KeyguardSettings {
+    fn default() -> Self {
+        Self {
+            connect: None,
+            ca: None,
+            cert: None,
+            key: None,
+            server_name: None,
+            master_key_file: None,
+            live_check: true,
+            link_ttl_secs: 600,
+        }
     }
 }
 

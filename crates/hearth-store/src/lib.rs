@@ -10,6 +10,7 @@ mod conversation;
 mod group_commit;
 mod model;
 mod postgres;
+mod provider_keys;
 mod queries;
 mod send_batch;
 mod sqlite;
@@ -26,6 +27,7 @@ pub use assistant::{AllowanceKind, AssistantImage, AssistantTurn, KnowledgeEntry
 pub use conversation::*;
 pub use model::*;
 pub use postgres::PostgresStore;
+pub use provider_keys::{KeyOwner, NewProviderKey, StoredProviderKey};
 pub use sqlite::SqliteStore;
 pub use timestamp::Timestamp;
 
@@ -164,7 +166,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     // --- one-time tokens ---
 
-    /// Stores a one-time token.
+    /// Stores a one-time token, deleting the user's unspent tokens of the kinds it replaces
+    /// ([`OneTimeKind::replaces`]).
     async fn issue_one_time_token(&self, token: &NewOneTimeToken) -> StoreResult<()>;
 
     /// The owner of a live (unspent, unexpired) token of `kind`, without spending it.
@@ -346,6 +349,40 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// stemming: FTS5 on SQLite, `tsvector` on PostgreSQL), best match first. Words are plain
     /// letters and digits; anything else in them is ignored.
     async fn search_knowledge(&self, topic: &str, words: &[String], limit: u32) -> StoreResult<Vec<KnowledgeEntry>>;
+
+    // --- provider keys (stored only by redeeming a configure link: Redemption::StoreProviderKey) ---
+
+    /// The owner's keys, oldest first.
+    async fn provider_keys(&self, owner: KeyOwner) -> StoreResult<Vec<StoredProviderKey>>;
+
+    /// Deletes one of the owner's keys. [`StoreError::NotFound`] if the owner has no key `id`
+    /// (another owner's key is not found, and stays).
+    async fn delete_provider_key(&self, owner: KeyOwner, id: Uuid) -> StoreResult<()>;
+
+    /// Deletes the owner's keys for `provider`; returns how many there were.
+    async fn delete_provider_keys_of(&self, owner: KeyOwner, provider: &str) -> StoreResult<u64>;
+
+    /// Records how requests with keys went, in one transaction: a success (`true`) sets the
+    /// key's `last_used_at` to `now` and clears its failures; a failure counts one more
+    /// (`last_used_at` stays). Unknown ids are ignored.
+    async fn record_key_outcomes(&self, outcomes: &[(Uuid, bool)], now: Timestamp) -> StoreResult<()>;
+
+    /// Every owner's keys ordered by id, after `after`, at most `limit` (for re-sealing under a
+    /// new master key).
+    async fn all_provider_keys(&self, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<StoredProviderKey>>;
+
+    /// Replaces a key's sealed blob and master version if the blob is still `old`; false if it
+    /// changed meanwhile or the key is gone.
+    async fn replace_sealed_provider_key(
+        &self,
+        id: Uuid,
+        old: &[u8],
+        new: &[u8],
+        master_version: u32,
+    ) -> StoreResult<bool>;
+
+    /// How many keys are sealed under each master version, by version ascending.
+    async fn provider_key_versions(&self) -> StoreResult<Vec<(u32, u64)>>;
 }
 
 /// Maps a unique-constraint violation to [`StoreError::Conflict`] naming `what`.

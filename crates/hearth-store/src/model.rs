@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::Timestamp;
+use crate::{KeyOwner, NewProviderKey, Timestamp};
 
 /// An account.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -156,6 +156,11 @@ pub enum OneTimeKind {
     EmailChange,
     /// Adds a device to the account.
     DeviceLink,
+    /// A configure link: the provider key entered through it becomes the user's own.
+    ProviderKey,
+    /// An operator's configure link: the provider key entered through it joins the free
+    /// tier's pool.
+    PoolKey,
 }
 
 impl OneTimeKind {
@@ -166,6 +171,20 @@ impl OneTimeKind {
             OneTimeKind::PasswordReset => "password_reset",
             OneTimeKind::EmailChange => "email_change",
             OneTimeKind::DeviceLink => "device_link",
+            OneTimeKind::ProviderKey => "provider_key",
+            OneTimeKind::PoolKey => "pool_key",
+        }
+    }
+
+    /// The kinds whose unspent tokens a new token of this kind invalidates (its own among
+    /// them): a user has at most one live configure link, whichever kind it is.
+    pub fn replaces(self) -> &'static [OneTimeKind] {
+        match self {
+            OneTimeKind::EmailConfirm => &[OneTimeKind::EmailConfirm],
+            OneTimeKind::PasswordReset => &[OneTimeKind::PasswordReset],
+            OneTimeKind::EmailChange => &[OneTimeKind::EmailChange],
+            OneTimeKind::DeviceLink => &[OneTimeKind::DeviceLink],
+            OneTimeKind::ProviderKey | OneTimeKind::PoolKey => &[OneTimeKind::ProviderKey, OneTimeKind::PoolKey],
         }
     }
 }
@@ -205,6 +224,16 @@ pub enum Redemption {
     },
     /// Creates a device session for the token's user.
     LinkDevice(NewSession),
+    /// Stores a provider key entered through a configure link of `user_id` (the token must be
+    /// theirs): a [`OneTimeKind::PoolKey`] link when the key is the pool's, a
+    /// [`OneTimeKind::ProviderKey`] link when it is `user_id`'s own. A key owned by anyone
+    /// else is refused with [`StoreError::Rule`](crate::StoreError::Rule).
+    StoreProviderKey {
+        /// The user the token must belong to.
+        user_id: Uuid,
+        /// The key to store.
+        key: NewProviderKey,
+    },
 }
 
 impl Redemption {
@@ -215,6 +244,10 @@ impl Redemption {
             Redemption::ResetPassword { .. } => OneTimeKind::PasswordReset,
             Redemption::ChangeEmail { .. } => OneTimeKind::EmailChange,
             Redemption::LinkDevice(_) => OneTimeKind::DeviceLink,
+            Redemption::StoreProviderKey { key, .. } => match key.owner {
+                KeyOwner::Pool => OneTimeKind::PoolKey,
+                KeyOwner::User(_) => OneTimeKind::ProviderKey,
+            },
         }
     }
 }

@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
-use crate::{NewConversation, Profile, StoreError, StoreResult, Theme};
+use crate::{
+    KeyOwner, NewConversation, Profile, Redemption, StoreError, StoreResult, StoredProviderKey, Theme, Timestamp,
+};
 
 /// A profile as stored: the theme as text and the recents as a JSON array.
 #[derive(sqlx::FromRow)]
@@ -32,6 +34,60 @@ impl ProfileRow {
     }
 }
 
+/// A provider key as stored: the owner as a nullable user id, the counters as `INTEGER`s.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ProviderKeyRow {
+    pub id: Uuid,
+    pub user_id: Option<Uuid>,
+    pub provider: String,
+    pub sealed: Vec<u8>,
+    pub master_version: i32,
+    pub last_four: String,
+    pub fingerprint: String,
+    pub inserted_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+    pub failures: i32,
+}
+
+impl ProviderKeyRow {
+    pub fn into_key(self) -> StoreResult<StoredProviderKey> {
+        Ok(StoredProviderKey {
+            id: self.id,
+            owner: KeyOwner::from_user_id(self.user_id),
+            provider: self.provider,
+            sealed: self.sealed,
+            master_version: u32::try_from(self.master_version)
+                .map_err(|_| StoreError::Corrupt("provider_keys.master_version"))?,
+            last_four: self.last_four,
+            fingerprint: self.fingerprint,
+            inserted_at: self.inserted_at,
+            last_used_at: self.last_used_at,
+            failures: u32::try_from(self.failures).map_err(|_| StoreError::Corrupt("provider_keys.failures"))?,
+        })
+    }
+}
+
+/// Provider keys as listed, from their rows.
+pub(crate) fn provider_keys(rows: Vec<ProviderKeyRow>) -> StoreResult<Vec<StoredProviderKey>> {
+    rows.into_iter().map(ProviderKeyRow::into_key).collect()
+}
+
+/// A master version as stored (`INTEGER`, which holds up to 2³¹ − 1 on PostgreSQL).
+pub(crate) fn master_version_column(master_version: u32) -> StoreResult<i32> {
+    i32::try_from(master_version).map_err(|_| StoreError::Rule("a master key version is below 2^31"))
+}
+
+/// Checks what a redemption would store against the rules, before its token is looked at.
+pub(crate) fn check_redemption(redemption: &Redemption) -> StoreResult<()> {
+    if let Redemption::StoreProviderKey { user_id, key } = redemption {
+        if key.owner.user_id().is_some_and(|owner| owner != *user_id) {
+            return Err(StoreError::Rule("a configure link stores a key for its owner or for the pool"));
+        }
+        master_version_column(key.master_version)?;
+    }
+    Ok(())
+}
+
 /// [`StoreError::NotFound`] when a statement that targets one row changed none.
 pub(crate) fn found(rows_affected: u64) -> StoreResult<()> {
     if rows_affected == 0 { Err(StoreError::NotFound) } else { Ok(()) }
@@ -45,6 +101,13 @@ pub(crate) const USER_COLUMNS: &str = "id, email, display_name, password_hash, c
 pub(crate) const DEVICE_COLUMNS: &str = "id, user_id, name, created_at, last_seen_at, revoked_at";
 pub(crate) const CONVERSATION_COLUMNS: &str =
     "id, private, alias, inserted_at, updated_at, assistant_of IS NOT NULL AS assistant";
+pub(crate) const PROVIDER_KEY_COLUMNS: &str =
+    "id, user_id, provider, sealed, master_version, last_four, fingerprint, inserted_at, last_used_at, failures";
+
+/// Selects the provider keys of the owner bound to `$1` ([`KeyOwner::user_id`]: NULL for the
+/// pool). Each arm can use the `(user_id, inserted_at)` index, which `IS NOT DISTINCT FROM`
+/// cannot on PostgreSQL.
+pub(crate) const KEY_OWNER_IS_1: &str = "(user_id = $1 OR ($1 IS NULL AND user_id IS NULL))";
 
 /// The rule a send or edit breaks when its recipients are not the conversation's members.
 pub(crate) const RECIPIENTS_RULE: &str = "encrypted_messages must name exactly the conversation's members";
@@ -555,12 +618,17 @@ macro_rules! impl_store {
 
             async fn issue_one_time_token(&self, token: &crate::NewOneTimeToken) -> crate::StoreResult<()> {
                 let mut tx = self.begin_write().await?;
-                // A new token of a kind replaces the user's earlier unspent ones of that kind.
-                sqlx::query("DELETE FROM one_time_tokens WHERE user_id = $1 AND kind = $2 AND redeemed_at IS NULL")
+                // Earlier unspent tokens of the user stop working: those of the new token's kind,
+                // and for a configure link those of the other configure kind too.
+                for replaced in token.kind.replaces() {
+                    sqlx::query(
+                        "DELETE FROM one_time_tokens WHERE user_id = $1 AND kind = $2 AND redeemed_at IS NULL",
+                    )
                     .bind(token.user_id)
-                    .bind(token.kind.as_str())
+                    .bind(replaced.as_str())
                     .execute(&mut *tx)
                     .await?;
+                }
                 sqlx::query(
                     "INSERT INTO one_time_tokens (token_hash, user_id, kind, created_at, expires_at) \
                      VALUES ($1, $2, $3, $4, $5)",
@@ -599,6 +667,7 @@ macro_rules! impl_store {
                 redemption: &crate::Redemption,
                 now: crate::Timestamp,
             ) -> crate::StoreResult<uuid::Uuid> {
+                crate::queries::check_redemption(redemption)?;
                 let mut tx = self.begin_write().await?;
                 // The conditional UPDATE is the lock: of concurrent redemptions exactly one
                 // sees the row unspent.
@@ -646,6 +715,27 @@ macro_rules! impl_store {
                     }
                     crate::Redemption::LinkDevice(session) => {
                         Self::insert_session(&mut tx, owner, session).await?;
+                    }
+                    crate::Redemption::StoreProviderKey { user_id, key } => {
+                        if *user_id != owner {
+                            return Err(crate::StoreError::NotFound);
+                        }
+                        sqlx::query(
+                            "INSERT INTO provider_keys \
+                             (id, user_id, provider, sealed, master_version, last_four, fingerprint, inserted_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                        )
+                        .bind(key.id)
+                        .bind(key.owner.user_id())
+                        .bind(&key.provider)
+                        .bind(&key.sealed)
+                        .bind(crate::queries::master_version_column(key.master_version)?)
+                        .bind(&key.last_four)
+                        .bind(&key.fingerprint)
+                        .bind(key.inserted_at)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(crate::on_unique("provider_key"))?;
                     }
                 }
                 tx.commit().await?;
@@ -1356,6 +1446,122 @@ macro_rules! impl_store {
                         }
                     })
                     .collect())
+            }
+
+            async fn provider_keys(
+                &self,
+                owner: crate::KeyOwner,
+            ) -> crate::StoreResult<Vec<crate::StoredProviderKey>> {
+                let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {} FROM provider_keys WHERE {} ORDER BY inserted_at, id",
+                    crate::queries::PROVIDER_KEY_COLUMNS,
+                    crate::queries::KEY_OWNER_IS_1
+                )))
+                .bind(owner.user_id())
+                .fetch_all(&self.pool)
+                .await?;
+                crate::queries::provider_keys(rows)
+            }
+
+            async fn delete_provider_key(&self, owner: crate::KeyOwner, id: uuid::Uuid) -> crate::StoreResult<()> {
+                let deleted = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM provider_keys WHERE {} AND id = $2",
+                    crate::queries::KEY_OWNER_IS_1
+                )))
+                .bind(owner.user_id())
+                .bind(id)
+                .execute(self.writer())
+                .await?;
+                crate::queries::found(deleted.rows_affected())
+            }
+
+            async fn delete_provider_keys_of(&self, owner: crate::KeyOwner, provider: &str) -> crate::StoreResult<u64> {
+                let deleted = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM provider_keys WHERE {} AND provider = $2",
+                    crate::queries::KEY_OWNER_IS_1
+                )))
+                .bind(owner.user_id())
+                .bind(provider)
+                .execute(self.writer())
+                .await?;
+                Ok(deleted.rows_affected())
+            }
+
+            async fn record_key_outcomes(
+                &self,
+                outcomes: &[(uuid::Uuid, bool)],
+                now: crate::Timestamp,
+            ) -> crate::StoreResult<()> {
+                if outcomes.is_empty() {
+                    return Ok(());
+                }
+                // In id order, so that concurrent calls lock rows in the same order and cannot
+                // deadlock (PostgreSQL); the sort is stable, so one key's outcomes keep theirs.
+                let mut ordered: Vec<&(uuid::Uuid, bool)> = outcomes.iter().collect();
+                ordered.sort_by_key(|(id, _)| *id);
+                let mut tx = self.begin_write().await?;
+                for (id, succeeded) in ordered {
+                    let statement = if *succeeded {
+                        sqlx::query("UPDATE provider_keys SET last_used_at = $2, failures = 0 WHERE id = $1")
+                            .bind(id)
+                            .bind(now)
+                    } else {
+                        sqlx::query("UPDATE provider_keys SET failures = failures + 1 WHERE id = $1").bind(id)
+                    };
+                    statement.execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn all_provider_keys(
+                &self,
+                after: Option<uuid::Uuid>,
+                limit: u32,
+            ) -> crate::StoreResult<Vec<crate::StoredProviderKey>> {
+                let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {} FROM provider_keys WHERE id > $1 ORDER BY id LIMIT $2",
+                    crate::queries::PROVIDER_KEY_COLUMNS
+                )))
+                // The nil UUID sorts before every real id on both backends.
+                .bind(after.unwrap_or(uuid::Uuid::nil()))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                crate::queries::provider_keys(rows)
+            }
+
+            async fn replace_sealed_provider_key(
+                &self,
+                id: uuid::Uuid,
+                old: &[u8],
+                new: &[u8],
+                master_version: u32,
+            ) -> crate::StoreResult<bool> {
+                let replaced = sqlx::query(
+                    "UPDATE provider_keys SET sealed = $3, master_version = $4 WHERE id = $1 AND sealed = $2",
+                )
+                .bind(id)
+                .bind(old)
+                .bind(new)
+                .bind(crate::queries::master_version_column(master_version)?)
+                .execute(self.writer())
+                .await?;
+                Ok(replaced.rows_affected() == 1)
+            }
+
+            async fn provider_key_versions(&self) -> crate::StoreResult<Vec<(u32, u64)>> {
+                let rows: Vec<(i32, i64)> = sqlx::query_as(
+                    "SELECT master_version, COUNT(*) FROM provider_keys GROUP BY master_version ORDER BY master_version",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|(version, count)| match (u32::try_from(version), u64::try_from(count)) {
+                        (Ok(version), Ok(count)) => Ok((version, count)),
+                        _ => Err(crate::StoreError::Corrupt("provider_keys.master_version")),
+                    })
+                    .collect()
             }
         }
     };

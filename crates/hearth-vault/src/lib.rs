@@ -2,16 +2,18 @@
 //!
 //! Everything that turns a secret into something storable lives here: random one-time
 //! tokens and their hashes ([`token`]), password hashing ([`password`]), sealing blobs
-//! with a versioned key ring ([`seal`]) and deriving purpose-bound keys from the server's
+//! with a versioned key ring ([`seal`]) kept in step with its file ([`RingFile`]) and deriving purpose-bound keys from the server's
 //! `secret_key_base` ([`ServerSecret`]). Secret material is held in zeroizing types and
 //! never appears in `Debug` output or errors.
 
 pub mod password;
+mod ring_file;
 pub mod seal;
 mod server_secret;
 pub mod token;
 
 pub use password::{PasswordHasher, PasswordParams};
+pub use ring_file::{RingFile, write_ring};
 pub use seal::{KeyRing, SealContext};
 pub use server_secret::ServerSecret;
 pub use token::{RandomToken, TokenHash};

@@ -120,9 +120,25 @@ impl KeyRing {
         self.keys.remove(&version).map(|_| ()).ok_or(VaultError::UnknownKeyVersion(version))
     }
 
+    /// Whether the ring holds key `version`.
+    pub fn has_version(&self, version: u32) -> bool {
+        self.keys.contains_key(&version)
+    }
+
     /// The version new blobs are sealed under.
     pub fn current_version(&self) -> Option<u32> {
         self.keys.keys().next_back().copied()
+    }
+
+    /// A 32-byte key derived (HKDF-SHA256) from key `version` for `purpose`, so that other
+    /// secrets can follow the ring's versions without being stored themselves.
+    pub fn derive(&self, version: u32, purpose: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
+        let key = self.keys.get(&version)?;
+        let mut derived = Zeroizing::new([0u8; 32]);
+        hkdf::Hkdf::<sha2::Sha256>::new(Some(b"hearth-vault/derive/1"), key.as_ref())
+            .expand(purpose, derived.as_mut())
+            .ok()?;
+        Some(derived)
     }
 
     /// Seals `plaintext` for the given place under the newest key.
@@ -224,6 +240,17 @@ mod tests {
         assert!(matches!(ring.open(&old, HERE), Err(VaultError::UnknownKeyVersion(1))));
         assert_eq!(ring.open(&new, HERE).expect("new opens").as_slice(), b"secret");
         assert!(ring.retire(2).is_err());
+    }
+
+    #[test]
+    fn derived_keys_follow_version_and_purpose() {
+        let mut ring = KeyRing::generate();
+        ring.add_version();
+        let a = ring.derive(1, b"a").expect("version 1");
+        assert_eq!(*a, *ring.derive(1, b"a").expect("again"));
+        assert_ne!(*a, *ring.derive(1, b"b").expect("other purpose"));
+        assert_ne!(*a, *ring.derive(2, b"a").expect("other version"));
+        assert!(ring.derive(3, b"a").is_none());
     }
 
     #[test]

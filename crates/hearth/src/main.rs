@@ -1,6 +1,8 @@
 //! `hearth`: the one binary. `hearth` alone (or `hearth serve`) runs the server;
 //! `hearth migrate` applies database migrations; `hearth config` prints every setting.
 
+mod logging;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -34,6 +36,54 @@ enum Command {
     /// Manage the vault key that seals values at rest.
     #[command(subcommand)]
     Vault(VaultCommand),
+    /// Run the keyguard as its own process (`--listen`), or manage its master key and
+    /// certificates. The keyguard seals people's AI-provider keys and makes the provider calls
+    /// with them; nothing else ever holds a key in clear.
+    Keyguard(KeyguardArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct KeyguardArgs {
+    #[command(subcommand)]
+    command: Option<KeyguardCommand>,
+    /// Where to listen: `unix:PATH`, or `tcp:HOST:PORT` with mutual TLS (then --ca, --cert, --key).
+    #[arg(long, required = true)]
+    listen: Option<String>,
+    /// The CA whose certificates clients must present (TCP only).
+    #[arg(long, requires_all = ["cert", "key"])]
+    ca: Option<PathBuf>,
+    /// The keyguard's certificate (TCP only).
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// Its private key (TCP only).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    #[command(flatten)]
+    database: DatabaseFlags,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyguardCommand {
+    /// Make a CA, a keyguard certificate and a client certificate for the server (PEM files).
+    Certs {
+        /// Directory to write them to.
+        #[arg(long)]
+        out: PathBuf,
+        /// Names the keyguard is reached at (DNS names or IP addresses).
+        #[arg(long = "name", default_values = ["localhost", "127.0.0.1"])]
+        names: Vec<String>,
+    },
+    /// Add a master key version and re-seal every stored key under it (servers and keyguards
+    /// keep running: they pick the new version up from the file).
+    Rotate(DatabaseFlags),
+    /// Drop an old master key version (refused while stored keys are still sealed under it).
+    Retire {
+        /// The version to drop.
+        version: u32,
+        #[command(flatten)]
+        database: DatabaseFlags,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,7 +135,7 @@ fn init_logging(settings: &Settings) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log.filter));
     // Colour only on a terminal: journald and log files get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(logging::RedactedStderr).with_ansi(ansi).init();
 }
 
 #[tokio::main]
@@ -123,6 +173,7 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Some(Command::Keyguard(args)) => keyguard(&cli, args).await,
         Some(Command::Serve(flags)) => serve(&cli, flags).await,
         None => serve(&cli, &cli.serve).await,
     }
@@ -136,6 +187,52 @@ impl ServeFlags {
         }
         self.database.apply(figment)
     }
+}
+
+async fn keyguard(cli: &Cli, args: &KeyguardArgs) -> anyhow::Result<()> {
+    if let Some(KeyguardCommand::Certs { out, names }) = &args.command {
+        let made = hearth_server::keyguard::certificates(out, names)?;
+        println!(
+            "wrote {dir}: ca.crt, ca.key (keep it offline), keyguard.crt/.key (for `hearth keyguard --listen tcp:…`), \
+             client.crt/.key (keyguard.cert and keyguard.key of `hearth serve`)",
+            dir = made.display()
+        );
+        return Ok(());
+    }
+    let database = match &args.command {
+        Some(KeyguardCommand::Rotate(flags)) | Some(KeyguardCommand::Retire { database: flags, .. }) => flags,
+        _ => &args.database,
+    };
+    let settings = settings(cli, |f| database.apply(args.database.apply(cli.serve.database.apply(f))))?;
+    init_logging(&settings);
+    let store = || async {
+        hearth_store::connect(&hearth_store::ConnectOptions { url: settings.database_url(), max_connections: 2 }).await
+    };
+    match &args.command {
+        Some(KeyguardCommand::Rotate(_)) => {
+            let rotation = hearth_server::keyguard::rotate(&settings, store().await?.as_ref()).await?;
+            println!(
+                "keyguard master key version {} added; {} stored key(s) re-sealed under it",
+                rotation.version, rotation.rewrapped
+            );
+        }
+        Some(KeyguardCommand::Retire { version, .. }) => {
+            hearth_server::keyguard::retire(&settings, store().await?.as_ref(), *version).await?;
+            println!("keyguard master key version {version} retired");
+        }
+        Some(KeyguardCommand::Certs { .. }) | None => {
+            let listen = args.listen.as_deref().context("--listen is required")?;
+            let tls = match (&args.ca, &args.cert, &args.key) {
+                (Some(ca), Some(cert), Some(key)) => {
+                    Some(hearth_server::keyguard::TlsFiles { ca: ca.clone(), cert: cert.clone(), key: key.clone() })
+                }
+                _ => None,
+            };
+            hearth_server::keyguard::serve(&settings, listen, tls, shutdown_signal()?).await?;
+            tracing::info!("keyguard stopped");
+        }
+    }
+    Ok(())
 }
 
 async fn serve(cli: &Cli, flags: &ServeFlags) -> anyhow::Result<()> {

@@ -11,6 +11,14 @@ pub enum Command<'a> {
     Providers,
     /// `/image <prompt>`: generate an image.
     Image(&'a str),
+    /// `/configure`: a one-time link to add a provider key of one's own.
+    Configure,
+    /// `/keys`: one's stored keys.
+    Keys,
+    /// `/forget <provider>`: delete one's stored keys of a provider.
+    Forget(&'a str),
+    /// `/set_default_api_key <provider>` (operators): a link whose key joins the free tier.
+    SetDefaultApiKey(&'a str),
     /// A `/word` that is no command.
     Unknown(&'a str),
 }
@@ -18,6 +26,9 @@ pub enum Command<'a> {
 /// What `/help` answers.
 pub const HELP: &str = "Ask me anything: write a message. Commands:\n\
     /image <description> — make an image\n\
+    /configure — a one-time link to add an AI provider key of your own (sealed; never shown again)\n\
+    /keys — your stored keys (provider, last four characters, health)\n\
+    /forget <provider> — delete your stored keys for a provider\n\
     /quota — your free replies and images left today\n\
     /providers — which AI providers answer, in order, and whether their keys are healthy\n\
     /help — this list";
@@ -34,6 +45,10 @@ impl<'a> Command<'a> {
             "quota" => Command::Quota,
             "providers" => Command::Providers,
             "image" => Command::Image(argument),
+            "configure" => Command::Configure,
+            "keys" => Command::Keys,
+            "forget" => Command::Forget(argument),
+            "set_default_api_key" => Command::SetDefaultApiKey(argument),
             _ => Command::Unknown(text.split_whitespace().next().unwrap_or(text)),
         })
     }
@@ -50,6 +65,10 @@ mod tests {
         assert_eq!(Command::parse("/providers"), Some(Command::Providers));
         assert_eq!(Command::parse("/image a red fox\nin snow"), Some(Command::Image("a red fox\nin snow")));
         assert_eq!(Command::parse("/image"), Some(Command::Image("")));
+        assert_eq!(Command::parse("/configure"), Some(Command::Configure));
+        assert_eq!(Command::parse("/keys"), Some(Command::Keys));
+        assert_eq!(Command::parse("/forget groq"), Some(Command::Forget("groq")));
+        assert_eq!(Command::parse("/set_default_api_key openai"), Some(Command::SetDefaultApiKey("openai")));
         assert_eq!(Command::parse("/dance now"), Some(Command::Unknown("/dance")));
         assert_eq!(Command::parse("what is /quota?"), None);
         assert_eq!(Command::parse("hello"), None);

@@ -1,23 +1,25 @@
 //! The assistant: from a person's prompt to a stored reply.
 //!
-//! A turn passes the sliding-window limit, is answered from the knowledge base when an entry
-//! matches it confidently (no provider, no allowance), else takes one unit of the free tier's
-//! daily allowance when it runs on the operator's keys (people's own keys have no daily quota),
-//! builds its context from the thread's earlier turns, and lets the [`Router`] walk the
-//! providers. The turn is stored with its attempt log either way; an allowance taken for a
-//! turn that got no reply is given back.
+//! A turn passes the sliding-window limit and is answered from the knowledge base when an entry
+//! matches it confidently (no provider, no allowance). Otherwise it builds its context from the
+//! thread's earlier turns and asks the keyguard, which alone holds keys in clear: with the keys
+//! given for this request if there are any; else with the person's stored keys (no daily quota);
+//! and if they have none, or none answered, on the free tier (the pool's stored keys and the
+//! operator's keys), which takes one unit of the daily allowance. The turn is stored with its
+//! attempt log either way; an allowance taken for a turn that got no reply is given back.
 
 pub mod commands;
+pub mod configure;
+pub mod keys;
 pub mod knowledge;
 pub mod window;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hearth_ai::{
-    Answer, ApiKey, Attempt, Candidate, ChatMessage, ChatRequest, ProviderName, Router, TurnFailure, TurnFailureKind,
-};
-use hearth_store::{AllowanceKind, AssistantImage, AssistantTurn, Store, StoreError, Timestamp};
+use hearth_ai::{Answer, Attempt, ChatMessage, ChatRequest, ProviderName, TurnFailure, TurnFailureKind};
+use hearth_keyguard::{ImageAnswer, KeyRef, Keyguard, KeyguardError};
+use hearth_store::{AllowanceKind, AssistantImage, AssistantTurn, KeyOwner, Store, StoreError, Timestamp};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -47,10 +49,10 @@ const CONTEXT_TURNS: u32 = 50;
 /// The assistant service, shared by every request and socket.
 #[derive(Debug)]
 pub struct Assistant {
-    router: Router,
+    keyguard: Arc<dyn Keyguard>,
+    keys: keys::Keys,
+    order: Vec<ProviderName>,
     window: SlidingWindow,
-    /// The operator's free-tier keys, in settings order.
-    operator_keys: Vec<Candidate>,
     text_per_day: u32,
     images_per_day: u32,
     context_chars: usize,
@@ -74,8 +76,9 @@ pub struct Question {
     pub topic: Option<String>,
     /// What is asked.
     pub prompt: String,
-    /// The asker's own keys; empty for the free tier.
-    pub keys: Vec<Candidate>,
+    /// Keys given for this request only, encrypted to the keyguard; when empty, the asker's
+    /// stored keys and then the free tier answer.
+    pub keys: Vec<KeyRef>,
 }
 
 /// A reply that came.
@@ -106,6 +109,8 @@ pub enum Refusal {
     },
     /// No provider answered.
     Failed(TurnFailure),
+    /// The keyguard could not be asked (down, or it refused a key given with the request).
+    Keyguard(KeyguardError),
     /// The store failed.
     Store(StoreError),
 }
@@ -126,7 +131,10 @@ impl Refusal {
                 TurnFailureKind::AllFailed => format!("{}. {}", failure.title(), failure.user_message()),
                 _ => failure.user_message(),
             },
-            Refusal::Store(_) => "The assistant is temporarily unavailable. Please try again.".to_owned(),
+            Refusal::Keyguard(KeyguardError::InvalidKey(message)) => message.clone(),
+            Refusal::Keyguard(_) | Refusal::Store(_) => {
+                "The assistant is temporarily unavailable. Please try again.".to_owned()
+            }
         }
     }
 }
@@ -156,26 +164,27 @@ impl From<StoreError> for Refusal {
     }
 }
 
+impl From<KeyguardError> for Refusal {
+    fn from(error: KeyguardError) -> Self {
+        tracing::warn!(%error, "the keyguard could not answer");
+        Refusal::Keyguard(error)
+    }
+}
+
 impl Assistant {
-    /// The assistant as `settings` describe it.
+    /// The assistant as `settings` describe it, asking `keyguard` for every provider call.
     pub fn new(
         settings: &AiSettings,
+        keyguard: Arc<dyn Keyguard>,
         knowledge: knowledge::KnowledgeBase,
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let operator_keys = settings
-            .free_tier
-            .keys
-            .iter()
-            .flat_map(|(provider, keys)| {
-                keys.iter().map(|key| Candidate { provider: *provider, key: ApiKey::new(key.expose()) })
-            })
-            .collect();
         Self {
-            router: Router::new(settings.providers.clone(), settings.routing.clone()),
+            keys: keys::Keys::new(keyguard.clone(), store.clone()),
+            keyguard,
+            order: settings.routing.order.clone(),
             window: SlidingWindow::new(settings.requests_per_window, Duration::from_secs(settings.window_secs)),
-            operator_keys,
             text_per_day: settings.free_tier.text_per_day,
             images_per_day: settings.free_tier.images_per_day,
             context_chars: settings.context_chars,
@@ -185,6 +194,16 @@ impl Assistant {
             store,
             metrics,
         }
+    }
+
+    /// People's stored keys and the keyguard's key for new ones.
+    pub fn keys(&self) -> &keys::Keys {
+        &self.keys
+    }
+
+    /// The keyguard.
+    pub fn keyguard(&self) -> &dyn Keyguard {
+        self.keyguard.as_ref()
     }
 
     /// Answers `question`, streaming the reply's text into `deltas` as it arrives.
@@ -197,45 +216,76 @@ impl Assistant {
             self.record(&question, asked_at, &answer, Some(KNOWLEDGE_BASE), &[]).await;
             return Ok(Reply { text: answer, provider: KNOWLEDGE_BASE, window, asked_at });
         }
-        let (candidates, allowance_day) = if question.keys.is_empty() {
-            if self.operator_keys.is_empty() {
-                let failure = TurnFailure { kind: TurnFailureKind::NoKeys, attempts: Vec::new() };
-                return Err(Refusal::Failed(failure));
-            }
-            let day = self.take_allowance(question.user_id, AllowanceKind::Text, asked_at).await?;
-            (self.operator_keys.clone(), Some(day))
-        } else {
-            (question.keys.clone(), None)
-        };
         let request = self.context(&question).await?;
-        match self.router.complete(&request, candidates, deltas).await {
+        let mut attempts = Vec::new();
+        let outcome = self.ask_in_turn(&question, &request, asked_at, deltas, &mut attempts).await;
+        match outcome {
             Ok(answer) => {
                 let text = reply_text(&answer);
                 let provider = answer.provider.as_str();
-                self.record(&question, asked_at, &text, Some(provider), &answer.attempts).await;
+                self.record(&question, asked_at, &text, Some(provider), &attempts).await;
                 Ok(Reply { text, provider, window, asked_at })
             }
-            Err(failure) => {
-                if let Some(day) = allowance_day {
-                    self.store.refund_allowance(question.user_id, &day, AllowanceKind::Text).await?;
-                }
-                self.record(&question, asked_at, &failure.user_message(), None, &failure.attempts).await;
-                Err(Refusal::Failed(failure))
+            Err(refusal) => {
+                let shown = refusal.message();
+                self.record(&question, asked_at, &shown, None, &attempts).await;
+                Err(refusal)
             }
         }
     }
 
-    /// Generates an image of `prompt` on the free tier (the daily image allowance) and stores
-    /// it for its owner.
+    /// The keys in turn: the request's, else the person's stored ones, then the free tier.
+    /// Every attempt is appended to `attempts`, whatever the outcome.
+    async fn ask_in_turn(
+        &self,
+        question: &Question,
+        request: &ChatRequest,
+        asked_at: Timestamp,
+        deltas: &mpsc::UnboundedSender<String>,
+        attempts: &mut Vec<Attempt>,
+    ) -> Result<Answer, Refusal> {
+        if !question.keys.is_empty() {
+            let outcome = self.keyguard.complete(request, question.keys.clone(), deltas).await?;
+            return settle(outcome, attempts).map_err(Refusal::Failed);
+        }
+        let own = self.keys.stored_refs(KeyOwner::User(question.user_id)).await?;
+        if !own.is_empty() {
+            let outcome = self.keyguard.complete(request, own.refs, deltas).await?;
+            self.keys.record_outcomes(&own.rows, outcome_attempts(&outcome)).await;
+            match settle(outcome, attempts) {
+                Ok(answer) => return Ok(answer),
+                // The request itself is wrong: the free tier would refuse it too.
+                Err(failure) if matches!(failure.kind, TurnFailureKind::BadRequest { .. }) => {
+                    return Err(Refusal::Failed(failure));
+                }
+                Err(_) => tracing::info!(user = %question.user_id, "no stored key answered; trying the free tier"),
+            }
+        }
+        let pool = self.keys.stored_refs(KeyOwner::Pool).await?;
+        if pool.is_empty() && self.keys.free_tier().await?.is_empty() {
+            let kind = if attempts.is_empty() { TurnFailureKind::NoKeys } else { TurnFailureKind::AllFailed };
+            return Err(Refusal::Failed(TurnFailure { kind, attempts: attempts.clone() }));
+        }
+        let day = self.take_allowance(question.user_id, AllowanceKind::Text, asked_at).await?;
+        let mut refs = vec![KeyRef::FreeTier];
+        refs.extend(pool.refs);
+        let outcome = self.keyguard.complete(request, refs, deltas).await;
+        if let Ok(outcome) = &outcome {
+            self.keys.record_outcomes(&pool.rows, outcome_attempts(outcome)).await;
+        }
+        let result =
+            outcome.map_err(Refusal::from).and_then(|outcome| settle(outcome, attempts).map_err(Refusal::Failed));
+        if result.is_err() {
+            self.store.refund_allowance(question.user_id, &day, AllowanceKind::Text).await?;
+        }
+        result
+    }
+
+    /// Generates an image of `prompt` with the person's stored image keys, else on the free
+    /// tier (the daily image allowance), and stores it for its owner.
     pub async fn image(&self, user_id: Uuid, thread: &str, prompt: &str) -> Result<ImageReply, Refusal> {
         let asked_at = Timestamp::now();
         self.admit(user_id)?;
-        let candidates: Vec<Candidate> =
-            self.operator_keys.iter().filter(|candidate| candidate.provider.makes_images()).cloned().collect();
-        if candidates.is_empty() {
-            return Err(Refusal::Failed(TurnFailure { kind: TurnFailureKind::NoKeys, attempts: Vec::new() }));
-        }
-        let day = self.take_allowance(user_id, AllowanceKind::Image, asked_at).await?;
         let question = Question {
             user_id,
             thread: thread.to_owned(),
@@ -244,29 +294,76 @@ impl Assistant {
             prompt: format!("/image {prompt}"),
             keys: Vec::new(),
         };
-        match self.router.generate_image(prompt, candidates).await {
-            Ok((image, provider, attempts)) => {
+        let mut attempts = Vec::new();
+        let outcome = self.image_in_turn(user_id, prompt, asked_at, &mut attempts).await;
+        match outcome {
+            Ok((answer, day)) => {
                 let id = Uuid::now_v7();
+                let provider = answer.provider;
                 let stored = AssistantImage {
                     id,
                     user_id,
-                    content_type: image.content_type.to_owned(),
-                    bytes: image.bytes,
+                    content_type: answer.image.content_type.to_owned(),
+                    bytes: answer.image.bytes,
                     prompt: prompt.to_owned(),
                     provider: provider.as_str().to_owned(),
                     inserted_at: asked_at,
                 };
                 if let Err(error) = self.store.store_assistant_image(&stored).await {
-                    self.store.refund_allowance(user_id, &day, AllowanceKind::Image).await?;
+                    if let Some(day) = day {
+                        self.store.refund_allowance(user_id, &day, AllowanceKind::Image).await?;
+                    }
                     return Err(Refusal::Store(error));
                 }
                 self.record(&question, asked_at, &format!("[image {id}]"), Some(provider.as_str()), &attempts).await;
                 Ok(ImageReply { id, provider })
             }
-            Err(failure) => {
+            Err(refusal) => {
+                self.record(&question, asked_at, &refusal.message(), None, &attempts).await;
+                Err(refusal)
+            }
+        }
+    }
+
+    /// The image keys in turn, as [`Assistant::ask_in_turn`] does for text; on the free tier
+    /// also the UTC day whose allowance was taken.
+    async fn image_in_turn(
+        &self,
+        user_id: Uuid,
+        prompt: &str,
+        asked_at: Timestamp,
+        attempts: &mut Vec<Attempt>,
+    ) -> Result<(ImageAnswer, Option<String>), Refusal> {
+        let own = self.keys.stored_refs(KeyOwner::User(user_id)).await?.making_images();
+        if !own.is_empty() {
+            let outcome = self.keyguard.generate_image(prompt, own.refs).await?;
+            self.keys.record_outcomes(&own.rows, outcome_attempts(&outcome)).await;
+            match settle(outcome, attempts) {
+                Ok(answer) => return Ok((answer, None)),
+                Err(failure) if matches!(failure.kind, TurnFailureKind::BadRequest { .. }) => {
+                    return Err(Refusal::Failed(failure));
+                }
+                Err(_) => {}
+            }
+        }
+        let pool = self.keys.stored_refs(KeyOwner::Pool).await?.making_images();
+        let operator_makes_images = self.keys.free_tier().await?.iter().any(|(provider, _)| provider.makes_images());
+        if pool.is_empty() && !operator_makes_images {
+            let kind = if attempts.is_empty() { TurnFailureKind::NoKeys } else { TurnFailureKind::AllFailed };
+            return Err(Refusal::Failed(TurnFailure { kind, attempts: attempts.clone() }));
+        }
+        let day = self.take_allowance(user_id, AllowanceKind::Image, asked_at).await?;
+        let mut refs = vec![KeyRef::FreeTier];
+        refs.extend(pool.refs);
+        let result = match self.keyguard.generate_image(prompt, refs).await {
+            Ok(outcome) => settle(outcome, attempts).map_err(Refusal::Failed),
+            Err(error) => Err(Refusal::from(error)),
+        };
+        match result {
+            Ok(answer) => Ok((answer, Some(day))),
+            Err(refusal) => {
                 self.store.refund_allowance(user_id, &day, AllowanceKind::Image).await?;
-                self.record(&question, asked_at, &failure.user_message(), None, &failure.attempts).await;
-                Err(Refusal::Failed(failure))
+                Err(refusal)
             }
         }
     }
@@ -292,17 +389,18 @@ impl Assistant {
 
     /// `/providers`: the providers in the order they are tried, and the health of the free
     /// tier's keys for each (counts only: a key is never shown).
-    pub fn providers_report(&self) -> String {
-        let now = Instant::now();
+    pub async fn providers_report(&self) -> Result<String, Refusal> {
+        let operator = self.keys.free_tier().await?;
+        let pool = self.store.provider_keys(KeyOwner::Pool).await?;
+        let mut keys: Vec<(ProviderName, hearth_ai::KeyFingerprint)> = operator;
+        keys.extend(pool.iter().filter_map(|row| Some((row.provider.parse().ok()?, row.fingerprint.parse().ok()?))));
+        let states = self.keyguard.key_states(keys.iter().map(|(_, key)| *key).collect()).await?;
         let mut lines = vec!["Providers, in the order they are tried:".to_owned()];
-        for (position, provider) in self.router.order().iter().enumerate() {
-            let keys: Vec<&Candidate> = self.operator_keys.iter().filter(|key| key.provider == *provider).collect();
-            let resting: Vec<Duration> = keys
-                .iter()
-                .filter_map(|key| self.router.health().state(key.key.fingerprint(), now).cooling_until)
-                .map(|until| until.saturating_duration_since(now))
-                .collect();
-            let status = match (keys.len(), resting.len()) {
+        for (position, provider) in self.order.iter().enumerate() {
+            let mine: Vec<_> =
+                keys.iter().zip(&states).filter(|((p, _), _)| p == provider).map(|(_, state)| *state).collect();
+            let resting: Vec<Duration> = mine.iter().filter_map(|state| state.cooling_for).collect();
+            let status = match (mine.len(), resting.len()) {
                 (0, _) => "no free-tier key".to_owned(),
                 (n, 0) => format!("{n} free-tier key{}, healthy", if n == 1 { "" } else { "s" }),
                 (n, r) => format!(
@@ -314,8 +412,12 @@ impl Assistant {
             let images = if provider.makes_images() { " (also images)" } else { "" };
             lines.push(format!("{}. {provider}{images}: {status}", position + 1));
         }
-        lines.push("Keys of your own can be given per request to POST /api/chat/message.".to_owned());
-        lines.join("\n")
+        lines.push(
+            "Your own keys: /configure adds one, /keys lists them. Keys can also be given per request to \
+             POST /api/chat/message."
+                .to_owned(),
+        );
+        Ok(lines.join("\n"))
     }
 
     /// Takes one unit of the free tier's allowance of `kind` for the UTC day of `at` and returns
@@ -392,6 +494,47 @@ impl Assistant {
         if let Err(error) = self.store.record_assistant_turn(&turn).await {
             tracing::error!(%error, user = %question.user_id, "assistant turn not stored");
         }
+    }
+}
+
+/// A provider call's outcome: its attempts, answered or not.
+trait Attempted {
+    fn attempts(&self) -> &[Attempt];
+}
+
+impl Attempted for Answer {
+    fn attempts(&self) -> &[Attempt] {
+        &self.attempts
+    }
+}
+
+impl Attempted for ImageAnswer {
+    fn attempts(&self) -> &[Attempt] {
+        &self.attempts
+    }
+}
+
+/// The answer, or the failure; either way its attempts join `attempts` (a failure then carries
+/// the whole turn's).
+fn settle<T: Attempted>(outcome: Result<T, TurnFailure>, attempts: &mut Vec<Attempt>) -> Result<T, TurnFailure> {
+    match outcome {
+        Ok(answer) => {
+            attempts.extend(answer.attempts().iter().cloned());
+            Ok(answer)
+        }
+        Err(mut failure) => {
+            attempts.append(&mut failure.attempts);
+            failure.attempts = attempts.clone();
+            Err(failure)
+        }
+    }
+}
+
+/// The attempts of an outcome, answered or not.
+fn outcome_attempts<T: Attempted>(outcome: &Result<T, TurnFailure>) -> &[Attempt] {
+    match outcome {
+        Ok(answer) => answer.attempts(),
+        Err(failure) => &failure.attempts,
     }
 }
 

@@ -5,7 +5,7 @@ use std::fmt;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use hearth_ai::{ApiKey, Candidate, ProviderName, TurnFailureKind};
+use hearth_ai::{ApiKey, ProviderName, TurnFailureKind};
 use hearth_store::Timestamp;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -88,23 +88,23 @@ impl<'de> Deserialize<'de> for RequestKeys {
 }
 
 impl RequestKeys {
-    /// The keys as candidates: known provider names, one key per provider, each of a
-    /// plausible shape for its provider. Problems name the field, never the key.
-    fn into_candidates(self) -> ApiResult<Vec<Candidate>> {
-        let mut candidates: Vec<Candidate> = Vec::with_capacity(self.0.len());
+    /// The keys, checked: known provider names, one key per provider, each of a plausible shape
+    /// for its provider. Problems name the field, never the key.
+    fn checked(self) -> ApiResult<Vec<(ProviderName, ApiKey)>> {
+        let mut keys: Vec<(ProviderName, ApiKey)> = Vec::with_capacity(self.0.len());
         for (name, key) in self.0 {
             // An unknown name is not echoed (it could be a key sent in the wrong place).
             let provider: ProviderName =
                 name.parse().map_err(|error: hearth_ai::AiError| ApiError::invalid("apiKeys", error.to_string()))?;
             let field = format!("apiKeys.{provider}");
-            if candidates.iter().any(|candidate| candidate.provider == provider) {
+            if keys.iter().any(|(given, _)| *given == provider) {
                 return Err(ApiError::invalid(&field, format!("more than one key for {provider}")));
             }
             let key = ApiKey::for_provider(provider, key.as_str())
                 .map_err(|error| ApiError::invalid(&field, error.to_string()))?;
-            candidates.push(Candidate { provider, key });
+            keys.push((provider, key));
         }
-        Ok(candidates)
+        Ok(keys)
     }
 }
 
@@ -156,7 +156,15 @@ async fn post_message(
         Some(id) => (checked_id("conversationId", id)?, false),
         None => (format!("conv_{}", Uuid::now_v7().simple()), true),
     };
-    let keys = request.api_keys.map(RequestKeys::into_candidates).transpose()?.unwrap_or_default();
+    let given = request.api_keys.map(RequestKeys::checked).transpose()?.unwrap_or_default();
+    // Encrypted to the keyguard at once: from here on only the keyguard can read them.
+    let keys = if given.is_empty() {
+        Vec::new()
+    } else {
+        let sealed = state.assistant.keys().given(auth.user_id, &given).await;
+        vec![sealed.map_err(|error| refusal_error(error.into()))?]
+    };
+    drop(given);
     let question =
         Question { user_id: auth.user_id, thread: thread.clone(), new_thread, topic, prompt: message.clone(), keys };
     // Nobody listens to the deltas here: the reply is sent whole.
@@ -222,6 +230,10 @@ fn refusal_error(refusal: Refusal) -> ApiError {
                     ApiError::Upstream { status: StatusCode::GATEWAY_TIMEOUT, code: "providers_timeout", message }
                 }
             }
+        }
+        Refusal::Keyguard(hearth_keyguard::KeyguardError::InvalidKey(message)) => ApiError::invalid("apiKeys", message),
+        Refusal::Keyguard(_) => {
+            ApiError::Upstream { status: StatusCode::SERVICE_UNAVAILABLE, code: "assistant_unavailable", message }
         }
         Refusal::Store(error) => ApiError::internal(error),
     }

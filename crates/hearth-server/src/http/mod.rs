@@ -5,10 +5,12 @@ mod account;
 mod assistant;
 mod auth;
 mod chat;
+mod configure;
 mod conversations;
 mod devices;
 pub(crate) mod fields;
 mod health;
+mod keys;
 mod replies;
 mod users;
 
@@ -62,6 +64,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(auth::routes())
         .merge(account::routes())
         .merge(chat::routes())
+        .merge(keys::routes())
         .merge(assistant::routes())
         .merge(users::routes())
         .merge(conversations::routes())
@@ -95,6 +98,8 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/socket/websocket", axum::routing::get(crate::realtime::socket::connect))
         // Prometheus text, for loopback and `server.metrics_from` only.
         .route("/metrics", axum::routing::get(metrics))
+        // The configure page: HTML for people, not API.
+        .merge(configure::routes())
         .with_state(state);
     with_middleware(router, settings)
 }
@@ -124,9 +129,16 @@ fn with_middleware(router: axum::Router, settings: Arc<Settings>) -> axum::Route
             }))
             .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
             .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                // Path only: query strings and headers can carry tokens.
+                // Path only: query strings and headers can carry tokens; so does a configure
+                // link's path, which is left out.
                 let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), id)
+                let path = request.uri().path();
+                let path = if path.starts_with("/configure/") && !path.starts_with("/configure/assets/") {
+                    "/configure/[link]"
+                } else {
+                    path
+                };
+                tracing::info_span!("request", method = %request.method(), path, id)
             }))
             .layer(PropagateRequestIdLayer::new(request_id))
             .layer(SetResponseHeaderLayer::if_not_present(

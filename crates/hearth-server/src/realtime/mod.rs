@@ -1,7 +1,7 @@
 //! Real-time: Phoenix Channels sockets, the topics of seed 002, presence, and the pub/sub
 //! that carries events to every socket that should see them.
 
-mod assistant;
+pub(crate) mod assistant;
 pub mod conversation;
 mod events;
 pub mod hub;

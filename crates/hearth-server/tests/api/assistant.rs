@@ -17,13 +17,13 @@ use crate::socket_client::{next_json, send};
 const PATH: &str = "/api/chat/message";
 
 /// A key of `provider`'s shape that makes the fake act out `scenario`.
-fn fake_key(provider: ProviderName, scenario: &str) -> String {
+pub(crate) fn fake_key(provider: ProviderName, scenario: &str) -> String {
     let fake = hearth_fake_provider::Provider::from_name(provider.as_str()).expect("the fake knows every provider");
     fake.key_for(&scenario.parse().expect("a scenario of the fake"))
 }
 
 /// A server whose providers all point at `fake`, with `configure` applied after.
-async fn spawn_with_fake(fake: &FakeProvider, configure: impl FnOnce(&mut Settings)) -> TestApp {
+pub(crate) async fn spawn_with_fake(fake: &FakeProvider, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let base_urls: Vec<(ProviderName, String)> = ProviderName::ALL
         .into_iter()
         .map(|provider| (provider, fake.base_url(provider.as_str()).expect("the fake serves it")))
@@ -266,11 +266,11 @@ async fn keys_never_reach_replies_or_the_database() {
 // --- the assistant conversation, over a socket ---
 
 /// The assistant's fixed sender id.
-const ASSISTANT: &str = "00000000-0000-0000-0000-0000a5510001";
+pub(crate) const ASSISTANT: &str = "00000000-0000-0000-0000-0000a5510001";
 
 /// Sends `text` in the assistant conversation and collects, whatever order the frames come
 /// in, the `send_message` reply, the deltas and the assistant's final `new_message`.
-async fn prompt(peer: &mut Peer, conversation: &str, text: &str) -> (Value, Vec<Value>, Value) {
+pub(crate) async fn prompt(peer: &mut Peer, conversation: &str, text: &str) -> (Value, Vec<Value>, Value) {
     let topic = format!("conversation:{conversation}");
     let user_topic = format!("user:{}", peer.id);
     let r = format!("prompt-{}", uuid::Uuid::now_v7());
@@ -305,7 +305,7 @@ async fn spawn_with_free_tier(fake: &FakeProvider, configure: impl FnOnce(&mut S
     .await
 }
 
-async fn start_assistant(peer: &mut Peer) -> String {
+pub(crate) async fn start_assistant(peer: &mut Peer) -> String {
     let started = peer.ok("system:general", "start_assistant_conversation", json!({})).await;
     assert_eq!(started["conversation"]["assistant"], true, "{started}");
     assert_eq!(started["user_ids"], json!([peer.id]));

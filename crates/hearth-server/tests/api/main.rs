@@ -13,6 +13,7 @@ mod channels;
 mod devices;
 mod email_change;
 mod hygiene;
+mod keyguard;
 mod login;
 mod one_time_tokens;
 mod password;

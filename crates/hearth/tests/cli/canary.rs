@@ -39,7 +39,7 @@ impl Secrets {
 /// The ways `secret` could show up: itself, and base64 (standard and URL-safe alphabets)
 /// at each of the three alignments it could have inside a longer encoded text, keeping only
 /// the characters that depend on the secret alone.
-fn forms(secret: &str) -> Vec<String> {
+pub(crate) fn forms(secret: &str) -> Vec<String> {
     let mut forms = vec![secret.to_owned()];
     for engine in [&STANDARD, &URL_SAFE] {
         for offset in 0..3usize {

@@ -1,9 +1,11 @@
 //! Tests that run the real `hearth` binary: the configuration example and layering, the
-//! data directory and its secrets, secrets kept out of logs, email through SMTP, TLS, and
-//! the official `phoenix` npm client (Node.js). Every server is started in a temp dir (on
-//! port 0, or a free port it is restarted on) and killed when its test ends.
+//! data directory and its secrets, secrets kept out of logs, the breach drill (provider keys
+//! nowhere a thief looks), email through SMTP, TLS, and the official `phoenix` npm client
+//! (Node.js). Every server is started in a temp dir (on port 0, or a free port it is
+//! restarted on) and killed when its test ends.
 
 mod api;
+mod breach;
 mod canary;
 mod config;
 mod data_dir;
@@ -12,4 +14,5 @@ mod mail;
 mod phoenix_js;
 mod precedence;
 mod smtp;
+mod socket;
 mod tls;

@@ -55,8 +55,9 @@ fn require_node() {
 
 /// Installs the locked packages (`npm ci`) unless they are there already.
 async fn ensure_node_modules(dir: &Path) {
-    let installed =
-        ["phoenix", "ws"].iter().all(|name| dir.join("node_modules").join(name).join("package.json").is_file());
+    let installed = ["phoenix", "ws", "playwright-core"]
+        .iter()
+        .all(|name| dir.join("node_modules").join(name).join("package.json").is_file());
     if installed {
         return;
     }

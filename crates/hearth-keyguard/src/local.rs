@@ -1,0 +1,211 @@
+//! The keyguard in this process: the master key ring, the router that calls providers, and the
+//! operator's free-tier keys.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use hearth_ai::{
+    AiError, Answer, ApiKey, Candidate, ChatMessage, ChatRequest, FailureClass, KeyFingerprint, ProviderName,
+    Providers, Router, RouterSettings, TurnFailure,
+};
+use hearth_vault::{KeyRing, RingFile};
+use tokio::sync::mpsc;
+
+use crate::envelope::{self, PublicKey};
+use crate::sealed::{self, SealedKey, StoredKey};
+use crate::{ImageAnswer, KeyRef, KeyStatus, Keyguard, KeyguardError, SealRequest};
+
+/// How a keyguard is set up.
+#[derive(Debug)]
+pub struct KeyguardOptions {
+    /// The master key ring.
+    pub ring: KeyRing,
+    /// The file it was read from, watched for new versions (None: never reloaded).
+    pub ring_file: Option<PathBuf>,
+    /// Where and how each provider is called.
+    pub providers: Providers,
+    /// Provider order, deadline and cool-downs.
+    pub routing: RouterSettings,
+    /// The operator's free-tier keys, in order.
+    pub free_tier: Vec<(ProviderName, ApiKey)>,
+}
+
+/// The keyguard, in this process.
+#[derive(Debug)]
+pub struct LocalKeyguard {
+    ring: RingFile,
+    router: Router,
+    free_tier: Vec<Candidate>,
+}
+
+impl LocalKeyguard {
+    /// A keyguard as `options` describe it.
+    pub fn new(options: KeyguardOptions) -> Self {
+        let free_tier = options.free_tier.into_iter().map(|(provider, key)| Candidate { provider, key }).collect();
+        Self {
+            ring: RingFile::new(options.ring, options.ring_file),
+            router: Router::new(options.providers, options.routing),
+            free_tier,
+        }
+    }
+
+    /// Re-reads the master key file if it changed (a rotation added a version); whether it did.
+    pub fn reload_if_changed(&self) -> bool {
+        self.ring.reload_if_changed()
+    }
+
+    /// Opens the keys a call may use, in order. A stored key that does not open is left out
+    /// (and logged by id): the others may still answer.
+    fn candidates(&self, keys: Vec<KeyRef>) -> Result<Vec<Candidate>, KeyguardError> {
+        let mut candidates = Vec::with_capacity(keys.len());
+        for key in keys {
+            match key {
+                KeyRef::Stored(stored) => match self.open(&stored) {
+                    Ok(key) => candidates.push(Candidate { provider: stored.provider, key }),
+                    Err(error) => tracing::error!(key = %stored.id, %error, "a stored key did not open; skipped"),
+                },
+                KeyRef::Given { user_id, envelope } => {
+                    let secret = self.secret_for(envelope.kid)?;
+                    for (provider, text) in envelope::open_keys(&secret, &envelope, user_id)? {
+                        let key = ApiKey::for_provider(provider, text.as_str()).map_err(invalid_key)?;
+                        candidates.push(Candidate { provider, key });
+                    }
+                }
+                KeyRef::FreeTier => candidates.extend(self.free_tier.iter().cloned()),
+            }
+        }
+        Ok(candidates)
+    }
+
+    fn open(&self, stored: &StoredKey) -> Result<ApiKey, KeyguardError> {
+        sealed::open(stored, |blob, context| self.ring.open(blob, context))
+    }
+
+    /// The secret of the keyguard's key pair `kid`.
+    fn secret_for(&self, kid: u32) -> Result<p256::SecretKey, KeyguardError> {
+        let ring = self.ring.current();
+        let ring = if ring.has_version(kid) {
+            ring
+        } else {
+            // Made for a version a rotation added that this process has not read yet.
+            self.ring.reload_if_changed();
+            self.ring.current()
+        };
+        envelope::keypair(&ring, kid).ok_or(KeyguardError::Undecryptable)
+    }
+
+    fn open_envelope(
+        &self,
+        envelope: &envelope::Envelope,
+        context: envelope::EnvelopeContext,
+        provider: ProviderName,
+    ) -> Result<zeroize::Zeroizing<String>, KeyguardError> {
+        envelope::open(&self.secret_for(envelope.kid)?, envelope, context, provider)
+    }
+
+    /// One cheap call with a new key: only a provider's "this key is not valid" refuses it.
+    /// A key that is rate-limited or out of quota right now is still a real key.
+    async fn live_check(&self, provider: ProviderName, key: &ApiKey) -> Result<(), KeyguardError> {
+        let request = ChatRequest { system: None, messages: vec![ChatMessage::user("Reply with the word OK.")] };
+        let candidate = Candidate { provider, key: key.clone() };
+        let (sink, _) = mpsc::unbounded_channel();
+        match self.router.complete(&request, vec![candidate], &sink).await {
+            Ok(_) => Ok(()),
+            Err(failure) => {
+                let refused = failure.attempts.iter().any(|attempt| {
+                    matches!(attempt.outcome, hearth_ai::AttemptOutcome::Failed(FailureClass::InvalidKey))
+                });
+                if refused {
+                    Err(KeyguardError::InvalidKey(format!("{provider} did not accept this key.")))
+                } else {
+                    tracing::info!(%provider, kind = ?failure.kind, "a new key's live check did not answer; accepted on its shape");
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+fn invalid_key(error: AiError) -> KeyguardError {
+    KeyguardError::InvalidKey(error.to_string())
+}
+
+#[async_trait]
+impl Keyguard for LocalKeyguard {
+    async fn public_key(&self) -> Result<PublicKey, KeyguardError> {
+        let ring = self.ring.current();
+        let version = ring.current_version().ok_or(KeyguardError::Unavailable)?;
+        let secret = envelope::keypair(&ring, version).ok_or(KeyguardError::Unavailable)?;
+        Ok(envelope::public_key(&secret, version))
+    }
+
+    async fn seal(&self, request: SealRequest) -> Result<SealedKey, KeyguardError> {
+        let text = self.open_envelope(&request.envelope, request.context, request.provider)?;
+        let key = ApiKey::for_provider(request.provider, text.as_str()).map_err(invalid_key)?;
+        drop(text);
+        if request.live_check {
+            self.live_check(request.provider, &key).await?;
+        }
+        // Seal under the newest version, even one a rotation added a moment ago.
+        self.ring.reload_if_changed();
+        Ok(sealed::seal(&self.ring.current(), request.id, request.owner, request.provider, &key))
+    }
+
+    async fn complete(
+        &self,
+        request: &ChatRequest,
+        keys: Vec<KeyRef>,
+        deltas: &mpsc::UnboundedSender<String>,
+    ) -> Result<Result<Answer, TurnFailure>, KeyguardError> {
+        let candidates = self.candidates(keys)?;
+        Ok(self.router.complete(request, candidates, deltas).await)
+    }
+
+    async fn generate_image(
+        &self,
+        prompt: &str,
+        keys: Vec<KeyRef>,
+    ) -> Result<Result<ImageAnswer, TurnFailure>, KeyguardError> {
+        let candidates = self.candidates(keys)?;
+        Ok(self.router.generate_image(prompt, candidates).await.map(|(image, provider, attempts)| ImageAnswer {
+            image,
+            provider,
+            attempts,
+        }))
+    }
+
+    async fn fingerprint(&self, key: &StoredKey) -> Result<KeyFingerprint, KeyguardError> {
+        Ok(self.open(key)?.fingerprint())
+    }
+
+    async fn rewrap(&self, key: &StoredKey) -> Result<Option<(Vec<u8>, u32)>, KeyguardError> {
+        self.ring.reload_if_changed();
+        let ring = self.ring.current();
+        match sealed::rewrap(&ring, key) {
+            // A key sealed under a version newer than this ring knows: the file moved on.
+            Err(KeyguardError::SealedKeyUnreadable) if self.ring.reload_if_changed() => {
+                sealed::rewrap(&self.ring.current(), key)
+            }
+            other => other,
+        }
+    }
+
+    async fn key_states(&self, keys: Vec<KeyFingerprint>) -> Result<Vec<KeyStatus>, KeyguardError> {
+        let now = Instant::now();
+        Ok(keys
+            .into_iter()
+            .map(|key| {
+                let state = self.router.health().state(key, now);
+                KeyStatus {
+                    failures: state.consecutive_failures,
+                    cooling_for: state.cooling_until.map(|until| until.saturating_duration_since(now)),
+                }
+            })
+            .collect())
+    }
+
+    async fn free_tier(&self) -> Result<Vec<(ProviderName, KeyFingerprint)>, KeyguardError> {
+        Ok(self.free_tier.iter().map(|candidate| (candidate.provider, candidate.key.fingerprint())).collect())
+    }
+}
