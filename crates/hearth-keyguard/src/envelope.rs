@@ -13,14 +13,17 @@
 //! The keyguard's key pair follows the master key: version N's pair is derived from master key
 //! N (`kid` = N), so it survives restarts, changes with a rotation, and pages opened just before
 //! one still work until the old version is retired.
+//!
+//! The key agreement is AWS-LC's (already linked for TLS): every request with keys of its own
+//! makes one, and AWS-LC's P-256 is an order of magnitude faster than a portable one.
 
 use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
+use aws_lc_rs::agreement::{ECDH_P256, PrivateKey, UnparsedPublicKey, agree};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hearth_ai::ProviderName;
 use hearth_vault::KeyRing;
-use p256::elliptic_curve::sec1::ToEncodedPoint as _;
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -115,11 +118,13 @@ pub fn seal_keys_to(
 }
 
 fn seal_bytes(public: &PublicKey, aad: &str, plaintext: &[u8]) -> Result<Envelope, KeyguardError> {
-    let recipient = decode_point(&public.key)?;
-    let ephemeral = p256::ecdh::EphemeralSecret::random(&mut rand::rngs::OsRng);
-    let epk = ephemeral.public_key().to_encoded_point(false);
-    let shared = ephemeral.diffie_hellman(&recipient);
-    let cipher = cipher(shared.raw_secret_bytes(), epk.as_bytes());
+    let recipient = URL_SAFE_NO_PAD.decode(&public.key).map_err(|_| KeyguardError::Undecryptable)?;
+    let ephemeral = PrivateKey::generate(&ECDH_P256).map_err(|_| KeyguardError::Undecryptable)?;
+    let epk = ephemeral.compute_public_key().map_err(|_| KeyguardError::Undecryptable)?;
+    let cipher =
+        agree(&ephemeral, UnparsedPublicKey::new(&ECDH_P256, &recipient), KeyguardError::Undecryptable, |shared| {
+            Ok(cipher(shared, epk.as_ref()))
+        })?;
     let mut nonce = [0u8; 12];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let ciphertext = cipher
@@ -127,20 +132,20 @@ fn seal_bytes(public: &PublicKey, aad: &str, plaintext: &[u8]) -> Result<Envelop
         .map_err(|_| KeyguardError::Undecryptable)?;
     Ok(Envelope {
         kid: public.kid,
-        epk: URL_SAFE_NO_PAD.encode(epk.as_bytes()),
+        epk: URL_SAFE_NO_PAD.encode(epk.as_ref()),
         nonce: URL_SAFE_NO_PAD.encode(nonce),
         ciphertext: URL_SAFE_NO_PAD.encode(ciphertext),
     })
 }
 
 /// The keyguard's key pair of master key `version`, if the ring still holds it.
-pub(crate) fn keypair(ring: &KeyRing, version: u32) -> Option<p256::SecretKey> {
+pub(crate) fn keypair(ring: &KeyRing, version: u32) -> Option<PrivateKey> {
     let seed = ring.derive(version, ECDH_PURPOSE)?;
     // A 32-byte string is a valid scalar unless it is zero or not below the group order
     // (odds about 2^-32); rehash in that case.
     let mut candidate = seed;
     loop {
-        if let Ok(secret) = p256::SecretKey::from_slice(candidate.as_ref()) {
+        if let Ok(secret) = PrivateKey::from_private_key(&ECDH_P256, candidate.as_ref()) {
             return Some(secret);
         }
         let next: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(candidate.as_ref()).into();
@@ -148,15 +153,16 @@ pub(crate) fn keypair(ring: &KeyRing, version: u32) -> Option<p256::SecretKey> {
     }
 }
 
-/// The public half of `secret`, labelled with its version.
-pub(crate) fn public_key(secret: &p256::SecretKey, kid: u32) -> PublicKey {
-    PublicKey { kid, key: URL_SAFE_NO_PAD.encode(secret.public_key().to_encoded_point(false).as_bytes()) }
+/// The public half of `secret` (uncompressed SEC1), labelled with its version.
+pub(crate) fn public_key(secret: &PrivateKey, kid: u32) -> Result<PublicKey, KeyguardError> {
+    let point = secret.compute_public_key().map_err(|_| KeyguardError::Unavailable)?;
+    Ok(PublicKey { kid, key: URL_SAFE_NO_PAD.encode(point.as_ref()) })
 }
 
 /// Opens a configure page's envelope with the keyguard's `secret`: the key, trimmed. Any
 /// failure is the same error: a page or a caller learns nothing about why.
 pub(crate) fn open(
-    secret: &p256::SecretKey,
+    secret: &PrivateKey,
     envelope: &Envelope,
     context: EnvelopeContext,
     provider: ProviderName,
@@ -168,7 +174,7 @@ pub(crate) fn open(
 
 /// Opens a request's envelope: its keys, in order.
 pub(crate) fn open_keys(
-    secret: &p256::SecretKey,
+    secret: &PrivateKey,
     envelope: &Envelope,
     user_id: Uuid,
 ) -> Result<Vec<(ProviderName, Zeroizing<String>)>, KeyguardError> {
@@ -177,26 +183,22 @@ pub(crate) fn open_keys(
     serde_json::from_slice(&plaintext).map_err(|_| KeyguardError::Undecryptable)
 }
 
-fn open_bytes(secret: &p256::SecretKey, envelope: &Envelope, aad: &str) -> Result<Zeroizing<Vec<u8>>, KeyguardError> {
+fn open_bytes(secret: &PrivateKey, envelope: &Envelope, aad: &str) -> Result<Zeroizing<Vec<u8>>, KeyguardError> {
     let decode = |text: &str| URL_SAFE_NO_PAD.decode(text).map_err(|_| KeyguardError::Undecryptable);
-    let epk_bytes = decode(&envelope.epk)?;
+    let epk = decode(&envelope.epk)?;
     let nonce = decode(&envelope.nonce)?;
     let ciphertext = decode(&envelope.ciphertext)?;
-    if nonce.len() != 12 {
+    // Only the uncompressed form a browser exports (AWS-LC would take others too).
+    if nonce.len() != 12 || epk.len() != 65 || epk[0] != 4 {
         return Err(KeyguardError::Undecryptable);
     }
-    let epk = p256::PublicKey::from_sec1_bytes(&epk_bytes).map_err(|_| KeyguardError::Undecryptable)?;
-    let shared = p256::ecdh::diffie_hellman(secret.to_nonzero_scalar(), epk.as_affine());
-    let cipher = cipher(shared.raw_secret_bytes(), &epk_bytes);
+    let cipher = agree(secret, UnparsedPublicKey::new(&ECDH_P256, &epk), KeyguardError::Undecryptable, |shared| {
+        Ok(cipher(shared, &epk))
+    })?;
     cipher
         .decrypt(Nonce::from_slice(&nonce), Payload { msg: &ciphertext, aad: aad.as_bytes() })
         .map(Zeroizing::new)
         .map_err(|_| KeyguardError::Undecryptable)
-}
-
-fn decode_point(text: &str) -> Result<p256::PublicKey, KeyguardError> {
-    let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| KeyguardError::Undecryptable)?;
-    p256::PublicKey::from_sec1_bytes(&bytes).map_err(|_| KeyguardError::Undecryptable)
 }
 
 fn cipher(shared: &[u8], salt: &[u8]) -> Aes256Gcm {
@@ -219,7 +221,7 @@ mod tests {
     fn round_trip_and_binding() {
         let ring = KeyRing::generate();
         let secret = keypair(&ring, 1).expect("version 1");
-        let public = public_key(&secret, 1);
+        let public = public_key(&secret, 1).expect("public");
         let key = "gsk_0123456789abcdefghijklmnopqrstuv";
         let envelope = seal_to(&public, context(), ProviderName::Groq, key).expect("seal");
         assert!(!serde_json::to_string(&envelope).expect("json").contains("0123456789"));
@@ -238,7 +240,7 @@ mod tests {
     #[test]
     fn a_requests_keys_travel_in_one_envelope_for_their_owner_only() {
         let secret = keypair(&KeyRing::generate(), 1).expect("version 1");
-        let public = public_key(&secret, 1);
+        let public = public_key(&secret, 1).expect("public");
         let user = Uuid::from_u128(7);
         let keys = [
             (ProviderName::Groq, hearth_ai::ApiKey::new("gsk_REQUESTKEY-0123456789")),
@@ -260,9 +262,9 @@ mod tests {
     fn the_pair_follows_the_master_key_version() {
         let mut ring = KeyRing::generate();
         ring.add_version();
-        let one = public_key(&keypair(&ring, 1).expect("1"), 1);
-        assert_eq!(one, public_key(&keypair(&ring, 1).expect("1 again"), 1));
-        assert_ne!(one.key, public_key(&keypair(&ring, 2).expect("2"), 2).key);
+        let public = |version| public_key(&keypair(&ring, version).expect("a version"), version).expect("public");
+        assert_eq!(public(1), public(1));
+        assert_ne!(public(1).key, public(2).key);
         assert!(keypair(&ring, 3).is_none());
     }
 
@@ -276,8 +278,8 @@ mod tests {
         let private: Vec<u8> = (0..32)
             .map(|i| u8::from_str_radix(&text("keyguard_private_key_hex")[2 * i..2 * i + 2], 16).expect("hex"))
             .collect();
-        let secret = p256::SecretKey::from_slice(&private).expect("a P-256 scalar");
-        assert_eq!(public_key(&secret, 1).key, text("keyguard_public_key"));
+        let secret = PrivateKey::from_private_key(&ECDH_P256, &private).expect("a P-256 scalar");
+        assert_eq!(public_key(&secret, 1).expect("public").key, text("keyguard_public_key"));
         let envelope: Envelope = serde_json::from_value(vector["envelope"].clone()).expect("an envelope");
         let context = EnvelopeContext { purpose: Purpose::Configure, user_id: text("user_id").parse().expect("uuid") };
         let opened = open(&secret, &envelope, context, ProviderName::Anthropic).expect("opens");
@@ -287,7 +289,8 @@ mod tests {
     #[test]
     fn garbage_is_refused() {
         let secret = keypair(&KeyRing::generate(), 1).expect("version 1");
-        let envelope = seal_to(&public_key(&secret, 1), context(), ProviderName::Groq, "k").expect("seal");
+        let envelope =
+            seal_to(&public_key(&secret, 1).expect("public"), context(), ProviderName::Groq, "k").expect("seal");
         for broken in [
             Envelope { epk: "!!".into(), ..envelope.clone() },
             Envelope { epk: URL_SAFE_NO_PAD.encode([4u8; 65]), ..envelope.clone() },

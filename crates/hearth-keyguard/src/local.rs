@@ -83,7 +83,7 @@ impl LocalKeyguard {
     }
 
     /// The secret of the keyguard's key pair `kid`.
-    fn secret_for(&self, kid: u32) -> Result<p256::SecretKey, KeyguardError> {
+    fn secret_for(&self, kid: u32) -> Result<aws_lc_rs::agreement::PrivateKey, KeyguardError> {
         let ring = self.ring.current();
         let ring = if ring.has_version(kid) {
             ring
@@ -137,7 +137,7 @@ impl Keyguard for LocalKeyguard {
         let ring = self.ring.current();
         let version = ring.current_version().ok_or(KeyguardError::Unavailable)?;
         let secret = envelope::keypair(&ring, version).ok_or(KeyguardError::Unavailable)?;
-        Ok(envelope::public_key(&secret, version))
+        envelope::public_key(&secret, version)
     }
 
     async fn seal(&self, request: SealRequest) -> Result<SealedKey, KeyguardError> {
