@@ -15,6 +15,8 @@ use std::sync::Arc;
 use futures::FutureExt as _;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+use crate::{StoreError, StoreResult};
+
 /// Jobs waiting for a worker, at most (callers wait for room beyond that).
 const QUEUE: usize = 4096;
 
@@ -89,6 +91,32 @@ where
             let _ = reply.send(output);
         }
     }
+}
+
+/// Stores `jobs` with `store` (one transaction for all), and if that transaction fails, each
+/// job alone in its own, so one job the database refuses cannot make the others fail.
+pub(crate) async fn each_alone_if_the_batch_fails<Job, Out, Store, Fut>(
+    jobs: Vec<Job>,
+    store: Store,
+) -> Vec<StoreResult<Out>>
+where
+    Job: Clone,
+    Store: Fn(Arc<[Job]>) -> Fut,
+    Fut: Future<Output = StoreResult<Vec<StoreResult<Out>>>>,
+{
+    let jobs: Arc<[Job]> = jobs.into();
+    let batch_error = match store(jobs.clone()).await {
+        Ok(results) => return results,
+        Err(error) if jobs.len() == 1 => return vec![Err(error)],
+        Err(error) => error,
+    };
+    tracing::warn!(error = %batch_error, jobs = jobs.len(), "a batch of writes failed; storing them one by one");
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in jobs.iter() {
+        let alone = store(Arc::from([job.clone()])).await;
+        results.push(alone.and_then(|mut one| one.pop().unwrap_or(Err(StoreError::NotFound))));
+    }
+    results
 }
 
 #[cfg(test)]

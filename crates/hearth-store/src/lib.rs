@@ -17,6 +17,7 @@ mod sqlite;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod timestamp;
+mod turn_batch;
 
 use std::sync::Arc;
 
@@ -53,7 +54,7 @@ pub enum StoreError {
     /// The database refused or failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
-    /// SQLite refused or failed a statement run through rusqlite (`sqlite/sends.rs`).
+    /// SQLite refused or failed a statement run through rusqlite (`sqlite/writer.rs`).
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// The task that stores sends has stopped (the store is shutting down).

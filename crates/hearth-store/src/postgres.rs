@@ -1,6 +1,7 @@
 //! The PostgreSQL backend.
 
 mod sends;
+mod turns;
 
 use std::str::FromStr;
 
@@ -9,6 +10,7 @@ use sqlx::{PgPool, Postgres};
 
 use crate::StoreResult;
 use crate::send_batch::Sends;
+use crate::turn_batch::Turns;
 
 /// Transactions storing sends at once. Two keep one batch committing while the next is being
 /// written; more make smaller batches, and PostgreSQL then spends more CPU per send (on this
@@ -21,6 +23,8 @@ pub struct PostgresStore {
     pool: PgPool,
     /// `send_message`, group-committed.
     sends: Sends,
+    /// `record_assistant_turn`, group-committed.
+    turns: Turns,
 }
 
 impl PostgresStore {
@@ -31,7 +35,8 @@ impl PostgresStore {
         let pool = PgPoolOptions::new().max_connections(max_connections).connect_with(options).await?;
         let workers = SEND_WORKERS.min(max_connections.div_ceil(2)) as usize;
         let sends = sends::start(pool.clone(), workers);
-        Ok(Self { pool, sends })
+        let turns = turns::start(pool.clone(), workers);
+        Ok(Self { pool, sends, turns })
     }
 
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, Postgres>> {

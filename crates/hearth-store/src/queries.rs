@@ -1208,24 +1208,7 @@ macro_rules! impl_store {
             }
 
             async fn record_assistant_turn(&self, turn: &crate::AssistantTurn) -> crate::StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO assistant_turns \
-                     (id, user_id, thread, topic, prompt, reply, provider, answered, attempts, inserted_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(turn.id)
-                .bind(turn.user_id)
-                .bind(&turn.thread)
-                .bind(&turn.topic)
-                .bind(&turn.prompt)
-                .bind(&turn.reply)
-                .bind(&turn.provider)
-                .bind(turn.answered)
-                .bind(&turn.attempts)
-                .bind(turn.inserted_at)
-                .execute(self.writer())
-                .await?;
-                Ok(())
+                self.turns.submit(turn.clone()).await.unwrap_or(Err(crate::StoreError::WriterStopped))
             }
 
             async fn assistant_conversation(

@@ -8,8 +8,6 @@
 //! [`Store::send_message`]: crate::Store::send_message
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::future::Future;
-use std::sync::Arc;
 
 use uuid::Uuid;
 
@@ -139,31 +137,6 @@ pub(crate) fn outcomes(
             Plan::Refused(error) => Err(error),
         };
         results.push(result);
-    }
-    results
-}
-
-/// Stores `sends` with `store` (one transaction for all), and if that transaction fails, each
-/// send alone in its own, so one send the database refuses cannot make the others fail.
-pub(crate) async fn each_alone_if_the_batch_fails<Store, Fut>(
-    sends: Vec<NewMessageGroup>,
-    store: Store,
-) -> Vec<StoreResult<MessageDelivery>>
-where
-    Store: Fn(Arc<[NewMessageGroup]>) -> Fut,
-    Fut: Future<Output = StoreResult<Vec<StoreResult<MessageDelivery>>>>,
-{
-    let sends: Arc<[NewMessageGroup]> = sends.into();
-    let batch_error = match store(sends.clone()).await {
-        Ok(results) => return results,
-        Err(error) if sends.len() == 1 => return vec![Err(error)],
-        Err(error) => error,
-    };
-    tracing::warn!(error = %batch_error, sends = sends.len(), "a batch of sends failed; storing them one by one");
-    let mut results = Vec::with_capacity(sends.len());
-    for send in sends.iter() {
-        let alone = store(Arc::from([send.clone()])).await;
-        results.push(alone.and_then(|mut one| one.pop().unwrap_or(Err(StoreError::NotFound))));
     }
     results
 }

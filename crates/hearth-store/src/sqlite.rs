@@ -8,11 +8,13 @@
 //! which hands it to the next waiter as soon as the previous one commits. Reads use the other
 //! pool and, in WAL mode, never wait for the writer.
 //!
-//! Sends, the busiest write, are group-committed on that connection (see `group_commit`), each
-//! batch in one blocking call (`sqlite/sends.rs`), and the WAL is checkpointed beside the
-//! writer rather than inside its commits.
+//! Sends and assistant turns, the busiest writes, are group-committed on that connection (see
+//! `group_commit`), each batch in one blocking call (`sqlite/writer.rs`), and the WAL is
+//! checkpointed beside the writer rather than inside its commits.
 
 mod sends;
+mod turns;
+mod writer;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -22,6 +24,7 @@ use sqlx::{Sqlite, SqlitePool};
 
 use crate::StoreResult;
 use crate::send_batch::Sends;
+use crate::turn_batch::Turns;
 
 /// A store in one SQLite file.
 #[derive(Debug, Clone)]
@@ -32,6 +35,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// `send_message`, group-committed on the write connection.
     sends: Sends,
+    /// `record_assistant_turn`, group-committed on the write connection.
+    turns: Turns,
     /// Held while the store lives: the checkpoint task stops once every clone is gone.
     _alive: std::sync::Arc<()>,
 }
@@ -67,7 +72,8 @@ impl SqliteStore {
         tokio::spawn(checkpoint_beside_the_writer(pool.clone(), std::sync::Arc::downgrade(&alive)));
         // One worker: SQLite has one writer, and batches are what let it keep up.
         let sends = sends::start(writer.clone());
-        Ok(Self { pool, writer, sends, _alive: alive })
+        let turns = turns::start(writer.clone());
+        Ok(Self { pool, writer, sends, turns, _alive: alive })
     }
 
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {

@@ -102,6 +102,7 @@ contract!(
     allowance_is_exact_under_concurrency,
     allowance_counts_per_day_and_kind_and_refunds,
     assistant_turns_newest_first_per_thread,
+    concurrent_turns_are_all_stored_and_a_bad_one_fails_alone,
     one_assistant_conversation_per_person,
     assistant_replies_reach_only_the_owner,
     assistant_images_only_for_their_owner,
@@ -2074,6 +2075,40 @@ async fn assistant_turns_newest_first_per_thread(store: Arc<dyn Store>) {
     store.delete_user(ada.id).await.expect("delete");
     assert_eq!(store.assistant_turns(ada.id, "conv_1", 10).await.expect("turns"), vec![]);
     assert_eq!(store.assistant_turns(bob.id, "conv_1", 10).await.expect("turns").len(), 1);
+}
+
+async fn concurrent_turns_are_all_stored_and_a_bad_one_fails_alone(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let [ada] = people(&store, ["ada"], now).await;
+    let turn = |user_id, n: i64| AssistantTurn {
+        id: Uuid::now_v7(),
+        user_id,
+        thread: "conv_busy".to_owned(),
+        topic: None,
+        prompt: format!("question {n}"),
+        reply: format!("answer {n}"),
+        provider: Some("groq".to_owned()),
+        answered: true,
+        attempts: "[]".to_owned(),
+        inserted_at: now.plus_secs(n),
+    };
+    // More than one batch's worth at once, with one turn of nobody (refused by its foreign key)
+    // among them: it fails, and only it.
+    let nobody = Uuid::now_v7();
+    let writers: Vec<_> = (0..300)
+        .map(|n| {
+            let (store, turn) = (store.clone(), turn(if n == 150 { nobody } else { ada.id }, n));
+            tokio::spawn(async move { store.record_assistant_turn(&turn).await })
+        })
+        .collect();
+    let mut failed = Vec::new();
+    for (n, writer) in writers.into_iter().enumerate() {
+        if writer.await.expect("writer").is_err() {
+            failed.push(n);
+        }
+    }
+    assert_eq!(failed, [150]);
+    assert_eq!(store.assistant_turns(ada.id, "conv_busy", 1000).await.expect("turns").len(), 299);
 }
 
 async fn one_assistant_conversation_per_person(store: Arc<dyn Store>) {

@@ -8,7 +8,7 @@ use sqlx::{PgPool, Postgres, QueryBuilder, Transaction};
 use uuid::Uuid;
 
 use super::PostgresStore;
-use crate::group_commit::GroupCommit;
+use crate::group_commit::{GroupCommit, each_alone_if_the_batch_fails};
 use crate::send_batch::{self, ClientKey, MAX_SENDS_PER_BATCH, Plan, Sends, client_key};
 use crate::{MessageDelivery, NewMessageGroup, StoreError, StoreResult};
 
@@ -21,7 +21,7 @@ pub(super) fn start(pool: PgPool, workers: usize) -> Sends {
     GroupCommit::start(workers, MAX_SENDS_PER_BATCH, move |batch| {
         let pool = pool.clone();
         async move {
-            send_batch::each_alone_if_the_batch_fails(batch, |sends| {
+            each_alone_if_the_batch_fails(batch, |sends| {
                 let pool = pool.clone();
                 async move { store_sends(&pool, &sends).await }
             })

@@ -1,15 +1,5 @@
 //! `send_message` on SQLite: each batch of the group commit is stored in one blocking call on
-//! the write connection's own handle.
-//!
-//! sqlx runs every SQLite statement on the connection's worker thread and hands each result
-//! back to an async task, which then sends the next statement. A batch of four statements and a
-//! commit made five such round trips while the database's one write lock was held, and under
-//! load each waited for a busy runtime thread: at 5 000 sends/s the writer thread was on the
-//! CPU 47 % of the time while batches ran back to back, and the rest it waited for the next
-//! statement. Here a batch runs from `BEGIN` to `COMMIT` on one blocking thread, with
-//! rusqlite on the same SQLite connection, which sqlx lends through its locked handle: while
-//! the handle is locked, sqlx's own worker makes no call on the connection. Everything else
-//! still writes through sqlx on that same connection, so SQLite keeps one writer.
+//! the write connection's own handle (`writer.rs`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -18,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension as _, Transaction, TransactionBehav
 use sqlx::SqlitePool;
 use uuid::Uuid;
 
-use crate::group_commit::GroupCommit;
+use crate::group_commit::{GroupCommit, each_alone_if_the_batch_fails};
 use crate::send_batch::{self, ClientKey, MAX_SENDS_PER_BATCH, Plan, Sends, client_key};
 use crate::{MessageDelivery, NewMessageGroup, StoreError, StoreResult, StoredMessage, Timestamp};
 
@@ -26,33 +16,16 @@ use crate::{MessageDelivery, NewMessageGroup, StoreError, StoreResult, StoredMes
 pub(super) fn start(writer: SqlitePool) -> Sends {
     GroupCommit::start(1, MAX_SENDS_PER_BATCH, move |batch| {
         let writer = writer.clone();
-        async move { send_batch::each_alone_if_the_batch_fails(batch, |sends| on_the_writer(writer.clone(), sends)).await }
+        async move { each_alone_if_the_batch_fails(batch, |sends| on_the_writer(writer.clone(), sends)).await }
     })
 }
 
-/// Runs [`store_sends`] on the write connection, on a blocking thread.
-#[expect(unsafe_code, reason = "rusqlite wraps the raw handle that sqlx lends while it is locked")]
+/// Stores `sends` in one transaction on the write connection (see `writer.rs`).
 async fn on_the_writer(
     writer: SqlitePool,
     sends: Arc<[NewMessageGroup]>,
 ) -> StoreResult<Vec<StoreResult<MessageDelivery>>> {
-    let mut connection = writer.acquire().await?;
-    // The connection moves into the blocking call and is returned to the pool only when the
-    // call ends, so nothing can use it meanwhile, even if this task is dropped.
-    let stored = tokio::task::spawn_blocking(move || {
-        let mut handle = tokio::runtime::Handle::current().block_on(connection.lock_handle())?;
-        // SAFETY: `handle` keeps sqlx's worker off the connection until it is dropped, after
-        // `database`; dropping `database` finalizes the statements it prepared and leaves the
-        // connection open (`from_handle` does not own it).
-        let database = unsafe { Connection::from_handle(handle.as_raw_handle().as_ptr()) }?;
-        store_sends(&database, &sends)
-    })
-    .await;
-    match stored {
-        Ok(result) => result,
-        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-        Err(_) => Err(StoreError::WriterStopped),
-    }
+    super::writer::run(writer, move |database| store_sends(database, &sends)).await
 }
 
 /// One transaction for `sends`: the outer error means it failed (nothing stored); otherwise
