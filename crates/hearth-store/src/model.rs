@@ -262,7 +262,10 @@ pub enum RefreshOutcome {
     },
     /// The token had already been spent: someone holds a copy. The whole family (the
     /// device session) has been revoked.
-    Reused,
+    Reused {
+        /// The revoked session.
+        device_id: Uuid,
+    },
     /// Unknown, expired, or its session is revoked.
     Invalid,
 }

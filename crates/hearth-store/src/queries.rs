@@ -588,7 +588,7 @@ macro_rules! impl_store {
                                 .execute(&mut *tx)
                                 .await?;
                             tx.commit().await?;
-                            Ok(crate::RefreshOutcome::Reused)
+                            Ok(crate::RefreshOutcome::Reused { device_id })
                         }
                         _ => Ok(crate::RefreshOutcome::Invalid),
                     };

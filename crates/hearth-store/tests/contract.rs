@@ -555,7 +555,7 @@ async fn refresh_rotation_and_reuse_detection(store: Arc<dyn Store>) {
     // Replaying the first (spent) token is reuse: the whole session goes.
     let t3 = now.plus_secs(180);
     let (_, outcome) = rotate(&store, &first, t3).await;
-    assert_eq!(outcome, RefreshOutcome::Reused);
+    assert_eq!(outcome, RefreshOutcome::Reused { device_id: original.id });
     let revoked = device(&store, original.id).await;
     assert_eq!(revoked.revoked_at, Some(t3));
     assert_eq!(store.devices(account.user.id).await.expect("devices"), vec![]);
@@ -629,7 +629,8 @@ async fn refresh_race_rotates_exactly_once(store: Arc<dyn Store>) {
     assert_eq!(winners.len(), 1, "winners: {winners:?}, others: {others:?}");
     assert_eq!(winners[0].1.id, account.session.device_id);
     // Everyone else presented a token that was spent by then.
-    assert!(others.iter().all(|outcome| *outcome == RefreshOutcome::Reused), "{others:?}");
+    let family = RefreshOutcome::Reused { device_id: account.session.device_id };
+    assert!(others.iter().all(|outcome| *outcome == family), "{others:?}");
 }
 
 // --- one-time tokens ---

@@ -181,8 +181,10 @@ async fn refresh(
         .await?;
     let device = match outcome {
         RefreshOutcome::Rotated { device } => device,
-        RefreshOutcome::Reused => {
-            tracing::warn!("spent refresh token presented again; its session is revoked");
+        RefreshOutcome::Reused { device_id } => {
+            tracing::warn!(device = %device_id, "spent refresh token presented again; its session is revoked");
+            // Its live sockets go too, as for any other revocation.
+            state.pubsub.publish(Envelope::DisconnectDevices { devices: vec![device_id] }).await;
             return Err(ApiError::Unauthorized("Invalid refresh token."));
         }
         RefreshOutcome::Invalid => return Err(ApiError::Unauthorized("Invalid refresh token.")),

@@ -97,6 +97,24 @@ async fn revoking_a_device_closes_its_sockets_and_it_cannot_reconnect() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_refresh_token_closes_its_sessions_sockets() {
+    let app = spawn_app().await;
+    let ann = app.register("ann@example.org").await;
+    let laptop = app.login_device(&ann.email, PASSWORD, "laptop").await;
+    let mut stolen_socket = connect(&app, &ann.auth_token).await.expect("accepted");
+    let mut laptop_socket = connect(&app, &laptop.auth_token).await.expect("accepted");
+    join(&mut stolen_socket, &format!("user:{}", ann.user_id)).await;
+
+    app.refresh(&ann.refresh_token).await.expect_status(StatusCode::OK);
+    // The spent token again: someone holds a copy, so the whole session goes, sockets too.
+    app.assert_refresh_refused(&ann.refresh_token).await;
+    assert_eq!(closed_with(&mut stolen_socket).await, Some(CloseCode::Away));
+    assert_eq!(connect(&app, &ann.auth_token).await.err(), Some(403));
+    send(&mut laptop_socket, json!([null, "2", "phoenix", "heartbeat", {}])).await;
+    assert_eq!(next_json(&mut laptop_socket).await[1], "2", "another session's socket stays");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signout_all_and_password_changes_close_every_socket_of_the_user() {
     let app = spawn_app().await;
     let ann = app.register("ann@example.org").await;
