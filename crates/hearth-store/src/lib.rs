@@ -244,6 +244,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The member's sealed private key, if set.
     async fn sealed_private_key(&self, conversation_id: Uuid, user_id: Uuid) -> StoreResult<Option<Vec<u8>>>;
 
+    /// Every sealed private key of `user_id`, by conversation (ordered by conversation id).
+    async fn sealed_private_keys_of(&self, user_id: Uuid) -> StoreResult<Vec<(Uuid, Vec<u8>)>>;
+
+    /// Replaces all of `user_id`'s sealed private keys at once (after a password change the
+    /// client re-wraps every one). `keys` must name exactly the conversations where the user has
+    /// a key, each once: otherwise [`StoreError::Rule`] and nothing changes.
+    async fn replace_private_keys(&self, user_id: Uuid, keys: &[(Uuid, Vec<u8>)], now: Timestamp) -> StoreResult<()>;
+
     /// Stores a send: [`StoreError::NotFound`] if the sender is not a member;
     /// [`StoreError::Rule`] unless the recipients are exactly the current members. A resend
     /// with an earlier `client_msg_id` returns the earlier delivery (`fresh: false`). Sends

@@ -1011,6 +1011,55 @@ macro_rules! impl_store {
                 .await?)
             }
 
+            async fn sealed_private_keys_of(
+                &self,
+                user_id: uuid::Uuid,
+            ) -> crate::StoreResult<Vec<(uuid::Uuid, Vec<u8>)>> {
+                let mut keys: Vec<(uuid::Uuid, Vec<u8>)> =
+                    sqlx::query_as("SELECT conversation_id, private_key FROM encryption_keys WHERE user_id = $1")
+                        .bind(user_id)
+                        .fetch_all(&self.pool)
+                        .await?;
+                keys.sort_by_key(|(conversation_id, _)| *conversation_id);
+                Ok(keys)
+            }
+
+            async fn replace_private_keys(
+                &self,
+                user_id: uuid::Uuid,
+                keys: &[(uuid::Uuid, Vec<u8>)],
+                now: crate::Timestamp,
+            ) -> crate::StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                let mut stored: Vec<uuid::Uuid> =
+                    sqlx::query_scalar("SELECT conversation_id FROM encryption_keys WHERE user_id = $1")
+                        .bind(user_id)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                stored.sort();
+                let mut given: Vec<uuid::Uuid> = keys.iter().map(|(conversation_id, _)| *conversation_id).collect();
+                given.sort();
+                if given != stored {
+                    return Err(crate::StoreError::Rule(
+                        "the keys must be exactly those of your conversations, each once",
+                    ));
+                }
+                for (conversation_id, sealed) in keys {
+                    sqlx::query(
+                        "UPDATE encryption_keys SET private_key = $3, updated_at = $4 \
+                         WHERE conversation_id = $1 AND user_id = $2",
+                    )
+                    .bind(conversation_id)
+                    .bind(user_id)
+                    .bind(sealed)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
             async fn send_message(&self, message: &crate::NewMessageGroup) -> crate::StoreResult<crate::MessageDelivery> {
                 self.sends.submit(message.clone()).await.unwrap_or(Err(crate::StoreError::WriterStopped))
             }

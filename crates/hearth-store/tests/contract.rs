@@ -88,6 +88,7 @@ contract!(
     alias_and_members_of_groups_only,
     leave_removes_member_and_keys,
     encryption_keys_upsert,
+    private_keys_are_replaced_all_at_once_or_not_at_all,
     send_message_to_exactly_the_members,
     client_msg_id_makes_resends_idempotent,
     concurrent_resends_store_one_group,
@@ -1427,6 +1428,42 @@ async fn leave_removes_member_and_keys(store: Arc<dyn Store>) {
     assert_eq!(store.member_ids(team.id).await.expect("members"), Vec::<Uuid>::new());
     assert_eq!(store.public_keys(team.id).await.expect("public keys"), vec![]);
     assert!(store.conversation(team.id).await.expect("conversation").is_some());
+}
+
+async fn private_keys_are_replaced_all_at_once_or_not_at_all(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let [ada, bob] = people(&store, ["ada", "bob"], now).await;
+    let first = group(&store, ada.id, &[ada.id, bob.id], now).await;
+    let second = group(&store, bob.id, &[ada.id, bob.id], now).await;
+    store.set_encryption_keys(second.id, ada.id, &keys("ada second"), now).await.expect("ada's keys");
+    let mut expected = vec![
+        (first.id, keys(&ada.id.to_string()).sealed_private_key),
+        (second.id, keys("ada second").sealed_private_key),
+    ];
+    expected.sort();
+    assert_eq!(store.sealed_private_keys_of(ada.id).await.expect("keys"), expected);
+
+    // One missing, one of someone else's conversation, one twice: refused, nothing changed.
+    let lonely = group(&store, bob.id, &[bob.id], now).await;
+    for wrong in [
+        vec![(first.id, b"new 1".to_vec())],
+        vec![(first.id, b"new 1".to_vec()), (second.id, b"new 2".to_vec()), (lonely.id, b"new 3".to_vec())],
+        vec![(first.id, b"new 1".to_vec()), (first.id, b"new 1".to_vec())],
+    ] {
+        let refused = store.replace_private_keys(ada.id, &wrong, now).await;
+        assert!(matches!(refused, Err(StoreError::Rule(_))), "{refused:?}");
+        assert_eq!(store.sealed_private_keys_of(ada.id).await.expect("keys"), expected);
+    }
+    // Exactly hers: all replaced; bob's untouched.
+    let new = vec![(second.id, b"new 2".to_vec()), (first.id, b"new 1".to_vec())];
+    store.replace_private_keys(ada.id, &new, now.plus_secs(1)).await.expect("replace");
+    assert_eq!(store.sealed_private_key(first.id, ada.id).await.expect("sealed"), Some(b"new 1".to_vec()));
+    assert_eq!(store.sealed_private_key(second.id, ada.id).await.expect("sealed"), Some(b"new 2".to_vec()));
+    assert_eq!(
+        store.sealed_private_key(second.id, bob.id).await.expect("sealed"),
+        Some(keys(&bob.id.to_string()).sealed_private_key)
+    );
+    assert_eq!(store.sealed_private_keys_of(Uuid::now_v7()).await.expect("nobody's"), vec![]);
 }
 
 async fn encryption_keys_upsert(store: Arc<dyn Store>) {

@@ -8,6 +8,7 @@ mod chat;
 mod configure;
 mod conversations;
 mod devices;
+mod encryption_keys;
 pub(crate) mod fields;
 mod health;
 mod keys;
@@ -69,6 +70,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(users::routes())
         .merge(conversations::routes())
         .merge(devices::routes())
+        .merge(encryption_keys::routes())
         .merge(health::routes())
 }
 

@@ -83,7 +83,7 @@ pub fn page_cursor(state: &AppState, conversation_id: Uuid, token: &str) -> Resu
 
 /// Stored key text (JSON written by the client) back as JSON; text that is not JSON is
 /// returned as a string rather than lost.
-fn key_json(text: &str) -> Value {
+pub(crate) fn key_json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
 }
 

@@ -3,7 +3,7 @@
 
 pub(crate) mod assistant;
 pub mod conversation;
-mod events;
+pub(crate) mod events;
 pub mod hub;
 pub mod presence;
 pub mod pubsub;

@@ -126,6 +126,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("/api/devices/link", "post"),
     ("/api/devices/{id}", "delete"),
     ("/api/email", "patch"),
+    ("/api/encryption_keys", "get"),
+    ("/api/encryption_keys", "put"),
     ("/api/keys", "get"),
     ("/api/keys/{id}", "delete"),
     ("/api/me", "get"),

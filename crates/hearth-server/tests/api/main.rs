@@ -12,6 +12,7 @@ mod assistant;
 mod channels;
 mod devices;
 mod email_change;
+mod encryption_keys;
 mod hygiene;
 mod keyguard;
 mod login;
