@@ -126,8 +126,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Sets the display name.
     async fn set_display_name(&self, user_id: Uuid, display_name: &str, now: Timestamp) -> StoreResult<()>;
 
-    /// Sets a new password hash and revokes every session and outstanding one-time token.
-    async fn replace_password(&self, user_id: Uuid, password_hash: &str, now: Timestamp) -> StoreResult<()>;
+    /// Sets a new password hash and revokes every session and outstanding one-time token; with
+    /// `private_keys`, replaces the user's sealed private keys in the same transaction, as
+    /// [`Store::replace_private_keys`] does (and refuses, changing nothing, as it does).
+    async fn replace_password(
+        &self,
+        user_id: Uuid,
+        password_hash: &str,
+        private_keys: Option<&[(Uuid, Vec<u8>)]>,
+        now: Timestamp,
+    ) -> StoreResult<()>;
 
     /// Deletes the user and everything that belongs to them.
     async fn delete_user(&self, user_id: Uuid) -> StoreResult<()>;

@@ -225,6 +225,42 @@ macro_rules! impl_store {
                 Self::revoke_everything(tx, user_id, now).await
             }
 
+            /// Replaces every sealed private key of `user_id`; `keys` must name exactly the
+            /// conversations where the user has one, each once.
+            async fn replace_private_keys_in(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                user_id: uuid::Uuid,
+                keys: &[(uuid::Uuid, Vec<u8>)],
+                now: crate::Timestamp,
+            ) -> crate::StoreResult<()> {
+                let mut stored: Vec<uuid::Uuid> =
+                    sqlx::query_scalar("SELECT conversation_id FROM encryption_keys WHERE user_id = $1")
+                        .bind(user_id)
+                        .fetch_all(&mut **tx)
+                        .await?;
+                stored.sort();
+                let mut given: Vec<uuid::Uuid> = keys.iter().map(|(conversation_id, _)| *conversation_id).collect();
+                given.sort();
+                if given != stored {
+                    return Err(crate::StoreError::Rule(
+                        "the keys must be exactly those of your conversations, each once",
+                    ));
+                }
+                for (conversation_id, sealed) in keys {
+                    sqlx::query(
+                        "UPDATE encryption_keys SET private_key = $3, updated_at = $4 \
+                         WHERE conversation_id = $1 AND user_id = $2",
+                    )
+                    .bind(conversation_id)
+                    .bind(user_id)
+                    .bind(sealed)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(())
+            }
+
             /// Locks the conversation against membership changes until the transaction
             /// ends and returns its current members (none if it does not exist).
             async fn members_locked_in(
@@ -430,9 +466,13 @@ macro_rules! impl_store {
                 &self,
                 user_id: uuid::Uuid,
                 password_hash: &str,
+                private_keys: Option<&[(uuid::Uuid, Vec<u8>)]>,
                 now: crate::Timestamp,
             ) -> crate::StoreResult<()> {
                 let mut tx = self.begin_write().await?;
+                if let Some(keys) = private_keys {
+                    Self::replace_private_keys_in(&mut tx, user_id, keys, now).await?;
+                }
                 Self::set_password_in(&mut tx, user_id, password_hash, now).await?;
                 tx.commit().await?;
                 Ok(())
@@ -1031,31 +1071,7 @@ macro_rules! impl_store {
                 now: crate::Timestamp,
             ) -> crate::StoreResult<()> {
                 let mut tx = self.begin_write().await?;
-                let mut stored: Vec<uuid::Uuid> =
-                    sqlx::query_scalar("SELECT conversation_id FROM encryption_keys WHERE user_id = $1")
-                        .bind(user_id)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                stored.sort();
-                let mut given: Vec<uuid::Uuid> = keys.iter().map(|(conversation_id, _)| *conversation_id).collect();
-                given.sort();
-                if given != stored {
-                    return Err(crate::StoreError::Rule(
-                        "the keys must be exactly those of your conversations, each once",
-                    ));
-                }
-                for (conversation_id, sealed) in keys {
-                    sqlx::query(
-                        "UPDATE encryption_keys SET private_key = $3, updated_at = $4 \
-                         WHERE conversation_id = $1 AND user_id = $2",
-                    )
-                    .bind(conversation_id)
-                    .bind(user_id)
-                    .bind(sealed)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                Self::replace_private_keys_in(&mut tx, user_id, keys, now).await?;
                 tx.commit().await?;
                 Ok(())
             }

@@ -1013,7 +1013,7 @@ async fn replace_password_revokes_sessions_and_tokens(store: Arc<dyn Store>) {
     let bystander_reset = issue(&store, bystander.user.id, OneTimeKind::PasswordReset, now).await;
 
     let later = now.plus_secs(45);
-    store.replace_password(id, "$argon2id$replaced", later).await.expect("replace password");
+    store.replace_password(id, "$argon2id$replaced", None, later).await.expect("replace password");
 
     let expected = User { password_hash: "$argon2id$replaced".to_owned(), updated_at: later, ..account.user.clone() };
     assert_eq!(user(&store, id).await, expected);
@@ -1037,7 +1037,7 @@ async fn replace_password_revokes_sessions_and_tokens(store: Arc<dyn Store>) {
         Some(bystander.user.id)
     );
 
-    assert!(is_not_found(&store.replace_password(Uuid::now_v7(), "$argon2id$x", later).await));
+    assert!(is_not_found(&store.replace_password(Uuid::now_v7(), "$argon2id$x", None, later).await));
 }
 
 // --- conversations ---
@@ -1430,6 +1430,10 @@ async fn leave_removes_member_and_keys(store: Arc<dyn Store>) {
     assert!(store.conversation(team.id).await.expect("conversation").is_some());
 }
 
+fn wrong_set(conversation: Uuid) -> Vec<(Uuid, Vec<u8>)> {
+    vec![(conversation, b"only one".to_vec())]
+}
+
 async fn private_keys_are_replaced_all_at_once_or_not_at_all(store: Arc<dyn Store>) {
     let now = Timestamp::now();
     let [ada, bob] = people(&store, ["ada", "bob"], now).await;
@@ -1454,15 +1458,27 @@ async fn private_keys_are_replaced_all_at_once_or_not_at_all(store: Arc<dyn Stor
         assert!(matches!(refused, Err(StoreError::Rule(_))), "{refused:?}");
         assert_eq!(store.sealed_private_keys_of(ada.id).await.expect("keys"), expected);
     }
+    // With a password change, the same rule, in the same transaction: refused, neither changes.
+    let before = store.user(ada.id).await.expect("user").expect("ada").password_hash;
+    let refused = store.replace_password(ada.id, "$argon2id$new", Some(&wrong_set(first.id)), now).await;
+    assert!(matches!(refused, Err(StoreError::Rule(_))), "{refused:?}");
+    assert_eq!(store.user(ada.id).await.expect("user").expect("ada").password_hash, before);
+    assert_eq!(store.sealed_private_keys_of(ada.id).await.expect("keys"), expected);
+
     // Exactly hers: all replaced; bob's untouched.
     let new = vec![(second.id, b"new 2".to_vec()), (first.id, b"new 1".to_vec())];
-    store.replace_private_keys(ada.id, &new, now.plus_secs(1)).await.expect("replace");
+    store.replace_password(ada.id, "$argon2id$new", Some(&new), now.plus_secs(1)).await.expect("replace");
+    assert_eq!(store.user(ada.id).await.expect("user").expect("ada").password_hash, "$argon2id$new");
     assert_eq!(store.sealed_private_key(first.id, ada.id).await.expect("sealed"), Some(b"new 1".to_vec()));
     assert_eq!(store.sealed_private_key(second.id, ada.id).await.expect("sealed"), Some(b"new 2".to_vec()));
     assert_eq!(
         store.sealed_private_key(second.id, bob.id).await.expect("sealed"),
         Some(keys(&bob.id.to_string()).sealed_private_key)
     );
+    let newer = vec![(first.id, b"newer 1".to_vec()), (second.id, b"newer 2".to_vec())];
+    store.replace_private_keys(ada.id, &newer, now.plus_secs(2)).await.expect("replace alone");
+    assert_eq!(store.sealed_private_keys_of(ada.id).await.expect("keys").len(), 2);
+    assert_eq!(store.sealed_private_key(first.id, ada.id).await.expect("sealed"), Some(b"newer 1".to_vec()));
     assert_eq!(store.sealed_private_keys_of(Uuid::now_v7()).await.expect("nobody's"), vec![]);
 }
 

@@ -96,11 +96,18 @@ struct ChangePasswordRequest {
     new_password: Password,
     #[schema(value_type = String, format = Password)]
     new_password_confirmation: Password,
+    /// (+) Every private key of the caller, re-wrapped for the new password, as
+    /// `PUT /api/encryption_keys` takes them: replaced in the same transaction, so history stays
+    /// readable; a set that is not exactly the caller's is 409 `keys_changed` and changes nothing.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    private_keys: Option<std::collections::BTreeMap<String, serde_json::Value>>,
 }
 
 /// # PATCH /api/password
 ///
-/// Changes the password and signs out every session, this one included.
+/// Changes the password and signs out every session, this one included. With
+/// `private_keys`, the re-wrapped private keys replace the old ones in the same transaction.
 #[utoipa::path(patch, path = "/api/password", tag = "account", security(("bearer" = [])),
     request_body = ChangePasswordRequest,
     responses((status = 204, description = "changed; all sessions signed out"), (status = 401, body = ErrorBody),
@@ -114,9 +121,18 @@ async fn change_password(
         return Err(ApiError::invalid("new_password_confirmation", "does not match new_password"));
     }
     let new_password = request.new_password.checked("new_password")?;
+    let private_keys = request
+        .private_keys
+        .as_ref()
+        .map(|keys| super::encryption_keys::sealed(&state, auth.user_id, keys))
+        .transpose()?;
     verify_current_password(&state, auth.user_id, request.password).await?;
     let password_hash = state.passwords.hash(new_password).await.map_err(ApiError::internal)?;
-    state.store.replace_password(auth.user_id, &password_hash, Timestamp::now()).await?;
+    state
+        .store
+        .replace_password(auth.user_id, &password_hash, private_keys.as_deref(), Timestamp::now())
+        .await
+        .map_err(super::encryption_keys::refused)?;
     state.pubsub.publish(Envelope::DisconnectUser { user: auth.user_id }).await;
     tracing::info!(user = %auth.user_id, "password changed; all sessions signed out");
     Ok(StatusCode::NO_CONTENT)

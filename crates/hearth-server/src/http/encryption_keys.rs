@@ -63,27 +63,45 @@ async fn replace(
     auth: AuthUser,
     Json(request): Json<PrivateKeys>,
 ) -> ApiResult<StatusCode> {
-    let mut sealed = Vec::with_capacity(request.private_keys.len());
-    for (conversation, private_key) in &request.private_keys {
-        let field = "private_keys";
+    let sealed = sealed(&state, auth.user_id, &request.private_keys)?;
+    match state.store.replace_private_keys(auth.user_id, &sealed, Timestamp::now()).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(error) => Err(refused(error)),
+    }
+}
+
+/// The private keys of a request, checked (conversation ids, set, at most [`MAX_KEY_BYTES`])
+/// and sealed for their rows; problems are 422s naming `private_keys`.
+pub(super) fn sealed(
+    state: &AppState,
+    user_id: Uuid,
+    private_keys: &BTreeMap<String, Value>,
+) -> ApiResult<Vec<(Uuid, Vec<u8>)>> {
+    const FIELD: &str = "private_keys";
+    let mut sealed = Vec::with_capacity(private_keys.len());
+    for (conversation, private_key) in private_keys {
         let conversation_id: Uuid =
-            conversation.parse().map_err(|_| ApiError::invalid(field, "keys must be conversation ids"))?;
+            conversation.parse().map_err(|_| ApiError::invalid(FIELD, "keys must be conversation ids"))?;
         let text = private_key.to_string();
         if private_key.is_null() || text.len() > MAX_KEY_BYTES {
             return Err(ApiError::invalid(
-                field,
+                FIELD,
                 format!("each private key must be set and at most {MAX_KEY_BYTES} bytes"),
             ));
         }
-        let row = private_key_row(conversation_id, auth.user_id);
+        let row = private_key_row(conversation_id, user_id);
         sealed.push((conversation_id, state.vault.seal(text.as_bytes(), private_key_context(&row))));
     }
-    match state.store.replace_private_keys(auth.user_id, &sealed, Timestamp::now()).await {
-        Ok(()) => Ok(StatusCode::NO_CONTENT),
-        Err(StoreError::Rule(_)) => Err(ApiError::Conflict {
+    Ok(sealed)
+}
+
+/// The answer to a store refusing a set of private keys that is not exactly the caller's.
+pub(super) fn refused(error: StoreError) -> ApiError {
+    match error {
+        StoreError::Rule(_) => ApiError::Conflict {
             code: "keys_changed",
             message: "Send one key for each of your conversations: read GET /api/encryption_keys again.",
-        }),
-        Err(error) => Err(error.into()),
+        },
+        other => other.into(),
     }
 }

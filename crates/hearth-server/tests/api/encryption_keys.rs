@@ -5,7 +5,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::channels::{Peer, jwk};
-use crate::harness::spawn_app;
+use crate::harness::{PASSWORD, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_keys_are_read_and_replaced_all_at_once() {
@@ -62,4 +62,36 @@ async fn private_keys_are_read_and_replaced_all_at_once() {
 
     let anonymous = app.send(app.request(Method::GET, "/api/encryption_keys", None)).await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_replaces_the_private_keys_in_the_same_transaction() {
+    let app = spawn_app().await;
+    let ann = app.register("ann@example.org").await;
+    let bob = app.register("bob@example.org").await;
+    let conversation = Peer::connect(&app, &ann).await.start_private(&bob.user_id, "ann", json!("v1.old")).await;
+    let change = |private_keys: serde_json::Value| {
+        let body = json!({
+            "password": PASSWORD,
+            "new_password": "a new password, longer",
+            "new_password_confirmation": "a new password, longer",
+            "private_keys": private_keys,
+        });
+        let (app, token) = (&app, ann.auth_token.clone());
+        async move { app.patch_authed("/api/password", &token, &body).await }
+    };
+
+    // A set that is not exactly hers: neither the password nor a key changes.
+    let wrong = json!({uuid::Uuid::now_v7().to_string(): "v1.new"});
+    change(wrong).await.expect_error(StatusCode::CONFLICT, "keys_changed");
+    app.assert_token_works(&ann.auth_token).await;
+    let listed = app.get_authed("/api/encryption_keys", &ann.auth_token).await;
+    assert_eq!(listed.json["private_keys"][&conversation], "v1.old");
+
+    let changed = change(json!({conversation.clone(): "v1.new"})).await;
+    assert_eq!(changed.status, StatusCode::NO_CONTENT, "{}", changed.text);
+    app.assert_token_refused(&ann.auth_token).await;
+    let again = app.login_ok("ann@example.org", "a new password, longer").await;
+    let listed = app.get_authed("/api/encryption_keys", &again.auth_token).await;
+    assert_eq!(listed.json["private_keys"], json!({conversation: "v1.new"}));
 }
