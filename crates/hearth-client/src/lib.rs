@@ -1,11 +1,15 @@
 //! The hearth client SDK.
 //!
-//! For now it holds the end-to-end encryption of DESIGN.md §6 ([`e2e`]): key derivation from
-//! the password, per-conversation key pairs wrapped under a key that never leaves the device,
-//! and pairwise encrypted messages. The web client (`web/js/e2e.js`) implements the same
-//! scheme byte for byte; `clients/e2e-vectors.json` holds the vectors both test suites check,
-//! and `tests/cross.rs` runs the two against each other.
+//! - [`api`]: the typed REST API (DESIGN.md §4) with a [`Client`](api::Client) that signs in
+//!   without the password ever leaving the device and refreshes its session by itself.
+//! - [`e2e`]: the end-to-end encryption of DESIGN.md §6: key derivation from the password,
+//!   per-conversation key pairs wrapped under a key that never leaves the device, and pairwise
+//!   encrypted messages. The web client (`web/js/e2e.js`) implements the same scheme byte for
+//!   byte; `clients/e2e-vectors.json` holds the vectors both test suites check, and
+//!   `tests/cross.rs` runs the two against each other.
 
+pub mod api;
 pub mod e2e;
 
+pub use api::ClientError;
 pub use e2e::E2eError;

@@ -1,0 +1,431 @@
+//! The typed REST API of a hearth server (DESIGN.md §4): sign-in with the password kept on
+//! the device, automatic token refresh, and one typed call per endpoint.
+//!
+//! A [`Client`] is one device session. [`register`](Client::register) and
+//! [`login`](Client::login) derive the `auth_secret` and the [`WrapKey`] from the email and
+//! password ([`e2e::derive`]): the server receives the `auth_secret` as the `password` field,
+//! never the password, and the wrap key stays in the client
+//! ([`wrap_key`](Client::wrap_key)) to unwrap the user's private keys.
+//!
+//! Access tokens live 30 minutes. A call answered 401 refreshes the session once
+//! (`POST /auth/refresh`) and is retried with the new token. Refresh tokens are single use and
+//! presenting a spent one again signs the device out, so concurrent calls never refresh
+//! twice with the same token: refreshes are serialized, and a call that finds another one
+//! already refreshed simply retries with the new token.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), hearth_client::ClientError> {
+//! use hearth_client::api::Client;
+//!
+//! let mut client = Client::new("https://chat.example.org")?;
+//! let signed_in = client.login("ada@example.org", "correct horse battery staple", Some("laptop")).await?;
+//! println!("hello {}, {} conversations", signed_in.user.display_name, signed_in.conversations.len());
+//!
+//! // Share one signed-in client between tasks with an `Arc`.
+//! let client = std::sync::Arc::new(client);
+//! for conversation in client.conversations().await? {
+//!     let page = client.messages(conversation.id, None).await?;
+//!     println!("{:?}: {} recent messages", conversation.alias, page.items.len());
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+mod error;
+mod replies;
+mod session;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::Mutex;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+pub use error::ClientError;
+pub use replies::{
+    Conversation, Device, Message, MessagePage, ProviderKey, PublicUser, SignedIn, Theme, User, UserPage,
+};
+pub use session::Identity;
+
+use crate::e2e::{self, WrapKey};
+use replies::{ErrorBody, Items, KeyList, PrivateConversation};
+use session::{SessionReply, Tokens, identity_of};
+
+/// How long connecting to the server may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A client of one hearth server, holding (once signed in) one device session.
+///
+/// Calls take `&self`: share a signed-in client between tasks with an `Arc`.
+#[derive(Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    /// The server's base URL, ending in `/` so relative paths join below it.
+    base: Url,
+    /// Whose session this is; `None` before sign-in.
+    identity: Option<Identity>,
+    /// Never leaves the device.
+    wrap_key: Option<WrapKey>,
+    /// The current tokens; `None` before sign-in and after the session ended. The lock is
+    /// held across a refresh, which serializes refreshes.
+    tokens: Mutex<Option<Tokens>>,
+    /// How many refreshes this client made.
+    refreshes: AtomicU64,
+}
+
+impl Client {
+    /// A client of the server at `base_url` (such as `https://chat.example.org`; a path is
+    /// kept as a prefix), not signed in.
+    pub fn new(base_url: &str) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("hearth-client/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()?;
+        Self::with_http_client(base_url, http)
+    }
+
+    /// A client of the server at `base_url` that sends its requests through `http` (to
+    /// share a connection pool, or set timeouts and proxies).
+    pub fn with_http_client(base_url: &str, http: reqwest::Client) -> Result<Self, ClientError> {
+        let mut base = Url::parse(base_url).map_err(|e| ClientError::InvalidUrl(e.to_string()))?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(ClientError::InvalidUrl("not an http or https URL".to_owned()));
+        }
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        base.set_query(None);
+        base.set_fragment(None);
+        Ok(Self { http, base, identity: None, wrap_key: None, tokens: Mutex::new(None), refreshes: AtomicU64::new(0) })
+    }
+
+    /// Who is signed in: `None` before [`register`](Self::register) or [`login`](Self::login).
+    /// It stays set after the session ends, naming whose it was.
+    pub fn identity(&self) -> Option<Identity> {
+        self.identity
+    }
+
+    /// The key that wraps the user's private keys ([`e2e::unwrap_private_key`]), derived at
+    /// sign-in; `None` before. Never send it anywhere.
+    pub fn wrap_key(&self) -> Option<&WrapKey> {
+        self.wrap_key.as_ref()
+    }
+
+    /// How many times this client refreshed its session.
+    pub fn refresh_count(&self) -> u64 {
+        self.refreshes.load(Ordering::Relaxed)
+    }
+
+    /// # POST /auth/register
+    ///
+    /// Creates an account and signs this client in as a new device. `display_name` defaults
+    /// to the email, `device_name` to the client's user agent. Errors: 409 `email_taken`,
+    /// 422 `invalid` (with `fields`), 429.
+    pub async fn register(
+        &mut self,
+        email: &str,
+        password: &str,
+        display_name: Option<&str>,
+        device_name: Option<&str>,
+    ) -> Result<SignedIn, ClientError> {
+        let (auth_secret, wrap_key) = derive(email, password).await;
+        let credentials = Credentials { email, password: &auth_secret, display_name, device_name };
+        let reply = self.post_session("POST /auth/register", "auth/register", &credentials).await?;
+        self.sign_in("POST /auth/register", reply, wrap_key)
+    }
+
+    /// # POST /auth/login
+    ///
+    /// Signs this client in as a new device of an existing account. A wrong password or an
+    /// unknown email is a 401 `unauthorized`; too many attempts a 429.
+    pub async fn login(
+        &mut self,
+        email: &str,
+        password: &str,
+        device_name: Option<&str>,
+    ) -> Result<SignedIn, ClientError> {
+        let (auth_secret, wrap_key) = derive(email, password).await;
+        let credentials = Credentials { email, password: &auth_secret, display_name: None, device_name };
+        let reply = self.post_session("POST /auth/login", "auth/login", &credentials).await?;
+        self.sign_in("POST /auth/login", reply, wrap_key)
+    }
+
+    /// # GET /api/me
+    ///
+    /// The signed-in user with their profile.
+    pub async fn me(&self) -> Result<User, ClientError> {
+        self.get("GET /api/me", self.url("api/me")).await
+    }
+
+    /// # GET /api/conversations
+    ///
+    /// The user's conversations.
+    pub async fn conversations(&self) -> Result<Vec<Conversation>, ClientError> {
+        let list: Items<Conversation> = self.get("GET /api/conversations", self.url("api/conversations")).await?;
+        Ok(list.items)
+    }
+
+    /// # GET /api/messages
+    ///
+    /// A page (50) of the user's copies of a conversation's messages, newest first: the first
+    /// page with `page_token` `None`, then the next with the previous page's token. A
+    /// conversation the user is not a member of is a 404; a tampered page token a 400.
+    pub async fn messages(&self, conversation_id: Uuid, page_token: Option<&str>) -> Result<MessagePage, ClientError> {
+        let mut url = self.url("api/messages");
+        url.query_pairs_mut().append_pair("conversation_id", &conversation_id.to_string());
+        if let Some(token) = page_token {
+            url.query_pairs_mut().append_pair("page_token", token);
+        }
+        self.get("GET /api/messages", url).await
+    }
+
+    /// # GET /api/users
+    ///
+    /// A page (50) of every user on the server: the first with `page_token` `None`, then the
+    /// next with the previous page's token.
+    pub async fn users(&self, page_token: Option<&str>) -> Result<UserPage, ClientError> {
+        let mut url = self.url("api/users");
+        if let Some(token) = page_token {
+            url.query_pairs_mut().append_pair("page_token", token);
+        }
+        self.get("GET /api/users", url).await
+    }
+
+    /// # GET /api/conversations/private/{user_id}
+    ///
+    /// The private conversation between the user and `user_id`, if there is one.
+    pub async fn private_conversation_with(&self, user_id: Uuid) -> Result<Option<Uuid>, ClientError> {
+        let url = self.url(&format!("api/conversations/private/{user_id}"));
+        let reply: PrivateConversation = self.get("GET /api/conversations/private/{user_id}", url).await?;
+        Ok(reply.conversation_id)
+    }
+
+    /// # GET /api/devices
+    ///
+    /// The user's signed-in devices, this one marked [`current`](Device::current).
+    pub async fn devices(&self) -> Result<Vec<Device>, ClientError> {
+        let list: Items<Device> = self.get("GET /api/devices", self.url("api/devices")).await?;
+        Ok(list.items)
+    }
+
+    /// # DELETE /api/devices/{id}
+    ///
+    /// Signs a device of the user's out; its tokens stop working at once. Revoking this
+    /// client's own device ends its session. Any other id is a 404.
+    pub async fn revoke_device(&self, device_id: Uuid) -> Result<(), ClientError> {
+        let url = self.url(&format!("api/devices/{device_id}"));
+        self.call_without_reply("DELETE /api/devices/{id}", Method::DELETE, url).await?;
+        if self.identity.is_some_and(|identity| identity.device_id == device_id) {
+            self.end_session().await;
+        }
+        Ok(())
+    }
+
+    /// # POST /api/signout_all
+    ///
+    /// Signs every device of the user out, this one included: afterwards this client's calls
+    /// fail with [`ClientError::NotSignedIn`], and other devices' with a 401.
+    pub async fn signout_all(&self) -> Result<(), ClientError> {
+        self.call_without_reply("POST /api/signout_all", Method::POST, self.url("api/signout_all")).await?;
+        self.end_session().await;
+        Ok(())
+    }
+
+    /// # GET /api/keys
+    ///
+    /// The user's stored AI provider keys (added with `/configure`), oldest first: the order
+    /// they are tried in. Never the keys themselves.
+    pub async fn keys(&self) -> Result<Vec<ProviderKey>, ClientError> {
+        let list: KeyList = self.get("GET /api/keys", self.url("api/keys")).await?;
+        Ok(list.keys)
+    }
+
+    /// `path` (relative, no leading `/`) below the base URL.
+    fn url(&self, path: &str) -> Url {
+        self.base.join(path).expect("a relative path joins onto an http(s) base URL")
+    }
+
+    /// Posts to a sign-in endpoint and reads its session reply.
+    async fn post_session(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        credentials: &Credentials<'_>,
+    ) -> Result<SessionReply, ClientError> {
+        let response = self.http.post(self.url(path)).json(credentials).send().await?;
+        read_json(endpoint, response).await
+    }
+
+    /// Takes over a new session from a sign-in reply.
+    fn sign_in(
+        &mut self,
+        endpoint: &'static str,
+        reply: SessionReply,
+        wrap_key: WrapKey,
+    ) -> Result<SignedIn, ClientError> {
+        let identity = identity_of(&reply.auth_token).ok_or_else(|| ClientError::UnexpectedReply {
+            status: StatusCode::OK,
+            endpoint,
+            detail: "the access token names no user and device".to_owned(),
+        })?;
+        let generation = self.tokens.get_mut().as_ref().map_or(0, |tokens| tokens.generation + 1);
+        let (signed_in, tokens) = reply.split(generation);
+        self.identity = Some(identity);
+        self.wrap_key = Some(wrap_key);
+        *self.tokens.get_mut() = Some(tokens);
+        Ok(signed_in)
+    }
+
+    /// Forgets the tokens: the session is over.
+    async fn end_session(&self) {
+        *self.tokens.lock().await = None;
+    }
+
+    /// An authenticated GET, its reply parsed as `T`.
+    async fn get<T: DeserializeOwned>(&self, endpoint: &'static str, url: Url) -> Result<T, ClientError> {
+        let response = self.authorized(|http| http.get(url.clone())).await?;
+        read_json(endpoint, response).await
+    }
+
+    /// An authenticated call whose success has no body (204).
+    async fn call_without_reply(&self, endpoint: &'static str, method: Method, url: Url) -> Result<(), ClientError> {
+        let response = self.authorized(|http| http.request(method.clone(), url.clone())).await?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        Err(error_from(endpoint, response).await)
+    }
+
+    /// Sends the request `build` makes with the current access token; on a 401, refreshes
+    /// the session (unless another call already did) and sends it once more.
+    async fn authorized(&self, build: impl Fn(&reqwest::Client) -> RequestBuilder) -> Result<Response, ClientError> {
+        let (access, generation) = {
+            let tokens = self.tokens.lock().await;
+            let tokens = tokens.as_ref().ok_or(ClientError::NotSignedIn)?;
+            (Zeroizing::new(tokens.access.clone()), tokens.generation)
+        };
+        let response = build(&self.http).bearer_auth(access.as_str()).send().await?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        let access = self.refresh_after(generation).await?;
+        Ok(build(&self.http).bearer_auth(access.as_str()).send().await?)
+    }
+
+    /// The access token to retry with after a 401 to a request sent with the tokens of
+    /// `generation`: the current one if another call refreshed since, else a fresh one.
+    async fn refresh_after(&self, generation: u64) -> Result<Zeroizing<String>, ClientError> {
+        // Held across the refresh: concurrent calls wait here, then see the new generation.
+        let mut guard = self.tokens.lock().await;
+        let tokens = guard.as_ref().ok_or(ClientError::NotSignedIn)?;
+        if tokens.generation != generation {
+            return Ok(Zeroizing::new(tokens.access.clone()));
+        }
+        let response =
+            self.http.post(self.url("auth/refresh")).json(&RefreshRequest { token: &tokens.refresh }).send().await?;
+        let reply: SessionReply = match read_json("POST /auth/refresh", response).await {
+            Ok(reply) => reply,
+            Err(error) => {
+                // The refresh token is no good (spent, expired or revoked): the session is
+                // over, and presenting the token again would achieve nothing.
+                if error.status() == Some(StatusCode::UNAUTHORIZED) {
+                    *guard = None;
+                }
+                return Err(error);
+            }
+        };
+        self.refreshes.fetch_add(1, Ordering::Relaxed);
+        let (_, tokens) = reply.split(generation + 1);
+        let access = Zeroizing::new(tokens.access.clone());
+        *guard = Some(tokens);
+        Ok(access)
+    }
+}
+
+/// The body of register and login: `password` is the `auth_secret`. No `Debug`: it holds it.
+#[derive(Serialize)]
+struct Credentials<'a> {
+    email: &'a str,
+    password: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    display_name: Option<&'a str>,
+    device_name: Option<&'a str>,
+}
+
+/// The body of `POST /auth/refresh`. No `Debug`: it holds the token.
+#[derive(Serialize)]
+struct RefreshRequest<'a> {
+    token: &'a str,
+}
+
+/// Derives the `auth_secret` and wrap key off the async worker threads (PBKDF2 with 600 000
+/// iterations takes a noticeable time).
+async fn derive(email: &str, password: &str) -> (Zeroizing<String>, WrapKey) {
+    let email = email.to_owned();
+    let password = Zeroizing::new(password.to_owned());
+    let derived = tokio::task::spawn_blocking(move || e2e::derive(&email, &password))
+        .await
+        .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()));
+    let e2e::Derived { auth_secret, wrap_key } = derived;
+    (Zeroizing::new(auth_secret), wrap_key)
+}
+
+/// Reads a successful reply as `T`, or the error the response stands for.
+async fn read_json<T: DeserializeOwned>(endpoint: &'static str, response: Response) -> Result<T, ClientError> {
+    let status = response.status();
+    if !status.is_success() {
+        return Err(error_from(endpoint, response).await);
+    }
+    let bytes = response.bytes().await?;
+    serde_json::from_slice(&bytes).map_err(|error| ClientError::UnexpectedReply {
+        status,
+        endpoint,
+        // Not the error's text: it can quote values from the body, and bodies hold tokens.
+        detail: format!("{:?} error at line {} column {}", error.classify(), error.line(), error.column()),
+    })
+}
+
+/// The error a non-success response stands for: hearth's `{"error", "message"}` body as
+/// [`ClientError::Api`], anything else as [`ClientError::UnexpectedReply`].
+async fn error_from(endpoint: &'static str, response: Response) -> ClientError {
+    let status = response.status();
+    let bytes = match response.bytes().await {
+        Ok(bytes) => bytes,
+        Err(error) => return ClientError::Transport(error),
+    };
+    match serde_json::from_slice::<ErrorBody>(&bytes) {
+        Ok(body) => ClientError::Api {
+            status,
+            code: body.error,
+            message: body.message,
+            fields: body.fields.unwrap_or_default(),
+            retry_after: body.retry_after,
+        },
+        Err(_) => ClientError::UnexpectedReply { status, endpoint, detail: "no hearth error body".to_owned() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_base_url_keeps_its_path_as_a_prefix() {
+        let client = Client::new("http://example.org/hearth").expect("client");
+        assert_eq!(client.url("api/me").as_str(), "http://example.org/hearth/api/me");
+        let client = Client::new("https://example.org").expect("client");
+        assert_eq!(client.url("auth/login").as_str(), "https://example.org/auth/login");
+    }
+
+    #[test]
+    fn only_http_urls_are_accepted() {
+        for bad in ["example.org", "ftp://example.org", "mailto:ada@example.org", ""] {
+            assert!(matches!(Client::new(bad), Err(ClientError::InvalidUrl(_))), "{bad}");
+        }
+    }
+}
