@@ -192,6 +192,10 @@ async fn error_bodies_become_typed_api_errors() {
         "unauthorized",
     );
 
+    // The server sees only the derived auth_secret, so the client refuses a short password.
+    let short = server.client().register("bea@example.org", "seven c", None, None).await;
+    assert!(matches!(short, Err(ClientError::PasswordTooShort)), "{short:?}");
+
     match server.client().register("not an email", PASSWORD, None, None).await {
         Err(ClientError::Api { status, code, fields, .. }) => {
             assert_eq!((status, code.as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid"));

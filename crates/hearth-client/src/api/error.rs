@@ -48,6 +48,10 @@ pub enum ClientError {
     /// The base URL is not an absolute `http` or `https` URL.
     #[error("invalid base URL: {0}")]
     InvalidUrl(String),
+    /// A new password is shorter than [`MIN_PASSWORD_CHARS`](super::MIN_PASSWORD_CHARS). The
+    /// server cannot tell (it only ever sees the derived `auth_secret`), so the client checks.
+    #[error("a password must be at least {} characters long", super::MIN_PASSWORD_CHARS)]
+    PasswordTooShort,
     /// End-to-end encryption failed.
     #[error(transparent)]
     Crypto(#[from] E2eError),

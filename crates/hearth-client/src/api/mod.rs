@@ -55,6 +55,10 @@ use crate::e2e::{self, WrapKey};
 use replies::{ErrorBody, Items, KeyList, PrivateConversation};
 use session::{SessionReply, Tokens, identity_of};
 
+/// The shortest password a new account may have (DESIGN §7's 8 characters): the server sees
+/// only the 43-character `auth_secret` derived from it, so the client enforces it.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
 /// How long connecting to the server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -133,6 +137,9 @@ impl Client {
         display_name: Option<&str>,
         device_name: Option<&str>,
     ) -> Result<SignedIn, ClientError> {
+        if password.chars().count() < MIN_PASSWORD_CHARS {
+            return Err(ClientError::PasswordTooShort);
+        }
         let (auth_secret, wrap_key) = derive(email, password).await;
         let credentials = Credentials { email, password: &auth_secret, display_name, device_name };
         let reply = self.post_session("POST /auth/register", "auth/register", &credentials).await?;
