@@ -221,6 +221,9 @@ pub enum Redemption {
         user_id: Uuid,
         /// The new lowercased address.
         email: String,
+        /// For an end-to-end client, whose key derivation is salted with the email: the new
+        /// secret and the re-wrapped private keys, replaced in the same transaction.
+        rekey: Option<Rekey>,
     },
     /// Creates a device session for the token's user.
     LinkDevice(NewSession),
@@ -249,6 +252,25 @@ impl Redemption {
                 KeyOwner::User(_) => OneTimeKind::ProviderKey,
             },
         }
+    }
+}
+
+/// What changes with an email address when the client's keys derive from it (DESIGN §6): the
+/// hash of the new `auth_secret` (every session is then signed out, as by a password change)
+/// and every private key of the user, re-wrapped ([`Store::replace_private_keys`]'s rule).
+///
+/// [`Store::replace_private_keys`]: crate::Store::replace_private_keys
+#[derive(Clone)]
+pub struct Rekey {
+    /// The new password hash.
+    pub password_hash: String,
+    /// The user's sealed private keys, by conversation: exactly theirs.
+    pub private_keys: Vec<(Uuid, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for Rekey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rekey").field("private_keys", &self.private_keys.len()).finish_non_exhaustive()
     }
 }
 

@@ -733,7 +733,7 @@ macro_rules! impl_store {
                     crate::Redemption::ResetPassword { password_hash } => {
                         Self::set_password_in(&mut tx, owner, password_hash, now).await?;
                     }
-                    crate::Redemption::ChangeEmail { user_id, email } => {
+                    crate::Redemption::ChangeEmail { user_id, email, rekey } => {
                         if *user_id != owner {
                             return Err(crate::StoreError::NotFound);
                         }
@@ -752,6 +752,10 @@ macro_rules! impl_store {
                         .bind(crate::OneTimeKind::EmailConfirm.as_str())
                         .execute(&mut *tx)
                         .await?;
+                        if let Some(rekey) = rekey {
+                            Self::replace_private_keys_in(&mut tx, owner, &rekey.private_keys, now).await?;
+                            Self::set_password_in(&mut tx, owner, &rekey.password_hash, now).await?;
+                        }
                     }
                     crate::Redemption::LinkDevice(session) => {
                         Self::insert_session(&mut tx, owner, session).await?;

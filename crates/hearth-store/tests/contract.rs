@@ -89,6 +89,7 @@ contract!(
     leave_removes_member_and_keys,
     encryption_keys_upsert,
     private_keys_are_replaced_all_at_once_or_not_at_all,
+    an_email_change_can_rekey_in_its_transaction,
     send_message_to_exactly_the_members,
     client_msg_id_makes_resends_idempotent,
     concurrent_resends_store_one_group,
@@ -708,7 +709,7 @@ async fn redeem_wrong_kind_or_expired_is_not_found(store: Arc<dyn Store>) {
 
     let attempts = [
         Redemption::ResetPassword { password_hash: "new hash".to_owned() },
-        Redemption::ChangeEmail { user_id: id, email: "changed@example.com".to_owned() },
+        Redemption::ChangeEmail { user_id: id, email: "changed@example.com".to_owned(), rekey: None },
         Redemption::LinkDevice(new_session(later)),
     ];
     for redemption in &attempts {
@@ -807,7 +808,8 @@ async fn change_email_for_another_user_is_not_found(store: Arc<dyn Store>) {
     let hash = issue(&store, alice.user.id, OneTimeKind::EmailChange, now).await;
     let later = now.plus_secs(5);
 
-    let wrong = Redemption::ChangeEmail { user_id: mallory.user.id, email: "mallory2@example.com".to_owned() };
+    let wrong =
+        Redemption::ChangeEmail { user_id: mallory.user.id, email: "mallory2@example.com".to_owned(), rekey: None };
     let result = store.redeem_one_time_token(&hash, &wrong, later).await;
     assert!(is_not_found(&result), "{result:?}");
     assert_eq!(user(&store, alice.user.id).await, alice.user);
@@ -818,7 +820,7 @@ async fn change_email_for_another_user_is_not_found(store: Arc<dyn Store>) {
         Some(alice.user.id)
     );
 
-    let right = Redemption::ChangeEmail { user_id: alice.user.id, email: "alice2@example.com".to_owned() };
+    let right = Redemption::ChangeEmail { user_id: alice.user.id, email: "alice2@example.com".to_owned(), rekey: None };
     assert_eq!(store.redeem_one_time_token(&hash, &right, later).await.expect("redeem"), alice.user.id);
     assert_eq!(user(&store, alice.user.id).await.email, "alice2@example.com");
     assert_eq!(user(&store, mallory.user.id).await, mallory.user);
@@ -831,7 +833,7 @@ async fn change_email_to_taken_address_conflicts(store: Arc<dyn Store>) {
     let hash = issue(&store, alice.user.id, OneTimeKind::EmailChange, now).await;
     let later = now.plus_secs(5);
 
-    let taken = Redemption::ChangeEmail { user_id: alice.user.id, email: "bob@example.com".to_owned() };
+    let taken = Redemption::ChangeEmail { user_id: alice.user.id, email: "bob@example.com".to_owned(), rekey: None };
     let result = store.redeem_one_time_token(&hash, &taken, later).await;
     assert!(matches!(result, Err(StoreError::Conflict("email"))), "{result:?}");
     assert_eq!(user(&store, alice.user.id).await, alice.user);
@@ -842,7 +844,7 @@ async fn change_email_to_taken_address_conflicts(store: Arc<dyn Store>) {
         "a conflicting change must not spend the token"
     );
 
-    let free = Redemption::ChangeEmail { user_id: alice.user.id, email: "alice@example.org".to_owned() };
+    let free = Redemption::ChangeEmail { user_id: alice.user.id, email: "alice@example.org".to_owned(), rekey: None };
     assert_eq!(store.redeem_one_time_token(&hash, &free, later).await.expect("redeem"), alice.user.id);
     assert_eq!(user(&store, alice.user.id).await.email, "alice@example.org");
 }
@@ -857,7 +859,7 @@ async fn change_email_clears_confirmation(store: Arc<dyn Store>) {
     let change = issue(&store, id, OneTimeKind::EmailChange, now).await;
 
     let later = now.plus_secs(30);
-    let redemption = Redemption::ChangeEmail { user_id: id, email: "new@example.com".to_owned() };
+    let redemption = Redemption::ChangeEmail { user_id: id, email: "new@example.com".to_owned(), rekey: None };
     assert_eq!(store.redeem_one_time_token(&change, &redemption, later).await.expect("redeem"), id);
 
     let expected =
@@ -1480,6 +1482,29 @@ async fn private_keys_are_replaced_all_at_once_or_not_at_all(store: Arc<dyn Stor
     assert_eq!(store.sealed_private_keys_of(ada.id).await.expect("keys").len(), 2);
     assert_eq!(store.sealed_private_key(first.id, ada.id).await.expect("sealed"), Some(b"newer 1".to_vec()));
     assert_eq!(store.sealed_private_keys_of(Uuid::now_v7()).await.expect("nobody's"), vec![]);
+}
+
+async fn an_email_change_can_rekey_in_its_transaction(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let [ada, bob] = people(&store, ["ada", "bob"], now).await;
+    let team = group(&store, ada.id, &[ada.id, bob.id], now).await;
+    let token = issue(&store, ada.id, OneTimeKind::EmailChange, now).await;
+    let change = |private_keys: Vec<(Uuid, Vec<u8>)>| Redemption::ChangeEmail {
+        user_id: ada.id,
+        email: "ada@new.example.com".to_owned(),
+        rekey: Some(hearth_store::Rekey { password_hash: "$argon2id$rekeyed".to_owned(), private_keys }),
+    };
+
+    // Not exactly her keys: nothing happens, and the token is still good.
+    let refused = store.redeem_one_time_token(&token, &change(wrong_set(Uuid::now_v7())), now).await;
+    assert!(matches!(refused, Err(StoreError::Rule(_))), "{refused:?}");
+    assert_eq!(user(&store, ada.id).await.email, ada.email);
+
+    store.redeem_one_time_token(&token, &change(vec![(team.id, b"rekeyed".to_vec())]), now).await.expect("redeem");
+    let changed = user(&store, ada.id).await;
+    assert_eq!((changed.email.as_str(), changed.password_hash.as_str()), ("ada@new.example.com", "$argon2id$rekeyed"));
+    assert_eq!(store.sealed_private_key(team.id, ada.id).await.expect("sealed"), Some(b"rekeyed".to_vec()));
+    assert_eq!(store.devices(ada.id).await.expect("devices"), vec![], "signed out as by a password change");
 }
 
 async fn encryption_keys_upsert(store: Arc<dyn Store>) {

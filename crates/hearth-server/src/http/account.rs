@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use hearth_store::{OneTimeKind, ProfileUpdate, Redemption, Theme, Timestamp};
+use hearth_store::{OneTimeKind, ProfileUpdate, Redemption, Rekey, Theme, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -148,11 +148,24 @@ struct ChangeEmailRequest {
     /// Current password.
     #[schema(value_type = String, format = Password)]
     password: Password,
+    /// (+) For a client whose keys derive from the email (DESIGN §6): the new password (its
+    /// `auth_secret` for the new address), given together with `private_keys`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Password)]
+    new_password: Option<Password>,
+    /// (+) Every private key of the caller, re-wrapped for the new address, as
+    /// `PUT /api/encryption_keys` takes them. With `new_password`, both are replaced in the
+    /// email change's transaction and every session is signed out.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    private_keys: Option<std::collections::BTreeMap<String, serde_json::Value>>,
 }
 
 /// # PATCH /api/email
 ///
-/// Moves the account to a new address (unconfirmed until its link is used).
+/// Moves the account to a new address (unconfirmed until its link is used). With
+/// `new_password` and `private_keys` (+), the account's secret and private keys change with it
+/// and every session is signed out.
 #[utoipa::path(patch, path = "/api/email", tag = "account", security(("bearer" = [])),
     request_body = ChangeEmailRequest,
     responses((status = 204, description = "changed"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -163,10 +176,32 @@ async fn change_email(
     Json(request): Json<ChangeEmailRequest>,
 ) -> ApiResult<StatusCode> {
     let email = fields::email("email", &request.email)?;
+    let rekey = match (request.new_password, &request.private_keys) {
+        (None, None) => None,
+        (Some(new_password), Some(keys)) => {
+            let new_password = new_password.checked("new_password")?;
+            let private_keys = super::encryption_keys::sealed(&state, auth.user_id, keys)?;
+            Some((new_password, private_keys))
+        }
+        (None, Some(_)) => return Err(ApiError::invalid("new_password", "is needed with private_keys")),
+        (Some(_), None) => return Err(ApiError::invalid("private_keys", "are needed with new_password")),
+    };
     verify_current_password(&state, auth.user_id, request.password).await?;
-    redeem(&state, &request.token, &Redemption::ChangeEmail { user_id: auth.user_id, email }).await?;
+    let rekey = match rekey {
+        Some((new_password, private_keys)) => {
+            let password_hash = state.passwords.hash(new_password).await.map_err(ApiError::internal)?;
+            Some(Rekey { password_hash, private_keys })
+        }
+        None => None,
+    };
+    let rekeyed = rekey.is_some();
+    let redemption = Redemption::ChangeEmail { user_id: auth.user_id, email, rekey };
+    redeem(&state, &request.token, &redemption).await?;
+    if rekeyed {
+        state.pubsub.publish(Envelope::DisconnectUser { user: auth.user_id }).await;
+    }
     let user = state.store.user(auth.user_id).await?.ok_or(ApiError::NotFound)?;
-    tracing::info!(user = %auth.user_id, "email changed");
+    tracing::info!(user = %auth.user_id, rekeyed, "email changed");
     send_email_confirmation(&state, &user).await?;
     Ok(StatusCode::NO_CONTENT)
 }

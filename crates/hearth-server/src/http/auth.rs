@@ -206,6 +206,9 @@ pub async fn redeem(state: &AppState, token: &str, redemption: &Redemption) -> A
     match state.store.redeem_one_time_token(&TokenHash::of(token).0, redemption, Timestamp::now()).await {
         Ok(user_id) => Ok(user_id),
         Err(StoreError::NotFound) => Err(invalid_token()),
+        // The one rule a redemption enforces: re-wrapped private keys that are exactly the
+        // user's (an email change that rekeys).
+        Err(error @ StoreError::Rule(_)) => Err(super::encryption_keys::refused(error)),
         Err(other) => Err(other.into()),
     }
 }

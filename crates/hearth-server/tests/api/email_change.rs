@@ -114,3 +114,39 @@ async fn an_email_change_token_is_only_good_for_its_owner() {
         .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
 }
+
+/// A client whose keys derive from the email sends its new secret and re-wrapped keys with the
+/// change: all of it happens in one transaction, and every session is signed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_change_can_bring_a_new_secret_and_rewrapped_keys() {
+    let app = spawn_app().await;
+    let ann = app.register("ann@example.org").await;
+    let bob = app.register("bob@example.org").await;
+    let conversation =
+        crate::channels::Peer::connect(&app, &ann).await.start_private(&bob.user_id, "ann", json!("v1.old")).await;
+    app.post_authed("/api/token/email_change", &ann.auth_token, None).await;
+    let token = app.email(EmailKind::EmailChange, "ann@example.org").await.token;
+    let change = |extra: serde_json::Value| {
+        let mut body = json!({ "token": token, "email": "ann@new.example.org", "password": PASSWORD });
+        body.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
+        let (app, auth) = (&app, ann.auth_token.clone());
+        async move { app.patch_authed("/api/email", &auth, &body).await }
+    };
+
+    // Both or neither; and the keys must be exactly hers (the token survives each refusal).
+    change(json!({ "new_password": "the new secret, long" })).await.expect_invalid("private_keys");
+    change(json!({ "private_keys": {} })).await.expect_invalid("new_password");
+    let stranger = uuid::Uuid::now_v7().to_string();
+    let wrong = json!({ "new_password": "the new secret, long", "private_keys": {stranger: "v1.x"} });
+    change(wrong).await.expect_error(StatusCode::CONFLICT, "keys_changed");
+    app.assert_token_works(&ann.auth_token).await;
+
+    let right = json!({ "new_password": "the new secret, long", "private_keys": {conversation.clone(): "v1.new"} });
+    let reply = change(right).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
+    app.assert_token_refused(&ann.auth_token).await;
+    assert_eq!(app.login("ann@example.org", PASSWORD).await.status, StatusCode::UNAUTHORIZED);
+    let again = app.login_ok("ann@new.example.org", "the new secret, long").await;
+    let keys = app.get_authed("/api/encryption_keys", &again.auth_token).await;
+    assert_eq!(keys.json["private_keys"], json!({ conversation: "v1.new" }));
+}
