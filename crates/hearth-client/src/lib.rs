@@ -2,6 +2,9 @@
 //!
 //! - [`api`]: the typed REST API (DESIGN.md §4) with a [`Client`](api::Client) that signs in
 //!   without the password ever leaving the device and refreshes its session by itself.
+//! - [`channels`]: the real-time half (DESIGN.md §5): a Phoenix Channels [`Socket`](channels::Socket)
+//!   with joins, pushes that wait for their replies, incoming events, and typed calls for the
+//!   end-to-end encrypted flow.
 //! - [`e2e`]: the end-to-end encryption of DESIGN.md §6: key derivation from the password,
 //!   per-conversation key pairs wrapped under a key that never leaves the device, and pairwise
 //!   encrypted messages. The web client (`web/js/e2e.js`) implements the same scheme byte for
@@ -9,7 +12,9 @@
 //!   `tests/cross.rs` runs the two against each other.
 
 pub mod api;
+pub mod channels;
 pub mod e2e;
 
 pub use api::ClientError;
+pub use channels::ChannelError;
 pub use e2e::E2eError;

@@ -1,76 +1,23 @@
 //! The REST client against the real server, in-process on `127.0.0.1:0` with a temporary
 //! data directory and cheap password hashing.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hearth_client::ClientError;
 use hearth_client::api::{Client, Theme};
 use hearth_client::e2e;
-use hearth_server::Settings;
-use hearth_server::settings::SecretText;
-use hearth_vault::PasswordParams;
 use reqwest::StatusCode;
 use serde_json::json;
-use tempfile::TempDir;
-use tokio::sync::oneshot;
 use uuid::Uuid;
 
-const PASSWORD: &str = "correct horse battery staple";
+mod common;
+use common::{PASSWORD, TestServer};
 
 /// Access-token lifetime of the refresh tests. Tokens expire at a whole second
 /// (`exp = floor(now) + ttl`), so with 1 s a refreshed token could die a millisecond later,
 /// before its retry; 2 s leaves every refreshed token at least a second.
 const SHORT_TTL_SECS: i64 = 2;
-
-/// A running server; dropping it stops the server.
-struct TestServer {
-    base_url: String,
-    _data_dir: TempDir,
-    _shutdown: oneshot::Sender<()>,
-}
-
-impl TestServer {
-    async fn spawn() -> Self {
-        Self::spawn_with(|_| {}).await
-    }
-
-    async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
-        let data_dir = tempfile::tempdir().expect("temporary data directory");
-        let mut settings = Settings::default();
-        settings.server.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        settings.data_dir = data_dir.path().to_path_buf();
-        settings.secrets.secret_key_base = Some(SecretText::new("hearth-client-tests-secret-key-base-0123456789"));
-        settings.auth.password_hashing = PasswordParams { memory_kib: 1024, iterations: 1, parallelism: 1 };
-        settings.auth.attempts_per_address_per_minute = 100_000;
-        settings.auth.attempts_per_account_per_minute = 100_000;
-        configure(&mut settings);
-        let server = hearth_server::Server::build(settings).await.expect("build the server");
-        let base_url = format!("http://{}", server.local_addr());
-        let (shutdown, stop) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let stopped = async move {
-                let _ = stop.await;
-            };
-            if let Err(error) = server.run(stopped).await {
-                eprintln!("test server failed: {error}");
-            }
-        });
-        Self { base_url, _data_dir: data_dir, _shutdown: shutdown }
-    }
-
-    fn client(&self) -> Client {
-        Client::new(&self.base_url).expect("client")
-    }
-
-    /// A client registered as `email` with [`PASSWORD`].
-    async fn registered(&self, email: &str) -> Client {
-        let mut client = self.client();
-        client.register(email, PASSWORD, None, Some("first device")).await.expect("register");
-        client
-    }
-}
 
 #[track_caller]
 fn assert_api_error(result: Result<impl std::fmt::Debug, ClientError>, status: StatusCode, code: &str) {

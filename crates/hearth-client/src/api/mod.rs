@@ -59,6 +59,21 @@ use session::{SessionReply, Tokens, identity_of};
 /// only the 43-character `auth_secret` derived from it, so the client enforces it.
 pub const MIN_PASSWORD_CHARS: usize = 8;
 
+/// `GET /api/encryption_keys`: the user's wrapped private keys, by conversation.
+#[derive(serde::Deserialize)]
+struct StoredPrivateKeys {
+    private_keys: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// `PATCH /api/password` with the re-wrapped private keys. No `Debug`: it holds secrets.
+#[derive(Serialize)]
+struct PasswordChange<'a> {
+    password: &'a str,
+    new_password: &'a str,
+    new_password_confirmation: &'a str,
+    private_keys: std::collections::BTreeMap<Uuid, String>,
+}
+
 /// How long connecting to the server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -250,6 +265,63 @@ impl Client {
     pub async fn keys(&self) -> Result<Vec<ProviderKey>, ClientError> {
         let list: KeyList = self.get("GET /api/keys", self.url("api/keys")).await?;
         Ok(list.keys)
+    }
+
+    /// # PATCH /api/password, with the private keys re-wrapped
+    ///
+    /// Changes the password on the device and the server together: every private key the user
+    /// stored (`GET /api/encryption_keys`) is unwrapped with the old password's wrap key,
+    /// wrapped again with the new one, and sent with the change, which replaces them in the
+    /// same transaction (DESIGN §6), so history stays readable. The server then signs every
+    /// session out; this client signs in again with the new password.
+    pub async fn change_password(
+        &mut self,
+        email: &str,
+        password: &str,
+        new_password: &str,
+        device_name: Option<&str>,
+    ) -> Result<SignedIn, ClientError> {
+        if new_password.chars().count() < MIN_PASSWORD_CHARS {
+            return Err(ClientError::PasswordTooShort);
+        }
+        let stored: StoredPrivateKeys = self.get("GET /api/encryption_keys", self.url("api/encryption_keys")).await?;
+        let (old_secret, old_wrap_key) = derive(email, password).await;
+        let (new_secret, new_wrap_key) = derive(email, new_password).await;
+        let unexpected = |detail: &str| ClientError::UnexpectedReply {
+            status: StatusCode::OK,
+            endpoint: "GET /api/encryption_keys",
+            detail: detail.to_owned(),
+        };
+        let mut private_keys = std::collections::BTreeMap::new();
+        for (conversation, wrapped) in &stored.private_keys {
+            let conversation_id: Uuid =
+                conversation.parse().map_err(|_| unexpected("a key that is no conversation id"))?;
+            let wrapped = wrapped.as_str().ok_or_else(|| unexpected("a private key this client did not wrap"))?;
+            let pair = e2e::unwrap_private_key(&old_wrap_key, conversation_id, wrapped)?;
+            private_keys.insert(conversation_id, e2e::wrap_private_key(&new_wrap_key, conversation_id, &pair));
+        }
+        let body = PasswordChange {
+            password: &old_secret,
+            new_password: &new_secret,
+            new_password_confirmation: &new_secret,
+            private_keys,
+        };
+        let url = self.url("api/password");
+        let response = self.authorized(|http| http.patch(url.clone()).json(&body)).await?;
+        if !response.status().is_success() {
+            return Err(error_from("PATCH /api/password", response).await);
+        }
+        self.end_session().await;
+        self.login(email, new_password, device_name).await
+    }
+
+    /// The current access token, for a socket of this session
+    /// ([`channels::Socket::connect`](crate::channels::Socket::connect)). It lives 30 minutes;
+    /// a socket refused with 403 reconnects with a fresh one after any REST call refreshed it.
+    pub async fn access_token(&self) -> Result<Zeroizing<String>, ClientError> {
+        let tokens = self.tokens.lock().await;
+        let tokens = tokens.as_ref().ok_or(ClientError::NotSignedIn)?;
+        Ok(Zeroizing::new(tokens.access.clone()))
     }
 
     /// `path` (relative, no leading `/`) below the base URL.

@@ -1,0 +1,147 @@
+//! Typed calls for the end-to-end encrypted flow (DESIGN.md §5–§6): thin wrappers that
+//! build the payloads `system:general` and `conversation:{id}` expect and read their replies.
+//! Keys and message contents are opaque text to the server; [`crate::e2e`] makes them.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::de::{DeserializeOwned, Deserializer};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{ChannelError, Socket};
+use crate::api::{Conversation, Message, MessagePage};
+
+/// The topic every user joins: presence, renaming oneself and starting conversations.
+pub const SYSTEM_TOPIC: &str = "system:general";
+
+/// A user's own topic (`new_conversation`, `new_message`, `edit_message`,
+/// `delete_message`); only that user may join it.
+pub fn user_topic(user_id: Uuid) -> String {
+    format!("user:{user_id}")
+}
+
+/// A conversation's topic; only its members may join it.
+pub fn conversation_topic(conversation_id: Uuid) -> String {
+    format!("conversation:{conversation_id}")
+}
+
+/// A conversation just started, as its reply and every member's `new_conversation` say.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct NewConversation {
+    /// The conversation.
+    pub conversation: Conversation,
+    /// Its members.
+    pub user_ids: Vec<Uuid>,
+}
+
+/// The reply to joining `conversation:{id}`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct JoinedConversation {
+    /// The conversation.
+    pub conversation: Conversation,
+    /// The newest page of the member's own copies of the messages.
+    pub messages: MessagePage,
+    /// Each member's public JWK text, for the members who set keys.
+    #[serde(deserialize_with = "key_texts")]
+    pub public_keys: BTreeMap<Uuid, String>,
+    /// The member's own wrapped private key ([`crate::e2e::unwrap_private_key`]), if set.
+    #[serde(deserialize_with = "key_text")]
+    pub private_key: Option<String>,
+    /// When each member last read the conversation.
+    pub read_times: BTreeMap<Uuid, Option<DateTime<Utc>>>,
+}
+
+/// A message delivered on the recipient's `user:{id}` topic (`new_message`, `edit_message`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct DeliveredMessage {
+    /// The conversation it is in.
+    pub conversation_id: Uuid,
+    /// The recipient's own copy.
+    pub message: Message,
+}
+
+#[derive(Serialize)]
+struct Keys<'a> {
+    public_key: &'a str,
+    private_key: &'a str,
+}
+
+impl Socket {
+    /// `start_private_conversation` on [`SYSTEM_TOPIC`] (joined first): a conversation with
+    /// `other_user_id`, with the caller's public JWK and wrapped private key.
+    ///
+    /// The conversation id is the server's, so a key wrapped before the reply cannot be bound
+    /// to it; wrap a provisional one, then call [`set_encryption_keys`](Self::set_encryption_keys)
+    /// with the key wrapped for the returned id (the public key stays the same).
+    pub async fn start_private_conversation(
+        &self,
+        other_user_id: Uuid,
+        public_jwk: &str,
+        wrapped_private_key: &str,
+    ) -> Result<NewConversation, ChannelError> {
+        let payload = json!({
+            "other_user_id": other_user_id,
+            "public_key": public_jwk,
+            "private_key": wrapped_private_key,
+        });
+        typed(self.push(SYSTEM_TOPIC, "start_private_conversation", payload).await?)
+    }
+
+    /// Joins `conversation:{id}` (members only).
+    pub async fn join_conversation(&self, conversation_id: Uuid) -> Result<JoinedConversation, ChannelError> {
+        typed(self.join(&conversation_topic(conversation_id), json!({})).await?)
+    }
+
+    /// `set_encryption_keys` on the joined conversation: the caller's public JWK and private
+    /// key wrapped for this conversation ([`crate::e2e::wrap_private_key`]).
+    pub async fn set_encryption_keys(
+        &self,
+        conversation_id: Uuid,
+        public_jwk: &str,
+        wrapped_private_key: &str,
+    ) -> Result<(), ChannelError> {
+        let payload = serde_json::to_value(Keys { public_key: public_jwk, private_key: wrapped_private_key })
+            .expect("keys serialize");
+        self.push(&conversation_topic(conversation_id), "set_encryption_keys", payload).await.map(drop)
+    }
+
+    /// `send_message` on the joined conversation: one ciphertext per current member (the
+    /// sender included), as [`crate::e2e::encrypt`] makes them. The reply is the sender's own
+    /// stored copy; each member receives theirs as `new_message` on their user topic.
+    pub async fn send_message(
+        &self,
+        conversation_id: Uuid,
+        encrypted_messages: &BTreeMap<Uuid, String>,
+    ) -> Result<Message, ChannelError> {
+        let payload = json!({ "encrypted_messages": encrypted_messages });
+        let reply = self.push(&conversation_topic(conversation_id), "send_message", payload).await?;
+        typed(reply.get("message").cloned().unwrap_or(Value::Null))
+    }
+}
+
+/// A reply as its type; a reply of another shape is a protocol error, reported as refused.
+fn typed<T: DeserializeOwned>(value: Value) -> Result<T, ChannelError> {
+    serde_json::from_value(value)
+        .map_err(|error| ChannelError::Refused { reason: format!("unexpected reply from the server: {error}") })
+}
+
+/// Key text: stored as the client sent it, so a string stays a string; any other JSON
+/// value (an object JWK from another client) is kept as its JSON text.
+fn as_key_text(value: Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(text) => Some(text),
+        other => Some(other.to_string()),
+    }
+}
+
+fn key_texts<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<Uuid, String>, D::Error> {
+    let keys = BTreeMap::<Uuid, Value>::deserialize(deserializer)?;
+    Ok(keys.into_iter().filter_map(|(user, key)| Some((user, as_key_text(key)?))).collect())
+}
+
+fn key_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Ok(as_key_text(Value::deserialize(deserializer)?))
+}

@@ -1,0 +1,225 @@
+//! The channel client against the real server, in-process: the whole end-to-end encrypted
+//! path (DESIGN.md §5–§6) with only the SDK, and how refusals and closes surface.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hearth_client::api::Client;
+use hearth_client::channels::{
+    self, ChannelError, DeliveredMessage, Events, NewConversation, SYSTEM_TOPIC, Socket, SocketOptions,
+};
+use hearth_client::e2e::{self, KeyPair};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+mod common;
+use common::{PASSWORD, TestServer};
+
+/// The longest wait for an event that should arrive.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// The payload of the next `event` on `topic`, skipping other events.
+async fn next_event(events: &mut Events, topic: &str, event: &str) -> Value {
+    let wanted = async {
+        loop {
+            let incoming = events.recv().await.expect("the socket is open");
+            if incoming.topic == topic && incoming.event == event {
+                return incoming.payload;
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, wanted).await.unwrap_or_else(|_| panic!("no {event} on {topic} within {WAIT:?}"))
+}
+
+/// A registered user with a connected socket (on a session of its own).
+struct Person {
+    id: Uuid,
+    api: Client,
+    socket: Socket,
+    events: Events,
+}
+
+impl Person {
+    async fn sign_up(server: &TestServer, email: &str) -> Self {
+        let api = server.registered(email).await;
+        let id = api.identity().expect("signed in").user_id;
+        let socket = Socket::connect(&server.base_url, &server.access_token(email).await).await.expect("connect");
+        let events = socket.events();
+        Self { id, api, socket, events }
+    }
+
+    fn wrap_key(&self) -> &e2e::WrapKey {
+        self.api.wrap_key().expect("a wrap key")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ann_and_bob_exchange_an_end_to_end_encrypted_message_through_the_sdk() {
+    let server = TestServer::spawn().await;
+    let mut ann = Person::sign_up(&server, "ann@example.org").await;
+    let mut bob = Person::sign_up(&server, "bob@example.org").await;
+    ann.socket.join(&channels::user_topic(ann.id), json!({})).await.expect("ann joins her user topic");
+    ann.socket.join(SYSTEM_TOPIC, json!({})).await.expect("ann joins system:general");
+    bob.socket.join(&channels::user_topic(bob.id), json!({})).await.expect("bob joins his user topic");
+
+    // Ann starts the conversation. Its id is the server's, so the key she starts with is
+    // wrapped provisionally and re-wrapped for the id once she has it.
+    let ann_pair = KeyPair::generate();
+    let provisional = e2e::wrap_private_key(ann.wrap_key(), Uuid::nil(), &ann_pair);
+    let started =
+        ann.socket.start_private_conversation(bob.id, &ann_pair.public_jwk(), &provisional).await.expect("started");
+    let id = started.conversation.id;
+    assert!(started.conversation.private);
+    assert_eq!(started.user_ids.len(), 2);
+    assert!(started.user_ids.contains(&ann.id) && started.user_ids.contains(&bob.id));
+    let topic = channels::conversation_topic(id);
+    ann.socket.join_conversation(id).await.expect("ann joins the conversation");
+    let ann_wrapped = e2e::wrap_private_key(ann.wrap_key(), id, &ann_pair);
+    ann.socket.set_encryption_keys(id, &ann_pair.public_jwk(), &ann_wrapped).await.expect("ann's keys");
+
+    // Bob learns of it on his user topic, joins, and sets his own keys.
+    let announced: NewConversation =
+        serde_json::from_value(next_event(&mut bob.events, &channels::user_topic(bob.id), "new_conversation").await)
+            .expect("a new conversation");
+    assert_eq!(announced, started);
+    let bob_joined = bob.socket.join_conversation(id).await.expect("bob joins the conversation");
+    assert_eq!(bob_joined.private_key, None, "bob has no keys yet");
+    assert_eq!(bob_joined.public_keys.get(&ann.id), Some(&ann_pair.public_jwk()));
+    let bob_pair = KeyPair::generate();
+    let bob_wrapped = e2e::wrap_private_key(bob.wrap_key(), id, &bob_pair);
+    bob.socket.set_encryption_keys(id, &bob_pair.public_jwk(), &bob_wrapped).await.expect("bob's keys");
+    // Ann hears of Bob's keys (after her own).
+    let mut keys_event = next_event(&mut ann.events, &topic, "set_encryption_keys").await;
+    if keys_event["user_id"] == json!(ann.id) {
+        keys_event = next_event(&mut ann.events, &topic, "set_encryption_keys").await;
+    }
+    assert_eq!(keys_event, json!({ "user_id": bob.id, "public_key": bob_pair.public_jwk() }));
+
+    // Ann joins again: everyone's public keys and her own private key, which only her wrap
+    // key opens.
+    let ann_joined = ann.socket.join_conversation(id).await.expect("ann joins again");
+    assert_eq!(ann_joined.conversation.id, id);
+    assert_eq!(ann_joined.public_keys.len(), 2);
+    let wrapped = ann_joined.private_key.as_deref().expect("ann's private key");
+    let unwrapped = e2e::unwrap_private_key(ann.wrap_key(), id, wrapped).expect("ann's key unwraps");
+    assert_eq!(unwrapped.public_jwk(), ann_pair.public_jwk());
+    assert!(e2e::unwrap_private_key(bob.wrap_key(), id, wrapped).is_err(), "bob's wrap key does not open it");
+
+    let plaintext = "Hello Bob <script>alert(1)</script> — ça va? 🔐";
+    let encrypted: BTreeMap<Uuid, String> = ann_joined
+        .public_keys
+        .iter()
+        .map(|(member, public_jwk)| {
+            let content = e2e::encrypt(&unwrapped, ann.id, public_jwk, *member, id, plaintext).expect("encrypt");
+            (*member, content)
+        })
+        .collect();
+    let sent = ann.socket.send_message(id, &encrypted).await.expect("sent");
+    assert_eq!((sent.sender, &sent.content), (ann.id, &encrypted[&ann.id]));
+
+    // Bob's copy arrives on his user topic and only his key opens it.
+    let delivered: DeliveredMessage =
+        serde_json::from_value(next_event(&mut bob.events, &channels::user_topic(bob.id), "new_message").await)
+            .expect("a delivered message");
+    assert_eq!((delivered.conversation_id, delivered.message.sender), (id, ann.id));
+    assert_eq!(delivered.message.message_group, sent.message_group);
+    let ann_public = &bob_joined.public_keys[&ann.id];
+    let read = e2e::decrypt(&bob_pair, bob.id, ann_public, ann.id, id, &delivered.message.content).expect("decrypt");
+    assert_eq!(read, plaintext);
+    // Ann's own copy reaches her user topic too, readable with her key.
+    let own: DeliveredMessage =
+        serde_json::from_value(next_event(&mut ann.events, &channels::user_topic(ann.id), "new_message").await)
+            .expect("her own copy");
+    let own_text = e2e::decrypt(&unwrapped, ann.id, &ann_pair.public_jwk(), ann.id, id, &own.message.content);
+    assert_eq!(own_text.expect("decrypt"), plaintext);
+    // The REST history holds the same ciphertext.
+    let history = bob.api.messages(id, None).await.expect("history");
+    assert_eq!(history.items, vec![delivered.message]);
+
+    // Ann changes her password: her private key is re-wrapped on the way, so on a new socket
+    // (the change signed every session out) her history still reads, with the new wrap key only.
+    let old_wrap_key = e2e::WrapKey::from_bytes(*ann.wrap_key().expose_secret());
+    let signed_in =
+        ann.api.change_password("ann@example.org", PASSWORD, "a brand new password", None).await.expect("changed");
+    assert_eq!(signed_in.user.id, ann.id);
+    let token = ann.api.access_token().await.expect("a new session");
+    let socket = Socket::connect(&server.base_url, &token).await.expect("connect again");
+    let rejoined = socket.join_conversation(id).await.expect("rejoin");
+    let rewrapped = rejoined.private_key.as_deref().expect("her private key");
+    assert!(e2e::unwrap_private_key(&old_wrap_key, id, rewrapped).is_err(), "the old wrap key no longer opens it");
+    let key = e2e::unwrap_private_key(ann.wrap_key(), id, rewrapped).expect("the new wrap key does");
+    let history = ann.api.messages(id, None).await.expect("her history");
+    let earlier = e2e::decrypt(&key, ann.id, &ann_pair.public_jwk(), ann.id, id, &history.items[0].content);
+    assert_eq!(earlier.expect("still readable"), plaintext);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_carry_the_servers_reason_and_keep_the_socket_up() {
+    let server = TestServer::spawn().await;
+    let ann = Person::sign_up(&server, "ann@example.org").await;
+    let bob = Person::sign_up(&server, "bob@example.org").await;
+
+    let not_joined = ann.socket.push(SYSTEM_TOPIC, "set_hidden", json!({ "hidden": true })).await;
+    assert_eq!(not_joined, Err(ChannelError::Refused { reason: "unmatched topic".into() }));
+    let someone_else = ann.socket.join(&channels::user_topic(bob.id), json!({})).await;
+    assert_eq!(someone_else, Err(ChannelError::Refused { reason: "you can only join your own user topic".into() }));
+    let stranger = ann.socket.join_conversation(Uuid::now_v7()).await;
+    assert_eq!(stranger, Err(ChannelError::Refused { reason: "conversation not found".into() }));
+
+    // The socket is still up: a join and an invalid event get their own answers.
+    ann.socket.join(SYSTEM_TOPIC, json!({})).await.expect("ann joins system:general");
+    let invalid = ann.socket.push(SYSTEM_TOPIC, "set_hidden", json!({ "hidden": "yes" })).await;
+    assert!(matches!(invalid, Err(ChannelError::Refused { reason }) if reason.contains("hidden")));
+    let to_herself = ann.socket.start_private_conversation(ann.id, "{}", "x").await;
+    assert!(matches!(to_herself, Err(ChannelError::Refused { .. })));
+    assert!(!ann.socket.is_closed());
+
+    // A bad token is refused before the upgrade, and the error does not show it.
+    let refused = Socket::connect(&server.base_url, "not-a-token").await.expect_err("refused");
+    assert_eq!(refused, ChannelError::Rejected { status: 403 });
+    assert!(!refused.to_string().contains("not-a-token"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_the_device_closes_the_socket_for_calls_and_subscribers() {
+    let server = TestServer::spawn().await;
+    let mut ann = Person::sign_up(&server, "ann@example.org").await;
+    ann.socket.join(SYSTEM_TOPIC, json!({})).await.expect("ann joins system:general");
+
+    let devices = ann.api.devices().await.expect("devices");
+    let socket_device = devices.iter().find(|d| d.name == "socket").expect("the socket's session");
+    ann.api.revoke_device(socket_device.id).await.expect("revoked");
+
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            match ann.events.recv().await {
+                Ok(_) | Err(ChannelError::Lagged { .. }) => continue,
+                Err(error) => return error,
+            }
+        }
+    })
+    .await
+    .expect("the socket closes");
+    let ChannelError::Closed { code } = closed else { panic!("expected a close, got {closed:?}") };
+    assert_eq!(ann.socket.push(SYSTEM_TOPIC, "set_hidden", json!({ "hidden": true })).await, Err(closed));
+    assert!(ann.socket.is_closed());
+    assert_eq!(code, Some(1001), "the server closes for a recoverable reason (going away)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_keep_the_socket_open_and_close_ends_it() {
+    let server = TestServer::spawn().await;
+    let api = server.registered("ann@example.org").await;
+    let me = api.identity().expect("signed in").user_id;
+    let options = SocketOptions { heartbeat_interval: Duration::from_millis(20), ..SocketOptions::default() };
+    let token = server.access_token("ann@example.org").await;
+    let socket = Socket::connect_with(&server.base_url, &token, options).await.expect("connect");
+    // An unanswered heartbeat would close the socket at the next one.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!socket.is_closed());
+    socket.join(&channels::user_topic(me), json!({})).await.expect("still answering");
+
+    let mut events = socket.events();
+    socket.close().await;
+    assert_eq!(events.recv().await, Err(ChannelError::Closed { code: Some(1000) }));
+}
