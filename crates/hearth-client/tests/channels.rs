@@ -2,6 +2,9 @@
 //! path (DESIGN.md §5–§6) with only the SDK, and how refusals and closes surface.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hearth_client::api::Client;
@@ -10,6 +13,8 @@ use hearth_client::channels::{
 };
 use hearth_client::e2e::{self, KeyPair};
 use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 mod common;
@@ -222,4 +227,149 @@ async fn heartbeats_keep_the_socket_open_and_close_ends_it() {
     let mut events = socket.events();
     socket.close().await;
     assert_eq!(events.recv().await, Err(ChannelError::Closed { code: Some(1000) }));
+}
+
+/// A server on a fixed port and data directory that can be stopped (its sockets close with
+/// 1001) and started again in their place.
+struct Restartable {
+    listen: SocketAddr,
+    stop: oneshot::Sender<()>,
+    running: JoinHandle<()>,
+}
+
+impl Restartable {
+    async fn start(data_dir: &Path, listen: SocketAddr) -> Self {
+        let mut settings = hearth_server::Settings::default();
+        settings.server.listen = listen;
+        settings.data_dir = data_dir.to_path_buf();
+        settings.secrets.secret_key_base =
+            Some(hearth_server::settings::SecretText::new("hearth-client-tests-secret-key-base-0123456789"));
+        settings.auth.password_hashing =
+            hearth_vault::PasswordParams { memory_kib: 1024, iterations: 1, parallelism: 1 };
+        settings.auth.attempts_per_address_per_minute = 100_000;
+        settings.auth.attempts_per_account_per_minute = 100_000;
+        let server = hearth_server::Server::build(settings).await.expect("build the server");
+        let listen = server.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let running = tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stopped.await;
+            };
+            server.run(stopped).await.expect("the server runs");
+        });
+        Self { listen, stop, running }
+    }
+
+    fn base_url(&self) -> String {
+        format!("http://{}", self.listen)
+    }
+
+    /// Stops the server (closing every socket with 1001) and starts it again on the same
+    /// port and data directory.
+    async fn restart(self, data_dir: &Path) -> Self {
+        let _ = self.stop.send(());
+        tokio::time::timeout(WAIT, self.running).await.expect("the server stops").expect("cleanly");
+        Self::start(data_dir, self.listen).await
+    }
+}
+
+/// The next event that is not a lag notice, within [`WAIT`].
+async fn next_outcome(events: &mut Events) -> Result<channels::Event, ChannelError> {
+    let outcome = async {
+        loop {
+            match events.recv().await {
+                Err(ChannelError::Lagged { .. }) => continue,
+                other => return other,
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, outcome).await.expect("an event or the close in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_reconnects_and_rejoins_after_the_server_restarts() {
+    let data_dir = tempfile::tempdir().expect("temporary data directory");
+    let mut server = Restartable::start(data_dir.path(), SocketAddr::from(([127, 0, 0, 1], 0))).await;
+    let base_url = server.base_url();
+    let mut ann_api = Client::new(&base_url).expect("client");
+    ann_api.register("ann@example.org", PASSWORD, None, Some("ann's laptop")).await.expect("ann registers");
+    let mut bob_api = Client::new(&base_url).expect("client");
+    bob_api.register("bob@example.org", PASSWORD, None, Some("bob's laptop")).await.expect("bob registers");
+    let (ann_id, bob_id) = (ann_api.identity().expect("ann").user_id, bob_api.identity().expect("bob").user_id);
+    let (ann_api, bob_api) = (Arc::new(ann_api), Arc::new(bob_api));
+    let options = SocketOptions::default();
+    let ann = Socket::connect_with_client(&base_url, ann_api.clone(), options.clone()).await.expect("ann connects");
+    let bob = Socket::connect_with_client(&base_url, bob_api.clone(), options).await.expect("bob connects");
+    let (mut ann_events, mut bob_events) = (ann.events(), bob.events());
+
+    // Ann joins her user topic and a conversation with Bob; both set keys.
+    let ann_topic = channels::user_topic(ann_id);
+    ann.join(&ann_topic, json!({})).await.expect("ann joins her user topic");
+    ann.join(SYSTEM_TOPIC, json!({})).await.expect("ann joins system:general");
+    let ann_pair = KeyPair::generate();
+    let wrapped = e2e::wrap_private_key(ann_api.wrap_key().expect("wrap key"), Uuid::nil(), &ann_pair);
+    let started = ann.start_private_conversation(bob_id, &ann_pair.public_jwk(), &wrapped).await.expect("started");
+    let id = started.conversation.id;
+    ann.join_conversation(id).await.expect("ann joins the conversation");
+    bob.join_conversation(id).await.expect("bob joins the conversation");
+    let bob_pair = KeyPair::generate();
+    let bob_wrapped = e2e::wrap_private_key(bob_api.wrap_key().expect("wrap key"), id, &bob_pair);
+    bob.set_encryption_keys(id, &bob_pair.public_jwk(), &bob_wrapped).await.expect("bob's keys");
+
+    server = server.restart(data_dir.path()).await;
+
+    // Both sockets come back by themselves, with their topics rejoined.
+    let reconnected = loop {
+        let event = next_outcome(&mut ann_events).await.expect("ann's socket stays up");
+        if (event.topic.as_str(), event.event.as_str()) == ("phoenix", "reconnected") {
+            break event.payload;
+        }
+    };
+    let mut expected = vec![ann_topic.clone(), channels::conversation_topic(id), SYSTEM_TOPIC.to_owned()];
+    expected.sort();
+    assert_eq!(reconnected, json!({ "rejoined": expected, "failed": [] }));
+    next_event(&mut bob_events, "phoenix", "reconnected").await;
+    assert!(!ann.is_closed() && !ann.is_reconnecting());
+
+    // A message Bob sends now reaches Ann's subscriber; her history has it too.
+    let contents = BTreeMap::from([(ann_id, "for ann".to_owned()), (bob_id, "for bob".to_owned())]);
+    let sent = bob.send_message(id, &contents).await.expect("bob sends after the restart");
+    let delivered: DeliveredMessage =
+        serde_json::from_value(next_event(&mut ann_events, &ann_topic, "new_message").await).expect("delivered");
+    assert_eq!((delivered.conversation_id, delivered.message.sender), (id, bob_id));
+    assert_eq!(delivered.message.message_group, sent.message_group);
+    let history = ann_api.messages(id, None).await.expect("history");
+    assert_eq!(history.items, vec![delivered.message]);
+
+    ann.close().await;
+    bob.close().await;
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_the_device_of_a_client_socket_ends_it_instead_of_retrying() {
+    let server = TestServer::spawn().await;
+    let api = Arc::new(server.registered("ann@example.org").await);
+    let socket =
+        Socket::connect_with_client(&server.base_url, api.clone(), SocketOptions::default()).await.expect("connect");
+    socket.join(SYSTEM_TOPIC, json!({})).await.expect("ann joins system:general");
+    let mut events = socket.events();
+
+    // Revoked from another session of hers: the socket is closed with 1001, its reconnect is
+    // refused, and refreshing the revoked session fails too.
+    let mut other = server.client();
+    other.login("ann@example.org", PASSWORD, Some("phone")).await.expect("signed in");
+    let devices = other.devices().await.expect("devices");
+    let laptop = devices.iter().find(|d| d.name == "first device").expect("the socket's session");
+    other.revoke_device(laptop.id).await.expect("revoked");
+
+    let closed = loop {
+        match next_outcome(&mut events).await {
+            Ok(_) => continue,
+            Err(error) => break error,
+        }
+    };
+    assert_eq!(closed, ChannelError::Closed { code: Some(1001) });
+    assert!(socket.is_closed());
+    assert_eq!(socket.push(SYSTEM_TOPIC, "set_hidden", json!({ "hidden": true })).await, Err(closed));
 }

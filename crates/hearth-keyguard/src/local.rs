@@ -134,6 +134,8 @@ fn invalid_key(error: AiError) -> KeyguardError {
 #[async_trait]
 impl Keyguard for LocalKeyguard {
     async fn public_key(&self) -> Result<PublicKey, KeyguardError> {
+        // The newest version, even one a rotation added a moment ago (a stat of the file).
+        self.ring.reload_if_changed();
         let ring = self.ring.current();
         let version = ring.current_version().ok_or(KeyguardError::Unavailable)?;
         let secret = envelope::keypair(&ring, version).ok_or(KeyguardError::Unavailable)?;

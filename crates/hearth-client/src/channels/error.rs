@@ -34,6 +34,11 @@ pub enum ChannelError {
         /// The WebSocket close code, when there was a close frame.
         code: Option<u16>,
     },
+    /// The connection dropped and the socket is reconnecting: the call was not sent, or its
+    /// reply was lost. Calls work again after the `reconnected` event (see
+    /// [`Socket`](super::Socket)); the socket does not queue them.
+    #[error("the connection dropped; the socket is reconnecting")]
+    Reconnecting,
     /// An event subscriber fell behind and missed this many events (it keeps receiving).
     #[error("missed {missed} events")]
     Lagged {

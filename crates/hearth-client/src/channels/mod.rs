@@ -23,9 +23,12 @@
 //! # }
 //! ```
 //!
-//! Not yet: reconnecting. A closed socket fails every call with [`ChannelError::Closed`]
-//! and ends its subscriptions the same way; connect a new one (with a fresh access token)
-//! and join the topics again.
+//! A dropped connection (close 1001, transport error, missed heartbeat) is reconnected with
+//! backoff and its topics rejoined; subscribers then see an event `reconnected` on topic
+//! `phoenix` and should catch up on history over REST. Calls fail with
+//! [`ChannelError::Reconnecting`] meanwhile. A socket whose token is refused even after a
+//! refresh ([`TokenSource`]) closes for good: every call then fails with
+//! [`ChannelError::Closed`] and subscriptions end the same way.
 
 mod conversation;
 mod error;
@@ -36,4 +39,4 @@ pub use conversation::{
     DeliveredMessage, JoinedConversation, NewConversation, SYSTEM_TOPIC, conversation_topic, user_topic,
 };
 pub use error::ChannelError;
-pub use socket::{Event, Events, Socket, SocketOptions};
+pub use socket::{Event, Events, Socket, SocketOptions, TokenFuture, TokenSource};

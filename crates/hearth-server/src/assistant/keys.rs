@@ -14,9 +14,10 @@ use uuid::Uuid;
 
 use crate::keyguard::stored_key;
 
-/// How long the keyguard's public key is used before it is asked again (a rotation changes it;
-/// the old one keeps working until its version is retired).
-const PUBLIC_KEY_LIFETIME: Duration = Duration::from_secs(60);
+/// How long the keyguard's public key is used for the keys given with requests before it is
+/// asked again. A rotation changes it and the old one works until its version is retired, so
+/// this only has to be short next to the time between a rotation and a retirement.
+const PUBLIC_KEY_LIFETIME: Duration = Duration::from_secs(5);
 
 /// Stored keys and the keyguard's key, for the assistant.
 #[derive(Debug)]
@@ -117,7 +118,7 @@ impl Keys {
         self.free_tier.get_or_try_init(|| self.keyguard.free_tier()).await.cloned()
     }
 
-    /// The keyguard's public key, for configure pages and keys given with a request.
+    /// The keyguard's public key, for the keys given with a request.
     pub async fn public_key(&self) -> Result<PublicKey, KeyguardError> {
         let cached = self.public_key.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         if let Some((key, fetched)) = cached

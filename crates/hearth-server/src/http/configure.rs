@@ -85,7 +85,9 @@ async fn page(State(state): State<AppState>, Path(link): Path<String>, Query(que
         Ok(None) => return invalid_page(),
         Err(error) => return ApiError::from(error).into_response(),
     };
-    let public_key = match state.assistant.keys().public_key().await {
+    // Asked afresh for every page (pages are rare): a page must never get a key pair whose
+    // master key version a rotation has just retired.
+    let public_key = match state.assistant.keyguard().public_key().await {
         Ok(key) => key,
         Err(_) => return html(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE.to_owned()),
     };
