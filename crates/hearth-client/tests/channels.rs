@@ -139,7 +139,45 @@ async fn ann_and_bob_exchange_an_end_to_end_encrypted_message_through_the_sdk() 
     assert_eq!(own_text.expect("decrypt"), plaintext);
     // The REST history holds the same ciphertext.
     let history = bob.api.messages(id, None).await.expect("history");
-    assert_eq!(history.items, vec![delivered.message]);
+    assert_eq!(history.items, vec![delivered.message.clone()]);
+
+    // Typing and reading reach the other member; only the sender edits and deletes.
+    bob.socket.typing(id, true).await.expect("bob types");
+    assert_eq!(next_event(&mut ann.events, &topic, "start_typing").await, json!({ "user_id": bob.id }));
+    bob.socket.read_conversation(id).await.expect("bob reads");
+    assert_eq!(next_event(&mut ann.events, &topic, "read_conversation").await["user_id"], json!(bob.id));
+    let edited_text = "Hello Bob (edited)";
+    let edited: BTreeMap<Uuid, String> = ann_joined
+        .public_keys
+        .iter()
+        .map(|(member, public_jwk)| {
+            (*member, e2e::encrypt(&unwrapped, ann.id, public_jwk, *member, id, edited_text).expect("encrypt"))
+        })
+        .collect();
+    let refused = bob.socket.edit_message(id, sent.message_group, &edited).await;
+    assert!(matches!(refused, Err(ChannelError::Refused { .. })), "{refused:?}");
+    ann.socket.edit_message(id, sent.message_group, &edited).await.expect("ann edits");
+    let edit = next_event(&mut bob.events, &channels::user_topic(bob.id), "edit_message").await;
+    let content = edit["message"]["content"].as_str().expect("the new ciphertext");
+    let read = e2e::decrypt(&bob_pair, bob.id, ann_public, ann.id, id, content).expect("decrypt the edit");
+    assert_eq!(read, edited_text);
+    assert!(bob.socket.delete_message(id, sent.message_group).await.is_err(), "only the sender deletes");
+    ann.socket.delete_message(id, sent.message_group).await.expect("ann deletes");
+    let deleted = next_event(&mut bob.events, &channels::user_topic(bob.id), "delete_message").await;
+    assert_eq!(deleted["message_group_id"], json!(sent.message_group));
+    assert!(bob.api.messages(id, None).await.expect("history").items.is_empty());
+    // Ann's user topic has her copies of the edit and the delete as well; drop them.
+    next_event(&mut ann.events, &channels::user_topic(ann.id), "delete_message").await;
+
+    // One more message, kept: Ann reads it again after changing her password.
+    let kept: BTreeMap<Uuid, String> = ann_joined
+        .public_keys
+        .iter()
+        .map(|(member, public_jwk)| {
+            (*member, e2e::encrypt(&unwrapped, ann.id, public_jwk, *member, id, "kept for later").expect("encrypt"))
+        })
+        .collect();
+    ann.socket.send_message(id, &kept).await.expect("sent");
 
     // Ann changes her password: her private key is re-wrapped on the way, so on a new socket
     // (the change signed every session out) her history still reads, with the new wrap key only.
@@ -155,7 +193,7 @@ async fn ann_and_bob_exchange_an_end_to_end_encrypted_message_through_the_sdk() 
     let key = e2e::unwrap_private_key(ann.wrap_key(), id, rewrapped).expect("the new wrap key does");
     let history = ann.api.messages(id, None).await.expect("her history");
     let earlier = e2e::decrypt(&key, ann.id, &ann_pair.public_jwk(), ann.id, id, &history.items[0].content);
-    assert_eq!(earlier.expect("still readable"), plaintext);
+    assert_eq!(earlier.expect("still readable"), "kept for later");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

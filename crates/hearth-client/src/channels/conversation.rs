@@ -119,6 +119,39 @@ impl Socket {
         let reply = self.push(&conversation_topic(conversation_id), "send_message", payload).await?;
         typed(reply.get("message").cloned().unwrap_or(Value::Null))
     }
+
+    /// `edit_message` (the sender only): new ciphertexts for every current member, as for
+    /// [`send_message`](Self::send_message). Each member receives theirs as `edit_message` on
+    /// their user topic.
+    pub async fn edit_message(
+        &self,
+        conversation_id: Uuid,
+        message_group_id: Uuid,
+        encrypted_messages: &BTreeMap<Uuid, String>,
+    ) -> Result<(), ChannelError> {
+        let payload = json!({ "message_group_id": message_group_id, "encrypted_messages": encrypted_messages });
+        self.push(&conversation_topic(conversation_id), "edit_message", payload).await.map(drop)
+    }
+
+    /// `delete_message` (the sender only): every member receives `delete_message` on their
+    /// user topic.
+    pub async fn delete_message(&self, conversation_id: Uuid, message_group_id: Uuid) -> Result<(), ChannelError> {
+        let payload = json!({ "message_group_id": message_group_id });
+        self.push(&conversation_topic(conversation_id), "delete_message", payload).await.map(drop)
+    }
+
+    /// `start_typing` (`typing: true`) or `finish_typing`: broadcast to the conversation's
+    /// joined members as `{user_id}`.
+    pub async fn typing(&self, conversation_id: Uuid, typing: bool) -> Result<(), ChannelError> {
+        let event = if typing { "start_typing" } else { "finish_typing" };
+        self.push(&conversation_topic(conversation_id), event, json!({})).await.map(drop)
+    }
+
+    /// `read_conversation`: marks the conversation read now; joined members see
+    /// `{user_id, read_at}`.
+    pub async fn read_conversation(&self, conversation_id: Uuid) -> Result<(), ChannelError> {
+        self.push(&conversation_topic(conversation_id), "read_conversation", json!({})).await.map(drop)
+    }
 }
 
 /// A reply as its type; a reply of another shape is a protocol error, reported as refused.
