@@ -30,7 +30,7 @@ use uuid::Uuid;
 pub use envelope::{Envelope, EnvelopeContext, PublicKey, Purpose};
 pub use local::{KeyguardOptions, LocalKeyguard};
 pub use remote::{Endpoint, RemoteKeyguard};
-pub use sealed::{Owner, SealedKey, StoredKey, master_version};
+pub use sealed::{Owner, SealedKey, StoredKey};
 
 /// What the keyguard may be asked. Implemented in-process ([`LocalKeyguard`]) and over a socket
 /// ([`RemoteKeyguard`]); the server holds an `Arc<dyn Keyguard>` and cannot tell which.

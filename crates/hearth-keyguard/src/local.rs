@@ -50,11 +50,6 @@ impl LocalKeyguard {
         }
     }
 
-    /// Re-reads the master key file if it changed (a rotation added a version); whether it did.
-    pub fn reload_if_changed(&self) -> bool {
-        self.ring.reload_if_changed()
-    }
-
     /// Opens the keys a call may use, in order. A stored key that does not open is left out
     /// (and logged by id): the others may still answer.
     fn candidates(&self, keys: Vec<KeyRef>) -> Result<Vec<Candidate>, KeyguardError> {
@@ -182,15 +177,9 @@ impl Keyguard for LocalKeyguard {
     }
 
     async fn rewrap(&self, key: &StoredKey) -> Result<Option<(Vec<u8>, u32)>, KeyguardError> {
+        // To the newest version, even one a rotation added a moment ago.
         self.ring.reload_if_changed();
-        let ring = self.ring.current();
-        match sealed::rewrap(&ring, key) {
-            // A key sealed under a version newer than this ring knows: the file moved on.
-            Err(KeyguardError::SealedKeyUnreadable) if self.ring.reload_if_changed() => {
-                sealed::rewrap(&self.ring.current(), key)
-            }
-            other => other,
-        }
+        sealed::rewrap(&self.ring.current(), key)
     }
 
     async fn key_states(&self, keys: Vec<KeyFingerprint>) -> Result<Vec<KeyStatus>, KeyguardError> {

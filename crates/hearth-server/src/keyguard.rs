@@ -91,11 +91,15 @@ fn read_or_create_ring(file: &std::path::Path) -> Result<KeyRing, ServerError> {
 /// A stored row as the keyguard takes it.
 pub fn stored_key(row: &StoredProviderKey) -> Option<StoredKey> {
     let provider = row.provider.parse().ok()?;
-    let owner = match row.owner {
+    Some(StoredKey { id: row.id, owner: owner(row.owner), provider, sealed: row.sealed.clone() })
+}
+
+/// A row's owner as the keyguard binds it into the sealed key.
+pub fn owner(owner: KeyOwner) -> Owner {
+    match owner {
         KeyOwner::User(user) => Owner::User(user),
         KeyOwner::Pool => Owner::Pool,
-    };
-    Some(StoredKey { id: row.id, owner, provider, sealed: row.sealed.clone() })
+    }
 }
 
 /// What a rotation did.

@@ -7,7 +7,7 @@
 //! sealed key in the same transaction that spends the link.
 
 use hearth_ai::ProviderName;
-use hearth_keyguard::{Envelope, EnvelopeContext, KeyguardError, Owner, Purpose, SealRequest};
+use hearth_keyguard::{Envelope, EnvelopeContext, KeyguardError, Purpose, SealRequest};
 use hearth_store::{KeyOwner, NewOneTimeToken, NewProviderKey, OneTimeKind, Redemption, StoreError, Timestamp};
 use hearth_vault::{RandomToken, TokenHash};
 use uuid::Uuid;
@@ -132,12 +132,12 @@ pub async fn submit(
     let purpose = live(state, link).await?.ok_or(Refused::Link)?;
     let id = Uuid::now_v7();
     let owner = match purpose {
-        LinkPurpose::Own => Owner::User(link.user_id),
-        LinkPurpose::Pool => Owner::Pool,
+        LinkPurpose::Own => KeyOwner::User(link.user_id),
+        LinkPurpose::Pool => KeyOwner::Pool,
     };
     let request = SealRequest {
         id,
-        owner,
+        owner: crate::keyguard::owner(owner),
         provider,
         context: EnvelopeContext { purpose: Purpose::Configure, user_id: link.user_id },
         envelope,
@@ -146,10 +146,7 @@ pub async fn submit(
     let sealed = state.assistant.keyguard().seal(request).await.map_err(Refused::Keyguard)?;
     let key = NewProviderKey {
         id,
-        owner: match purpose {
-            LinkPurpose::Own => KeyOwner::User(link.user_id),
-            LinkPurpose::Pool => KeyOwner::Pool,
-        },
+        owner,
         provider: provider.as_str().to_owned(),
         sealed: sealed.sealed,
         master_version: sealed.master_version,
