@@ -7,27 +7,16 @@
 // HEARTH_RESTART_URL), or by hand: `HEARTH_URL=http://127.0.0.1:4000 npm test` (the restart
 // step is then skipped).
 
-import {test, after} from "node:test"
+import {after} from "node:test"
 import assert from "node:assert/strict"
 
 import {RESTART_URL, SETTLE_MS, User, api, jwk, restartServer, sleep} from "../lib/hearth.mjs"
+import {scenario} from "../lib/steps.mjs"
 
 const SYSTEM = "system:general"
 const STEP_TIMEOUT_MS = 20000
 
-let broken = false
-/** A step of the scenario: skipped once an earlier one failed. */
-function step(name, body, {skip} = {}){
-  test(name, {timeout: STEP_TIMEOUT_MS, skip}, async t => {
-    if(broken){ return t.skip("an earlier step failed") }
-    try {
-      await body(t)
-    } catch(error){
-      broken = true
-      throw error
-    }
-  })
-}
+const step = scenario({timeout: STEP_TIMEOUT_MS})
 
 let ann, bob, carol
 let everyone = []

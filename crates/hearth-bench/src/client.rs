@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use uuid::Uuid;
 
 /// The password of every bench user.
-const PASSWORD: &str = "bench-password-1234";
+pub(crate) const PASSWORD: &str = "bench-password-1234";
 
 /// A registered user and the access token their socket connects with.
 #[derive(Debug, Clone)]
@@ -220,13 +220,14 @@ async fn handshake(user: &User, source: IpAddr, server: SocketAddr) -> anyhow::R
 }
 
 /// Text of a ciphertext carrying a sequence number and a send time: `b:<seq>:<ns>:` + padding.
-fn stamped(seq: u64, sent_ns: u64, padding: usize) -> String {
+pub(crate) fn stamped(seq: u64, sent_ns: u64, padding: usize) -> String {
     let mut text = format!("b:{seq}:{sent_ns}:");
     text.extend(std::iter::repeat_n('x', padding));
     text
 }
 
-fn parse_stamp(text: &str) -> Option<(u64, u64)> {
+/// The sequence number and send time of a [`stamped`] text.
+pub(crate) fn parse_stamp(text: &str) -> Option<(u64, u64)> {
     let mut parts = text.strip_prefix("b:")?.splitn(3, ':');
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }

@@ -15,11 +15,17 @@
 //!
 //! - `gateway`: the AI gateway's overhead against the LiteLLM proxy, at fixed offered rates
 //!   against a fake provider (see `gateway.rs`).
+//! - `e2e`: end-to-end encrypted messages exactly as a real client runs them, built on the
+//!   client SDK alone (`hearth-client`: `api::Client::register` deriving the keys,
+//!   `channels::Socket`, `e2e::encrypt` / `e2e::decrypt`): `--pairs` private conversations with
+//!   keys set by both members, messages at a fixed offered rate, send start→decrypted
+//!   p50/p99/max, messages never decrypted, and the SDK's crypto cost per message (see `e2e.rs`).
 //!
 //! `--runs N` (3 by default) runs each measurement N times and prints median and min–max as a
 //! markdown table. The generator and the server share the machine's cores.
 
 mod client;
+mod e2e;
 mod gateway;
 mod server;
 mod stats;
@@ -118,6 +124,20 @@ enum Mode {
     /// AI gateway overhead: hearth's `POST /api/chat/message` and the LiteLLM proxy against
     /// the same fake provider, each beside its direct baseline, at fixed offered rates.
     Gateway(gateway::GatewayArgs),
+    /// End-to-end encrypted messages through the client SDK, as a real client sends and reads them.
+    ///
+    /// Built on `hearth-client` alone: users registered with `api::Client::register` (the keys
+    /// derived on the client with PBKDF2, ≈ 80 ms each, so --register-concurrency is capped at
+    /// two per core), a `channels::Socket` each joined to system:general and user:{id}, and
+    /// --pairs private conversations started and keyed by both members as `hearth-client`'s own
+    /// test does. Then messages at a fixed offered rate (open loop), round robin over the pairs
+    /// with the sender alternating: `e2e::encrypt` a copy per member, `send_message`; the
+    /// recipient decrypts its `new_message` event with `e2e::decrypt`.
+    ///
+    /// Reports send start→decrypted p50/p99/max, messages decrypted per second and never
+    /// decrypted, the SDK's encrypt/decrypt time (under load and alone), and client and server
+    /// CPU per message.
+    E2e(e2e::E2eArgs),
 }
 
 #[tokio::main]
@@ -137,6 +157,7 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("hearth: {}; database: {}", binary.display(), database.label());
     match &cli.mode {
         Mode::Gateway(args) => gateway::run(&binary, cli.runs, args).await?,
+        Mode::E2e(args) => e2e::run(&cli, &binary, &database, args).await?,
         Mode::Sockets { sockets, checkpoint, hold_secs, max_failures } => {
             if (*sockets as u64) + 200 > nofile {
                 eprintln!(

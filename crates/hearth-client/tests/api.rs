@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use hearth_client::ClientError;
 use hearth_client::api::{Client, Theme};
-use hearth_client::e2e;
+use hearth_client::channels::{SYSTEM_TOPIC, Socket};
+use hearth_client::e2e::{self, KeyPair};
 use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
@@ -248,4 +249,79 @@ async fn debug_output_holds_no_secret() {
     assert!(!debug.contains(PASSWORD) && !debug.contains(&derived.auth_secret), "{debug}");
     assert!(!debug.contains("eyJ"), "no JWT: {debug}");
     assert!(debug.contains("<redacted>"), "{debug}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_change_rewraps_the_keys_so_history_stays_readable() {
+    let server = TestServer::spawn().await;
+    let mut ann = server.registered("ann@example.org").await;
+    let bob = server.registered("bob@example.org").await;
+    let (ann_id, bob_id) = (ann.identity().expect("ann").user_id, bob.identity().expect("bob").user_id);
+
+    // Ann and Bob share an encrypted message.
+    let ann_socket =
+        Socket::connect(&server.base_url, &ann.access_token().await.expect("token")).await.expect("connect");
+    ann_socket.join(SYSTEM_TOPIC, json!({})).await.expect("ann joins system:general");
+    let ann_pair = KeyPair::generate();
+    let provisional = e2e::wrap_private_key(ann.wrap_key().expect("wrap key"), Uuid::nil(), &ann_pair);
+    let started =
+        ann_socket.start_private_conversation(bob_id, &ann_pair.public_jwk(), &provisional).await.expect("started");
+    let id = started.conversation.id;
+    ann_socket.join_conversation(id).await.expect("ann joins");
+    let wrapped = e2e::wrap_private_key(ann.wrap_key().expect("wrap key"), id, &ann_pair);
+    ann_socket.set_encryption_keys(id, &ann_pair.public_jwk(), &wrapped).await.expect("ann's keys");
+    let bob_socket =
+        Socket::connect(&server.base_url, &bob.access_token().await.expect("token")).await.expect("connect");
+    bob_socket.join_conversation(id).await.expect("bob joins");
+    let bob_pair = KeyPair::generate();
+    let bob_wrapped = e2e::wrap_private_key(bob.wrap_key().expect("wrap key"), id, &bob_pair);
+    bob_socket.set_encryption_keys(id, &bob_pair.public_jwk(), &bob_wrapped).await.expect("bob's keys");
+    let copies = [(ann_id, &ann_pair.public_jwk()), (bob_id, &bob_pair.public_jwk())]
+        .into_iter()
+        .map(|(member, key)| {
+            (member, e2e::encrypt(&ann_pair, ann_id, key, member, id, "before the move").expect("encrypt"))
+        })
+        .collect();
+    ann_socket.send_message(id, &copies).await.expect("sent");
+    ann_socket.close().await;
+
+    // The token goes to the current address.
+    ann.request_email_change().await.expect("a token is sent");
+    let token = server.emailed_code("ann@example.org", "Change the email address").await;
+    let old_wrap_key = e2e::WrapKey::from_bytes(*ann.wrap_key().expect("wrap key").expose_secret());
+
+    // A wrong password derives keys that open nothing: refused before the server is asked.
+    let wrong = ann.change_email(&token, "ann@new.example.org", "not the password", None).await;
+    assert!(matches!(wrong, Err(ClientError::Crypto(_))), "{wrong:?}");
+
+    let signed_in =
+        ann.change_email(&token, "Ann@New.example.org", PASSWORD, Some("laptop")).await.expect("email changed");
+    assert_eq!((signed_in.user.id, signed_in.user.email.as_str()), (ann_id, "ann@new.example.org"));
+    // Signed in again at the new address, with the wrap key that derives from it.
+    let derived = e2e::derive("ann@new.example.org", PASSWORD);
+    assert_eq!(ann.wrap_key().expect("wrap key").expose_secret(), derived.wrap_key.expose_secret());
+    assert_ne!(old_wrap_key.expose_secret(), derived.wrap_key.expose_secret());
+    assert_api_error(
+        server.client().login("ann@example.org", PASSWORD, None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    let mut elsewhere = server.client();
+    elsewhere.login("ann@new.example.org", PASSWORD, Some("phone")).await.expect("the new address signs in");
+
+    // The stored private key was re-wrapped: the new wrap key opens it, the old one no longer
+    // does, and the message sent before the move still reads.
+    let socket = Socket::connect(&server.base_url, &ann.access_token().await.expect("token")).await.expect("connect");
+    let joined = socket.join_conversation(id).await.expect("ann joins again");
+    let rewrapped = joined.private_key.as_deref().expect("her private key");
+    assert!(e2e::unwrap_private_key(&old_wrap_key, id, rewrapped).is_err());
+    let key = e2e::unwrap_private_key(ann.wrap_key().expect("wrap key"), id, rewrapped).expect("it opens");
+    assert_eq!(key.public_jwk(), ann_pair.public_jwk());
+    let history = ann.messages(id, None).await.expect("history");
+    let text = e2e::decrypt(&key, ann_id, &ann_pair.public_jwk(), ann_id, id, &history.items[0].content);
+    assert_eq!(text.expect("still readable"), "before the move");
+
+    // The token was spent.
+    let again = ann.change_email(&token, "ann@third.example.org", PASSWORD, None).await;
+    assert_api_error(again, StatusCode::BAD_REQUEST, "invalid_token");
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use hearth_client::api::Client;
 use hearth_client::channels::{
-    self, ChannelError, DeliveredMessage, Events, NewConversation, SYSTEM_TOPIC, Socket, SocketOptions,
+    self, ChannelError, DeliveredMessage, Events, Incoming, NewConversation, Presence, SYSTEM_TOPIC, Socket,
+    SocketOptions,
 };
 use hearth_client::e2e::{self, KeyPair};
 use serde_json::{Value, json};
@@ -42,6 +43,8 @@ struct Person {
     api: Client,
     socket: Socket,
     events: Events,
+    /// Who this person sees online, kept up to date by [`Person::next`].
+    presence: Presence,
 }
 
 impl Person {
@@ -50,11 +53,56 @@ impl Person {
         let id = api.identity().expect("signed in").user_id;
         let socket = Socket::connect(&server.base_url, &server.access_token(email).await).await.expect("connect");
         let events = socket.events();
-        Self { id, api, socket, events }
+        Self { id, api, socket, events, presence: Presence::new() }
     }
 
     fn wrap_key(&self) -> &e2e::WrapKey {
         self.api.wrap_key().expect("a wrap key")
+    }
+
+    /// Joins `user:{own id}` and `system:general`.
+    async fn join_own_topics(&self) {
+        self.socket.join(&channels::user_topic(self.id), json!({})).await.expect("joins the user topic");
+        self.socket.join(SYSTEM_TOPIC, json!({})).await.expect("joins system:general");
+    }
+
+    /// The next hearth event for which `wanted` holds, within [`WAIT`]; every presence event
+    /// on the way updates [`Person::presence`].
+    async fn next(&mut self, what: &str, wanted: impl Fn(&Incoming) -> bool) -> Incoming {
+        let (events, presence) = (&mut self.events, &mut self.presence);
+        let found = async {
+            loop {
+                let event = events.recv().await.expect("the socket is open");
+                presence.apply(&event);
+                if let Some(incoming) = Incoming::parse(&event).filter(|incoming| wanted(incoming)) {
+                    return incoming;
+                }
+            }
+        };
+        tokio::time::timeout(WAIT, found).await.unwrap_or_else(|_| panic!("no {what} within {WAIT:?}"))
+    }
+
+    /// Waits (at most [`WAIT`]) until exactly `users` are shown online to this person.
+    async fn sees_exactly(&mut self, users: &[Uuid]) {
+        let mut expected = users.to_vec();
+        expected.sort();
+        let (events, presence) = (&mut self.events, &mut self.presence);
+        let seen = async {
+            while presence.online() != expected {
+                let event = events.recv().await.expect("the socket is open");
+                presence.apply(&event);
+            }
+        };
+        if tokio::time::timeout(WAIT, seen).await.is_err() {
+            panic!("expected to see {expected:?} online, saw {:?}", self.presence.online());
+        }
+    }
+
+    /// Each member's copy of `text` from this person, encrypted with `pair`.
+    fn copies(&self, pair: &KeyPair, id: Uuid, keys: &BTreeMap<Uuid, String>, text: &str) -> BTreeMap<Uuid, String> {
+        keys.iter()
+            .map(|(member, key)| (*member, e2e::encrypt(pair, self.id, key, *member, id, text).expect("encrypt")))
+            .collect()
     }
 }
 
@@ -410,4 +458,175 @@ async fn revoking_the_device_of_a_client_socket_ends_it_instead_of_retrying() {
     assert_eq!(closed, ChannelError::Closed { code: Some(1001) });
     assert!(socket.is_closed());
     assert_eq!(socket.push(SYSTEM_TOPIC, "set_hidden", json!({ "hidden": true })).await, Err(closed));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_of_three_talks_is_renamed_grows_and_loses_a_member() {
+    let server = TestServer::spawn().await;
+    let mut ann = Person::sign_up(&server, "ann@example.org").await;
+    let mut bob = Person::sign_up(&server, "bob@example.org").await;
+    let mut cy = Person::sign_up(&server, "cy@example.org").await;
+    for person in [&ann, &bob, &cy] {
+        person.join_own_topics().await;
+    }
+
+    // Ann starts it; repeats and herself among the ids count once.
+    let ann_pair = KeyPair::generate();
+    let provisional = e2e::wrap_private_key(ann.wrap_key(), Uuid::nil(), &ann_pair);
+    let started = ann
+        .socket
+        .start_group_conversation(&[bob.id, cy.id, ann.id, bob.id], Some("Team"), &ann_pair.public_jwk(), &provisional)
+        .await
+        .expect("started");
+    let id = started.conversation.id;
+    assert!(!started.conversation.private && !started.conversation.assistant);
+    assert_eq!(started.conversation.alias.as_deref(), Some("Team"));
+    let mut members = started.user_ids.clone();
+    members.sort();
+    let mut expected = vec![ann.id, bob.id, cy.id];
+    expected.sort();
+    assert_eq!(members, expected);
+    for person in [&mut bob, &mut cy] {
+        let announced = person.next("new_conversation", |i| matches!(i, Incoming::NewConversation(_))).await;
+        assert_eq!(announced, Incoming::NewConversation(started.clone()));
+    }
+
+    // Everyone joins and sets keys; Ann's key is wrapped again for the real id.
+    ann.socket.join_conversation(id).await.expect("ann joins");
+    let wrapped = e2e::wrap_private_key(ann.wrap_key(), id, &ann_pair);
+    ann.socket.set_encryption_keys(id, &ann_pair.public_jwk(), &wrapped).await.expect("ann's keys");
+    let mut pairs = BTreeMap::new();
+    for person in [&bob, &cy] {
+        person.socket.join_conversation(id).await.expect("joins");
+        let pair = KeyPair::generate();
+        let wrapped = e2e::wrap_private_key(person.wrap_key(), id, &pair);
+        person.socket.set_encryption_keys(id, &pair.public_jwk(), &wrapped).await.expect("keys");
+        pairs.insert(person.id, pair);
+    }
+    let mut keys = BTreeMap::from([(ann.id, ann_pair.public_jwk())]);
+    while keys.len() < 3 {
+        let set = ann.next("set_encryption_keys", |i| matches!(i, Incoming::KeysSet { .. })).await;
+        if let Incoming::KeysSet { conversation_id, user_id, public_key } = set {
+            assert_eq!(conversation_id, id);
+            keys.insert(user_id, public_key);
+        }
+    }
+    assert_eq!(keys[&bob.id], pairs[&bob.id].public_jwk());
+
+    // One message, a copy per member: each opens only their own.
+    let sent = ann.socket.send_message(id, &ann.copies(&ann_pair, id, &keys, "hello team")).await.expect("sent");
+    for person in [&mut bob, &mut cy] {
+        let delivered = person.next("new_message", |i| matches!(i, Incoming::NewMessage(_))).await;
+        let Incoming::NewMessage(delivered) = delivered else { unreachable!("filtered") };
+        assert_eq!(delivered.message.message_group, sent.message_group);
+        let pair = &pairs[&person.id];
+        let text = e2e::decrypt(pair, person.id, &keys[&ann.id], ann.id, id, &delivered.message.content);
+        assert_eq!(text.expect("decrypt"), "hello team");
+    }
+
+    // Bob renames it: Ann hears of it.
+    let renamed = bob.socket.change_alias(id, Some("Team 2")).await.expect("renamed");
+    assert_eq!((renamed.id, renamed.alias.as_deref()), (id, Some("Team 2")));
+    let alias = ann.next("update_alias", |i| matches!(i, Incoming::AliasChanged { .. })).await;
+    assert_eq!(alias, Incoming::AliasChanged { conversation_id: id, alias: Some("Team 2".to_owned()) });
+
+    // Ann adds Dee, who hears of the conversation with its four members.
+    let mut dee = Person::sign_up(&server, "dee@example.org").await;
+    dee.join_own_topics().await;
+    let grown = ann.socket.add_members(id, &[dee.id], None).await.expect("added");
+    assert_eq!(grown.user_ids.len(), 4);
+    assert_eq!(grown.conversation.alias.as_deref(), Some("Team 2"));
+    let Incoming::NewConversation(announced) =
+        dee.next("new_conversation", |i| matches!(i, Incoming::NewConversation(_))).await
+    else {
+        unreachable!("filtered")
+    };
+    assert!(announced.user_ids.contains(&dee.id) && announced.conversation.id == id);
+
+    // Cy leaves: the others hear it, and messages must now name exactly Ann, Bob and Dee.
+    cy.socket.leave_conversation(id).await.expect("cy leaves");
+    let left = ann.next("leave_conversation", |i| matches!(i, Incoming::MemberLeft { .. })).await;
+    assert_eq!(left, Incoming::MemberLeft { conversation_id: id, user_id: cy.id });
+    let refused = ann.socket.send_message(id, &ann.copies(&ann_pair, id, &keys, "with cy")).await;
+    assert!(matches!(&refused, Err(ChannelError::Refused { reason }) if reason.contains("exactly")), "{refused:?}");
+
+    // Renaming oneself reaches everyone on system:general.
+    cy.socket.set_display_name("Cyrille").await.expect("renamed");
+    let renamed = ann.next("set_display_name", |i| matches!(i, Incoming::DisplayName { .. })).await;
+    assert_eq!(renamed, Incoming::DisplayName { user_id: cy.id, display_name: "Cyrille".to_owned() });
+    assert!(matches!(cy.socket.set_display_name("").await, Err(ChannelError::Refused { .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_shows_partners_only_and_never_the_hidden() {
+    let server = TestServer::spawn().await;
+    let mut ann = Person::sign_up(&server, "ann@example.org").await;
+    let mut bob = Person::sign_up(&server, "bob@example.org").await;
+    let mut cy = Person::sign_up(&server, "cy@example.org").await;
+    for person in [&ann, &bob, &cy] {
+        person.join_own_topics().await;
+    }
+    // Strangers see only themselves.
+    ann.sees_exactly(&[ann.id]).await;
+    bob.sees_exactly(&[bob.id]).await;
+    cy.sees_exactly(&[cy.id]).await;
+
+    // A private conversation introduces Ann and Bob to each other.
+    let pair = KeyPair::generate();
+    let wrapped = e2e::wrap_private_key(ann.wrap_key(), Uuid::nil(), &pair);
+    ann.socket.start_private_conversation(bob.id, &pair.public_jwk(), &wrapped).await.expect("started");
+    ann.sees_exactly(&[ann.id, bob.id]).await;
+    bob.sees_exactly(&[ann.id, bob.id]).await;
+    assert!(ann.presence.is_online(bob.id) && ann.presence.devices(bob.id).len() == 1);
+
+    // Cy hides, then joins a group with them: she sees them, they do not see her.
+    cy.socket.set_hidden(true).await.expect("cy hides");
+    cy.sees_exactly(&[]).await;
+    let wrapped = e2e::wrap_private_key(ann.wrap_key(), Uuid::nil(), &pair);
+    ann.socket.start_group_conversation(&[bob.id, cy.id], None, &pair.public_jwk(), &wrapped).await.expect("group");
+    cy.sees_exactly(&[ann.id, bob.id]).await;
+    // Bob renames himself after the group started: once Ann hears that, she would have heard
+    // any presence of Cy's published with the group.
+    bob.socket.set_display_name("Bobby").await.expect("renamed");
+    ann.next("set_display_name", |i| matches!(i, Incoming::DisplayName { .. })).await;
+    assert!(!ann.presence.is_online(cy.id), "a hidden user is shown to nobody");
+
+    // Showing herself, Cy appears to both; leaving, she disappears.
+    cy.socket.set_hidden(false).await.expect("cy shows herself");
+    ann.sees_exactly(&[ann.id, bob.id, cy.id]).await;
+    bob.sees_exactly(&[ann.id, bob.id, cy.id]).await;
+    // Dropping the socket closes it.
+    drop(cy);
+    ann.sees_exactly(&[ann.id, bob.id]).await;
+    bob.sees_exactly(&[ann.id, bob.id]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_assistant_conversation_is_one_per_person_and_takes_plain_prompts() {
+    let server = TestServer::spawn().await;
+    let mut ann = Person::sign_up(&server, "ann@example.org").await;
+    ann.join_own_topics().await;
+
+    let started = ann.socket.start_assistant_conversation().await.expect("started");
+    assert!(started.conversation.assistant);
+    assert_eq!(started.user_ids, vec![ann.id]);
+    let again = ann.socket.start_assistant_conversation().await.expect("the same");
+    assert_eq!(again.conversation.id, started.conversation.id);
+    let id = started.conversation.id;
+    let joined = ann.socket.join_conversation(id).await.expect("joins");
+    assert!(joined.conversation.assistant && joined.private_key.is_none());
+
+    // The prompt is stored as written. No provider is configured, so the assistant's answer
+    // says so; it arrives all the same, as an ordinary message from someone else.
+    let prompt = ann.socket.send_prompt(id, ann.id, "hello there").await.expect("sent");
+    assert_eq!((prompt.sender, prompt.content.as_str()), (ann.id, "hello there"));
+    let me = ann.id;
+    let answer =
+        ann.next("the assistant's answer", |i| matches!(i, Incoming::NewMessage(d) if d.message.sender != me)).await;
+    let Incoming::NewMessage(answer) = answer else { unreachable!("filtered") };
+    assert_eq!(answer.conversation_id, id);
+    assert!(!answer.message.content.is_empty());
+    // It cannot be grown or left.
+    assert!(ann.socket.add_members(id, &[Uuid::now_v7()], None).await.is_err());
+    assert!(ann.socket.leave_conversation(id).await.is_err());
 }

@@ -27,6 +27,18 @@ pub struct Conversation {
     pub assistant: bool,
 }
 
+/// What is new for one member in one conversation.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ConversationActivity {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// Messages from others, with a copy for this member, sent after the member's read time
+    /// (all of them if the member never read it).
+    pub unread: i64,
+    /// When the newest message was sent, if any was.
+    pub last_message_at: Option<Timestamp>,
+}
+
 /// The sender of the assistant's replies: a fixed id that is no user's.
 pub const ASSISTANT_SENDER: Uuid = Uuid::from_u128(0x0000_0000_0000_0000_0000_0000_a551_0001);
 

@@ -210,6 +210,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The user's conversations, oldest first.
     async fn conversations_of(&self, user_id: Uuid) -> StoreResult<Vec<Conversation>>;
 
+    /// What is new for the user in each of their conversations, in the order of
+    /// [`Store::conversations_of`]: how many messages from others (with a copy for the user)
+    /// arrived after their read time, and when the last message arrived.
+    async fn conversation_activity(&self, user_id: Uuid) -> StoreResult<Vec<ConversationActivity>>;
+
     /// The members of a conversation, in the order they joined.
     async fn member_ids(&self, conversation_id: Uuid) -> StoreResult<Vec<Uuid>>;
 

@@ -853,6 +853,27 @@ macro_rules! impl_store {
                 .await?)
             }
 
+            async fn conversation_activity(
+                &self,
+                user_id: uuid::Uuid,
+            ) -> crate::StoreResult<Vec<crate::ConversationActivity>> {
+                // Counted over the member's own copies: a message sent before they joined
+                // has none, so it was never theirs to read.
+                Ok(sqlx::query_as(
+                    "SELECT c.id AS conversation_id, \
+                       (SELECT COUNT(*) FROM message_groups g \
+                          JOIN messages copy ON copy.message_group_id = g.id AND copy.recipient_id = $1 \
+                         WHERE g.conversation_id = c.id AND g.sender_id <> $1 \
+                           AND (m.read_at IS NULL OR g.inserted_at > m.read_at)) AS unread, \
+                       (SELECT MAX(g.inserted_at) FROM message_groups g WHERE g.conversation_id = c.id) AS last_message_at \
+                     FROM conversations c JOIN conversation_members m ON m.conversation_id = c.id \
+                     WHERE m.user_id = $1 ORDER BY c.inserted_at, c.id",
+                )
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
             async fn member_ids(&self, conversation_id: uuid::Uuid) -> crate::StoreResult<Vec<uuid::Uuid>> {
                 Ok(sqlx::query_scalar(
                     "SELECT user_id FROM conversation_members WHERE conversation_id = $1 ORDER BY joined_at, user_id",

@@ -85,6 +85,7 @@ contract!(
     unknown_member_is_not_found_and_writes_nothing,
     conversations_of_members_and_partners,
     read_times_and_mark_read,
+    unread_counts_follow_read_times,
     alias_and_members_of_groups_only,
     leave_removes_member_and_keys,
     encryption_keys_upsert,
@@ -1337,6 +1338,44 @@ async fn read_times_and_mark_read(store: Arc<dyn Store>) {
     assert!(is_not_found(&store.mark_read(Uuid::now_v7(), ada.id, t2).await));
     assert_eq!(store.read_times(team.id).await.expect("read times").len(), 2);
     assert_eq!(store.read_times(Uuid::now_v7()).await.expect("unknown conversation"), vec![]);
+}
+
+async fn unread_counts_follow_read_times(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let [ada, bob, cy] = people(&store, ["ada", "bob", "cy"], now).await;
+    let team = group(&store, ada.id, &[ada.id, bob.id], now).await;
+    let quiet = group(&store, bob.id, &[bob.id, ada.id], now).await;
+    let activity = |user: Uuid| {
+        let store = store.clone();
+        async move {
+            store
+                .conversation_activity(user)
+                .await
+                .expect("activity")
+                .into_iter()
+                .map(|a| (a.conversation_id, a.unread, a.last_message_at))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(activity(ada.id).await, vec![(team.id, 0, None), (quiet.id, 0, None)]);
+
+    send(&store, team.id, bob.id, "one", &[ada.id, bob.id], now.plus_secs(1)).await;
+    send(&store, team.id, bob.id, "two", &[ada.id, bob.id], now.plus_secs(2)).await;
+    send(&store, team.id, ada.id, "mine", &[ada.id, bob.id], now.plus_secs(3)).await;
+    let last = Some(now.plus_secs(3));
+    // Her own message is not unread for her; both of bob's are.
+    assert_eq!(activity(ada.id).await, vec![(team.id, 2, last), (quiet.id, 0, None)]);
+    assert_eq!(activity(bob.id).await, vec![(team.id, 1, last), (quiet.id, 0, None)]);
+
+    store.mark_read(team.id, ada.id, now.plus_secs(2)).await.expect("mark read");
+    assert_eq!(activity(ada.id).await[0], (team.id, 0, last));
+    send(&store, team.id, bob.id, "three", &[ada.id, bob.id], now.plus_secs(4)).await;
+    assert_eq!(activity(ada.id).await[0], (team.id, 1, Some(now.plus_secs(4))));
+
+    // A newcomer has no copy of what was sent before they joined: nothing unread for them.
+    store.add_members(team.id, &[cy.id], now.plus_secs(5)).await.expect("add cy");
+    assert_eq!(activity(cy.id).await, vec![(team.id, 0, Some(now.plus_secs(4)))]);
+    assert_eq!(activity(Uuid::now_v7()).await, vec![]);
 }
 
 async fn alias_and_members_of_groups_only(store: Arc<dyn Store>) {

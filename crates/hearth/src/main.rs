@@ -1,6 +1,8 @@
 //! `hearth`: the one binary. `hearth` alone (or `hearth serve`) runs the server;
-//! `hearth migrate` applies database migrations; `hearth config` prints every setting.
+//! `hearth migrate` applies database migrations; `hearth config` prints every setting;
+//! `hearth chat` is a terminal client.
 
+mod chat;
 mod logging;
 
 use std::net::SocketAddr;
@@ -40,6 +42,16 @@ enum Command {
     /// certificates. The keyguard seals people's AI-provider keys and makes the provider calls
     /// with them; nothing else ever holds a key in clear.
     Keyguard(KeyguardArgs),
+    /// Chat in the terminal: a client of a hearth server, end-to-end encrypted like the web
+    /// client (the password never leaves this computer).
+    Chat(ChatArgs),
+}
+
+#[derive(Debug, Args)]
+struct ChatArgs {
+    /// The server's URL.
+    #[arg(long, default_value = "http://127.0.0.1:4000")]
+    server: String,
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +186,8 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Keyguard(args)) => keyguard(&cli, args).await,
+        // No logging: the terminal is the client's screen.
+        Some(Command::Chat(args)) => chat::run(&args.server).await,
         Some(Command::Serve(flags)) => serve(&cli, flags).await,
         None => serve(&cli, &cli.serve).await,
     }

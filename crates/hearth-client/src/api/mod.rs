@@ -74,6 +74,17 @@ struct PasswordChange<'a> {
     private_keys: std::collections::BTreeMap<Uuid, String>,
 }
 
+/// `PATCH /api/email` with the new address's secret and the re-wrapped private keys. No
+/// `Debug`: it holds secrets.
+#[derive(Serialize)]
+struct EmailChange<'a> {
+    token: &'a str,
+    email: &'a str,
+    password: &'a str,
+    new_password: &'a str,
+    private_keys: std::collections::BTreeMap<Uuid, String>,
+}
+
 /// How long connecting to the server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -284,22 +295,9 @@ impl Client {
         if new_password.chars().count() < MIN_PASSWORD_CHARS {
             return Err(ClientError::PasswordTooShort);
         }
-        let stored: StoredPrivateKeys = self.get("GET /api/encryption_keys", self.url("api/encryption_keys")).await?;
         let (old_secret, old_wrap_key) = derive(email, password).await;
         let (new_secret, new_wrap_key) = derive(email, new_password).await;
-        let unexpected = |detail: &str| ClientError::UnexpectedReply {
-            status: StatusCode::OK,
-            endpoint: "GET /api/encryption_keys",
-            detail: detail.to_owned(),
-        };
-        let mut private_keys = std::collections::BTreeMap::new();
-        for (conversation, wrapped) in &stored.private_keys {
-            let conversation_id: Uuid =
-                conversation.parse().map_err(|_| unexpected("a key that is no conversation id"))?;
-            let wrapped = wrapped.as_str().ok_or_else(|| unexpected("a private key this client did not wrap"))?;
-            let pair = e2e::unwrap_private_key(&old_wrap_key, conversation_id, wrapped)?;
-            private_keys.insert(conversation_id, e2e::wrap_private_key(&new_wrap_key, conversation_id, &pair));
-        }
+        let private_keys = self.rewrapped_private_keys(&old_wrap_key, &new_wrap_key).await?;
         let body = PasswordChange {
             password: &old_secret,
             new_password: &new_secret,
@@ -313,6 +311,86 @@ impl Client {
         }
         self.end_session().await;
         self.login(email, new_password, device_name).await
+    }
+
+    /// # POST /api/token/email_change
+    ///
+    /// Asks the server to email an email-change token to the account's current address: the
+    /// token [`change_email`](Self::change_email) needs.
+    pub async fn request_email_change(&self) -> Result<(), ClientError> {
+        let url = self.url("api/token/email_change");
+        self.call_without_reply("POST /api/token/email_change", Method::POST, url).await
+    }
+
+    /// # PATCH /api/email, with a new secret and the private keys re-wrapped
+    ///
+    /// Moves the account to `new_email` with the `token` emailed by
+    /// [`request_email_change`](Self::request_email_change). Keys derive from the email and the
+    /// password together (DESIGN §6), so a new address means a new `auth_secret` and a new
+    /// wrap key: the password stays the same, but every stored private key is unwrapped with
+    /// the old wrap key and wrapped again with the new one, and the server replaces the
+    /// secret and the keys in the email change's transaction, so history stays readable. The
+    /// server then signs every session out; this client signs in again at the new address.
+    ///
+    /// Errors: 400 `invalid_token` for a spent or foreign token, 409 `email_taken`, 422 for a
+    /// wrong password or an invalid address. A wrong password is usually caught earlier, as
+    /// [`ClientError::Crypto`]: the keys it derives do not open the stored private keys.
+    ///
+    /// ```no_run
+    /// # async fn example(client: &mut hearth_client::api::Client, password: &str) -> Result<(), hearth_client::ClientError> {
+    /// client.request_email_change().await?;
+    /// // The person copies the code from the email sent to their current address.
+    /// let code = "the code from the email";
+    /// let signed_in = client.change_email(code, "ada@new.example.org", password, Some("laptop")).await?;
+    /// assert_eq!(signed_in.user.email, "ada@new.example.org");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn change_email(
+        &mut self,
+        token: &str,
+        new_email: &str,
+        password: &str,
+        device_name: Option<&str>,
+    ) -> Result<SignedIn, ClientError> {
+        // The current address, as the server has it: the old secrets derive from it.
+        let current = self.me().await?.email;
+        let (old_secret, old_wrap_key) = derive(&current, password).await;
+        let (new_secret, new_wrap_key) = derive(new_email, password).await;
+        let private_keys = self.rewrapped_private_keys(&old_wrap_key, &new_wrap_key).await?;
+        let body =
+            EmailChange { token, email: new_email, password: &old_secret, new_password: &new_secret, private_keys };
+        let url = self.url("api/email");
+        let response = self.authorized(|http| http.patch(url.clone()).json(&body)).await?;
+        if !response.status().is_success() {
+            return Err(error_from("PATCH /api/email", response).await);
+        }
+        self.end_session().await;
+        self.login(new_email, password, device_name).await
+    }
+
+    /// Every private key the user stored (`GET /api/encryption_keys`), unwrapped with
+    /// `old_wrap_key` and wrapped again with `new_wrap_key`, by conversation.
+    async fn rewrapped_private_keys(
+        &self,
+        old_wrap_key: &WrapKey,
+        new_wrap_key: &WrapKey,
+    ) -> Result<std::collections::BTreeMap<Uuid, String>, ClientError> {
+        let stored: StoredPrivateKeys = self.get("GET /api/encryption_keys", self.url("api/encryption_keys")).await?;
+        let unexpected = |detail: &str| ClientError::UnexpectedReply {
+            status: StatusCode::OK,
+            endpoint: "GET /api/encryption_keys",
+            detail: detail.to_owned(),
+        };
+        let mut private_keys = std::collections::BTreeMap::new();
+        for (conversation, wrapped) in &stored.private_keys {
+            let conversation_id: Uuid =
+                conversation.parse().map_err(|_| unexpected("a key that is no conversation id"))?;
+            let wrapped = wrapped.as_str().ok_or_else(|| unexpected("a private key this client did not wrap"))?;
+            let pair = e2e::unwrap_private_key(old_wrap_key, conversation_id, wrapped)?;
+            private_keys.insert(conversation_id, e2e::wrap_private_key(new_wrap_key, conversation_id, &pair));
+        }
+        Ok(private_keys)
     }
 
     /// The current access token, for a socket of this session

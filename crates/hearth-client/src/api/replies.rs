@@ -63,6 +63,13 @@ pub struct Conversation {
     /// The user's assistant conversation: the server can read it (not end-to-end encrypted).
     #[serde(default)]
     pub assistant: bool,
+    /// Messages from others newer than the user's last read (`GET /api/conversations` only;
+    /// 0 elsewhere, and from servers that do not count them).
+    #[serde(default)]
+    pub unread: u64,
+    /// When the newest message was sent, if there is one (`GET /api/conversations` only).
+    #[serde(default)]
+    pub last_message_at: Option<DateTime<Utc>>,
 }
 
 /// What register and login return (the tokens stay inside the [`Client`](super::Client)).
@@ -208,5 +215,21 @@ mod tests {
         let assistant: Conversation =
             serde_json::from_str(&format!(r#"{{{base},"assistant":true}}"#)).expect("conversation");
         assert!(!plain.assistant && assistant.assistant);
+    }
+
+    #[test]
+    fn a_listed_conversation_may_carry_its_unread_count_and_last_message_time() {
+        let base = r#""id":"0190b6a8-0000-7000-8000-000000000000","private":true,"alias":null,
+            "inserted_at":"2026-11-22T10:00:00.000Z","updated_at":"2026-11-22T10:00:00.000Z""#;
+        let older: Conversation = serde_json::from_str(&format!("{{{base}}}")).expect("conversation");
+        assert_eq!((older.unread, older.last_message_at), (0, None));
+        let listed: Conversation =
+            serde_json::from_str(&format!(r#"{{{base},"unread":3,"last_message_at":"2026-11-22T11:00:00.000Z"}}"#))
+                .expect("conversation");
+        assert_eq!(listed.unread, 3);
+        assert_eq!(listed.last_message_at.map(|t| t.to_rfc3339()), Some("2026-11-22T11:00:00+00:00".to_owned()));
+        let empty: Conversation =
+            serde_json::from_str(&format!(r#"{{{base},"unread":0,"last_message_at":null}}"#)).expect("conversation");
+        assert_eq!(empty.last_message_at, None);
     }
 }

@@ -89,6 +89,93 @@ impl Socket {
         typed(self.push(SYSTEM_TOPIC, "start_private_conversation", payload).await?)
     }
 
+    /// `start_group_conversation` on [`SYSTEM_TOPIC`] (joined first): a group of the caller
+    /// and `user_ids` (the caller may be among them; repeats count once), named `alias` if
+    /// given (at most 100 characters), with the caller's public JWK and wrapped private key.
+    /// Every member receives `new_conversation` on their user topic.
+    ///
+    /// As for [`start_private_conversation`](Self::start_private_conversation), wrap the private
+    /// key provisionally and set it again once the conversation id is known.
+    pub async fn start_group_conversation(
+        &self,
+        user_ids: &[Uuid],
+        alias: Option<&str>,
+        public_jwk: &str,
+        wrapped_private_key: &str,
+    ) -> Result<NewConversation, ChannelError> {
+        let payload = json!({
+            "user_ids": user_ids,
+            "alias": alias,
+            "public_key": public_jwk,
+            "private_key": wrapped_private_key,
+        });
+        typed(self.push(SYSTEM_TOPIC, "start_group_conversation", payload).await?)
+    }
+
+    /// `start_assistant_conversation` on [`SYSTEM_TOPIC`] (joined first): the caller's
+    /// conversation with the assistant, made on first use (and then announced as
+    /// `new_conversation`), the same one afterwards. It is not end-to-end encrypted (its
+    /// [`Conversation::assistant`] is true): prompts are sent as plain text with
+    /// [`send_prompt`](Self::send_prompt), and the reply streams as
+    /// [`AssistantDelta`](super::AssistantDelta)s on its topic before it arrives as an
+    /// ordinary `new_message`.
+    pub async fn start_assistant_conversation(&self) -> Result<NewConversation, ChannelError> {
+        typed(self.push(SYSTEM_TOPIC, "start_assistant_conversation", json!({})).await?)
+    }
+
+    /// A prompt in the (joined) assistant conversation: a `send_message` whose one copy, for
+    /// the caller, is the plain text. The reply is the caller's stored prompt.
+    pub async fn send_prompt(&self, conversation_id: Uuid, me: Uuid, prompt: &str) -> Result<Message, ChannelError> {
+        self.send_message(conversation_id, &BTreeMap::from([(me, prompt.to_owned())])).await
+    }
+
+    /// `modify_conversation` on a joined group: adds `new_members` and, if given, renames it.
+    /// Every member (old and new) receives the conversation with its members as
+    /// `new_conversation`; the reply is the same. New members set their own keys when they
+    /// join; until then nobody can send (every message needs a copy for each member).
+    /// Private and assistant conversations refuse it.
+    pub async fn add_members(
+        &self,
+        conversation_id: Uuid,
+        new_members: &[Uuid],
+        alias: Option<&str>,
+    ) -> Result<NewConversation, ChannelError> {
+        let mut payload = json!({ "new_members": new_members });
+        if let Some(alias) = alias {
+            payload["alias"] = json!(alias);
+        }
+        typed(self.push(&conversation_topic(conversation_id), "modify_conversation", payload).await?)
+    }
+
+    /// `change_alias` on a joined group: renames it (`None` or blank removes the name). The
+    /// joined members see `update_alias` with `{conversation_id, alias}`; the reply is the
+    /// renamed conversation. Private conversations refuse it.
+    pub async fn change_alias(&self, conversation_id: Uuid, alias: Option<&str>) -> Result<Conversation, ChannelError> {
+        let reply = self.push(&conversation_topic(conversation_id), "change_alias", json!({ "alias": alias })).await?;
+        typed(reply.get("conversation").cloned().unwrap_or(Value::Null))
+    }
+
+    /// `leave_conversation`: the caller leaves a group. The joined members see
+    /// `leave_conversation` with `{user_id}`; the server then closes the caller's channel on
+    /// the conversation (`phx_close`), so it is not rejoined after a reconnect. Private and
+    /// assistant conversations cannot be left.
+    pub async fn leave_conversation(&self, conversation_id: Uuid) -> Result<(), ChannelError> {
+        self.push(&conversation_topic(conversation_id), "leave_conversation", json!({})).await.map(drop)
+    }
+
+    /// `set_hidden` on [`SYSTEM_TOPIC`] (joined first): a hidden user is shown to nobody in
+    /// presence (their partners see them leave) but keeps working normally.
+    pub async fn set_hidden(&self, hidden: bool) -> Result<(), ChannelError> {
+        self.push(SYSTEM_TOPIC, "set_hidden", json!({ "hidden": hidden })).await.map(drop)
+    }
+
+    /// `set_display_name` on [`SYSTEM_TOPIC`] (joined first): 1 to 100 characters without
+    /// control characters. Everyone on the topic receives `set_display_name` with
+    /// `{user_id, display_name}`.
+    pub async fn set_display_name(&self, display_name: &str) -> Result<(), ChannelError> {
+        self.push(SYSTEM_TOPIC, "set_display_name", json!({ "display_name": display_name })).await.map(drop)
+    }
+
     /// Joins `conversation:{id}` (members only).
     pub async fn join_conversation(&self, conversation_id: Uuid) -> Result<JoinedConversation, ChannelError> {
         typed(self.join(&conversation_topic(conversation_id), json!({})).await?)
@@ -162,7 +249,7 @@ fn typed<T: DeserializeOwned>(value: Value) -> Result<T, ChannelError> {
 
 /// Key text: stored as the client sent it, so a string stays a string; any other JSON
 /// value (an object JWK from another client) is kept as its JSON text.
-fn as_key_text(value: Value) -> Option<String> {
+pub(super) fn as_key_text(value: Value) -> Option<String> {
     match value {
         Value::Null => None,
         Value::String(text) => Some(text),

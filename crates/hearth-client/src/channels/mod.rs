@@ -30,13 +30,65 @@
 //! refresh ([`TokenSource`]) closes for good: every call then fails with
 //! [`ChannelError::Closed`] and subscriptions end the same way.
 
+//!
+//! Typed calls cover every hearth event a client sends (DESIGN.md §5): starting private, group
+//! and assistant conversations, keys, messages, typing, read receipts, aliases, members,
+//! leaving, hiding and renaming oneself. [`Incoming::parse`] reads what arrives, and a
+//! [`Presence`] tracks who is online. A group of three, end-to-end encrypted:
+//!
+//! ```no_run
+//! # async fn example(
+//! #     api: &hearth_client::api::Client,
+//! #     socket: &hearth_client::channels::Socket,
+//! #     bob: uuid::Uuid,
+//! #     cy: uuid::Uuid,
+//! # ) -> Result<(), Box<dyn std::error::Error>> {
+//! use std::collections::BTreeMap;
+//!
+//! use hearth_client::channels::{Incoming, SYSTEM_TOPIC};
+//! use hearth_client::e2e::{self, KeyPair};
+//!
+//! let me = api.identity().ok_or("not signed in")?.user_id;
+//! let wrap_key = api.wrap_key().ok_or("not signed in")?;
+//! socket.join(SYSTEM_TOPIC, serde_json::json!({})).await?;
+//!
+//! // The id is the server's: wrap provisionally, then again for the real id.
+//! let pair = KeyPair::generate();
+//! let provisional = e2e::wrap_private_key(wrap_key, uuid::Uuid::nil(), &pair);
+//! let started = socket.start_group_conversation(&[bob, cy], Some("Team"), &pair.public_jwk(), &provisional).await?;
+//! let id = started.conversation.id;
+//! let joined = socket.join_conversation(id).await?;
+//! socket.set_encryption_keys(id, &pair.public_jwk(), &e2e::wrap_private_key(wrap_key, id, &pair)).await?;
+//!
+//! // Once every member set keys (`Incoming::KeysSet`), one ciphertext per member.
+//! let mut events = socket.events();
+//! let mut public_keys = joined.public_keys;
+//! public_keys.insert(me, pair.public_jwk());
+//! while public_keys.len() < started.user_ids.len() {
+//!     if let Some(Incoming::KeysSet { user_id, public_key, .. }) = Incoming::parse(&events.recv().await?) {
+//!         public_keys.insert(user_id, public_key);
+//!     }
+//! }
+//! let copies: BTreeMap<_, _> = public_keys
+//!     .iter()
+//!     .map(|(member, key)| Ok((*member, e2e::encrypt(&pair, me, key, *member, id, "hello team")?)))
+//!     .collect::<Result<_, e2e::E2eError>>()?;
+//! socket.send_message(id, &copies).await?;
+//! # Ok(())
+//! # }
+//! ```
+
 mod conversation;
 mod error;
 mod frame;
+mod incoming;
+mod presence;
 mod socket;
 
 pub use conversation::{
     DeliveredMessage, JoinedConversation, NewConversation, SYSTEM_TOPIC, conversation_topic, user_topic,
 };
 pub use error::ChannelError;
+pub use incoming::{AssistantDelta, Incoming};
+pub use presence::{Meta, Presence, PresenceChange};
 pub use socket::{Event, Events, Socket, SocketOptions, TokenFuture, TokenSource};

@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
 
 use hearth_client::api::Client;
 use hearth_client::e2e;
@@ -53,6 +55,42 @@ impl TestServer {
         Self { base_url, _data_dir: data_dir, _shutdown: shutdown }
     }
 
+    /// The server's data directory.
+    pub fn data_dir(&self) -> &Path {
+        self._data_dir.path()
+    }
+
+    /// The code of the newest email to `to` whose subject contains `subject`, from the
+    /// outbox the server writes emails to when no SMTP relay is set (waiting for it: the
+    /// server sends in the background).
+    pub async fn emailed_code(&self, to: &str, subject: &str) -> String {
+        let outbox = self.data_dir().join("outbox");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut found: Vec<(String, String)> = std::fs::read_dir(&outbox)
+                .into_iter()
+                .flatten()
+                .filter_map(|entry| entry.ok())
+                .filter_map(|entry| {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    // A file still being written is read again on the next round.
+                    let text = decode_quoted_printable(&std::fs::read_to_string(entry.path()).ok()?);
+                    let addressed = text.lines().any(|l| l.to_lowercase().starts_with("to:") && l.contains(to));
+                    let about = text.lines().any(|l| l.starts_with("Subject:") && l.contains(subject));
+                    let code = text.split("Or enter this code in the app: ").nth(1)?.split_whitespace().next()?;
+                    (addressed && about).then(|| (name, code.to_owned()))
+                })
+                .collect();
+            // File names start with the time in milliseconds.
+            found.sort_by_key(|(name, _)| name.split('-').next().and_then(|ms| ms.parse::<u64>().ok()));
+            if let Some((_, code)) = found.pop() {
+                return code;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no {subject:?} email to {to} in {}", outbox.display());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn client(&self) -> Client {
         Client::new(&self.base_url).expect("client")
     }
@@ -83,4 +121,29 @@ impl TestServer {
             .expect("a session reply");
         reply["auth_token"].as_str().expect("an access token").to_owned()
     }
+}
+
+/// Undoes quoted-printable: `=` line ends vanish, `=XX` is a byte.
+fn decode_quoted_printable(text: &str) -> String {
+    let text = text.replace("=\r\n", "").replace("=\n", "");
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'=', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -21,7 +21,19 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Serialize, ToSchema)]
 struct ConversationList {
-    items: Vec<ConversationSummary>,
+    items: Vec<ListedConversation>,
+}
+
+/// A conversation with what is new in it for the caller: what a conversation list shows.
+#[derive(Debug, Serialize, ToSchema)]
+struct ListedConversation {
+    #[serde(flatten)]
+    conversation: ConversationSummary,
+    /// Messages from others that arrived after the caller last read the conversation.
+    unread: i64,
+    /// When the newest message was sent; `null` before the first.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    last_message_at: Option<hearth_store::Timestamp>,
 }
 
 /// # GET /api/conversations (+)
@@ -29,7 +41,21 @@ struct ConversationList {
     responses((status = 200, body = ConversationList), (status = 401, body = ErrorBody)))]
 async fn list_conversations(State(state): State<AppState>, auth: AuthUser) -> ApiResult<axum::Json<ConversationList>> {
     let conversations = state.store.conversations_of(auth.user_id).await?;
-    Ok(axum::Json(ConversationList { items: conversations.iter().map(ConversationSummary::from).collect() }))
+    // Read apart from the list: a conversation started in between simply shows nothing new.
+    let activity: std::collections::HashMap<Uuid, hearth_store::ConversationActivity> =
+        state.store.conversation_activity(auth.user_id).await?.into_iter().map(|a| (a.conversation_id, a)).collect();
+    let items = conversations
+        .iter()
+        .map(|conversation| {
+            let activity = activity.get(&conversation.id);
+            ListedConversation {
+                conversation: ConversationSummary::from(conversation),
+                unread: activity.map_or(0, |a| a.unread),
+                last_message_at: activity.and_then(|a| a.last_message_at),
+            }
+        })
+        .collect();
+    Ok(axum::Json(ConversationList { items }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -14,6 +14,7 @@ mod health;
 mod keys;
 mod replies;
 mod users;
+mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,6 +103,8 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/metrics", axum::routing::get(metrics))
         // The configure page: HTML for people, not API.
         .merge(configure::routes())
+        // The web client.
+        .merge(web::routes())
         .with_state(state);
     with_middleware(router, settings)
 }

@@ -189,7 +189,7 @@ pub struct Reply {
     pub headers: HeaderMap,
     /// Raw body.
     pub text: String,
-    /// Body as JSON; `Null` when empty.
+    /// Body as JSON; `Null` when empty or not JSON by its content type (pages).
     pub json: Value,
 }
 
@@ -199,7 +199,13 @@ impl Reply {
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.expect("read the response body");
-        let json = if text.is_empty() {
+        let is_json = headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|t| t.to_str().ok())
+            .is_some_and(|t| t.contains("json"));
+        // Pages and their files are not JSON; everything else must be.
+        let is_page = headers.get(reqwest::header::CONTENT_TYPE).is_some() && !is_json;
+        let json = if text.is_empty() || is_page {
             Value::Null
         } else {
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status}: body is not JSON ({e}): {text}"))

@@ -28,3 +28,4 @@ mod socket_client;
 mod sockets;
 mod users;
 mod vault;
+mod web;

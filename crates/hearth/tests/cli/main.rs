@@ -1,12 +1,13 @@
 //! Tests that run the real `hearth` binary: the configuration example and layering, the
 //! data directory and its secrets, secrets kept out of logs, the breach drill (provider keys
-//! nowhere a thief looks), email through SMTP, TLS, and the official `phoenix` npm client
-//! (Node.js). Every server is started in a temp dir (on port 0, or a free port it is
-//! restarted on) and killed when its test ends.
+//! nowhere a thief looks), email through SMTP, TLS, the official `phoenix` npm client
+//! (Node.js), and the terminal client `hearth chat` driven in tmux. Every server is started
+//! in a temp dir (on port 0, or a free port it is restarted on) and killed when its test ends.
 
 mod api;
 mod breach;
 mod canary;
+mod chat;
 mod config;
 mod data_dir;
 mod harness;

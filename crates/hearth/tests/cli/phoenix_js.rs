@@ -121,8 +121,8 @@ fn failure_report(what: &str, node: &Process, earlier_logs: &[String], server: &
     report
 }
 
-/// Every provider at the fake; a free-tier key on groq.
-fn assistant_env(fake: &FakeProvider) -> Vec<(String, String)> {
+/// Every provider at the fake; free-tier keys on groq (text) and openai (images). Also used by `chat.rs`.
+pub fn assistant_env(fake: &FakeProvider) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = ["gemini", "groq", "cerebras", "openrouter", "openai", "anthropic"]
         .iter()
         .map(|name| {
@@ -131,6 +131,8 @@ fn assistant_env(fake: &FakeProvider) -> Vec<(String, String)> {
         })
         .collect();
     env.push(("HEARTH_AI__FREE_TIER__KEYS__GROQ".to_owned(), r#"["gsk_0123456789abcdefghijklmn"]"#.to_owned()));
+    // Images come from OpenAI (groq draws none), for the web client's `/image`.
+    env.push(("HEARTH_AI__FREE_TIER__KEYS__OPENAI".to_owned(), r#"["sk-proj-0123456789abcdefghijklmn"]"#.to_owned()));
     env
 }
 
@@ -159,6 +161,8 @@ async fn the_official_phoenix_js_client_works_and_survives_a_restart() {
         .env("HEARTH_URL", &server.url)
         .env("HEARTH_ASSISTANT", "1")
         .env("HEARTH_RESTART_URL", &restart_url)
+        // For the web client's test, which checks that no message is stored in the clear.
+        .env("HEARTH_DATA_DIR", &data_dir)
         .stdin(Stdio::null());
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
     let started = std::time::Instant::now();

@@ -1,0 +1,708 @@
+//! The client's state: what is on screen, and how each [`Update`] from the network changes
+//! it. Nothing here waits or talks to the network: requests are queued as [`Command`]s for
+//! the loop in `mod.rs` to hand over.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use hearth_client::api::{Conversation, PublicUser, User};
+use hearth_client::channels::{AssistantDelta, Presence};
+use uuid::Uuid;
+
+use super::editor::Editor;
+use super::network::{Command, Joined, Shown, Update};
+
+/// How long someone shows as typing without a new `start_typing` (a client that went away
+/// never says `finish_typing`).
+pub const TYPING_SHOWN_FOR: Duration = Duration::from_secs(8);
+
+/// How often `start_typing` is repeated while the person keeps typing.
+pub const TYPING_REPEAT: Duration = Duration::from_secs(3);
+
+/// How long after the last keystroke the person counts as no longer typing.
+pub const TYPING_PAUSE: Duration = Duration::from_secs(5);
+
+/// Which screen is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    /// The sign-in form.
+    Login,
+    /// Conversations and messages.
+    Chat,
+}
+
+/// Which pane takes the keys on the chat screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    /// The conversation list.
+    List,
+    /// The message composer.
+    Composer,
+}
+
+/// A field of the sign-in form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginField {
+    /// The email address.
+    Email,
+    /// The password.
+    Password,
+    /// The display name (registering only).
+    DisplayName,
+}
+
+/// The sign-in form.
+#[derive(Debug, Default)]
+pub struct LoginForm {
+    /// Registering a new account (else logging in).
+    pub register: bool,
+    /// The field being typed in; `None` is the first one.
+    pub field: Option<LoginField>,
+    /// The email address.
+    pub email: Editor,
+    /// The password (shown as stars, cleared once sent to the network task).
+    pub password: Editor,
+    /// The display name of a new account.
+    pub display_name: Editor,
+    /// Waiting for the server.
+    pub busy: bool,
+}
+
+impl LoginForm {
+    /// The field being typed in.
+    pub fn field(&self) -> LoginField {
+        self.field.unwrap_or(LoginField::Email)
+    }
+
+    /// The fields of the current mode, in order.
+    pub fn fields(&self) -> &'static [LoginField] {
+        if self.register {
+            &[LoginField::Email, LoginField::Password, LoginField::DisplayName]
+        } else {
+            &[LoginField::Email, LoginField::Password]
+        }
+    }
+
+    /// The editor of the current field.
+    pub fn editor(&mut self) -> &mut Editor {
+        match self.field() {
+            LoginField::Email => &mut self.email,
+            LoginField::Password => &mut self.password,
+            LoginField::DisplayName => &mut self.display_name,
+        }
+    }
+}
+
+/// A field of the new-conversation dialog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PickerField {
+    /// Filtering the users.
+    Find,
+    /// The group's name.
+    Alias,
+}
+
+/// The new-conversation dialog: pick one person for a private conversation, or several
+/// (and a name) for a group.
+#[derive(Debug)]
+pub struct Picker {
+    /// Filters the users by email or display name.
+    pub find: Editor,
+    /// The group's name.
+    pub alias: Editor,
+    /// The field being typed in.
+    pub field: PickerField,
+    /// The highlighted row of the filtered list.
+    pub highlighted: usize,
+    /// The users picked so far.
+    pub picked: BTreeSet<Uuid>,
+}
+
+/// A line for the status bar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// What to say.
+    pub text: String,
+    /// Whether it is an error.
+    pub error: bool,
+}
+
+/// An assistant reply still streaming in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Streaming {
+    /// The reply's message group, once it is complete.
+    pub reply_id: Uuid,
+    /// The text so far.
+    pub text: String,
+    /// How many pieces arrived.
+    pub parts: u64,
+}
+
+/// One conversation as the client knows it.
+#[derive(Debug, Clone)]
+pub struct ConversationView {
+    /// The conversation.
+    pub conversation: Conversation,
+    /// Its members (the person included); empty until joined.
+    pub members: Vec<Uuid>,
+    /// Each member's key fingerprint, for those who set keys.
+    pub fingerprints: BTreeMap<Uuid, String>,
+    /// The history loaded so far, oldest first.
+    pub messages: Vec<Shown>,
+    /// The token of the page before the oldest loaded, if there is one.
+    pub page_token: Option<String>,
+    /// An older page was asked for and has not arrived.
+    pub loading_older: bool,
+    /// Whether it has been joined (history and keys are known).
+    pub joined: bool,
+    /// Messages from others not read yet.
+    pub unread: u64,
+    /// Who is typing, since when.
+    pub typing: BTreeMap<Uuid, Instant>,
+    /// The assistant's reply as it streams in.
+    pub streaming: Option<Streaming>,
+    /// Replies that are complete: their late pieces are ignored.
+    pub finished_replies: BTreeSet<Uuid>,
+    /// How many lines the history is scrolled up from the newest.
+    pub scroll: usize,
+    /// How far it can scroll up with what is loaded (the last drawing's, set by `render.rs`).
+    pub max_scroll: usize,
+}
+
+impl ConversationView {
+    fn new(conversation: Conversation) -> Self {
+        Self {
+            unread: conversation.unread,
+            conversation,
+            members: Vec::new(),
+            fingerprints: BTreeMap::new(),
+            messages: Vec::new(),
+            page_token: None,
+            loading_older: false,
+            joined: false,
+            typing: BTreeMap::new(),
+            streaming: None,
+            finished_replies: BTreeSet::new(),
+            scroll: 0,
+            max_scroll: 0,
+        }
+    }
+
+    /// The id.
+    pub fn id(&self) -> Uuid {
+        self.conversation.id
+    }
+
+    /// When something last happened in it: for the list's order.
+    pub fn last_activity(&self) -> DateTime<Utc> {
+        let newest = self.messages.last().map(|m| m.at);
+        [Some(self.conversation.inserted_at), self.conversation.last_message_at, newest]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(self.conversation.inserted_at)
+    }
+
+    /// Adds or replaces a message (by message group), keeping the history in time order.
+    fn upsert(&mut self, message: Shown) {
+        if let Some(existing) = self.messages.iter_mut().find(|m| m.group == message.group) {
+            *existing = message;
+            return;
+        }
+        let at = self.messages.partition_point(|m| m.at <= message.at);
+        self.messages.insert(at, message);
+    }
+}
+
+/// The whole client state.
+#[derive(Debug)]
+pub struct App {
+    /// The server's URL.
+    pub server: String,
+    /// The screen that is up.
+    pub screen: Screen,
+    /// The sign-in form.
+    pub login: LoginForm,
+    /// The signed-in person.
+    pub me: Option<User>,
+    /// Every user known, by id.
+    pub users: BTreeMap<Uuid, PublicUser>,
+    /// The person's conversations, most recently active first.
+    pub conversations: Vec<ConversationView>,
+    /// The highlighted row of the list.
+    pub selected: usize,
+    /// The conversation shown.
+    pub open: Option<Uuid>,
+    /// The pane that takes the keys.
+    pub focus: Focus,
+    /// The message being written.
+    pub composer: Editor,
+    /// The new-conversation dialog, when up.
+    pub picker: Option<Picker>,
+    /// The info pane (members and their key fingerprints), when up.
+    pub info: bool,
+    /// The status bar's line.
+    pub status: Option<Status>,
+    /// Who is online.
+    pub presence: Presence,
+    /// Set when the person asked to quit.
+    pub quit: bool,
+    /// The person's own typing: in which conversation, when `start_typing` was last sent,
+    /// and the last keystroke.
+    pub own_typing: Option<(Uuid, Instant, Instant)>,
+    /// Requests for the network task, in order.
+    commands: Vec<Command>,
+}
+
+impl App {
+    /// A client of `server`, at the sign-in form.
+    pub fn new(server: &str) -> Self {
+        Self {
+            server: server.to_owned(),
+            screen: Screen::Login,
+            login: LoginForm::default(),
+            me: None,
+            users: BTreeMap::new(),
+            conversations: Vec::new(),
+            selected: 0,
+            open: None,
+            focus: Focus::List,
+            composer: Editor::default(),
+            picker: None,
+            info: false,
+            status: None,
+            presence: Presence::new(),
+            quit: false,
+            own_typing: None,
+            commands: Vec::new(),
+        }
+    }
+
+    /// The requests queued since the last call.
+    pub fn take_commands(&mut self) -> Vec<Command> {
+        std::mem::take(&mut self.commands)
+    }
+
+    /// Queues a request for the network task.
+    pub(super) fn command(&mut self, command: Command) {
+        self.commands.push(command);
+    }
+
+    /// Says something in the status bar.
+    pub fn info(&mut self, text: impl Into<String>) {
+        self.status = Some(Status { text: text.into(), error: false });
+    }
+
+    /// Shows an error in the status bar.
+    pub fn error(&mut self, text: impl Into<String>) {
+        self.status = Some(Status { text: text.into(), error: true });
+    }
+
+    /// The person's id, once signed in.
+    pub fn me(&self) -> Option<Uuid> {
+        self.me.as_ref().map(|me| me.id)
+    }
+
+    /// How a user is named: "you", their display name, or (unknown) the start of their id.
+    pub fn name(&self, user: Uuid) -> String {
+        if Some(user) == self.me() {
+            return "you".to_owned();
+        }
+        match self.users.get(&user) {
+            Some(known) => known.display_name.clone(),
+            None => format!("user {}", &user.to_string()[..8]),
+        }
+    }
+
+    /// The other member of a private conversation.
+    pub fn partner(&self, view: &ConversationView) -> Option<Uuid> {
+        if !view.conversation.private {
+            return None;
+        }
+        view.members.iter().copied().find(|member| Some(*member) != self.me())
+    }
+
+    /// A conversation's title: its alias, the partner's name, or the members' names.
+    pub fn title(&self, view: &ConversationView) -> String {
+        if view.conversation.assistant {
+            return "Assistant".to_owned();
+        }
+        if let Some(alias) = &view.conversation.alias {
+            return alias.clone();
+        }
+        if let Some(partner) = self.partner(view) {
+            return self.name(partner);
+        }
+        let others: Vec<String> =
+            view.members.iter().filter(|m| Some(**m) != self.me()).map(|m| self.name(*m)).collect();
+        if others.is_empty() { "(conversation)".to_owned() } else { others.join(", ") }
+    }
+
+    /// The conversation with this id.
+    pub fn view(&self, id: Uuid) -> Option<&ConversationView> {
+        self.conversations.iter().find(|view| view.id() == id)
+    }
+
+    fn view_mut(&mut self, id: Uuid) -> Option<&mut ConversationView> {
+        self.conversations.iter_mut().find(|view| view.id() == id)
+    }
+
+    /// The open conversation.
+    pub fn open_view(&self) -> Option<&ConversationView> {
+        self.open.and_then(|id| self.view(id))
+    }
+
+    /// The open conversation, to change.
+    pub fn open_view_mut(&mut self) -> Option<&mut ConversationView> {
+        let id = self.open?;
+        self.view_mut(id)
+    }
+
+    /// Shows conversation `id`: marks it read and moves the keys to the composer.
+    pub fn open_conversation(&mut self, id: Uuid) {
+        self.finish_typing();
+        let Some(index) = self.conversations.iter().position(|view| view.id() == id) else { return };
+        self.selected = index;
+        self.open = Some(id);
+        self.focus = Focus::Composer;
+        let view = &mut self.conversations[index];
+        view.unread = 0;
+        view.scroll = 0;
+        self.command(Command::Open(id));
+    }
+
+    /// Who is typing in the open conversation, as a line ("bob is typing…").
+    pub fn typing_line(&self) -> Option<String> {
+        let view = self.open_view()?;
+        let names: Vec<String> = view.typing.keys().map(|user| self.name(*user)).collect();
+        match names.as_slice() {
+            [] => None,
+            [one] => Some(format!("{one} is typing…")),
+            [first @ .., last] => Some(format!("{} and {last} are typing…", first.join(", "))),
+        }
+    }
+
+    /// Users matching the picker's filter (everyone but the person), by name.
+    pub fn picker_matches(&self) -> Vec<&PublicUser> {
+        let Some(picker) = &self.picker else { return Vec::new() };
+        let needle = picker.find.text().trim().to_lowercase();
+        let mut users: Vec<&PublicUser> = self
+            .users
+            .values()
+            .filter(|user| Some(user.id) != self.me())
+            .filter(|user| {
+                needle.is_empty()
+                    || user.email.to_lowercase().contains(&needle)
+                    || user.display_name.to_lowercase().contains(&needle)
+            })
+            .collect();
+        users.sort_by(|a, b| a.display_name.to_lowercase().cmp(&b.display_name.to_lowercase()).then(a.id.cmp(&b.id)));
+        users
+    }
+
+    /// The person typed in the composer: `start_typing` now and then while they go on.
+    pub fn typed(&mut self, now: Instant) {
+        let Some(view) = self.open_view() else { return };
+        if view.conversation.assistant {
+            return;
+        }
+        let id = view.id();
+        match self.own_typing {
+            Some((conversation, sent, _)) if conversation == id && now.duration_since(sent) < TYPING_REPEAT => {
+                self.own_typing = Some((id, sent, now));
+            }
+            _ => {
+                self.own_typing = Some((id, now, now));
+                self.command(Command::Typing { conversation_id: id, typing: true });
+            }
+        }
+    }
+
+    /// The person stopped typing (sent, cleared, or left the conversation).
+    pub fn finish_typing(&mut self) {
+        if let Some((conversation_id, _, _)) = self.own_typing.take() {
+            self.command(Command::Typing { conversation_id, typing: false });
+        }
+    }
+
+    /// Time passed: typing that was never finished expires.
+    pub fn tick(&mut self, now: Instant) {
+        for view in &mut self.conversations {
+            view.typing.retain(|_, since| now.duration_since(*since) < TYPING_SHOWN_FOR);
+        }
+        if self.own_typing.is_some_and(|(_, _, last_key)| now.duration_since(last_key) >= TYPING_PAUSE) {
+            self.finish_typing();
+        }
+    }
+
+    /// Keeps the list in order of activity, the highlighted conversation highlighted.
+    fn sort(&mut self) {
+        let selected = self.conversations.get(self.selected).map(ConversationView::id);
+        self.conversations.sort_by_key(|view| std::cmp::Reverse(view.last_activity()));
+        if let Some(selected) = selected {
+            self.selected = self.conversations.iter().position(|view| view.id() == selected).unwrap_or(0);
+        }
+    }
+
+    /// Applies what the network task reports.
+    pub fn apply(&mut self, update: Update, now: Instant) {
+        match update {
+            Update::SignedIn { me, users, conversations } => {
+                self.login = LoginForm::default();
+                self.screen = Screen::Chat;
+                self.info(format!("signed in as {} <{}>", me.display_name, me.email));
+                self.me = Some(me);
+                self.users = users.into_iter().map(|user| (user.id, user)).collect();
+                self.conversations = conversations.into_iter().map(ConversationView::new).collect();
+                self.sort();
+            }
+            Update::SignInFailed(reason) => {
+                self.login.busy = false;
+                self.error(reason);
+            }
+            Update::Users(users) => {
+                self.users = users.into_iter().map(|user| (user.id, user)).collect();
+            }
+            Update::Joined(joined) => self.joined(*joined),
+            Update::Older { conversation_id, messages, page_token } => {
+                if let Some(view) = self.view_mut(conversation_id) {
+                    view.loading_older = false;
+                    view.page_token = page_token;
+                    for message in messages {
+                        view.upsert(message);
+                    }
+                }
+            }
+            Update::Message { conversation_id, message } => self.message(conversation_id, message),
+            Update::Edited { conversation_id, message } => {
+                if let Some(view) = self.view_mut(conversation_id) {
+                    view.upsert(message);
+                }
+            }
+            Update::Deleted { conversation_id, group } => {
+                if let Some(view) = self.view_mut(conversation_id) {
+                    view.messages.retain(|m| m.group != group);
+                }
+            }
+            Update::Typing { conversation_id, user_id, typing } => {
+                if let Some(view) = self.view_mut(conversation_id) {
+                    if typing {
+                        view.typing.insert(user_id, now);
+                    } else {
+                        view.typing.remove(&user_id);
+                    }
+                }
+            }
+            Update::Members { conversation, members } => match self.view_mut(conversation.id) {
+                Some(view) => {
+                    view.conversation = Conversation { unread: view.conversation.unread, ..conversation };
+                    view.members = members;
+                }
+                None => {
+                    let mut view = ConversationView::new(conversation);
+                    view.members = members;
+                    self.conversations.push(view);
+                    self.sort();
+                }
+            },
+            Update::KeySet { conversation_id, user_id, fingerprint } => {
+                if let Some(view) = self.view_mut(conversation_id) {
+                    view.fingerprints.insert(user_id, fingerprint);
+                }
+            }
+            Update::Alias { conversation_id, alias } => {
+                if let Some(view) = self.view_mut(conversation_id) {
+                    view.conversation.alias = alias;
+                }
+            }
+            Update::MemberLeft { conversation_id, user_id } => {
+                let name = self.name(user_id);
+                let title = self.view(conversation_id).map(|view| self.title(view));
+                if let Some(view) = self.view_mut(conversation_id) {
+                    view.members.retain(|member| *member != user_id);
+                    view.fingerprints.remove(&user_id);
+                    view.typing.remove(&user_id);
+                }
+                if let Some(title) = title {
+                    self.info(format!("{name} left {title}"));
+                }
+            }
+            Update::Delta(delta) => self.delta(delta),
+            Update::DisplayName { user_id, display_name } => {
+                if let Some(user) = self.users.get_mut(&user_id) {
+                    user.display_name.clone_from(&display_name);
+                }
+                if let Some(me) = self.me.as_mut().filter(|me| me.id == user_id) {
+                    me.display_name = display_name;
+                }
+            }
+            Update::Presence(event) => {
+                self.presence.apply(&event);
+            }
+            Update::Open(id) => {
+                // What was asked for ("opening…") is done.
+                self.status = None;
+                self.open_conversation(id);
+            }
+            Update::Info(text) => self.info(text),
+            Update::Error(text) => self.error(text),
+        }
+    }
+
+    fn joined(&mut self, joined: Joined) {
+        let Joined { conversation, members, fingerprints, messages, page_token, unread } = joined;
+        let id = conversation.id;
+        let is_open = self.open == Some(id);
+        let view = match self.conversations.iter().position(|view| view.id() == id) {
+            Some(index) => &mut self.conversations[index],
+            None => {
+                self.conversations.push(ConversationView::new(conversation.clone()));
+                let last = self.conversations.len() - 1;
+                &mut self.conversations[last]
+            }
+        };
+        view.conversation = conversation;
+        view.members = members;
+        view.fingerprints = fingerprints;
+        view.messages = messages;
+        view.page_token = page_token;
+        view.loading_older = false;
+        view.joined = true;
+        view.scroll = 0;
+        view.unread = if is_open { 0 } else { unread };
+        if is_open && unread > 0 {
+            self.command(Command::MarkRead(id));
+        }
+        self.sort();
+    }
+
+    fn message(&mut self, conversation_id: Uuid, message: Shown) {
+        let me = self.me();
+        let is_open = self.open == Some(conversation_id);
+        let Some(view) = self.view_mut(conversation_id) else { return };
+        let fresh = !view.messages.iter().any(|m| m.group == message.group);
+        let from_other = Some(message.sender) != me;
+        let group = message.group;
+        view.typing.remove(&message.sender);
+        view.upsert(message);
+        let mut streamed = None;
+        if view.streaming.as_ref().is_some_and(|streaming| streaming.reply_id == group) {
+            streamed = view.streaming.take().map(|streaming| streaming.parts);
+        }
+        if view.conversation.assistant && from_other {
+            view.finished_replies.insert(group);
+        }
+        if fresh && from_other {
+            if is_open {
+                view.scroll = 0;
+                self.command(Command::MarkRead(conversation_id));
+            } else {
+                view.unread += 1;
+            }
+        }
+        if let Some(parts) = streamed {
+            self.info(format!("the assistant's reply streamed in {parts} parts"));
+        }
+        self.sort();
+    }
+
+    fn delta(&mut self, delta: AssistantDelta) {
+        let Some(view) = self.view_mut(delta.conversation_id) else { return };
+        if view.finished_replies.contains(&delta.reply_id) {
+            return;
+        }
+        match &mut view.streaming {
+            Some(streaming) if streaming.reply_id == delta.reply_id => {
+                streaming.text.push_str(&delta.delta);
+                streaming.parts += 1;
+            }
+            _ => view.streaming = Some(Streaming { reply_id: delta.reply_id, text: delta.delta, parts: 1 }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conversation(id: Uuid, assistant: bool) -> Conversation {
+        let now = Utc::now();
+        serde_json::from_value(serde_json::json!({
+            "id": id, "private": !assistant, "alias": null, "inserted_at": now, "updated_at": now,
+            "assistant": assistant,
+        }))
+        .expect("a conversation")
+    }
+
+    fn signed_in(app: &mut App, me: Uuid, conversations: Vec<Conversation>) {
+        let user: User = serde_json::from_value(serde_json::json!({
+            "id": me, "email": "ann@example.org", "display_name": "Ann", "hidden": false, "theme": "day",
+            "magnification": 1.0, "recents": [],
+        }))
+        .expect("a user");
+        app.apply(Update::SignedIn { me: user, users: Vec::new(), conversations }, Instant::now());
+    }
+
+    fn shown(group: Uuid, sender: Uuid, text: &str) -> Shown {
+        Shown { group, sender, text: Ok(text.to_owned()), at: Utc::now(), edited: false }
+    }
+
+    #[test]
+    fn messages_count_as_unread_until_their_conversation_is_opened() {
+        let (me, bob, id) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let mut app = App::new("http://localhost");
+        signed_in(&mut app, me, vec![conversation(id, false)]);
+        let now = Instant::now();
+        app.apply(Update::Message { conversation_id: id, message: shown(Uuid::now_v7(), bob, "hi") }, now);
+        // The same message again (its copy on the user topic) counts once.
+        let group = Uuid::now_v7();
+        app.apply(Update::Message { conversation_id: id, message: shown(group, bob, "again") }, now);
+        app.apply(Update::Message { conversation_id: id, message: shown(group, bob, "again") }, now);
+        assert_eq!(app.view(id).map(|v| v.unread), Some(2));
+        app.take_commands();
+        app.open_conversation(id);
+        assert_eq!(app.view(id).map(|v| v.unread), Some(0));
+        assert!(matches!(app.take_commands().as_slice(), [Command::Open(opened)] if *opened == id));
+        app.apply(Update::Message { conversation_id: id, message: shown(Uuid::now_v7(), bob, "seen") }, now);
+        assert_eq!(app.view(id).map(|v| v.unread), Some(0));
+        assert!(matches!(app.take_commands().as_slice(), [Command::MarkRead(read)] if *read == id));
+    }
+
+    #[test]
+    fn a_streamed_reply_is_replaced_by_the_final_message() {
+        let (me, id, reply) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let mut app = App::new("http://localhost");
+        signed_in(&mut app, me, vec![conversation(id, true)]);
+        let now = Instant::now();
+        for (index, piece) in ["groq ", "reply"].into_iter().enumerate() {
+            let delta = AssistantDelta {
+                conversation_id: id,
+                reply_id: reply,
+                prompt_group: Uuid::now_v7(),
+                index: index as u64,
+                delta: piece.to_owned(),
+            };
+            app.apply(Update::Delta(delta), now);
+        }
+        assert_eq!(app.view(id).and_then(|v| v.streaming.as_ref()).map(|s| s.text.as_str()), Some("groq reply"));
+        app.apply(Update::Message { conversation_id: id, message: shown(reply, Uuid::nil(), "groq reply") }, now);
+        let view = app.view(id).expect("the conversation");
+        assert!(view.streaming.is_none());
+        assert_eq!(view.messages.len(), 1);
+        assert_eq!(app.status.as_ref().map(|s| s.text.as_str()), Some("the assistant's reply streamed in 2 parts"));
+    }
+
+    #[test]
+    fn typing_shows_until_finished_or_stale() {
+        let (me, bob, id) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let mut app = App::new("http://localhost");
+        signed_in(&mut app, me, vec![conversation(id, false)]);
+        app.open_conversation(id);
+        let now = Instant::now();
+        app.apply(Update::Typing { conversation_id: id, user_id: bob, typing: true }, now);
+        assert!(app.typing_line().is_some_and(|line| line.ends_with("is typing…")));
+        app.tick(now + TYPING_SHOWN_FOR);
+        assert_eq!(app.typing_line(), None);
+    }
+}

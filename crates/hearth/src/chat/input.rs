@@ -1,0 +1,352 @@
+//! What each key does, screen by screen. The keys are listed in the help line at the
+//! bottom of the screen (`render.rs`), which must be kept in step with this file.
+
+use std::time::Instant;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use zeroize::Zeroizing;
+
+use super::app::{App, Focus, LoginField, Picker, PickerField, Screen};
+use super::editor::Editor;
+use super::network::{Command, SignIn};
+
+/// Lines a page key scrolls the history by.
+const PAGE: usize = 10;
+
+/// What an editing key did to an editor.
+#[derive(Debug, PartialEq, Eq)]
+enum Edit {
+    /// The text changed.
+    Changed,
+    /// Only the cursor moved.
+    Moved,
+    /// The key is not an editing key.
+    Ignored,
+}
+
+/// Applies an editing key (characters, Backspace, Delete, arrows, Home, End, Ctrl-U).
+fn edit(editor: &mut Editor, key: KeyEvent) -> Edit {
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    match key.code {
+        KeyCode::Char('u') if ctrl => {
+            editor.clear();
+            Edit::Changed
+        }
+        KeyCode::Char(_) if ctrl || key.modifiers.contains(KeyModifiers::ALT) => Edit::Ignored,
+        KeyCode::Char(c) => {
+            editor.insert(c);
+            Edit::Changed
+        }
+        KeyCode::Backspace => {
+            editor.backspace();
+            Edit::Changed
+        }
+        KeyCode::Delete => {
+            editor.delete();
+            Edit::Changed
+        }
+        KeyCode::Left => {
+            editor.left();
+            Edit::Moved
+        }
+        KeyCode::Right => {
+            editor.right();
+            Edit::Moved
+        }
+        KeyCode::Home => {
+            editor.home();
+            Edit::Moved
+        }
+        KeyCode::End => {
+            editor.end();
+            Edit::Moved
+        }
+        _ => Edit::Ignored,
+    }
+}
+
+impl App {
+    /// Handles one key press.
+    pub fn on_key(&mut self, key: KeyEvent, now: Instant) {
+        if key.kind == KeyEventKind::Release {
+            return;
+        }
+        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+            self.quit = true;
+            return;
+        }
+        match self.screen {
+            Screen::Login => self.login_key(key),
+            Screen::Chat if self.picker.is_some() => self.picker_key(key),
+            Screen::Chat => self.chat_key(key, now),
+        }
+    }
+
+    fn login_key(&mut self, key: KeyEvent) {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        let fields = self.login.fields();
+        let at = fields.iter().position(|field| *field == self.login.field()).unwrap_or(0);
+        match key.code {
+            KeyCode::Esc => self.quit = true,
+            KeyCode::Char('r') if ctrl => {
+                self.login.register = !self.login.register;
+                if self.login.field() == LoginField::DisplayName {
+                    self.login.field = Some(LoginField::Email);
+                }
+            }
+            KeyCode::Tab | KeyCode::Down => self.login.field = Some(fields[(at + 1) % fields.len()]),
+            KeyCode::BackTab | KeyCode::Up => self.login.field = Some(fields[(at + fields.len() - 1) % fields.len()]),
+            KeyCode::Enter => self.submit_login(),
+            _ => {
+                edit(self.login.editor(), key);
+            }
+        }
+    }
+
+    fn submit_login(&mut self) {
+        if self.login.busy {
+            return;
+        }
+        if self.login.email.text().trim().is_empty() {
+            self.login.field = Some(LoginField::Email);
+            self.error("enter your email address");
+            return;
+        }
+        if self.login.password.is_empty() {
+            self.login.field = Some(LoginField::Password);
+            self.error("enter your password");
+            return;
+        }
+        let display_name = self.login.display_name.text().trim();
+        let request = SignIn {
+            register: self.login.register,
+            email: self.login.email.text().trim().to_owned(),
+            // Moved out of the form: zeroized once the SDK has derived the keys from it.
+            password: Zeroizing::new(self.login.password.take()),
+            display_name: (self.login.register && !display_name.is_empty()).then(|| display_name.to_owned()),
+        };
+        self.login.busy = true;
+        self.info(if request.register { "registering…" } else { "signing in…" });
+        self.command(Command::SignIn(request));
+    }
+
+    fn chat_key(&mut self, key: KeyEvent, now: Instant) {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match key.code {
+            KeyCode::Esc if self.info => self.info = false,
+            KeyCode::Esc => self.quit = true,
+            KeyCode::Char('n') if ctrl => {
+                self.picker = Some(Picker {
+                    find: Editor::default(),
+                    alias: Editor::default(),
+                    field: PickerField::Find,
+                    highlighted: 0,
+                    picked: Default::default(),
+                });
+                // Someone may have registered since the list was read.
+                self.command(Command::RefreshUsers);
+            }
+            KeyCode::Char('a') if ctrl => {
+                self.info("opening the assistant…");
+                self.command(Command::OpenAssistant);
+            }
+            KeyCode::Char('k') if ctrl => self.info = !self.info,
+            KeyCode::Tab | KeyCode::BackTab => {
+                self.focus = match self.focus {
+                    Focus::List => Focus::Composer,
+                    Focus::Composer => Focus::List,
+                };
+            }
+            KeyCode::PageUp => self.scroll_up(),
+            KeyCode::PageDown => {
+                if let Some(view) = self.open_view_mut() {
+                    view.scroll = view.scroll.saturating_sub(PAGE);
+                }
+            }
+            _ => match self.focus {
+                Focus::List => self.list_key(key),
+                Focus::Composer => self.composer_key(key, now),
+            },
+        }
+    }
+
+    /// Scrolls the history up a page; at the top, asks for the page before.
+    fn scroll_up(&mut self) {
+        let Some(view) = self.open_view_mut() else { return };
+        if view.scroll < view.max_scroll {
+            view.scroll = (view.scroll + PAGE).min(view.max_scroll);
+            return;
+        }
+        match (&view.page_token, view.loading_older) {
+            (Some(token), false) => {
+                let command = Command::LoadOlder { conversation_id: view.id(), page_token: token.clone() };
+                view.loading_older = true;
+                self.command(command);
+                self.info("loading older messages…");
+            }
+            (None, _) => self.info("this is the beginning of the conversation"),
+            (Some(_), true) => {}
+        }
+    }
+
+    fn list_key(&mut self, key: KeyEvent) {
+        match key.code {
+            KeyCode::Up | KeyCode::Char('k') => self.selected = self.selected.saturating_sub(1),
+            KeyCode::Down | KeyCode::Char('j') => {
+                self.selected = (self.selected + 1).min(self.conversations.len().saturating_sub(1));
+            }
+            KeyCode::Enter => {
+                if let Some(id) = self.conversations.get(self.selected).map(|view| view.id()) {
+                    self.open_conversation(id);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn composer_key(&mut self, key: KeyEvent, now: Instant) {
+        if key.code == KeyCode::Enter {
+            self.send();
+            return;
+        }
+        if edit(&mut self.composer, key) == Edit::Changed {
+            if self.composer.is_empty() {
+                self.finish_typing();
+            } else {
+                self.typed(now);
+            }
+        }
+    }
+
+    fn send(&mut self) {
+        let text = self.composer.text().trim().to_owned();
+        if text.is_empty() {
+            return;
+        }
+        let Some(view) = self.open_view() else {
+            self.error("open a conversation first (Tab to the list, Enter to open)");
+            return;
+        };
+        if !view.joined {
+            self.error("still joining this conversation; try again in a moment");
+            return;
+        }
+        let conversation_id = view.id();
+        self.composer.clear();
+        self.finish_typing();
+        if let Some(view) = self.open_view_mut() {
+            view.scroll = 0;
+        }
+        self.command(Command::Send { conversation_id, text });
+    }
+
+    fn picker_key(&mut self, key: KeyEvent) {
+        let matches: Vec<uuid::Uuid> = self.picker_matches().iter().map(|user| user.id).collect();
+        let Some(picker) = self.picker.as_mut() else { return };
+        match key.code {
+            KeyCode::Esc => self.picker = None,
+            KeyCode::Tab | KeyCode::BackTab => {
+                picker.field = match picker.field {
+                    PickerField::Find => PickerField::Alias,
+                    PickerField::Alias => PickerField::Find,
+                };
+            }
+            KeyCode::Up => picker.highlighted = picker.highlighted.saturating_sub(1),
+            KeyCode::Down => picker.highlighted = (picker.highlighted + 1).min(matches.len().saturating_sub(1)),
+            KeyCode::Char(' ') if picker.field == PickerField::Find => {
+                if let Some(user) = matches.get(picker.highlighted)
+                    && !picker.picked.remove(user)
+                {
+                    picker.picked.insert(*user);
+                }
+            }
+            KeyCode::Enter => self.start_picked(&matches),
+            _ => {
+                let field = picker.field;
+                let editor = match field {
+                    PickerField::Find => &mut picker.find,
+                    PickerField::Alias => &mut picker.alias,
+                };
+                if edit(editor, key) == Edit::Changed && field == PickerField::Find {
+                    picker.highlighted = 0;
+                }
+            }
+        }
+    }
+
+    /// Starts the conversation the picker describes: one person and no name is a private
+    /// conversation, anything more a group.
+    fn start_picked(&mut self, matches: &[uuid::Uuid]) {
+        let Some(picker) = self.picker.as_ref() else { return };
+        let mut picked: Vec<uuid::Uuid> = picker.picked.iter().copied().collect();
+        if picked.is_empty() {
+            match matches.get(picker.highlighted) {
+                Some(user) => picked.push(*user),
+                None => {
+                    self.error("nobody matches: pick someone (Space) or change the search");
+                    return;
+                }
+            }
+        }
+        let alias = picker.alias.text().trim().to_owned();
+        self.picker = None;
+        if let ([other], true) = (picked.as_slice(), alias.is_empty()) {
+            self.info(format!("opening the conversation with {}…", self.name(*other)));
+            self.command(Command::StartPrivate(*other));
+        } else {
+            self.info("starting the group…");
+            self.command(Command::StartGroup { user_ids: picked, alias: (!alias.is_empty()).then_some(alias) });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn press(app: &mut App, code: KeyCode) {
+        app.on_key(KeyEvent::new(code, KeyModifiers::NONE), Instant::now());
+    }
+
+    fn ctrl(app: &mut App, c: char) {
+        app.on_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL), Instant::now());
+    }
+
+    fn type_text(app: &mut App, text: &str) {
+        for c in text.chars() {
+            press(app, KeyCode::Char(c));
+        }
+    }
+
+    #[test]
+    fn the_login_form_sends_a_registration_and_forgets_the_password() {
+        let mut app = App::new("http://localhost");
+        ctrl(&mut app, 'r');
+        type_text(&mut app, "ann@example.org");
+        press(&mut app, KeyCode::Tab);
+        type_text(&mut app, "correct horse");
+        press(&mut app, KeyCode::Tab);
+        type_text(&mut app, "Ann");
+        press(&mut app, KeyCode::Enter);
+        let commands = app.take_commands();
+        let [Command::SignIn(request)] = commands.as_slice() else { panic!("a sign-in, got {commands:?}") };
+        assert!(request.register);
+        assert_eq!((request.email.as_str(), request.password.as_str()), ("ann@example.org", "correct horse"));
+        assert_eq!(request.display_name.as_deref(), Some("Ann"));
+        assert!(app.login.password.is_empty(), "the form keeps no password");
+        assert!(!format!("{commands:?}").contains("correct horse"), "nor does a debug print");
+        // Waiting for the server: a second Enter sends nothing.
+        press(&mut app, KeyCode::Enter);
+        assert!(app.take_commands().is_empty());
+    }
+
+    #[test]
+    fn ctrl_c_and_esc_quit() {
+        let mut app = App::new("http://localhost");
+        ctrl(&mut app, 'c');
+        assert!(app.quit);
+        let mut app = App::new("http://localhost");
+        press(&mut app, KeyCode::Esc);
+        assert!(app.quit);
+    }
+}

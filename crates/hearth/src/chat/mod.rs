@@ -1,0 +1,83 @@
+//! `hearth chat`: a terminal client of a hearth server, on the SDK (`hearth-client`).
+//!
+//! - `app.rs`: the state, and how network updates change it;
+//! - `input.rs`: what each key does;
+//! - `render.rs`: drawing the state (ratatui);
+//! - `network.rs`: the task that talks to the server (REST and socket) and does all the
+//!   end-to-end encryption;
+//! - `editor.rs`: the one-line editor of the forms and the composer.
+//!
+//! The loop here draws, then waits for whichever comes first: a key, an update from the
+//! network task, or a tick (typing indicators expire on their own). Nothing it does waits
+//! on the network, and nothing the server sends can end it: failures are shown in the
+//! status line.
+
+mod app;
+mod editor;
+mod error;
+mod input;
+mod network;
+mod render;
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use crossterm::event::{Event, EventStream};
+use futures::StreamExt as _;
+
+use app::App;
+
+/// How often the screen is redrawn when nothing happens (typing indicators expire).
+const TICK: Duration = Duration::from_secs(1);
+
+/// Puts the terminal back as it was, however the client ends (a panic too: ratatui's hook).
+struct RestoreTerminal;
+
+impl Drop for RestoreTerminal {
+    fn drop(&mut self) {
+        ratatui::restore();
+    }
+}
+
+/// Runs the client against the server at `server` until the person quits.
+pub async fn run(server: &str) -> anyhow::Result<()> {
+    // A bad URL is reported before the terminal is taken over.
+    hearth_client::api::Client::new(server).context("invalid --server")?;
+    let (commands, mut updates, network) = network::spawn(server.to_owned());
+    let mut terminal = ratatui::try_init().context("cannot take over the terminal")?;
+    let _restore = RestoreTerminal;
+    let mut app = App::new(server);
+    let mut keys = EventStream::new();
+    let mut ticker = tokio::time::interval(TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut network_running = true;
+    while !app.quit {
+        terminal.draw(|frame| render::draw(frame, &mut app)).context("cannot draw")?;
+        tokio::select! {
+            key = keys.next() => match key {
+                Some(Ok(Event::Key(key))) => app.on_key(key, Instant::now()),
+                // Resizes and the rest only need the redraw.
+                Some(Ok(_)) => {}
+                Some(Err(error)) => return Err(error).context("cannot read the terminal"),
+                None => break,
+            },
+            update = updates.recv(), if network_running => match update {
+                Some(update) => app.apply(update, Instant::now()),
+                None => {
+                    network_running = false;
+                    app.error("the connection to the server ended; quit and start again");
+                }
+            },
+            _ = ticker.tick() => app.tick(Instant::now()),
+        }
+        for command in app.take_commands() {
+            // The task ends only when `commands` is dropped, below.
+            let _ = commands.send(command);
+        }
+    }
+    // Dropping the sender ends the network task, which closes the socket: the server then
+    // tells others at once that this device left, rather than when its heartbeat times out.
+    drop(commands);
+    let _ = tokio::time::timeout(Duration::from_secs(2), network).await;
+    Ok(())
+}

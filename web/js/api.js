@@ -1,0 +1,277 @@
+// The REST side of the web client: signing in and up without sending the password (the
+// auth secret is derived on the device, DESIGN.md §6), keeping the session across reloads,
+// refreshing the access token, and calling the API.
+//
+// What is kept on the device: the refresh token in localStorage (single use, rotated on every
+// refresh) and the wrap key in IndexedDB as a non-extractable CryptoKey, so a reload can read
+// history without asking for the password again, and no script can read the key's bytes.
+// Refreshes are serialized across tabs with a Web Lock: a refresh token used twice signs the
+// whole session out (the server treats reuse as theft).
+
+import {derive, unwrapPrivateKey, wrapPrivateKey} from "./e2e.js"
+import {PROVISIONAL_ID} from "./keys.js"
+
+const STORAGE_KEY = "hearth.session"
+const DATABASE = "hearth"
+const STORE = "keys"
+/** Refresh this long before the access token expires. */
+const EARLY_MS = 60000
+
+/** An API error: `code` and `message` from the server's `{"error", "message"}` body. */
+export class ApiError extends Error {
+  constructor(status, code, message){
+    super(message)
+    this.name = "ApiError"
+    this.status = status
+    this.code = code
+  }
+  /** The session is gone (revoked, or the refresh token refused): sign in again. */
+  get signedOut(){ return this.status === 401 }
+}
+
+function openDatabase(){
+  return new Promise((resolve, reject) => {
+    const request = indexedDB.open(DATABASE, 1)
+    request.onupgradeneeded = () => request.result.createObjectStore(STORE)
+    request.onsuccess = () => resolve(request.result)
+    request.onerror = () => reject(request.error)
+  })
+}
+
+async function keyStore(mode, action){
+  const db = await openDatabase()
+  try {
+    return await new Promise((resolve, reject) => {
+      const transaction = db.transaction(STORE, mode)
+      const request = action(transaction.objectStore(STORE))
+      transaction.oncomplete = () => resolve(request.result)
+      transaction.onerror = () => reject(transaction.error)
+    })
+  } finally {
+    db.close()
+  }
+}
+
+const saveWrapKey = (userId, key) => keyStore("readwrite", store => store.put(key, userId))
+const loadWrapKey = userId => keyStore("readonly", store => store.get(userId))
+const forgetWrapKeys = () => keyStore("readwrite", store => store.clear())
+
+/** The claims of a JWT (the access token), or {} if it cannot be read. */
+function claims(token){
+  try {
+    return JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))) ?? {}
+  } catch {
+    return {}
+  }
+}
+
+/** When a JWT expires, in milliseconds since the epoch (0 if it cannot be read). */
+const expiry = token => (claims(token).exp ?? 0) * 1000
+
+async function call(method, path, {body, token} = {}){
+  const headers = {}
+  if(body !== undefined){ headers["content-type"] = "application/json" }
+  if(token){ headers.authorization = `Bearer ${token}` }
+  let response
+  try {
+    response = await fetch(path, {method, headers, body: body === undefined ? undefined : JSON.stringify(body)})
+  } catch {
+    throw new ApiError(0, "offline", "The server cannot be reached. Check the connection and try again.")
+  }
+  if(response.status === 204){ return null }
+  const text = await response.text()
+  let json = null
+  try { json = text ? JSON.parse(text) : null } catch { json = null }
+  if(!response.ok){
+    throw new ApiError(response.status, json?.error ?? "error", json?.message ?? `The server answered ${response.status}.`)
+  }
+  return json
+}
+
+/** A signed-in person: their user, the wrap key, and an access token kept fresh. */
+export class Session {
+  constructor(reply, wrapKey){
+    this.wrapKey = wrapKey
+    this.adopt(reply)
+    this.listeners = []
+  }
+
+  adopt(reply){
+    this.user = reply.user
+    this.users = reply.users ?? []
+    this.accessToken = reply.auth_token
+    this.expiresAt = expiry(reply.auth_token)
+    localStorage.setItem(STORAGE_KEY, JSON.stringify({userId: reply.user.id, refreshToken: reply.refresh_token}))
+  }
+
+  /** `callback()` when the session ends (revoked, refused). */
+  onSignedOut(callback){ this.listeners.push(callback) }
+
+  /** Signs up: the password never leaves the device; the server gets the derived secret. */
+  static async register(email, password, displayName){
+    const {authSecret, wrapKey} = await derive(email, password)
+    const body = {email, password: authSecret, device_name: deviceName()}
+    if(displayName){ body.display_name = displayName }
+    const reply = await call("POST", "/auth/register", {body})
+    await saveWrapKey(reply.user.id, wrapKey)
+    return new Session(reply, wrapKey)
+  }
+
+  static async login(email, password){
+    const {authSecret, wrapKey} = await derive(email, password)
+    const reply = await call("POST", "/auth/login", {body: {email, password: authSecret, device_name: deviceName()}})
+    await saveWrapKey(reply.user.id, wrapKey)
+    return new Session(reply, wrapKey)
+  }
+
+  /** The session this device kept, if it still works; null otherwise. */
+  static async resume(){
+    const saved = stored()
+    if(!saved){ return null }
+    const wrapKey = await loadWrapKey(saved.userId).catch(() => null)
+    if(!wrapKey){ return null }
+    try {
+      const reply = await refreshed(saved.refreshToken)
+      return reply ? new Session(reply, wrapKey) : null
+    } catch(error){
+      if(error.signedOut){ await forget(); return null }
+      throw error
+    }
+  }
+
+  /**
+   * A usable access token for the socket: refreshed first if it is about to expire or if
+   * `fresh` (the server refused the last one), and never the token a password change in
+   * progress is about to end.
+   */
+  async token(fresh = false){
+    if(this.changing){ await this.changing.catch(() => {}) }
+    return this.usable(fresh)
+  }
+
+  async usable(fresh = false){
+    if(!fresh && Date.now() < this.expiresAt - EARLY_MS){ return this.accessToken }
+    return this.refresh()
+  }
+
+  async refresh(){
+    const before = this.accessToken
+    const run = async () => {
+      // Another tab (or call) may have refreshed meanwhile: use the newest refresh token.
+      const saved = stored()
+      if(!saved || saved.userId !== this.user.id){ throw this.end() }
+      try {
+        const reply = await refreshed(saved.refreshToken)
+        if(!reply){ throw this.end() }
+        this.adopt(reply)
+      } catch(error){
+        if(error.signedOut){ throw this.end() }
+        throw error
+      }
+    }
+    if(!this.refreshing){
+      this.refreshing = (navigator.locks ? navigator.locks.request("hearth-refresh", run) : run())
+        .finally(() => { this.refreshing = null })
+    }
+    await this.refreshing
+    return this.accessToken ?? before
+  }
+
+  end(){
+    this.accessToken = null
+    this.listeners.forEach(f => f())
+    return new ApiError(401, "signed_out", "You were signed out. Sign in again.")
+  }
+
+  /** An API call with the access token; a 401 refreshes once and tries again. */
+  async api(method, path, body){
+    try {
+      return await call(method, path, {body, token: await this.usable()})
+    } catch(error){
+      if(error.status !== 401){ throw error }
+      return call(method, path, {body, token: await this.refresh()})
+    }
+  }
+
+  /** An authenticated binary resource (an assistant image) as an object URL. */
+  async blobUrl(path){
+    const fetchWith = async token => fetch(path, {headers: {authorization: `Bearer ${token}`}})
+    let response = await fetchWith(await this.usable())
+    if(response.status === 401){ response = await fetchWith(await this.refresh()) }
+    if(!response.ok){ throw new ApiError(response.status, "not_found", "The image is not available.") }
+    return URL.createObjectURL(await response.blob())
+  }
+
+  /**
+   * Changes the password: every private key is unwrapped with the old wrap key and wrapped
+   * with the new one, and the server replaces them in the password change's transaction, so
+   * history stays readable. The server signs every session out; this one signs in again.
+   */
+  async changePassword(password, newPassword){
+    // The server closes this session's sockets when the password changes; they reconnect
+    // with the token of the new sign-in, not the old one.
+    this.changing = this.replacePassword(password, newPassword)
+    try {
+      await this.changing
+    } finally {
+      this.changing = null
+    }
+  }
+
+  async replacePassword(password, newPassword){
+    const email = this.user.email
+    const old = await derive(email, password)
+    const next = await derive(email, newPassword)
+    const {private_keys: stored} = await this.api("GET", "/api/encryption_keys")
+    const privateKeys = {}
+    for(const [conversationId, wrapped] of Object.entries(stored)){
+      const keyPair = await unwrapPrivateKey(old.wrapKey, conversationId, wrapped)
+        .catch(() => unwrapPrivateKey(old.wrapKey, PROVISIONAL_ID, wrapped))
+        .catch(() => null)
+      // A key this password never wrapped (from before a reset) stays as it is.
+      privateKeys[conversationId] = keyPair ? await wrapPrivateKey(next.wrapKey, conversationId, keyPair) : wrapped
+    }
+    await this.api("PATCH", "/api/password", {
+      password: old.authSecret,
+      new_password: next.authSecret,
+      new_password_confirmation: next.authSecret,
+      private_keys: privateKeys,
+    })
+    const reply = await call("POST", "/auth/login", {body: {email, password: next.authSecret, device_name: deviceName()}})
+    await saveWrapKey(reply.user.id, next.wrapKey)
+    this.wrapKey = next.wrapKey
+    this.adopt(reply)
+  }
+
+  async signOut(){
+    try { await this.api("DELETE", `/api/devices/${this.deviceId()}`) } catch { /* signed out anyway */ }
+    await forget()
+  }
+
+  /** This device's id, from the access token's claims. */
+  deviceId(){ return claims(this.accessToken ?? "").device ?? null }
+}
+
+async function refreshed(refreshToken){
+  return call("POST", "/auth/refresh", {body: {token: refreshToken}})
+}
+
+function stored(){
+  try {
+    const saved = JSON.parse(localStorage.getItem(STORAGE_KEY))
+    return saved?.userId && saved?.refreshToken ? saved : null
+  } catch {
+    return null
+  }
+}
+
+async function forget(){
+  localStorage.removeItem(STORAGE_KEY)
+  await forgetWrapKeys().catch(() => {})
+}
+
+function deviceName(){
+  const agent = navigator.userAgent
+  const browser = /Firefox\//.test(agent) ? "Firefox" : /Edg\//.test(agent) ? "Edge" : /Chrom/.test(agent) ? "Chromium" : /Safari\//.test(agent) ? "Safari" : "Browser"
+  return `${browser} (web)`
+}

@@ -1,0 +1,856 @@
+// hearth's web client: signing in, the conversation list, conversations (end-to-end
+// encrypted on this device), the assistant, settings and devices. Plain DOM, no framework:
+// every piece of data reaches the page as text (dom.js), never as HTML.
+
+import {ApiError, Session} from "./api.js"
+import {h, fill, modal} from "./dom.js"
+import {Keyring, MissingKeys} from "./keys.js"
+import {ChannelError, Socket} from "./phoenix.js"
+
+/** The sender of the assistant's replies (a fixed id that is no user's). */
+const ASSISTANT = "00000000-0000-0000-0000-0000a5510001"
+const SYSTEM = "system:general"
+/** Conversations joined at start; more would pass the server's 100 channels per socket. */
+const JOINED_AT_MOST = 90
+const TYPING_IDLE_MS = 3000
+const TYPING_SHOWN_MS = 8000
+const IMAGE_PATH = /^\/api\/assistant\/images\/[0-9a-f-]{36}$/
+const CONFIGURE_PATH = /^\/configure\/[0-9a-f]{64}\.[0-9a-f-]{36}$/
+
+const root = document.getElementById("app")
+
+function applyProfile(user){
+  document.documentElement.dataset.theme = user.theme === "night" ? "night" : "day"
+  const magnification = Math.min(1.4, Math.max(0.7, Number(user.magnification) || 1))
+  document.documentElement.style.setProperty("--magnification", String(magnification))
+}
+
+const time = iso => {
+  const date = new Date(iso)
+  return Number.isNaN(date.getTime()) ? "" : date.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"})
+}
+
+// --- signing in ---
+
+function showAuth(notice = ""){
+  applyProfile({theme: matchMedia("(prefers-color-scheme: dark)").matches ? "night" : "day", magnification: 1})
+  let mode = "login"
+  const email = h("input", {type: "email", name: "email", autocomplete: "username", required: true})
+  const password = h("input", {type: "password", name: "password", autocomplete: "current-password", required: true, minlength: 8})
+  const displayName = h("input", {name: "display_name", autocomplete: "nickname", maxlength: 100})
+  const nameField = h("label", {hidden: true}, h("span", {}, "Display name (optional)"), displayName)
+  const status = h("p", {class: "error", role: "alert"}, notice)
+  const submit = h("button", {type: "submit", class: "primary"}, "Sign in")
+  const tab = (name, label) => h("button", {type: "button", role: "tab", "aria-selected": String(name === mode), onclick: () => select(name)}, label)
+  const tabs = h("div", {class: "tabs", role: "tablist"})
+  const select = name => {
+    mode = name
+    nameField.hidden = name !== "register"
+    password.autocomplete = name === "register" ? "new-password" : "current-password"
+    submit.textContent = name === "register" ? "Create account" : "Sign in"
+    fill(tabs, tab("login", "Sign in"), tab("register", "Create account"))
+  }
+  select("login")
+  const form = h("form", {class: "auth", "aria-label": "Sign in"},
+    h("h1", {}, "hearth"),
+    h("p", {class: "muted"}, "Your password never leaves this device: it derives the keys that encrypt your messages."),
+    tabs,
+    h("label", {}, h("span", {}, "Email"), email),
+    h("label", {}, h("span", {}, "Password (at least 8 characters)"), password),
+    nameField, status, submit)
+  form.addEventListener("submit", async event => {
+    event.preventDefault()
+    submit.disabled = true
+    status.textContent = ""
+    status.className = "muted"
+    status.textContent = "Deriving your keys…"
+    try {
+      const session = mode === "register"
+        ? await Session.register(email.value.trim(), password.value, displayName.value.trim())
+        : await Session.login(email.value.trim(), password.value)
+      password.value = ""
+      await new Client(session).start()
+    } catch(error){
+      status.className = "error"
+      status.textContent = error instanceof ApiError ? error.message : `Something went wrong: ${error.message}`
+      submit.disabled = false
+    }
+  })
+  fill(root, form)
+  email.focus()
+}
+
+// --- the signed-in client ---
+
+class Client {
+  constructor(session){
+    this.session = session
+    this.me = session.user.id
+    this.keys = new Keyring(session.wrapKey, this.me)
+    this.users = new Map()
+    for(const user of [session.user, ...session.users]){ this.users.set(user.id, user) }
+    this.conversations = new Map()
+    /** user id → the phx_refs of their connected devices */
+    this.presence = new Map()
+    this.current = null
+    this.editing = null
+    this.typingSent = false
+  }
+
+  name(userId){
+    if(userId === ASSISTANT){ return "Assistant" }
+    if(userId === this.me){ return "You" }
+    return this.users.get(userId)?.display_name ?? "Someone"
+  }
+
+  online(userId){ return (this.presence.get(userId)?.size ?? 0) > 0 }
+
+  title(conversation){
+    if(conversation.assistant){ return "Assistant" }
+    if(conversation.alias){ return conversation.alias }
+    const others = conversation.members.filter(id => id !== this.me)
+    if(!others.length){ return conversation.private ? "Private conversation" : "Just you" }
+    return others.map(id => this.name(id)).join(", ")
+  }
+
+  async start(){
+    applyProfile(this.session.user)
+    this.session.onSignedOut(() => {
+      this.socket?.disconnect()
+      showAuth("You were signed out on this device. Sign in again.")
+    })
+    this.renderShell()
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:"
+    this.socket = new Socket(`${scheme}//${location.host}/socket/websocket`, fresh => this.session.token(fresh))
+    this.socket.on("open", () => this.setStatus(""))
+    this.socket.on("close", () => this.setStatus("Reconnecting…"))
+    this.system = this.socket.channel(SYSTEM)
+    this.system.on("presence_state", state => this.presenceState(state))
+    this.system.on("presence_diff", diff => this.presenceDiff(diff))
+    this.system.on("set_display_name", ({user_id, display_name}) => {
+      const user = this.users.get(user_id)
+      if(user){ user.display_name = display_name }
+      this.renderList()
+      this.renderConversation()
+    })
+    const inbox = this.socket.channel(`user:${this.me}`)
+    inbox.on("new_conversation", payload => this.introduced(payload))
+    inbox.on("new_message", payload => this.delivered(payload, false))
+    inbox.on("edit_message", payload => this.delivered(payload, true))
+    inbox.on("delete_message", payload => this.deleted(payload.conversation_id, payload.message_group_id))
+    inbox.on("phx_join", () => this.catchUp())
+    this.socket.connect()
+    this.system.join().catch(() => {})
+    inbox.join().catch(() => {})
+    await this.loadConversations()
+    const match = location.pathname.match(/^\/chat\/([0-9a-f-]{36})$/)
+    if(match && this.conversations.has(match[1])){ this.open(match[1]) }
+  }
+
+  setStatus(text, isError = false){
+    if(!this.status){ return }
+    this.status.textContent = text
+    this.status.className = isError ? "status error" : "status muted"
+  }
+
+  fail(error){
+    const message = error instanceof MissingKeys
+      ? `Waiting for ${error.userIds.map(id => this.name(id)).join(", ") || "your keys"} to set up encryption: they need to open hearth once.`
+      : error instanceof ChannelError || error instanceof ApiError ? error.message : `Something went wrong: ${error.message}`
+    this.setStatus(message, true)
+  }
+
+  // --- conversations ---
+
+  async loadConversations(){
+    const {items} = await this.session.api("GET", "/api/conversations")
+    for(const item of items){ this.remember(item) }
+    const newest = [...this.conversations.values()].sort(byActivity).slice(0, JOINED_AT_MOST)
+    this.renderList()
+    await Promise.all(newest.map(conversation => this.join(conversation).catch(error => this.fail(error))))
+    this.renderList()
+  }
+
+  /** Adds or updates a conversation from a list item or an announcement. */
+  remember(item, memberIds = null){
+    let conversation = this.conversations.get(item.id)
+    if(!conversation){
+      conversation = {
+        id: item.id, members: [], readTimes: new Map(), messages: new Map(), streams: new Map(),
+        typing: new Map(), pageToken: null, unread: item.unread ?? 0, lastAt: item.last_message_at ?? item.inserted_at,
+        channel: null, startedKeyPair: null,
+      }
+      this.conversations.set(item.id, conversation)
+    }
+    conversation.private = item.private
+    conversation.alias = item.alias ?? null
+    conversation.assistant = item.assistant === true
+    if(memberIds){ conversation.members = memberIds }
+    return conversation
+  }
+
+  async join(conversation){
+    if(conversation.channel){ return conversation.channel.joined }
+    const channel = this.socket.channel(`conversation:${conversation.id}`)
+    conversation.channel = channel
+    const is = () => this.current === conversation.id
+    channel.on("phx_join", reply => this.joined(conversation, reply).catch(error => this.fail(error)))
+    channel.on("phx_close", () => this.gone(conversation.id))
+    channel.on("set_encryption_keys", async ({user_id, public_key}) => {
+      await this.keys.setPublicKey(conversation.id, user_id, public_key)
+      await this.redecrypt(conversation, user_id)
+      if(is()){ this.renderConversation() }
+    })
+    const typing = shown => ({user_id}) => {
+      if(user_id === this.me){ return }
+      clearTimeout(conversation.typing.get(user_id))
+      conversation.typing.delete(user_id)
+      if(shown){ conversation.typing.set(user_id, setTimeout(() => { conversation.typing.delete(user_id); if(is()){ this.renderTyping() } }, TYPING_SHOWN_MS)) }
+      if(is()){ this.renderTyping() }
+    }
+    channel.on("start_typing", typing(true))
+    channel.on("finish_typing", typing(false))
+    channel.on("read_conversation", ({user_id, read_at}) => {
+      conversation.readTimes.set(user_id, read_at)
+      if(is()){ this.renderMessages() }
+    })
+    channel.on("update_alias", ({alias}) => {
+      conversation.alias = alias
+      this.renderList()
+      if(is()){ this.renderConversation() }
+    })
+    channel.on("leave_conversation", ({user_id}) => {
+      conversation.members = conversation.members.filter(id => id !== user_id)
+      conversation.readTimes.delete(user_id)
+      if(is()){ this.renderConversation() }
+      this.renderList()
+    })
+    channel.on("delete_message", ({message_group_id}) => this.deleted(conversation.id, message_group_id))
+    channel.on("assistant_delta", delta => this.streamed(conversation, delta))
+    return channel.join()
+  }
+
+  /** A (re)join reply: members, keys, read times and the newest page of history. */
+  async joined(conversation, reply){
+    this.remember(reply.conversation, Object.keys(reply.read_times ?? {}))
+    conversation.readTimes = new Map(Object.entries(reply.read_times ?? {}))
+    await this.ensureUsers(conversation.members)
+    if(!conversation.assistant){
+      const keys = await this.keys.adopt(conversation.id, reply, conversation.startedKeyPair)
+      conversation.startedKeyPair = null
+      if(keys){ await conversation.channel.push("set_encryption_keys", keys) }
+    }
+    const known = conversation.messages.size > 0
+    await this.addMessages(conversation, reply.messages?.items ?? [])
+    if(!known){ conversation.pageToken = reply.messages?.page_token ?? null }
+    this.renderList()
+    if(this.current === conversation.id){
+      this.renderConversation()
+      this.markRead(conversation)
+    }
+  }
+
+  /** After the inbox (re)joins: anything missed while away arrives with the rejoins; new conversations with the list. */
+  async catchUp(){
+    if(!this.listLoaded){ this.listLoaded = true; return }
+    const {items} = await this.session.api("GET", "/api/conversations").catch(() => ({items: []}))
+    for(const item of items){
+      const conversation = this.remember(item)
+      if(!conversation.channel){ this.join(conversation).catch(error => this.fail(error)) }
+    }
+    this.renderList()
+  }
+
+  async introduced({conversation: item, user_ids}){
+    const conversation = this.remember(item, user_ids)
+    await this.ensureUsers(user_ids)
+    this.renderList()
+    if(!conversation.channel){ await this.join(conversation).catch(error => this.fail(error)) }
+    if(this.current === conversation.id){ this.renderConversation() }
+  }
+
+  gone(conversationId){
+    const conversation = this.conversations.get(conversationId)
+    if(!conversation || conversation.members.includes(this.me) && !conversation.left){ return }
+    conversation.channel?.leave()
+    this.conversations.delete(conversationId)
+    if(this.current === conversationId){ this.current = null; this.renderMain() }
+    this.renderList()
+  }
+
+  /** Names for user ids this client has not seen yet (from the user directory). */
+  async ensureUsers(ids){
+    let missing = ids.filter(id => id !== ASSISTANT && !this.users.has(id))
+    let pageToken = null
+    for(let page = 0; missing.length && page < 20; page++){
+      const query = pageToken ? `?page_token=${encodeURIComponent(pageToken)}&page_size=100` : "?page_size=100"
+      const reply = await this.session.api("GET", `/api/users${query}`).catch(() => null)
+      if(!reply){ return }
+      for(const user of reply.items){ this.users.set(user.id, user) }
+      missing = missing.filter(id => !this.users.has(id))
+      pageToken = reply.page_token
+      if(!pageToken){ return }
+    }
+  }
+
+  // --- messages ---
+
+  async readable(conversation, message){
+    if(conversation.assistant){ return message.content }
+    return this.keys.decrypt(conversation.id, message)
+  }
+
+  async addMessages(conversation, items){
+    const opened = await Promise.all(items.map(async message => ({
+      group: message.message_group, sender: message.sender, content: message.content,
+      text: await this.readable(conversation, message), at: message.inserted_at, edited: message.updated_at !== message.inserted_at,
+    })))
+    for(const message of opened){
+      conversation.messages.set(message.group, message)
+      conversation.streams.delete(message.group)
+      if(!conversation.lastAt || message.at > conversation.lastAt){ conversation.lastAt = message.at }
+    }
+  }
+
+  async redecrypt(conversation, userId){
+    for(const message of conversation.messages.values()){
+      if(message.text === null && message.sender === userId){
+        message.text = await this.readable(conversation, message)
+      }
+    }
+  }
+
+  async delivered({conversation_id, message}, edit){
+    let conversation = this.conversations.get(conversation_id)
+    if(!conversation){
+      await this.catchUp()
+      conversation = this.conversations.get(conversation_id)
+      if(!conversation){ return }
+    }
+    const fresh = !conversation.messages.has(message.message_group)
+    await this.addMessages(conversation, [message])
+    if(edit){ conversation.messages.get(message.message_group).edited = true }
+    clearTimeout(conversation.typing.get(message.sender))
+    conversation.typing.delete(message.sender)
+    if(fresh && !edit && message.sender !== this.me){
+      if(this.current === conversation_id && document.visibilityState === "visible"){
+        this.markRead(conversation)
+      } else {
+        conversation.unread += 1
+      }
+    }
+    this.renderList()
+    if(this.current === conversation_id){ this.renderConversation() }
+  }
+
+  deleted(conversationId, group){
+    const conversation = this.conversations.get(conversationId)
+    if(!conversation?.messages.delete(group)){ return }
+    if(this.current === conversationId){ this.renderMessages() }
+  }
+
+  streamed(conversation, {reply_id, index, delta}){
+    if(conversation.messages.has(reply_id)){ return }
+    const stream = conversation.streams.get(reply_id) ?? {parts: [], at: new Date().toISOString()}
+    stream.parts[index] = delta
+    conversation.streams.set(reply_id, stream)
+    if(this.current === conversation.id){ this.renderMessages() }
+  }
+
+  markRead(conversation){
+    conversation.unread = 0
+    this.renderList()
+    clearTimeout(conversation.readTimer)
+    // Several arrivals in a row make one read receipt.
+    conversation.readTimer = setTimeout(() => {
+      conversation.channel?.push("read_conversation").catch(() => {})
+    }, 300)
+  }
+
+  async olderMessages(conversation){
+    if(!conversation.pageToken){ return }
+    const query = `conversation_id=${conversation.id}&page_token=${encodeURIComponent(conversation.pageToken)}`
+    const page = await this.session.api("GET", `/api/messages?${query}`)
+    await this.addMessages(conversation, page.items)
+    conversation.pageToken = page.page_token
+    this.renderMessages({keepTop: true})
+  }
+
+  async send(text){
+    const conversation = this.conversations.get(this.current)
+    if(!conversation || !text.trim()){ return false }
+    this.stopTyping(conversation)
+    const copies = conversation.assistant
+      ? {[this.me]: text}
+      : await this.keys.encryptFor(conversation.id, conversation.members, text)
+    if(this.editing){
+      const group = this.editing
+      await conversation.channel.push("edit_message", {message_group_id: group, encrypted_messages: copies})
+      const message = conversation.messages.get(group)
+      if(message){ message.text = text; message.edited = true }
+      this.editing = null
+    } else {
+      const reply = await conversation.channel.push("send_message", {encrypted_messages: copies, client_msg_id: crypto.randomUUID()})
+      await this.addMessages(conversation, [reply.message])
+    }
+    this.renderList()
+    this.renderConversation()
+    return true
+  }
+
+  typed(conversation){
+    if(conversation.assistant){ return }
+    if(!this.typingSent){
+      this.typingSent = true
+      conversation.channel?.push("start_typing").catch(() => {})
+    }
+    clearTimeout(this.typingTimer)
+    this.typingTimer = setTimeout(() => this.stopTyping(conversation), TYPING_IDLE_MS)
+  }
+
+  stopTyping(conversation){
+    clearTimeout(this.typingTimer)
+    if(this.typingSent){
+      this.typingSent = false
+      conversation.channel?.push("finish_typing").catch(() => {})
+    }
+  }
+
+  // --- presence ---
+
+  presenceState(state){
+    this.presence = new Map(Object.entries(state).map(([id, {metas}]) => [id, new Set(metas.map(m => m.phx_ref))]))
+    this.renderPresence()
+  }
+
+  presenceDiff({joins, leaves}){
+    for(const [id, {metas}] of Object.entries(leaves ?? {})){
+      const refs = this.presence.get(id)
+      for(const meta of metas){ refs?.delete(meta.phx_ref) }
+    }
+    for(const [id, {metas}] of Object.entries(joins ?? {})){
+      if(!this.presence.has(id)){ this.presence.set(id, new Set()) }
+      for(const meta of metas){ this.presence.get(id).add(meta.phx_ref) }
+    }
+    this.renderPresence()
+  }
+
+  renderPresence(){
+    this.renderList()
+    if(this.current){ this.renderHeader() }
+  }
+
+  // --- rendering ---
+
+  renderShell(){
+    this.list = h("ul", {class: "conversations", "aria-label": "Conversations"})
+    this.meLabel = h("div", {class: "me"})
+    this.main = h("main", {class: "main"})
+    this.layout = h("div", {class: "layout"},
+      h("nav", {class: "sidebar", "aria-label": "Conversations"},
+        h("header", {},
+          this.meLabel,
+          h("div", {class: "actions"},
+            h("button", {type: "button", onclick: () => this.newPrivate().catch(e => this.fail(e))}, "New chat"),
+            h("button", {type: "button", onclick: () => this.newGroup().catch(e => this.fail(e))}, "New group"),
+            h("button", {type: "button", onclick: () => this.openAssistant().catch(e => this.fail(e))}, "Assistant"),
+            h("button", {type: "button", onclick: () => this.settings()}, "Settings"),
+            h("button", {type: "button", onclick: () => this.devices().catch(e => this.fail(e))}, "Devices"),
+            h("button", {type: "button", class: "link", onclick: () => this.signOut()}, "Sign out"))),
+        this.list),
+      this.main)
+    fill(root, this.layout)
+    this.renderMain()
+  }
+
+  renderList(){
+    if(!this.list){ return }
+    fill(this.meLabel, this.users.get(this.me)?.display_name ?? this.session.user.email)
+    const items = [...this.conversations.values()].sort(byActivity).map(conversation => {
+      const partner = conversation.private ? conversation.members.find(id => id !== this.me) : null
+      const dot = partner ? h("span", {class: this.online(partner) ? "dot online" : "dot", title: this.online(partner) ? "online" : "offline"}) : null
+      const badge = conversation.unread > 0 ? h("span", {class: "badge", "aria-label": `${conversation.unread} unread`}, String(conversation.unread)) : null
+      return h("li", {},
+        h("button", {type: "button", "data-conversation": conversation.id, "aria-current": String(this.current === conversation.id), onclick: () => this.open(conversation.id)},
+          dot, h("span", {class: "name"}, this.title(conversation)), badge))
+    })
+    fill(this.list, items.length ? items : h("li", {class: "muted notice"}, "No conversations yet. Start one with New chat."))
+  }
+
+  renderMain(){
+    const conversation = this.conversations.get(this.current)
+    this.layout.classList.toggle("open", Boolean(conversation))
+    if(!conversation){
+      this.status = h("div", {class: "status", role: "status"})
+      fill(this.main, this.status, h("p", {class: "empty"}, "Pick a conversation, or start one."))
+      return
+    }
+    this.header = h("header")
+    this.membersPanel = h("details", {class: "members"})
+    this.messageList = h("div", {class: "messages", role: "log", "aria-label": "Messages"})
+    this.typingLine = h("div", {class: "typing", "aria-live": "polite"})
+    this.status = h("div", {class: "status", role: "status"})
+    const input = h("textarea", {name: "message", rows: 1, placeholder: conversation.assistant ? "Ask the assistant, or /help" : "Write a message", "aria-label": "Message", maxlength: 10000})
+    this.input = input
+    const form = h("form", {class: "composer"}, input, h("button", {type: "submit", class: "primary"}, "Send"))
+    const submit = async () => {
+      const text = input.value
+      input.value = ""
+      try {
+        if(!await this.send(text)){ input.value = text }
+      } catch(error){
+        input.value = text
+        this.fail(error)
+      }
+    }
+    form.addEventListener("submit", event => { event.preventDefault(); submit() })
+    input.addEventListener("keydown", event => {
+      if(event.key === "Enter" && !event.shiftKey){ event.preventDefault(); submit() }
+      if(event.key === "Escape" && this.editing){ this.editing = null; input.value = ""; this.renderMessages() }
+    })
+    input.addEventListener("input", () => this.typed(conversation))
+    fill(this.main, this.header, conversation.assistant ? null : this.membersPanel, this.messageList, this.typingLine, this.status, form)
+    this.renderConversation()
+    this.messageList.scrollTop = this.messageList.scrollHeight
+  }
+
+  renderConversation(){
+    if(!this.conversations.has(this.current)){ return }
+    this.renderHeader()
+    this.renderMessages()
+    this.renderTyping()
+  }
+
+  renderHeader(){
+    const conversation = this.conversations.get(this.current)
+    if(!conversation || !this.header){ return }
+    const group = !conversation.private && !conversation.assistant
+    fill(this.header,
+      h("button", {type: "button", class: "back", "aria-label": "Back to conversations", onclick: () => this.open(null)}, "←"),
+      h("h2", {}, this.title(conversation)),
+      group ? [
+        h("button", {type: "button", onclick: () => this.rename(conversation).catch(e => this.fail(e))}, "Rename"),
+        h("button", {type: "button", onclick: () => this.addMembers(conversation).catch(e => this.fail(e))}, "Add people"),
+        h("button", {type: "button", class: "danger", onclick: () => this.leave(conversation).catch(e => this.fail(e))}, "Leave"),
+      ] : null)
+    const wasOpen = this.membersPanel.open
+    fill(this.membersPanel,
+      h("summary", {}, `${conversation.members.length} members · key fingerprints`),
+      h("ul", {}, conversation.members.map(id => {
+        const fingerprint = this.keys.fingerprint(conversation.id, id)
+        return h("li", {"data-member": id},
+          h("span", {class: this.online(id) ? "dot online" : "dot"}),
+          h("span", {}, id === this.me ? `${this.users.get(id)?.display_name ?? "You"} (you)` : this.name(id)),
+          h("span", {class: "fingerprint"}, fingerprint ?? "no key yet"))
+      })),
+      h("p", {class: "muted"}, "Compare fingerprints with the people themselves (in person or on a call): if they match, nobody else can read this conversation."))
+    this.membersPanel.open = wasOpen
+  }
+
+  renderMessages({keepTop = false} = {}){
+    const conversation = this.conversations.get(this.current)
+    if(!conversation || !this.messageList){ return }
+    const list = this.messageList
+    const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40
+    const fromBottom = list.scrollHeight - list.scrollTop
+    const sorted = [...conversation.messages.values()].sort((a, b) => a.group < b.group ? -1 : 1)
+    const nodes = sorted.map(message => this.messageNode(conversation, message))
+    for(const [replyId, stream] of conversation.streams){
+      nodes.push(h("article", {class: "message streaming", "data-group": replyId},
+        h("div", {class: "meta"}, "Assistant", h("span", {}, "writing…")),
+        h("div", {class: "text"}, stream.parts.join(""))))
+    }
+    const lastMine = sorted.findLast(message => message.sender === this.me)
+    let seen = null
+    if(lastMine && !conversation.assistant){
+      const readers = conversation.members.filter(id => id !== this.me && (conversation.readTimes.get(id) ?? "") >= lastMine.at)
+      if(readers.length){ seen = h("div", {class: "seen", "data-seen": readers.join(" ")}, `Seen by ${readers.map(id => this.name(id)).join(", ")}`) }
+    }
+    fill(list,
+      conversation.pageToken ? h("button", {type: "button", class: "older link", onclick: () => this.olderMessages(conversation).catch(e => this.fail(e))}, "Load older messages") : null,
+      nodes.length ? nodes : h("p", {class: "empty"}, conversation.assistant ? "Ask anything. /help lists the commands." : "No messages yet."),
+      seen)
+    if(keepTop){ list.scrollTop = list.scrollHeight - fromBottom } else if(atBottom){ list.scrollTop = list.scrollHeight }
+  }
+
+  messageNode(conversation, message){
+    const mine = message.sender === this.me
+    const classes = ["message", mine ? "mine" : "", message.text === null ? "undecryptable" : ""].join(" ").trim()
+    const body = message.text === null
+      ? h("div", {class: "text"}, "This message cannot be decrypted on this device.")
+      : this.messageBody(conversation, message.text)
+    return h("article", {class: classes, "data-group": message.group},
+      h("div", {class: "meta"},
+        h("span", {class: "sender"}, this.name(message.sender)),
+        h("time", {datetime: message.at}, time(message.at)),
+        message.edited ? h("span", {}, "edited") : null,
+        mine && !conversation.assistant && message.text !== null ? [
+          h("button", {type: "button", class: "link", "aria-label": "Edit message", onclick: () => this.startEdit(message)}, "Edit"),
+          h("button", {type: "button", class: "link danger", "aria-label": "Delete message", onclick: () => this.remove(conversation, message).catch(e => this.fail(e))}, "Delete"),
+        ] : null),
+      body)
+  }
+
+  /** Text, except that the assistant's image and configure links become an image and a link. */
+  messageBody(conversation, text){
+    if(!conversation.assistant){ return h("div", {class: "text"}, text) }
+    const parts = text.split("\n").map((line, i) => {
+      const separator = i > 0 ? "\n" : ""
+      let url = null
+      try { url = /^https?:\/\/\S+$/.test(line.trim()) ? new URL(line.trim()) : null } catch { url = null }
+      if(url && IMAGE_PATH.test(url.pathname)){
+        const image = h("img", {alt: "Generated image", "data-image": url.pathname})
+        this.session.blobUrl(url.pathname).then(src => { image.src = src }).catch(() => { image.alt = "The image is not available." })
+        return [separator, image]
+      }
+      if(url && CONFIGURE_PATH.test(url.pathname)){
+        return [separator, h("a", {href: url.pathname, target: "_blank", rel: "noopener noreferrer"}, "Open the page to add your key")]
+      }
+      return separator + line
+    })
+    return h("div", {class: "text"}, parts)
+  }
+
+  renderTyping(){
+    const conversation = this.conversations.get(this.current)
+    if(!conversation || !this.typingLine){ return }
+    const names = [...conversation.typing.keys()].map(id => this.name(id))
+    this.typingLine.textContent = names.length === 0 ? "" : `${names.join(", ")} ${names.length === 1 ? "is" : "are"} typing…`
+  }
+
+  startEdit(message){
+    this.editing = message.group
+    this.input.value = message.text
+    this.input.focus()
+    this.setStatus("Editing a message: Enter saves, Escape cancels.")
+  }
+
+  async remove(conversation, message){
+    await conversation.channel.push("delete_message", {message_group_id: message.group})
+    this.deleted(conversation.id, message.group)
+  }
+
+  open(conversationId){
+    if(this.current && this.current !== conversationId){
+      const previous = this.conversations.get(this.current)
+      if(previous){ this.stopTyping(previous) }
+    }
+    this.current = conversationId
+    this.editing = null
+    const conversation = this.conversations.get(conversationId)
+    history.replaceState(null, "", conversation ? `/chat/${conversationId}` : "/")
+    this.renderMain()
+    this.renderList()
+    if(conversation){
+      if(!conversation.channel){ this.join(conversation).catch(error => this.fail(error)) }
+      this.markRead(conversation)
+      this.input.focus()
+      this.rememberRecent(conversationId)
+    }
+  }
+
+  rememberRecent(conversationId){
+    const path = `/chat/${conversationId}`
+    const recents = [path, ...(this.session.user.recents ?? []).filter(p => p !== path)].slice(0, 10)
+    this.session.user.recents = recents
+    this.session.api("PATCH", "/api/profile", {recents}).catch(() => {})
+  }
+
+  // --- starting and changing conversations ---
+
+  async directory(){
+    const users = []
+    let pageToken = null
+    for(let page = 0; page < 20; page++){
+      const query = pageToken ? `?page_token=${encodeURIComponent(pageToken)}&page_size=100` : "?page_size=100"
+      const reply = await this.session.api("GET", `/api/users${query}`)
+      for(const user of reply.items){ this.users.set(user.id, user); users.push(user) }
+      pageToken = reply.page_token
+      if(!pageToken){ break }
+    }
+    return users.filter(user => user.id !== this.me)
+  }
+
+  userChoices(users, type){
+    const filter = h("input", {type: "search", placeholder: "Filter by name or email", "aria-label": "Filter people"})
+    const rows = users.map(user => h("label", {class: "inline", "data-user": user.email},
+      h("input", {type, name: "person", value: user.id}),
+      h("span", {}, `${user.display_name} · ${user.email}`)))
+    filter.addEventListener("input", () => {
+      const needle = filter.value.toLowerCase()
+      rows.forEach((row, i) => { row.hidden = !`${users[i].display_name} ${users[i].email}`.toLowerCase().includes(needle) })
+    })
+    const box = h("div", {}, filter, h("div", {class: "pick"}, rows.length ? rows : h("p", {class: "muted"}, "Nobody else is here yet.")))
+    const chosen = () => rows.map(row => row.querySelector("input")).filter(input => input.checked).map(input => input.value)
+    return {box, chosen}
+  }
+
+  async newPrivate(){
+    const {box, chosen} = this.userChoices(await this.directory(), "radio")
+    const id = await modal("New private conversation", box, {submit: "Start", action: async () => {
+      const [other] = chosen()
+      if(!other){ throw new Error("Choose someone.") }
+      const {conversation_id: existing} = await this.session.api("GET", `/api/conversations/private/${other}`)
+      if(existing){ return existing }
+      const keys = await this.keys.provisional()
+      const started = await this.system.push("start_private_conversation", {other_user_id: other, public_key: keys.public_key, private_key: keys.private_key})
+      return this.started(started, keys.keyPair)
+    }})
+    if(id){ await this.ensureJoined(id); this.open(id) }
+  }
+
+  async newGroup(){
+    const {box, chosen} = this.userChoices(await this.directory(), "checkbox")
+    const alias = h("input", {name: "alias", maxlength: 100, placeholder: "Optional"})
+    const id = await modal("New group", [h("label", {}, h("span", {}, "Group name"), alias), box], {submit: "Start", action: async () => {
+      const userIds = chosen()
+      if(!userIds.length){ throw new Error("Choose at least one person.") }
+      const keys = await this.keys.provisional()
+      const started = await this.system.push("start_group_conversation", {user_ids: userIds, alias: alias.value.trim() || null, public_key: keys.public_key, private_key: keys.private_key})
+      return this.started(started, keys.keyPair)
+    }})
+    if(id){ await this.ensureJoined(id); this.open(id) }
+  }
+
+  started({conversation: item, user_ids}, keyPair){
+    const conversation = this.remember(item, user_ids)
+    conversation.startedKeyPair = keyPair
+    this.renderList()
+    return item.id
+  }
+
+  async ensureJoined(id){
+    const conversation = this.conversations.get(id)
+    if(conversation){ await this.join(conversation) }
+  }
+
+  async openAssistant(){
+    const started = await this.system.push("start_assistant_conversation")
+    const conversation = this.remember(started.conversation, started.user_ids)
+    await this.join(conversation)
+    this.open(conversation.id)
+  }
+
+  async rename(conversation){
+    const alias = h("input", {name: "alias", maxlength: 100, value: conversation.alias ?? ""})
+    await modal("Rename the group", h("label", {}, h("span", {}, "Group name"), alias), {submit: "Rename", action: async () => {
+      const reply = await conversation.channel.push("change_alias", {alias: alias.value.trim()})
+      conversation.alias = reply.conversation.alias
+      this.renderList()
+      this.renderHeader()
+      return true
+    }})
+  }
+
+  async addMembers(conversation){
+    const candidates = (await this.directory()).filter(user => !conversation.members.includes(user.id))
+    const {box, chosen} = this.userChoices(candidates, "checkbox")
+    await modal("Add people", [h("p", {class: "muted"}, "They will see messages sent from now on."), box], {submit: "Add", action: async () => {
+      const ids = chosen()
+      if(!ids.length){ throw new Error("Choose at least one person.") }
+      const reply = await conversation.channel.push("modify_conversation", {new_members: ids})
+      conversation.members = reply.user_ids
+      this.renderHeader()
+      return true
+    }})
+  }
+
+  async leave(conversation){
+    const left = await modal("Leave this group?", h("p", {}, "You will no longer receive its messages."), {submit: "Leave", danger: true, action: async () => {
+      conversation.left = true
+      await conversation.channel.push("leave_conversation")
+      return true
+    }})
+    if(left){ this.gone(conversation.id) }
+  }
+
+  // --- settings, devices ---
+
+  settings(){
+    const user = this.session.user
+    const displayName = h("input", {name: "display_name", maxlength: 100, value: this.users.get(this.me)?.display_name ?? user.display_name})
+    const theme = h("select", {name: "theme"},
+      h("option", {value: "day", selected: user.theme !== "night"}, "Day"),
+      h("option", {value: "night", selected: user.theme === "night"}, "Night"))
+    const magnification = h("input", {type: "range", name: "magnification", min: "0.7", max: "1.4", step: "0.1", value: String(user.magnification ?? 1)})
+    const shown = h("output", {}, `${Math.round((user.magnification ?? 1) * 100)}%`)
+    magnification.addEventListener("input", () => {
+      shown.textContent = `${Math.round(Number(magnification.value) * 100)}%`
+      applyProfile({theme: theme.value, magnification: magnification.value})
+    })
+    theme.addEventListener("change", () => applyProfile({theme: theme.value, magnification: magnification.value}))
+    const hidden = h("input", {type: "checkbox", name: "hidden", checked: Boolean(user.hidden)})
+    const password = h("input", {type: "password", name: "password", autocomplete: "current-password"})
+    const newPassword = h("input", {type: "password", name: "new_password", autocomplete: "new-password", minlength: 8})
+    modal("Settings", [
+      h("label", {}, h("span", {}, "Display name"), displayName),
+      h("label", {}, h("span", {}, "Theme"), theme),
+      h("label", {}, h("span", {}, "Text size "), magnification, shown),
+      h("label", {class: "inline"}, hidden, h("span", {}, "Hidden: nobody sees when I am online")),
+      h("details", {},
+        h("summary", {}, "Change password"),
+        h("p", {class: "muted"}, "Your conversation keys are re-encrypted with the new password on this device, so your history stays readable."),
+        h("label", {}, h("span", {}, "Current password"), password),
+        h("label", {}, h("span", {}, "New password (at least 8 characters)"), newPassword)),
+    ], {submit: "Save", action: async () => {
+      const profile = await this.session.api("PATCH", "/api/profile", {theme: theme.value, magnification: Number(magnification.value)})
+      Object.assign(user, profile)
+      if(hidden.checked !== Boolean(user.hidden)){
+        await this.system.push("set_hidden", {hidden: hidden.checked})
+        user.hidden = hidden.checked
+      }
+      const name = displayName.value.trim()
+      if(name && name !== this.users.get(this.me)?.display_name){
+        await this.system.push("set_display_name", {display_name: name})
+        this.users.get(this.me).display_name = name
+      }
+      if(newPassword.value){
+        if(newPassword.value.length < 8){ throw new Error("The new password needs at least 8 characters.") }
+        await this.session.changePassword(password.value, newPassword.value)
+        this.keys.wrapKey = this.session.wrapKey
+      }
+      return true
+    }}).then(() => {
+      applyProfile(user)
+      this.renderList()
+    })
+  }
+
+  async devices(){
+    const {items} = await this.session.api("GET", "/api/devices")
+    const list = h("ul", {class: "devices"})
+    const render = devices => fill(list, devices.map(device => h("li", {"data-device": device.id},
+      h("span", {}, device.name, h("br"), h("span", {class: "muted"}, device.current ? "this device" : `last seen ${new Date(device.last_seen_at).toLocaleString()}`)),
+      device.current ? null : h("button", {type: "button", class: "danger", onclick: async () => {
+        await this.session.api("DELETE", `/api/devices/${device.id}`).catch(error => this.fail(error))
+        render(devices.filter(d => d.id !== device.id))
+      }}, "Sign out"))))
+    render(items)
+    await modal("Devices", [h("p", {class: "muted"}, "Where you are signed in. Signing a device out closes its connections at once."), list], {submit: "Done"})
+  }
+
+  async signOut(){
+    this.socket.disconnect()
+    await this.session.signOut()
+    history.replaceState(null, "", "/")
+    showAuth()
+  }
+}
+
+/** Newest activity first. */
+function byActivity(a, b){
+  return (b.lastAt ?? "") < (a.lastAt ?? "") ? -1 : (b.lastAt ?? "") > (a.lastAt ?? "") ? 1 : 0
+}
+
+async function boot(){
+  let session = null
+  try {
+    session = await Session.resume()
+  } catch(error){
+    return showAuth(error.message)
+  }
+  if(!session){ return showAuth() }
+  await new Client(session).start()
+}
+
+boot()
