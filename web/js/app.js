@@ -25,9 +25,11 @@ function applyProfile(user){
   document.documentElement.style.setProperty("--magnification", String(magnification))
 }
 
+/** One formatter for every message: making one per call (toLocaleTimeString) is slow. */
+const clock = new Intl.DateTimeFormat([], {hour: "2-digit", minute: "2-digit"})
 const time = iso => {
   const date = new Date(iso)
-  return Number.isNaN(date.getTime()) ? "" : date.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"})
+  return Number.isNaN(date.getTime()) ? "" : clock.format(date)
 }
 
 // --- signing in ---
@@ -339,13 +341,17 @@ class Client {
         conversation.unread += 1
       }
     }
+    if(this.current === conversation_id){
+      this.renderMessages()
+      this.renderTyping()
+    }
     this.renderList()
-    if(this.current === conversation_id){ this.renderConversation() }
   }
 
   deleted(conversationId, group){
     const conversation = this.conversations.get(conversationId)
     if(!conversation?.messages.delete(group)){ return }
+    conversation.nodes?.delete(group)
     if(this.current === conversationId){ this.renderMessages() }
   }
 
@@ -488,6 +494,11 @@ class Client {
     this.header = h("header")
     this.membersPanel = h("details", {class: "members"})
     this.messageList = h("div", {class: "messages", role: "log", "aria-label": "Messages"})
+    this.stickToBottom = true
+    this.messageList.addEventListener("scroll", () => {
+      const list = this.messageList
+      this.stickToBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40
+    }, {passive: true})
     this.typingLine = h("div", {class: "typing", "aria-live": "polite"})
     this.status = h("div", {class: "status", role: "status"})
     const input = h("textarea", {name: "message", rows: 1, placeholder: conversation.assistant ? "Ask the assistant, or /help" : "Write a message", "aria-label": "Message", maxlength: 10000})
@@ -511,7 +522,6 @@ class Client {
     input.addEventListener("input", () => this.typed(conversation))
     fill(this.main, this.header, conversation.assistant ? null : this.membersPanel, this.messageList, this.typingLine, this.status, form)
     this.renderConversation()
-    this.messageList.scrollTop = this.messageList.scrollHeight
   }
 
   renderConversation(){
@@ -551,10 +561,11 @@ class Client {
     const conversation = this.conversations.get(this.current)
     if(!conversation || !this.messageList){ return }
     const list = this.messageList
-    const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40
-    const fromBottom = list.scrollHeight - list.scrollTop
+    // Read only when paging back; otherwise reading the layout here would force it twice
+    // per arrival (the scroll listener keeps `stickToBottom` instead).
+    const fromBottom = keepTop ? list.scrollHeight - list.scrollTop : 0
     const sorted = [...conversation.messages.values()].sort((a, b) => a.group < b.group ? -1 : 1)
-    const nodes = sorted.map(message => this.messageNode(conversation, message))
+    const nodes = sorted.map(message => this.cachedMessageNode(conversation, message))
     for(const [replyId, stream] of conversation.streams){
       nodes.push(h("article", {class: "message streaming", "data-group": replyId},
         h("div", {class: "meta"}, "Assistant", h("span", {}, "writing…")),
@@ -570,7 +581,23 @@ class Client {
       conversation.pageToken ? h("button", {type: "button", class: "older link", onclick: () => this.olderMessages(conversation).catch(e => this.fail(e))}, "Load older messages") : null,
       nodes.length ? nodes : h("p", {class: "empty"}, conversation.assistant ? "Ask anything. /help lists the commands." : "No messages yet."),
       seen)
-    if(keepTop){ list.scrollTop = list.scrollHeight - fromBottom } else if(atBottom){ list.scrollTop = list.scrollHeight }
+    if(keepTop){
+      list.scrollTop = list.scrollHeight - fromBottom
+    } else if(this.stickToBottom){
+      // In the next frame, whose layout happens anyway.
+      requestAnimationFrame(() => { list.scrollTop = list.scrollHeight })
+    }
+  }
+
+  /** A message's node, made again only when what it shows changed. */
+  cachedMessageNode(conversation, message){
+    conversation.nodes ??= new Map()
+    const shows = JSON.stringify([message.text, message.edited, this.name(message.sender)])
+    const cached = conversation.nodes.get(message.group)
+    if(cached?.shows === shows){ return cached.node }
+    const node = this.messageNode(conversation, message)
+    conversation.nodes.set(message.group, {shows, node})
+    return node
   }
 
   messageNode(conversation, message){

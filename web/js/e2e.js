@@ -339,7 +339,30 @@ export async function unwrapPrivateKey(wrapKey, conversationId, wrapped){
 }
 
 /** The AES-GCM key of messages from senderId to recipientId in conversationId. */
-async function messageKey(own, theirPublicJwk, senderId, recipientId, conversationId){
+/**
+ * Message keys already derived, per own private key: the ECDH and HKDF steps cost several
+ * WebCrypto round trips, and a conversation's keys do not change between its messages. Held
+ * no longer than the private key itself; the derived keys are non-extractable.
+ */
+const derivedKeys = new WeakMap()
+
+function messageKey(own, theirPublicJwk, senderId, recipientId, conversationId){
+  let cache = derivedKeys.get(own.privateKey)
+  if(!cache){
+    cache = new Map()
+    derivedKeys.set(own.privateKey, cache)
+  }
+  const id = JSON.stringify([theirPublicJwk, senderId, recipientId, conversationId])
+  let key = cache.get(id)
+  if(!key){
+    key = deriveMessageKey(own, theirPublicJwk, senderId, recipientId, conversationId)
+    cache.set(id, key)
+    key.catch(() => cache.delete(id))
+  }
+  return key
+}
+
+async function deriveMessageKey(own, theirPublicJwk, senderId, recipientId, conversationId){
   const theirPublic = await importPublic(coordinates(jwkMembers(theirPublicJwk)))
   const shared = await subtle().deriveBits({name: "ECDH", public: theirPublic}, own.privateKey, 256)
   const ikm = await subtle().importKey("raw", shared, "HKDF", false, ["deriveKey"])
