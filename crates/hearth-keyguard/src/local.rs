@@ -37,6 +37,10 @@ pub struct LocalKeyguard {
     ring: RingFile,
     router: Router,
     free_tier: Vec<Candidate>,
+    /// The key pair of each master key version, derived once: deriving it costs a P-256
+    /// scalar multiplication, on every request that carries keys otherwise. A version's pair
+    /// never changes; a retired version is refused before this is consulted.
+    secrets: std::sync::Mutex<std::collections::HashMap<u32, std::sync::Arc<aws_lc_rs::agreement::PrivateKey>>>,
 }
 
 impl LocalKeyguard {
@@ -47,6 +51,7 @@ impl LocalKeyguard {
             ring: RingFile::new(options.ring, options.ring_file),
             router: Router::new(options.providers, options.routing),
             free_tier,
+            secrets: std::sync::Mutex::default(),
         }
     }
 
@@ -78,7 +83,7 @@ impl LocalKeyguard {
     }
 
     /// The secret of the keyguard's key pair `kid`.
-    fn secret_for(&self, kid: u32) -> Result<aws_lc_rs::agreement::PrivateKey, KeyguardError> {
+    fn secret_for(&self, kid: u32) -> Result<std::sync::Arc<aws_lc_rs::agreement::PrivateKey>, KeyguardError> {
         let ring = self.ring.current();
         let ring = if ring.has_version(kid) {
             ring
@@ -87,7 +92,16 @@ impl LocalKeyguard {
             self.ring.reload_if_changed();
             self.ring.current()
         };
-        envelope::keypair(&ring, kid).ok_or(KeyguardError::Undecryptable)
+        if !ring.has_version(kid) {
+            return Err(KeyguardError::Undecryptable);
+        }
+        let secrets = || self.secrets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(secret) = secrets().get(&kid) {
+            return Ok(secret.clone());
+        }
+        let secret = std::sync::Arc::new(envelope::keypair(&ring, kid).ok_or(KeyguardError::Undecryptable)?);
+        secrets().insert(kid, secret.clone());
+        Ok(secret)
     }
 
     fn open_envelope(
@@ -96,7 +110,7 @@ impl LocalKeyguard {
         context: envelope::EnvelopeContext,
         provider: ProviderName,
     ) -> Result<zeroize::Zeroizing<String>, KeyguardError> {
-        envelope::open(&self.secret_for(envelope.kid)?, envelope, context, provider)
+        envelope::open(&*self.secret_for(envelope.kid)?, envelope, context, provider)
     }
 
     /// One cheap call with a new key: only a provider's "this key is not valid" refuses it.

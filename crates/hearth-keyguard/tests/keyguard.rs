@@ -20,13 +20,17 @@ const OWN_KEY: &str = "sk-ant-api03-OWNKEYCANARY-0123456789abcdef";
 const FREE_KEY: &str = "gsk_FREETIERCANARY-0123456789abcdef";
 
 fn local(fake: &FakeProvider) -> Arc<LocalKeyguard> {
+    local_with_ring(fake, KeyRing::generate(), None)
+}
+
+fn local_with_ring(fake: &FakeProvider, ring: KeyRing, ring_file: Option<std::path::PathBuf>) -> Arc<LocalKeyguard> {
     let mut providers = Providers::default();
     for provider in ProviderName::ALL {
         providers.get_mut(provider).base_url = fake.base_url(provider.as_str()).expect("the fake serves it");
     }
     Arc::new(LocalKeyguard::new(KeyguardOptions {
-        ring: KeyRing::generate(),
-        ring_file: None,
+        ring,
+        ring_file,
         providers,
         routing: RouterSettings::default(),
         free_tier: vec![(ProviderName::Groq, ApiKey::new(FREE_KEY))],
@@ -232,4 +236,42 @@ async fn endpoints_parse() {
     for bad in ["", "unix:", "tcp:nohostport", "http://x", "/path"] {
         assert!(Endpoint::parse(bad).is_err(), "{bad}");
     }
+}
+
+/// The key pair of a version is derived once and kept; retiring the version must still end
+/// it: an envelope made for it is refused afterwards, although it opened before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retired_version_opens_no_envelope_even_after_it_was_used() {
+    let fake = FakeProvider::start().await.expect("start the fake provider");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("keyguard_key");
+    let mut ring = KeyRing::generate();
+    hearth_vault::write_ring(&file, &ring).expect("write the ring");
+    let keyguard = local_with_ring(&fake, KeyRing::parse(&ring.to_text()).expect("parse"), Some(file.clone()));
+
+    let user = Uuid::now_v7();
+    let public = keyguard.public_key().await.expect("public key");
+    let context = EnvelopeContext { purpose: Purpose::Configure, user_id: user };
+    let envelope = envelope::seal_to(&public, context, ProviderName::Anthropic, OWN_KEY).expect("envelope");
+    let request = |envelope: envelope::Envelope| SealRequest {
+        id: Uuid::now_v7(),
+        owner: Owner::User(user),
+        provider: ProviderName::Anthropic,
+        context,
+        envelope,
+        live_check: false,
+    };
+    keyguard.seal(request(envelope.clone())).await.expect("opens while its version is in the ring");
+    keyguard.seal(request(envelope.clone())).await.expect("and again, from the kept key pair");
+
+    let retired = public.kid;
+    let newest = ring.add_version();
+    ring.retire(retired).expect("retire");
+    hearth_vault::write_ring(&file, &ring).expect("write the rotated ring");
+    assert_eq!(keyguard.public_key().await.expect("public key").kid, newest);
+    assert_eq!(keyguard.seal(request(envelope)).await.expect_err("refused"), KeyguardError::Undecryptable);
+    let fresh =
+        envelope::seal_to(&keyguard.public_key().await.expect("public key"), context, ProviderName::Anthropic, OWN_KEY)
+            .expect("envelope");
+    keyguard.seal(request(fresh)).await.expect("the new version opens");
 }
