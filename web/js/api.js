@@ -118,10 +118,8 @@ export class Session {
   }
 
   static async login(email, password){
-    const {authSecret, wrapKey} = await derive(email, password)
-    const reply = await call("POST", "/auth/login", {body: {email, password: authSecret, device_name: deviceName()}})
-    await saveWrapKey(reply.user.id, wrapKey)
-    return new Session(reply, wrapKey)
+    const secrets = await derive(email, password)
+    return new Session(await signIn(email, secrets), secrets.wrapKey)
   }
 
   /** The session this device kept, if it still works; null otherwise. */
@@ -237,8 +235,7 @@ export class Session {
       new_password_confirmation: next.authSecret,
       private_keys: privateKeys,
     })
-    const reply = await call("POST", "/auth/login", {body: {email, password: next.authSecret, device_name: deviceName()}})
-    await saveWrapKey(reply.user.id, next.wrapKey)
+    const reply = await signIn(email, next)
     this.wrapKey = next.wrapKey
     this.adopt(reply)
   }
@@ -250,6 +247,13 @@ export class Session {
 
   /** This device's id, from the access token's claims. */
   deviceId(){ return claims(this.accessToken ?? "").device ?? null }
+}
+
+/** Signs in with derived secrets and keeps their wrap key on this device: the session reply. */
+async function signIn(email, {authSecret, wrapKey}){
+  const reply = await call("POST", "/auth/login", {body: {email, password: authSecret, device_name: deviceName()}})
+  await saveWrapKey(reply.user.id, wrapKey)
+  return reply
 }
 
 async function refreshed(refreshToken){

@@ -282,14 +282,25 @@ class Client {
 
   /** Names for user ids this client has not seen yet (from the user directory). */
   async ensureUsers(ids){
-    let missing = ids.filter(id => id !== ASSISTANT && !this.users.has(id))
+    const missing = () => ids.some(id => id !== ASSISTANT && !this.users.has(id))
+    if(!missing()){ return }
+    try {
+      for await (const _page of this.userPages()){
+        if(!missing()){ return }
+      }
+    } catch {
+      // Names are a nicety: "Someone" stands in until the directory answers.
+    }
+  }
+
+  /** The user directory a page at a time (at most 20 pages of 100), remembering every name. */
+  async *userPages(){
     let pageToken = null
-    for(let page = 0; missing.length && page < 20; page++){
+    for(let page = 0; page < 20; page++){
       const query = pageToken ? `?page_token=${encodeURIComponent(pageToken)}&page_size=100` : "?page_size=100"
-      const reply = await this.session.api("GET", `/api/users${query}`).catch(() => null)
-      if(!reply){ return }
+      const reply = await this.session.api("GET", `/api/users${query}`)
       for(const user of reply.items){ this.users.set(user.id, user) }
-      missing = missing.filter(id => !this.users.has(id))
+      yield reply.items
       pageToken = reply.page_token
       if(!pageToken){ return }
     }
@@ -685,16 +696,10 @@ class Client {
 
   // --- starting and changing conversations ---
 
+  /** Everyone else in the user directory. */
   async directory(){
     const users = []
-    let pageToken = null
-    for(let page = 0; page < 20; page++){
-      const query = pageToken ? `?page_token=${encodeURIComponent(pageToken)}&page_size=100` : "?page_size=100"
-      const reply = await this.session.api("GET", `/api/users${query}`)
-      for(const user of reply.items){ this.users.set(user.id, user); users.push(user) }
-      pageToken = reply.page_token
-      if(!pageToken){ break }
-    }
+    for await (const page of this.userPages()){ users.push(...page) }
     return users.filter(user => user.id !== this.me)
   }
 
