@@ -47,6 +47,19 @@ struct Person {
     presence: Presence,
 }
 
+/// Ann, Bob and Cy, signed up, each on their own user topic and system:general.
+async fn three_people(server: &TestServer) -> [Person; 3] {
+    let people = [
+        Person::sign_up(server, "ann@example.org").await,
+        Person::sign_up(server, "bob@example.org").await,
+        Person::sign_up(server, "cy@example.org").await,
+    ];
+    for person in &people {
+        person.join_own_topics().await;
+    }
+    people
+}
+
 impl Person {
     async fn sign_up(server: &TestServer, email: &str) -> Self {
         let api = server.registered(email).await;
@@ -463,12 +476,7 @@ async fn revoking_the_device_of_a_client_socket_ends_it_instead_of_retrying() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_of_three_talks_is_renamed_grows_and_loses_a_member() {
     let server = TestServer::spawn().await;
-    let mut ann = Person::sign_up(&server, "ann@example.org").await;
-    let mut bob = Person::sign_up(&server, "bob@example.org").await;
-    let mut cy = Person::sign_up(&server, "cy@example.org").await;
-    for person in [&ann, &bob, &cy] {
-        person.join_own_topics().await;
-    }
+    let [mut ann, mut bob, mut cy] = three_people(&server).await;
 
     // Ann starts it; repeats and herself among the ids count once.
     let ann_pair = KeyPair::generate();
@@ -560,12 +568,7 @@ async fn a_group_of_three_talks_is_renamed_grows_and_loses_a_member() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_shows_partners_only_and_never_the_hidden() {
     let server = TestServer::spawn().await;
-    let mut ann = Person::sign_up(&server, "ann@example.org").await;
-    let mut bob = Person::sign_up(&server, "bob@example.org").await;
-    let mut cy = Person::sign_up(&server, "cy@example.org").await;
-    for person in [&ann, &bob, &cy] {
-        person.join_own_topics().await;
-    }
+    let [mut ann, mut bob, mut cy] = three_people(&server).await;
     // Strangers see only themselves.
     ann.sees_exactly(&[ann.id]).await;
     bob.sees_exactly(&[bob.id]).await;
