@@ -114,6 +114,15 @@ pub(crate) const RECIPIENTS_RULE: &str = "encrypted_messages must name exactly t
 
 /// A message row with its recipient:
 /// `(recipient_id, id, message_group, sender, content, inserted_at, updated_at)`.
+/// ` LIMIT n`, written into the statement instead of bound. SQLite's planner reads a bound
+/// `LIMIT ?` and so marks the prepared statement stale whenever it is bound again: every
+/// execution parsed and planned the statement anew (seen as `sqlite3Reprepare` under
+/// `sqlite3_step` in profiles). `n` is an integer, so it cannot change what the statement does,
+/// and the few page sizes in use each keep one cached statement.
+pub(crate) fn limit(n: u32) -> String {
+    format!(" LIMIT {n}")
+}
+
 pub(crate) type MessageRow = (Uuid, Uuid, Uuid, Uuid, String, crate::Timestamp, crate::Timestamp);
 
 /// Checks a conversation to create against the rules; returns its `private_pair` (the two
@@ -434,12 +443,14 @@ macro_rules! impl_store {
                 limit: u32,
             ) -> crate::StoreResult<Vec<crate::UserSummary>> {
                 let rows: Vec<(uuid::Uuid, String, String)> =
-                    sqlx::query_as("SELECT id, email, display_name FROM users WHERE id > $1 ORDER BY id LIMIT $2")
-                        // The nil UUID sorts before every real id on both backends.
-                        .bind(after.unwrap_or(uuid::Uuid::nil()))
-                        .bind(i64::from(limit))
-                        .fetch_all(&self.pool)
-                        .await?;
+                    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "SELECT id, email, display_name FROM users WHERE id > $1 ORDER BY id{}",
+                        crate::queries::limit(limit)
+                    )))
+                    // The nil UUID sorts before every real id on both backends.
+                    .bind(after.unwrap_or(uuid::Uuid::nil()))
+                    .fetch_all(&self.pool)
+                    .await?;
                 Ok(rows
                     .into_iter()
                     .map(|(id, email, display_name)| crate::UserSummary { id, email, display_name })
@@ -1173,18 +1184,18 @@ macro_rules! impl_store {
                 before: Option<uuid::Uuid>,
                 limit: u32,
             ) -> crate::StoreResult<Vec<crate::StoredMessage>> {
-                Ok(sqlx::query_as(
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT m.id, m.message_group_id AS message_group, g.sender_id AS sender, m.content, \
                      m.inserted_at, m.updated_at \
                      FROM message_groups g JOIN messages m ON m.message_group_id = g.id \
                      WHERE g.conversation_id = $1 AND m.recipient_id = $2 AND g.id < $3 \
-                     ORDER BY g.id DESC LIMIT $4",
-                )
+                     ORDER BY g.id DESC{}",
+                    crate::queries::limit(limit)
+                )))
                 .bind(conversation_id)
                 .bind(recipient)
                 // The max UUID sorts after every real id on both backends (bytewise).
                 .bind(before.unwrap_or(uuid::Uuid::max()))
-                .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await?)
             }
@@ -1195,15 +1206,15 @@ macro_rules! impl_store {
                 limit: u32,
             ) -> crate::StoreResult<Vec<crate::SealedKeyRow>> {
                 let (conversation_id, user_id) = after.unwrap_or_default();
-                let rows: Vec<(uuid::Uuid, uuid::Uuid, Vec<u8>)> = sqlx::query_as(
+                let rows: Vec<(uuid::Uuid, uuid::Uuid, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT conversation_id, user_id, private_key FROM encryption_keys \
                      WHERE $1 OR (conversation_id, user_id) > ($2, $3) \
-                     ORDER BY conversation_id, user_id LIMIT $4",
-                )
+                     ORDER BY conversation_id, user_id{}",
+                    crate::queries::limit(limit)
+                )))
                 .bind(after.is_none())
                 .bind(conversation_id)
                 .bind(user_id)
-                .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await?;
                 Ok(rows
@@ -1492,14 +1503,14 @@ macro_rules! impl_store {
                     String,
                     crate::Timestamp,
                 );
-                let rows: Vec<Row> = sqlx::query_as(
+                let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT id, user_id, thread, topic, prompt, reply, provider, answered, attempts, inserted_at \
                      FROM assistant_turns WHERE user_id = $1 AND thread = $2 \
-                     ORDER BY inserted_at DESC, id DESC LIMIT $3",
-                )
+                     ORDER BY inserted_at DESC, id DESC{}",
+                    crate::queries::limit(limit)
+                )))
                 .bind(user_id)
                 .bind(thread)
-                .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await?;
                 Ok(rows
@@ -1593,12 +1604,12 @@ macro_rules! impl_store {
                 limit: u32,
             ) -> crate::StoreResult<Vec<crate::StoredProviderKey>> {
                 let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT {} FROM provider_keys WHERE id > $1 ORDER BY id LIMIT $2",
-                    crate::queries::PROVIDER_KEY_COLUMNS
+                    "SELECT {} FROM provider_keys WHERE id > $1 ORDER BY id{}",
+                    crate::queries::PROVIDER_KEY_COLUMNS,
+                    crate::queries::limit(limit)
                 )))
                 // The nil UUID sorts before every real id on both backends.
                 .bind(after.unwrap_or(uuid::Uuid::nil()))
-                .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await?;
                 crate::queries::provider_keys(rows)

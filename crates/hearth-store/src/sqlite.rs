@@ -178,14 +178,48 @@ impl SqliteStore {
         limit: u32,
     ) -> crate::StoreResult<Vec<(String, String, String)>> {
         let query = words.iter().map(|word| format!("\"{word}\"")).collect::<Vec<_>>().join(" OR ");
-        Ok(sqlx::query_as(
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT e.topic, e.question, e.answer FROM knowledge_search s JOIN knowledge_entries e ON e.id = s.rowid \
-             WHERE knowledge_search MATCH $1 AND e.topic = $2 ORDER BY bm25(knowledge_search) LIMIT $3",
-        )
+             WHERE knowledge_search MATCH $1 AND e.topic = $2 ORDER BY bm25(knowledge_search){}",
+            crate::queries::limit(limit)
+        )))
         .bind(query)
         .bind(topic)
-        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::{Connection, StatementStatus};
+
+    /// How many times running `sql` five times, with its parameters bound anew each time, made
+    /// SQLite prepare it again.
+    fn reprepares(sql: &str) -> rusqlite::Result<i32> {
+        let database = Connection::open_in_memory()?;
+        database.execute_batch(
+            "CREATE TABLE turns (thread TEXT, at INTEGER); CREATE INDEX turns_by ON turns (thread, at);",
+        )?;
+        let mut statement = database.prepare(sql)?;
+        for run in 0..5 {
+            let thread = format!("thread {run}");
+            let parameters: Vec<&dyn rusqlite::ToSql> =
+                if statement.parameter_count() == 2 { vec![&thread, &20] } else { vec![&thread] };
+            statement.query(parameters.as_slice())?.next()?;
+        }
+        Ok(statement.get_status(StatementStatus::RePrepare))
+    }
+
+    /// Why `queries::limit` writes the number into the statement.
+    #[test]
+    fn a_bound_limit_makes_sqlite_prepare_the_statement_on_every_run() -> rusqlite::Result<()> {
+        let bound = reprepares("SELECT at FROM turns WHERE thread = ?1 ORDER BY at DESC LIMIT ?2")?;
+        let written = reprepares(&format!(
+            "SELECT at FROM turns WHERE thread = ?1 ORDER BY at DESC{}",
+            crate::queries::limit(20)
+        ))?;
+        assert_eq!((bound, written), (5, 0));
+        Ok(())
     }
 }
