@@ -112,17 +112,18 @@ pub(crate) const KEY_OWNER_IS_1: &str = "(user_id = $1 OR ($1 IS NULL AND user_i
 /// The rule a send or edit breaks when its recipients are not the conversation's members.
 pub(crate) const RECIPIENTS_RULE: &str = "encrypted_messages must name exactly the conversation's members";
 
-/// A message row with its recipient:
-/// `(recipient_id, id, message_group, sender, content, inserted_at, updated_at)`.
 /// ` LIMIT n`, written into the statement instead of bound. SQLite's planner reads a bound
 /// `LIMIT ?` and so marks the prepared statement stale whenever it is bound again: every
 /// execution parsed and planned the statement anew (seen as `sqlite3Reprepare` under
-/// `sqlite3_step` in profiles). `n` is an integer, so it cannot change what the statement does,
-/// and the few page sizes in use each keep one cached statement.
+/// `sqlite3_step` in profiles). `n` is an integer, so it cannot change what the statement does.
+/// Each page size in use gets its own cached statement; a client that keeps changing its page
+/// size costs what every page cost before: a fresh plan.
 pub(crate) fn limit(n: u32) -> String {
     format!(" LIMIT {n}")
 }
 
+/// A message row with its recipient:
+/// `(recipient_id, id, message_group, sender, content, inserted_at, updated_at)`.
 pub(crate) type MessageRow = (Uuid, Uuid, Uuid, Uuid, String, crate::Timestamp, crate::Timestamp);
 
 /// Checks a conversation to create against the rules; returns its `private_pair` (the two
