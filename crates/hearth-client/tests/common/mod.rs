@@ -123,27 +123,11 @@ impl TestServer {
     }
 }
 
-/// Undoes quoted-printable: `=` line ends vanish, `=XX` is a byte.
+/// Undoes quoted-printable (`=` line ends vanish, `=XX` is a byte); an outbox file that is
+/// not valid quoted-printable yet (still being written) is left as it is.
 fn decode_quoted_printable(text: &str) -> String {
-    let text = text.replace("=\r\n", "").replace("=\n", "");
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'=', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
+    match quoted_printable::decode(text, quoted_printable::ParseMode::Robust) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => text.to_owned(),
     }
-    String::from_utf8_lossy(&out).into_owned()
 }

@@ -520,24 +520,9 @@ fn parse_email(text: &str) -> Option<Email> {
 
 /// Decodes quoted-printable: `=\r\n` soft line breaks vanish, `=XX` is a byte.
 fn decode_quoted_printable(text: &str) -> String {
-    let text = text.replace("=\r\n", "").replace("=\n", "");
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'='
-            && i + 2 < bytes.len()
-            && let Some(byte) =
-                std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(byte);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    let bytes =
+        quoted_printable::decode(text, quoted_printable::ParseMode::Robust).expect("the body is quoted-printable");
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// Sends the same request `n` times at once and returns the statuses.

@@ -71,33 +71,12 @@ impl Mail {
     }
 }
 
-/// Decodes quoted-printable text: `=` at a line end joins lines, `=XX` is a byte.
+/// Decodes quoted-printable text: `=` at a line end joins lines, `=XX` is a byte; line ends
+/// come out as `\n`.
 pub fn decode_quoted_printable(text: &str) -> String {
-    let mut bytes = Vec::with_capacity(text.len());
-    let lines: Vec<&str> = text.split('\n').collect();
-    for (i, line) in lines.iter().enumerate() {
-        let line = line.trim_end_matches([' ', '\t', '\r']);
-        let (line, soft_break) = match line.strip_suffix('=') {
-            Some(joined) => (joined, true),
-            None => (line, false),
-        };
-        let mut rest = line.as_bytes();
-        while let Some((&first, tail)) = rest.split_first() {
-            if first == b'=' && tail.len() >= 2 {
-                let hex = std::str::from_utf8(&tail[..2]).expect("ASCII");
-                let byte = u8::from_str_radix(hex, 16).unwrap_or_else(|_| panic!("bad escape ={hex} in {line:?}"));
-                bytes.push(byte);
-                rest = &tail[2..];
-            } else {
-                bytes.push(first);
-                rest = tail;
-            }
-        }
-        if !soft_break && i + 1 < lines.len() {
-            bytes.push(b'\n');
-        }
-    }
-    String::from_utf8(bytes).expect("the decoded body is UTF-8")
+    let bytes =
+        quoted_printable::decode(text, quoted_printable::ParseMode::Robust).expect("the body is quoted-printable");
+    String::from_utf8(bytes).expect("the decoded body is UTF-8").replace("\r\n", "\n")
 }
 
 #[test]
