@@ -304,12 +304,7 @@ impl Client {
             new_password_confirmation: &new_secret,
             private_keys,
         };
-        let url = self.url("api/password");
-        let response = self.authorized(|http| http.patch(url.clone()).json(&body)).await?;
-        if !response.status().is_success() {
-            return Err(error_from("PATCH /api/password", response).await);
-        }
-        self.end_session().await;
+        self.change_credentials("PATCH /api/password", self.url("api/password"), &body).await?;
         self.login(email, new_password, device_name).await
     }
 
@@ -360,13 +355,24 @@ impl Client {
         let private_keys = self.rewrapped_private_keys(&old_wrap_key, &new_wrap_key).await?;
         let body =
             EmailChange { token, email: new_email, password: &old_secret, new_password: &new_secret, private_keys };
-        let url = self.url("api/email");
-        let response = self.authorized(|http| http.patch(url.clone()).json(&body)).await?;
+        self.change_credentials("PATCH /api/email", self.url("api/email"), &body).await?;
+        self.login(new_email, password, device_name).await
+    }
+
+    /// `PATCH url` with a new secret and the re-wrapped private keys; the server then signs
+    /// every session out, this one included, so the caller signs in again.
+    async fn change_credentials(
+        &mut self,
+        endpoint: &'static str,
+        url: Url,
+        body: &impl Serialize,
+    ) -> Result<(), ClientError> {
+        let response = self.authorized(|http| http.patch(url.clone()).json(body)).await?;
         if !response.status().is_success() {
-            return Err(error_from("PATCH /api/email", response).await);
+            return Err(error_from(endpoint, response).await);
         }
         self.end_session().await;
-        self.login(new_email, password, device_name).await
+        Ok(())
     }
 
     /// Every private key the user stored (`GET /api/encryption_keys`), unwrapped with
