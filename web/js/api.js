@@ -94,6 +94,8 @@ export class Session {
     this.wrapKey = wrapKey
     this.adopt(reply)
     this.listeners = []
+    /** The access token the socket last connected with. */
+    this.socketToken = null
   }
 
   adopt(reply){
@@ -139,12 +141,15 @@ export class Session {
 
   /**
    * A usable access token for the socket: refreshed first if it is about to expire or if
-   * `fresh` (the server refused the last one), and never the token a password change in
-   * progress is about to end.
+   * `fresh` (the server refused the last one) and the refused one is still the one held, and
+   * never the token a password change in progress is about to end. A token adopted since (a
+   * password change signs in anew) is new already: refreshing it would only spend the refresh
+   * token again, and a reload while that refresh is in flight keeps the spent one.
    */
   async token(fresh = false){
     if(this.changing){ await this.changing.catch(() => {}) }
-    return this.usable(fresh)
+    this.socketToken = await this.usable(fresh && this.socketToken === this.accessToken)
+    return this.socketToken
   }
 
   async usable(fresh = false){
