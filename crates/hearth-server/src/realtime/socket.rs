@@ -109,15 +109,22 @@ impl Handler for Session {
     }
 
     async fn join(&mut self, topic: &str, _payload: Payload) -> Result<Value, String> {
+        // Subscribed before the reply reads the conversation's state: an event published
+        // meanwhile (a member setting keys, an edit, a rename) waits in this socket's queue and
+        // goes out after the reply. Subscribed after it, such an event reached nobody on this
+        // socket, and its client never learnt of it (a member's key missing until a rejoin).
+        self.state.hub.subscribe(self.id, topic);
         let response = match parse_topic(topic) {
             Some(Topic::System) => Ok(serde_json::json!({})),
             Some(Topic::User(id)) if id == self.auth.user_id => Ok(serde_json::json!({})),
             Some(Topic::User(_)) => Err("you can only join your own user topic".to_owned()),
             Some(Topic::Conversation(id)) => conversation::join(self, id).await,
             None => Err("unknown topic".to_owned()),
-        }?;
-        self.state.hub.subscribe(self.id, topic);
-        Ok(response)
+        };
+        if response.is_err() {
+            self.state.hub.unsubscribe(self.id, topic);
+        }
+        response
     }
 
     async fn joined(&mut self, topic: &str) {
