@@ -1,13 +1,15 @@
 //! The core flows against PostgreSQL (skipped unless `HEARTH_TEST_POSTGRES_URL` is set):
 //! register, login, refresh with reuse detection, one-time tokens under a race, and text the
-//! database cannot store.
+//! database cannot store; and, with a table lock to hold a join mid-way, an event published
+//! during a join.
 
 use hearth_store::testing::TestDatabase;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::channels::Peer;
+use crate::channels::{Peer, jwk};
 use crate::harness::{EmailKind, PASSWORD, Session, TestApp, concurrently, spawn_app_with, str_field};
+use crate::socket_client::{reply_to, send};
 
 /// A server on a fresh PostgreSQL database. The database comes first so it outlives the
 /// server when both are dropped.
@@ -102,4 +104,51 @@ async fn text_with_a_nul_character_is_refused_on_postgres() {
     let items = history.expect_status(StatusCode::OK)["items"].as_array().expect("items").clone();
     let texts: Vec<&str> = items.iter().map(|m| m["content"].as_str().expect("content")).collect();
     assert_eq!(texts, ["after", "before"]);
+}
+
+/// An event published while a join is reading the conversation reaches the joining socket,
+/// after the join's reply. The join is held at its last read (the first page of messages) by a
+/// lock on the messages table while the other member renames the group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_published_during_a_join_follows_its_reply_on_postgres() {
+    let Some((database, app)) =
+        spawn_on_postgres("api::postgres::an_event_published_during_a_join_follows_its_reply_on_postgres").await
+    else {
+        return;
+    };
+    let (ann_s, bob_s) = (app.register("ann@example.org").await, app.register("bob@example.org").await);
+    let mut ann = Peer::connect(&app, &ann_s).await;
+    let mut bob = Peer::connect(&app, &bob_s).await;
+    let started = ann
+        .ok(
+            "system:general",
+            "start_group_conversation",
+            json!({"user_ids": [bob.id], "public_key": jwk("ann"), "private_key": {"wrapped": "g"}, "alias": "Team"}),
+        )
+        .await;
+    let topic = format!("conversation:{}", started["conversation"]["id"].as_str().expect("id"));
+    ann.ok(&topic, "phx_join", json!({})).await;
+
+    let pool = sqlx::PgPool::connect(&database.url).await.expect("a connection to the test database");
+    let mut lock = pool.begin().await.expect("a transaction");
+    sqlx::query("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE").execute(&mut *lock).await.expect("the lock");
+    send(&mut bob.socket, json!(["held", "held", topic, "phx_join", {}])).await;
+    // Until the join waits for the lock, it is still reading.
+    let mut waits = 0;
+    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pg_locks WHERE NOT granted")
+        .fetch_one(&pool)
+        .await
+        .expect("pg_locks")
+        == 0
+    {
+        waits += 1;
+        assert!(waits < 500, "the join never reached the locked table");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    ann.ok(&topic, "change_alias", json!({"alias": "Team 2"})).await;
+    lock.rollback().await.expect("the lock released");
+
+    let reply = reply_to(&mut bob.socket, "held").await;
+    assert_eq!(reply[4]["status"], "ok", "{reply}");
+    assert_eq!(bob.expect(&topic, "update_alias").await["alias"], "Team 2");
 }
