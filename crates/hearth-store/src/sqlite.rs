@@ -69,7 +69,7 @@ impl SqliteStore {
         let writer =
             SqlitePoolOptions::new().max_connections(1).test_before_acquire(false).connect_with(writer_options).await?;
         let alive = match database_file(&pool).await? {
-            Some(path) => Some(start_checkpoints(&path)?),
+            Some(path) => Some(start_checkpoints(&path, writer.clone())?),
             None => None,
         };
         // One worker: SQLite has one writer, and batches are what let it keep up.
@@ -101,8 +101,9 @@ async fn database_file(pool: &SqlitePool) -> StoreResult<Option<std::path::PathB
 }
 
 /// Starts the checkpoints of the database at `path` (see [`checkpoint_beside_the_writer`]) on a
-/// connection and a thread of their own; they run until the returned sender is dropped.
-fn start_checkpoints(path: &std::path::Path) -> StoreResult<std::sync::mpsc::Sender<()>> {
+/// connection and a thread of their own, with the last pass before the WAL starts over on
+/// `writer`; they run until the returned sender is dropped.
+fn start_checkpoints(path: &std::path::Path, writer: SqlitePool) -> StoreResult<std::sync::mpsc::Sender<()>> {
     let database = rusqlite::Connection::open_with_flags(
         path,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -114,7 +115,10 @@ fn start_checkpoints(path: &std::path::Path) -> StoreResult<std::sync::mpsc::Sen
     let (alive, store_dropped) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
-        .spawn(move || checkpoint_beside_the_writer(database, &store_dropped))
+        .spawn({
+            let runtime = tokio::runtime::Handle::current();
+            move || checkpoint_beside_the_writer(database, &store_dropped, &runtime, &writer)
+        })
         .map_err(sqlx::Error::Io)?;
     Ok(alive)
 }
@@ -126,21 +130,23 @@ const WRITER_CHECKPOINT_PAGES: u32 = 262_144;
 /// How often the WAL is copied into the database file beside the writer.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
-/// WAL frames past which a checkpoint also makes the WAL start over (see below): 256 MiB of
-/// 4 KiB pages. A restart holds the write lock for a few milliseconds and, because another
-/// connection changed the WAL's header, empties the writer's page cache, so the next batches
-/// read their pages again: ≈ 25 ms of delay for the sends waiting then. At 16 384 frames that
-/// came every ≈ 1.5 s at 5 000 sends/s and set the p99 (≈ 15–25 ms on disk); at 65 536, every
-/// ≈ 6 s, it touches fewer than 1 % of sends (p99 ≈ 5–6 ms). A quiet server never gets here:
-/// its WAL starts over by itself once a passive checkpoint has copied all of it.
+/// WAL frames past which the checkpoints make the WAL start over (see
+/// [`checkpoint_beside_the_writer`]): 256 MiB of 4 KiB pages, every ≈ 4–6 s at 5 000 sends/s.
+/// Until then the WAL only grows; a quiet server never gets here, as its WAL starts over by
+/// itself once a passive checkpoint has copied all of it.
+#[cfg(not(test))]
 const RESTART_AT_FRAMES: i64 = 65_536;
+/// Small enough for a test to pass it many times over in a second.
+#[cfg(test)]
+const RESTART_AT_FRAMES: i64 = 512;
 
-/// Passive passes made before a restart, at most, to bring the frames left uncopied down to
-/// [`RESTART_LEFT_FRAMES`].
+/// Passive passes made before the last one on the write connection, at most, to bring the
+/// frames left uncopied down to [`LAST_PASS_FRAMES`].
 const CATCH_UP_PASSES: usize = 8;
 
-/// Frames left uncopied below which a restart checkpoint goes ahead.
-const RESTART_LEFT_FRAMES: i64 = 256;
+/// Frames left uncopied below which the last pass, which holds the write connection while it
+/// works, goes ahead.
+const LAST_PASS_FRAMES: i64 = 256;
 
 /// A passive checkpoint: the WAL's size and the frames it left uncopied, or `None` if it
 /// failed (and was logged).
@@ -165,33 +171,38 @@ fn checkpoint_passive(database: &rusqlite::Connection) -> Option<(i64, i64)> {
 /// on one of the read pool's connections, as it did before, the reads queued behind it waited
 /// that long too.
 ///
-/// Under a steady write load a passive checkpoint never catches up with the last frame, so the
-/// WAL would never start over and would grow without end. Once it holds [`RESTART_AT_FRAMES`],
-/// a `RESTART` checkpoint follows the passive ones: it takes the write lock between two write
-/// transactions, copies the few frames they left, and lets the next write start the WAL from
-/// its beginning. Stops as soon as the store is dropped (`store_dropped` disconnects).
-fn checkpoint_beside_the_writer(database: rusqlite::Connection, store_dropped: &std::sync::mpsc::Receiver<()>) {
+/// Under a steady write load a passive checkpoint never reaches the WAL's last frame, as the
+/// writer adds more while it copies, so the WAL would never start over and would grow without
+/// end. Once it holds [`RESTART_AT_FRAMES`], passive passes copy nearly all of it, and the last
+/// few frames are copied on the write connection itself (`writer`, through `runtime`), between
+/// two of its transactions, where nothing is added meanwhile. The writer's next transaction
+/// then starts the WAL over by itself: SQLite does so when a write begins on a WAL copied to its
+/// end that no reader is still reading. Before, a `RESTART` checkpoint on this connection did
+/// that instead, and held sends back far longer: it waited for the write lock and for the
+/// readers (sends stalled 20–47 ms), and because it changed the WAL's header under the writer,
+/// the writer's page cache was emptied and the next batch took ≈ 35 ms to read its pages
+/// again. If a reader still holds an old snapshot, the WAL does not start over and the next
+/// tick tries again. Stops as soon as the store is dropped (`store_dropped` disconnects).
+fn checkpoint_beside_the_writer(
+    database: rusqlite::Connection,
+    store_dropped: &std::sync::mpsc::Receiver<()>,
+    runtime: &tokio::runtime::Handle,
+    writer: &SqlitePool,
+) {
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = store_dropped.recv_timeout(CHECKPOINT_EVERY) {
         let Some((wal_frames, _left)) = checkpoint_passive(&database) else { continue };
         if wal_frames < RESTART_AT_FRAMES {
             continue;
         }
-        // Before restarting, passive passes copy what the last one left, so the restart, which
-        // holds the write lock while it works, has only a few frames left to copy. If they do
-        // not catch up, the next tick tries again.
-        let mut restart = false;
-        for _ in 0..CATCH_UP_PASSES {
-            match checkpoint_passive(&database) {
-                Some((_, left)) if left <= RESTART_LEFT_FRAMES => {
-                    restart = true;
-                    break;
-                }
-                Some(_) => {}
-                None => break,
+        let caught_up =
+            (0..CATCH_UP_PASSES).map_while(|_| checkpoint_passive(&database)).any(|(_, left)| left <= LAST_PASS_FRAMES);
+        if caught_up {
+            // A task of the runtime, not `block_on` here: spawned while the runtime shuts
+            // down, it is cancelled instead of panicking.
+            let last_pass = runtime.spawn(writer::run(writer.clone(), |database| Ok(checkpoint_passive(database))));
+            if let Ok(Err(error)) = futures::executor::block_on(last_pass) {
+                tracing::warn!(%error, "WAL checkpoint on the write connection failed");
             }
-        }
-        if restart && let Err(error) = database.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
-            tracing::warn!(%error, "WAL checkpoint (restart) failed");
         }
     }
 }
@@ -288,6 +299,30 @@ mod tests {
         }
         assert!(copied, "the write never reached the database file in 40 checkpoint intervals");
         drop(store);
+        Ok(())
+    }
+
+    /// Under writes that never pause, the WAL still starts over once it has
+    /// [`super::RESTART_AT_FRAMES`]: it does not grow with everything written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn under_steady_writes_the_wal_starts_over() -> Result<(), Box<dyn std::error::Error>> {
+        let database = crate::testing::TestDatabase::sqlite();
+        let wal = std::path::PathBuf::from(format!("{}-wal", database.url.trim_start_matches("sqlite://")));
+        let store = super::SqliteStore::open(&database.url, 2).await?;
+        sqlx::query("CREATE TABLE filler (value BLOB)").execute(store.writer()).await?;
+        let page = vec![7u8; 3000];
+        let mut pages_written = 0_u64;
+        let started = std::time::Instant::now();
+        while started.elapsed() < super::CHECKPOINT_EVERY * 12 {
+            sqlx::query("INSERT INTO filler VALUES (?1)").bind(&page).execute(store.writer()).await?;
+            pages_written += 1;
+        }
+        let wal_bytes = std::fs::metadata(&wal)?.len();
+        let written_bytes = pages_written * 4096;
+        assert!(
+            wal_bytes < written_bytes / 2,
+            "the WAL holds {wal_bytes} bytes after {pages_written} commits of at least one page ({written_bytes} bytes)"
+        );
         Ok(())
     }
 }
