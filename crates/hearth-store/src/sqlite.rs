@@ -179,7 +179,7 @@ fn checkpoint_passive(database: &rusqlite::Connection) -> Option<(i64, i64)> {
 /// then starts the WAL over by itself: SQLite does so when a write begins on a WAL copied to its
 /// end that no reader is still reading. Before, a `RESTART` checkpoint on this connection did
 /// that instead, and held sends back far longer: it waited for the write lock and for the
-/// readers (sends stalled 20–47 ms), and because it changed the WAL's header under the writer,
+/// readers (sends stalled 19–47 ms), and because it changed the WAL's header under the writer,
 /// the writer's page cache was emptied and the next batch took ≈ 35 ms to read its pages
 /// again. If a reader still holds an old snapshot, the WAL does not start over and the next
 /// tick tries again. Stops as soon as the store is dropped (`store_dropped` disconnects).
