@@ -312,8 +312,11 @@ mod tests {
         sqlx::query("CREATE TABLE filler (value BLOB)").execute(store.writer()).await?;
         let page = vec![7u8; 3000];
         let mut pages_written = 0_u64;
+        // Long enough for a dozen checkpoint ticks, and enough commits that a WAL which never
+        // started over would hold four times the frames it may reach (on a slow machine too).
         let started = std::time::Instant::now();
-        while started.elapsed() < super::CHECKPOINT_EVERY * 12 {
+        let enough_commits = u64::try_from(4 * super::RESTART_AT_FRAMES)?;
+        while started.elapsed() < super::CHECKPOINT_EVERY * 12 || pages_written < enough_commits {
             sqlx::query("INSERT INTO filler VALUES (?1)").bind(&page).execute(store.writer()).await?;
             pages_written += 1;
         }
