@@ -190,7 +190,7 @@ fn checkpoint_beside_the_writer(
     writer: &SqlitePool,
 ) {
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = store_dropped.recv_timeout(CHECKPOINT_EVERY) {
-        let Some((wal_frames, _left)) = checkpoint_passive(&database) else { continue };
+        let Some((wal_frames, _)) = checkpoint_passive(&database) else { continue };
         if wal_frames < RESTART_AT_FRAMES {
             continue;
         }
@@ -263,6 +263,11 @@ mod tests {
         Ok(())
     }
 
+    /// The file of a test database.
+    fn file_of(database: &crate::testing::TestDatabase) -> std::path::PathBuf {
+        database.url.trim_start_matches("sqlite://").into()
+    }
+
     /// Whether the database file at `path` read alone, without its WAL, has the table `name`:
     /// only once a checkpoint has copied it there. A copy taken while a checkpoint writes may
     /// not open; that counts as not yet.
@@ -286,7 +291,7 @@ mod tests {
     #[tokio::test]
     async fn the_checkpoint_thread_copies_writes_into_the_database_file() -> Result<(), Box<dyn std::error::Error>> {
         let database = crate::testing::TestDatabase::sqlite();
-        let path = std::path::PathBuf::from(database.url.trim_start_matches("sqlite://"));
+        let path = file_of(&database);
         let store = super::SqliteStore::open(&database.url, 2).await?;
         sqlx::query("CREATE TABLE written_while_open (value TEXT)").execute(store.writer()).await?;
         let mut copied = false;
@@ -298,7 +303,6 @@ mod tests {
             }
         }
         assert!(copied, "the write never reached the database file in 40 checkpoint intervals");
-        drop(store);
         Ok(())
     }
 
@@ -307,7 +311,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn under_steady_writes_the_wal_starts_over() -> Result<(), Box<dyn std::error::Error>> {
         let database = crate::testing::TestDatabase::sqlite();
-        let wal = std::path::PathBuf::from(format!("{}-wal", database.url.trim_start_matches("sqlite://")));
+        let wal = file_of(&database).with_extension("db-wal");
         let store = super::SqliteStore::open(&database.url, 2).await?;
         sqlx::query("CREATE TABLE filler (value BLOB)").execute(store.writer()).await?;
         let page = vec![7u8; 3000];
