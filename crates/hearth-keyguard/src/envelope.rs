@@ -3,19 +3,27 @@
 //! there; the server makes one for the keys given with a request to `POST /api/chat/message`
 //! (the same path, so plaintext keys are opened only inside the keyguard).
 //!
-//! ECDH P-256 between a fresh ephemeral key and the keyguard's key; HKDF-SHA256 (salt: the
+//! ECDH P-256 between an ephemeral key and the keyguard's key; HKDF-SHA256 (salt: the
 //! ephemeral public key, 65 bytes uncompressed; info: `hearth-keyguard/envelope/v1`) gives an
 //! AES-256-GCM key; a random 96-bit nonce; associated data `<purpose>|<user id>|<what>` — the
 //! provider for a configure page's key, `keys` for a request's keys (a JSON list of
-//! `[provider, key]`, all in one envelope: one key agreement per request, however many keys) —
+//! `[provider, key]`, all in one envelope, however many keys) —
 //! so an envelope made on one person's page, or for one provider, opens for no other.
 //!
 //! The keyguard's key pair follows the master key: version N's pair is derived from master key
 //! N (`kid` = N), so it survives restarts, changes with a rotation, and pages opened just before
 //! one still work until the old version is retired.
 //!
-//! The key agreement is AWS-LC's (already linked for TLS): every request with keys of its own
-//! makes one, and AWS-LC's P-256 is an order of magnitude faster than a portable one.
+//! The key agreement is AWS-LC's (already linked for TLS), an order of magnitude faster than a
+//! portable one. Still, three P-256 multiplications per request (the ephemeral pair, its
+//! agreement, and the keyguard's) were a tenth of the server's CPU for each assistant request.
+//! So the server seals requests' keys with a [`RequestSealer`]: one ephemeral pair, agreed once
+//! and its secret dropped at once, whose AES key seals the requests of a few seconds, each with
+//! its own random nonce. The keyguard keeps the cipher of each such ephemeral key it has opened
+//! (a [`RequestOpener`]) for a while. The envelope's format is unchanged, and a configure page
+//! still makes a fresh ephemeral key for each key pasted.
+
+use std::fmt;
 
 use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -105,37 +113,95 @@ pub fn seal_to(
     seal_bytes(public, &context.associated_data(provider.as_str()), key.as_bytes())
 }
 
-/// Encrypts the keys given with one request, in order, to the keyguard's `public` key.
+/// Encrypts the keys given with one request, in order, to the keyguard's `public` key, with an
+/// ephemeral key pair of its own (a server seals many with one [`RequestSealer`]).
 pub fn seal_keys_to(
     public: &PublicKey,
     user_id: Uuid,
     keys: &[(ProviderName, hearth_ai::ApiKey)],
 ) -> Result<Envelope, KeyguardError> {
-    let context = EnvelopeContext { purpose: Purpose::Request, user_id };
-    let listed: Vec<(ProviderName, &str)> = keys.iter().map(|(provider, key)| (*provider, key.expose())).collect();
-    let plaintext = Zeroizing::new(serde_json::to_vec(&listed).map_err(|_| KeyguardError::Undecryptable)?);
-    seal_bytes(public, &context.associated_data(REQUEST_KEYS), &plaintext)
+    RequestSealer::new(public)?.seal_keys(user_id, keys)
 }
 
 fn seal_bytes(public: &PublicKey, aad: &str, plaintext: &[u8]) -> Result<Envelope, KeyguardError> {
-    let recipient = URL_SAFE_NO_PAD.decode(&public.key).map_err(|_| KeyguardError::Undecryptable)?;
-    let ephemeral = PrivateKey::generate(&ECDH_P256).map_err(|_| KeyguardError::Undecryptable)?;
-    let epk = ephemeral.compute_public_key().map_err(|_| KeyguardError::Undecryptable)?;
-    let cipher =
-        agree(&ephemeral, UnparsedPublicKey::new(&ECDH_P256, &recipient), KeyguardError::Undecryptable, |shared| {
-            Ok(cipher(shared, epk.as_ref()))
-        })?;
-    let mut nonce = [0u8; 12];
-    rand::rngs::OsRng.fill_bytes(&mut nonce);
-    let ciphertext = cipher
-        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: aad.as_bytes() })
-        .map_err(|_| KeyguardError::Undecryptable)?;
-    Ok(Envelope {
-        kid: public.kid,
-        epk: URL_SAFE_NO_PAD.encode(epk.as_ref()),
-        nonce: URL_SAFE_NO_PAD.encode(nonce),
-        ciphertext: URL_SAFE_NO_PAD.encode(ciphertext),
-    })
+    Sealer::new(public)?.seal(aad, plaintext)
+}
+
+/// An ephemeral key pair's agreement with a keyguard key: the pair's public half and the AES
+/// key derived from the shared secret. The pair's secret half is gone once this is made.
+struct Sealer {
+    kid: u32,
+    /// The ephemeral public key, uncompressed SEC1, base64url.
+    epk: String,
+    cipher: Aes256Gcm,
+}
+
+impl Sealer {
+    fn new(public: &PublicKey) -> Result<Self, KeyguardError> {
+        let recipient = URL_SAFE_NO_PAD.decode(&public.key).map_err(|_| KeyguardError::Undecryptable)?;
+        let ephemeral = PrivateKey::generate(&ECDH_P256).map_err(|_| KeyguardError::Undecryptable)?;
+        let epk = ephemeral.compute_public_key().map_err(|_| KeyguardError::Undecryptable)?;
+        let cipher = agree(
+            &ephemeral,
+            UnparsedPublicKey::new(&ECDH_P256, &recipient),
+            KeyguardError::Undecryptable,
+            |shared| Ok(cipher(shared, epk.as_ref())),
+        )?;
+        Ok(Self { kid: public.kid, epk: URL_SAFE_NO_PAD.encode(epk.as_ref()), cipher })
+    }
+
+    /// One envelope, with a random nonce of its own.
+    fn seal(&self, aad: &str, plaintext: &[u8]) -> Result<Envelope, KeyguardError> {
+        let mut nonce = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let ciphertext = self
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: aad.as_bytes() })
+            .map_err(|_| KeyguardError::Undecryptable)?;
+        Ok(Envelope {
+            kid: self.kid,
+            epk: self.epk.clone(),
+            nonce: URL_SAFE_NO_PAD.encode(nonce),
+            ciphertext: URL_SAFE_NO_PAD.encode(ciphertext),
+        })
+    }
+}
+
+/// Seals the keys of many requests to one keyguard key with one key agreement: an ephemeral
+/// pair made when this is, whose secret half is dropped at once; each envelope gets a random
+/// 96-bit nonce of its own (random nonces under one AES-GCM key are safe far beyond 2^20
+/// envelopes, and a sealer is meant for a few seconds' requests). Whoever holds it can seal,
+/// not open: only the keyguard can.
+pub struct RequestSealer(Sealer);
+
+impl fmt::Debug for RequestSealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestSealer").field("kid", &self.0.kid).finish_non_exhaustive()
+    }
+}
+
+impl RequestSealer {
+    /// A sealer to the keyguard's `public` key.
+    pub fn new(public: &PublicKey) -> Result<Self, KeyguardError> {
+        Sealer::new(public).map(Self)
+    }
+
+    /// The keyguard key it seals to.
+    pub fn kid(&self) -> u32 {
+        self.0.kid
+    }
+
+    /// Encrypts the keys given with one request, in order.
+    pub fn seal_keys(
+        &self,
+        user_id: Uuid,
+        keys: &[(ProviderName, hearth_ai::ApiKey)],
+    ) -> Result<Envelope, KeyguardError> {
+        let context = EnvelopeContext { purpose: Purpose::Request, user_id };
+        let listed: Vec<(ProviderName, &str)> = keys.iter().map(|(provider, key)| (*provider, key.expose())).collect();
+        let plaintext = Zeroizing::new(serde_json::to_vec(&listed).map_err(|_| KeyguardError::Undecryptable)?);
+        self.0.seal(&context.associated_data(REQUEST_KEYS), &plaintext)
+    }
 }
 
 /// The keyguard's key pair of master key `version`, if the ring still holds it.
@@ -173,32 +239,68 @@ pub(crate) fn open(
 }
 
 /// Opens a request's envelope: its keys, in order.
+#[cfg(test)]
 pub(crate) fn open_keys(
     secret: &PrivateKey,
     envelope: &Envelope,
     user_id: Uuid,
 ) -> Result<Vec<(ProviderName, Zeroizing<String>)>, KeyguardError> {
-    let context = EnvelopeContext { purpose: Purpose::Request, user_id };
-    let plaintext = open_bytes(secret, envelope, &context.associated_data(REQUEST_KEYS))?;
-    serde_json::from_slice(&plaintext).map_err(|_| KeyguardError::Undecryptable)
+    RequestOpener::new(secret, &envelope.epk)?.open_keys(envelope, user_id)
 }
 
 fn open_bytes(secret: &PrivateKey, envelope: &Envelope, aad: &str) -> Result<Zeroizing<Vec<u8>>, KeyguardError> {
-    let decode = |text: &str| URL_SAFE_NO_PAD.decode(text).map_err(|_| KeyguardError::Undecryptable);
-    let epk = decode(&envelope.epk)?;
-    let nonce = decode(&envelope.nonce)?;
-    let ciphertext = decode(&envelope.ciphertext)?;
-    // Only the uncompressed form a browser exports (AWS-LC would take others too).
-    if nonce.len() != 12 || epk.len() != 65 || epk[0] != 4 {
-        return Err(KeyguardError::Undecryptable);
+    RequestOpener::new(secret, &envelope.epk)?.open_bytes(envelope, aad)
+}
+
+/// The keyguard's side of one ephemeral key's agreement: opens every envelope sealed with it
+/// (and only those: another ephemeral key's envelope fails its tag).
+pub(crate) struct RequestOpener {
+    cipher: Aes256Gcm,
+}
+
+impl fmt::Debug for RequestOpener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestOpener").finish_non_exhaustive()
     }
-    let cipher = agree(secret, UnparsedPublicKey::new(&ECDH_P256, &epk), KeyguardError::Undecryptable, |shared| {
-        Ok(cipher(shared, &epk))
-    })?;
-    cipher
-        .decrypt(Nonce::from_slice(&nonce), Payload { msg: &ciphertext, aad: aad.as_bytes() })
-        .map(Zeroizing::new)
-        .map_err(|_| KeyguardError::Undecryptable)
+}
+
+impl RequestOpener {
+    /// The agreement of the keyguard's `secret` with the ephemeral public key `epk` (base64url).
+    pub(crate) fn new(secret: &PrivateKey, epk: &str) -> Result<Self, KeyguardError> {
+        let epk = URL_SAFE_NO_PAD.decode(epk).map_err(|_| KeyguardError::Undecryptable)?;
+        // Only the uncompressed form a browser exports (AWS-LC would take others too).
+        if epk.len() != 65 || epk[0] != 4 {
+            return Err(KeyguardError::Undecryptable);
+        }
+        let cipher = agree(secret, UnparsedPublicKey::new(&ECDH_P256, &epk), KeyguardError::Undecryptable, |shared| {
+            Ok(cipher(shared, &epk))
+        })?;
+        Ok(Self { cipher })
+    }
+
+    /// Opens a request's envelope: its keys, in order.
+    pub(crate) fn open_keys(
+        &self,
+        envelope: &Envelope,
+        user_id: Uuid,
+    ) -> Result<Vec<(ProviderName, Zeroizing<String>)>, KeyguardError> {
+        let context = EnvelopeContext { purpose: Purpose::Request, user_id };
+        let plaintext = self.open_bytes(envelope, &context.associated_data(REQUEST_KEYS))?;
+        serde_json::from_slice(&plaintext).map_err(|_| KeyguardError::Undecryptable)
+    }
+
+    fn open_bytes(&self, envelope: &Envelope, aad: &str) -> Result<Zeroizing<Vec<u8>>, KeyguardError> {
+        let decode = |text: &str| URL_SAFE_NO_PAD.decode(text).map_err(|_| KeyguardError::Undecryptable);
+        let nonce = decode(&envelope.nonce)?;
+        let ciphertext = decode(&envelope.ciphertext)?;
+        if nonce.len() != 12 {
+            return Err(KeyguardError::Undecryptable);
+        }
+        self.cipher
+            .decrypt(Nonce::from_slice(&nonce), Payload { msg: &ciphertext, aad: aad.as_bytes() })
+            .map(Zeroizing::new)
+            .map_err(|_| KeyguardError::Undecryptable)
+    }
 }
 
 fn cipher(shared: &[u8], salt: &[u8]) -> Aes256Gcm {
@@ -256,6 +358,31 @@ mod tests {
         );
         assert!(open_keys(&secret, &envelope, Uuid::from_u128(8)).is_err(), "another person's");
         assert!(open(&secret, &envelope, context(), ProviderName::Groq).is_err(), "not a configure envelope");
+    }
+
+    #[test]
+    fn one_sealer_seals_many_requests_each_with_its_own_nonce() {
+        let secret = keypair(&KeyRing::generate(), 1).expect("version 1");
+        let sealer = RequestSealer::new(&public_key(&secret, 1).expect("public")).expect("sealer");
+        let user = Uuid::from_u128(7);
+        let keys = |key: &str| [(ProviderName::Groq, hearth_ai::ApiKey::new(key))];
+        let first = sealer.seal_keys(user, &keys("gsk_FIRST-0123456789abcdef")).expect("seal");
+        let second = sealer.seal_keys(user, &keys("gsk_SECOND-0123456789abcde")).expect("seal");
+        assert_eq!(first.epk, second.epk, "one key agreement");
+        assert_ne!(first.nonce, second.nonce);
+        let opener = RequestOpener::new(&secret, &first.epk).expect("agrees");
+        let opened = |envelope: &Envelope| opener.open_keys(envelope, user).map(|keys| keys[0].1.to_string());
+        assert_eq!(opened(&first).expect("opens"), "gsk_FIRST-0123456789abcdef");
+        assert_eq!(opened(&second).expect("opens"), "gsk_SECOND-0123456789abcde");
+        // The same agreement opens nothing else: not another person's, nor another sealer's.
+        assert!(opener.open_keys(&first, Uuid::from_u128(8)).is_err());
+        let other = RequestSealer::new(&public_key(&secret, 1).expect("public")).expect("sealer");
+        let elsewhere = other.seal_keys(user, &keys("gsk_OTHER-0123456789abcdef")).expect("seal");
+        assert_ne!(elsewhere.epk, first.epk);
+        assert!(opened(&Envelope { epk: first.epk.clone(), ..elsewhere.clone() }).is_err());
+        assert_eq!(open_keys(&secret, &elsewhere, user).expect("opens with its own agreement").len(), 1);
+        // Its debug form shows no key material.
+        assert_eq!(format!("{sealer:?}"), "RequestSealer { kid: 1, .. }");
     }
 
     #[test]

@@ -41,7 +41,22 @@ pub struct LocalKeyguard {
     /// scalar multiplication, on every request that carries keys otherwise. A version's pair
     /// never changes; a retired version is refused before this is consulted.
     secrets: std::sync::Mutex<std::collections::HashMap<u32, std::sync::Arc<aws_lc_rs::agreement::PrivateKey>>>,
+    /// The agreements with the ephemeral keys that requests' keys were sealed with lately: a
+    /// server seals a few seconds' requests with one (see [`envelope::RequestSealer`]), so
+    /// each costs a P-256 multiplication here once, not once per request.
+    request_openers: std::sync::Mutex<RequestOpeners>,
 }
+
+/// Request openers by keyguard key version and ephemeral public key, each with when it was made.
+type RequestOpeners = std::collections::HashMap<(u32, String), (std::sync::Arc<envelope::RequestOpener>, Instant)>;
+
+/// How long an agreement with a request sealer's ephemeral key is kept. A server makes a new
+/// sealer every few seconds; this only bounds how long a derived key stays in memory.
+const REQUEST_OPENER_LIFETIME: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Most agreements kept at once: a few servers' current sealers (past it, the stale are dropped,
+/// and if none is stale, all).
+const MAX_REQUEST_OPENERS: usize = 16;
 
 impl LocalKeyguard {
     /// A keyguard as `options` describe it.
@@ -52,6 +67,7 @@ impl LocalKeyguard {
             router: Router::new(options.providers, options.routing),
             free_tier,
             secrets: std::sync::Mutex::default(),
+            request_openers: std::sync::Mutex::default(),
         }
     }
 
@@ -66,8 +82,7 @@ impl LocalKeyguard {
                     Err(error) => tracing::error!(key = %stored.id, %error, "a stored key did not open; skipped"),
                 },
                 KeyRef::Given { user_id, envelope } => {
-                    let secret = self.secret_for(envelope.kid)?;
-                    for (provider, text) in envelope::open_keys(&secret, &envelope, user_id)? {
+                    for (provider, text) in self.request_opener(&envelope)?.open_keys(&envelope, user_id)? {
                         let key = ApiKey::for_provider(provider, text.as_str()).map_err(invalid_key)?;
                         candidates.push(Candidate { provider, key });
                     }
@@ -102,6 +117,34 @@ impl LocalKeyguard {
         let secret = std::sync::Arc::new(envelope::keypair(&ring, kid).ok_or(KeyguardError::Undecryptable)?);
         secrets().insert(kid, secret.clone());
         Ok(secret)
+    }
+
+    /// The agreement with the ephemeral key `envelope` was sealed with: kept from an earlier
+    /// request's envelope, or made now. A retired key version is refused first, kept or not.
+    fn request_opener(
+        &self,
+        envelope: &envelope::Envelope,
+    ) -> Result<std::sync::Arc<envelope::RequestOpener>, KeyguardError> {
+        let secret = self.secret_for(envelope.kid)?;
+        let now = Instant::now();
+        let key = (envelope.kid, envelope.epk.clone());
+        let openers = || self.request_openers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((opener, made)) = openers().get(&key)
+            && now.duration_since(*made) < REQUEST_OPENER_LIFETIME
+        {
+            return Ok(opener.clone());
+        }
+        // Agreed outside the lock: it is the slow part.
+        let opener = std::sync::Arc::new(envelope::RequestOpener::new(&secret, &envelope.epk)?);
+        let mut openers = openers();
+        if openers.len() >= MAX_REQUEST_OPENERS {
+            openers.retain(|_, (_, made)| now.duration_since(*made) < REQUEST_OPENER_LIFETIME);
+            if openers.len() >= MAX_REQUEST_OPENERS {
+                openers.clear();
+            }
+        }
+        openers.insert(key, (opener.clone(), now));
+        Ok(opener)
     }
 
     fn open_envelope(

@@ -275,3 +275,43 @@ async fn a_retired_version_opens_no_envelope_even_after_it_was_used() {
             .expect("envelope");
     keyguard.seal(request(fresh)).await.expect("the new version opens");
 }
+
+/// A server seals many requests' keys with one sealer, and the keyguard keeps the agreement
+/// with its ephemeral key; retiring the version still ends it, kept agreement or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_sealed_with_one_sealer_open_until_their_version_is_retired() {
+    let fake = FakeProvider::start().await.expect("start the fake provider");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("keyguard_key");
+    let mut ring = KeyRing::generate();
+    hearth_vault::write_ring(&file, &ring).expect("write the ring");
+    let keyguard = local_with_ring(&fake, KeyRing::parse(&ring.to_text()).expect("parse"), Some(file.clone()));
+    let (deltas, _received) = mpsc::unbounded_channel();
+
+    let public = keyguard.public_key().await.expect("public key");
+    let sealer = envelope::RequestSealer::new(&public).expect("sealer");
+    let user = Uuid::now_v7();
+    let given = [(ProviderName::OpenRouter, ApiKey::new("sk-or-v1-REQUESTCANARY-0123456789abcdef"))];
+    let ask = |envelope: envelope::Envelope| {
+        let keyguard = keyguard.clone();
+        let deltas = deltas.clone();
+        async move {
+            let keys = vec![KeyRef::Given { user_id: user, envelope }];
+            keyguard.complete(&question("mine"), keys, &deltas).await.map(|outcome| outcome.map(|a| a.provider))
+        }
+    };
+    for _ in 0..3 {
+        let envelope = sealer.seal_keys(user, &given).expect("seal");
+        assert_eq!(ask(envelope).await.expect("reachable").expect("answer"), ProviderName::OpenRouter);
+    }
+    let stranger = sealer.seal_keys(Uuid::now_v7(), &given).expect("seal");
+    let forged = KeyRef::Given { user_id: user, envelope: stranger };
+    assert!(keyguard.complete(&question("x"), vec![forged], &deltas).await.is_err(), "another person's envelope");
+
+    ring.add_version();
+    ring.retire(public.kid).expect("retire");
+    hearth_vault::write_ring(&file, &ring).expect("write the rotated ring");
+    assert_ne!(keyguard.public_key().await.expect("public key").kid, public.kid);
+    let late = sealer.seal_keys(user, &given).expect("seal");
+    assert_eq!(ask(late).await.expect_err("refused"), KeyguardError::Undecryptable);
+}

@@ -6,7 +6,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hearth_ai::{ApiKey, Attempt, AttemptOutcome, KeyFingerprint, ProviderName};
-use hearth_keyguard::{KeyRef, Keyguard, KeyguardError, PublicKey, envelope};
+use hearth_keyguard::envelope::RequestSealer;
+use hearth_keyguard::{KeyRef, Keyguard, KeyguardError, PublicKey};
 use hearth_store::{KeyOwner, Store, StoreError, StoredProviderKey, Timestamp};
 use std::sync::Arc;
 use tokio::sync::OnceCell;
@@ -26,6 +27,9 @@ pub struct Keys {
     store: Arc<dyn Store>,
     free_tier: OnceCell<Vec<(ProviderName, KeyFingerprint)>>,
     public_key: Mutex<Option<(PublicKey, Instant)>>,
+    /// What the keys given with requests are sealed with: one key agreement with the current
+    /// public key, made anew as often as that key is asked for again.
+    sealer: Mutex<Option<(Arc<RequestSealer>, Instant)>>,
 }
 
 /// Stored keys of one owner: the rows, and the same keys as the keyguard takes them.
@@ -77,7 +81,7 @@ pub struct KeyView {
 impl Keys {
     /// Keys kept in `store`, used through `keyguard`.
     pub fn new(keyguard: Arc<dyn Keyguard>, store: Arc<dyn Store>) -> Self {
-        Self { keyguard, store, free_tier: OnceCell::new(), public_key: Mutex::new(None) }
+        Self { keyguard, store, free_tier: OnceCell::new(), public_key: Mutex::new(None), sealer: Mutex::new(None) }
     }
 
     /// The stored keys of `owner`, oldest first.
@@ -135,8 +139,22 @@ impl Keys {
     /// The keys given with one request, encrypted to the keyguard at once: from here on only
     /// the keyguard can read them.
     pub async fn given(&self, user_id: Uuid, keys: &[(ProviderName, ApiKey)]) -> Result<KeyRef, KeyguardError> {
-        let envelope = envelope::seal_keys_to(&self.public_key().await?, user_id, keys)?;
+        let envelope = self.sealer().await?.seal_keys(user_id, keys)?;
         Ok(KeyRef::Given { user_id, envelope })
+    }
+
+    /// The current request sealer, made with the public key and kept as long: a rotation
+    /// reaches it within two [`PUBLIC_KEY_LIFETIME`]s, and the old version opens until retired.
+    async fn sealer(&self) -> Result<Arc<RequestSealer>, KeyguardError> {
+        let cached = self.sealer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        if let Some((sealer, made)) = cached
+            && made.elapsed() < PUBLIC_KEY_LIFETIME
+        {
+            return Ok(sealer);
+        }
+        let sealer = Arc::new(RequestSealer::new(&self.public_key().await?)?);
+        *self.sealer.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((sealer.clone(), Instant::now()));
+        Ok(sealer)
     }
 
     /// `owner`'s stored keys with their health, oldest first.
