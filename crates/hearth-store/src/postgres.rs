@@ -51,6 +51,11 @@ impl PostgresStore {
     fn writer(&self) -> &PgPool {
         &self.pool
     }
+
+    /// None: a PostgreSQL read is a network round trip either way.
+    fn inline_reads(&self) -> Option<&crate::sqlite::InlineReads> {
+        None
+    }
 }
 
 impl PostgresStore {

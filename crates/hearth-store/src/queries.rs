@@ -122,6 +122,22 @@ pub(crate) fn limit(n: u32) -> String {
     format!(" LIMIT {n}")
 }
 
+/// One device session by id (`$1`), as [`DEVICE_COLUMNS`].
+pub(crate) fn device_by_id() -> &'static str {
+    static SQL: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1"));
+    &SQL
+}
+
+/// The latest `limit` turns of the assistant thread `$2` of user `$1`, newest first.
+pub(crate) fn assistant_turns(limit: u32) -> String {
+    format!(
+        "SELECT id, user_id, thread, topic, prompt, reply, provider, answered, attempts, inserted_at \
+         FROM assistant_turns WHERE user_id = $1 AND thread = $2 ORDER BY inserted_at DESC, id DESC{}",
+        self::limit(limit)
+    )
+}
+
 /// A message row with its recipient:
 /// `(recipient_id, id, message_group, sender, content, inserted_at, updated_at)`.
 pub(crate) type MessageRow = (Uuid, Uuid, Uuid, Uuid, String, crate::Timestamp, crate::Timestamp);
@@ -555,13 +571,10 @@ macro_rules! impl_store {
             }
 
             async fn device(&self, device_id: uuid::Uuid) -> crate::StoreResult<Option<crate::Device>> {
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT {} FROM devices WHERE id = $1",
-                    crate::queries::DEVICE_COLUMNS
-                )))
-                .bind(device_id)
-                .fetch_optional(&self.pool)
-                .await?)
+                if let Some(read) = self.inline_reads().and_then(|reads| reads.device(device_id)) {
+                    return read;
+                }
+                Ok(sqlx::query_as(crate::queries::device_by_id()).bind(device_id).fetch_optional(&self.pool).await?)
             }
 
             async fn devices(&self, user_id: uuid::Uuid) -> crate::StoreResult<Vec<crate::Device>> {
@@ -1492,6 +1505,9 @@ macro_rules! impl_store {
                 thread: &str,
                 limit: u32,
             ) -> crate::StoreResult<Vec<crate::AssistantTurn>> {
+                if let Some(read) = self.inline_reads().and_then(|reads| reads.assistant_turns(user_id, thread, limit)) {
+                    return read;
+                }
                 type Row = (
                     uuid::Uuid,
                     uuid::Uuid,
@@ -1504,12 +1520,7 @@ macro_rules! impl_store {
                     String,
                     crate::Timestamp,
                 );
-                let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT id, user_id, thread, topic, prompt, reply, provider, answered, attempts, inserted_at \
-                     FROM assistant_turns WHERE user_id = $1 AND thread = $2 \
-                     ORDER BY inserted_at DESC, id DESC{}",
-                    crate::queries::limit(limit)
-                )))
+                let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(crate::queries::assistant_turns(limit)))
                 .bind(user_id)
                 .bind(thread)
                 .fetch_all(&self.pool)

@@ -12,9 +12,12 @@
 //! `group_commit`), each batch in one blocking call (`sqlite/writer.rs`), and the WAL is
 //! checkpointed beside the writer rather than inside its commits.
 
+mod reads;
 mod sends;
 mod turns;
 mod writer;
+
+pub(crate) use reads::InlineReads;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -31,6 +34,8 @@ use crate::turn_batch::Turns;
 pub struct SqliteStore {
     /// Reads.
     pool: SqlitePool,
+    /// The reads every request makes, on the calling thread (none for a database in memory).
+    reads: Option<std::sync::Arc<InlineReads>>,
     /// The one write connection.
     writer: SqlitePool,
     /// `send_message`, group-committed on the write connection.
@@ -68,14 +73,16 @@ impl SqliteStore {
         let writer_options = options.pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES.to_string());
         let writer =
             SqlitePoolOptions::new().max_connections(1).test_before_acquire(false).connect_with(writer_options).await?;
-        let alive = match database_file(&pool).await? {
-            Some(path) => Some(start_checkpoints(&path, writer.clone())?),
+        let file = database_file(&pool).await?;
+        let alive = match &file {
+            Some(path) => Some(start_checkpoints(path, writer.clone())?),
             None => None,
         };
+        let reads = file.map(|path| std::sync::Arc::new(InlineReads::new(&path)));
         // One worker: SQLite has one writer, and batches are what let it keep up.
         let sends = sends::start(writer.clone());
         let turns = turns::start(writer.clone());
-        Ok(Self { pool, writer, sends, turns, _alive: alive })
+        Ok(Self { pool, reads, writer, sends, turns, _alive: alive })
     }
 
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
@@ -89,6 +96,10 @@ impl SqliteStore {
     /// Where single-statement writes run.
     fn writer(&self) -> &SqlitePool {
         &self.writer
+    }
+
+    fn inline_reads(&self) -> Option<&InlineReads> {
+        self.reads.as_deref()
     }
 }
 
