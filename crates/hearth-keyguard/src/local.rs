@@ -54,9 +54,9 @@ type RequestOpeners = std::collections::HashMap<(u32, String), (std::sync::Arc<e
 /// sealer every few seconds; this only bounds how long a derived key stays in memory.
 const REQUEST_OPENER_LIFETIME: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Most agreements kept at once: a few servers' current sealers (past it, the stale are dropped,
-/// and if none is stale, all).
-const MAX_REQUEST_OPENERS: usize = 16;
+/// Most agreements kept at once: the current sealers of many servers (past it, all are dropped
+/// and made again as envelopes come).
+const MAX_REQUEST_OPENERS: usize = 64;
 
 impl LocalKeyguard {
     /// A keyguard as `options` describe it.
@@ -137,11 +137,9 @@ impl LocalKeyguard {
         // Agreed outside the lock: it is the slow part.
         let opener = std::sync::Arc::new(envelope::RequestOpener::new(&secret, &envelope.epk)?);
         let mut openers = openers();
+        openers.retain(|_, (_, made)| now.duration_since(*made) < REQUEST_OPENER_LIFETIME);
         if openers.len() >= MAX_REQUEST_OPENERS {
-            openers.retain(|_, (_, made)| now.duration_since(*made) < REQUEST_OPENER_LIFETIME);
-            if openers.len() >= MAX_REQUEST_OPENERS {
-                openers.clear();
-            }
+            openers.clear();
         }
         openers.insert(key, (opener.clone(), now));
         Ok(opener)
