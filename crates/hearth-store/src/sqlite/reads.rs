@@ -162,6 +162,19 @@ mod tests {
         Ok(())
     }
 
+    /// The thread's context is read straight off the index, with no sort on the side.
+    #[tokio::test]
+    async fn a_threads_turns_come_in_index_order() -> Result<(), Box<dyn std::error::Error>> {
+        let database = crate::testing::TestDatabase::sqlite();
+        crate::SqliteStore::open(&database.url, 2).await?.migrate().await?;
+        let plan: Vec<String> = Connection::open(database.url.trim_start_matches("sqlite://"))?
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", crate::queries::assistant_turns(50)))?
+            .query_map(params![Uuid::now_v7(), "conv_1"], |row| row.get::<_, String>(3))?
+            .collect::<rusqlite::Result<_>>()?;
+        assert_eq!(plan, ["SEARCH assistant_turns USING INDEX assistant_turns_by_thread (user_id=? AND thread=?)"]);
+        Ok(())
+    }
+
     #[test]
     fn a_busy_database_hands_the_read_back() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
