@@ -238,16 +238,30 @@ async fn endpoints_parse() {
     }
 }
 
+/// A keyguard whose master key ring is read from `file`, and the ring as written there (to
+/// rotate it).
+struct RingOnDisk {
+    _dir: tempfile::TempDir,
+    file: std::path::PathBuf,
+    ring: KeyRing,
+    keyguard: Arc<LocalKeyguard>,
+}
+
+fn ring_on_disk(fake: &FakeProvider) -> RingOnDisk {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("keyguard_key");
+    let ring = KeyRing::generate();
+    hearth_vault::write_ring(&file, &ring).expect("write the ring");
+    let keyguard = local_with_ring(fake, KeyRing::parse(&ring.to_text()).expect("parse"), Some(file.clone()));
+    RingOnDisk { _dir: dir, file, ring, keyguard }
+}
+
 /// The key pair of a version is derived once and kept; retiring the version must still end
 /// it: an envelope made for it is refused afterwards, although it opened before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retired_version_opens_no_envelope_even_after_it_was_used() {
     let fake = FakeProvider::start().await.expect("start the fake provider");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("keyguard_key");
-    let mut ring = KeyRing::generate();
-    hearth_vault::write_ring(&file, &ring).expect("write the ring");
-    let keyguard = local_with_ring(&fake, KeyRing::parse(&ring.to_text()).expect("parse"), Some(file.clone()));
+    let RingOnDisk { _dir, file, mut ring, keyguard } = ring_on_disk(&fake);
 
     let user = Uuid::now_v7();
     let public = keyguard.public_key().await.expect("public key");
@@ -281,11 +295,7 @@ async fn a_retired_version_opens_no_envelope_even_after_it_was_used() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_sealed_with_one_sealer_open_until_their_version_is_retired() {
     let fake = FakeProvider::start().await.expect("start the fake provider");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("keyguard_key");
-    let mut ring = KeyRing::generate();
-    hearth_vault::write_ring(&file, &ring).expect("write the ring");
-    let keyguard = local_with_ring(&fake, KeyRing::parse(&ring.to_text()).expect("parse"), Some(file.clone()));
+    let RingOnDisk { _dir, file, mut ring, keyguard } = ring_on_disk(&fake);
     let (deltas, _received) = mpsc::unbounded_channel();
 
     let public = keyguard.public_key().await.expect("public key");
