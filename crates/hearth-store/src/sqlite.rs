@@ -6,7 +6,9 @@
 //! sits free while the next writer sleeps, so throughput drops and latency jumps by tens of
 //! milliseconds under load. Writers queue instead for the one write connection in its pool,
 //! which hands it to the next waiter as soon as the previous one commits. Reads use the other
-//! pool and, in WAL mode, never wait for the writer.
+//! pool and, in WAL mode, never wait for the writer; the two that every request makes (the
+//! session check and an assistant thread's turns) skip sqlx and run on the calling thread
+//! (`sqlite/reads.rs`).
 //!
 //! Sends and assistant turns, the busiest writes, are group-committed on that connection (see
 //! `group_commit`), each batch in one blocking call (`sqlite/writer.rs`), and the WAL is
