@@ -151,7 +151,7 @@ fn init_logging(settings: &Settings) {
 }
 
 /// mimalloc rather than glibc's allocator: measured alternately on one VM, 5 % less CPU per
-/// assistant request and 3 % less per message sent, for 0.2 KiB more per open socket
+/// assistant request and 3 % less per message sent, for 0.2–0.3 KiB more per open socket
 /// (`bench/RESULTS.md`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
