@@ -124,20 +124,31 @@ pub fn seal_keys_to(
 }
 
 fn seal_bytes(public: &PublicKey, aad: &str, plaintext: &[u8]) -> Result<Envelope, KeyguardError> {
-    Sealer::new(public)?.seal(aad, plaintext)
+    RequestSealer::new(public)?.seal(aad, plaintext)
 }
 
-/// An ephemeral key pair's agreement with a keyguard key: the pair's public half and the AES
-/// key derived from the shared secret. The pair's secret half is gone once this is made.
-struct Sealer {
+/// Seals the keys of many requests to one keyguard key with one key agreement: an ephemeral
+/// pair made when this is, whose secret half is dropped at once, leaving its public half and
+/// the AES key derived from the shared secret. Each envelope gets a random 96-bit nonce of its
+/// own (random nonces under one AES-GCM key are safe far beyond 2^20 envelopes, and a sealer is
+/// meant for a few seconds' requests). Whoever holds it can seal, not open: only the keyguard
+/// can.
+pub struct RequestSealer {
     kid: u32,
     /// The ephemeral public key, uncompressed SEC1, base64url.
     epk: String,
     cipher: Aes256Gcm,
 }
 
-impl Sealer {
-    fn new(public: &PublicKey) -> Result<Self, KeyguardError> {
+impl fmt::Debug for RequestSealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestSealer").field("kid", &self.kid).finish_non_exhaustive()
+    }
+}
+
+impl RequestSealer {
+    /// A sealer to the keyguard's `public` key.
+    pub fn new(public: &PublicKey) -> Result<Self, KeyguardError> {
         let recipient = URL_SAFE_NO_PAD.decode(&public.key).map_err(|_| KeyguardError::Undecryptable)?;
         let ephemeral = PrivateKey::generate(&ECDH_P256).map_err(|_| KeyguardError::Undecryptable)?;
         let epk = ephemeral.compute_public_key().map_err(|_| KeyguardError::Undecryptable)?;
@@ -148,6 +159,18 @@ impl Sealer {
             |shared| Ok(cipher(shared, epk.as_ref())),
         )?;
         Ok(Self { kid: public.kid, epk: URL_SAFE_NO_PAD.encode(epk.as_ref()), cipher })
+    }
+
+    /// Encrypts the keys given with one request, in order.
+    pub fn seal_keys(
+        &self,
+        user_id: Uuid,
+        keys: &[(ProviderName, hearth_ai::ApiKey)],
+    ) -> Result<Envelope, KeyguardError> {
+        let context = EnvelopeContext { purpose: Purpose::Request, user_id };
+        let listed: Vec<(ProviderName, &str)> = keys.iter().map(|(provider, key)| (*provider, key.expose())).collect();
+        let plaintext = Zeroizing::new(serde_json::to_vec(&listed).map_err(|_| KeyguardError::Undecryptable)?);
+        self.seal(&context.associated_data(REQUEST_KEYS), &plaintext)
     }
 
     /// One envelope, with a random nonce of its own.
@@ -164,43 +187,6 @@ impl Sealer {
             nonce: URL_SAFE_NO_PAD.encode(nonce),
             ciphertext: URL_SAFE_NO_PAD.encode(ciphertext),
         })
-    }
-}
-
-/// Seals the keys of many requests to one keyguard key with one key agreement: an ephemeral
-/// pair made when this is, whose secret half is dropped at once; each envelope gets a random
-/// 96-bit nonce of its own (random nonces under one AES-GCM key are safe far beyond 2^20
-/// envelopes, and a sealer is meant for a few seconds' requests). Whoever holds it can seal,
-/// not open: only the keyguard can.
-pub struct RequestSealer(Sealer);
-
-impl fmt::Debug for RequestSealer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequestSealer").field("kid", &self.0.kid).finish_non_exhaustive()
-    }
-}
-
-impl RequestSealer {
-    /// A sealer to the keyguard's `public` key.
-    pub fn new(public: &PublicKey) -> Result<Self, KeyguardError> {
-        Sealer::new(public).map(Self)
-    }
-
-    /// The keyguard key it seals to.
-    pub fn kid(&self) -> u32 {
-        self.0.kid
-    }
-
-    /// Encrypts the keys given with one request, in order.
-    pub fn seal_keys(
-        &self,
-        user_id: Uuid,
-        keys: &[(ProviderName, hearth_ai::ApiKey)],
-    ) -> Result<Envelope, KeyguardError> {
-        let context = EnvelopeContext { purpose: Purpose::Request, user_id };
-        let listed: Vec<(ProviderName, &str)> = keys.iter().map(|(provider, key)| (*provider, key.expose())).collect();
-        let plaintext = Zeroizing::new(serde_json::to_vec(&listed).map_err(|_| KeyguardError::Undecryptable)?);
-        self.0.seal(&context.associated_data(REQUEST_KEYS), &plaintext)
     }
 }
 
@@ -236,16 +222,6 @@ pub(crate) fn open(
     let plaintext = open_bytes(secret, envelope, &context.associated_data(provider.as_str()))?;
     let text = std::str::from_utf8(&plaintext).map_err(|_| KeyguardError::Undecryptable)?;
     Ok(Zeroizing::new(text.trim().to_owned()))
-}
-
-/// Opens a request's envelope: its keys, in order.
-#[cfg(test)]
-pub(crate) fn open_keys(
-    secret: &PrivateKey,
-    envelope: &Envelope,
-    user_id: Uuid,
-) -> Result<Vec<(ProviderName, Zeroizing<String>)>, KeyguardError> {
-    RequestOpener::new(secret, &envelope.epk)?.open_keys(envelope, user_id)
 }
 
 fn open_bytes(secret: &PrivateKey, envelope: &Envelope, aad: &str) -> Result<Zeroizing<Vec<u8>>, KeyguardError> {
@@ -350,13 +326,14 @@ mod tests {
         ];
         let envelope = seal_keys_to(&public, user, &keys).expect("seal");
         assert!(!serde_json::to_string(&envelope).expect("json").contains("REQUESTKEY"));
-        let opened = open_keys(&secret, &envelope, user).expect("opens");
+        let opener = RequestOpener::new(&secret, &envelope.epk).expect("agrees");
+        let opened = opener.open_keys(&envelope, user).expect("opens");
         let opened: Vec<(ProviderName, &str)> = opened.iter().map(|(p, k)| (*p, k.as_str())).collect();
         assert_eq!(
             opened,
             [(ProviderName::Groq, "gsk_REQUESTKEY-0123456789"), (ProviderName::OpenAi, "sk-REQUESTKEY-abcdefghij")]
         );
-        assert!(open_keys(&secret, &envelope, Uuid::from_u128(8)).is_err(), "another person's");
+        assert!(opener.open_keys(&envelope, Uuid::from_u128(8)).is_err(), "another person's");
         assert!(open(&secret, &envelope, context(), ProviderName::Groq).is_err(), "not a configure envelope");
     }
 
@@ -380,7 +357,8 @@ mod tests {
         let elsewhere = other.seal_keys(user, &keys("gsk_OTHER-0123456789abcdef")).expect("seal");
         assert_ne!(elsewhere.epk, first.epk);
         assert!(opened(&Envelope { epk: first.epk.clone(), ..elsewhere.clone() }).is_err());
-        assert_eq!(open_keys(&secret, &elsewhere, user).expect("opens with its own agreement").len(), 1);
+        let own = RequestOpener::new(&secret, &elsewhere.epk).expect("agrees");
+        assert_eq!(own.open_keys(&elsewhere, user).expect("opens with its own agreement").len(), 1);
         // Its debug form shows no key material.
         assert_eq!(format!("{sealer:?}"), "RequestSealer { kid: 1, .. }");
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use hearth_ai::{ApiKey, Attempt, AttemptOutcome, KeyFingerprint, ProviderName};
 use hearth_keyguard::envelope::RequestSealer;
-use hearth_keyguard::{KeyRef, Keyguard, KeyguardError, PublicKey};
+use hearth_keyguard::{KeyRef, Keyguard, KeyguardError};
 use hearth_store::{KeyOwner, Store, StoreError, StoredProviderKey, Timestamp};
 use std::sync::Arc;
 use tokio::sync::OnceCell;
@@ -15,10 +15,11 @@ use uuid::Uuid;
 
 use crate::keyguard::stored_key;
 
-/// How long the keyguard's public key is used for the keys given with requests before it is
-/// asked again. A rotation changes it and the old one works until its version is retired, so
-/// this only has to be short next to the time between a rotation and a retirement.
-const PUBLIC_KEY_LIFETIME: Duration = Duration::from_secs(5);
+/// How long one sealer (one key agreement with the keyguard's public key) seals the keys given
+/// with requests before a new one is made with the public key asked again. A rotation changes
+/// that key and the old one works until its version is retired, so this only has to be short
+/// next to the time between a rotation and a retirement.
+const SEALER_LIFETIME: Duration = Duration::from_secs(5);
 
 /// Stored keys and the keyguard's key, for the assistant.
 #[derive(Debug)]
@@ -26,9 +27,8 @@ pub struct Keys {
     keyguard: Arc<dyn Keyguard>,
     store: Arc<dyn Store>,
     free_tier: OnceCell<Vec<(ProviderName, KeyFingerprint)>>,
-    public_key: Mutex<Option<(PublicKey, Instant)>>,
-    /// What the keys given with requests are sealed with: one key agreement with the current
-    /// public key, made anew as often as that key is asked for again.
+    /// What the keys given with requests are sealed with: one key agreement with the
+    /// keyguard's public key, made anew every [`SEALER_LIFETIME`].
     sealer: Mutex<Option<(Arc<RequestSealer>, Instant)>>,
 }
 
@@ -81,7 +81,7 @@ pub struct KeyView {
 impl Keys {
     /// Keys kept in `store`, used through `keyguard`.
     pub fn new(keyguard: Arc<dyn Keyguard>, store: Arc<dyn Store>) -> Self {
-        Self { keyguard, store, free_tier: OnceCell::new(), public_key: Mutex::new(None), sealer: Mutex::new(None) }
+        Self { keyguard, store, free_tier: OnceCell::new(), sealer: Mutex::new(None) }
     }
 
     /// The stored keys of `owner`, oldest first.
@@ -122,20 +122,6 @@ impl Keys {
         self.free_tier.get_or_try_init(|| self.keyguard.free_tier()).await.cloned()
     }
 
-    /// The keyguard's public key, for the keys given with a request.
-    pub async fn public_key(&self) -> Result<PublicKey, KeyguardError> {
-        let cached = self.public_key.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        if let Some((key, fetched)) = cached
-            && fetched.elapsed() < PUBLIC_KEY_LIFETIME
-        {
-            return Ok(key);
-        }
-        let key = self.keyguard.public_key().await?;
-        *self.public_key.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-            Some((key.clone(), Instant::now()));
-        Ok(key)
-    }
-
     /// The keys given with one request, encrypted to the keyguard at once: from here on only
     /// the keyguard can read them.
     pub async fn given(&self, user_id: Uuid, keys: &[(ProviderName, ApiKey)]) -> Result<KeyRef, KeyguardError> {
@@ -143,16 +129,16 @@ impl Keys {
         Ok(KeyRef::Given { user_id, envelope })
     }
 
-    /// The current request sealer, made with the public key and kept as long: a rotation
-    /// reaches it within two [`PUBLIC_KEY_LIFETIME`]s, and the old version opens until retired.
+    /// The current request sealer, to the keyguard's public key as it was asked for at most
+    /// [`SEALER_LIFETIME`] ago.
     async fn sealer(&self) -> Result<Arc<RequestSealer>, KeyguardError> {
         let cached = self.sealer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         if let Some((sealer, made)) = cached
-            && made.elapsed() < PUBLIC_KEY_LIFETIME
+            && made.elapsed() < SEALER_LIFETIME
         {
             return Ok(sealer);
         }
-        let sealer = Arc::new(RequestSealer::new(&self.public_key().await?)?);
+        let sealer = Arc::new(RequestSealer::new(&self.keyguard.public_key().await?)?);
         *self.sealer.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((sealer.clone(), Instant::now()));
         Ok(sealer)
     }
