@@ -11,8 +11,9 @@
 //! (`sqlite/reads.rs`).
 //!
 //! Sends and assistant turns, the busiest writes, are group-committed on that connection (see
-//! `group_commit`), each batch in one blocking call (`sqlite/writer.rs`), and the WAL is
-//! checkpointed beside the writer rather than inside its commits.
+//! `group_commit`), each batch in one call on the writer thread, which keeps the connection
+//! while batches keep coming (`sqlite/writer.rs`), and the WAL is checkpointed beside the
+//! writer rather than inside its commits.
 
 mod reads;
 mod sends;
@@ -20,6 +21,7 @@ mod turns;
 mod writer;
 
 pub(crate) use reads::InlineReads;
+use writer::Writer;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -75,15 +77,16 @@ impl SqliteStore {
         let writer_options = options.pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES.to_string());
         let writer =
             SqlitePoolOptions::new().max_connections(1).test_before_acquire(false).connect_with(writer_options).await?;
+        let batches = Writer::start(writer.clone(), tokio::runtime::Handle::current())?;
         let file = database_file(&pool).await?;
         let alive = match &file {
-            Some(path) => Some(start_checkpoints(path, writer.clone())?),
+            Some(path) => Some(start_checkpoints(path, batches.clone())?),
             None => None,
         };
         let reads = file.map(|path| std::sync::Arc::new(InlineReads::new(&path)));
-        // One worker: SQLite has one writer, and batches are what let it keep up.
-        let sends = sends::start(writer.clone());
-        let turns = turns::start(writer.clone());
+        // One worker each: SQLite has one writer, and batches are what let it keep up.
+        let sends = sends::start(batches.clone());
+        let turns = turns::start(batches);
         Ok(Self { pool, reads, writer, sends, turns, _alive: alive })
     }
 
@@ -116,7 +119,7 @@ async fn database_file(pool: &SqlitePool) -> StoreResult<Option<std::path::PathB
 /// Starts the checkpoints of the database at `path` (see [`checkpoint_beside_the_writer`]) on a
 /// connection and a thread of their own, with the last pass before the WAL starts over on
 /// `writer`; they run until the returned sender is dropped.
-fn start_checkpoints(path: &std::path::Path, writer: SqlitePool) -> StoreResult<std::sync::mpsc::Sender<()>> {
+fn start_checkpoints(path: &std::path::Path, writer: Writer) -> StoreResult<std::sync::mpsc::Sender<()>> {
     let database = rusqlite::Connection::open_with_flags(
         path,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -200,7 +203,7 @@ fn checkpoint_beside_the_writer(
     database: rusqlite::Connection,
     store_dropped: &std::sync::mpsc::Receiver<()>,
     runtime: &tokio::runtime::Handle,
-    writer: &SqlitePool,
+    writer: &Writer,
 ) {
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = store_dropped.recv_timeout(CHECKPOINT_EVERY) {
         let Some((wal_frames, _)) = checkpoint_passive(&database) else { continue };
@@ -212,7 +215,8 @@ fn checkpoint_beside_the_writer(
         if caught_up {
             // A task of the runtime, not `block_on` here: spawned while the runtime shuts
             // down, it is cancelled instead of panicking.
-            let last_pass = runtime.spawn(writer::run(writer.clone(), |database| Ok(checkpoint_passive(database))));
+            let writer = writer.clone();
+            let last_pass = runtime.spawn(async move { writer.run(|database| Ok(checkpoint_passive(database))).await });
             if let Ok(Err(error)) = futures::executor::block_on(last_pass) {
                 tracing::warn!(%error, "WAL checkpoint on the write connection failed");
             }

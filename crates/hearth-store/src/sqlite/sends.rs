@@ -1,19 +1,21 @@
-//! `send_message` on SQLite: each batch of the group commit is stored in one blocking call on
-//! the write connection's own handle (`writer.rs`).
+//! `send_message` on SQLite: each batch of the group commit is stored in one call on the
+//! writer thread, on the write connection's own handle (`writer.rs`); its statements stay
+//! prepared for as long as the writer thread keeps the connection.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension as _, Transaction, TransactionBehavior, params};
-use sqlx::SqlitePool;
 use uuid::Uuid;
+
+use super::writer::Writer;
 
 use crate::group_commit::{GroupCommit, each_alone_if_the_batch_fails};
 use crate::send_batch::{self, ClientKey, MAX_SENDS_PER_BATCH, Plan, Sends, client_key};
 use crate::{MessageDelivery, NewMessageGroup, StoreError, StoreResult, StoredMessage, Timestamp};
 
-/// Starts `send_message`'s group commit on `writer`, the pool of the one write connection.
-pub(super) fn start(writer: SqlitePool) -> Sends {
+/// Starts `send_message`'s group commit on `writer`, the write connection's thread.
+pub(super) fn start(writer: Writer) -> Sends {
     GroupCommit::start(1, MAX_SENDS_PER_BATCH, move |batch| {
         let writer = writer.clone();
         async move { each_alone_if_the_batch_fails(batch, |sends| on_the_writer(writer.clone(), sends)).await }
@@ -22,10 +24,10 @@ pub(super) fn start(writer: SqlitePool) -> Sends {
 
 /// Stores `sends` in one transaction on the write connection (see `writer.rs`).
 async fn on_the_writer(
-    writer: SqlitePool,
+    writer: Writer,
     sends: Arc<[NewMessageGroup]>,
 ) -> StoreResult<Vec<StoreResult<MessageDelivery>>> {
-    super::writer::run(writer, move |database| store_sends(database, &sends)).await
+    writer.run(move |database| store_sends(database, &sends)).await
 }
 
 /// One transaction for `sends`: the outer error means it failed (nothing stored); otherwise
@@ -38,7 +40,7 @@ fn store_sends(database: &Connection, sends: &[NewMessageGroup]) -> StoreResult<
     let earlier = groups_by_client_key(&tx, sends)?;
     let plans = send_batch::plan(sends, &members, &earlier);
 
-    let mut insert_group = tx.prepare(
+    let mut insert_group = tx.prepare_cached(
         "INSERT INTO message_groups (id, conversation_id, sender_id, client_msg_id, inserted_at, updated_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
     )?;
@@ -46,7 +48,7 @@ fn store_sends(database: &Connection, sends: &[NewMessageGroup]) -> StoreResult<
         insert_group.execute(params![send.id, send.conversation_id, send.sender, send.client_msg_id, send.now])?;
     }
     let fresh = send_batch::new_deliveries(&plans, sends);
-    let mut insert_message = tx.prepare(
+    let mut insert_message = tx.prepare_cached(
         "INSERT INTO messages (id, message_group_id, recipient_id, content, inserted_at, updated_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
@@ -74,7 +76,7 @@ fn store_sends(database: &Connection, sends: &[NewMessageGroup]) -> StoreResult<
 /// whole database, so they cannot change before it ends).
 fn members(tx: &Transaction<'_>, sends: &[NewMessageGroup]) -> StoreResult<HashMap<Uuid, BTreeSet<Uuid>>> {
     let conversations: BTreeSet<Uuid> = sends.iter().map(|send| send.conversation_id).collect();
-    let mut select = tx.prepare("SELECT user_id FROM conversation_members WHERE conversation_id = ?1")?;
+    let mut select = tx.prepare_cached("SELECT user_id FROM conversation_members WHERE conversation_id = ?1")?;
     let mut members = HashMap::new();
     for conversation in conversations {
         let users = select.query_map([conversation], |row| row.get(0))?.collect::<Result<BTreeSet<Uuid>, _>>()?;
@@ -88,7 +90,7 @@ fn members(tx: &Transaction<'_>, sends: &[NewMessageGroup]) -> StoreResult<HashM
 /// The groups already stored under the client keys of `sends`.
 fn groups_by_client_key(tx: &Transaction<'_>, sends: &[NewMessageGroup]) -> StoreResult<HashMap<ClientKey, Uuid>> {
     let keys: BTreeSet<ClientKey> = sends.iter().filter_map(client_key).collect();
-    let mut select = tx.prepare(
+    let mut select = tx.prepare_cached(
         "SELECT id FROM message_groups WHERE conversation_id = ?1 AND sender_id = ?2 AND client_msg_id = ?3",
     )?;
     let mut found = HashMap::new();
@@ -109,7 +111,7 @@ fn delivery(tx: &Transaction<'_>, group: Uuid) -> StoreResult<MessageDelivery> {
         .query_row("SELECT conversation_id FROM message_groups WHERE id = ?1", [group], |row| row.get(0))
         .optional()?
         .ok_or(StoreError::NotFound)?;
-    let mut select = tx.prepare(
+    let mut select = tx.prepare_cached(
         "SELECT m.recipient_id, m.id, g.sender_id, m.content, m.inserted_at, m.updated_at \
          FROM messages m JOIN message_groups g ON g.id = m.message_group_id WHERE m.message_group_id = ?1",
     )?;
