@@ -2824,35 +2824,12 @@ async fn unsupported_url_is_refused() {
 /// deleting a user still finds their rows, also where they had left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_messages_survive_the_participants_migration() {
-    const MIGRATION: &str = "20261130000001";
     let database = TestDatabase::sqlite();
-    let earlier = tempfile::tempdir().expect("temporary directory");
-    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
-    for entry in std::fs::read_dir(&shipped).expect("migrations") {
-        let path = entry.expect("entry").path();
-        let name = path.file_name().expect("name").to_string_lossy().into_owned();
-        if name.as_str() < MIGRATION {
-            std::fs::copy(&path, earlier.path().join(&name)).expect("copy migration");
-        }
-    }
-    let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&database.url)
-        .expect("url")
-        .create_if_missing(true);
-    let pool = sqlx::SqlitePool::connect_with(options).await.expect("pool");
-    sqlx::migrate::Migrator::new(earlier.path()).await.expect("migrator").run(&pool).await.expect("old schema");
-
+    let pool = sqlite_migrated_before(&database, "20261130000001").await;
     let now = Timestamp::now();
     let [ada, bob] = [Uuid::now_v7(), Uuid::now_v7()];
     for (id, name) in [(ada, "ada"), (bob, "bob")] {
-        sqlx::query("INSERT INTO users (id, email, display_name, password_hash, inserted_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)")
-            .bind(id)
-            .bind(format!("{name}@example.com"))
-            .bind(name)
-            .bind(PASSWORD_HASH)
-            .bind(now)
-            .execute(&pool)
-            .await
-            .expect("user");
+        insert_user_row(&pool, id, name, now).await;
     }
     let club = Uuid::now_v7();
     sqlx::query("INSERT INTO conversations (id, private, inserted_at, updated_at) VALUES ($1, 0, $2, $2)")
@@ -2916,4 +2893,75 @@ async fn sqlite_messages_survive_the_participants_migration() {
     store.delete_user(ada).await.expect("delete user");
     assert_eq!(contents_of(page(&store, club, bob).await), [format!("{from_bob} for {bob}")]);
     assert_eq!(page(&store, club, ada).await, vec![]);
+}
+
+/// A pool on `database` with the shipped SQLite migrations before `migration` applied.
+async fn sqlite_migrated_before(database: &TestDatabase, migration: &str) -> sqlx::SqlitePool {
+    let earlier = tempfile::tempdir().expect("temporary directory");
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    for entry in std::fs::read_dir(&shipped).expect("migrations") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().expect("name").to_string_lossy().into_owned();
+        if name.as_str() < migration {
+            std::fs::copy(&path, earlier.path().join(&name)).expect("copy migration");
+        }
+    }
+    let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&database.url)
+        .expect("url")
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.expect("pool");
+    sqlx::migrate::Migrator::new(earlier.path()).await.expect("migrator").run(&pool).await.expect("old schema");
+    pool
+}
+
+/// A user row written straight into `pool`'s database.
+async fn insert_user_row(pool: &sqlx::SqlitePool, id: Uuid, name: &str, now: Timestamp) {
+    sqlx::query("INSERT INTO users (id, email, display_name, password_hash, inserted_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)")
+        .bind(id)
+        .bind(format!("{name}@example.com"))
+        .bind(name)
+        .bind(PASSWORD_HASH)
+        .bind(now)
+        .execute(pool)
+        .await
+        .expect("user");
+}
+
+/// Turns stored before `20261204000001_assistant_turns_clustered` are all there after it, read
+/// in the same order, and still go with their user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_turns_survive_the_clustered_turns_migration() {
+    let database = TestDatabase::sqlite();
+    let pool = sqlite_migrated_before(&database, "20261204000001").await;
+    let now = Timestamp::now();
+    let ada = Uuid::now_v7();
+    insert_user_row(&pool, ada, "ada", now).await;
+    // Two turns at the same millisecond, told apart by their ids, and one later.
+    let ids = [Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7()];
+    let times = [now, now, Timestamp::from_millis(now.as_millis() + 1)];
+    for (n, (id, at)) in ids.iter().zip(times).enumerate() {
+        sqlx::query(
+            "INSERT INTO assistant_turns (id, user_id, thread, topic, prompt, reply, provider, answered, attempts, inserted_at) \
+             VALUES ($1, $2, 'conv_1', NULL, $3, $4, 'groq', 1, '[]', $5)",
+        )
+        .bind(id)
+        .bind(ada)
+        .bind(format!("prompt {n}"))
+        .bind(format!("reply {n}"))
+        .bind(at)
+        .execute(&pool)
+        .await
+        .expect("turn");
+    }
+    pool.close().await;
+
+    let store = connect(&database).await;
+    let turns = store.assistant_turns(ada, "conv_1", 10).await.expect("turns");
+    let read: Vec<(Uuid, &str, &str)> = turns.iter().map(|t| (t.id, t.prompt.as_str(), t.reply.as_str())).collect();
+    assert_eq!(
+        read,
+        [(ids[2], "prompt 2", "reply 2"), (ids[1], "prompt 1", "reply 1"), (ids[0], "prompt 0", "reply 0")]
+    );
+    store.delete_user(ada).await.expect("delete user");
+    assert_eq!(store.assistant_turns(ada, "conv_1", 10).await.expect("turns"), vec![]);
 }

@@ -162,7 +162,7 @@ mod tests {
         Ok(())
     }
 
-    /// The thread's context is read straight off the index, with no sort on the side.
+    /// The thread's context is read straight off the table's key, with no sort on the side.
     #[tokio::test]
     async fn a_threads_turns_come_in_index_order() -> Result<(), Box<dyn std::error::Error>> {
         let database = crate::testing::TestDatabase::sqlite();
@@ -171,7 +171,7 @@ mod tests {
             .prepare(&format!("EXPLAIN QUERY PLAN {}", crate::queries::assistant_turns(50)))?
             .query_map(params![Uuid::now_v7(), "conv_1"], |row| row.get::<_, String>(3))?
             .collect::<rusqlite::Result<_>>()?;
-        assert_eq!(plan, ["SEARCH assistant_turns USING INDEX assistant_turns_by_thread (user_id=? AND thread=?)"]);
+        assert_eq!(plan, ["SEARCH assistant_turns USING PRIMARY KEY (user_id=? AND thread=?)"]);
         Ok(())
     }
 
