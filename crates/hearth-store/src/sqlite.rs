@@ -213,8 +213,8 @@ fn checkpoint_beside_the_writer(
         let caught_up =
             (0..CATCH_UP_PASSES).map_while(|_| checkpoint_passive(&database)).any(|(_, left)| left <= LAST_PASS_FRAMES);
         if caught_up {
-            // A task of the runtime, not `block_on` here: spawned while the runtime shuts
-            // down, it is cancelled instead of panicking.
+            // A task of the runtime: spawned while the runtime shuts down, it is cancelled
+            // quietly instead of failing (and warning) for want of the runtime.
             let writer = writer.clone();
             let last_pass = runtime.spawn(async move { writer.run(|database| Ok(checkpoint_passive(database))).await });
             if let Ok(Err(error)) = futures::executor::block_on(last_pass) {

@@ -12,9 +12,9 @@
 //! Borrowing the connection costs hand-offs between threads: taking it from the pool, waking
 //! sqlx's worker to unlock the handle, waking it again to lock it back, and the ping sqlx makes
 //! on the worker when a connection goes back to the pool. Made for every batch, at 2 000
-//! assistant requests a second those hand-offs cost more CPU than the SQL (an experiment
-//! that stored no turns but kept them: 0.40–0.43 ms of CPU per request, against 0.29–0.32 ms
-//! without the turns' writes and 0.46–0.50 ms with them). So the writer thread keeps the
+//! assistant requests a second those hand-offs cost more CPU than the SQL: 0.46–0.50 ms of
+//! CPU per request with the turns stored, 0.40–0.43 ms with the turns handed over but no SQL
+//! run, 0.29–0.32 ms with no turn stored at all (bench/RESULTS.md). So the writer thread keeps the
 //! connection while batches keep coming, [`IDLE_HOLD`] after the last one and [`MAX_HOLD`] at
 //! most, and its statements stay prepared meanwhile. A write through sqlx waits for it that
 //! long at most.
@@ -85,28 +85,18 @@ fn serve(queue: &mpsc::Receiver<Job>, pool: &SqlitePool, runtime: &tokio::runtim
     // pings it in a task of the runtime).
     let _context = runtime.enter();
     while let Ok(first) = queue.recv() {
-        // Once the runtime has shut down, that panics: the job fails, and so will the next.
-        let connection = catch_unwind(AssertUnwindSafe(|| runtime.block_on(pool.acquire())));
-        let mut connection = match connection {
-            Ok(Ok(connection)) => connection,
-            Ok(Err(error)) => {
-                first(Err(error.into()));
-                continue;
-            }
-            Err(_) => {
-                first(Err(StoreError::WriterStopped));
+        let mut connection = match on_the_runtime(|| runtime.block_on(pool.acquire())) {
+            Ok(connection) => connection,
+            Err(error) => {
+                first(Err(error));
                 continue;
             }
         };
         let borrowed: &mut sqlx::SqliteConnection = &mut connection;
-        let mut handle = match catch_unwind(AssertUnwindSafe(move || runtime.block_on({ borrowed }.lock_handle()))) {
-            Ok(Ok(handle)) => handle,
-            Ok(Err(error)) => {
-                first(Err(error.into()));
-                continue;
-            }
-            Err(_) => {
-                first(Err(StoreError::WriterStopped));
+        let mut handle = match on_the_runtime(move || runtime.block_on({ borrowed }.lock_handle())) {
+            Ok(handle) => handle,
+            Err(error) => {
+                first(Err(error));
                 continue;
             }
         };
@@ -125,6 +115,15 @@ fn serve(queue: &mpsc::Receiver<Job>, pool: &SqlitePool, runtime: &tokio::runtim
         drop(handle);
         // Back to the pool, through a task of the runtime (dropped if it has shut down).
         let _ = catch_unwind(AssertUnwindSafe(|| drop(connection)));
+    }
+}
+
+/// Runs `wait`, a wait on the runtime for sqlx. Once the runtime has shut down that panics:
+/// then the writer has stopped, for this job and the next.
+fn on_the_runtime<T>(wait: impl FnOnce() -> Result<T, sqlx::Error>) -> StoreResult<T> {
+    match catch_unwind(AssertUnwindSafe(wait)) {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(StoreError::WriterStopped),
     }
 }
 
