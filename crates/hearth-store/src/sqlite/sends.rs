@@ -108,7 +108,8 @@ fn groups_by_client_key(tx: &Transaction<'_>, sends: &[NewMessageGroup]) -> Stor
 /// Every recipient's copy of a group stored before.
 fn delivery(tx: &Transaction<'_>, group: Uuid) -> StoreResult<MessageDelivery> {
     let conversation_id: Uuid = tx
-        .query_row("SELECT conversation_id FROM message_groups WHERE id = ?1", [group], |row| row.get(0))
+        .prepare_cached("SELECT conversation_id FROM message_groups WHERE id = ?1")?
+        .query_row([group], |row| row.get(0))
         .optional()?
         .ok_or(StoreError::NotFound)?;
     let mut select = tx.prepare_cached(

@@ -14,10 +14,10 @@
 //! on the worker when a connection goes back to the pool. Made for every batch, at 2 000
 //! assistant requests a second those hand-offs cost more CPU than the SQL: 0.46–0.50 ms of
 //! CPU per request with the turns stored, 0.40–0.43 ms with the turns handed over but no SQL
-//! run, 0.29–0.32 ms with no turn stored at all (bench/RESULTS.md). So the writer thread keeps the
-//! connection while batches keep coming, [`IDLE_HOLD`] after the last one and [`MAX_HOLD`] at
-//! most, and its statements stay prepared meanwhile. A write through sqlx waits for it that
-//! long at most.
+//! run, 0.29–0.32 ms with no turn stored at all (bench/RESULTS.md). So the writer thread
+//! keeps the connection while batches keep coming, [`IDLE_HOLD`] after the last one and
+//! [`MAX_HOLD`] at most, and its statements stay prepared meanwhile. A write through sqlx
+//! waits for it that long at most.
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::mpsc;
