@@ -25,7 +25,8 @@ pub use key::{ApiKey, KeyFingerprint, redact_key_shapes};
 pub use provider::{ProviderName, ProviderSettings, Providers};
 pub use router::{Answer, Attempt, AttemptOutcome, Candidate, Router, RouterSettings, TurnFailure, TurnFailureKind};
 
-/// Input the AI layer refuses before any provider is called. Variants never carry a key.
+/// Input the AI layer refuses before any provider is called, and a router that cannot be
+/// built. Variants never carry a key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AiError {
     /// A provider name that hearth does not know. The name is not repeated: a client that
@@ -52,4 +53,7 @@ pub enum AiError {
         /// The provider its prefix belongs to.
         detected: ProviderName,
     },
+    /// The HTTP client the providers are called with could not be built.
+    #[error("the HTTP client for the AI providers could not be built: {0}")]
+    HttpClient(String),
 }

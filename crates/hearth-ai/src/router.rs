@@ -12,9 +12,49 @@ use tokio::time::Instant;
 
 use crate::wire::{self, DeltaStream};
 use crate::{
-    ApiKey, ChatRequest, FailureClass, GeneratedImage, KeyFingerprint, KeyHealth, ProviderFailure, ProviderName,
-    ProviderSettings, Providers, image,
+    AiError, ApiKey, ChatRequest, FailureClass, GeneratedImage, KeyFingerprint, KeyHealth, ProviderFailure,
+    ProviderName, ProviderSettings, Providers, image,
 };
+
+/// The HTTP client every provider is called with; certificates are checked against the
+/// system's roots.
+///
+/// A system with no roots at all (a minimal container without `ca-certificates`) still
+/// serves chat and reaches plain-HTTP providers such as a local model server: the client is
+/// built with an empty root store, so each HTTPS call fails its certificate check, and the
+/// warning logged here says why. Failing to start instead would take the whole chat down for
+/// the assistant's sake.
+fn provider_client() -> Result<reqwest::Client, AiError> {
+    let builder = || {
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            // Provider error bodies and redirects never need to be followed blindly: a
+            // redirect could carry the key's header to another host.
+            .redirect(reqwest::redirect::Policy::none())
+    };
+    let error = match builder().build() {
+        Ok(http) => return Ok(http),
+        Err(error) => with_sources(&error),
+    };
+    tracing::warn!(
+        %error,
+        "no usable TLS root certificates on this system: AI providers reached over HTTPS will fail \
+         their certificate check until the system's CA certificates are installed (ca-certificates)"
+    );
+    builder().tls_certs_only([]).build().map_err(|e| AiError::HttpClient(with_sources(&e)))
+}
+
+/// An error and its causes on one line (reqwest's own text is only "builder error").
+fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
 
 /// The longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
@@ -215,16 +255,10 @@ pub struct Router {
 
 impl Router {
     /// A router over `providers` with `settings`.
-    pub fn new(providers: Providers, settings: RouterSettings) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            // Provider error bodies and redirects never need to be followed blindly: a
-            // redirect could carry the key's header to another host.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
+    pub fn new(providers: Providers, settings: RouterSettings) -> Result<Self, AiError> {
+        let http = provider_client()?;
         let health = KeyHealth::new(settings.failures_before_cooldown, settings.cooldown_secs);
-        Self { http, providers, settings, health }
+        Ok(Self { http, providers, settings, health })
     }
 
     /// The health of every key used so far.

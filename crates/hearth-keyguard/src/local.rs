@@ -59,16 +59,19 @@ const REQUEST_OPENER_LIFETIME: std::time::Duration = std::time::Duration::from_s
 const MAX_REQUEST_OPENERS: usize = 64;
 
 impl LocalKeyguard {
-    /// A keyguard as `options` describe it.
-    pub fn new(options: KeyguardOptions) -> Self {
+    /// A keyguard as `options` describe it; it fails only when the HTTP client for the
+    /// providers cannot be built.
+    pub fn new(options: KeyguardOptions) -> Result<Self, KeyguardError> {
         let free_tier = options.free_tier.into_iter().map(|(provider, key)| Candidate { provider, key }).collect();
-        Self {
+        let router =
+            Router::new(options.providers, options.routing).map_err(|e| KeyguardError::Setup(e.to_string()))?;
+        Ok(Self {
             ring: RingFile::new(options.ring, options.ring_file),
-            router: Router::new(options.providers, options.routing),
+            router,
             free_tier,
             secrets: std::sync::Mutex::default(),
             request_openers: std::sync::Mutex::default(),
-        }
+        })
     }
 
     /// Opens the keys a call may use, in order. A stored key that does not open is left out

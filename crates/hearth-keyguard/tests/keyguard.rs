@@ -28,13 +28,15 @@ fn local_with_ring(fake: &FakeProvider, ring: KeyRing, ring_file: Option<std::pa
     for provider in ProviderName::ALL {
         providers.get_mut(provider).base_url = fake.base_url(provider.as_str()).expect("the fake serves it");
     }
-    Arc::new(LocalKeyguard::new(KeyguardOptions {
+    let keyguard = LocalKeyguard::new(KeyguardOptions {
         ring,
         ring_file,
         providers,
         routing: RouterSettings::default(),
         free_tier: vec![(ProviderName::Groq, ApiKey::new(FREE_KEY))],
-    }))
+    })
+    .expect("the keyguard's HTTP client builds");
+    Arc::new(keyguard)
 }
 
 fn question(text: &str) -> ChatRequest {

@@ -62,13 +62,14 @@ pub fn local(settings: &Settings) -> Result<LocalKeyguard, ServerError> {
         .iter()
         .flat_map(|(provider, keys)| keys.iter().map(|key| (*provider, ApiKey::new(key.expose()))))
         .collect();
-    Ok(LocalKeyguard::new(KeyguardOptions {
+    LocalKeyguard::new(KeyguardOptions {
         ring,
         ring_file: Some(file),
         providers: settings.ai.providers.clone(),
         routing: settings.ai.routing.clone(),
         free_tier,
-    }))
+    })
+    .map_err(|e| ServerError::Config(e.to_string()))
 }
 
 fn read_or_create_ring(file: &std::path::Path) -> Result<KeyRing, ServerError> {

@@ -23,7 +23,7 @@ pub fn router(fake: &FakeProvider, settings: RouterSettings) -> Router {
         settings.base_url = fake.base_url(provider.as_str()).expect("the fake serves every provider");
         settings.timeout_secs = ATTEMPT_TIMEOUT;
     }
-    Router::new(providers, settings)
+    Router::new(providers, settings).expect("the router's HTTP client builds")
 }
 
 /// A key of `provider`'s shape that makes the fake act out `scenario`; `n` tells keys apart.

@@ -2,6 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
+use reqwest::Method;
+use serde_json::json;
+
+use crate::api::Api;
 use crate::harness::{self, Hearth};
 
 /// A self-signed certificate for `localhost` and 127.0.0.1, written into `dir`.
@@ -120,4 +124,40 @@ async fn production_with_tls_sends_hsts() {
         assert_eq!(hsts.as_deref(), Some("max-age=63072000; includeSubDomains"), "{path}");
     }
     hearth.stop().await;
+}
+
+/// A machine without CA certificates (a minimal container) still runs hearth: it warns at
+/// start that providers reached over HTTPS will fail their certificate check, and the
+/// assistant answers through a provider reached over plain HTTP.
+#[tokio::test]
+async fn hearth_runs_without_system_ca_certificates() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let no_roots = dir.path().join("no-roots");
+    std::fs::create_dir(&no_roots).expect("an empty certificate directory");
+    std::fs::write(no_roots.join("roots.pem"), "").expect("an empty certificate file");
+    let fake = hearth_fake_provider::FakeProvider::start().await.expect("start the fake provider");
+    let groq = fake.base_url("groq").expect("the fake serves groq");
+    let roots_file = no_roots.join("roots.pem").display().to_string();
+    let roots_dir = no_roots.display().to_string();
+    // rustls' platform verifier reads the system's roots from these when they are set.
+    let env = [
+        ("SSL_CERT_FILE", roots_file.as_str()),
+        ("SSL_CERT_DIR", roots_dir.as_str()),
+        ("HEARTH_AI__PROVIDERS__GROQ__BASE_URL", groq.as_str()),
+        ("HEARTH_AI__FREE_TIER__KEYS__GROQ", "[\"gsk_fake-ok-NOROOTS-0d5e27a9c4\"]"),
+    ];
+    let hearth = Hearth::start(dir.path(), &dir.path().join("data"), &env).await;
+    let api = Api::new(harness::client(), &hearth.url);
+    let account = json!({"email": "roots@example.org", "password": "no-roots-password-1", "display_name": "Roots"});
+    let session = api.expect(201, Method::POST, "/auth/register", None, Some(account)).await;
+    let (access, _) = crate::api::tokens(&session);
+    let question = json!({"message": "still there?"});
+    let reply = api.expect(200, Method::POST, "/api/chat/message", Some(&access), Some(question)).await;
+    assert_eq!(reply["provider"], "groq", "the free tier's plain-HTTP provider answered: {reply}");
+    let (lines, _) = hearth.stop().await;
+    assert!(
+        lines.iter().any(|line| line.contains("WARN") && line.contains("ca-certificates")),
+        "no warning about the missing CA certificates:\n{}",
+        lines.join("\n")
+    );
 }
