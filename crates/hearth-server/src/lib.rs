@@ -25,6 +25,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt as _;
+
 pub use error::ApiError;
 pub use http::openapi_document;
 pub use settings::Settings;
@@ -173,7 +175,7 @@ impl Server {
         let service = self.app.into_make_service_with_connect_info::<SocketAddr>();
         let result = match self.tls {
             None => {
-                let listener = tokio::net::TcpListener::from_std(self.listener)?;
+                let listener = tokio::net::TcpListener::from_std(self.listener)?.tap_io(send_without_delay);
                 axum::serve(listener, service).with_graceful_shutdown(shutdown).await.map_err(ServerError::from)
             }
             Some(tls) => {
@@ -183,7 +185,10 @@ impl Server {
                     shutdown.await;
                     stopper.graceful_shutdown(Some(Duration::from_secs(10)));
                 });
-                axum_server::from_tcp_rustls(self.listener, tls)?
+                let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
+                    .acceptor(axum_server::accept::NoDelayAcceptor::new());
+                axum_server::from_tcp(self.listener)?
+                    .acceptor(acceptor)
                     .handle(handle)
                     .serve(service)
                     .await
@@ -197,5 +202,14 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         result
+    }
+}
+
+/// Turns Nagle's algorithm off on an accepted connection. A socket's pushes are small frames
+/// written as they happen; with Nagle on, a frame written while the previous one is unacknowledged
+/// waits for the peer's delayed ACK (40 ms on Linux), which is what a chat server must not do.
+fn send_without_delay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(error) = tcp.set_nodelay(true) {
+        tracing::debug!(%error, "TCP_NODELAY could not be set on a connection");
     }
 }
