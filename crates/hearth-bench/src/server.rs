@@ -87,9 +87,12 @@ impl Server {
         let mut child = command.spawn().with_context(|| format!("starting {}", binary.display()))?;
         let stderr = child.stderr.take().context("the server's stderr")?;
         let mut lines = BufReader::new(stderr).lines();
+        // What the server said before listening, for the error if it never does.
+        let mut said = Vec::new();
         let base = loop {
-            let Some(line) = lines.next() else { bail!("hearth exited before listening") };
+            let Some(line) = lines.next() else { bail!("hearth exited before listening: {}", said.join("\n")) };
             let line = line.context("reading the server's stderr")?;
+            said.push(line.clone());
             if let Some(at) = line.find("listening on ") {
                 let url = line[at + "listening on ".len()..].split_whitespace().next().context("no URL")?;
                 break url.to_owned();
