@@ -7,9 +7,14 @@
 //! decodes frames, routes them with [`Channels`], calls the handler, and sends what the
 //! handler or anyone holding the socket's [`SocketHandle`] pushes.
 //!
-//! Memory per socket is kept small: a 4 KiB read buffer, no write buffer, and a bounded
-//! command queue; a socket whose queue is full (a reader too slow for what it is sent) is
-//! disconnected rather than buffered without end.
+//! Memory per socket is kept small: a 4 KiB read buffer, a write buffer that holds only what
+//! one turn of the loop sends, and a bounded command queue; a socket whose queue is full (a
+//! reader too slow for what it is sent) is disconnected rather than buffered without end.
+//!
+//! Each turn of the loop sends everything it has in one write: the frames that answer what it
+//! handled, then the pushes already waiting in the queue (up to [`PUSHES_PER_WRITE`]). A
+//! `send_message` reply and the sender's own copy of the message, say, leave together, and
+//! the peer reads them together: one system call on each side instead of two.
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -285,7 +290,9 @@ impl ConnectRequest {
         }
         let config = config.clone();
         ws.read_buffer_size(config.read_buffer_size)
-            .write_buffer_size(0)
+            // Frames wait in the buffer for the turn's flush (see `run`) unless a turn sends
+            // more than this.
+            .write_buffer_size(WRITE_BUFFER_SIZE)
             .max_message_size(config.max_message_size)
             .max_frame_size(config.max_message_size)
             .on_upgrade(move |socket| run(socket, self.vsn, config, make_handler))
@@ -354,27 +361,16 @@ async fn run<H: Handler>(
                     }
                 }
             }
-            Some(command) = commands.recv() => match command {
-                Command::Push { topic, event, payload } => channels.push(&topic, &event, payload).into_iter().collect(),
-                Command::Broadcast(broadcast) => {
-                    if channels.join_ref(broadcast.topic()).is_some()
-                        && let Some(frame) = broadcast.frame(vsn)
-                        && send_frame(&mut sink, frame).await.is_err()
-                    {
-                        break close_code::AWAY;
-                    }
-                    Vec::new()
+            Some(command) = commands.recv() => {
+                if apply(command, &mut channels, &mut handler, &mut sink, vsn).await.is_err() {
+                    break close_code::AWAY;
                 }
-                Command::CloseChannel { topic } => {
-                    let close = channels.close(&topic);
-                    if close.is_some() {
-                        handler.left(&topic).await;
-                    }
-                    close.into_iter().collect()
-                }
-            },
+                Vec::new()
+            }
         };
-        if send_all(&mut sink, vsn, outgoing).await.is_err() {
+        if feed_all(&mut sink, vsn, outgoing).await.is_err()
+            || send_queued(&mut commands, &mut channels, &mut handler, &mut sink, vsn).await.is_err()
+        {
             break close_code::AWAY;
         }
     };
@@ -387,6 +383,59 @@ async fn run<H: Handler>(
     let _ =
         sink.send(WsMessage::Close(Some(CloseFrame { code: close_code, reason: Utf8Bytes::from_static("") }))).await;
     let _ = sink.close().await;
+}
+
+/// Bytes a turn of the socket loop buffers before writing without waiting for its flush.
+const WRITE_BUFFER_SIZE: usize = 64 * 1024;
+
+/// Pushes from the queue that one write carries at most after what the turn itself sends: a
+/// bound on the write buffer and on how long a busy socket's reads wait.
+const PUSHES_PER_WRITE: usize = 16;
+
+/// Carries out one command from the socket's queue, feeding what it sends into the write
+/// buffer.
+async fn apply<H: Handler>(
+    command: Command,
+    channels: &mut Channels,
+    handler: &mut H,
+    sink: &mut Sink,
+    vsn: Vsn,
+) -> Result<(), axum::Error> {
+    let frames = match command {
+        Command::Push { topic, event, payload } => channels.push(&topic, &event, payload),
+        Command::Broadcast(broadcast) => {
+            if channels.join_ref(broadcast.topic()).is_some()
+                && let Some(frame) = broadcast.frame(vsn)
+            {
+                feed_frame(sink, frame).await?;
+            }
+            None
+        }
+        Command::CloseChannel { topic } => {
+            let close = channels.close(&topic);
+            if close.is_some() {
+                handler.left(&topic).await;
+            }
+            close
+        }
+    };
+    feed_all(sink, vsn, frames.into_iter().collect()).await
+}
+
+/// Adds the pushes already queued (up to [`PUSHES_PER_WRITE`]) to the write buffer, then
+/// writes it all out.
+async fn send_queued<H: Handler>(
+    commands: &mut mpsc::Receiver<Command>,
+    channels: &mut Channels,
+    handler: &mut H,
+    sink: &mut Sink,
+    vsn: Vsn,
+) -> Result<(), axum::Error> {
+    for _ in 0..PUSHES_PER_WRITE {
+        let Ok(command) = commands.try_recv() else { break };
+        apply(command, channels, handler, sink, vsn).await?;
+    }
+    sink.flush().await
 }
 
 /// Whether a read failed because a message or frame was over the size limit.
@@ -447,24 +496,32 @@ async fn handle_message<H: Handler>(
     }
 }
 
+/// Sends `messages` and everything buffered before them now.
 async fn send_all(sink: &mut Sink, vsn: Vsn, messages: Vec<Message>) -> Result<(), axum::Error> {
+    feed_all(sink, vsn, messages).await?;
+    sink.flush().await
+}
+
+/// Adds `messages` to the write buffer.
+async fn feed_all(sink: &mut Sink, vsn: Vsn, messages: Vec<Message>) -> Result<(), axum::Error> {
     for message in messages {
         match vsn.encode(&message) {
-            Ok(frame) => send_frame(sink, frame).await?,
+            Ok(frame) => feed_frame(sink, frame).await?,
             Err(error) => tracing::debug!(%error, "message not encodable for this socket; dropped"),
         }
     }
     Ok(())
 }
 
-async fn send_frame(sink: &mut Sink, frame: Frame) -> Result<(), axum::Error> {
+/// Adds `frame` to the write buffer.
+async fn feed_frame(sink: &mut Sink, frame: Frame) -> Result<(), axum::Error> {
     let message = match frame {
         Frame::Text(bytes) => {
             WsMessage::Text(Utf8Bytes::try_from(bytes).expect("the codec writes valid UTF-8 in text frames"))
         }
         Frame::Binary(bytes) => WsMessage::Binary(bytes),
     };
-    sink.send(message).await
+    sink.feed(message).await
 }
 
 #[cfg(test)]

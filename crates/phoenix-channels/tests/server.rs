@@ -62,6 +62,13 @@ impl Handler for Toy {
                 }
                 None
             }
+            "burst" => {
+                let count = payload.as_json().and_then(|p| p["count"].as_u64()).unwrap_or(0);
+                for i in 0..count {
+                    let _ = self.me.push(topic, "burst", Payload::Json(json!({ "i": i, "pad": "x".repeat(1000) })));
+                }
+                Some(Reply::ok(json!({ "queued": count })))
+            }
             "kick" => {
                 let _ = self.me.close_channel(topic);
                 None
@@ -258,6 +265,30 @@ async fn binary_pushes_get_binary_replies_and_broadcasts_reach_joined_sockets() 
         next_json(&mut b).await,
         json!({"topic": "room:1", "event": "shout", "payload": {"hi": true}, "ref": null})
     );
+}
+
+/// Pushes queued while a turn runs go out after its reply, in order and all of them, also
+/// when they are more than one write carries and more bytes than the write buffer holds.
+#[tokio::test]
+async fn a_burst_of_pushes_arrives_whole_and_in_order_after_the_reply() {
+    let addr = serve(SocketConfig::default()).await;
+    let mut client = connect(addr, "token=good&vsn=2.0.0").await;
+    send(&mut client, json!(["1", "1", "room:1", "phx_join", {}])).await;
+    next_json(&mut client).await;
+    next_json(&mut client).await;
+    let count = 200; // about 200 KB, within the queue's 256
+    send(&mut client, json!(["1", "2", "room:1", "burst", {"count": count}])).await;
+    assert_eq!(
+        next_json(&mut client).await,
+        json!(["1", "2", "room:1", "phx_reply", {"status": "ok", "response": {"queued": count}}])
+    );
+    for i in 0..count {
+        let push = next_json(&mut client).await;
+        assert_eq!((&push[2], &push[3], &push[4]["i"]), (&json!("room:1"), &json!("burst"), &json!(i)));
+    }
+    // The socket is still answering.
+    send(&mut client, json!(["1", "3", "room:1", "echo", {"after": true}])).await;
+    assert_eq!(next_json(&mut client).await[4]["response"], json!({"after": true}));
 }
 
 #[tokio::test]
