@@ -419,7 +419,7 @@ async fn apply<H: Handler>(
             close
         }
     };
-    feed_all(sink, vsn, frames.into_iter().collect()).await
+    feed_all(sink, vsn, frames).await
 }
 
 /// Adds the pushes already queued (up to [`PUSHES_PER_WRITE`]) to the write buffer, then
@@ -503,7 +503,7 @@ async fn send_all(sink: &mut Sink, vsn: Vsn, messages: Vec<Message>) -> Result<(
 }
 
 /// Adds `messages` to the write buffer.
-async fn feed_all(sink: &mut Sink, vsn: Vsn, messages: Vec<Message>) -> Result<(), axum::Error> {
+async fn feed_all(sink: &mut Sink, vsn: Vsn, messages: impl IntoIterator<Item = Message>) -> Result<(), axum::Error> {
     for message in messages {
         match vsn.encode(&message) {
             Ok(frame) => feed_frame(sink, frame).await?,
