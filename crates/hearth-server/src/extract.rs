@@ -246,6 +246,61 @@ mod tests {
     }
 }
 
+/// What a path parameter must be, said in a 422 when it is not.
+pub trait PathParam: DeserializeOwned + Send {
+    /// The problem with a value that does not parse, e.g. "must be a UUID".
+    const EXPECTED: &'static str;
+}
+
+impl PathParam for Uuid {
+    const EXPECTED: &'static str = "must be a UUID";
+}
+
+impl PathParam for String {
+    const EXPECTED: &'static str = "must be text (valid UTF-8 once percent-decoded)";
+}
+
+/// A route's one path parameter. Unlike axum's `Path`, a value that does not parse (not UTF-8,
+/// not a UUID where one is expected) is a 422 `invalid` naming the parameter, never a
+/// plain-text 400, and the value is not echoed. A well-formed id of nothing the caller may see
+/// is the handler's 404: malformed and unknown are told apart the same way on every route.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Path<T>(pub T);
+
+impl<T: PathParam, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::extract::path::ErrorKind;
+        use axum::extract::rejection::PathRejection;
+        let error = match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => return Ok(Path(value)),
+            Err(PathRejection::FailedToDeserializePathParams(error)) => error.into_kind(),
+            Err(other) => return Err(ApiError::internal(format!("path parameters: {other}"))),
+        };
+        let parameter = match &error {
+            ErrorKind::ParseErrorAtKey { key, .. }
+            | ErrorKind::InvalidUtf8InPathParam { key }
+            | ErrorKind::DeserializeError { key, .. } => key.clone(),
+            ErrorKind::ParseError { .. } | ErrorKind::ParseErrorAtIndex { .. } | ErrorKind::Message(_) => {
+                only_path_parameter(parts)
+            }
+            // The route and the handler disagree: our bug, not the client's.
+            other => return Err(ApiError::internal(format!("path parameters: {other}"))),
+        };
+        Err(ApiError::invalid(&parameter, T::EXPECTED))
+    }
+}
+
+/// The name of the route's (last) path parameter, e.g. `id` for `/api/devices/{id}`.
+fn only_path_parameter(parts: &Parts) -> String {
+    let route = parts.extensions.get::<axum::extract::MatchedPath>().map(|path| path.as_str().to_owned());
+    route
+        .as_deref()
+        .and_then(|route| route.rsplit('{').next().and_then(|rest| rest.split_once('}')))
+        .map_or_else(|| "path".to_owned(), |(name, _)| name.trim_start_matches('*').to_owned())
+}
+
 /// A query string. Unlike axum's `Query`, a rejection is an [`ApiError`] (400).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Query<T>(pub T);

@@ -271,7 +271,8 @@ pub struct AiSettings {
     pub context_chars: usize,
     /// What the assistant is told about itself before every conversation.
     pub system_prompt: String,
-    /// Email addresses of the operators, who may add keys to the free tier's pool.
+    /// Email addresses of the operators, who may add keys to the free tier's pool once they
+    /// have confirmed that address.
     pub operators: Vec<String>,
     /// Replies on the operator's keys.
     pub free_tier: FreeTierSettings,

@@ -157,11 +157,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The user's live (unrevoked) device sessions, oldest first.
     async fn devices(&self, user_id: Uuid) -> StoreResult<Vec<Device>>;
 
-    /// Revokes one of the user's sessions; [`StoreError::NotFound`] if it is not theirs or
-    /// already revoked.
+    /// Revokes one of the user's sessions and voids the one-time tokens it made;
+    /// [`StoreError::NotFound`] if it is not theirs or already revoked. (A replayed refresh
+    /// token, [`Store::rotate_refresh_token`], revokes its session the same way.)
     async fn revoke_device(&self, user_id: Uuid, device_id: Uuid, now: Timestamp) -> StoreResult<()>;
 
-    /// Revokes every session of the user.
+    /// Revokes every session of the user and voids every outstanding one-time token.
     async fn revoke_all_devices(&self, user_id: Uuid, now: Timestamp) -> StoreResult<()>;
 
     /// Spends a refresh token and stores its successor, detecting reuse.
@@ -273,7 +274,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn send_message(&self, message: &NewMessageGroup) -> StoreResult<MessageDelivery>;
 
     /// Replaces every copy of a message group with new ciphertext. [`StoreError::NotFound`]
-    /// unless `sender` sent it; [`StoreError::Rule`] unless the recipients are exactly the
+    /// unless `sender` sent it and is still a member of its conversation; [`StoreError::Rule`] unless the recipients are exactly the
     /// current members.
     async fn edit_message(
         &self,
@@ -284,7 +285,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<MessageDelivery>;
 
     /// Deletes every copy of a message group; returns its conversation.
-    /// [`StoreError::NotFound`] unless `sender` sent it.
+    /// [`StoreError::NotFound`] unless `sender` sent it and is still a member of its
+    /// conversation.
     async fn delete_message(&self, message_group: Uuid, sender: Uuid) -> StoreResult<Uuid>;
 
     /// The recipient's copies, newest first, older than the group `before` (exclusive).

@@ -196,6 +196,9 @@ pub struct NewOneTimeToken {
     pub token_hash: [u8; 32],
     /// Whose token it is.
     pub user_id: Uuid,
+    /// The device session that made it, if a session did (a device-link code, a configure
+    /// link): revoking that session voids the token.
+    pub device_id: Option<Uuid>,
     /// What it is for.
     pub kind: OneTimeKind,
     /// Issued.
@@ -215,7 +218,8 @@ pub enum Redemption {
         password_hash: String,
     },
     /// Changes the email address of `user_id` (the token must be theirs); the new
-    /// address is unconfirmed.
+    /// address is unconfirmed, and every other outstanding one-time token of the user is
+    /// voided (a reset or confirmation mailed to the old address must not reach the account).
     ChangeEmail {
         /// The user the token must belong to.
         user_id: Uuid,

@@ -228,8 +228,35 @@ macro_rules! impl_store {
                 now: crate::Timestamp,
             ) -> crate::StoreResult<()> {
                 Self::revoke_sessions_in(tx, user_id, now).await?;
+                Self::void_one_time_tokens_in(tx, user_id).await
+            }
+
+            /// Deletes every outstanding (unspent) one-time token of the user.
+            async fn void_one_time_tokens_in(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                user_id: uuid::Uuid,
+            ) -> crate::StoreResult<()> {
                 sqlx::query("DELETE FROM one_time_tokens WHERE user_id = $1 AND redeemed_at IS NULL")
                     .bind(user_id)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+
+            /// Revokes one device session; the one-time tokens it made (a device-link code, a
+            /// configure link) stop working with it. Its refresh tokens are the caller's.
+            async fn revoke_device_in(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                device_id: uuid::Uuid,
+                now: crate::Timestamp,
+            ) -> crate::StoreResult<()> {
+                sqlx::query("UPDATE devices SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                    .bind(device_id)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
+                sqlx::query("DELETE FROM one_time_tokens WHERE device_id = $1 AND redeemed_at IS NULL")
+                    .bind(device_id)
                     .execute(&mut **tx)
                     .await?;
                 Ok(())
@@ -594,15 +621,15 @@ macro_rules! impl_store {
                 now: crate::Timestamp,
             ) -> crate::StoreResult<()> {
                 let mut tx = self.begin_write().await?;
-                let revoked = sqlx::query(
-                    "UPDATE devices SET revoked_at = $3 WHERE id = $2 AND user_id = $1 AND revoked_at IS NULL",
+                let live: Option<uuid::Uuid> = sqlx::query_scalar(
+                    "SELECT id FROM devices WHERE id = $2 AND user_id = $1 AND revoked_at IS NULL",
                 )
                 .bind(user_id)
                 .bind(device_id)
-                .bind(now)
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
-                crate::queries::found(revoked.rows_affected())?;
+                live.ok_or(crate::StoreError::NotFound)?;
+                Self::revoke_device_in(&mut tx, device_id, now).await?;
                 sqlx::query("DELETE FROM refresh_tokens WHERE device_id = $1")
                     .bind(device_id)
                     .execute(&mut *tx)
@@ -613,7 +640,9 @@ macro_rules! impl_store {
 
             async fn revoke_all_devices(&self, user_id: uuid::Uuid, now: crate::Timestamp) -> crate::StoreResult<()> {
                 let mut tx = self.begin_write().await?;
-                Self::revoke_sessions_in(&mut tx, user_id, now).await?;
+                // Signing out everywhere voids the one-time credentials too: a device-link code
+                // or configure link made before would otherwise outlive every session.
+                Self::revoke_everything(&mut tx, user_id, now).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -643,11 +672,8 @@ macro_rules! impl_store {
                             .await?;
                     return match previous {
                         Some((device_id, Some(_))) => {
-                            sqlx::query("UPDATE devices SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-                                .bind(device_id)
-                                .bind(now)
-                                .execute(&mut *tx)
-                                .await?;
+                            Self::revoke_device_in(&mut tx, device_id, now).await?;
+                            // The spent ones stay: a further replay is still seen as one.
                             sqlx::query("DELETE FROM refresh_tokens WHERE device_id = $1 AND spent_at IS NULL")
                                 .bind(device_id)
                                 .execute(&mut *tx)
@@ -695,11 +721,12 @@ macro_rules! impl_store {
                     .await?;
                 }
                 sqlx::query(
-                    "INSERT INTO one_time_tokens (token_hash, user_id, kind, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5)",
+                    "INSERT INTO one_time_tokens (token_hash, user_id, device_id, kind, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .bind(&token.token_hash[..])
                 .bind(token.user_id)
+                .bind(token.device_id)
                 .bind(token.kind.as_str())
                 .bind(token.created_at)
                 .bind(token.expires_at)
@@ -769,14 +796,11 @@ macro_rules! impl_store {
                             .execute(&mut *tx)
                             .await
                             .map_err(crate::on_unique("email"))?;
-                        // A confirmation sent to the old address must not confirm the new one.
-                        sqlx::query(
-                            "DELETE FROM one_time_tokens WHERE user_id = $1 AND kind = $2 AND redeemed_at IS NULL",
-                        )
-                        .bind(owner)
-                        .bind(crate::OneTimeKind::EmailConfirm.as_str())
-                        .execute(&mut *tx)
-                        .await?;
+                        // Whoever reads the old address's mail must not reach the moved account:
+                        // a confirmation would confirm the new address, a reset take it over.
+                        // Every other outstanding one-time token goes too (device links,
+                        // configure links), as when the password changes.
+                        Self::void_one_time_tokens_in(&mut tx, owner).await?;
                         if let Some(rekey) = rekey {
                             Self::replace_private_keys_in(&mut tx, owner, &rekey.private_keys, now).await?;
                             Self::set_password_in(&mut tx, owner, &rekey.password_hash, now).await?;
@@ -1138,8 +1162,12 @@ macro_rules! impl_store {
                 now: crate::Timestamp,
             ) -> crate::StoreResult<crate::MessageDelivery> {
                 let mut tx = self.begin_write().await?;
+                // The sender must still be a member of the conversation the group is in, whatever
+                // channel the request came through: someone who left cannot rewrite the past.
                 let (conversation_id, sent_at): (uuid::Uuid, crate::Timestamp) = sqlx::query_as(
                     "UPDATE message_groups SET updated_at = $3 WHERE id = $1 AND sender_id = $2 \
+                     AND EXISTS (SELECT 1 FROM conversation_members m \
+                                 WHERE m.conversation_id = message_groups.conversation_id AND m.user_id = $2) \
                      RETURNING conversation_id, inserted_at",
                 )
                 .bind(message_group)
@@ -1182,8 +1210,14 @@ macro_rules! impl_store {
             }
 
             async fn delete_message(&self, message_group: uuid::Uuid, sender: uuid::Uuid) -> crate::StoreResult<uuid::Uuid> {
-                // The copies go with the group (ON DELETE CASCADE).
-                sqlx::query_scalar("DELETE FROM message_groups WHERE id = $1 AND sender_id = $2 RETURNING conversation_id")
+                // The copies go with the group (ON DELETE CASCADE). As for an edit, the sender must
+                // still be a member of the group's conversation.
+                sqlx::query_scalar(
+                    "DELETE FROM message_groups WHERE id = $1 AND sender_id = $2 \
+                     AND EXISTS (SELECT 1 FROM conversation_members m \
+                                 WHERE m.conversation_id = message_groups.conversation_id AND m.user_id = $2) \
+                     RETURNING conversation_id",
+                )
                     .bind(message_group)
                     .bind(sender)
                     .fetch_optional(self.writer())

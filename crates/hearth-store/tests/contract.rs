@@ -64,6 +64,9 @@ contract!(
     delete_user_cascades,
     sessions_list_and_revoke,
     revoke_all_devices_revokes_only_that_users,
+    revoking_a_session_voids_the_one_time_tokens_it_made,
+    signing_out_everywhere_voids_every_one_time_token,
+    a_replayed_refresh_token_voids_its_sessions_one_time_tokens,
     refresh_rotation_and_reuse_detection,
     refresh_unknown_expired_or_revoked_is_invalid,
     refresh_race_rotates_exactly_once,
@@ -75,6 +78,7 @@ contract!(
     change_email_for_another_user_is_not_found,
     change_email_to_taken_address_conflicts,
     change_email_clears_confirmation,
+    change_email_voids_every_other_one_time_token,
     link_device_creates_a_session,
     redeem_race_confirm_email_exactly_once,
     redeem_race_link_device_exactly_once,
@@ -98,6 +102,7 @@ contract!(
     a_send_the_database_refuses_fails_alone,
     edit_message_follows_the_members,
     delete_message_removes_every_copy,
+    who_left_can_neither_edit_nor_delete_their_messages,
     messages_page_newest_first,
     sealed_private_keys_page_and_compare_and_swap,
     delete_user_removes_conversation_rows,
@@ -174,10 +179,58 @@ async fn create_account(store: &Arc<dyn Store>, email: &str, now: Timestamp) -> 
 }
 
 async fn issue(store: &Arc<dyn Store>, user_id: Uuid, kind: OneTimeKind, now: Timestamp) -> [u8; 32] {
-    let token =
-        NewOneTimeToken { token_hash: token_hash(), user_id, kind, created_at: now, expires_at: now.plus_secs(3600) };
+    issue_from(store, user_id, None, kind, now).await
+}
+
+/// Issues a token made by the device session `device_id`, if any.
+async fn issue_from(
+    store: &Arc<dyn Store>,
+    user_id: Uuid,
+    device_id: Option<Uuid>,
+    kind: OneTimeKind,
+    now: Timestamp,
+) -> [u8; 32] {
+    let token = NewOneTimeToken {
+        token_hash: token_hash(),
+        user_id,
+        device_id,
+        kind,
+        created_at: now,
+        expires_at: now.plus_secs(3600),
+    };
     store.issue_one_time_token(&token).await.expect("issue one-time token");
     token.token_hash
+}
+
+/// Every kind of one-time token, each issued for `user_id` (by `device_id` where given).
+async fn one_of_each(
+    store: &Arc<dyn Store>,
+    user_id: Uuid,
+    device_id: Option<Uuid>,
+    now: Timestamp,
+) -> Vec<(OneTimeKind, [u8; 32])> {
+    let mut tokens = Vec::new();
+    // A user has one live configure link, of either kind: the pool's is issued on its own.
+    for kind in [
+        OneTimeKind::EmailConfirm,
+        OneTimeKind::PasswordReset,
+        OneTimeKind::EmailChange,
+        OneTimeKind::DeviceLink,
+        OneTimeKind::ProviderKey,
+    ] {
+        tokens.push((kind, issue_from(store, user_id, device_id, kind, now).await));
+    }
+    tokens
+}
+
+async fn live_kinds(store: &Arc<dyn Store>, tokens: &[(OneTimeKind, [u8; 32])], now: Timestamp) -> Vec<OneTimeKind> {
+    let mut live = Vec::new();
+    for (kind, hash) in tokens {
+        if store.peek_one_time_token(hash, *kind, now).await.expect("peek").is_some() {
+            live.push(*kind);
+        }
+    }
+    live
 }
 
 async fn user(store: &Arc<dyn Store>, id: Uuid) -> User {
@@ -538,6 +591,66 @@ async fn revoke_all_devices_revokes_only_that_users(store: Arc<dyn Store>) {
     store.revoke_all_devices(alice.user.id, later).await.expect("revoke all again");
 }
 
+async fn revoking_a_session_voids_the_one_time_tokens_it_made(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let alice = create_account(&store, "alice@example.com", now).await;
+    let phone = new_session(now);
+    store.create_session(alice.user.id, &phone).await.expect("create session");
+    let laptop = alice.session.device_id;
+    let from_phone = one_of_each(&store, alice.user.id, Some(phone.device_id), now).await;
+    let from_laptop = issue_from(&store, alice.user.id, Some(laptop), OneTimeKind::PoolKey, now).await;
+    let later = now.plus_secs(10);
+    assert_eq!(live_kinds(&store, &from_phone, later).await.len(), 4, "the pool link replaced the own-key link");
+
+    store.revoke_device(alice.user.id, phone.device_id, later).await.expect("revoke");
+    assert_eq!(live_kinds(&store, &from_phone, later).await, vec![]);
+    let link = Redemption::LinkDevice(new_session(later));
+    assert!(is_not_found(&store.redeem_one_time_token(&from_phone[3].1, &link, later).await));
+    // The other session's token lives on.
+    assert_eq!(
+        store.peek_one_time_token(&from_laptop, OneTimeKind::PoolKey, later).await.expect("peek"),
+        Some(alice.user.id)
+    );
+}
+
+async fn signing_out_everywhere_voids_every_one_time_token(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let alice = create_account(&store, "alice@example.com", now).await;
+    let bob = create_account(&store, "bob@example.com", now).await;
+    let made_by_a_session = one_of_each(&store, alice.user.id, Some(alice.session.device_id), now).await;
+    let made_without = one_of_each(&store, alice.user.id, None, now).await;
+    let bobs = one_of_each(&store, bob.user.id, Some(bob.session.device_id), now).await;
+    let later = now.plus_secs(10);
+
+    store.revoke_all_devices(alice.user.id, later).await.expect("revoke all");
+    assert_eq!(live_kinds(&store, &made_by_a_session, later).await, vec![]);
+    assert_eq!(live_kinds(&store, &made_without, later).await, vec![]);
+    let link = Redemption::LinkDevice(new_session(later));
+    assert!(is_not_found(&store.redeem_one_time_token(&made_without[3].1, &link, later).await));
+    assert_eq!(live_kinds(&store, &bobs, later).await.len(), 5, "another user's tokens are untouched");
+}
+
+async fn a_replayed_refresh_token_voids_its_sessions_one_time_tokens(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let alice = create_account(&store, "alice@example.com", now).await;
+    let other = new_session(now);
+    store.create_session(alice.user.id, &other).await.expect("create session");
+    let first = alice.session.refresh_token_hash;
+    let t1 = now.plus_secs(60);
+    let (_, outcome) = rotate(&store, &first, t1).await;
+    assert!(matches!(outcome, RefreshOutcome::Rotated { .. }), "{outcome:?}");
+    let from_it = issue_from(&store, alice.user.id, Some(alice.session.device_id), OneTimeKind::DeviceLink, t1).await;
+    let from_other = issue_from(&store, alice.user.id, Some(other.device_id), OneTimeKind::ProviderKey, t1).await;
+
+    let t2 = now.plus_secs(120);
+    assert_eq!(rotate(&store, &first, t2).await.1, RefreshOutcome::Reused { device_id: alice.session.device_id });
+    assert_eq!(store.peek_one_time_token(&from_it, OneTimeKind::DeviceLink, t2).await.expect("peek"), None);
+    assert_eq!(
+        store.peek_one_time_token(&from_other, OneTimeKind::ProviderKey, t2).await.expect("peek"),
+        Some(alice.user.id)
+    );
+}
+
 async fn refresh_rotation_and_reuse_detection(store: Arc<dyn Store>) {
     let now = Timestamp::now();
     let account = create_account(&store, "rota@example.com", now).await;
@@ -673,6 +786,7 @@ async fn one_time_issue_and_peek(store: Arc<dyn Store>) {
 
     // A token issued already expired never peeks.
     let stale = NewOneTimeToken {
+        device_id: None,
         token_hash: token_hash(),
         user_id: id,
         kind: OneTimeKind::DeviceLink,
@@ -880,6 +994,30 @@ async fn change_email_clears_confirmation(store: Arc<dyn Store>) {
 
     // The old address is free again.
     create_account(&store, "old@example.com", later).await;
+}
+
+async fn change_email_voids_every_other_one_time_token(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let alice = create_account(&store, "alice@example.com", now).await;
+    let bob = create_account(&store, "bob@example.com", now).await;
+    let device = Some(alice.session.device_id);
+    let outstanding = one_of_each(&store, alice.user.id, device, now).await;
+    let pool = issue_from(&store, bob.user.id, None, OneTimeKind::PoolKey, now).await;
+    // The change's own token replaced the one issued above; issued last, it is the live one.
+    let change = issue_from(&store, alice.user.id, device, OneTimeKind::EmailChange, now).await;
+    let later = now.plus_secs(10);
+    assert_eq!(live_kinds(&store, &outstanding, later).await.len(), 4);
+
+    let redemption =
+        Redemption::ChangeEmail { user_id: alice.user.id, email: "alice@new.example".to_owned(), rekey: None };
+    assert_eq!(store.redeem_one_time_token(&change, &redemption, later).await.expect("redeem"), alice.user.id);
+    assert_eq!(live_kinds(&store, &outstanding, later).await, vec![]);
+    let reset = Redemption::ResetPassword { password_hash: PASSWORD_HASH.to_owned() };
+    assert!(is_not_found(&store.redeem_one_time_token(&outstanding[1].1, &reset, later).await));
+    assert_eq!(user(&store, alice.user.id).await.password_hash, alice.user.password_hash);
+    // Sessions stay (the email alone changed); another user's token stays.
+    assert_eq!(store.devices(alice.user.id).await.expect("devices").len(), 1);
+    assert_eq!(store.peek_one_time_token(&pool, OneTimeKind::PoolKey, later).await.expect("peek"), Some(bob.user.id));
 }
 
 async fn link_device_creates_a_session(store: Arc<dyn Store>) {
@@ -1928,6 +2066,22 @@ async fn delete_message_removes_every_copy(store: Arc<dyn Store>) {
     let result = store.edit_message(doomed_id, ada.id, &contents("zombie", &[ada.id, bob.id]), now).await;
     assert!(is_not_found(&result), "{result:?}");
     assert!(is_not_found(&store.delete_message(Uuid::now_v7(), ada.id).await));
+}
+
+async fn who_left_can_neither_edit_nor_delete_their_messages(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let [ada, bob, cy] = people(&store, ["ada", "bob", "cy"], now).await;
+    let team = group(&store, ada.id, &[ada.id, bob.id, cy.id], now).await;
+    let said = send(&store, team.id, cy.id, "before leaving", &[ada.id, bob.id, cy.id], now).await;
+    let said_id = said.messages[&cy.id].message_group;
+    store.leave_conversation(team.id, cy.id).await.expect("leave");
+
+    let result = store.edit_message(said_id, cy.id, &contents("rewritten", &[ada.id, bob.id]), now).await;
+    assert!(is_not_found(&result), "{result:?}");
+    assert!(is_not_found(&store.delete_message(said_id, cy.id).await));
+    for recipient in [ada.id, bob.id] {
+        assert_eq!(page(&store, team.id, recipient).await, vec![said.messages[&recipient].clone()]);
+    }
 }
 
 async fn messages_page_newest_first(store: Arc<dyn Store>) {

@@ -52,7 +52,7 @@ pub use replies::{
 pub use session::Identity;
 
 use crate::e2e::{self, WrapKey};
-use replies::{ErrorBody, Items, KeyList, PrivateConversation};
+use replies::{ErrorBody, Items, PrivateConversation};
 use session::{SessionReply, Tokens, identity_of};
 
 /// The shortest password a new account may have (DESIGN §7's 8 characters): the server sees
@@ -274,8 +274,8 @@ impl Client {
     /// The user's stored AI provider keys (added with `/configure`), oldest first: the order
     /// they are tried in. Never the keys themselves.
     pub async fn keys(&self) -> Result<Vec<ProviderKey>, ClientError> {
-        let list: KeyList = self.get("GET /api/keys", self.url("api/keys")).await?;
-        Ok(list.keys)
+        let list: Items<ProviderKey> = self.get("GET /api/keys", self.url("api/keys")).await?;
+        Ok(list.items)
     }
 
     /// # PATCH /api/password, with the private keys re-wrapped

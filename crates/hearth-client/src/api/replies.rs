@@ -162,12 +162,6 @@ pub(super) struct Items<T> {
     pub items: Vec<T>,
 }
 
-/// `{"keys": […]}` of `GET /api/keys`.
-#[derive(Deserialize)]
-pub(super) struct KeyList {
-    pub keys: Vec<ProviderKey>,
-}
-
 /// `{"conversation_id": …}` of `GET /api/conversations/private/{user_id}`.
 #[derive(Deserialize)]
 pub(super) struct PrivateConversation {

@@ -57,10 +57,12 @@ impl LinkPurpose {
     }
 }
 
-/// Makes a new link for `user_id` (every earlier one stops working) and returns its URL.
+/// Makes a new link for `user_id`, asked for on the device session `device_id` (every earlier
+/// link stops working; revoking that session voids this one) and returns its URL.
 pub async fn issue(
     state: &AppState,
     user_id: Uuid,
+    device_id: Uuid,
     purpose: LinkPurpose,
     provider: Option<ProviderName>,
 ) -> Result<String, StoreError> {
@@ -71,6 +73,7 @@ pub async fn issue(
         .issue_one_time_token(&NewOneTimeToken {
             token_hash: token.hash().0,
             user_id,
+            device_id: Some(device_id),
             kind: purpose.kind(),
             created_at: now,
             expires_at: now.plus_secs(state.settings.keyguard.link_ttl_secs),
@@ -164,13 +167,16 @@ pub async fn submit(
     Ok(Saved { provider, last_four: sealed.last_four, pool: purpose == LinkPurpose::Pool })
 }
 
-/// Whether `user_id` is an operator (`ai.operators` names their email address).
+/// Whether `user_id` is an operator: `ai.operators` names their email address, and they have
+/// confirmed it. Anyone can register an address nobody has used yet; only its owner can confirm
+/// it, and a changed address is unconfirmed until its new owner does.
 pub async fn is_operator(state: &AppState, user_id: Uuid) -> Result<bool, StoreError> {
     if state.settings.ai.operators.is_empty() {
         return Ok(false);
     }
     let Some(user) = state.store.user(user_id).await? else { return Ok(false) };
-    Ok(state.settings.ai.operators.iter().any(|email| email.trim().eq_ignore_ascii_case(&user.email)))
+    let listed = state.settings.ai.operators.iter().any(|email| email.trim().eq_ignore_ascii_case(&user.email));
+    Ok(listed && user.confirmed_at.is_some())
 }
 
 #[cfg(test)]

@@ -70,7 +70,7 @@ async fn request_email_confirmation(State(state): State<AppState>, auth: AuthUse
 async fn request_email_change(State(state): State<AppState>, auth: AuthUser) -> ApiResult<StatusCode> {
     let user = state.store.user(auth.user_id).await?.ok_or(ApiError::NotFound)?;
     let ttl = state.settings.auth.email_token_ttl_secs;
-    let token = issue_one_time_token(&state, user.id, OneTimeKind::EmailChange, ttl).await?;
+    let token = issue_one_time_token(&state, user.id, Some(auth.device_id), OneTimeKind::EmailChange, ttl).await?;
     state.mailer.send_later(user.email, Letter::email_change(&state.public_url, token.expose(), ttl));
     Ok(StatusCode::NO_CONTENT)
 }
@@ -88,13 +88,15 @@ async fn verify_current_password(state: &AppState, user_id: uuid::Uuid, password
 }
 
 #[derive(Deserialize, ToSchema)]
-struct ChangePasswordRequest {
+pub(crate) struct ChangePasswordRequest {
     /// Current password.
     #[schema(value_type = String, format = Password)]
     password: Password,
-    #[schema(value_type = String, format = Password)]
+    /// 8 to 1 024 characters.
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 1024)]
     new_password: Password,
-    #[schema(value_type = String, format = Password)]
+    /// The same again.
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 1024)]
     new_password_confirmation: Password,
     /// (+) Every private key of the caller, re-wrapped for the new password, as
     /// `PUT /api/encryption_keys` takes them: replaced in the same transaction, so history stays
@@ -139,11 +141,12 @@ async fn change_password(
 }
 
 #[derive(Deserialize, ToSchema)]
-struct ChangeEmailRequest {
+pub(crate) struct ChangeEmailRequest {
     /// The email-change token sent to the current address.
     #[schema(value_type = String)]
     token: String,
     /// The new address.
+    #[schema(format = Email, max_length = 254)]
     email: String,
     /// Current password.
     #[schema(value_type = String, format = Password)]
@@ -151,7 +154,7 @@ struct ChangeEmailRequest {
     /// (+) For a client whose keys derive from the email (DESIGN §6): the new password (its
     /// `auth_secret` for the new address), given together with `private_keys`.
     #[serde(default)]
-    #[schema(value_type = Option<String>, format = Password)]
+    #[schema(value_type = Option<String>, format = Password, min_length = 8, max_length = 1024)]
     new_password: Option<Password>,
     /// (+) Every private key of the caller, re-wrapped for the new address, as
     /// `PUT /api/encryption_keys` takes them. With `new_password`, both are replaced in the
@@ -169,7 +172,8 @@ struct ChangeEmailRequest {
 #[utoipa::path(patch, path = "/api/email", tag = "account", security(("bearer" = [])),
     request_body = ChangeEmailRequest,
     responses((status = 204, description = "changed"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 429, description = "too many password attempts on the account", body = ErrorBody)))]
 async fn change_email(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -207,21 +211,39 @@ async fn change_email(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-struct ProfileRequest {
+pub(crate) struct ProfileRequest {
     hidden: Option<bool>,
     /// `day` or `night`.
+    #[schema(value_type = Option<ThemeName>)]
     theme: Option<String>,
     /// 0.7–1.4.
+    #[schema(minimum = 0.7, maximum = 1.4)]
     magnification: Option<f64>,
     /// At most 20 strings of at most 200 characters.
+    #[schema(value_type = Option<Vec<Recent>>, max_items = 20)]
     recents: Option<Vec<String>>,
 }
+
+/// A colour theme.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // Describes the field in the OpenAPI document only.
+enum ThemeName {
+    Day,
+    Night,
+}
+
+/// One of `recents`: at most 200 characters (a path such as `/chat/<id>`).
+#[derive(ToSchema)]
+#[schema(max_length = 200)]
+#[allow(dead_code)] // Describes the field's items in the OpenAPI document only.
+struct Recent(String);
 
 /// A user's profile as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
 struct ProfileReply {
     hidden: bool,
-    #[schema(value_type = String, example = "day")]
+    #[schema(value_type = ThemeName)]
     theme: Theme,
     magnification: f64,
     recents: Vec<String>,
@@ -285,7 +307,7 @@ async fn update_profile(
 }
 
 #[derive(Deserialize, ToSchema)]
-struct DeleteAccountRequest {
+pub(crate) struct DeleteAccountRequest {
     /// Current password, to confirm.
     #[schema(value_type = String, format = Password)]
     password: Password,
@@ -296,7 +318,8 @@ struct DeleteAccountRequest {
 /// Deletes the account and everything that belongs to it. Needs the password.
 #[utoipa::path(delete, path = "/api/account", tag = "account", security(("bearer" = [])),
     request_body = DeleteAccountRequest,
-    responses((status = 204, description = "deleted"), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 204, description = "deleted"), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 429, description = "too many password attempts on the account", body = ErrorBody)))]
 async fn delete_account(
     State(state): State<AppState>,
     auth: AuthUser,

@@ -36,10 +36,12 @@ pub fn invalid_token() -> ApiError {
     ApiError::bad_request("invalid_token", "This link or code is invalid or has expired.")
 }
 
-/// Issues a one-time token of `kind` for the user and returns it for sending.
+/// Issues a one-time token of `kind` for the user and returns it for sending. `device_id` is
+/// the session making it, if one is: revoking that session voids the token.
 pub async fn issue_one_time_token(
     state: &AppState,
     user_id: Uuid,
+    device_id: Option<Uuid>,
     kind: OneTimeKind,
     ttl_secs: i64,
 ) -> ApiResult<RandomToken> {
@@ -50,6 +52,7 @@ pub async fn issue_one_time_token(
         .issue_one_time_token(&hearth_store::NewOneTimeToken {
             token_hash: token.hash().0,
             user_id,
+            device_id,
             kind,
             created_at: now,
             expires_at: now.plus_secs(ttl_secs),
@@ -61,16 +64,21 @@ pub async fn issue_one_time_token(
 /// Sends a fresh email-confirmation link to the user's address.
 pub async fn send_email_confirmation(state: &AppState, user: &User) -> ApiResult<()> {
     let ttl = state.settings.auth.email_token_ttl_secs;
-    let token = issue_one_time_token(state, user.id, OneTimeKind::EmailConfirm, ttl).await?;
+    let token = issue_one_time_token(state, user.id, None, OneTimeKind::EmailConfirm, ttl).await?;
     state.mailer.send_later(user.email.clone(), Letter::email_confirmation(&state.public_url, token.expose(), ttl));
     Ok(())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-struct RegisterRequest {
+pub(crate) struct RegisterRequest {
+    #[schema(format = Email, max_length = 254)]
     email: String,
-    #[schema(value_type = String, format = Password)]
+    /// 8 to 1 024 characters.
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 1024)]
     password: Password,
+    /// 1 to 100 characters (after trimming) without control characters; the email's local
+    /// part when left out.
+    #[schema(min_length = 1, max_length = 100)]
     display_name: Option<String>,
     /// (+) A name for this device in the devices list (default: the user agent).
     device_name: Option<String>,
@@ -113,7 +121,8 @@ async fn register(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-struct LoginRequest {
+pub(crate) struct LoginRequest {
+    #[schema(format = Email, max_length = 254)]
     email: String,
     #[schema(value_type = String, format = Password)]
     password: Password,
@@ -152,7 +161,7 @@ async fn login(
 
 // No Debug: it holds a token.
 #[derive(Deserialize, ToSchema)]
-struct TokenRequest {
+pub(crate) struct TokenRequest {
     /// The token from the link or reply.
     #[schema(value_type = String)]
     token: String,
@@ -214,7 +223,8 @@ pub async fn redeem(state: &AppState, token: &str, redemption: &Redemption) -> A
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-struct PasswordResetRequest {
+pub(crate) struct PasswordResetRequest {
+    #[schema(format = Email, max_length = 254)]
     email: String,
 }
 
@@ -238,7 +248,7 @@ async fn request_password_reset(
         let ttl = state.settings.auth.password_reset_ttl_secs;
         let result: ApiResult<()> = async {
             if let Some(user) = state.store.user_by_email(&email).await? {
-                let token = issue_one_time_token(&state, user.id, OneTimeKind::PasswordReset, ttl).await?;
+                let token = issue_one_time_token(&state, user.id, None, OneTimeKind::PasswordReset, ttl).await?;
                 state.mailer.send_later(user.email, Letter::password_reset(&state.public_url, token.expose(), ttl));
             }
             Ok(())
@@ -278,7 +288,7 @@ async fn check_password_reset(
 
 // No Debug: it holds a token.
 #[derive(Deserialize, ToSchema)]
-struct ResetPasswordRequest {
+pub(crate) struct ResetPasswordRequest {
     #[schema(value_type = String)]
     token: String,
     /// Accepted for compatibility with seed 002's payload and ignored: a reset is for
@@ -286,9 +296,11 @@ struct ResetPasswordRequest {
     #[schema(value_type = Option<String>, format = Password)]
     #[allow(dead_code)]
     password: Option<Password>,
-    #[schema(value_type = String, format = Password)]
+    /// 8 to 1 024 characters.
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 1024)]
     new_password: Password,
-    #[schema(value_type = String, format = Password)]
+    /// The same again.
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 1024)]
     new_password_confirmation: Password,
 }
 
@@ -324,7 +336,7 @@ async fn reset_password(
 
 // No Debug: it holds a token.
 #[derive(Deserialize, ToSchema)]
-struct DeviceLinkRedeemRequest {
+pub(crate) struct DeviceLinkRedeemRequest {
     /// The code from `POST /api/devices/link` on a signed-in device.
     #[schema(value_type = String)]
     code: String,

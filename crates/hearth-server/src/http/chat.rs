@@ -31,15 +31,18 @@ const MAX_REQUEST_KEYS: usize = 10;
 /// A prompt for the assistant.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ChatMessageRequest {
-    /// 1 to 10 000 characters.
+pub(crate) struct ChatMessageRequest {
+    /// 1 to 10 000 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 10000)]
     message: String,
     /// The knowledge-base topic: `[A-Za-z0-9_-]{1,100}`, compared in lower case.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,100}$")]
     course_id: Option<String>,
     /// The thread whose earlier turns are the context: `[A-Za-z0-9_-]{1,100}`. A new one is
     /// made when it is left out.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,100}$")]
     conversation_id: Option<String>,
     /// Keys for this request only, by provider (`gemini`, `groq`, `cerebras`, `openrouter`,
     /// `openai`, `anthropic`): at most 10, one per provider, 20–500 characters each. Never

@@ -3,7 +3,7 @@
 //! keyguard in the browser; `POST /configure/{link}` takes the encrypted key. Every link that is
 //! not live gets the same page or the same error, whatever the reason.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::assistant::configure::{self, Link, LinkPurpose, Refused};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::Json;
+use crate::extract::{Json, Path, Query};
 use crate::realtime::assistant::tell;
 use crate::state::AppState;
 
@@ -78,8 +78,16 @@ struct PageConfig {
 }
 
 /// # GET /configure/{link}
-async fn page(State(state): State<AppState>, Path(link): Path<String>, Query(query): Query<PageQuery>) -> Response {
-    let Some(link) = Link::parse(&link) else { return invalid_page() };
+///
+/// A path that is no link (not even UTF-8) gets the page of a link that is not live; a query
+/// that does not parse (a repeated `provider`) only loses the preselection it would make.
+async fn page(
+    State(state): State<AppState>,
+    link: Result<Path<String>, ApiError>,
+    query: Result<Query<PageQuery>, ApiError>,
+) -> Response {
+    let Some(link) = link.ok().and_then(|Path(link)| Link::parse(&link)) else { return invalid_page() };
+    let preselected = query.ok().and_then(|Query(query)| query.provider).and_then(|p| p.parse().ok());
     let purpose = match configure::live(&state, &link).await {
         Ok(Some(purpose)) => purpose,
         Ok(None) => return invalid_page(),
@@ -96,7 +104,7 @@ async fn page(State(state): State<AppState>, Path(link): Path<String>, Query(que
         public_key: public_key.key,
         user_id: link.user_id,
         providers: ProviderName::ALL.to_vec(),
-        provider: query.provider.and_then(|p| p.parse().ok()),
+        provider: preselected,
         pool: purpose == LinkPurpose::Pool,
     };
     html(StatusCode::OK, PAGE.replace("{{CONFIG}}", &script_safe_json(&json!(config))))
@@ -110,7 +118,7 @@ fn script_safe_json(value: &serde_json::Value) -> String {
 
 /// What the page posts.
 #[derive(Debug, Deserialize)]
-struct Submission {
+pub(crate) struct Submission {
     provider: String,
     envelope: Envelope,
 }
@@ -123,12 +131,12 @@ fn refusal(status: StatusCode, code: &'static str, message: impl Into<String>) -
 /// # POST /configure/{link}
 async fn submit(
     State(state): State<AppState>,
-    Path(link): Path<String>,
+    link: Result<Path<String>, ApiError>,
     Json(submission): Json<Submission>,
 ) -> Response {
     const INVALID_LINK: &str =
         "This configure link is not valid any more. Send /configure in your assistant conversation for a new one.";
-    let Some(link) = Link::parse(&link) else {
+    let Some(link) = link.ok().and_then(|Path(link)| Link::parse(&link)) else {
         return refusal(StatusCode::NOT_FOUND, "invalid_link", INVALID_LINK);
     };
     let Ok(provider) = submission.provider.parse::<ProviderName>() else {

@@ -1,7 +1,7 @@
 //! Conversations over REST: the user's list, the private conversation with someone, and a
 //! conversation's history a page at a time.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::replies::ConversationSummary;
 use super::users::page_size;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{AuthUser, Query};
+use crate::extract::{AuthUser, Path, Query};
 use crate::realtime::conversation::{messages_page, page_cursor};
 use crate::state::AppState;
 
@@ -32,7 +32,7 @@ struct ListedConversation {
     /// Messages from others that arrived after the caller last read the conversation.
     unread: i64,
     /// When the newest message was sent; `null` before the first.
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required)]
     last_message_at: Option<hearth_store::Timestamp>,
 }
 
@@ -61,44 +61,67 @@ async fn list_conversations(State(state): State<AppState>, auth: AuthUser) -> Ap
 #[derive(Debug, Serialize, ToSchema)]
 struct PrivateConversation {
     /// Null when the two users share no private conversation.
+    #[schema(required)]
     conversation_id: Option<Uuid>,
 }
 
 /// # GET /api/conversations/private/{user_id}
 #[utoipa::path(get, path = "/api/conversations/private/{user_id}", tag = "conversations", security(("bearer" = [])),
-    params(("user_id" = String, Path, description = "The other user")),
+    params(("user_id" = Uuid, Path, description = "The other user")),
     responses((status = 200, body = PrivateConversation), (status = 401, body = ErrorBody)))]
 async fn private_with(
     State(state): State<AppState>,
     auth: AuthUser,
-    Path(user_id): Path<String>,
+    Path(other): Path<Uuid>,
 ) -> ApiResult<axum::Json<PrivateConversation>> {
-    // A malformed id names nobody: no conversation.
-    let conversation_id = match Uuid::parse_str(&user_id) {
-        Ok(other) => state.store.private_conversation_between(auth.user_id, other).await?,
-        Err(_) => None,
-    };
+    // Malformed is 422 (the extractor), nobody is 404, someone with no conversation yet null.
+    if state.store.user(other).await?.is_none() {
+        return Err(ApiError::NotFound);
+    }
+    let conversation_id = state.store.private_conversation_between(auth.user_id, other).await?;
     Ok(axum::Json(PrivateConversation { conversation_id }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 struct MessagesQuery {
     /// The conversation.
+    #[param(value_type = Uuid, required = true)]
     conversation_id: Option<String>,
     /// Token from the previous page; absent for the newest messages.
     page_token: Option<String>,
     /// Items per page, 1–100 (default 50).
-    #[param(value_type = Option<u32>)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     page_size: Option<String>,
 }
 
 /// A page of the caller's copies of a conversation's messages, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 struct MessagePage {
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<Message>)]
     items: Vec<serde_json::Value>,
     /// Null on the last page.
+    #[schema(required)]
     page_token: Option<String>,
+}
+
+/// The caller's copy of one message; channel pushes carry the same shape.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the shape in the OpenAPI document only.
+struct Message {
+    /// This copy's id.
+    id: Uuid,
+    /// Who sent it.
+    sender: Uuid,
+    /// Ciphertext for the caller (plain text in the assistant conversation).
+    content: String,
+    /// When it was sent.
+    #[schema(value_type = String, format = DateTime)]
+    inserted_at: hearth_store::Timestamp,
+    /// When it was last edited (the send time if never).
+    #[schema(value_type = String, format = DateTime)]
+    updated_at: hearth_store::Timestamp,
+    /// The message group: the same message in every recipient's copy.
+    message_group: Uuid,
 }
 
 /// # GET /api/messages
@@ -112,7 +135,8 @@ async fn messages(
 ) -> ApiResult<axum::Json<serde_json::Value>> {
     let conversation_id =
         query.conversation_id.as_deref().ok_or_else(|| ApiError::invalid("conversation_id", "is required"))?;
-    let conversation_id = Uuid::parse_str(conversation_id).map_err(|_| ApiError::NotFound)?;
+    let conversation_id =
+        Uuid::parse_str(conversation_id).map_err(|_| ApiError::invalid("conversation_id", "must be a UUID"))?;
     let size = page_size(query.page_size.as_deref())?;
     if !state.store.member_ids(conversation_id).await?.contains(&auth.user_id) {
         return Err(ApiError::NotFound);

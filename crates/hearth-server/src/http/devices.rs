@@ -1,6 +1,6 @@
 //! The user's device sessions: list, revoke, and make a code to link a new device.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use hearth_store::{OneTimeKind, Timestamp};
 use serde::Serialize;
@@ -10,8 +10,8 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::auth::issue_one_time_token;
-use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::AuthUser;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{AuthUser, Path};
 use crate::realtime::hub::Envelope;
 use crate::state::AppState;
 
@@ -59,11 +59,13 @@ async fn list_devices(State(state): State<AppState>, auth: AuthUser) -> ApiResul
 ///
 /// Signs a device out: its tokens stop working on their next use.
 #[utoipa::path(delete, path = "/api/devices/{id}", tag = "devices", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Device id")),
+    params(("id" = Uuid, Path, description = "Device id")),
     responses((status = 204, description = "revoked"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn revoke_device(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    // A malformed id names no device of the user's: the same 404 as any other.
-    let device_id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
+async fn revoke_device(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(device_id): Path<Uuid>,
+) -> ApiResult<StatusCode> {
     state.store.revoke_device(auth.user_id, device_id, Timestamp::now()).await?;
     state.pubsub.publish(Envelope::DisconnectDevices { devices: vec![device_id] }).await;
     tracing::info!(user = %auth.user_id, device = %device_id, "device signed out");
@@ -89,7 +91,7 @@ async fn create_link_code(
     auth: AuthUser,
 ) -> ApiResult<(StatusCode, axum::Json<LinkCode>)> {
     let ttl = state.settings.auth.device_link_ttl_secs;
-    let token = issue_one_time_token(&state, auth.user_id, OneTimeKind::DeviceLink, ttl).await?;
+    let token = issue_one_time_token(&state, auth.user_id, Some(auth.device_id), OneTimeKind::DeviceLink, ttl).await?;
     let expires_at = Timestamp::now().plus_secs(ttl);
     Ok((StatusCode::CREATED, axum::Json(LinkCode { code: token.expose().to_owned(), expires_at })))
 }

@@ -27,7 +27,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// The caller's private keys, by conversation id, as their client set them.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-struct PrivateKeys {
+pub(crate) struct PrivateKeys {
     /// Conversation id → private key (any JSON value, as given to `set_encryption_keys` or
     /// when the conversation was started).
     #[schema(value_type = Object)]

@@ -1,7 +1,7 @@
 //! `GET /api/keys` and `DELETE /api/keys/{id}`: the caller's stored provider keys, listed by
 //! provider, last four characters, dates, failures and health; never the key.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use hearth_store::KeyOwner;
 use serde::Serialize;
@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::assistant::{Refusal, whole_seconds};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::AuthUser;
+use crate::extract::{AuthUser, Path};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -23,7 +23,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[derive(Debug, Serialize, ToSchema)]
 struct KeyList {
     /// Oldest first: the order they are tried in, before the free tier.
-    keys: Vec<KeyEntry>,
+    items: Vec<KeyEntry>,
 }
 
 /// One stored key.
@@ -38,6 +38,7 @@ struct KeyEntry {
     /// When it was added.
     added_at: String,
     /// When it last answered.
+    #[schema(required)]
     last_used_at: Option<String>,
     /// Failures since it last answered.
     failures: u32,
@@ -75,17 +76,16 @@ async fn list(State(state): State<AppState>, auth: AuthUser) -> ApiResult<axum::
             cooling_down_for: key.cooling_for.map(whole_seconds),
         })
         .collect();
-    Ok(axum::Json(KeyList { keys }))
+    Ok(axum::Json(KeyList { items: keys }))
 }
 
 /// # DELETE /api/keys/{id}
 ///
 /// Deletes one of the caller's stored keys. Anyone else's key, or none, is 404.
 #[utoipa::path(delete, path = "/api/keys/{id}", tag = "assistant", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Key id")),
+    params(("id" = Uuid, Path, description = "Key id")),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn delete(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
+async fn delete(State(state): State<AppState>, auth: AuthUser, Path(id): Path<Uuid>) -> ApiResult<StatusCode> {
     state.store.delete_provider_key(KeyOwner::User(auth.user_id), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

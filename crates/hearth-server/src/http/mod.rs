@@ -1,14 +1,16 @@
 //! The HTTP API: one module per resource, each exposing `routes()`, assembled here with the
 //! middleware every request passes through.
 
-mod account;
+pub(crate) mod account;
 mod assistant;
-mod auth;
-mod chat;
-mod configure;
+mod asyncapi;
+pub(crate) mod auth;
+pub(crate) mod chat;
+pub(crate) mod configure;
 mod conversations;
 mod devices;
-mod encryption_keys;
+mod documented_errors;
+pub(crate) mod encryption_keys;
 pub(crate) mod fields;
 mod health;
 mod keys;
@@ -78,13 +80,32 @@ fn api_router() -> OpenApiRouter<AppState> {
 /// The OpenAPI document of every endpoint, generated from the handlers.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
     let (_, mut api) = api_router().split_for_parts();
+    documented_errors::DocumentedErrors.modify(&mut api);
     api.paths.paths.insert(
         "/api/openapi.json".into(),
         utoipa::openapi::path::PathItem::new(
             utoipa::openapi::HttpMethod::Get,
+            utoipa::openapi::path::OperationBuilder::new().summary(Some("This document.")).response(
+                "200",
+                utoipa::openapi::ResponseBuilder::new()
+                    .description("The OpenAPI document")
+                    .content("application/json", utoipa::openapi::ContentBuilder::new().build()),
+            ),
+        ),
+    );
+    // The socket API's own document (AsyncAPI): a REST route, so listed here too.
+    api.paths.paths.insert(
+        "/api/asyncapi.json".into(),
+        utoipa::openapi::path::PathItem::new(
+            utoipa::openapi::HttpMethod::Get,
             utoipa::openapi::path::OperationBuilder::new()
-                .summary(Some("This document."))
-                .response("200", utoipa::openapi::Response::new("The OpenAPI document")),
+                .summary(Some("The AsyncAPI 3.0 document of the socket API at /socket/websocket."))
+                .response(
+                    "200",
+                    utoipa::openapi::ResponseBuilder::new()
+                        .description("The AsyncAPI document")
+                        .content("application/json", utoipa::openapi::ContentBuilder::new().build()),
+                ),
         ),
     );
     api
@@ -97,6 +118,7 @@ pub fn router(state: AppState) -> axum::Router {
     let settings = state.settings.clone();
     let router = router
         .route("/api/openapi.json", axum::routing::get(move || async move { axum::Json(openapi) }))
+        .route("/api/asyncapi.json", axum::routing::get(asyncapi::document))
         // Phoenix Channels; not REST, so not in the OpenAPI document.
         .route("/socket/websocket", axum::routing::get(crate::realtime::socket::connect))
         // Prometheus text, for loopback and `server.metrics_from` only.
@@ -116,6 +138,7 @@ fn with_middleware(router: axum::Router, settings: Arc<Settings>) -> axum::Route
     let router = router
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::map_response(plain_text_errors_as_json))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(settings.clone(), enforce_https))
         .layer(middleware::from_fn_with_state(settings.clone(), request_timeout));
@@ -189,6 +212,36 @@ async fn metrics(
     }
     let content_type = HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8");
     ([(header::CONTENT_TYPE, content_type)], state.metrics.encode()).into_response()
+}
+
+/// Every client error is `{"error","message"}` JSON. hearth's extractors and handlers answer so
+/// themselves; this catches a rejection any other axum extractor makes in plain text (e.g. the
+/// WebSocket upgrade's, on a plain GET of `/socket/websocket`). Its text is replaced, not
+/// passed on: axum's rejection texts can quote what the client sent.
+async fn plain_text_errors_as_json(response: Response) -> Response {
+    let plain_text = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/plain"));
+    if !(response.status().is_client_error() && plain_text) {
+        return response;
+    }
+    let status = response.status();
+    let error = match status.as_u16() {
+        404 => ApiError::NotFound,
+        405 => ApiError::MethodNotAllowed,
+        413 => ApiError::PayloadTooLarge,
+        422 => ApiError::Invalid(std::collections::BTreeMap::from([(
+            "body".to_owned(),
+            vec!["does not have the expected shape".to_owned()],
+        )])),
+        _ => ApiError::bad_request("malformed", "The request is malformed."),
+    };
+    let mut json = error.into_response();
+    // The status stays what the rejection said (e.g. 426 Upgrade Required, 415).
+    *json.status_mut() = status;
+    json
 }
 
 /// Answers 408 when a request takes longer than `server.request_timeout_secs`.

@@ -77,6 +77,7 @@ pub struct ConversationSummary {
     /// Private (two people) or group.
     pub private: bool,
     /// Group name, if set.
+    #[schema(required)]
     pub alias: Option<String>,
     /// Created.
     #[schema(value_type = String, format = DateTime)]

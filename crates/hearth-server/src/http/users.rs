@@ -37,7 +37,7 @@ struct PageQuery {
     /// Token from the previous page; absent for the first page.
     page_token: Option<String>,
     /// Items per page, 1–100 (default 50).
-    #[param(value_type = Option<u32>)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     page_size: Option<String>,
 }
 
@@ -46,6 +46,7 @@ struct PageQuery {
 struct UserPage {
     items: Vec<PublicUser>,
     /// Pass back as `page_token` for the next page; null on the last page.
+    #[schema(required)]
     page_token: Option<String>,
 }
 

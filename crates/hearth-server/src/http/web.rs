@@ -2,13 +2,13 @@
 //! ES modules and CSS from this server only, under a strict Content-Security-Policy. The page
 //! loads nothing from elsewhere; the client encrypts and decrypts messages in the browser.
 
-use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use rust_embed::RustEmbed;
 
 use crate::error::ApiError;
+use crate::extract::Path;
 use crate::state::AppState;
 
 #[derive(RustEmbed)]
@@ -28,14 +28,16 @@ pub fn routes() -> axum::Router<AppState> {
         // Deep links to a conversation (what `recents` hold) open the same page.
         .route("/chat/{id}", get(index))
         .route("/favicon.svg", get(|headers: HeaderMap| async move { file("favicon.svg", &headers) }))
-        .route(
-            "/js/{name}",
-            get(|Path(name): Path<String>, headers: HeaderMap| async move { file(&format!("js/{name}"), &headers) }),
-        )
-        .route(
-            "/css/{name}",
-            get(|Path(name): Path<String>, headers: HeaderMap| async move { file(&format!("css/{name}"), &headers) }),
-        )
+        .route("/js/{name}", get(|name, headers: HeaderMap| async move { asset("js", name, &headers) }))
+        .route("/css/{name}", get(|name, headers: HeaderMap| async move { asset("css", name, &headers) }))
+}
+
+/// A file of `folder`; a name that is not even UTF-8 names no file.
+fn asset(folder: &str, name: Result<Path<String>, ApiError>, headers: &HeaderMap) -> Response {
+    match name {
+        Ok(Path(name)) => file(&format!("{folder}/{name}"), headers),
+        Err(_) => ApiError::NotFound.into_response(),
+    }
 }
 
 async fn index(headers: HeaderMap) -> Response {

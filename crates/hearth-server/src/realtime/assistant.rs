@@ -25,6 +25,8 @@ pub struct Prompt {
     pub conversation_id: Uuid,
     /// Its owner.
     pub user_id: Uuid,
+    /// The device session the prompt came from (one-time links it asks for die with it).
+    pub device_id: Uuid,
     /// The message group of the prompt.
     pub group: Uuid,
     /// What was written.
@@ -80,8 +82,8 @@ async fn post(state: &AppState, id: Uuid, conversation_id: Uuid, user_id: Uuid, 
 async fn reply(state: &AppState, prompt: &Prompt, reply_id: Uuid) -> Said {
     let assistant = &state.assistant;
     let text = match Command::parse(&prompt.text) {
-        Some(Command::Configure) => return configure_link(state, prompt.user_id, LinkPurpose::Own, None).await,
-        Some(Command::SetDefaultApiKey(provider)) => return set_default_api_key(state, prompt.user_id, provider).await,
+        Some(Command::Configure) => return configure_link(state, prompt, LinkPurpose::Own, None).await,
+        Some(Command::SetDefaultApiKey(provider)) => return set_default_api_key(state, prompt, provider).await,
         Some(Command::Help) => HELP.to_owned(),
         Some(Command::Quota) => assistant.quota_report(prompt.user_id).await.unwrap_or_else(|error| {
             tracing::error!(%error, "quota report failed");
@@ -111,8 +113,13 @@ async fn reply(state: &AppState, prompt: &Prompt, reply_id: Uuid) -> Said {
 
 /// `/configure` and `/set_default_api_key`: a new link, shown once; the history keeps only
 /// that one was shown.
-async fn configure_link(state: &AppState, user_id: Uuid, purpose: LinkPurpose, provider: Option<ProviderName>) -> Said {
-    match configure::issue(state, user_id, purpose, provider).await {
+async fn configure_link(
+    state: &AppState,
+    prompt: &Prompt,
+    purpose: LinkPurpose,
+    provider: Option<ProviderName>,
+) -> Said {
+    match configure::issue(state, prompt.user_id, prompt.device_id, purpose, provider).await {
         Ok(url) => {
             let minutes = spoken(std::time::Duration::from_secs(
                 u64::try_from(state.settings.keyguard.link_ttl_secs).unwrap_or_default(),
@@ -137,14 +144,19 @@ async fn configure_link(state: &AppState, user_id: Uuid, purpose: LinkPurpose, p
 }
 
 /// `/set_default_api_key <provider>`: for operators only.
-async fn set_default_api_key(state: &AppState, user_id: Uuid, provider: &str) -> Said {
-    match configure::is_operator(state, user_id).await {
+async fn set_default_api_key(state: &AppState, prompt: &Prompt, provider: &str) -> Said {
+    match configure::is_operator(state, prompt.user_id).await {
         Ok(true) => {}
-        Ok(false) => return "Only the operators of this server can add keys to the free tier.".to_owned().into(),
+        Ok(false) => {
+            return "Only the operators of this server can add keys to the free tier (with their email address \
+                    confirmed)."
+                .to_owned()
+                .into();
+        }
         Err(error) => return Refusal::Store(error).message().into(),
     }
     match provider.parse::<ProviderName>() {
-        Ok(provider) => configure_link(state, user_id, LinkPurpose::Pool, Some(provider)).await,
+        Ok(provider) => configure_link(state, prompt, LinkPurpose::Pool, Some(provider)).await,
         Err(error) => format!("Name the provider: /set_default_api_key <provider>. ({error})").into(),
     }
 }

@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::events::{conversation_topic, parse, publish, seal_keys, store_error, user_topic};
+use super::hub::Envelope;
 use super::socket::Session;
 use super::system::check_alias;
 use crate::state::AppState;
@@ -153,7 +154,9 @@ pub async fn handle_in(session: &mut Session, conversation_id: Uuid, event: &str
     if event == "send_message" {
         // The hottest path: the store checks membership inside the send's own transaction,
         // so it skips the read every other event makes first.
-        return send_message(&session.state, conversation_id, me, payload).await.unwrap_or_else(|refusal| refusal);
+        return send_message(&session.state, conversation_id, session.auth, payload)
+            .await
+            .unwrap_or_else(|refusal| refusal);
     }
     let members = match session.state.store.member_ids(conversation_id).await {
         Ok(members) => members,
@@ -170,14 +173,7 @@ pub async fn handle_in(session: &mut Session, conversation_id: Uuid, event: &str
         "read_conversation" => event_context.read().await,
         "change_alias" => event_context.change_alias(payload).await,
         "modify_conversation" => event_context.modify(payload).await,
-        "leave_conversation" => {
-            let left = event_context.leave().await;
-            if left.is_ok() {
-                // The member's channel on this conversation ends (the client does not rejoin).
-                session.close_channel(&conversation_topic(conversation_id));
-            }
-            left
-        }
+        "leave_conversation" => event_context.leave().await,
         "set_encryption_keys" => event_context.set_keys(payload).await,
         _ => Err(Reply::error(format!("unknown event {event:?}"))),
     };
@@ -193,35 +189,35 @@ struct Event<'a> {
 }
 
 #[derive(Deserialize)]
-struct SendMessage {
+pub(crate) struct SendMessage {
     encrypted_messages: BTreeMap<Uuid, String>,
     client_msg_id: Option<String>,
 }
 
 #[derive(Deserialize)]
-struct EditMessage {
+pub(crate) struct EditMessage {
     message_group_id: Uuid,
     encrypted_messages: BTreeMap<Uuid, String>,
 }
 
 #[derive(Deserialize)]
-struct DeleteMessage {
+pub(crate) struct DeleteMessage {
     message_group_id: Uuid,
 }
 
 #[derive(Deserialize)]
-struct ChangeAlias {
+pub(crate) struct ChangeAlias {
     alias: Option<String>,
 }
 
 #[derive(Deserialize)]
-struct ModifyConversation {
+pub(crate) struct ModifyConversation {
     new_members: Vec<Uuid>,
     alias: Option<String>,
 }
 
 #[derive(Deserialize)]
-struct SetKeys {
+pub(crate) struct SetKeys {
     public_key: Value,
     private_key: Value,
 }
@@ -241,7 +237,13 @@ pub(super) async fn deliver(state: &AppState, event: &str, delivery: &MessageDel
     }
 }
 
-async fn send_message(state: &AppState, conversation_id: Uuid, me: Uuid, payload: Value) -> Result<Reply, Reply> {
+async fn send_message(
+    state: &AppState,
+    conversation_id: Uuid,
+    auth: crate::extract::AuthUser,
+    payload: Value,
+) -> Result<Reply, Reply> {
+    let me = auth.user_id;
     let request: SendMessage = parse(payload)?;
     check_ciphertexts(&request.encrypted_messages)?;
     if request.client_msg_id.as_ref().is_some_and(|id| id.is_empty() || id.len() > 100) {
@@ -272,6 +274,7 @@ async fn send_message(state: &AppState, conversation_id: Uuid, me: Uuid, payload
                 let prompt = super::assistant::Prompt {
                     conversation_id,
                     user_id: me,
+                    device_id: auth.device_id,
                     group: prompt.message_group,
                     text: prompt.content.clone(),
                 };
@@ -381,6 +384,9 @@ impl Event<'_> {
         self.refuse_if_assistant().await?;
         self.state.store.leave_conversation(self.conversation_id, self.me).await.map_err(store_error)?;
         publish(self.state, self.topic(), "leave_conversation", json!({ "user_id": self.me })).await;
+        // The channel ends on every socket of the member, this one included (after the reply,
+        // which the socket sends first): none of them hears the conversation any more.
+        self.state.pubsub.publish(Envelope::CloseTopic { user: self.me, topic: self.topic() }).await;
         Ok(Reply::ok(json!({})))
     }
 

@@ -54,6 +54,14 @@ pub enum Envelope {
         /// The user.
         user: Uuid,
     },
+    /// End `topic` with `phx_close` on every socket of `user` that joined it (they left the
+    /// conversation): no further broadcast of it reaches them, and clients do not rejoin.
+    CloseTopic {
+        /// The user.
+        user: Uuid,
+        /// Topic, e.g. `conversation:<id>`.
+        topic: String,
+    },
 }
 
 #[derive(Debug)]
@@ -170,6 +178,16 @@ impl Hub {
             Envelope::DisconnectUser { user } => {
                 for entry in index.by_user.get(user).into_iter().flatten().filter_map(|id| index.sockets.get(id)) {
                     entry.handle.disconnect(close_code::AWAY);
+                }
+            }
+            Envelope::CloseTopic { user, topic } => {
+                // The socket unsubscribes itself when it has closed the channel (its `left`);
+                // a broadcast that reaches its queue in between is dropped there, the channel
+                // being gone.
+                for entry in index.by_user.get(user).into_iter().flatten().filter_map(|id| index.sockets.get(id)) {
+                    if entry.topics.contains(topic) {
+                        let _ = entry.handle.close_channel(topic);
+                    }
                 }
             }
         }

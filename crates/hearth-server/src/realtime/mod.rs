@@ -8,4 +8,4 @@ pub mod hub;
 pub mod presence;
 pub mod pubsub;
 pub mod socket;
-mod system;
+pub(crate) mod system;

@@ -67,11 +67,6 @@ pub struct Session {
 }
 
 impl Session {
-    /// Ends this socket's channel on `topic` (phx_close: the client does not rejoin).
-    pub(super) fn close_channel(&self, topic: &str) {
-        let _ = self.handle.close_channel(topic);
-    }
-
     fn new(state: AppState, auth: AuthUser, handle: SocketHandle) -> Self {
         let id = state.hub.connect(auth.user_id, auth.device_id, handle.clone());
         tracing::debug!(user = %auth.user_id, device = %auth.device_id, "socket connected");

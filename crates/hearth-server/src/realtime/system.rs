@@ -28,7 +28,7 @@ pub async fn handle_in(session: &mut Session, event: &str, payload: Value) -> Re
 }
 
 #[derive(Deserialize)]
-struct SetHidden {
+pub(crate) struct SetHidden {
     hidden: bool,
 }
 
@@ -41,7 +41,7 @@ async fn set_hidden(session: &mut Session, payload: Value) -> Result<Reply, Repl
 }
 
 #[derive(Deserialize)]
-struct SetDisplayName {
+pub(crate) struct SetDisplayName {
     display_name: String,
 }
 
@@ -73,7 +73,7 @@ pub(super) fn check_alias(alias: Option<&str>) -> Result<Option<String>, Reply> 
 }
 
 #[derive(Deserialize)]
-struct StartGroup {
+pub(crate) struct StartGroup {
     user_ids: Vec<Uuid>,
     public_key: Value,
     private_key: Value,
@@ -94,7 +94,7 @@ async fn start_group(session: &mut Session, payload: Value) -> Result<Reply, Rep
 }
 
 #[derive(Deserialize)]
-struct StartPrivate {
+pub(crate) struct StartPrivate {
     other_user_id: Uuid,
     public_key: Value,
     private_key: Value,

@@ -392,9 +392,8 @@ async fn the_assistant_conversation_streams_replies_and_answers_commands() {
     assert!(served.bytes().await.expect("bytes").starts_with(b"\x89PNG\r\n\x1a\n"));
     app.get_authed(&path, &bob.auth_token).await.expect_error(StatusCode::NOT_FOUND, "not_found");
     app.get(&path).await.expect_error(StatusCode::UNAUTHORIZED, "unauthorized");
-    app.get_authed("/api/assistant/images/not-a-uuid", &ann.auth_token)
-        .await
-        .expect_error(StatusCode::NOT_FOUND, "not_found");
+    let malformed = app.get_authed("/api/assistant/images/not-a-uuid", &ann.auth_token).await;
+    assert_eq!(malformed.expect_invalid("id"), ["must be a UUID"]);
     assert!(!fake.requests().iter().any(|r| r.provider.name() == "openai" && r.path.ends_with("/chat/completions")));
 
     // Nobody joins it and its owner cannot leave it.

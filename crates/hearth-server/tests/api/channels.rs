@@ -251,3 +251,82 @@ async fn three_users_talk_by_the_rules() {
     // At rest, the private key is sealed: the database files do not contain it.
     crate::harness::assert_no_file_contains(&app, private_key_canary);
 }
+
+/// Ann, Bob and Carol in a group, and Carol in a private conversation with Ann; every channel
+/// joined. Returns the peers, the group's topic and the private conversation's topic.
+async fn a_group_and_a_private_conversation(app: &TestApp) -> ([Peer; 3], [Session; 3], String, String) {
+    let sessions = [
+        app.register("ann@example.org").await,
+        app.register("bob@example.org").await,
+        app.register("carol@example.org").await,
+    ];
+    let mut ann = Peer::connect(app, &sessions[0]).await;
+    let mut bob = Peer::connect(app, &sessions[1]).await;
+    let mut carol = Peer::connect(app, &sessions[2]).await;
+    let payload = json!({
+        "user_ids": [bob.id, carol.id], "public_key": jwk("ann"), "private_key": {"wrapped": "g"}, "alias": "Team"
+    });
+    let started = ann.ok("system:general", "start_group_conversation", payload).await;
+    let group_topic = format!("conversation:{}", started["conversation"]["id"].as_str().expect("id"));
+    let private_id = ann.start_private(&carol.id, "ann", json!({"wrapped": "p"})).await;
+    let private_topic = format!("conversation:{private_id}");
+    for peer in [&mut ann, &mut bob, &mut carol] {
+        peer.ok(&group_topic, "phx_join", json!({})).await;
+    }
+    ann.ok(&private_topic, "phx_join", json!({})).await;
+    carol.ok(&private_topic, "phx_join", json!({})).await;
+    ([ann, bob, carol], sessions, group_topic, private_topic)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn who_left_a_group_cannot_edit_or_delete_their_messages_there_through_another_channel() {
+    let app = spawn_app().await;
+    let ([ann, bob, mut carol], sessions, group_topic, private_topic) = a_group_and_a_private_conversation(&app).await;
+    let everyone = json!({"encrypted_messages": {ann.id.clone(): "a", bob.id.clone(): "b", carol.id.clone(): "c"}});
+    let sent = carol.ok(&group_topic, "send_message", everyone).await;
+    let group = sent["message"]["message_group"].as_str().expect("group").to_owned();
+    carol.ok(&group_topic, "leave_conversation", json!({})).await;
+
+    // Still a member of the private conversation, Carol sends through its channel.
+    let rewrite = json!({"message_group_id": group, "encrypted_messages": {ann.id.clone(): "x", bob.id.clone(): "y"}});
+    assert_eq!(carol.refused(&private_topic, "edit_message", rewrite).await, "not found");
+    assert_eq!(carol.refused(&private_topic, "delete_message", json!({"message_group_id": group})).await, "not found");
+
+    let group_id = group_topic.trim_start_matches("conversation:");
+    let history = app.get_authed(&format!("/api/messages?conversation_id={group_id}"), &sessions[0].auth_token).await;
+    let items = history.expect_status(reqwest::StatusCode::OK)["items"].clone();
+    assert_eq!(items.as_array().map(Vec::len), Some(1), "{items}");
+    assert_eq!(items[0]["content"], "a", "the message is as it was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_ends_the_conversation_on_every_socket_of_the_member() {
+    let app = spawn_app().await;
+    let ([mut ann, mut bob, mut carol], _, group_topic, _) = a_group_and_a_private_conversation(&app).await;
+    // Carol's second device, also on the group's channel.
+    let phone_session = app.login_ok("carol@example.org", crate::harness::PASSWORD).await;
+    let mut phone = Peer::connect(&app, &phone_session).await;
+    phone.ok(&group_topic, "phx_join", json!({})).await;
+
+    carol.ok(&group_topic, "leave_conversation", json!({})).await;
+    assert_eq!(carol.expect(&group_topic, "phx_close").await, json!({}));
+    assert_eq!(phone.expect(&group_topic, "phx_close").await, json!({}));
+
+    // What the group says next reaches neither of her sockets. A message to Carol's user topic
+    // sent afterwards is the marker: pushes reach a socket in the order they were published.
+    ann.ok(&group_topic, "change_alias", json!({"alias": "Without Carol"})).await;
+    // Bob, still a member, hears it.
+    assert_eq!(bob.expect(&group_topic, "update_alias").await["alias"], "Without Carol");
+    ann.ok(&group_topic, "start_typing", json!({})).await;
+    bob.ok(&group_topic, "set_encryption_keys", json!({"public_key": jwk("bob-2"), "private_key": {"w": "b2"}})).await;
+    ann.ok("system:general", "set_display_name", json!({"display_name": "Ann (marker)"})).await;
+    for peer in [&mut carol, &mut phone] {
+        loop {
+            let frame = crate::socket_client::next_json(&mut peer.socket).await;
+            assert_ne!(frame[2], json!(group_topic), "a push of a conversation she left: {frame}");
+            if frame[2] == "system:general" && frame[3] == "set_display_name" {
+                break;
+            }
+        }
+    }
+}

@@ -72,16 +72,21 @@ async fn revoking_a_device_kills_its_tokens_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn revoking_an_unknown_foreign_or_malformed_device_is_404() {
+async fn revoking_an_unknown_or_foreign_device_is_404_and_a_malformed_id_422() {
     let app = spawn_app().await;
     let ann = app.register("ann@example.org").await;
     let bo = app.register("bo@example.org").await;
     let bo_device = app.current_device(&bo.auth_token).await;
 
     let unknown = uuid::Uuid::now_v7();
-    for id in [unknown.to_string(), bo_device.clone(), "not-a-uuid".to_owned(), "123".to_owned()] {
+    for id in [unknown.to_string(), bo_device.clone()] {
         let reply = app.delete_authed(&format!("/api/devices/{id}"), &ann.auth_token, None).await;
         reply.expect_error(StatusCode::NOT_FOUND, "not_found");
+    }
+    // A malformed id (even one that is not UTF-8) is a 422 naming the parameter, in JSON.
+    for id in ["not-a-uuid", "123", "%ff%fe"] {
+        let reply = app.delete_authed(&format!("/api/devices/{id}"), &ann.auth_token, None).await;
+        assert_eq!(reply.expect_invalid("id"), ["must be a UUID"], "{id}");
     }
     // Someone else's device is untouched.
     app.assert_token_works(&bo.auth_token).await;
@@ -154,4 +159,34 @@ async fn an_expired_link_code_is_400() {
     let reply = app.post("/auth/device/link", &json!({ "code": code })).await;
     reply.expect_error(StatusCode::BAD_REQUEST, "invalid_token");
     assert_eq!(app.devices(&session.auth_token).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_or_replayed_session_takes_its_device_link_codes_with_it() {
+    let app = spawn_app().await;
+    let keeper = app.register("ann@example.org").await;
+    let stolen = app.login_device("ann@example.org", PASSWORD, "stolen phone").await;
+    let code_of = |reply: &crate::harness::Reply| str_field(reply.expect_status(StatusCode::CREATED), "code");
+    let stolen_code = code_of(&app.post_authed("/api/devices/link", &stolen.auth_token, None).await);
+
+    // Revoking the session that made the code voids the code.
+    let stolen_id = app.current_device(&stolen.auth_token).await;
+    let reply = app.delete_authed(&format!("/api/devices/{stolen_id}"), &keeper.auth_token, None).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
+    app.post("/auth/device/link", &json!({ "code": stolen_code }))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_token");
+
+    // So does the replay of a spent refresh token, which revokes its session.
+    let copied = app.login_device("ann@example.org", PASSWORD, "copied laptop").await;
+    let rotated = Session::from_reply(app.refresh(&copied.refresh_token).await.expect_status(StatusCode::OK).clone());
+    let copied_code = code_of(&app.post_authed("/api/devices/link", &rotated.auth_token, None).await);
+    app.assert_refresh_refused(&copied.refresh_token).await;
+    app.post("/auth/device/link", &json!({ "code": copied_code }))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_token");
+
+    // The keeper's own code is untouched by either.
+    let keepers_code = code_of(&app.post_authed("/api/devices/link", &keeper.auth_token, None).await);
+    app.post("/auth/device/link", &json!({ "code": keepers_code })).await.expect_status(StatusCode::OK);
 }

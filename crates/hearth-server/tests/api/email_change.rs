@@ -150,3 +150,36 @@ async fn an_email_change_can_bring_a_new_secret_and_rewrapped_keys() {
     let keys = app.get_authed("/api/encryption_keys", &again.auth_token).await;
     assert_eq!(keys.json["private_keys"], json!({ conversation: "v1.new" }));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_change_voids_a_reset_mailed_to_the_old_address_and_every_other_one_time_token() {
+    let app = spawn_app().await;
+    let session = app.register("ann@example.org").await;
+    // Outstanding before the change: a reset mailed to the old address, a device-link code.
+    app.post("/auth/password/request", &json!({ "email": "ann@example.org" })).await;
+    let reset = app.email(EmailKind::PasswordReset, "ann@example.org").await.token;
+    let link = app.post_authed("/api/devices/link", &session.auth_token, None).await;
+    let code = link.expect_status(StatusCode::CREATED)["code"].as_str().expect("code").to_owned();
+
+    let reply = app.post_authed("/api/token/email_change", &session.auth_token, None).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
+    let change = app.email(EmailKind::EmailChange, "ann@example.org").await.token;
+    let body = json!({ "token": change, "email": "ann@new.example", "password": PASSWORD });
+    let reply = app.patch_authed("/api/email", &session.auth_token, &body).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
+
+    // Whoever reads the old mailbox cannot take the moved account over.
+    let takeover = json!({
+        "token": reset, "new_password": "the attacker's password", "new_password_confirmation": "the attacker's password",
+    });
+    app.post("/auth/password/reset", &takeover).await.expect_error(StatusCode::BAD_REQUEST, "invalid_token");
+    app.login("ann@new.example", "the attacker's password")
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    app.post("/auth/device/link", &json!({ "code": code }))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_token");
+    // The account itself is as it was, at its new address.
+    app.login_ok("ann@new.example", PASSWORD).await;
+    assert_eq!(app.devices(&session.auth_token).await.len(), 2);
+}

@@ -42,6 +42,50 @@ async fn unknown_paths_are_404_json_and_wrong_methods_405_json() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_path_parameters_and_query_strings_are_json_errors() {
+    let app = spawn_app().await;
+    let ann = app.register("ann@example.org").await;
+    let token = Some(ann.auth_token.as_str());
+    // A malformed id, UTF-8 or not, is 422 `invalid` naming the parameter, on every route.
+    for (method, route, parameter) in [
+        (Method::DELETE, "/api/devices/{}", "id"),
+        (Method::DELETE, "/api/keys/{}", "id"),
+        (Method::GET, "/api/assistant/images/{}", "id"),
+        (Method::GET, "/api/conversations/private/{}", "user_id"),
+    ] {
+        for malformed in ["%ff%fe", "abc", "123", "%00"] {
+            let path = route.replace("{}", malformed);
+            let reply = app.send(app.request(method.clone(), &path, token)).await;
+            assert_eq!(reply.expect_invalid(parameter), ["must be a UUID"], "{method} {path}");
+        }
+        // A well-formed id of nothing the caller may see is 404.
+        let path = route.replace("{}", &uuid::Uuid::now_v7().to_string());
+        app.send(app.request(method.clone(), &path, token)).await.expect_error(StatusCode::NOT_FOUND, "not_found");
+    }
+    let reply = app.get_authed("/api/messages?conversation_id=abc", &ann.auth_token).await;
+    assert_eq!(reply.expect_invalid("conversation_id"), ["must be a UUID"]);
+    // Files and links that cannot be named are not found; still JSON.
+    app.get("/js/%ff").await.expect_error(StatusCode::NOT_FOUND, "not_found");
+    app.get("/css/%ff%fe.css").await.expect_error(StatusCode::NOT_FOUND, "not_found");
+    for body in [json!({}), json!({ "provider": "groq", "envelope": {} })] {
+        let reply = app.post("/configure/%ff", &body).await;
+        assert!(reply.status.is_client_error(), "{} {}", reply.status, reply.text);
+        crate::harness::assert_error_shape(&reply.json);
+    }
+    // A repeated query parameter is a malformed query.
+    for path in ["/api/users?page_size=5&page_size=6", "/api/messages?conversation_id=a&conversation_id=b"] {
+        app.get_authed(path, &ann.auth_token).await.expect_error(StatusCode::BAD_REQUEST, "malformed");
+    }
+    let page = app.client.get(app.url("/configure/x?provider=groq&provider=openai")).send().await.expect("GET");
+    assert_eq!(page.status(), StatusCode::NOT_FOUND, "the invalid-link page");
+    // What axum itself would answer in plain text (here, a GET of the socket path that is no
+    // WebSocket upgrade) is JSON too.
+    let reply = app.get("/socket/websocket?token=x").await;
+    assert!(reply.status.is_client_error(), "{} {}", reply.status, reply.text);
+    crate::harness::assert_error_shape(&reply.json);
+}
+
 /// Asserts the security headers every response carries.
 fn assert_security_headers(reply: &Reply) {
     let header = |name| reply.headers.get(name).and_then(|v| v.to_str().ok());
@@ -119,6 +163,7 @@ async fn cors_allows_only_the_configured_origins() {
 const ROUTES: &[(&str, &str)] = &[
     ("/api/account", "delete"),
     ("/api/assistant/images/{id}", "get"),
+    ("/api/asyncapi.json", "get"),
     ("/api/chat/message", "post"),
     ("/api/conversations", "get"),
     ("/api/conversations/private/{user_id}", "get"),
@@ -187,6 +232,119 @@ async fn the_openapi_document_lists_exactly_the_served_routes() {
     // The document is the same one the library exposes.
     let library = serde_json::to_value(hearth_server::openapi_document()).expect("serialize");
     assert_eq!(&library, document);
+}
+
+/// The operations of an OpenAPI document: (method, path, operation).
+fn operations(document: &serde_json::Value) -> Vec<(String, String, serde_json::Value)> {
+    let mut found = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            if ["get", "put", "post", "delete", "patch"].contains(&method.as_str()) {
+                found.push((method.clone(), path.clone(), operation.clone()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_operation_lists_the_errors_it_can_answer() {
+    let document = serde_json::to_value(hearth_server::openapi_document()).expect("serialize");
+    for (method, path, operation) in operations(&document) {
+        let statuses: BTreeSet<&str> =
+            operation["responses"].as_object().expect("responses").keys().map(String::as_str).collect();
+        let takes =
+            |place: &str| operation["parameters"].as_array().is_some_and(|ps| ps.iter().any(|p| p["in"] == place));
+        let body = operation.get("requestBody").is_some();
+        let mut expected = BTreeSet::new();
+        if body || takes("query") {
+            expected.insert("400");
+        }
+        if operation["security"].as_array().is_some_and(|s| !s.is_empty()) {
+            expected.insert("401");
+        }
+        if takes("path") {
+            expected.extend(["404", "422"]);
+        }
+        if body {
+            expected.extend(["413", "422"]);
+        }
+        assert!(expected.is_subset(&statuses), "{method} {path} lists {statuses:?}, not all of {expected:?}");
+        for (status, response) in operation["responses"].as_object().expect("responses") {
+            assert!(response["description"].as_str().is_some_and(|d| !d.is_empty()), "{method} {path} {status}");
+            // A failing health check answers its usual shape, for monitors to read.
+            let health = path == "/health" && status == "503";
+            if (status.starts_with('4') || status.starts_with('5')) && !health {
+                let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                assert_eq!(schema, "#/components/schemas/ErrorBody", "{method} {path} {status}");
+            }
+            if status == "429" {
+                assert_eq!(response["headers"]["Retry-After"]["schema"]["type"], "integer", "{method} {path}");
+            }
+        }
+    }
+    // The limits a handler applies are 429s in the document.
+    for (method, path) in [
+        ("post", "/auth/register"),
+        ("post", "/auth/login"),
+        ("post", "/auth/password/request"),
+        ("post", "/auth/password/reset"),
+        ("post", "/auth/device/link"),
+        ("patch", "/api/password"),
+        ("patch", "/api/email"),
+        ("delete", "/api/account"),
+        ("post", "/api/chat/message"),
+    ] {
+        assert!(document["paths"][path][method]["responses"].get("429").is_some(), "{method} {path}");
+    }
+}
+
+#[test]
+fn request_constraints_live_in_the_schemas() {
+    let document = serde_json::to_value(hearth_server::openapi_document()).expect("serialize");
+    let schemas = &document["components"]["schemas"];
+    let field = |schema: &str, name: &str| schemas[schema]["properties"][name].clone();
+    for schema in ["RegisterRequest", "LoginRequest", "PasswordResetRequest", "ChangeEmailRequest"] {
+        assert_eq!(field(schema, "email")["format"], "email", "{schema}");
+    }
+    for (schema, name) in [
+        ("RegisterRequest", "password"),
+        ("ResetPasswordRequest", "new_password"),
+        ("ResetPasswordRequest", "new_password_confirmation"),
+        ("ChangePasswordRequest", "new_password"),
+        ("ChangeEmailRequest", "new_password"),
+    ] {
+        let password = field(schema, name);
+        assert_eq!((password["minLength"].clone(), password["maxLength"].clone()), (json!(8), json!(1024)), "{schema}");
+    }
+    assert_eq!(schemas["ThemeName"]["enum"], json!(["day", "night"]));
+    let magnification = field("ProfileRequest", "magnification");
+    assert_eq!((magnification["minimum"].clone(), magnification["maximum"].clone()), (json!(0.7), json!(1.4)));
+    assert_eq!(field("ProfileRequest", "recents")["maxItems"], 20);
+    assert_eq!(schemas["Recent"]["maxLength"], 200);
+    let message = field("ChatMessageRequest", "message");
+    assert_eq!((message["minLength"].clone(), message["maxLength"].clone()), (json!(1), json!(10000)));
+    for path in ["/api/users", "/api/messages"] {
+        let parameters = document["paths"][path]["get"]["parameters"].as_array().expect("parameters").clone();
+        let page_size = parameters.iter().find(|p| p["name"] == "page_size").expect("page_size");
+        assert_eq!(
+            (page_size["schema"]["minimum"].clone(), page_size["schema"]["maximum"].clone()),
+            (json!(1), json!(100))
+        );
+    }
+    let parameters = document["paths"]["/api/messages"]["get"]["parameters"].as_array().expect("parameters").clone();
+    let conversation = parameters.iter().find(|p| p["name"] == "conversation_id").expect("conversation_id");
+    assert_eq!(
+        (conversation["required"].clone(), conversation["schema"]["format"].clone()),
+        (json!(true), json!("uuid"))
+    );
+    // Replies are typed, and `required` lists what is always there (null included).
+    let page = &schemas["MessagePage"];
+    assert_eq!(page["properties"]["items"]["items"]["$ref"], "#/components/schemas/Message");
+    assert_eq!(page["required"], json!(["items", "page_token"]));
+    let required: BTreeSet<&str> =
+        schemas["Message"]["required"].as_array().expect("required").iter().filter_map(|v| v.as_str()).collect();
+    assert_eq!(required, BTreeSet::from(["id", "sender", "content", "inserted_at", "updated_at", "message_group"]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -243,7 +243,7 @@ async fn configure_flow(mode: Mode) {
 
     // Listed, never shown.
     let listed = app.get_authed("/api/keys", &ann.session.auth_token).await;
-    let keys = listed.expect_status(StatusCode::OK)["keys"].as_array().expect("keys").clone();
+    let keys = listed.expect_status(StatusCode::OK)["items"].as_array().expect("items").clone();
     assert_eq!(keys.len(), 1);
     assert_eq!((keys[0]["provider"].as_str(), keys[0]["last_four"].as_str()), (Some("anthropic"), Some(last_four)));
     assert_eq!((keys[0]["status"].as_str(), keys[0]["failures"].as_u64()), (Some("healthy"), Some(0)));
@@ -261,7 +261,7 @@ async fn configure_flow(mode: Mode) {
     assert_eq!(calls[0].api_key.as_deref(), Some(key.as_str()));
     assert!(calls[0].path.starts_with("/anthropic/"), "{}", calls[0].path);
     let listed = app.get_authed("/api/keys", &ann.session.auth_token).await;
-    assert!(listed.expect_status(StatusCode::OK)["keys"][0]["last_used_at"].is_string());
+    assert!(listed.expect_status(StatusCode::OK)["items"][0]["last_used_at"].is_string());
     assert_eq!(ann.say("streamed too").await, "anthropic reply to: streamed too");
 
     // The link is spent: the page and a second submission say so, as for a tampered link.
@@ -361,7 +361,7 @@ async fn of_twenty_racing_submissions_exactly_one_is_stored() {
     assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1, "{statuses:?}");
     assert!(statuses.iter().all(|s| *s == StatusCode::OK || *s == StatusCode::NOT_FOUND), "{statuses:?}");
     let listed = app.get_authed("/api/keys", &ann.session.auth_token).await;
-    assert_eq!(listed.expect_status(StatusCode::OK)["keys"].as_array().map(Vec::len), Some(1));
+    assert_eq!(listed.expect_status(StatusCode::OK)["items"].as_array().map(Vec::len), Some(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -401,10 +401,12 @@ async fn operators_add_keys_to_the_free_tier_pool() {
     let (status, none) = chat(&app, &bob.session.auth_token, "anyone?").await;
     assert_eq!((status, none["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("no_provider")));
 
-    assert_eq!(
-        bob.say("/set_default_api_key openai").await,
-        "Only the operators of this server can add keys to the free tier."
-    );
+    let refused = "Only the operators of this server can add keys to the free tier (with their email address \
+                   confirmed).";
+    assert_eq!(bob.say("/set_default_api_key openai").await, refused);
+    // The listed address is not confirmed yet: anyone could have registered it.
+    assert_eq!(op.say("/set_default_api_key openai").await, refused);
+    confirm_email(&app, "op@example.org").await;
     let link = op.link("/set_default_api_key openai").await;
     assert!(link.ends_with("?provider=openai"), "{link}");
     let config = page_config(&app, &link).await;
@@ -417,11 +419,84 @@ async fn operators_add_keys_to_the_free_tier_pool() {
 
     // Not the operator's own key: everyone without keys is served by it, on the free tier.
     let listed = app.get_authed("/api/keys", &op.session.auth_token).await;
-    assert_eq!(listed.expect_status(StatusCode::OK)["keys"], json!([]));
+    assert_eq!(listed.expect_status(StatusCode::OK)["items"], json!([]));
     let (status, answer) = chat(&app, &bob.session.auth_token, "anyone now?").await;
     assert_eq!((status, answer["provider"].as_str()), (StatusCode::OK, Some("openai")), "{answer}");
     assert!(bob.say("/providers").await.contains("openai (also images): 1 free-tier key, healthy"));
     assert!(bob.say("/quota").await.contains("1 of 20 replies"));
+}
+
+/// Follows the confirmation link last mailed to `address`.
+async fn confirm_email(app: &TestApp, address: &str) {
+    let token = app.email(crate::harness::EmailKind::Confirm, address).await.token;
+    let confirmed = app.post("/auth/confirm", &json!({ "token": token })).await;
+    assert_eq!(confirmed.status, StatusCode::NO_CONTENT, "{}", confirmed.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configure_link_dies_with_the_session_that_asked_for_it_and_with_signout_all() {
+    let fake = FakeProvider::start().await.expect("start the fake");
+    let (app, _) = spawn(Mode::InProcess, &fake, |_| {}).await;
+    // The page's configuration is read while the link works, as an attacker holding it would.
+    let gone = |link: String, config: Value| {
+        let app = &app;
+        async move {
+            invalid_page(app, &link).await;
+            let key = fake_key(ProviderName::Groq, "ok");
+            let (status, _) = post(app, &link, &submission(&config, ProviderName::Groq, &key)).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "a key was stored through {link}");
+        }
+    };
+
+    // Revoking the device whose session asked for the link.
+    let mut ann = Person::join(&app, "ann@example.org").await;
+    let link = ann.link("/configure").await;
+    let config = page_config(&app, &link).await;
+    let other = app.login_ok("ann@example.org", PASSWORD).await;
+    let device = app.current_device(&ann.session.auth_token).await;
+    let revoked = app.delete_authed(&format!("/api/devices/{device}"), &other.auth_token, None).await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.text);
+    gone(link, config).await;
+
+    // Signing out everywhere.
+    let mut bob = Person::join(&app, "bob@example.org").await;
+    let link = bob.link("/configure").await;
+    let config = page_config(&app, &link).await;
+    let signed_out = app.post_authed("/api/signout_all", &bob.session.auth_token, None).await;
+    assert_eq!(signed_out.status, StatusCode::NO_CONTENT, "{}", signed_out.text);
+    gone(link, config).await;
+    let bob_again = app.login_ok("bob@example.org", PASSWORD).await;
+    let listed = app.get_authed("/api/keys", &bob_again.auth_token).await;
+    assert_eq!(listed.expect_status(StatusCode::OK)["items"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_rights_need_a_confirmed_address_before_and_after_an_email_change() {
+    let fake = FakeProvider::start().await.expect("start the fake");
+    let (app, _) = spawn(Mode::InProcess, &fake, |settings| {
+        settings.ai.operators = vec!["op@example.org".into(), "ops@example.org".into()];
+    })
+    .await;
+    let mut op = Person::join(&app, "op@example.org").await;
+    confirm_email(&app, "op@example.org").await;
+    let link = op.link("/set_default_api_key openai").await;
+
+    // Moving to another listed address: the new one is unconfirmed, so no rights until it is,
+    // and the pool link made before the change no longer works.
+    let changing = app.post_authed("/api/token/email_change", &op.session.auth_token, None).await;
+    assert_eq!(changing.status, StatusCode::NO_CONTENT, "{}", changing.text);
+    let token = app.email(crate::harness::EmailKind::EmailChange, "op@example.org").await.token;
+    let body = json!({ "token": token, "email": "ops@example.org", "password": PASSWORD });
+    let changed = app.patch_authed("/api/email", &op.session.auth_token, &body).await;
+    assert_eq!(changed.status, StatusCode::NO_CONTENT, "{}", changed.text);
+    let page = app.client.get(app.url(&link)).send().await.expect("GET the page");
+    assert_eq!(page.status(), StatusCode::NOT_FOUND, "the link died with the old address");
+    assert!(op.say("/set_default_api_key openai").await.starts_with("Only the operators"));
+
+    confirm_email(&app, "ops@example.org").await;
+    let link = op.link("/set_default_api_key openai").await;
+    let config = page_config(&app, &link).await;
+    assert_eq!(config["pool"], json!(true));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -518,7 +593,7 @@ async fn deleting_the_account_destroys_its_sealed_keys() {
     let mut ann = Person::join(&app, "ann@example.org").await;
     configure(&app, &mut ann, ProviderName::Anthropic, &fake_key(ProviderName::Anthropic, "ok")).await;
     let store = store_of(&app).await;
-    assert_eq!(store.provider_keys(KeyOwner::User(ann.id())).await.expect("keys").len(), 1);
+    assert_eq!(store.provider_keys(KeyOwner::User(ann.id())).await.expect("items").len(), 1);
     let deleted =
         app.delete_authed("/api/account", &ann.session.auth_token, Some(&json!({ "password": PASSWORD }))).await;
     assert!(deleted.status.is_success(), "{}", deleted.text);

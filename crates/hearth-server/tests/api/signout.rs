@@ -37,3 +37,25 @@ async fn signout_all_revokes_every_session() {
     let reply = app.send(app.request(reqwest::Method::POST, "/api/signout_all", None)).await;
     reply.expect_error(StatusCode::UNAUTHORIZED, "unauthorized");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signout_all_voids_device_link_codes() {
+    let app = spawn_app().await;
+    let ann = app.register("ann@example.org").await;
+    let link = app.post_authed("/api/devices/link", &ann.auth_token, None).await;
+    let code = link.expect_status(StatusCode::CREATED)["code"].as_str().expect("code").to_owned();
+    let bo = app.register("bo@example.org").await;
+    let link = app.post_authed("/api/devices/link", &bo.auth_token, None).await;
+    let bos_code = link.expect_status(StatusCode::CREATED)["code"].as_str().expect("code").to_owned();
+
+    let reply = app.post_authed("/api/signout_all", &ann.auth_token, None).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
+
+    // Whoever holds the code gets no session of the account that signed out everywhere.
+    let redeemed = app.post("/auth/device/link", &serde_json::json!({ "code": code })).await;
+    redeemed.expect_error(StatusCode::BAD_REQUEST, "invalid_token");
+    let again = app.login_ok("ann@example.org", PASSWORD).await;
+    assert_eq!(app.devices(&again.auth_token).await.len(), 1);
+    // Another user's code still works.
+    app.post("/auth/device/link", &serde_json::json!({ "code": bos_code })).await.expect_status(StatusCode::OK);
+}

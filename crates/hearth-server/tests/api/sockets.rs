@@ -142,8 +142,11 @@ async fn conversation_endpoints_answer_for_the_caller_only() {
     assert_eq!(list.expect_status(StatusCode::OK), &json!({"items": []}));
     let private = app.get_authed(&format!("/api/conversations/private/{}", bob.user_id), &ann.auth_token).await;
     assert_eq!(private.expect_status(StatusCode::OK), &json!({"conversation_id": null}));
+    // Malformed is 422, nobody is 404 (the rule of every route that takes an id).
     let malformed = app.get_authed("/api/conversations/private/not-a-uuid", &ann.auth_token).await;
-    assert_eq!(malformed.expect_status(StatusCode::OK), &json!({"conversation_id": null}));
+    assert_eq!(malformed.expect_invalid("user_id"), ["must be a UUID"]);
+    let nobody = format!("/api/conversations/private/{}", uuid::Uuid::now_v7());
+    app.get_authed(&nobody, &ann.auth_token).await.expect_error(StatusCode::NOT_FOUND, "not_found");
     app.get_authed("/api/messages", &ann.auth_token).await.expect_invalid("conversation_id");
     let unknown = format!("/api/messages?conversation_id={}", uuid::Uuid::now_v7());
     app.get_authed(&unknown, &ann.auth_token).await.expect_error(StatusCode::NOT_FOUND, "not_found");

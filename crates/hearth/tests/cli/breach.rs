@@ -295,7 +295,11 @@ async fn drill(keyguard_at: KeyguardAt) {
     let mut link_tokens: Vec<String> = Vec::new();
 
     let mut ann = Person::register(&hearth, &api, "ann@example.org").await;
+    let mark = hearth.process.mark();
     let mut op = Person::register(&hearth, &api, "op@example.org").await;
+    // Operator rights need the listed address confirmed.
+    let confirmation = crate::mail::next_outbox_mail(&hearth, mark).await;
+    api.expect(204, Method::POST, "/auth/confirm", None, Some(json!({"token": confirmation.code()}))).await;
 
     // 1. Ann's own keys through her configure pages: three accepted, one the provider refuses.
     let own = [
@@ -359,7 +363,7 @@ async fn drill(keyguard_at: KeyguardAt) {
     assert!(!listed.contains(last_four(OWN_REFUSED)), "{listed}");
     replies.push(("/keys".to_owned(), listed));
     let keys = api.expect(200, Method::GET, "/api/keys", Some(&ann.token), None).await;
-    let mut stored: Vec<(&str, &str)> = keys["keys"]
+    let mut stored: Vec<(&str, &str)> = keys["items"]
         .as_array()
         .expect("a key list")
         .iter()
@@ -372,7 +376,7 @@ async fn drill(keyguard_at: KeyguardAt) {
     assert_eq!(stored, expected, "{keys}");
     replies.push(("GET /api/keys".to_owned(), keys.to_string()));
     let none = api.expect(200, Method::GET, "/api/keys", Some(&op.token), None).await;
-    assert_eq!(none["keys"], json!([]), "pool keys are nobody's own");
+    assert_eq!(none["items"], json!([]), "pool keys are nobody's own");
     let providers = op.ask("/providers").await;
     for line in ["1. gemini: 2 free-tier keys", "2. groq: 1 free-tier key"] {
         assert!(providers.contains(line), "{line:?} in {providers}");

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use hearth_fake_provider::FakeProvider;
 
 use crate::api::{Api, tokens};
-use crate::harness::{self, Hearth, WAIT};
-use crate::mail::Mail;
+use crate::harness::{self, Hearth};
+use crate::mail::next_outbox_mail;
 
 /// The secrets seen during a run, each with what it was.
 #[derive(Debug, Default)]
@@ -60,17 +60,6 @@ pub(crate) fn forms(secret: &str) -> Vec<String> {
     forms.push(hex.clone());
     forms.push(hex.to_uppercase());
     forms
-}
-
-/// Waits for the next message the server writes to its outbox after log line `from`.
-async fn next_outbox_mail(hearth: &Hearth, from: usize) -> Mail {
-    let (_, line) = hearth.process.wait_line(from, WAIT, |line| line.contains("email written to outbox")).await;
-    let path = line
-        .split(" path=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no path in {line:?}"));
-    Mail::parse(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}")))
 }
 
 async fn every_flow_keeps_secrets_out_of_the_log(level: &str) {

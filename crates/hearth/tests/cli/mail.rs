@@ -90,3 +90,15 @@ fn quoted_printable_soft_breaks_and_escapes_are_decoded() {
     assert_eq!(mail.link_kind(), "confirm-email");
     assert_eq!(mail.header("to"), Some("a@example.org"));
 }
+
+/// Waits for the next message the server writes to its outbox after log line `from`.
+pub async fn next_outbox_mail(hearth: &crate::harness::Hearth, from: usize) -> Mail {
+    let (_, line) =
+        hearth.process.wait_line(from, crate::harness::WAIT, |line| line.contains("email written to outbox")).await;
+    let path = line
+        .split(" path=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no path in {line:?}"));
+    Mail::parse(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}")))
+}
