@@ -48,7 +48,7 @@ pub(crate) struct ChatMessageRequest {
     /// `openai`, `anthropic`): at most 10, one per provider, 20–500 characters each. Never
     /// stored, never logged. Without them the operator's free tier answers.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>)]
     api_keys: Option<RequestKeys>,
 }
 
