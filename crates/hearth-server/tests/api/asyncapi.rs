@@ -426,13 +426,18 @@ impl Peer {
         r
     }
 
-    /// Reads and records the next frame; JSON frames are returned.
-    async fn read(&mut self) -> Option<Value> {
-        let message = tokio::time::timeout(Duration::from_secs(10), self.socket.next())
+    /// The next WebSocket message (at most 10 s).
+    async fn next_message(&mut self) -> WsMessage {
+        tokio::time::timeout(Duration::from_secs(10), self.socket.next())
             .await
             .expect("a frame within 10 s")
             .expect("the socket is open")
-            .expect("a frame");
+            .expect("a frame")
+    }
+
+    /// Reads and records the next frame; JSON frames are returned.
+    async fn read(&mut self) -> Option<Value> {
+        let message = self.next_message().await;
         match message {
             WsMessage::Text(text) => {
                 let frame: Value = serde_json::from_str(&text).expect("a JSON frame");
@@ -520,11 +525,7 @@ impl Peer {
         frame.extend_from_slice(bytes);
         self.socket.send(WsMessage::binary(frame)).await.expect("send");
         loop {
-            let message = tokio::time::timeout(Duration::from_secs(10), self.socket.next())
-                .await
-                .expect("a frame within 10 s")
-                .expect("the socket is open")
-                .expect("a frame");
+            let message = self.next_message().await;
             match message {
                 WsMessage::Binary(reply) => {
                     self.record_binary(&reply);
