@@ -190,6 +190,26 @@ impl RequestSealer {
     }
 }
 
+#[cfg(feature = "fuzzing")]
+impl RequestSealer {
+    /// Any bytes sealed as a request's keys for `user_id`, so the fuzz targets reach what the
+    /// keyguard does with an envelope's content (`seal_keys` only seals well-formed lists).
+    pub(crate) fn seal_request_bytes(&self, user_id: Uuid, plaintext: &[u8]) -> Result<Envelope, KeyguardError> {
+        let context = EnvelopeContext { purpose: Purpose::Request, user_id };
+        self.seal(&context.associated_data(REQUEST_KEYS), plaintext)
+    }
+
+    /// Any bytes sealed as a configure page's key (`seal_to` only seals text).
+    pub(crate) fn seal_configure_bytes(
+        &self,
+        context: EnvelopeContext,
+        provider: ProviderName,
+        plaintext: &[u8],
+    ) -> Result<Envelope, KeyguardError> {
+        self.seal(&context.associated_data(provider.as_str()), plaintext)
+    }
+}
+
 /// The keyguard's key pair of master key `version`, if the ring still holds it.
 pub(crate) fn keypair(ring: &KeyRing, version: u32) -> Option<PrivateKey> {
     let seed = ring.derive(version, ECDH_PURPOSE)?;

@@ -15,6 +15,8 @@
 
 pub mod certs;
 pub mod envelope;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod local;
 pub mod remote;
 mod sealed;

@@ -69,7 +69,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
+        let path = field_path(error.path());
         let inner = error.into_inner();
         if inner.classify() != serde_json::error::Category::Data {
             return ApiError::bad_request("malformed", "The request body is not valid JSON.");
@@ -85,6 +85,38 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ApiError::Invalid(BTreeMap::from([(field, vec![problem])]))
     })?;
     Ok(value)
+}
+
+/// The path of the field a problem is in, e.g. `recents[3]` or `apiKeys.groq`. A map's keys are
+/// the client's text like its values (a provider key pasted where a provider's name goes), and
+/// serde does not tell them from field names: a segment is shown only if it reads as a field
+/// name (letters and `_`, at most 40), and as `…` otherwise.
+fn field_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let shown = |name: &str| {
+        let field_like =
+            !name.is_empty() && name.len() <= 40 && name.bytes().all(|b| b.is_ascii_alphabetic() || b == b'_');
+        if field_like { name.to_owned() } else { "…".to_owned() }
+    };
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(&shown(key));
+            }
+            Segment::Unknown => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push('?');
+            }
+        }
+    }
+    out
 }
 
 /// Whether valid JSON text holds a `\u0000` escape in a string (the only way JSON can carry
@@ -104,26 +136,21 @@ fn has_nul_escape(json: &[u8]) -> bool {
 
 /// serde's message with the offending value hidden, so a password sent in the wrong field
 /// is neither echoed back nor logged: "invalid type: string \"…\", expected f64".
+/// A value is quoted but written as it came (a string's own `"` escaped, a variant's `` ` `` not),
+/// so where it ends cannot be told: all from its opening quote to serde's ", expected" (the last
+/// one, as the value may hold those words too) is hidden.
 fn without_values(text: &str) -> String {
-    let (found, expected) = match text.split_once(", expected") {
+    let (found, expected) = match text.rsplit_once(", expected") {
         Some((found, expected)) => (found, Some(expected)),
         None => (text, None),
     };
-    let mut out = String::with_capacity(text.len());
-    let mut quote = None;
-    for c in found.chars() {
-        match (quote, c) {
-            (None, '"' | '`') => {
-                quote = Some(c);
-                out.push(c);
-                out.push('…');
-                out.push(c);
-            }
-            (Some(q), _) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, _) => out.push(c),
+    let mut out = match found.find(['"', '`']) {
+        Some(at) => {
+            let quote = &found[at..=at];
+            format!("{}{quote}…{quote}", &found[..at])
         }
-    }
+        None => found.to_owned(),
+    };
     if let Some(expected) = expected {
         out.push_str(", expected");
         out.push_str(expected);
@@ -234,6 +261,43 @@ mod tests {
             panic!("expected 422");
         };
         assert!(!fields["email"][0].contains("12345678"), "{fields:?}");
+    }
+
+    /// Found by fuzz/'s channel_payloads target: the `\"` inside a string value ended the
+    /// hidden part, and a value holding ", expected" split the message inside the value.
+    #[test]
+    fn a_value_with_a_quote_or_the_word_expected_is_hidden_too() {
+        for body in [
+            br#"{"email":"a","magnification":"x\"hunter2secret"}"#.as_slice(),
+            br#"{"email":"a","magnification":"x, expected hunter2secret"}"#,
+            br#"{"email":"a","magnification":"x`hunter2secret"}"#,
+        ] {
+            let Err(ApiError::Invalid(fields)) = parse_json::<Login>(body) else {
+                panic!("expected 422");
+            };
+            let problem = &fields["magnification"][0];
+            assert!(!problem.contains("hunter2secret"), "{problem}");
+            assert!(problem.ends_with(", expected f64"), "{problem}");
+        }
+    }
+
+    #[test]
+    fn a_map_key_in_a_field_path_is_shown_only_if_it_reads_as_a_field_name() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Keys {
+            keys: BTreeMap<String, String>,
+            list: Vec<Login>,
+        }
+        let secret = br#"{"keys":{"gsk_SECRET0123456789abcdef": 5},"list":[]}"#;
+        let Err(ApiError::Invalid(fields)) = parse_json::<Keys>(secret) else { panic!("expected 422") };
+        assert_eq!(fields.keys().collect::<Vec<_>>(), ["keys.…"], "{fields:?}");
+        let named = br#"{"keys":{"groq": 5},"list":[]}"#;
+        let Err(ApiError::Invalid(fields)) = parse_json::<Keys>(named) else { panic!("expected 422") };
+        assert_eq!(fields.keys().collect::<Vec<_>>(), ["keys.groq"]);
+        let nested = br#"{"keys":{},"list":[{"email":"a","magnification":"x"}]}"#;
+        let Err(ApiError::Invalid(fields)) = parse_json::<Keys>(nested) else { panic!("expected 422") };
+        assert_eq!(fields.keys().collect::<Vec<_>>(), ["list[0].magnification"]);
     }
 
     #[test]

@@ -10,6 +10,8 @@ mod auth;
 mod email;
 mod error;
 mod extract;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub(crate) mod http;
 pub mod keyguard;
 pub mod metrics;
