@@ -1,5 +1,5 @@
 // A Phoenix Channels client (serializer 2.0.0, JSON text frames) for the browser: the protocol
-// of ../../shared/PHOENIX.md, the parts the web client uses. Written here rather than taken
+// of docs/phoenix.md, the parts the web client uses. Written here rather than taken
 // from the `phoenix` npm package because the web client is plain ES modules embedded in the
 // binary with no build step, and that package is not available when the binary is built.
 // hearth is tested against the official package separately (clients/phoenix-js).

@@ -1,5 +1,5 @@
 //! `hearth-bench gateway`: the AI gateway's overhead, hearth against the LiteLLM proxy in the
-//! same run and against the same fake provider (`shared/BENCH.md`, "AI gateway").
+//! same run and against the same fake provider (`docs/benchmarks.md`).
 //!
 //! Each run starts the release `hearth-fake-provider`, the release `hearth` (fresh data
 //! directory, every provider's base URL at the fake, order groq first, the per-user sliding
@@ -338,7 +338,7 @@ async fn start_litellm(
         .stderr(log)
         .process_group(0)
         .spawn()
-        .with_context(|| format!("starting {} (install: see bench/RESULTS.md)", executable.display()))?;
+        .with_context(|| format!("starting {} (install: see docs/benchmarks.md)", executable.display()))?;
     let mut process = Process { child, group: true };
     let base = format!("http://127.0.0.1:{port}");
     let health = format!("{base}/health/liveliness");

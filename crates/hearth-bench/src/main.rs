@@ -1,5 +1,5 @@
 //! `hearth-bench`: a load generator for hearth's real-time sockets (Phoenix Channels at
-//! `/socket/websocket`) and its AI gateway, measured the way `shared/BENCH.md` asks.
+//! `/socket/websocket`) and its AI gateway, measured the way `docs/benchmarks.md` asks.
 //!
 //! Each run starts the release `hearth` binary afresh (temporary data directory; SQLite, or a
 //! fresh PostgreSQL database with `--postgres`), registers users over REST (setup: Argon2id is

@@ -12,7 +12,7 @@
 //! | `anthropic` | `{root}/anthropic` | `POST /v1/messages`, `GET /v1/models` |
 //!
 //! where `{root}` is `http://127.0.0.1:PORT`. Bodies, stream events, usage fields and error
-//! shapes follow each provider's wire format (hearth's `shared/PROVIDERS.md`).
+//! shapes follow each provider's wire format (`docs/providers.md` and the provider modules of `hearth-ai`).
 //!
 //! **Keys** are checked where each provider expects them: `Authorization: Bearer KEY`
 //! (OpenAI-compatible), `x-goog-api-key` (Gemini; a `key=` query parameter is refused with
