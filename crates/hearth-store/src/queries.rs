@@ -243,18 +243,12 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            /// Revokes one device session; the one-time tokens it made (a device-link code, a
-            /// configure link) stop working with it. Its refresh tokens are the caller's.
-            async fn revoke_device_in(
+            /// Voids the one-time tokens a device session made (a device-link code, a configure
+            /// link, an email-change token): they die with the session.
+            async fn void_one_time_tokens_of_device_in(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 device_id: uuid::Uuid,
-                now: crate::Timestamp,
             ) -> crate::StoreResult<()> {
-                sqlx::query("UPDATE devices SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-                    .bind(device_id)
-                    .bind(now)
-                    .execute(&mut **tx)
-                    .await?;
                 sqlx::query("DELETE FROM one_time_tokens WHERE device_id = $1 AND redeemed_at IS NULL")
                     .bind(device_id)
                     .execute(&mut **tx)
@@ -621,15 +615,16 @@ macro_rules! impl_store {
                 now: crate::Timestamp,
             ) -> crate::StoreResult<()> {
                 let mut tx = self.begin_write().await?;
-                let live: Option<uuid::Uuid> = sqlx::query_scalar(
-                    "SELECT id FROM devices WHERE id = $2 AND user_id = $1 AND revoked_at IS NULL",
+                let revoked = sqlx::query(
+                    "UPDATE devices SET revoked_at = $3 WHERE id = $2 AND user_id = $1 AND revoked_at IS NULL",
                 )
                 .bind(user_id)
                 .bind(device_id)
-                .fetch_optional(&mut *tx)
+                .bind(now)
+                .execute(&mut *tx)
                 .await?;
-                live.ok_or(crate::StoreError::NotFound)?;
-                Self::revoke_device_in(&mut tx, device_id, now).await?;
+                crate::queries::found(revoked.rows_affected())?;
+                Self::void_one_time_tokens_of_device_in(&mut tx, device_id).await?;
                 sqlx::query("DELETE FROM refresh_tokens WHERE device_id = $1")
                     .bind(device_id)
                     .execute(&mut *tx)
@@ -672,7 +667,12 @@ macro_rules! impl_store {
                             .await?;
                     return match previous {
                         Some((device_id, Some(_))) => {
-                            Self::revoke_device_in(&mut tx, device_id, now).await?;
+                            sqlx::query("UPDATE devices SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                                .bind(device_id)
+                                .bind(now)
+                                .execute(&mut *tx)
+                                .await?;
+                            Self::void_one_time_tokens_of_device_in(&mut tx, device_id).await?;
                             // The spent ones stay: a further replay is still seen as one.
                             sqlx::query("DELETE FROM refresh_tokens WHERE device_id = $1 AND spent_at IS NULL")
                                 .bind(device_id)
