@@ -1,4 +1,6 @@
-//! The one error type of the HTTP API and its wire form:
+//! The errors of the server: [`ApiError`], what a request or a channel event is refused with
+//! (the domain returns it; REST and channel replies are shaped from it), and [`ServerError`],
+//! why the server could not start. An API error's REST form is
 //! `{"error": "<snake_case_code>", "message": "<for a person>", "fields"?: {name: [problems]}}`.
 //!
 //! Internal failures are logged with their detail and answered with a bare 500; messages
@@ -37,6 +39,9 @@ pub enum ApiError {
     /// 404: unknown or not yours (never saying which).
     #[error("not found")]
     NotFound,
+    /// 404 naming what was not found (a channel's join of a conversation).
+    #[error("{0}")]
+    NoSuch(&'static str),
     /// 405: the path exists but not with this method.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -54,6 +59,15 @@ pub enum ApiError {
     /// 413: the body is over the limit.
     #[error("request body is too large")]
     PayloadTooLarge,
+    /// 422: the request is well-formed but a rule refuses it (an alias too long, leaving a
+    /// private conversation, …).
+    #[error("{message}")]
+    Refused {
+        /// Machine-readable code.
+        code: &'static str,
+        /// For a person.
+        message: String,
+    },
     /// 422: fields failed validation.
     #[error("invalid fields")]
     Invalid(BTreeMap<String, Vec<String>>),
@@ -109,6 +123,11 @@ impl ApiError {
         Self::BadRequest { code, message: message.into() }
     }
 
+    /// A 422 for a rule the request breaks.
+    pub fn refused(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Refused { code, message: message.into() }
+    }
+
     /// A 422 for one field.
     pub fn invalid(field: &str, problem: impl Into<String>) -> Self {
         Self::Invalid(BTreeMap::from([(field.to_owned(), vec![problem.into()])]))
@@ -125,12 +144,12 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::NoSuch(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Invalid(_) | ApiError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } | ApiError::OverLimit { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Upstream { status, .. } => *status,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -146,12 +165,14 @@ impl ApiError {
         }
     }
 
-    fn body(&self) -> ErrorBody {
+    /// The code and the message for a person, as every error reply carries them.
+    pub fn body(&self) -> ErrorBody {
         let (error, message) = match self {
             ApiError::BadRequest { code, message } => (*code, message.clone()),
             ApiError::Unauthorized(message) => ("unauthorized", (*message).to_owned()),
             ApiError::Forbidden { code, message } => (*code, (*message).to_owned()),
             ApiError::NotFound => ("not_found", "Not found.".to_owned()),
+            ApiError::NoSuch(message) => ("not_found", (*message).to_owned()),
             ApiError::MethodNotAllowed => ("method_not_allowed", "This path does not accept that method.".to_owned()),
             ApiError::Timeout => ("timeout", "The request took too long.".to_owned()),
             ApiError::Conflict { code, message } => (*code, (*message).to_owned()),
@@ -160,9 +181,9 @@ impl ApiError {
             ApiError::TooManyRequests { retry_after_secs } => {
                 ("rate_limited", format!("Too many attempts; try again in {retry_after_secs} s."))
             }
-            ApiError::OverLimit { code, message, .. } | ApiError::Upstream { code, message, .. } => {
-                (*code, message.clone())
-            }
+            ApiError::OverLimit { code, message, .. }
+            | ApiError::Upstream { code, message, .. }
+            | ApiError::Refused { code, message } => (*code, message.clone()),
             ApiError::Internal(_) => ("internal", "Something went wrong on our side.".to_owned()),
         };
         ErrorBody {
@@ -197,12 +218,36 @@ impl From<hearth_store::StoreError> for ApiError {
             hearth_store::StoreError::Conflict("email") => {
                 ApiError::Conflict { code: "email_taken", message: "That email address is already registered." }
             }
+            hearth_store::StoreError::Conflict("private_conversation") => ApiError::Conflict {
+                code: "private_conversation_exists",
+                message: "a private conversation with this user already exists",
+            },
             hearth_store::StoreError::Conflict(_) => {
                 ApiError::Conflict { code: "conflict", message: "That conflicts with existing data." }
             }
+            // A rule of the data the request breaks (e.g. recipients that are not exactly the
+            // members): the store's text says which, and names no value.
+            hearth_store::StoreError::Rule(rule) => ApiError::Refused { code: "refused", message: rule.to_owned() },
             other => ApiError::internal(other),
         }
     }
+}
+
+/// Why the server could not start (or a command of the `hearth` binary could not run).
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A setting is unusable.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// A secret could not be read, created or parsed.
+    #[error("secret: {0}")]
+    Secret(String),
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Store(#[from] hearth_store::StoreError),
+    /// Binding or serving failed.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// Result of handlers.

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+pub use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -62,29 +63,56 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // PostgreSQL cannot store a NUL character in text (SQLite can): refused here, the same on
     // both backends, instead of failing in the database.
     if has_nul_escape(bytes) {
-        return Err(ApiError::Invalid(BTreeMap::from([(
-            "body".to_owned(),
-            vec!["text must not contain the NUL character (\\u0000)".to_owned()],
-        )])));
+        return Err(nul_refused());
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = field_path(error.path());
-        let inner = error.into_inner();
-        if inner.classify() != serde_json::error::Category::Data {
-            return ApiError::bad_request("malformed", "The request body is not valid JSON.");
-        }
-        let text = inner.to_string();
-        // serde_json's " at line L column C" suffix means nothing to an API client.
-        let text = text.split(" at line ").next().unwrap_or(&text);
-        let parent = if path == "." || path.is_empty() { None } else { Some(path) };
-        let (field, problem) = match text.strip_prefix("missing field `").and_then(|rest| rest.strip_suffix('`')) {
-            Some(name) => (parent.map_or_else(|| name.to_owned(), |p| format!("{p}.{name}")), "is required".to_owned()),
-            None => (parent.unwrap_or_else(|| "body".to_owned()), without_values(text)),
-        };
-        ApiError::Invalid(BTreeMap::from([(field, vec![problem])]))
-    })?;
-    Ok(value)
+    serde_path_to_error::deserialize(&mut deserializer).map_err(shape_error)
+}
+
+/// Parses a JSON value already read (a channel event's payload) as [`parse_json`] parses text:
+/// the same 422s naming the field, the same refusal of the NUL character.
+pub fn parse_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    if holds_nul(&value) {
+        return Err(nul_refused());
+    }
+    serde_path_to_error::deserialize(value).map_err(shape_error)
+}
+
+fn nul_refused() -> ApiError {
+    ApiError::Invalid(BTreeMap::from([(
+        "body".to_owned(),
+        vec!["text must not contain the NUL character (\\u0000)".to_owned()],
+    )]))
+}
+
+/// Whether any string (or key) of a value holds the NUL character.
+fn holds_nul(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(key, value)| key.contains('\0') || holds_nul(value)),
+        _ => false,
+    }
+}
+
+/// A parse that failed on the data (not the syntax) as a 422 naming the field: its path and
+/// serde's problem with the value hidden.
+fn shape_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = field_path(error.path());
+    let inner = error.into_inner();
+    if inner.classify() != serde_json::error::Category::Data {
+        return ApiError::bad_request("malformed", "The request body is not valid JSON.");
+    }
+    let text = inner.to_string();
+    // serde_json's " at line L column C" suffix means nothing to an API client.
+    let text = text.split(" at line ").next().unwrap_or(&text);
+    let parent = if path == "." || path.is_empty() { None } else { Some(path) };
+    let (field, problem) = match text.strip_prefix("missing field `").and_then(|rest| rest.strip_suffix('`')) {
+        Some(name) => (parent.map_or_else(|| name.to_owned(), |p| format!("{p}.{name}")), "is required".to_owned()),
+        None => (parent.unwrap_or_else(|| "body".to_owned()), without_values(text)),
+    };
+    ApiError::Invalid(BTreeMap::from([(field, vec![problem])]))
 }
 
 /// The path of the field a problem is in, e.g. `recents[3]` or `apiKeys.groq`. A map's keys are
@@ -156,15 +184,6 @@ fn without_values(text: &str) -> String {
         out.push_str(expected);
     }
     out
-}
-
-/// The user and device an access token names; the session has been checked as live.
-#[derive(Debug, Clone, Copy)]
-pub struct AuthUser {
-    /// The user.
-    pub user_id: Uuid,
-    /// The device session.
-    pub device_id: Uuid,
 }
 
 impl FromRequestParts<AppState> for AuthUser {

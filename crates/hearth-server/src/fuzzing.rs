@@ -15,10 +15,11 @@ use uuid::Uuid;
 
 pub use crate::page_token::PageTokens;
 
-use crate::ApiError;
+use crate::accounts::{self, signin, tokens};
 use crate::assistant::commands::Command;
-use crate::http::{account, auth, chat, configure, encryption_keys};
-use crate::realtime::{conversation, events, system};
+use crate::error::ApiError;
+use crate::http::{chat, configure, encryption_keys};
+use crate::realtime::{ChannelError, ConversationEvent, SystemEvent};
 
 /// Every channel event whose payload is parsed, as `(topic kind, event)`, the topic kind being
 /// the topic's part before `:`. `("assistant", "send_message")` is a `send_message` in an
@@ -37,57 +38,50 @@ pub const CHANNEL_EVENTS: &[(&str, &str)] = &[
     ("assistant", "send_message"),
 ];
 
-/// Parses `payload` as the handler of `event` on a `topic_kind` topic does (see
-/// [`CHANNEL_EVENTS`]): `Ok` when the handler would go on to the store, else the error reply it
-/// sends. An event not in the list is refused as the socket refuses it.
+/// Parses `payload` as the socket parses `event` on a `topic_kind` topic (see
+/// [`CHANNEL_EVENTS`]) into that topic's event enum, then makes the checks the domain makes before
+/// it touches the store: `Ok` when the event would go on, else the error reply it gets.
 pub fn parse_channel_payload(topic_kind: &str, event: &str, payload: Value) -> Result<(), Reply> {
-    match (topic_kind, event) {
-        ("system", "set_hidden") => parse::<system::SetHidden>(payload),
-        ("system", "set_display_name") => {
-            parse::<system::SetDisplayName>(payload.clone())?;
-            // The handler's next step, on the text it parsed (the request type's field is its own).
-            let Named { display_name } = serde_json::from_value(payload).expect("parsed just above");
-            crate::http::fields::display_name("display_name", &display_name)
-                .map(drop)
-                .map_err(|_| Reply::error("display_name must be 1 to 100 characters without control characters"))
+    let refused = |error: ChannelError| error.into_reply();
+    match topic_kind {
+        "system" => {
+            SystemEvent::parse(event, payload.clone()).map_err(refused)?;
+            if event == "set_display_name" {
+                // The domain's next step, on the text parsed (the event's field is its own).
+                let Named { display_name } = serde_json::from_value(payload).expect("parsed just above");
+                crate::accounts::fields::display_name("display_name", &display_name)
+                    .map_err(|error| refused(error.into()))?;
+            }
+            Ok(())
         }
-        ("system", "start_group_conversation") => parse::<system::StartGroup>(payload),
-        ("system", "start_private_conversation") => parse::<system::StartPrivate>(payload),
-        ("conversation", "send_message") => parse::<conversation::SendMessage>(payload),
-        ("conversation", "edit_message") => parse::<conversation::EditMessage>(payload),
-        ("conversation", "delete_message") => parse::<conversation::DeleteMessage>(payload),
-        ("conversation", "change_alias") => parse::<conversation::ChangeAlias>(payload),
-        ("conversation", "modify_conversation") => parse::<conversation::ModifyConversation>(payload),
-        ("conversation", "set_encryption_keys") => parse::<conversation::SetKeys>(payload),
-        ("assistant", "send_message") => {
-            parse::<conversation::SendMessage>(payload.clone())?;
+        "conversation" => ConversationEvent::parse(event, payload).map(drop).map_err(refused),
+        "assistant" => {
+            ConversationEvent::parse(event, payload.clone()).map_err(refused)?;
             // The assistant reads its owner's one copy as a prompt or a command.
-            let Copies { encrypted_messages } = serde_json::from_value(payload).expect("parsed just above");
-            for text in encrypted_messages.values() {
-                if let Some(Command::Forget(name) | Command::SetDefaultApiKey(name)) = Command::parse(text) {
-                    let _ = name.parse::<ProviderName>();
+            if event == "send_message" {
+                let Copies { encrypted_messages } = serde_json::from_value(payload).expect("parsed just above");
+                for text in encrypted_messages.values() {
+                    if let Some(Command::Forget(name) | Command::SetDefaultApiKey(name)) = Command::parse(text) {
+                        let _ = name.parse::<ProviderName>();
+                    }
                 }
             }
             Ok(())
         }
-        _ => Err(Reply::error(format!("unknown event {event:?}"))),
+        _ => Err(refused(ChannelError::unknown_event(event))),
     }
 }
 
-/// The same shape as `system::SetDisplayName`, whose field is private to its handler.
+/// The same shape as `SystemEvent::SetDisplayName`'s payload, whose field is private to it.
 #[derive(Deserialize)]
 struct Named {
     display_name: String,
 }
 
-/// The same shape as `conversation::SendMessage`, whose fields are private to its handler.
+/// The same shape as `ConversationEvent::SendMessage`'s payload.
 #[derive(Deserialize)]
 struct Copies {
     encrypted_messages: BTreeMap<Uuid, String>,
-}
-
-fn parse<T: DeserializeOwned>(payload: Value) -> Result<(), Reply> {
-    events::parse::<T>(payload).map(drop)
 }
 
 /// Every REST endpoint that takes a JSON body, by method and path.
@@ -112,16 +106,16 @@ pub const REST_BODIES: &[&str] = &[
 /// `/auth/refresh`'s body type is also `/auth/confirm`'s and `/auth/password/confirm`'s.
 pub fn parse_rest_body(endpoint: &str, body: &[u8]) -> Result<(), ApiError> {
     match endpoint {
-        "PATCH /api/password" => body_of::<account::ChangePasswordRequest>(body),
-        "PATCH /api/email" => body_of::<account::ChangeEmailRequest>(body),
-        "PATCH /api/profile" => body_of::<account::ProfileRequest>(body),
-        "DELETE /api/account" => body_of::<account::DeleteAccountRequest>(body),
-        "POST /auth/register" => body_of::<auth::RegisterRequest>(body),
-        "POST /auth/login" => body_of::<auth::LoginRequest>(body),
-        "POST /auth/refresh" => body_of::<auth::TokenRequest>(body),
-        "POST /auth/password/request" => body_of::<auth::PasswordResetRequest>(body),
-        "POST /auth/password/reset" => body_of::<auth::ResetPasswordRequest>(body),
-        "POST /auth/device/link" => body_of::<auth::DeviceLinkRedeemRequest>(body),
+        "PATCH /api/password" => body_of::<accounts::ChangePasswordRequest>(body),
+        "PATCH /api/email" => body_of::<accounts::ChangeEmailRequest>(body),
+        "PATCH /api/profile" => body_of::<accounts::ProfileRequest>(body),
+        "DELETE /api/account" => body_of::<accounts::DeleteAccountRequest>(body),
+        "POST /auth/register" => body_of::<signin::RegisterRequest>(body),
+        "POST /auth/login" => body_of::<signin::LoginRequest>(body),
+        "POST /auth/refresh" => body_of::<tokens::TokenRequest>(body),
+        "POST /auth/password/request" => body_of::<tokens::PasswordResetRequest>(body),
+        "POST /auth/password/reset" => body_of::<tokens::ResetPasswordRequest>(body),
+        "POST /auth/device/link" => body_of::<signin::DeviceLinkRedeemRequest>(body),
         "POST /api/chat/message" => body_of::<chat::ChatMessageRequest>(body),
         "POST /configure/{link}" => body_of::<configure::Submission>(body),
         "PUT /api/encryption_keys" => body_of::<encryption_keys::PrivateKeys>(body),

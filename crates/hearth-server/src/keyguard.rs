@@ -11,7 +11,7 @@ use hearth_keyguard::{Endpoint, Keyguard, KeyguardOptions, LocalKeyguard, Owner,
 use hearth_store::{KeyOwner, Store, StoredProviderKey};
 use hearth_vault::KeyRing;
 
-use crate::ServerError;
+use crate::error::ServerError;
 use crate::settings::Settings;
 
 pub use hearth_keyguard::certs::TlsFiles;

@@ -5,10 +5,13 @@
 //! database and migrations) and binds the listener; [`Server::run`] serves until the
 //! shutdown future completes. Tests bind port 0 and read [`Server::local_addr`].
 
+mod accounts;
 pub mod assistant;
 mod auth;
+mod conversations;
 mod email;
 mod error;
+mod events;
 mod extract;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
@@ -16,6 +19,7 @@ pub(crate) mod http;
 pub mod keyguard;
 pub mod metrics;
 mod page_token;
+mod presence;
 mod realtime;
 mod secrets;
 pub mod settings;
@@ -29,7 +33,7 @@ use std::time::Duration;
 
 use axum::serve::ListenerExt as _;
 
-pub use error::ApiError;
+pub use error::{ApiError, ServerError};
 pub use http::openapi_document;
 pub use settings::Settings;
 
@@ -38,23 +42,6 @@ use crate::email::Mailer;
 use crate::page_token::PageTokens;
 use crate::settings::Environment;
 use crate::state::AppState;
-
-/// Why the server could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum ServerError {
-    /// A setting is unusable.
-    #[error("configuration: {0}")]
-    Config(String),
-    /// A secret could not be read, created or parsed.
-    #[error("secret: {0}")]
-    Secret(String),
-    /// The database could not be opened or migrated.
-    #[error(transparent)]
-    Store(#[from] hearth_store::StoreError),
-    /// Binding or serving failed.
-    #[error("io: {0}")]
-    Io(#[from] std::io::Error),
-}
 
 /// A ready-to-run server.
 #[derive(Debug)]
@@ -137,7 +124,7 @@ impl Server {
             assistant,
             metrics,
         };
-        let app = http::router(state);
+        let app = http::router(state, realtime::routes());
         Ok(Self { listener, local_addr, app, tls, attempts, vault, hub })
     }
 
@@ -198,10 +185,10 @@ impl Server {
             }
         };
         housekeeping.abort();
-        // Give the sockets a moment to send their close frames before the process ends.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-        while !self.hub.is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        // The sockets were told to close; give them a moment to send their close frames before
+        // the process ends (a client that does not read cannot hold shutdown up for long).
+        if tokio::time::timeout(Duration::from_secs(2), self.hub.all_closed()).await.is_err() {
+            tracing::info!("some sockets had not finished closing");
         }
         result
     }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use hearth_vault::{KeyRing, ServerSecret};
 use zeroize::Zeroizing;
 
-use crate::ServerError;
+use crate::error::ServerError;
 use crate::settings::{SecretSettings, SecretText};
 
 /// The secrets the server runs with.

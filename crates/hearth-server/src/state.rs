@@ -6,6 +6,7 @@ use hearth_store::Store;
 
 use crate::auth::{AttemptLimiter, PasswordPool, Sessions};
 use crate::email::Mailer;
+use crate::events::Envelope;
 use crate::page_token::PageTokens;
 use crate::settings::Settings;
 
@@ -33,13 +34,25 @@ pub struct AppState {
     /// This instance's sockets.
     pub hub: Arc<crate::realtime::hub::Hub>,
     /// Who is online, for `system:general`.
-    pub presence: Arc<crate::realtime::presence::PresenceRegistry>,
+    pub presence: Arc<crate::presence::registry::PresenceRegistry>,
     /// Carries events to every instance's sockets.
-    pub pubsub: Arc<dyn crate::realtime::pubsub::PubSub>,
+    pub pubsub: Arc<dyn crate::events::PubSub>,
     /// Socket limits.
     pub socket_config: phoenix_channels::server::SocketConfig,
     /// The AI assistant.
     pub assistant: Arc<crate::assistant::Assistant>,
     /// What `/metrics` reports.
     pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl AppState {
+    /// Publishes `event` with `payload` to everyone who joined `topic`, on every instance.
+    pub async fn publish(&self, topic: String, event: &str, payload: serde_json::Value) {
+        self.pubsub.publish(Envelope::Broadcast { topic, event: event.to_owned(), payload }).await;
+    }
+
+    /// Publishes `event` with a typed payload to everyone who joined `topic`.
+    pub async fn publish_typed(&self, topic: String, event: &str, payload: &impl serde::Serialize) {
+        self.publish(topic, event, serde_json::to_value(payload).expect("reply types serialize")).await;
+    }
 }

@@ -6,15 +6,20 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hearth_store::{Store, private_key_row};
-use hearth_vault::KeyRing;
 use hearth_vault::seal::blob_version;
+use hearth_vault::{KeyRing, SealContext};
 
-use crate::ServerError;
-use crate::realtime::conversation::private_key_context;
+use crate::error::ServerError;
 use crate::settings::Settings;
 
 /// How often the server looks for a changed key-ring file.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Where conversation private keys are sealed (the vault's associated data): a blob opens only
+/// in the row it was sealed for.
+pub fn private_key_context(row: &str) -> SealContext<'_> {
+    SealContext { table: "encryption_keys", row, column: "private_key" }
+}
 
 /// The vault's key ring, reloadable from its file.
 pub type Vault = hearth_vault::RingFile;

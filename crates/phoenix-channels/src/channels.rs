@@ -170,15 +170,16 @@ impl Channels {
         frames
     }
 
-    /// The application refused a join: the error reply. A channel already joined on the
+    /// The application refused a join: the error reply, whose response is the application's
+    /// (by Phoenix convention an object with a `reason`). A channel already joined on the
     /// topic stays as it was.
-    pub fn reject_join(&self, request: &JoinRequest, reason: &str) -> Message {
+    pub fn reject_join(&self, request: &JoinRequest, response: serde_json::Value) -> Message {
         Message::reply(
             request.join_ref.clone(),
             request.msg_ref.clone(),
             request.topic.clone(),
             "error",
-            Payload::Json(json!({ "reason": reason })),
+            Payload::Json(response),
         )
     }
 
@@ -318,7 +319,7 @@ mod tests {
     fn rejected_joins_leave_no_channel_and_server_closes_carry_the_join_ref() {
         let mut channels = Channels::default();
         let Routed::Join(request) = channels.route(msg(Some("1"), "1", "room:x", event::JOIN)) else { panic!() };
-        let refusal = channels.reject_join(&request, "forbidden");
+        let refusal = channels.reject_join(&request, json!({ "reason": "forbidden" }));
         assert_eq!(reply_status(&refusal), ("error", json!({"reason": "forbidden"})));
         assert!(channels.is_empty());
         join(&mut channels, "5", "room:1");

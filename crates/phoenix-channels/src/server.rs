@@ -91,8 +91,9 @@ pub trait Handler: Send + 'static {
     fn opened(&mut self) -> impl Future<Output = ()> + Send;
 
     /// May the socket join `topic`? `Ok(response)` joins (the response is the join
-    /// reply's); `Err(reason)` refuses.
-    fn join(&mut self, topic: &str, payload: Payload) -> impl Future<Output = Result<Value, String>> + Send;
+    /// reply's); `Err(response)` refuses with that error response (by Phoenix convention an
+    /// object with a `reason`).
+    fn join(&mut self, topic: &str, payload: Payload) -> impl Future<Output = Result<Value, Value>> + Send;
 
     /// The join reply has been sent: pushes made now arrive after it (e.g. presence).
     fn joined(&mut self, topic: &str) -> impl Future<Output = ()> + Send;
@@ -477,8 +478,8 @@ async fn handle_message<H: Handler>(
                     }
                     Vec::new()
                 }
-                Err(reason) => {
-                    let mut frames = vec![channels.reject_join(&request, &reason)];
+                Err(response) => {
+                    let mut frames = vec![channels.reject_join(&request, response)];
                     frames.extend(channels.close(&request.topic));
                     frames
                 }

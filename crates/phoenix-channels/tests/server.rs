@@ -32,9 +32,9 @@ struct Toy {
 impl Handler for Toy {
     async fn opened(&mut self) {}
 
-    async fn join(&mut self, topic: &str, payload: Payload) -> Result<Value, String> {
+    async fn join(&mut self, topic: &str, payload: Payload) -> Result<Value, Value> {
         if topic == "room:forbidden" {
-            return Err("forbidden".into());
+            return Err(json!({ "reason": "forbidden" }));
         }
         Ok(json!({ "joined": topic, "params": payload.as_json().cloned().unwrap_or(Value::Null) }))
     }

@@ -8,6 +8,7 @@
 //! operator's keys), which takes one unit of the daily allowance. The turn is stored with its
 //! attempt log either way; an allowance taken for a turn that got no reply is given back.
 
+pub mod chat;
 pub mod commands;
 pub mod configure;
 pub mod keys;

@@ -10,3 +10,12 @@ pub use access_token::AccessTokens;
 pub use attempts::AttemptLimiter;
 pub use passwords::PasswordPool;
 pub use sessions::Sessions;
+
+/// The user and device an access token names; the session has been checked as live.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthUser {
+    /// The user.
+    pub user_id: uuid::Uuid,
+    /// The device session.
+    pub device_id: uuid::Uuid,
+}

@@ -9,9 +9,8 @@ use std::sync::Arc;
 
 use hearth_store::Store;
 
-use crate::auth::AccessTokens;
+use super::{AccessTokens, AuthUser};
 use crate::error::ApiError;
-use crate::extract::AuthUser;
 
 /// Verifies access tokens against live sessions.
 #[derive(Debug, Clone)]

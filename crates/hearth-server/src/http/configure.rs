@@ -12,10 +12,10 @@ use hearth_keyguard::{Envelope, KeyguardError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::assistant::chat::tell;
 use crate::assistant::configure::{self, Link, LinkPurpose, Refused};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Path, Query};
-use crate::realtime::assistant::tell;
 use crate::state::AppState;
 
 const PAGE: &str = include_str!("configure_page/page.html");

@@ -11,10 +11,8 @@ mod conversations;
 mod devices;
 mod documented_errors;
 pub(crate) mod encryption_keys;
-pub(crate) mod fields;
 mod health;
 mod keys;
-mod replies;
 mod users;
 mod web;
 
@@ -111,8 +109,10 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     api
 }
 
-/// The whole application with its middleware.
-pub fn router(state: AppState) -> axum::Router {
+/// The whole application with its middleware: the REST API, its documents and pages, and
+/// `sockets` (the realtime adapter's routes, handed in so the two adapters never import each
+/// other).
+pub fn router(state: AppState, sockets: axum::Router<AppState>) -> axum::Router {
     let (router, _) = api_router().split_for_parts();
     let openapi = serde_json::to_value(openapi_document()).expect("the OpenAPI document serializes");
     let settings = state.settings.clone();
@@ -120,7 +120,7 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/openapi.json", axum::routing::get(move || async move { axum::Json(openapi) }))
         .route("/api/asyncapi.json", axum::routing::get(asyncapi::document))
         // Phoenix Channels; not REST, so not in the OpenAPI document.
-        .route("/socket/websocket", axum::routing::get(crate::realtime::socket::connect))
+        .merge(sockets)
         // Prometheus text, for loopback and `server.metrics_from` only.
         .route("/metrics", axum::routing::get(metrics))
         // The configure page: HTML for people, not API.

@@ -1,13 +1,12 @@
-//! `GET /api/users`: every user, a page at a time.
+//! `GET /api/users`: every user, a page at a time (`crate::accounts::directory`).
 
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
-use super::replies::PublicUser;
+use crate::accounts::{self, UserPage};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{AuthUser, Query};
 use crate::state::AppState;
@@ -41,17 +40,6 @@ struct PageQuery {
     page_size: Option<String>,
 }
 
-/// A page of users.
-#[derive(Debug, Serialize, ToSchema)]
-struct UserPage {
-    items: Vec<PublicUser>,
-    /// Pass back as `page_token` for the next page; null on the last page.
-    #[schema(required)]
-    page_token: Option<String>,
-}
-
-const LISTING: &str = "users";
-
 /// # GET /api/users
 #[utoipa::path(get, path = "/api/users", tag = "users", security(("bearer" = [])), params(PageQuery),
     responses((status = 200, body = UserPage), (status = 400, description = "bad page_token", body = ErrorBody),
@@ -62,23 +50,5 @@ async fn list_users(
     Query(query): Query<PageQuery>,
 ) -> ApiResult<axum::Json<UserPage>> {
     let size = page_size(query.page_size.as_deref())?;
-    let after = match query.page_token.as_deref() {
-        None => None,
-        Some(token) => {
-            let cursor = state.page_tokens.decode(LISTING, token)?;
-            Some(
-                Uuid::from_slice(&cursor)
-                    .map_err(|_| ApiError::bad_request("invalid_page_token", "The page token is invalid."))?,
-            )
-        }
-    };
-    // One extra row says whether another page exists.
-    let mut users = state.store.list_users(after, size + 1).await?;
-    let next = if users.len() > size as usize {
-        users.truncate(size as usize);
-        users.last().map(|last| state.page_tokens.encode(LISTING, last.id.as_bytes()))
-    } else {
-        None
-    };
-    Ok(axum::Json(UserPage { items: users.into_iter().map(PublicUser::from).collect(), page_token: next }))
+    Ok(axum::Json(accounts::directory(&state, query.page_token.as_deref(), size).await?))
 }

@@ -3,66 +3,22 @@
 //! hands each to the local sockets concerned. Payloads are encoded once per event and
 //! shared, never copied per recipient.
 //!
-//! [`PubSub`]: super::pubsub::PubSub
+//! [`PubSub`]: crate::events::PubSub
 
 use std::collections::{HashMap, HashSet};
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError, RwLock};
 
 use axum::extract::ws::close_code;
 use phoenix_channels::Payload;
 use phoenix_channels::server::{Broadcast, SocketHandle};
-use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 use uuid::Uuid;
+
+use crate::events::Envelope;
 
 /// Identifies one socket on this instance.
 pub type SocketId = u64;
-
-/// Something to deliver: the unit pub/sub carries between instances (so it serializes).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Envelope {
-    /// `event` with `payload` to every socket that joined `topic`.
-    Broadcast {
-        /// Topic, e.g. `user:<id>` or `conversation:<id>`.
-        topic: String,
-        /// Event name.
-        event: String,
-        /// JSON payload.
-        payload: serde_json::Value,
-    },
-    /// `event` with `payload` to the sockets of these users that joined `topic` (e.g. a
-    /// presence diff only some people may see).
-    ToUsers {
-        /// Who receives it.
-        users: Vec<Uuid>,
-        /// Topic.
-        topic: String,
-        /// Event name.
-        event: String,
-        /// JSON payload.
-        payload: serde_json::Value,
-    },
-    /// Close every socket of these device sessions (revoked): they reconnect and are
-    /// refused because their token no longer works.
-    DisconnectDevices {
-        /// Revoked device sessions.
-        devices: Vec<Uuid>,
-    },
-    /// Close every socket of a user (sign-out everywhere, password change or reset).
-    DisconnectUser {
-        /// The user.
-        user: Uuid,
-    },
-    /// End `topic` with `phx_close` on every socket of `user` that joined it (they left the
-    /// conversation): no further broadcast of it reaches them, and clients do not rejoin.
-    CloseTopic {
-        /// The user.
-        user: Uuid,
-        /// Topic, e.g. `conversation:<id>`.
-        topic: String,
-    },
-}
 
 #[derive(Debug)]
 struct Entry {
@@ -71,6 +27,11 @@ struct Entry {
     handle: SocketHandle,
     topics: HashSet<String>,
 }
+
+/// Held by each socket's task until it ends: when the hub's own copy is dropped too (at
+/// shutdown), [`Hub::all_closed`] wakes once the last socket has dropped its copy.
+#[derive(Debug)]
+pub struct Finished(#[allow(dead_code)] mpsc::Sender<()>);
 
 /// Every lookup the hub makes is by key, so each operation costs what it touches, not the
 /// number of sockets connected.
@@ -83,10 +44,26 @@ struct Index {
 }
 
 /// This instance's sockets.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Hub {
     next_id: AtomicU64,
     index: RwLock<Index>,
+    /// The hub's copy of the sender each socket holds one of; dropped at shutdown.
+    finished: Mutex<Option<mpsc::Sender<()>>>,
+    /// Ends (`None`) once every sender is dropped: every socket task has finished.
+    all_finished: tokio::sync::Mutex<mpsc::Receiver<()>>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        let (finished, all_finished) = mpsc::channel(1);
+        Self {
+            next_id: AtomicU64::default(),
+            index: RwLock::default(),
+            finished: Mutex::new(Some(finished)),
+            all_finished: tokio::sync::Mutex::new(all_finished),
+        }
+    }
 }
 
 impl Hub {
@@ -95,14 +72,16 @@ impl Hub {
         Self::default()
     }
 
-    /// Registers a new socket of `user` on `device`; returns its id.
-    pub fn connect(&self, user: Uuid, device: Uuid, handle: SocketHandle) -> SocketId {
+    /// Registers a new socket of `user` on `device`; returns its id and the token its task
+    /// holds until it ends.
+    pub fn connect(&self, user: Uuid, device: Uuid, handle: SocketHandle) -> (SocketId, Option<Finished>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let finished = self.finished.lock().unwrap_or_else(PoisonError::into_inner).clone().map(Finished);
         let mut index = self.write();
         index.sockets.insert(id, Entry { user, device, handle, topics: HashSet::new() });
         index.by_user.entry(user).or_default().insert(id);
         index.by_device.entry(device).or_default().insert(id);
-        id
+        (id, finished)
     }
 
     /// Forgets a socket and its subscriptions.
@@ -143,9 +122,12 @@ impl Hub {
         index.sockets.len()
     }
 
-    /// Whether no socket is connected.
-    pub fn is_empty(&self) -> bool {
-        self.read().sockets.is_empty()
+    /// Waits until every socket's task has finished (after [`Hub::close_all`], once each has sent
+    /// its close frame). Sockets accepted after this is called are not waited for.
+    pub async fn all_closed(&self) {
+        drop(self.finished.lock().unwrap_or_else(PoisonError::into_inner).take());
+        // `None` once the last socket's `Finished` is dropped; nothing is ever sent.
+        while self.all_finished.lock().await.recv().await.is_some() {}
     }
 
     /// Delivers an envelope to the local sockets concerned.
@@ -194,11 +176,11 @@ impl Hub {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Index> {
-        self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.index.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
-        self.index.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.index.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -1,11 +1,20 @@
-//! Real-time: Phoenix Channels sockets, the topics of seed 002, presence, and the pub/sub
-//! that carries events to every socket that should see them.
+//! The socket adapter: Phoenix Channels sockets on `/socket/websocket`, the topics of seed 002,
+//! their incoming events parsed into enums that call the domain, and the hub that delivers
+//! what the domain publishes to this instance's sockets.
 
-pub(crate) mod assistant;
-pub mod conversation;
-pub(crate) mod events;
+mod conversation;
 pub mod hub;
-pub mod presence;
+mod incoming;
 pub mod pubsub;
 pub mod socket;
-pub(crate) mod system;
+mod system;
+
+#[cfg(feature = "fuzzing")]
+pub(crate) use {conversation::ConversationEvent, incoming::ChannelError, system::SystemEvent};
+
+use crate::state::AppState;
+
+/// The socket route, for the HTTP router to serve with its middleware.
+pub fn routes() -> axum::Router<AppState> {
+    axum::Router::new().route("/socket/websocket", axum::routing::get(socket::connect))
+}

@@ -1,19 +1,12 @@
-//! Pub/sub: how an event published anywhere reaches every instance's [`Hub`]. In-process
-//! for one instance; Redis or NATS implement the same trait for several.
+//! Pub/sub within one process: how an event published here reaches this instance's [`Hub`].
+//! Redis or NATS implement the same [`PubSub`] trait for several instances.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::hub::{Envelope, Hub};
-
-/// Carries envelopes to every instance's hub (this one included).
-#[async_trait]
-pub trait PubSub: Send + Sync + std::fmt::Debug {
-    /// Publishes an envelope; returns once it is handed to the transport (in-process: once
-    /// the local hub has queued it on every socket concerned).
-    async fn publish(&self, envelope: Envelope);
-}
+use super::hub::Hub;
+use crate::events::{Envelope, PubSub};
 
 /// Pub/sub within one process: publishing is delivering to the local hub.
 #[derive(Debug, Clone)]

@@ -16,9 +16,12 @@ use phoenix_channels::Payload;
 use phoenix_channels::server::{ConnectRequest, Handler, Refused, Reply, SocketConfig, SocketHandle};
 use serde_json::Value;
 
-use super::hub::SocketId;
-use super::{conversation, presence};
-use crate::extract::AuthUser;
+use super::conversation::{self, ConversationEvent};
+use super::hub::{Finished, SocketId};
+use super::incoming::ChannelError;
+use super::system::SystemEvent;
+use crate::auth::AuthUser;
+use crate::presence;
 use crate::state::AppState;
 
 /// `echo_binary` on `system:general`: a diagnostic event for clients to test binary support.
@@ -58,19 +61,21 @@ pub async fn connect(
 
 /// One connected device's socket.
 pub struct Session {
-    pub(super) state: AppState,
-    pub(super) auth: AuthUser,
+    state: AppState,
+    auth: AuthUser,
     handle: SocketHandle,
     id: SocketId,
     /// This socket's presence meta, while it is on `system:general`.
     presence_ref: Option<String>,
+    /// Dropped with the session: shutdown waits for every socket's.
+    _finished: Option<Finished>,
 }
 
 impl Session {
     fn new(state: AppState, auth: AuthUser, handle: SocketHandle) -> Self {
-        let id = state.hub.connect(auth.user_id, auth.device_id, handle.clone());
+        let (id, finished) = state.hub.connect(auth.user_id, auth.device_id, handle.clone());
         tracing::debug!(user = %auth.user_id, device = %auth.device_id, "socket connected");
-        Self { state, auth, handle, id, presence_ref: None }
+        Self { state, auth, handle, id, presence_ref: None, _finished: finished }
     }
 }
 
@@ -103,7 +108,7 @@ impl Handler for Session {
         }
     }
 
-    async fn join(&mut self, topic: &str, _payload: Payload) -> Result<Value, String> {
+    async fn join(&mut self, topic: &str, _payload: Payload) -> Result<Value, Value> {
         // Subscribed before the reply reads the conversation's state: an event published
         // meanwhile (a member setting keys, an edit, a rename) waits in this socket's queue and
         // goes out after the reply. Subscribed after it, such an event reached nobody on this
@@ -112,14 +117,14 @@ impl Handler for Session {
         let response = match parse_topic(topic) {
             Some(Topic::System) => Ok(serde_json::json!({})),
             Some(Topic::User(id)) if id == self.auth.user_id => Ok(serde_json::json!({})),
-            Some(Topic::User(_)) => Err("you can only join your own user topic".to_owned()),
-            Some(Topic::Conversation(id)) => conversation::join(self, id).await,
-            None => Err("unknown topic".to_owned()),
+            Some(Topic::User(_)) => Err(ChannelError::new("not_your_topic", "you can only join your own user topic")),
+            Some(Topic::Conversation(id)) => conversation::join(&self.state, self.auth, id).await,
+            None => Err(ChannelError::new("unknown_topic", "unknown topic")),
         };
         if response.is_err() {
             self.state.hub.unsubscribe(self.id, topic);
         }
-        response
+        response.map_err(ChannelError::into_value)
     }
 
     async fn joined(&mut self, topic: &str) {
@@ -138,19 +143,28 @@ impl Handler for Session {
     async fn handle_in(&mut self, topic: &str, event: &str, payload: Payload) -> Option<Reply> {
         let payload = match payload {
             Payload::Json(_) if topic == presence::TOPIC && event == ECHO_BINARY => {
-                return Some(Reply::error("echo_binary expects a binary payload"));
+                return Some(ChannelError::new("binary_expected", "echo_binary expects a binary payload").into_reply());
             }
             Payload::Json(payload) => payload,
             Payload::Binary(bytes) if topic == presence::TOPIC && event == ECHO_BINARY => {
                 return Some(Reply { status: "ok".into(), response: Payload::Binary(bytes) });
             }
-            Payload::Binary(_) => return Some(Reply::error("expected a JSON payload")),
+            Payload::Binary(_) => {
+                return Some(ChannelError::new("json_expected", "expected a JSON payload").into_reply());
+            }
         };
-        match parse_topic(topic) {
-            Some(Topic::Conversation(id)) => Some(conversation::handle_in(self, id, event, payload).await),
-            Some(Topic::System) => Some(super::system::handle_in(self, event, payload).await),
-            _ => Some(Reply::error(format!("unknown event {event:?}"))),
-        }
+        let result = match parse_topic(topic) {
+            Some(Topic::Conversation(id)) => match ConversationEvent::parse(event, payload) {
+                Ok(event) => event.run(&self.state, self.auth, id).await,
+                Err(refusal) => Err(refusal),
+            },
+            Some(Topic::System) => match SystemEvent::parse(event, payload) {
+                Ok(event) => event.run(&self.state, self.auth).await,
+                Err(refusal) => Err(refusal),
+            },
+            _ => Err(ChannelError::unknown_event(event)),
+        };
+        Some(result.unwrap_or_else(ChannelError::into_reply))
     }
 
     async fn left(&mut self, topic: &str) {

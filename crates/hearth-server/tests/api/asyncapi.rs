@@ -62,10 +62,13 @@ fn kind(topic: &str) -> &str {
     topic.split(':').next().unwrap_or(topic)
 }
 
-/// The reply of a topic to an event it does not have.
+/// The reply of a topic to an event it does not have (the protocol's own refusal on `phoenix`
+/// carries no code).
 fn unknown_reply(topic: &str, event: &str) -> Value {
-    let reason = if topic == "phoenix" { "unmatched topic".to_owned() } else { format!("unknown event {event:?}") };
-    json!({"status": "error", "response": {"reason": reason}})
+    if topic == "phoenix" {
+        return json!({"status": "error", "response": {"reason": "unmatched topic"}});
+    }
+    json!({"status": "error", "response": {"error": "unknown_event", "reason": format!("unknown event {event:?}")}})
 }
 
 // --- the document ---

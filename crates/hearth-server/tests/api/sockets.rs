@@ -59,7 +59,10 @@ async fn topics_are_joined_only_by_who_may() {
     assert_eq!(other["status"], "error");
     assert!(other["response"]["reason"].as_str().is_some_and(|r| !r.is_empty()));
     let unknown = join(&mut socket, &format!("conversation:{}", uuid::Uuid::now_v7())).await;
-    assert_eq!(unknown, json!({"status": "error", "response": {"reason": "conversation not found"}}));
+    assert_eq!(
+        unknown,
+        json!({"status": "error", "response": {"error": "not_found", "reason": "conversation not found"}})
+    );
     assert_eq!(join(&mut socket, "room:lobby").await["response"]["reason"], "unknown topic");
     // Still up after every refusal.
     send(&mut socket, json!([null, "9", "phoenix", "heartbeat", {}])).await;
@@ -195,7 +198,7 @@ async fn echo_binary_answers_a_binary_push_with_the_same_bytes_in_a_binary_reply
     socket.send(WsMessage::binary(binary_push("1", "7", "system:general", "set_hidden", b"x"))).await.expect("send");
     assert_eq!(
         reply_to(&mut socket, "7").await,
-        json!(["1", "7", "system:general", "phx_reply", {"status": "error", "response": {"reason": "expected a JSON payload"}}])
+        json!(["1", "7", "system:general", "phx_reply", {"status": "error", "response": {"error": "json_expected", "reason": "expected a JSON payload"}}])
     );
 }
 

@@ -2,7 +2,6 @@
 
 use std::str::FromStr as _;
 
-use axum::http::HeaderMap;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -76,9 +75,8 @@ pub fn display_name(field: &str, raw: &str) -> ApiResult<String> {
 
 /// A name for a new device session: the client's own, else its user agent, else a
 /// placeholder; at most 100 characters.
-pub fn device_name(given: Option<&str>, headers: &HeaderMap) -> String {
-    let from_agent = || headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok());
-    let name = given.map(str::trim).filter(|n| !n.is_empty()).or_else(from_agent).unwrap_or("unknown device");
+pub fn device_name(given: Option<&str>, user_agent: Option<&str>) -> String {
+    let name = given.map(str::trim).filter(|n| !n.is_empty()).or(user_agent).unwrap_or("unknown device");
     name.chars().filter(|c| !c.is_control()).take(100).collect()
 }
 

@@ -1,4 +1,4 @@
-//! The assistant conversation on channels: a prompt sent there (an ordinary `send_message`)
+//! The assistant conversation, the person's chat with the assistant: a prompt sent there (an ordinary `send_message`)
 //! is answered in a task of its own. The reply streams as `assistant_delta` events on
 //! `conversation:{id}` and ends as an ordinary stored message from the assistant, pushed as
 //! `new_message` on the owner's `user:{id}` topic. Commands (`/help`, `/quota`, `/providers`,
@@ -11,11 +11,11 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::conversation::deliver;
-use super::events::{conversation_topic, publish};
-use crate::assistant::commands::{Command, HELP};
-use crate::assistant::configure::{self, LinkPurpose};
-use crate::assistant::{MAX_PROMPT_CHARS, Question, Refusal, spoken};
+use super::commands::{Command, HELP};
+use super::configure::{self, LinkPurpose};
+use super::{MAX_PROMPT_CHARS, Question, Refusal, spoken};
+use crate::conversations::delivery::deliver;
+use crate::events::conversation_topic;
 use crate::state::AppState;
 
 /// A prompt the owner sent in their assistant conversation.
@@ -228,7 +228,7 @@ async fn streamed(state: &AppState, prompt: &Prompt, reply_id: Uuid) -> String {
         let mut index: u64 = 0;
         while let Some(delta) = received.recv().await {
             let payload = json!({ "reply_id": reply_id, "prompt_group": prompt.group, "index": index, "delta": delta });
-            publish(state, topic.clone(), "assistant_delta", payload).await;
+            state.publish(topic.clone(), "assistant_delta", payload).await;
             index += 1;
         }
     };

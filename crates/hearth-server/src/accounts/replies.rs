@@ -1,13 +1,13 @@
-//! Reply shapes shared by several endpoints, as seed 002 defines them, and the helpers
-//! that start and describe a device session.
+//! How accounts look to clients, as seed 002 defines them, and the helpers that start and
+//! describe a device session.
 
-use axum::http::HeaderMap;
 use hearth_store::{NewSession, Profile, Theme, Timestamp, User, UserSummary};
 use hearth_vault::RandomToken;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::conversations::ConversationSummary;
 use crate::error::ApiResult;
 use crate::state::AppState;
 
@@ -69,41 +69,6 @@ impl From<&User> for PublicUser {
     }
 }
 
-/// A conversation as listed in session replies.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ConversationSummary {
-    /// Conversation id.
-    pub id: Uuid,
-    /// Private (two people) or group.
-    pub private: bool,
-    /// Group name, if set.
-    #[schema(required)]
-    pub alias: Option<String>,
-    /// Created.
-    #[schema(value_type = String, format = DateTime)]
-    pub inserted_at: Timestamp,
-    /// Last changed.
-    #[schema(value_type = String, format = DateTime)]
-    pub updated_at: Timestamp,
-    /// Present (and true) only on the person's assistant conversation, which the server can
-    /// read: it is not end-to-end encrypted.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub assistant: bool,
-}
-
-impl From<&hearth_store::Conversation> for ConversationSummary {
-    fn from(conversation: &hearth_store::Conversation) -> Self {
-        Self {
-            id: conversation.id,
-            private: conversation.private,
-            alias: conversation.alias.clone(),
-            inserted_at: conversation.inserted_at,
-            updated_at: conversation.updated_at,
-            assistant: conversation.assistant,
-        }
-    }
-}
-
 /// The reply to register, login, refresh and device linking.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionReply {
@@ -128,12 +93,12 @@ pub struct PendingSession {
 }
 
 impl PendingSession {
-    /// A new device session named from the request.
-    pub fn new(state: &AppState, device_name: Option<&str>, headers: &HeaderMap, now: Timestamp) -> Self {
+    /// A new device session, named by the client or after its user agent.
+    pub fn new(state: &AppState, device_name: Option<&str>, user_agent: Option<&str>, now: Timestamp) -> Self {
         let refresh_token = RandomToken::generate();
         let row = NewSession {
             device_id: Uuid::now_v7(),
-            name: super::fields::device_name(device_name, headers),
+            name: super::fields::device_name(device_name, user_agent),
             refresh_token_hash: refresh_token.hash().0,
             refresh_expires_at: now.plus_secs(state.settings.auth.refresh_token_ttl_secs),
             created_at: now,
