@@ -37,8 +37,9 @@ impl ProviderKeyStore for PostgresStore {
         if outcomes.is_empty() {
             return Ok(());
         }
+        let ordered = in_key_order(outcomes);
         let mut tx = self.begin_write().await?;
-        for (id, succeeded) in in_key_order(outcomes) {
+        for (id, succeeded) in ordered {
             let statement = if *succeeded {
                 sqlx::query(provider_keys::KEY_SUCCEEDED).bind(id).bind(now)
             } else {
