@@ -261,9 +261,9 @@ impl Redemption {
 
 /// What changes with an email address when the client's keys derive from it (DESIGN §6): the
 /// hash of the new `auth_secret` (every session is then signed out, as by a password change)
-/// and every private key of the user, re-wrapped ([`Store::replace_private_keys`]'s rule).
+/// and every private key of the user, re-wrapped ([`ConversationStore::replace_private_keys`]'s rule).
 ///
-/// [`Store::replace_private_keys`]: crate::Store::replace_private_keys
+/// [`ConversationStore::replace_private_keys`]: crate::ConversationStore::replace_private_keys
 #[derive(Clone)]
 pub struct Rekey {
     /// The new password hash.

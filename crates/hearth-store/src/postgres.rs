@@ -1,16 +1,24 @@
-//! The PostgreSQL backend.
+//! The PostgreSQL backend: a pool of connections, each of which can write; sends and
+//! assistant turns are group-committed by a few workers at once (`sends.rs`, `turns.rs`).
+//! Each area runs the shared SQL in a module of its own (`accounts.rs`, `sessions.rs`, …).
 
+mod accounts;
+mod assistant;
+mod conversations;
+mod provider_keys;
 mod sends;
+mod sessions;
 mod turns;
 
 use std::str::FromStr;
 
+use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
-use crate::StoreResult;
 use crate::send_batch::Sends;
 use crate::turn_batch::Turns;
+use crate::{Store, StoreResult};
 
 /// Transactions storing sends at once. Two keep one batch committing while the next is being
 /// written; more make smaller batches, and PostgreSQL then spends more CPU per send (on this
@@ -51,39 +59,23 @@ impl PostgresStore {
     fn writer(&self) -> &PgPool {
         &self.pool
     }
-
-    /// None: a PostgreSQL read is a network round trip either way.
-    fn inline_reads(&self) -> Option<&crate::sqlite::InlineReads> {
-        None
-    }
 }
 
-impl PostgresStore {
-    /// The knowledge base's full-text search: the English `tsvector` of the question against
-    /// any of the words, ranked by `ts_rank`.
-    async fn search_knowledge_rows(
-        &self,
-        topic: &str,
-        words: &[String],
-        limit: u32,
-    ) -> StoreResult<Vec<(String, String, String)>> {
-        Ok(sqlx::query_as(
-            "SELECT topic, question, answer FROM knowledge_entries, to_tsquery('english', $1) AS query \
-             WHERE topic = $2 AND search @@ query ORDER BY ts_rank(search, query) DESC, id LIMIT $3",
-        )
-        .bind(words.join(" | "))
-        .bind(topic)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?)
+#[async_trait]
+impl Store for PostgresStore {
+    async fn migrate(&self) -> StoreResult<usize> {
+        let migrator = sqlx::migrate!("./migrations/postgres");
+        let applied: i64 = sqlx::query_scalar(crate::sql::APPLIED_MIGRATIONS).fetch_one(&self.pool).await.unwrap_or(0);
+        migrator.run(&self.pool).await?;
+        Ok(crate::sql::pending(&migrator, applied))
+    }
+
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query(crate::sql::PING).execute(&self.pool).await?;
+        Ok(())
     }
 }
-
-crate::queries::impl_store!(
-    PostgresStore,
-    Postgres,
-    "postgres",
-    "./migrations/postgres",
-    " FOR SHARE",
-    " FOR NO KEY UPDATE"
-);

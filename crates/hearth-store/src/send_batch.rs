@@ -1,11 +1,11 @@
 //! A batch of sends, as both backends store it: deciding what each send does once the
 //! batch's transaction has read the members of its conversations and the earlier groups of its
 //! `client_msg_id`s, the rows that follows from, and each send's outcome. The rules are
-//! [`Store::send_message`]'s, applied to the sends in the order they arrived, so a batch
+//! [`ConversationStore::send_message`]'s, applied to the sends in the order they arrived, so a batch
 //! stores exactly what the same sends one after the other would have stored. The backends
 //! differ only in how they run the statements (`sqlite/sends.rs`, `postgres/sends.rs`).
 //!
-//! [`Store::send_message`]: crate::Store::send_message
+//! [`ConversationStore::send_message`]: crate::ConversationStore::send_message
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -69,7 +69,7 @@ pub(crate) fn plan(
             if !members.contains(&send.sender) {
                 return Plan::Refused(StoreError::NotFound);
             }
-            if let Err(rule) = crate::queries::check_recipients(members, &send.contents) {
+            if let Err(rule) = crate::conversations::check_recipients(members, &send.contents) {
                 return Plan::Refused(rule);
             }
             // Only a send that is stored claims its client key: a refused one claims nothing.

@@ -15,23 +15,29 @@
 //! while batches keep coming (`sqlite/writer.rs`), and the WAL is checkpointed beside the
 //! writer rather than inside its commits.
 
+mod accounts;
+mod assistant;
+mod conversations;
+mod provider_keys;
 mod reads;
 mod sends;
+mod sessions;
 mod turns;
 mod writer;
 
-pub(crate) use reads::InlineReads;
+use reads::InlineReads;
 use writer::Writer;
 
 use std::str::FromStr;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 
-use crate::StoreResult;
 use crate::send_batch::Sends;
 use crate::turn_batch::Turns;
+use crate::{Store, StoreResult};
 
 /// A store in one SQLite file.
 #[derive(Debug, Clone)]
@@ -224,26 +230,22 @@ fn checkpoint_beside_the_writer(
     }
 }
 
-crate::queries::impl_store!(SqliteStore, Sqlite, "sqlite", "./migrations/sqlite", "", "");
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> StoreResult<usize> {
+        let migrator = sqlx::migrate!("./migrations/sqlite");
+        let applied: i64 = sqlx::query_scalar(crate::sql::APPLIED_MIGRATIONS).fetch_one(&self.pool).await.unwrap_or(0);
+        migrator.run(&self.pool).await?;
+        Ok(crate::sql::pending(&migrator, applied))
+    }
 
-impl SqliteStore {
-    /// The knowledge base's full-text search: FTS5 `MATCH` of any of the words, ranked by bm25.
-    async fn search_knowledge_rows(
-        &self,
-        topic: &str,
-        words: &[String],
-        limit: u32,
-    ) -> crate::StoreResult<Vec<(String, String, String)>> {
-        let query = words.iter().map(|word| format!("\"{word}\"")).collect::<Vec<_>>().join(" OR ");
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT e.topic, e.question, e.answer FROM knowledge_search s JOIN knowledge_entries e ON e.id = s.rowid \
-             WHERE knowledge_search MATCH $1 AND e.topic = $2 ORDER BY bm25(knowledge_search){}",
-            crate::queries::limit(limit)
-        )))
-        .bind(query)
-        .bind(topic)
-        .fetch_all(&self.pool)
-        .await?)
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query(crate::sql::PING).execute(&self.pool).await?;
+        Ok(())
     }
 }
 
@@ -268,14 +270,12 @@ mod tests {
         Ok(statement.get_status(StatementStatus::RePrepare))
     }
 
-    /// Why `queries::limit` writes the number into the statement.
+    /// Why `sql::limit` writes the number into the statement.
     #[test]
     fn a_bound_limit_makes_sqlite_prepare_the_statement_on_every_run() -> rusqlite::Result<()> {
         let bound = reprepares("SELECT at FROM turns WHERE thread = ?1 ORDER BY at DESC LIMIT ?2")?;
-        let written = reprepares(&format!(
-            "SELECT at FROM turns WHERE thread = ?1 ORDER BY at DESC{}",
-            crate::queries::limit(20)
-        ))?;
+        let written =
+            reprepares(&format!("SELECT at FROM turns WHERE thread = ?1 ORDER BY at DESC{}", crate::sql::limit(20)))?;
         assert_eq!((bound, written), (5, 0));
         Ok(())
     }

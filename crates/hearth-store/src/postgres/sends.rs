@@ -8,6 +8,7 @@ use sqlx::{PgPool, Postgres, QueryBuilder, Transaction};
 use uuid::Uuid;
 
 use super::PostgresStore;
+use super::conversations::delivery_in;
 use crate::group_commit::{GroupCommit, each_alone_if_the_batch_fails};
 use crate::send_batch::{self, ClientKey, MAX_SENDS_PER_BATCH, Plan, Sends, client_key};
 use crate::{MessageDelivery, NewMessageGroup, StoreError, StoreResult};
@@ -94,7 +95,7 @@ async fn store_sends(pool: &PgPool, sends: &[NewMessageGroup]) -> StoreResult<Ve
     }
     let mut earlier_deliveries = HashMap::new();
     for group in send_batch::earlier_groups(&plans) {
-        earlier_deliveries.insert(group, PostgresStore::delivery_in(&mut tx, group, false).await?);
+        earlier_deliveries.insert(group, delivery_in(&mut tx, group, false).await?);
     }
     let results = send_batch::outcomes(plans, fresh, &earlier_deliveries);
     tx.commit().await?;

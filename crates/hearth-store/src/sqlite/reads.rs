@@ -27,7 +27,7 @@ const MAX_IDLE: usize = 8;
 
 /// Read-only connections to one database file, lent to one read at a time.
 #[derive(Debug)]
-pub(crate) struct InlineReads {
+pub(super) struct InlineReads {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
 }
@@ -39,10 +39,10 @@ impl InlineReads {
     }
 
     /// The device session `device_id`, or `None` if SQLite was busy (read it elsewhere).
-    pub(crate) fn device(&self, device_id: Uuid) -> Option<StoreResult<Option<Device>>> {
+    pub(super) fn device(&self, device_id: Uuid) -> Option<StoreResult<Option<Device>>> {
         self.run(|database| {
             database
-                .prepare_cached(crate::queries::device_by_id())?
+                .prepare_cached(crate::sessions::DEVICE_BY_ID)?
                 .query_row(params![device_id], |row| {
                     Ok(Device {
                         id: row.get(0)?,
@@ -59,7 +59,7 @@ impl InlineReads {
 
     /// The latest `limit` turns of `user_id`'s assistant thread `thread`, newest first, or
     /// `None` if SQLite was busy (read them elsewhere).
-    pub(crate) fn assistant_turns(
+    pub(super) fn assistant_turns(
         &self,
         user_id: Uuid,
         thread: &str,
@@ -67,7 +67,7 @@ impl InlineReads {
     ) -> Option<StoreResult<Vec<AssistantTurn>>> {
         self.run(|database| {
             database
-                .prepare_cached(&crate::queries::assistant_turns(limit))?
+                .prepare_cached(&crate::assistant::turns_of_thread(limit))?
                 .query_map(params![user_id, thread], |row| {
                     Ok(AssistantTurn {
                         id: row.get(0)?,
@@ -119,7 +119,7 @@ impl InlineReads {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{NewAccount, NewSession, Store as _, Timestamp, User};
+    use crate::{AccountStore as _, NewAccount, NewSession, SessionStore as _, Store as _, Timestamp, User};
 
     fn account(now: Timestamp) -> NewAccount {
         NewAccount {
@@ -168,7 +168,7 @@ mod tests {
         let database = crate::testing::TestDatabase::sqlite();
         crate::SqliteStore::open(&database.url, 2).await?.migrate().await?;
         let plan: Vec<String> = Connection::open(database.url.trim_start_matches("sqlite://"))?
-            .prepare(&format!("EXPLAIN QUERY PLAN {}", crate::queries::assistant_turns(50)))?
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", crate::assistant::turns_of_thread(50)))?
             .query_map(params![Uuid::now_v7(), "conv_1"], |row| row.get::<_, String>(3))?
             .collect::<rusqlite::Result<_>>()?;
         assert_eq!(plan, ["SEARCH assistant_turns USING PRIMARY KEY (user_id=? AND thread=?)"]);

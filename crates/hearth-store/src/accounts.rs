@@ -1,0 +1,126 @@
+//! Accounts: users, their profiles, their passwords, and deleting them with all they own.
+//!
+//! [`AccountStore`] is the area's part of the [`Store`](crate::Store) contract; the SQL below
+//! is what both backends run for it (`sqlite/accounts.rs`, `postgres/accounts.rs`).
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::{NewAccount, Profile, ProfileUpdate, StoreError, StoreResult, Theme, Timestamp, User, UserSummary};
+
+/// Users and their profiles.
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// Creates a user, their default profile and first device session.
+    /// [`StoreError::Conflict`]`("email")` if the address is taken.
+    async fn create_account(&self, account: &NewAccount) -> StoreResult<()>;
+
+    /// A user by id.
+    async fn user(&self, id: Uuid) -> StoreResult<Option<User>>;
+
+    /// A user by (lowercased) email.
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+
+    /// Users ordered by id, starting after `after`, at most `limit`.
+    async fn list_users(&self, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<UserSummary>>;
+
+    /// Sets the display name.
+    async fn set_display_name(&self, user_id: Uuid, display_name: &str, now: Timestamp) -> StoreResult<()>;
+
+    /// Sets a new password hash and revokes every session and outstanding one-time token; with
+    /// `private_keys`, replaces the user's sealed private keys in the same transaction, as
+    /// [`ConversationStore::replace_private_keys`](crate::ConversationStore::replace_private_keys)
+    /// does (and refuses, changing nothing, as it does).
+    async fn replace_password(
+        &self,
+        user_id: Uuid,
+        password_hash: &str,
+        private_keys: Option<&[(Uuid, Vec<u8>)]>,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+
+    /// Deletes the user and everything that belongs to them.
+    async fn delete_user(&self, user_id: Uuid) -> StoreResult<()>;
+
+    /// The user's profile.
+    async fn profile(&self, user_id: Uuid) -> StoreResult<Profile>;
+
+    /// Applies a profile change and returns the whole profile.
+    async fn update_profile(&self, user_id: Uuid, update: &ProfileUpdate) -> StoreResult<Profile>;
+}
+
+pub(crate) const INSERT_USER: &str = "INSERT INTO users (id, email, display_name, password_hash, confirmed_at, inserted_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+pub(crate) const INSERT_PROFILE: &str =
+    "INSERT INTO profiles (user_id, hidden, theme, magnification, recents) VALUES ($1, $2, $3, $4, $5)";
+
+pub(crate) const USER_BY_ID: &str =
+    "SELECT id, email, display_name, password_hash, confirmed_at, inserted_at, updated_at FROM users WHERE id = $1";
+
+pub(crate) const USER_BY_EMAIL: &str =
+    "SELECT id, email, display_name, password_hash, confirmed_at, inserted_at, updated_at FROM users WHERE email = $1";
+
+/// Users after the id `$1`, at most `limit`. The nil UUID sorts before every real id on both
+/// backends, so it stands for "from the start".
+pub(crate) fn users_after(limit: u32) -> String {
+    format!("SELECT id, email, display_name FROM users WHERE id > $1 ORDER BY id{}", crate::sql::limit(limit))
+}
+
+pub(crate) const SET_DISPLAY_NAME: &str = "UPDATE users SET display_name = $2, updated_at = $3 WHERE id = $1";
+
+pub(crate) const SET_PASSWORD: &str = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
+
+pub(crate) const CONFIRM_EMAIL: &str = "UPDATE users SET confirmed_at = $2, updated_at = $2 WHERE id = $1";
+
+pub(crate) const CHANGE_EMAIL: &str = "UPDATE users SET email = $2, confirmed_at = NULL, updated_at = $3 WHERE id = $1";
+
+/// Message rows have no per-user index (every send would have to update it), so the user's
+/// copies are found through the conversations they took part in.
+pub(crate) const DELETE_USERS_MESSAGES: &str = "DELETE FROM messages WHERE recipient_id = $1 AND message_group_id IN \
+     (SELECT g.id FROM conversation_participants p JOIN message_groups g ON g.conversation_id = p.conversation_id \
+      WHERE p.user_id = $1)";
+
+/// The user's sends, found as their copies are ([`DELETE_USERS_MESSAGES`]).
+pub(crate) const DELETE_USERS_MESSAGE_GROUPS: &str = "DELETE FROM message_groups WHERE sender_id = $1 AND conversation_id IN \
+     (SELECT conversation_id FROM conversation_participants WHERE user_id = $1)";
+
+/// Everything else references users with `ON DELETE CASCADE`.
+pub(crate) const DELETE_USER: &str = "DELETE FROM users WHERE id = $1";
+
+pub(crate) const PROFILE: &str = "SELECT hidden, theme, magnification, recents FROM profiles WHERE user_id = $1";
+
+/// Each field is changed only when given (`NULL` keeps it).
+pub(crate) const UPDATE_PROFILE: &str = "UPDATE profiles SET hidden = COALESCE($2, hidden), theme = COALESCE($3, theme), \
+     magnification = COALESCE($4, magnification), recents = COALESCE($5, recents) \
+     WHERE user_id = $1 RETURNING hidden, theme, magnification, recents";
+
+/// A profile as stored: the theme as text and the recents as a JSON array.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ProfileRow {
+    pub hidden: bool,
+    pub theme: String,
+    pub magnification: f64,
+    pub recents: String,
+}
+
+impl ProfileRow {
+    pub fn into_profile(self) -> StoreResult<Profile> {
+        Ok(Profile {
+            hidden: self.hidden,
+            theme: Theme::parse(&self.theme).ok_or(StoreError::Corrupt("profiles.theme"))?,
+            magnification: self.magnification,
+            recents: serde_json::from_str(&self.recents).map_err(|_| StoreError::Corrupt("profiles.recents"))?,
+        })
+    }
+}
+
+/// The recents as stored: a JSON array.
+pub(crate) fn recents_json(recents: &[String]) -> String {
+    serde_json::to_string(recents).expect("a list of strings always serializes")
+}
+
+/// A user summary from its row `(id, email, display_name)`.
+pub(crate) fn user_summary((id, email, display_name): (Uuid, String, String)) -> UserSummary {
+    UserSummary { id, email, display_name }
+}

@@ -1,0 +1,125 @@
+//! Accounts on SQLite: [`AccountStore`] with the shared SQL of `accounts.rs`.
+
+use async_trait::async_trait;
+use sqlx::{AssertSqlSafe, Sqlite, Transaction};
+use uuid::Uuid;
+
+use super::SqliteStore;
+use crate::accounts::{self, ProfileRow, recents_json, user_summary};
+use crate::sql::{found, on_unique};
+use crate::{AccountStore, NewAccount, Profile, ProfileUpdate, StoreResult, Timestamp, User, UserSummary};
+
+#[async_trait]
+impl AccountStore for SqliteStore {
+    async fn create_account(&self, account: &NewAccount) -> StoreResult<()> {
+        let user = &account.user;
+        let mut tx = self.begin_write().await?;
+        sqlx::query(accounts::INSERT_USER)
+            .bind(user.id)
+            .bind(&user.email)
+            .bind(&user.display_name)
+            .bind(&user.password_hash)
+            .bind(user.confirmed_at)
+            .bind(user.inserted_at)
+            .bind(user.updated_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(on_unique("email"))?;
+        let profile = Profile::default();
+        sqlx::query(accounts::INSERT_PROFILE)
+            .bind(user.id)
+            .bind(profile.hidden)
+            .bind(profile.theme.as_str())
+            .bind(profile.magnification)
+            .bind(recents_json(&profile.recents))
+            .execute(&mut *tx)
+            .await?;
+        super::sessions::insert_session(&mut tx, user.id, &account.session).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn user(&self, id: Uuid) -> StoreResult<Option<User>> {
+        Ok(sqlx::query_as(accounts::USER_BY_ID).bind(id).fetch_optional(&self.pool).await?)
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        Ok(sqlx::query_as(accounts::USER_BY_EMAIL).bind(email).fetch_optional(&self.pool).await?)
+    }
+
+    async fn list_users(&self, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<UserSummary>> {
+        let rows = sqlx::query_as(AssertSqlSafe(accounts::users_after(limit)))
+            .bind(after.unwrap_or(Uuid::nil()))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(user_summary).collect())
+    }
+
+    async fn set_display_name(&self, user_id: Uuid, display_name: &str, now: Timestamp) -> StoreResult<()> {
+        let updated = sqlx::query(accounts::SET_DISPLAY_NAME)
+            .bind(user_id)
+            .bind(display_name)
+            .bind(now)
+            .execute(self.writer())
+            .await?;
+        found(updated.rows_affected())
+    }
+
+    async fn replace_password(
+        &self,
+        user_id: Uuid,
+        password_hash: &str,
+        private_keys: Option<&[(Uuid, Vec<u8>)]>,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        if let Some(keys) = private_keys {
+            super::conversations::replace_private_keys_in(&mut tx, user_id, keys, now).await?;
+        }
+        set_password_in(&mut tx, user_id, password_hash, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_user(&self, user_id: Uuid) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(accounts::DELETE_USERS_MESSAGES).bind(user_id).execute(&mut *tx).await?;
+        sqlx::query(accounts::DELETE_USERS_MESSAGE_GROUPS).bind(user_id).execute(&mut *tx).await?;
+        let deleted = sqlx::query(accounts::DELETE_USER).bind(user_id).execute(&mut *tx).await?;
+        found(deleted.rows_affected())?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn profile(&self, user_id: Uuid) -> StoreResult<Profile> {
+        let row: Option<ProfileRow> =
+            sqlx::query_as(accounts::PROFILE).bind(user_id).fetch_optional(&self.pool).await?;
+        row.ok_or(crate::StoreError::NotFound)?.into_profile()
+    }
+
+    async fn update_profile(&self, user_id: Uuid, update: &ProfileUpdate) -> StoreResult<Profile> {
+        let row: Option<ProfileRow> = sqlx::query_as(accounts::UPDATE_PROFILE)
+            .bind(user_id)
+            .bind(update.hidden)
+            .bind(update.theme.map(crate::Theme::as_str))
+            .bind(update.magnification)
+            .bind(update.recents.as_deref().map(recents_json))
+            .fetch_optional(self.writer())
+            .await?;
+        row.ok_or(crate::StoreError::NotFound)?.into_profile()
+    }
+}
+
+/// Sets the user's password hash and revokes every session and outstanding one-time token,
+/// in `tx`. [`StoreError::NotFound`](crate::StoreError::NotFound) if there is no such user.
+pub(super) async fn set_password_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    user_id: Uuid,
+    password_hash: &str,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let updated =
+        sqlx::query(accounts::SET_PASSWORD).bind(user_id).bind(password_hash).bind(now).execute(&mut **tx).await?;
+    found(updated.rows_affected())?;
+    super::sessions::revoke_everything_in(tx, user_id, now).await
+}
