@@ -72,21 +72,18 @@ impl fmt::Debug for ApiKey {
     }
 }
 
-/// The provider whose documented key prefix `key` carries, if any. Prefixes are a convenience,
-/// not a contract (Gemini's newer keys have none of these), so `None` is common.
+/// The provider whose documented key prefix `key` carries, if any: the longest prefix that
+/// matches, since OpenRouter's and Anthropic's keys also start with OpenAI's `sk-`. Prefixes
+/// are a convenience, not a contract (Gemini's newer keys have none of these), so `None` is
+/// common.
 pub fn detect_provider(key: &str) -> Option<ProviderName> {
-    PREFIXES.iter().find(|(prefix, _)| key.starts_with(prefix)).map(|&(_, provider)| provider)
+    ProviderName::ALL
+        .into_iter()
+        .filter_map(|provider| Some((provider, provider.provider().key_prefix?)))
+        .filter(|(_, prefix)| key.starts_with(prefix))
+        .max_by_key(|(_, prefix)| prefix.len())
+        .map(|(provider, _)| provider)
 }
-
-/// Documented key prefixes, longest first: OpenRouter and Anthropic keys also start with `sk-`.
-const PREFIXES: [(&str, ProviderName); 6] = [
-    ("sk-or-", ProviderName::OpenRouter),
-    ("sk-ant-", ProviderName::Anthropic),
-    ("gsk_", ProviderName::Groq),
-    ("csk-", ProviderName::Cerebras),
-    ("AIza", ProviderName::Gemini),
-    ("sk-", ProviderName::OpenAi),
-];
 
 /// Characters after a prefix that make a word look like a key rather than a mention of one.
 const MIN_KEY_TAIL: usize = 16;
@@ -106,7 +103,7 @@ pub fn redact_key_shapes(text: &str) -> std::borrow::Cow<'_, str> {
             continue;
         }
         let rest = &text[at..];
-        let Some((prefix, _)) = PREFIXES.iter().find(|(prefix, _)| rest.starts_with(prefix)) else { continue };
+        let Some(prefix) = detect_provider(rest).and_then(|provider| provider.provider().key_prefix) else { continue };
         let tail = rest[prefix.len()..].find(|c: char| !is_key_char(c)).unwrap_or(rest.len() - prefix.len());
         if tail >= MIN_KEY_TAIL {
             redacted.push_str(&text[copied..at]);

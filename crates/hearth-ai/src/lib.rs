@@ -1,7 +1,8 @@
 //! hearth's AI providers.
 //!
-//! Thin streaming clients for the three wire dialects the six providers speak
-//! ([`wire`]: OpenAI-compatible for OpenAI, Groq, Cerebras and OpenRouter; Gemini's native API;
+//! The providers, one row each of a table ([`PROVIDERS`]: name, key prefix, endpoint, models,
+//! dialect); thin streaming clients for the three wire formats they speak ([`wire`]:
+//! OpenAI-compatible for OpenAI, Groq, Cerebras and OpenRouter; Gemini's native API;
 //! Anthropic's Messages API), the classification of every failure into the classes of
 //! `PROVIDERS.md` ([`FailureClass`]), per-key failure tracking with cool-downs
 //! ([`KeyHealth`]) and the [`Router`] that walks providers and keys in order until one
@@ -22,7 +23,7 @@ pub use failure::{FailureClass, ProviderFailure};
 pub use health::{KeyHealth, KeyState};
 pub use image::GeneratedImage;
 pub use key::{ApiKey, KeyFingerprint, redact_key_shapes};
-pub use provider::{ProviderName, ProviderSettings, Providers};
+pub use provider::{PROVIDERS, Provider, ProviderName, ProviderSettings, Providers};
 pub use router::{Answer, Attempt, AttemptOutcome, Candidate, Router, RouterSettings, TurnFailure, TurnFailureKind};
 
 /// Input the AI layer refuses before any provider is called, and a router that cannot be
@@ -31,7 +32,7 @@ pub use router::{Answer, Attempt, AttemptOutcome, Candidate, Router, RouterSetti
 pub enum AiError {
     /// A provider name that hearth does not know. The name is not repeated: a client that
     /// swapped name and key would otherwise see its key echoed.
-    #[error("unknown provider; known: gemini, groq, cerebras, openrouter, openai, anthropic")]
+    #[error("unknown provider; known: {}", ProviderName::all_names())]
     UnknownProvider,
     /// A key of the wrong length.
     #[error("the {provider} key must be 20 to 500 characters long")]

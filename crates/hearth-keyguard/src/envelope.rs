@@ -118,7 +118,7 @@ pub fn seal_to(
 pub fn seal_keys_to(
     public: &PublicKey,
     user_id: Uuid,
-    keys: &[(ProviderName, hearth_ai::ApiKey)],
+    keys: &[(ProviderName, &str)],
 ) -> Result<Envelope, KeyguardError> {
     RequestSealer::new(public)?.seal_keys(user_id, keys)
 }
@@ -161,15 +161,11 @@ impl RequestSealer {
         Ok(Self { kid: public.kid, epk: URL_SAFE_NO_PAD.encode(epk.as_ref()), cipher })
     }
 
-    /// Encrypts the keys given with one request, in order.
-    pub fn seal_keys(
-        &self,
-        user_id: Uuid,
-        keys: &[(ProviderName, hearth_ai::ApiKey)],
-    ) -> Result<Envelope, KeyguardError> {
+    /// Encrypts the keys given with one request, in order, as they were given: the keyguard
+    /// checks them when it opens them.
+    pub fn seal_keys(&self, user_id: Uuid, keys: &[(ProviderName, &str)]) -> Result<Envelope, KeyguardError> {
         let context = EnvelopeContext { purpose: Purpose::Request, user_id };
-        let listed: Vec<(ProviderName, &str)> = keys.iter().map(|(provider, key)| (*provider, key.expose())).collect();
-        let plaintext = Zeroizing::new(serde_json::to_vec(&listed).map_err(|_| KeyguardError::Undecryptable)?);
+        let plaintext = Zeroizing::new(serde_json::to_vec(keys).map_err(|_| KeyguardError::Undecryptable)?);
         self.seal(&context.associated_data(REQUEST_KEYS), &plaintext)
     }
 
@@ -340,10 +336,8 @@ mod tests {
         let secret = keypair(&KeyRing::generate(), 1).expect("version 1");
         let public = public_key(&secret, 1).expect("public");
         let user = Uuid::from_u128(7);
-        let keys = [
-            (ProviderName::Groq, hearth_ai::ApiKey::new("gsk_REQUESTKEY-0123456789")),
-            (ProviderName::OpenAi, hearth_ai::ApiKey::new("sk-REQUESTKEY-abcdefghij")),
-        ];
+        let keys =
+            [(ProviderName::Groq, "gsk_REQUESTKEY-0123456789"), (ProviderName::OpenAi, "sk-REQUESTKEY-abcdefghij")];
         let envelope = seal_keys_to(&public, user, &keys).expect("seal");
         assert!(!serde_json::to_string(&envelope).expect("json").contains("REQUESTKEY"));
         let opener = RequestOpener::new(&secret, &envelope.epk).expect("agrees");
@@ -362,7 +356,7 @@ mod tests {
         let secret = keypair(&KeyRing::generate(), 1).expect("version 1");
         let sealer = RequestSealer::new(&public_key(&secret, 1).expect("public")).expect("sealer");
         let user = Uuid::from_u128(7);
-        let keys = |key: &str| [(ProviderName::Groq, hearth_ai::ApiKey::new(key))];
+        let keys = |key: &'static str| [(ProviderName::Groq, key)];
         let first = sealer.seal_keys(user, &keys("gsk_FIRST-0123456789abcdef")).expect("seal");
         let second = sealer.seal_keys(user, &keys("gsk_SECOND-0123456789abcde")).expect("seal");
         assert_eq!(first.epk, second.epk, "one key agreement");

@@ -98,7 +98,8 @@ impl Fixture {
 
     /// Seals a request's keys as the server does, with the fixture's sealer.
     pub fn seal_keys(&self, user_id: Uuid, keys: &[(ProviderName, ApiKey)]) -> Envelope {
-        self.sealer.seal_keys(user_id, keys).expect("sealing in memory does not fail")
+        let given: Vec<(ProviderName, &str)> = keys.iter().map(|(provider, key)| (*provider, key.expose())).collect();
+        self.sealer.seal_keys(user_id, &given).expect("sealing in memory does not fail")
     }
 
     /// Opens what the fixture's sealer sealed, reusing its key agreement (the keyguard's cache).

@@ -9,17 +9,25 @@
 //! as sealed blobs, are opened for one call in zeroizing memory, and are sent only to the
 //! configured base URL of their own provider.
 //!
-//! [`LocalKeyguard`] runs inside `hearth serve`; [`remote`] serves it as its own process over
-//! a Unix socket or mutual TLS ([`certs`] makes the certificates) and [`RemoteKeyguard`] talks
-//! to it there, behind the same trait.
+//! Keys given with a request arrive only as an envelope; the keyguard checks their shape when
+//! it opens them ([`Keyguard::check_request_keys`]), and nowhere else. The operator's free-tier
+//! keys are among its own settings ([`KeyguardSettings`]), not the server's.
+//!
+//! [`KeyguardSettings`] makes the keyguard: a [`LocalKeyguard`] inside `hearth serve`, or a
+//! [`RemoteKeyguard`] talking to one that [`remote::serve_at`] runs as its own process over a
+//! Unix socket or mutual TLS ([`certs`] makes the certificates), behind the same trait.
+//! [`rotation`] adds and retires master key versions.
 
 pub mod certs;
 pub mod envelope;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod local;
+mod master_key;
 pub mod remote;
+pub mod rotation;
 mod sealed;
+mod settings;
 
 use std::time::Duration;
 
@@ -33,6 +41,7 @@ pub use envelope::{Envelope, EnvelopeContext, PublicKey, Purpose};
 pub use local::{KeyguardOptions, LocalKeyguard};
 pub use remote::{Endpoint, RemoteKeyguard};
 pub use sealed::{Owner, SealedKey, StoredKey};
+pub use settings::{FreeTierKeys, KeyguardSettings};
 
 /// What the keyguard may be asked. Implemented in-process ([`LocalKeyguard`]) and over a socket
 /// ([`RemoteKeyguard`]); the server holds an `Arc<dyn Keyguard>` and cannot tell which.
@@ -73,6 +82,12 @@ pub trait Keyguard: Send + Sync + std::fmt::Debug {
     /// The operator's free-tier keys from the keyguard's settings: provider and fingerprint,
     /// in the order they are tried.
     async fn free_tier(&self) -> Result<Vec<(ProviderName, KeyFingerprint)>, KeyguardError>;
+
+    /// Opens the keys `user_id` gave with one request ([`envelope::RequestSealer`]) and checks
+    /// each one's shape for its provider, before the request is let through: a key that is
+    /// not plausible is refused ([`KeyguardError::InvalidRequestKey`]) without any provider
+    /// being called or any limit being spent. The same check runs when they are used.
+    async fn check_request_keys(&self, user_id: Uuid, envelope: &Envelope) -> Result<(), KeyguardError>;
 }
 
 /// A key to try, as the server names it.
@@ -144,6 +159,14 @@ pub enum KeyguardError {
     /// The key is not one the provider accepts: its shape, or the provider said so.
     #[error("{0}")]
     InvalidKey(String),
+    /// A key given with a request is not of a shape its provider's keys have.
+    #[error("{message}")]
+    InvalidRequestKey {
+        /// The provider it was given for.
+        provider: ProviderName,
+        /// What is wrong with it (never the key).
+        message: String,
+    },
     /// A stored key did not open (a retired master key version, or a damaged row).
     #[error("a stored key could not be opened")]
     SealedKeyUnreadable,

@@ -84,16 +84,27 @@ impl LocalKeyguard {
                     Ok(key) => candidates.push(Candidate { provider: stored.provider, key }),
                     Err(error) => tracing::error!(key = %stored.id, %error, "a stored key did not open; skipped"),
                 },
-                KeyRef::Given { user_id, envelope } => {
-                    for (provider, text) in self.request_opener(&envelope)?.open_keys(&envelope, user_id)? {
-                        let key = ApiKey::for_provider(provider, text.as_str()).map_err(invalid_key)?;
-                        candidates.push(Candidate { provider, key });
-                    }
-                }
+                KeyRef::Given { user_id, envelope } => candidates.extend(self.request_keys(user_id, &envelope)?),
                 KeyRef::FreeTier => candidates.extend(self.free_tier.iter().cloned()),
             }
         }
         Ok(candidates)
+    }
+
+    /// The keys given with one request, opened and each checked for its provider's shape: the
+    /// one place a request's keys are checked.
+    fn request_keys(
+        &self,
+        user_id: uuid::Uuid,
+        envelope: &envelope::Envelope,
+    ) -> Result<Vec<Candidate>, KeyguardError> {
+        let keys = self.request_opener(envelope)?.open_keys(envelope, user_id)?;
+        keys.into_iter()
+            .map(|(provider, text)| match ApiKey::for_provider(provider, text.as_str()) {
+                Ok(key) => Ok(Candidate { provider, key }),
+                Err(error) => Err(KeyguardError::InvalidRequestKey { provider, message: error.to_string() }),
+            })
+            .collect()
     }
 
     fn open(&self, stored: &StoredKey) -> Result<ApiKey, KeyguardError> {
@@ -256,5 +267,13 @@ impl Keyguard for LocalKeyguard {
 
     async fn free_tier(&self) -> Result<Vec<(ProviderName, KeyFingerprint)>, KeyguardError> {
         Ok(self.free_tier.iter().map(|candidate| (candidate.provider, candidate.key.fingerprint())).collect())
+    }
+
+    async fn check_request_keys(
+        &self,
+        user_id: uuid::Uuid,
+        envelope: &envelope::Envelope,
+    ) -> Result<(), KeyguardError> {
+        self.request_keys(user_id, envelope).map(drop)
     }
 }

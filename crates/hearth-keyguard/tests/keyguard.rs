@@ -110,13 +110,29 @@ async fn behaves_as_a_keyguard(keyguard: &dyn Keyguard, fake: &FakeProvider) {
     let answer = keyguard.complete(&question("free"), vec![KeyRef::FreeTier], &deltas).await.expect("reachable");
     assert_eq!(answer.expect("answer").provider, ProviderName::Groq);
     let given = [
-        (ProviderName::Gemini, ApiKey::new("AIzaREQUESTCANARY-fake-invalid_key-0123")),
-        (ProviderName::OpenRouter, ApiKey::new("sk-or-v1-REQUESTCANARY-0123456789abcdef")),
+        (ProviderName::Gemini, "AIzaREQUESTCANARY-fake-invalid_key-0123"),
+        (ProviderName::OpenRouter, "sk-or-v1-REQUESTCANARY-0123456789abcdef"),
     ];
     let envelope = envelope::seal_keys_to(&public, user, &given).expect("envelope");
+    keyguard.check_request_keys(user, &envelope).await.expect("plausible keys");
     let keys = vec![KeyRef::Given { user_id: user, envelope }];
     let answer = keyguard.complete(&question("mine"), keys, &deltas).await.expect("reachable").expect("answer");
     assert_eq!(answer.provider, ProviderName::OpenRouter);
+
+    // A request's key of no plausible shape is refused when it is checked, naming its provider
+    // and never the key; so is one given for another provider's prefix.
+    for (provider, key) in
+        [(ProviderName::Groq, "gsk_SHORTCANARY"), (ProviderName::Gemini, "gsk_REQUESTCANARY-0123456789")]
+    {
+        let envelope = envelope::seal_keys_to(&public, user, &[(provider, key)]).expect("envelope");
+        match keyguard.check_request_keys(user, &envelope).await {
+            Err(KeyguardError::InvalidRequestKey { provider: refused, message }) => {
+                assert_eq!(refused, provider);
+                assert!(!message.contains("CANARY"), "{message}");
+            }
+            other => panic!("{provider}: {other:?}"),
+        }
+    }
 
     // No keys: the router's own answer, not an error of the keyguard.
     let none = keyguard.complete(&question("x"), Vec::new(), &deltas).await.expect("reachable");
@@ -303,7 +319,7 @@ async fn requests_sealed_with_one_sealer_open_until_their_version_is_retired() {
     let public = keyguard.public_key().await.expect("public key");
     let sealer = envelope::RequestSealer::new(&public).expect("sealer");
     let user = Uuid::now_v7();
-    let given = [(ProviderName::OpenRouter, ApiKey::new("sk-or-v1-REQUESTCANARY-0123456789abcdef"))];
+    let given = [(ProviderName::OpenRouter, "sk-or-v1-REQUESTCANARY-0123456789abcdef")];
     let ask = |envelope: envelope::Envelope| {
         let keyguard = keyguard.clone();
         let deltas = deltas.clone();

@@ -1,91 +1,97 @@
-//! The keyguard as the server sets it up: in this process from the settings, or a client of one
-//! running on its own (`keyguard.connect`); and the master key's rotation and retirement.
+//! The server's side of the keyguard (`hearth-keyguard`): made from the settings, and the
+//! master key's rotation and retirement over the stored keys' rows.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use hearth_ai::ApiKey;
-use hearth_keyguard::remote::Connection;
-use hearth_keyguard::{Endpoint, Keyguard, KeyguardOptions, LocalKeyguard, Owner, RemoteKeyguard, StoredKey};
-use hearth_store::{KeyOwner, Store, StoredProviderKey};
-use hearth_vault::KeyRing;
+use async_trait::async_trait;
+use hearth_keyguard::rotation::{self, RotationError, SealedKeyRows, SealedRow};
+use hearth_keyguard::{Keyguard, KeyguardError, LocalKeyguard, Owner, StoredKey};
+use hearth_store::{KeyOwner, Store, StoreError, StoredProviderKey};
+use uuid::Uuid;
+
+pub use hearth_keyguard::rotation::Rotation;
 
 use crate::error::ServerError;
-use crate::settings::Settings;
+use crate::settings::{AiSettings, KeyguardSettings, Settings};
 
-pub use hearth_keyguard::certs::TlsFiles;
-
-/// Writes a CA, keyguard and client certificates to `dir` (`hearth keyguard certs`); returns
-/// the directory.
-pub fn certificates(dir: &std::path::Path, names: &[String]) -> Result<PathBuf, ServerError> {
-    hearth_keyguard::certs::generate(dir, names).map_err(|e| ServerError::Config(e.to_string()))?;
-    Ok(dir.to_owned())
+/// The keyguard the server uses: a client of `keyguard.connect`, or one in this process (its
+/// master key in `data_dir`, its providers as `ai` says). The free tier's keys go to the
+/// keyguard and leave `keyguard`.
+pub fn build(
+    keyguard: &mut KeyguardSettings,
+    data_dir: &Path,
+    ai: &AiSettings,
+) -> Result<Arc<dyn Keyguard>, ServerError> {
+    refuse_moved_keys(ai)?;
+    keyguard.build(data_dir, &ai.providers, &ai.routing).map_err(setup)
 }
 
-/// The master key ring's file.
-pub fn master_key_file(settings: &Settings) -> PathBuf {
-    settings.keyguard.master_key_file.clone().unwrap_or_else(|| settings.data_dir.join("keyguard_key"))
+/// The keyguard in this process, as `hearth keyguard --listen` serves it.
+pub fn local(settings: &mut Settings) -> Result<LocalKeyguard, ServerError> {
+    refuse_moved_keys(&settings.ai)?;
+    let Settings { keyguard, data_dir, ai, .. } = settings;
+    keyguard.local(data_dir, &ai.providers, &ai.routing).map_err(setup)
 }
 
-/// The keyguard the server uses: a client of `keyguard.connect`, or one in this process.
-pub fn build(settings: &Settings) -> Result<Arc<dyn Keyguard>, ServerError> {
-    let Some(address) = &settings.keyguard.connect else {
-        return Ok(Arc::new(local(settings)?));
-    };
-    if !settings.ai.free_tier.keys.is_empty() {
-        tracing::warn!(
-            "ai.free_tier.keys is ignored here: the keyguard at keyguard.connect holds the free tier's keys"
-        );
+/// The operator's keys moved to the keyguard's settings; serving on without them would leave
+/// the free tier empty unnoticed.
+fn refuse_moved_keys(ai: &AiSettings) -> Result<(), ServerError> {
+    if ai.free_tier.moved_keys.is_some() {
+        return Err(ServerError::Config(
+            "ai.free_tier.keys is now keyguard.free_tier.keys (HEARTH_KEYGUARD__FREE_TIER__KEYS__<PROVIDER>): \
+             the keyguard alone holds the operator's keys"
+                .into(),
+        ));
     }
-    let endpoint = Endpoint::parse(address).map_err(|e| ServerError::Config(e.to_string()))?;
-    let tls = match (&settings.keyguard.ca, &settings.keyguard.cert, &settings.keyguard.key) {
-        (Some(ca), Some(cert), Some(key)) => Some(TlsFiles { ca: ca.clone(), cert: cert.clone(), key: key.clone() }),
-        _ => None,
-    };
-    let connection = Connection { endpoint, tls, server_name: settings.keyguard.server_name.clone() };
-    let remote = RemoteKeyguard::new(&connection).map_err(|e| ServerError::Config(e.to_string()))?;
-    tracing::info!(keyguard = %address, "provider keys are sealed and used by the keyguard at this address");
-    Ok(Arc::new(remote))
+    Ok(())
 }
 
-/// The keyguard in this process (`hearth serve` by default, and `hearth keyguard`): the master
-/// key ring from its file (created on first start), the providers and the free tier's keys from
-/// the settings.
-pub fn local(settings: &Settings) -> Result<LocalKeyguard, ServerError> {
-    let file = master_key_file(settings);
-    let ring = read_or_create_ring(&file)?;
-    let free_tier = settings
-        .ai
-        .free_tier
-        .keys
-        .iter()
-        .flat_map(|(provider, keys)| keys.iter().map(|key| (*provider, ApiKey::new(key.expose()))))
-        .collect();
-    LocalKeyguard::new(KeyguardOptions {
-        ring,
-        ring_file: Some(file),
-        providers: settings.ai.providers.clone(),
-        routing: settings.ai.routing.clone(),
-        free_tier,
-    })
-    .map_err(|e| ServerError::Config(e.to_string()))
+fn setup(error: KeyguardError) -> ServerError {
+    ServerError::Config(error.to_string())
 }
 
-fn read_or_create_ring(file: &std::path::Path) -> Result<KeyRing, ServerError> {
-    let unreadable = |e: String| ServerError::Secret(format!("keyguard master key {}: {e}", file.display()));
-    match std::fs::read_to_string(file) {
-        Ok(text) => KeyRing::parse(&zeroize::Zeroizing::new(text)).map_err(|e| unreadable(e.to_string())),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let ring = KeyRing::generate();
-            if let Some(parent) = file.parent() {
-                crate::secrets::ensure_data_dir(parent)?;
-            }
-            hearth_vault::write_ring(file, &ring).map_err(|e| unreadable(e.to_string()))?;
-            tracing::info!(path = %file.display(), "created the keyguard master key (mode 0600); keep a backup of it apart from the database");
-            Ok(ring)
-        }
-        Err(error) => Err(unreadable(error.to_string())),
+/// Adds a master key version and re-seals every stored key under it (`hearth keyguard rotate`).
+pub async fn rotate(settings: &Settings, store: &dyn Store) -> Result<Rotation, ServerError> {
+    let file = settings.keyguard.master_key_file(&settings.data_dir);
+    rotation::rotate(&file, &Rows(store)).await.map_err(rotation_failed)
+}
+
+/// Drops master key `version` (`hearth keyguard retire`): refused while stored keys are still
+/// sealed under it, and for the newest version.
+pub async fn retire(settings: &Settings, store: &dyn Store, version: u32) -> Result<(), ServerError> {
+    let file = settings.keyguard.master_key_file(&settings.data_dir);
+    rotation::retire(&file, &Rows(store), version).await.map_err(rotation_failed)
+}
+
+fn rotation_failed(error: RotationError<StoreError>) -> ServerError {
+    match error {
+        RotationError::Rows(error) => ServerError::Store(error),
+        other => ServerError::Config(other.to_string()),
+    }
+}
+
+/// The stored keys' rows, as a rotation reads and replaces them.
+struct Rows<'a>(&'a dyn Store);
+
+#[async_trait]
+impl SealedKeyRows for Rows<'_> {
+    type Error = StoreError;
+
+    async fn page(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<SealedRow>, StoreError> {
+        let rows = self.0.all_provider_keys(after, limit).await?;
+        Ok(rows
+            .iter()
+            .map(|row| SealedRow { id: row.id, master_version: row.master_version, key: stored_key(row) })
+            .collect())
+    }
+
+    async fn replace(&self, id: Uuid, expected: &[u8], sealed: &[u8], version: u32) -> Result<bool, StoreError> {
+        self.0.replace_sealed_provider_key(id, expected, sealed, version).await
+    }
+
+    async fn versions(&self) -> Result<Vec<(u32, u64)>, StoreError> {
+        self.0.provider_key_versions().await
     }
 }
 
@@ -101,120 +107,4 @@ pub fn owner(owner: KeyOwner) -> Owner {
         KeyOwner::User(user) => Owner::User(user),
         KeyOwner::Pool => Owner::Pool,
     }
-}
-
-/// What a rotation did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rotation {
-    /// The new master key version.
-    pub version: u32,
-    /// Stored keys re-sealed under it.
-    pub rewrapped: usize,
-}
-
-/// Adds a master key version and re-seals every stored key's data key under it, while servers
-/// and keyguards keep running: they read the new version from the file when they meet it (and
-/// before every seal), and each row is replaced only if it did not change meanwhile. Passes
-/// repeat until no key is left under an older version.
-pub async fn rotate(settings: &Settings, store: &dyn Store) -> Result<Rotation, ServerError> {
-    let file = master_key_file(settings);
-    let mut ring = read_or_create_ring(&file)?;
-    let version = ring.add_version();
-    hearth_vault::write_ring(&file, &ring)
-        .map_err(|e| ServerError::Secret(format!("cannot write {}: {e}", file.display())))?;
-    tracing::info!(version, path = %file.display(), "keyguard master key version added");
-    let keyguard = local(settings)?;
-    let mut rewrapped = 0;
-    for pass in 0.. {
-        let mut changed = 0;
-        let mut after = None;
-        loop {
-            let rows = store.all_provider_keys(after, 500).await?;
-            let Some(last) = rows.last() else { break };
-            after = Some(last.id);
-            for row in rows.iter().filter(|row| row.master_version < version) {
-                let Some(key) = stored_key(row) else { continue };
-                match keyguard.rewrap(&key).await {
-                    Ok(Some((sealed, new_version))) => {
-                        if store.replace_sealed_provider_key(row.id, &row.sealed, &sealed, new_version).await? {
-                            changed += 1;
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(error) => tracing::error!(key = %row.id, %error, "a stored key did not re-seal"),
-                }
-            }
-        }
-        rewrapped += changed;
-        let behind: u64 =
-            store.provider_key_versions().await?.iter().filter(|(v, _)| *v < version).map(|(_, n)| n).sum();
-        if behind == 0 || pass >= 10 {
-            break;
-        }
-        // A keyguard may have sealed a new key under the old version just before it read the
-        // file; give it a moment and go again.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    Ok(Rotation { version, rewrapped })
-}
-
-/// Drops master key `version` from the ring file. Refused while stored keys are still sealed
-/// under it (they would never open again) and for the newest version.
-pub async fn retire(settings: &Settings, store: &dyn Store, version: u32) -> Result<(), ServerError> {
-    let file = master_key_file(settings);
-    let mut ring = read_or_create_ring(&file)?;
-    let still = store.provider_key_versions().await?.into_iter().find(|(v, _)| *v == version).map_or(0, |(_, n)| n);
-    if still > 0 {
-        return Err(ServerError::Config(format!(
-            "{still} stored key(s) are still sealed under version {version}; run `hearth keyguard rotate` first"
-        )));
-    }
-    ring.retire(version).map_err(|e| ServerError::Config(format!("master key version {version}: {e}")))?;
-    hearth_vault::write_ring(&file, &ring)
-        .map_err(|e| ServerError::Secret(format!("cannot write {}: {e}", file.display())))?;
-    tracing::info!(version, "keyguard master key version retired");
-    Ok(())
-}
-
-/// Runs the keyguard as its own process (`hearth keyguard --listen …`) until `shutdown`:
-/// `unix:PATH` (the socket made readable by this user only) or `tcp:HOST:PORT` with mutual TLS
-/// (`tls`: its CA, certificate and key; clients need a certificate from the same CA).
-pub async fn serve(
-    settings: &Settings,
-    listen: &str,
-    tls: Option<TlsFiles>,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), ServerError> {
-    use hearth_keyguard::remote::Listener;
-    let keyguard = Arc::new(local(settings)?);
-    let setup = |e: hearth_keyguard::KeyguardError| ServerError::Config(e.to_string());
-    let listener = match Endpoint::parse(listen).map_err(setup)? {
-        Endpoint::Unix(path) => {
-            // A socket file left by an earlier run that did not stop cleanly.
-            if std::os::unix::net::UnixStream::connect(&path).is_err() {
-                let _ = std::fs::remove_file(&path);
-            }
-            let listener = tokio::net::UnixListener::bind(&path)?;
-            #[cfg(unix)]
-            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-            tracing::info!(socket = %path.display(), "keyguard listening");
-            Listener::Unix(listener)
-        }
-        Endpoint::Tcp(address) => {
-            let files = tls.ok_or_else(|| {
-                ServerError::Config(
-                    "a keyguard on TCP needs --ca, --cert and --key (see `hearth keyguard certs`)".into(),
-                )
-            })?;
-            let config = hearth_keyguard::certs::server_config(&files).map_err(setup)?;
-            let listener = tokio::net::TcpListener::bind(&address).await?;
-            tracing::info!(address = %listener.local_addr()?, "keyguard listening (mutual TLS)");
-            Listener::tls(listener, config)
-        }
-    };
-    hearth_keyguard::remote::serve(listener, keyguard, shutdown).await;
-    if let Endpoint::Unix(path) = Endpoint::parse(listen).map_err(setup)? {
-        let _ = std::fs::remove_file(path);
-    }
-    Ok(())
 }

@@ -57,7 +57,7 @@ pub struct Server {
 
 impl Server {
     /// Prepares the data directory, secrets, database (migrated) and listener.
-    pub async fn build(settings: Settings) -> Result<Self, ServerError> {
+    pub async fn build(mut settings: Settings) -> Result<Self, ServerError> {
         if settings.env == Environment::Production
             && settings.server.tls.is_none()
             && settings.server.trusted_proxies.is_empty()
@@ -104,7 +104,8 @@ impl Server {
         store.replace_knowledge(&knowledge).await?;
         let metrics = Arc::new(metrics::Metrics::default());
         let knowledge = assistant::knowledge::KnowledgeBase::new(&knowledge);
-        let keyguard = keyguard::build(&settings)?;
+        // Before the settings are shared: the free tier's keys leave them for the keyguard.
+        let keyguard = keyguard::build(&mut settings.keyguard, &settings.data_dir, &settings.ai)?;
         let assistant =
             Arc::new(assistant::Assistant::new(&settings.ai, keyguard, knowledge, store.clone(), metrics.clone()));
         let state = AppState {

@@ -1,15 +1,16 @@
 //! hearth's settings: one typed tree, layered defaults → TOML file → `HEARTH_*` environment
 //! (nesting with `__`) → command-line flags, so the environment wins over the file.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format as _, Serialized, Toml};
-use hearth_ai::{ProviderName, Providers, RouterSettings};
+use hearth_ai::{Providers, RouterSettings};
+pub use hearth_keyguard::KeyguardSettings;
 use hearth_vault::PasswordParams;
 use secrecy::{ExposeSecret as _, SecretString};
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The commented example of every setting that `hearth config` prints.
@@ -48,7 +49,7 @@ pub struct Settings {
     pub realtime: RealtimeSettings,
     /// The assistant: providers, fallback, free tier and limits.
     pub ai: AiSettings,
-    /// Where provider keys are sealed and used.
+    /// Where provider keys are sealed and used, and the free tier's keys.
     pub keyguard: KeyguardSettings,
     /// Logging.
     pub log: LogSettings,
@@ -298,8 +299,8 @@ impl Default for AiSettings {
     }
 }
 
-/// The free tier: the operator's keys serve people who have none of their own, within daily
-/// allowances counted per UTC day.
+/// The free tier: the operator's keys (`keyguard.free_tier.keys`, held by the keyguard) serve
+/// people who have none of their own, within daily allowances counted per UTC day.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct FreeTierSettings {
@@ -307,50 +308,15 @@ pub struct FreeTierSettings {
     pub text_per_day: u32,
     /// Generated images per person per UTC day.
     pub images_per_day: u32,
-    /// The operator's keys, per provider, tried in order.
-    pub keys: BTreeMap<ProviderName, Vec<SecretText>>,
+    /// `ai.free_tier.keys`, the operator's keys' old place, noticed (never read) so that a
+    /// server still given them refuses to start rather than serve without them.
+    #[serde(rename = "keys", skip_serializing)]
+    pub moved_keys: Option<IgnoredAny>,
 }
 
 impl Default for FreeTierSettings {
     fn default() -> Self {
-        Self { text_per_day: 20, images_per_day: 5, keys: BTreeMap::new() }
-    }
-}
-
-/// The keyguard (`keyguard.*`): in this process, or reached at `connect`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct KeyguardSettings {
-    /// A keyguard in its own process: `unix:PATH` or `tcp:HOST:PORT`. Unset: in this process.
-    pub connect: Option<String>,
-    /// For TCP: the CA both sides' certificates come from.
-    pub ca: Option<PathBuf>,
-    /// For TCP: this server's client certificate.
-    pub cert: Option<PathBuf>,
-    /// For TCP: its private key.
-    pub key: Option<PathBuf>,
-    /// For TCP: the keyguard's name in its certificate (defaults to the host in `connect`).
-    pub server_name: Option<String>,
-    /// The master key ring file (defaults to `<data_dir>/keyguard_key`).
-    pub master_key_file: Option<PathBuf>,
-    /// One cheap call with a newly configured key before it is stored.
-    pub live_check: bool,
-    /// How long a `/configure` link works.
-    pub link_ttl_secs: i64,
-}
-
-impl Default for KeyguardSettings {
-    fn default() -> Self {
-        Self {
-            connect: None,
-            ca: None,
-            cert: None,
-            key: None,
-            server_name: None,
-            master_key_file: None,
-            live_check: true,
-            link_ttl_secs: 600,
-        }
+        Self { text_per_day: 20, images_per_day: 5, moved_keys: None }
     }
 }
 

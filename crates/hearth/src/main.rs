@@ -211,11 +211,11 @@ impl ServeFlags {
 
 async fn keyguard(cli: &Cli, args: &KeyguardArgs) -> anyhow::Result<()> {
     if let Some(KeyguardCommand::Certs { out, names }) = &args.command {
-        let made = hearth_server::keyguard::certificates(out, names)?;
+        hearth_keyguard::certs::generate(out, names)?;
         println!(
             "wrote {dir}: ca.crt, ca.key (keep it offline), keyguard.crt/.key (for `hearth keyguard --listen tcp:…`), \
              client.crt/.key (keyguard.cert and keyguard.key of `hearth serve`)",
-            dir = made.display()
+            dir = out.display()
         );
         return Ok(());
     }
@@ -223,7 +223,7 @@ async fn keyguard(cli: &Cli, args: &KeyguardArgs) -> anyhow::Result<()> {
         Some(KeyguardCommand::Rotate(flags)) | Some(KeyguardCommand::Retire { database: flags, .. }) => flags,
         _ => &args.database,
     };
-    let settings = settings(cli, |f| database.apply(args.database.apply(cli.serve.database.apply(f))))?;
+    let mut settings = settings(cli, |f| database.apply(args.database.apply(cli.serve.database.apply(f))))?;
     init_logging(&settings);
     let store = || async {
         hearth_store::connect(&hearth_store::ConnectOptions { url: settings.database_url(), max_connections: 2 }).await
@@ -244,11 +244,12 @@ async fn keyguard(cli: &Cli, args: &KeyguardArgs) -> anyhow::Result<()> {
             let listen = args.listen.as_deref().context("--listen is required")?;
             let tls = match (&args.ca, &args.cert, &args.key) {
                 (Some(ca), Some(cert), Some(key)) => {
-                    Some(hearth_server::keyguard::TlsFiles { ca: ca.clone(), cert: cert.clone(), key: key.clone() })
+                    Some(hearth_keyguard::certs::TlsFiles { ca: ca.clone(), cert: cert.clone(), key: key.clone() })
                 }
                 _ => None,
             };
-            hearth_server::keyguard::serve(&settings, listen, tls, shutdown_signal()?).await?;
+            let keyguard = hearth_server::keyguard::local(&mut settings)?;
+            hearth_keyguard::remote::serve_at(keyguard, listen, tls, shutdown_signal()?).await?;
             tracing::info!("keyguard stopped");
         }
     }

@@ -18,11 +18,15 @@ use crate::{ApiKey, ChatRequest, FailureClass, ProviderFailure, ProviderName, Pr
 
 pub(crate) use openai::image_request;
 
-/// The three wire formats the six providers speak.
+/// The wire formats providers speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
-    /// `POST {base}/chat/completions` with a bearer key: OpenAI, Groq, Cerebras, OpenRouter.
+    /// `POST {base}/chat/completions` with a bearer key, as OpenAI itself takes it today: the
+    /// reply's limit is `max_completion_tokens` (its newer models refuse `max_tokens`).
     OpenAi,
+    /// The same, as the compatible providers take it (Groq, Cerebras, OpenRouter): the reply's
+    /// limit is `max_tokens`.
+    OpenAiCompatible,
     /// Gemini's native `streamGenerateContent?alt=sse` with `x-goog-api-key`.
     Gemini,
     /// Anthropic's `POST {base}/v1/messages` with `x-api-key`.
@@ -74,7 +78,7 @@ pub async fn open_stream(
     request: &ChatRequest,
 ) -> Result<DeltaStream, ProviderFailure> {
     let builder = match provider.dialect() {
-        Dialect::OpenAi => openai::chat_request(http, provider, settings, key, request),
+        Dialect::OpenAi | Dialect::OpenAiCompatible => openai::chat_request(http, provider, settings, key, request),
         Dialect::Gemini => gemini::chat_request(http, settings, key, request),
         Dialect::Anthropic => anthropic::chat_request(http, settings, key, request),
     };
@@ -118,7 +122,7 @@ where
 
 fn parse_event(dialect: Dialect, event: &Event) -> Result<Parsed, ProviderFailure> {
     match dialect {
-        Dialect::OpenAi => openai::parse_event(event),
+        Dialect::OpenAi | Dialect::OpenAiCompatible => openai::parse_event(event),
         Dialect::Gemini => gemini::parse_event(event),
         Dialect::Anthropic => anthropic::parse_event(event),
     }
@@ -158,7 +162,7 @@ pub(crate) async fn failure_from_response(
 /// Classifies an error status and body in `provider`'s dialect.
 pub(crate) fn classify(provider: ProviderName, status: u16, has_retry_after: bool, body: &Value) -> ProviderFailure {
     match provider.dialect() {
-        Dialect::OpenAi => openai::classify(provider, status, has_retry_after, body),
+        Dialect::OpenAi | Dialect::OpenAiCompatible => openai::classify(provider, status, has_retry_after, body),
         Dialect::Gemini => gemini::classify(status, body),
         Dialect::Anthropic => ProviderFailure::new(anthropic::classify(status)),
     }
@@ -225,7 +229,6 @@ mod tests {
     #[test]
     fn the_providers_table_classifies_every_documented_case() {
         use FailureClass::*;
-        use ProviderName::*;
         let openai_error = |code: &str, message: &str| json!({"error": {"message": message, "type": "x", "param": null, "code": code}});
         // 401 anywhere.
         for provider in ProviderName::ALL {
@@ -233,55 +236,67 @@ mod tests {
         }
         assert_eq!(
             class(
-                Gemini,
+                ProviderName::Gemini,
                 400,
                 json!({"error": {"code": 400, "status": "INVALID_ARGUMENT", "message": "API key not valid.",
                 "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]}})
             ),
             InvalidKey
         );
-        assert_eq!(class(Gemini, 403, json!({"error": {"status": "PERMISSION_DENIED"}})), InvalidKey);
+        assert_eq!(class(ProviderName::Gemini, 403, json!({"error": {"status": "PERMISSION_DENIED"}})), InvalidKey);
         // Quota.
         assert_eq!(
-            class(OpenAi, 429, openai_error("insufficient_quota", "You exceeded your current quota")),
+            class(ProviderName::OpenAi, 429, openai_error("insufficient_quota", "You exceeded your current quota")),
             QuotaExceeded
         );
-        assert_eq!(class(OpenAi, 429, openai_error("credit_balance_exhausted", "")), QuotaExceeded);
-        assert_eq!(class(OpenAi, 429, openai_error("monthly_spend_limit_exceeded", "")), QuotaExceeded);
+        assert_eq!(class(ProviderName::OpenAi, 429, openai_error("credit_balance_exhausted", "")), QuotaExceeded);
+        assert_eq!(class(ProviderName::OpenAi, 429, openai_error("monthly_spend_limit_exceeded", "")), QuotaExceeded);
         let per_day = json!({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "details": [
             {"@type": "type.googleapis.com/google.rpc.QuotaFailure",
              "violations": [{"quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier"}]}]}});
-        assert_eq!(class(Gemini, 429, per_day), QuotaExceeded);
+        assert_eq!(class(ProviderName::Gemini, 429, per_day), QuotaExceeded);
         assert_eq!(
-            class(OpenRouter, 402, json!({"error": {"code": 402, "message": "Insufficient credits"}})),
+            class(ProviderName::OpenRouter, 402, json!({"error": {"code": 402, "message": "Insufficient credits"}})),
             QuotaExceeded
         );
-        assert_eq!(class(Cerebras, 402, Value::Null), QuotaExceeded);
-        assert_eq!(class(Anthropic, 402, json!({"type": "error", "error": {"type": "billing_error"}})), QuotaExceeded);
+        assert_eq!(class(ProviderName::Cerebras, 402, Value::Null), QuotaExceeded);
+        assert_eq!(
+            class(ProviderName::Anthropic, 402, json!({"type": "error", "error": {"type": "billing_error"}})),
+            QuotaExceeded
+        );
         // Rate limits.
-        assert_eq!(class(OpenAi, 429, openai_error("rate_limit_exceeded", "Rate limit reached")), RateLimited);
+        assert_eq!(
+            class(ProviderName::OpenAi, 429, openai_error("rate_limit_exceeded", "Rate limit reached")),
+            RateLimited
+        );
         let per_minute = json!({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "details": [
             {"@type": "type.googleapis.com/google.rpc.QuotaFailure",
              "violations": [{"quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"}]},
             {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}]}});
-        let failure = classify(Gemini, 429, false, &per_minute);
+        let failure = classify(ProviderName::Gemini, 429, false, &per_minute);
         assert_eq!((failure.class, failure.retry_after), (RateLimited, Some(Duration::from_secs(7))));
-        assert_eq!(class(Gemini, 429, Value::Null), RateLimited);
-        assert_eq!(class(Groq, 429, Value::Null), RateLimited);
-        assert_eq!(class(Groq, 498, Value::Null), RateLimited);
-        assert_eq!(class(Anthropic, 429, Value::Null), RateLimited);
-        assert_eq!(class(Anthropic, 529, json!({"type": "error", "error": {"type": "overloaded_error"}})), RateLimited);
-        assert_eq!(classify(OpenRouter, 402, true, &Value::Null).class, RateLimited);
+        assert_eq!(class(ProviderName::Gemini, 429, Value::Null), RateLimited);
+        assert_eq!(class(ProviderName::Groq, 429, Value::Null), RateLimited);
+        assert_eq!(class(ProviderName::Groq, 498, Value::Null), RateLimited);
+        assert_eq!(class(ProviderName::Anthropic, 429, Value::Null), RateLimited);
+        assert_eq!(
+            class(ProviderName::Anthropic, 529, json!({"type": "error", "error": {"type": "overloaded_error"}})),
+            RateLimited
+        );
+        assert_eq!(classify(ProviderName::OpenRouter, 402, true, &Value::Null).class, RateLimited);
         // Timeouts.
-        assert_eq!(class(OpenRouter, 408, Value::Null), Timeout);
+        assert_eq!(class(ProviderName::OpenRouter, 408, Value::Null), Timeout);
         for provider in ProviderName::ALL {
             assert_eq!(class(provider, 504, Value::Null), Timeout, "{provider}");
         }
         // Missing models.
-        assert_eq!(class(OpenAi, 404, openai_error("model_not_found", "The model does not exist")), UnsupportedModel);
-        assert_eq!(class(Gemini, 404, json!({"error": {"status": "NOT_FOUND"}})), UnsupportedModel);
         assert_eq!(
-            class(Anthropic, 404, json!({"type": "error", "error": {"type": "not_found_error"}})),
+            class(ProviderName::OpenAi, 404, openai_error("model_not_found", "The model does not exist")),
+            UnsupportedModel
+        );
+        assert_eq!(class(ProviderName::Gemini, 404, json!({"error": {"status": "NOT_FOUND"}})), UnsupportedModel);
+        assert_eq!(
+            class(ProviderName::Anthropic, 404, json!({"type": "error", "error": {"type": "not_found_error"}})),
             UnsupportedModel
         );
         // Upstream.
@@ -289,22 +304,32 @@ mod tests {
             assert_eq!(class(provider, 500, Value::Null), UpstreamError, "{provider}");
             assert_eq!(class(provider, 503, Value::Null), UpstreamError, "{provider}");
         }
-        assert_eq!(class(OpenRouter, 502, json!({"error": {"code": 502, "message": "provider down"}})), UpstreamError);
+        assert_eq!(
+            class(ProviderName::OpenRouter, 502, json!({"error": {"code": 502, "message": "provider down"}})),
+            UpstreamError
+        );
         // The request's own fault.
-        assert_eq!(class(OpenAi, 400, openai_error("context_length_exceeded", "too long")), BadRequest);
-        assert_eq!(class(OpenAi, 413, Value::Null), BadRequest);
-        assert_eq!(class(Groq, 422, Value::Null), BadRequest);
+        assert_eq!(class(ProviderName::OpenAi, 400, openai_error("context_length_exceeded", "too long")), BadRequest);
+        assert_eq!(class(ProviderName::OpenAi, 413, Value::Null), BadRequest);
+        assert_eq!(class(ProviderName::Groq, 422, Value::Null), BadRequest);
         assert_eq!(
-            class(OpenAi, 429, openai_error("rate_limit_exceeded", "Request too large for gpt-4o on tokens per min")),
+            class(
+                ProviderName::OpenAi,
+                429,
+                openai_error("rate_limit_exceeded", "Request too large for gpt-4o on tokens per min")
+            ),
             BadRequest
         );
-        assert_eq!(class(Anthropic, 413, json!({"type": "error", "error": {"type": "request_too_large"}})), BadRequest);
         assert_eq!(
-            class(Anthropic, 400, json!({"type": "error", "error": {"type": "invalid_request_error"}})),
+            class(ProviderName::Anthropic, 413, json!({"type": "error", "error": {"type": "request_too_large"}})),
             BadRequest
         );
         assert_eq!(
-            class(Gemini, 400, json!({"error": {"status": "INVALID_ARGUMENT", "message": "bad field"}})),
+            class(ProviderName::Anthropic, 400, json!({"type": "error", "error": {"type": "invalid_request_error"}})),
+            BadRequest
+        );
+        assert_eq!(
+            class(ProviderName::Gemini, 400, json!({"error": {"status": "INVALID_ARGUMENT", "message": "bad field"}})),
             BadRequest
         );
     }

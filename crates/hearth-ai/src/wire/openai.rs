@@ -1,4 +1,4 @@
-//! OpenAI's chat completions, as OpenAI, Groq, Cerebras and OpenRouter speak them.
+//! OpenAI's chat completions, as OpenAI and the OpenAI-compatible providers speak them.
 
 use std::borrow::Cow;
 
@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
-use super::{Parsed, event_json, status_of_error_code};
+use super::{Dialect, Parsed, event_json, status_of_error_code};
 use crate::{ApiKey, ChatRequest, FailureClass, ProviderFailure, ProviderName, ProviderSettings};
 
 /// `POST {base}/chat/completions`, streaming, key as a bearer token.
@@ -25,8 +25,10 @@ pub(super) fn chat_request(
     messages.extend(
         request.messages.iter().map(|message| json!({"role": message.role.as_str(), "content": message.content})),
     );
-    // OpenAI's newer models refuse `max_tokens`; the compatible providers all take it.
-    let limit_field = if provider == ProviderName::OpenAi { "max_completion_tokens" } else { "max_tokens" };
+    let limit_field = match provider.dialect() {
+        Dialect::OpenAi => "max_completion_tokens",
+        _ => "max_tokens",
+    };
     let body = json!({
         "model": settings.model,
         "messages": messages,

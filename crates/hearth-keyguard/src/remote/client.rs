@@ -9,11 +9,12 @@ use hearth_ai::{Answer, ChatRequest, KeyFingerprint, ProviderName, TurnFailure};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use uuid::Uuid;
 
 use super::{Call, Connection, Endpoint, Reply, codec};
 use crate::certs::client_config;
 use crate::sealed::{SealedKey, StoredKey};
-use crate::{ImageAnswer, KeyRef, KeyStatus, Keyguard, KeyguardError, PublicKey, SealRequest};
+use crate::{Envelope, ImageAnswer, KeyRef, KeyStatus, Keyguard, KeyguardError, PublicKey, SealRequest};
 
 /// How long connecting (and the TLS handshake) may take before the keyguard counts as down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -215,6 +216,13 @@ impl Keyguard for RemoteKeyguard {
     async fn free_tier(&self) -> Result<Vec<(ProviderName, KeyFingerprint)>, KeyguardError> {
         match self.call(&Call::FreeTier, None).await? {
             Reply::FreeTier { keys } => Ok(keys),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn check_request_keys(&self, user_id: Uuid, envelope: &Envelope) -> Result<(), KeyguardError> {
+        match self.call(&Call::CheckRequestKeys { user_id, envelope: envelope.clone() }, None).await? {
+            Reply::Checked => Ok(()),
             other => Err(unexpected(&other)),
         }
     }

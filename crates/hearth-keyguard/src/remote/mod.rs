@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::codec::LengthDelimitedCodec;
 
 pub use client::RemoteKeyguard;
-pub use server::{Listener, serve};
+pub use server::{Listener, serve, serve_at};
 
 use crate::certs::TlsFiles;
 use crate::sealed::{SealedKey, StoredKey, base64_bytes};
@@ -72,6 +72,7 @@ enum Call {
     Rewrap { key: StoredKey },
     KeyStates { keys: Vec<KeyFingerprint> },
     FreeTier,
+    CheckRequestKeys { user_id: uuid::Uuid, envelope: crate::Envelope },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -86,6 +87,7 @@ enum Reply {
     Rewrapped { result: Option<Rewrapped> },
     KeyStates { states: Vec<KeyStatus> },
     FreeTier { keys: Vec<(ProviderName, KeyFingerprint)> },
+    Checked,
     Error { error: KeyguardError },
 }
 

@@ -9,7 +9,8 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
 
-use super::{Call, Reply, codec};
+use super::{Call, Endpoint, Reply, codec};
+use crate::certs::TlsFiles;
 use crate::{Keyguard, KeyguardError, LocalKeyguard};
 
 /// A bound listener.
@@ -34,6 +35,48 @@ impl std::fmt::Debug for Listener {
             Listener::Tls(listener, _) => f.debug_tuple("Tls").field(listener).finish(),
         }
     }
+}
+
+/// Runs `keyguard` as its own process (`hearth keyguard --listen …`) until `shutdown`:
+/// `unix:PATH` (the socket made readable by this user only) or `tcp:HOST:PORT` with mutual TLS
+/// (`tls`: its CA, certificate and key; clients need a certificate from the same CA).
+pub async fn serve_at(
+    keyguard: LocalKeyguard,
+    address: &str,
+    tls: Option<TlsFiles>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), KeyguardError> {
+    let io = |e: std::io::Error| KeyguardError::Setup(format!("keyguard listener {address}: {e}"));
+    let endpoint = Endpoint::parse(address)?;
+    let listener = match &endpoint {
+        Endpoint::Unix(path) => {
+            // A socket file left by an earlier run that did not stop cleanly.
+            if std::os::unix::net::UnixStream::connect(path).is_err() {
+                let _ = std::fs::remove_file(path);
+            }
+            let listener = UnixListener::bind(path).map_err(io)?;
+            #[cfg(unix)]
+            std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(io)?;
+            tracing::info!(socket = %path.display(), "keyguard listening");
+            Listener::Unix(listener)
+        }
+        Endpoint::Tcp(address) => {
+            let files = tls.ok_or_else(|| {
+                KeyguardError::Setup(
+                    "a keyguard on TCP needs --ca, --cert and --key (see `hearth keyguard certs`)".into(),
+                )
+            })?;
+            let config = crate::certs::server_config(&files)?;
+            let listener = TcpListener::bind(address).await.map_err(io)?;
+            tracing::info!(address = %listener.local_addr().map_err(io)?, "keyguard listening (mutual TLS)");
+            Listener::tls(listener, config)
+        }
+    };
+    serve(listener, Arc::new(keyguard), shutdown).await;
+    if let Endpoint::Unix(path) = endpoint {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
 }
 
 /// Serves `keyguard` on `listener` until `shutdown` resolves; then its connections close.
@@ -139,6 +182,9 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
         }),
         Call::KeyStates { keys } => keyguard.key_states(keys).await.map(|states| Reply::KeyStates { states }),
         Call::FreeTier => keyguard.free_tier().await.map(|keys| Reply::FreeTier { keys }),
+        Call::CheckRequestKeys { user_id, envelope } => {
+            keyguard.check_request_keys(user_id, &envelope).await.map(|()| Reply::Checked)
+        }
     };
     send(framed, &reply.unwrap_or_else(|error| Reply::Error { error })).await
 }

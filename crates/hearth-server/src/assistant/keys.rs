@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use hearth_ai::{ApiKey, Attempt, AttemptOutcome, KeyFingerprint, ProviderName};
+use hearth_ai::{Attempt, AttemptOutcome, KeyFingerprint, ProviderName};
 use hearth_keyguard::envelope::RequestSealer;
 use hearth_keyguard::{KeyRef, Keyguard, KeyguardError};
 use hearth_store::{KeyOwner, Store, StoreError, StoredProviderKey, Timestamp};
@@ -122,10 +122,12 @@ impl Keys {
         self.free_tier.get_or_try_init(|| self.keyguard.free_tier()).await.cloned()
     }
 
-    /// The keys given with one request, encrypted to the keyguard at once: from here on only
-    /// the keyguard can read them.
-    pub async fn given(&self, user_id: Uuid, keys: &[(ProviderName, ApiKey)]) -> Result<KeyRef, KeyguardError> {
+    /// The keys given with one request, encrypted to the keyguard at once (from here on only
+    /// the keyguard can read them) and checked by it: a key of no plausible shape for its
+    /// provider is refused here, before the request counts against any limit.
+    pub async fn given(&self, user_id: Uuid, keys: &[(ProviderName, &str)]) -> Result<KeyRef, KeyguardError> {
         let envelope = self.sealer().await?.seal_keys(user_id, keys)?;
+        self.keyguard.check_request_keys(user_id, &envelope).await?;
         Ok(KeyRef::Given { user_id, envelope })
     }
 

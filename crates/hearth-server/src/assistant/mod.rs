@@ -13,13 +13,14 @@ pub mod commands;
 pub mod configure;
 pub mod keys;
 pub mod knowledge;
+mod tiers;
 pub mod window;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hearth_ai::{Answer, Attempt, ChatMessage, ChatRequest, ProviderName, TurnFailure, TurnFailureKind};
-use hearth_keyguard::{ImageAnswer, KeyRef, Keyguard, KeyguardError};
+use hearth_keyguard::{KeyRef, Keyguard, KeyguardError};
 use hearth_store::{AllowanceKind, AssistantImage, AssistantTurn, KeyOwner, Store, StoreError, Timestamp};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -132,7 +133,9 @@ impl Refusal {
                 TurnFailureKind::AllFailed => format!("{}. {}", failure.title(), failure.user_message()),
                 _ => failure.user_message(),
             },
-            Refusal::Keyguard(KeyguardError::InvalidKey(message)) => message.clone(),
+            Refusal::Keyguard(
+                KeyguardError::InvalidKey(message) | KeyguardError::InvalidRequestKey { message, .. },
+            ) => message.clone(),
             Refusal::Keyguard(_) | Refusal::Store(_) => {
                 "The assistant is temporarily unavailable. Please try again.".to_owned()
             }
@@ -167,7 +170,9 @@ impl From<StoreError> for Refusal {
 
 impl From<KeyguardError> for Refusal {
     fn from(error: KeyguardError) -> Self {
-        tracing::warn!(%error, "the keyguard could not answer");
+        if !matches!(error, KeyguardError::InvalidKey(_) | KeyguardError::InvalidRequestKey { .. }) {
+            tracing::warn!(%error, "the keyguard could not answer");
+        }
         Refusal::Keyguard(error)
     }
 }
@@ -219,9 +224,11 @@ impl Assistant {
         }
         let request = self.context(&question).await?;
         let mut attempts = Vec::new();
-        let outcome = self.ask_in_turn(&question, &request, asked_at, deltas, &mut attempts).await;
+        let ask = |keys| self.keyguard.complete(&request, keys, deltas);
+        let outcome =
+            self.in_turn(question.user_id, &question.keys, AllowanceKind::Text, asked_at, &mut attempts, ask).await;
         match outcome {
-            Ok(answer) => {
+            Ok((answer, _)) => {
                 let text = reply_text(&answer);
                 let provider = answer.provider.as_str();
                 self.record(&question, asked_at, &text, Some(provider), &attempts).await;
@@ -233,53 +240,6 @@ impl Assistant {
                 Err(refusal)
             }
         }
-    }
-
-    /// The keys in turn: the request's, else the person's stored ones, then the free tier.
-    /// Every attempt is appended to `attempts`, whatever the outcome.
-    async fn ask_in_turn(
-        &self,
-        question: &Question,
-        request: &ChatRequest,
-        asked_at: Timestamp,
-        deltas: &mpsc::UnboundedSender<String>,
-        attempts: &mut Vec<Attempt>,
-    ) -> Result<Answer, Refusal> {
-        if !question.keys.is_empty() {
-            let outcome = self.keyguard.complete(request, question.keys.clone(), deltas).await?;
-            return settle(outcome, attempts).map_err(Refusal::Failed);
-        }
-        let own = self.keys.stored_refs(KeyOwner::User(question.user_id)).await?;
-        if !own.is_empty() {
-            let outcome = self.keyguard.complete(request, own.refs, deltas).await?;
-            self.keys.record_outcomes(&own.rows, outcome_attempts(&outcome)).await;
-            match settle(outcome, attempts) {
-                Ok(answer) => return Ok(answer),
-                // The request itself is wrong: the free tier would refuse it too.
-                Err(failure) if matches!(failure.kind, TurnFailureKind::BadRequest { .. }) => {
-                    return Err(Refusal::Failed(failure));
-                }
-                Err(_) => tracing::info!(user = %question.user_id, "no stored key answered; trying the free tier"),
-            }
-        }
-        let pool = self.keys.stored_refs(KeyOwner::Pool).await?;
-        if pool.is_empty() && self.keys.free_tier().await?.is_empty() {
-            let kind = if attempts.is_empty() { TurnFailureKind::NoKeys } else { TurnFailureKind::AllFailed };
-            return Err(Refusal::Failed(TurnFailure { kind, attempts: attempts.clone() }));
-        }
-        let day = self.take_allowance(question.user_id, AllowanceKind::Text, asked_at).await?;
-        let mut refs = vec![KeyRef::FreeTier];
-        refs.extend(pool.refs);
-        let outcome = self.keyguard.complete(request, refs, deltas).await;
-        if let Ok(outcome) = &outcome {
-            self.keys.record_outcomes(&pool.rows, outcome_attempts(outcome)).await;
-        }
-        let result =
-            outcome.map_err(Refusal::from).and_then(|outcome| settle(outcome, attempts).map_err(Refusal::Failed));
-        if result.is_err() {
-            self.store.refund_allowance(question.user_id, &day, AllowanceKind::Text).await?;
-        }
-        result
     }
 
     /// Generates an image of `prompt` with the person's stored image keys, else on the free
@@ -296,7 +256,8 @@ impl Assistant {
             keys: Vec::new(),
         };
         let mut attempts = Vec::new();
-        let outcome = self.image_in_turn(user_id, prompt, asked_at, &mut attempts).await;
+        let ask = |keys| self.keyguard.generate_image(prompt, keys);
+        let outcome = self.in_turn(user_id, &[], AllowanceKind::Image, asked_at, &mut attempts, ask).await;
         match outcome {
             Ok((answer, day)) => {
                 let id = Uuid::now_v7();
@@ -321,49 +282,6 @@ impl Assistant {
             }
             Err(refusal) => {
                 self.record(&question, asked_at, &refusal.message(), None, &attempts).await;
-                Err(refusal)
-            }
-        }
-    }
-
-    /// The image keys in turn, as [`Assistant::ask_in_turn`] does for text; on the free tier
-    /// also the UTC day whose allowance was taken.
-    async fn image_in_turn(
-        &self,
-        user_id: Uuid,
-        prompt: &str,
-        asked_at: Timestamp,
-        attempts: &mut Vec<Attempt>,
-    ) -> Result<(ImageAnswer, Option<String>), Refusal> {
-        let own = self.keys.stored_refs(KeyOwner::User(user_id)).await?.making_images();
-        if !own.is_empty() {
-            let outcome = self.keyguard.generate_image(prompt, own.refs).await?;
-            self.keys.record_outcomes(&own.rows, outcome_attempts(&outcome)).await;
-            match settle(outcome, attempts) {
-                Ok(answer) => return Ok((answer, None)),
-                Err(failure) if matches!(failure.kind, TurnFailureKind::BadRequest { .. }) => {
-                    return Err(Refusal::Failed(failure));
-                }
-                Err(_) => {}
-            }
-        }
-        let pool = self.keys.stored_refs(KeyOwner::Pool).await?.making_images();
-        let operator_makes_images = self.keys.free_tier().await?.iter().any(|(provider, _)| provider.makes_images());
-        if pool.is_empty() && !operator_makes_images {
-            let kind = if attempts.is_empty() { TurnFailureKind::NoKeys } else { TurnFailureKind::AllFailed };
-            return Err(Refusal::Failed(TurnFailure { kind, attempts: attempts.clone() }));
-        }
-        let day = self.take_allowance(user_id, AllowanceKind::Image, asked_at).await?;
-        let mut refs = vec![KeyRef::FreeTier];
-        refs.extend(pool.refs);
-        let result = match self.keyguard.generate_image(prompt, refs).await {
-            Ok(outcome) => settle(outcome, attempts).map_err(Refusal::Failed),
-            Err(error) => Err(Refusal::from(error)),
-        };
-        match result {
-            Ok(answer) => Ok((answer, Some(day))),
-            Err(refusal) => {
-                self.store.refund_allowance(user_id, &day, AllowanceKind::Image).await?;
                 Err(refusal)
             }
         }
@@ -495,47 +413,6 @@ impl Assistant {
         if let Err(error) = self.store.record_assistant_turn(&turn).await {
             tracing::error!(%error, user = %question.user_id, "assistant turn not stored");
         }
-    }
-}
-
-/// A provider call's outcome: its attempts, answered or not.
-trait Attempted {
-    fn attempts(&self) -> &[Attempt];
-}
-
-impl Attempted for Answer {
-    fn attempts(&self) -> &[Attempt] {
-        &self.attempts
-    }
-}
-
-impl Attempted for ImageAnswer {
-    fn attempts(&self) -> &[Attempt] {
-        &self.attempts
-    }
-}
-
-/// The answer, or the failure; either way its attempts join `attempts` (a failure then carries
-/// the whole turn's).
-fn settle<T: Attempted>(outcome: Result<T, TurnFailure>, attempts: &mut Vec<Attempt>) -> Result<T, TurnFailure> {
-    match outcome {
-        Ok(answer) => {
-            attempts.extend(answer.attempts().iter().cloned());
-            Ok(answer)
-        }
-        Err(mut failure) => {
-            attempts.append(&mut failure.attempts);
-            failure.attempts = attempts.clone();
-            Err(failure)
-        }
-    }
-}
-
-/// The attempts of an outcome, answered or not.
-fn outcome_attempts<T: Attempted>(outcome: &Result<T, TurnFailure>) -> &[Attempt] {
-    match outcome {
-        Ok(answer) => answer.attempts(),
-        Err(failure) => &failure.attempts,
     }
 }
 

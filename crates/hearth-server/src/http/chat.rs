@@ -5,7 +5,7 @@ use std::fmt;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use hearth_ai::{ApiKey, ProviderName, TurnFailureKind};
+use hearth_ai::{ProviderName, TurnFailureKind};
 use hearth_store::Timestamp;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -91,20 +91,21 @@ impl<'de> Deserialize<'de> for RequestKeys {
 }
 
 impl RequestKeys {
-    /// The keys, checked: known provider names, one key per provider, each of a plausible shape
-    /// for its provider. Problems name the field, never the key.
-    fn checked(self) -> ApiResult<Vec<(ProviderName, ApiKey)>> {
-        let mut keys: Vec<(ProviderName, ApiKey)> = Vec::with_capacity(self.0.len());
+    /// The keys by provider: known provider names, one key per provider. Problems name the
+    /// field, never the key. The keys themselves are checked by the keyguard, which alone opens
+    /// them.
+    fn by_provider(self) -> ApiResult<Vec<(ProviderName, Zeroizing<String>)>> {
+        let mut keys: Vec<(ProviderName, Zeroizing<String>)> = Vec::with_capacity(self.0.len());
         for (name, key) in self.0 {
             // An unknown name is not echoed (it could be a key sent in the wrong place).
             let provider: ProviderName =
                 name.parse().map_err(|error: hearth_ai::AiError| ApiError::invalid("apiKeys", error.to_string()))?;
-            let field = format!("apiKeys.{provider}");
             if keys.iter().any(|(given, _)| *given == provider) {
-                return Err(ApiError::invalid(&field, format!("more than one key for {provider}")));
+                return Err(ApiError::invalid(
+                    &format!("apiKeys.{provider}"),
+                    format!("more than one key for {provider}"),
+                ));
             }
-            let key = ApiKey::for_provider(provider, key.as_str())
-                .map_err(|error| ApiError::invalid(&field, error.to_string()))?;
             keys.push((provider, key));
         }
         Ok(keys)
@@ -159,12 +160,13 @@ async fn post_message(
         Some(id) => (checked_id("conversationId", id)?, false),
         None => (format!("conv_{}", Uuid::now_v7().simple()), true),
     };
-    let given = request.api_keys.map(RequestKeys::checked).transpose()?.unwrap_or_default();
-    // Encrypted to the keyguard at once: from here on only the keyguard can read them.
+    let given = request.api_keys.map(RequestKeys::by_provider).transpose()?.unwrap_or_default();
+    // Encrypted to the keyguard at once, which checks them: from here on only it can read them.
     let keys = if given.is_empty() {
         Vec::new()
     } else {
-        let sealed = state.assistant.keys().given(auth.user_id, &given).await;
+        let listed: Vec<(ProviderName, &str)> = given.iter().map(|(provider, key)| (*provider, key.as_str())).collect();
+        let sealed = state.assistant.keys().given(auth.user_id, &listed).await;
         vec![sealed.map_err(|error| refusal_error(error.into()))?]
     };
     drop(given);
@@ -235,6 +237,9 @@ fn refusal_error(refusal: Refusal) -> ApiError {
             }
         }
         Refusal::Keyguard(hearth_keyguard::KeyguardError::InvalidKey(message)) => ApiError::invalid("apiKeys", message),
+        Refusal::Keyguard(hearth_keyguard::KeyguardError::InvalidRequestKey { provider, message }) => {
+            ApiError::invalid(&format!("apiKeys.{provider}"), message)
+        }
         Refusal::Keyguard(_) => {
             ApiError::Upstream { status: StatusCode::SERVICE_UNAVAILABLE, code: "assistant_unavailable", message }
         }

@@ -72,9 +72,17 @@ struct PageConfig {
     kid: u32,
     public_key: String,
     user_id: uuid::Uuid,
-    providers: Vec<ProviderName>,
+    providers: Vec<PageProvider>,
     provider: Option<ProviderName>,
     pool: bool,
+}
+
+/// A provider as the page lists it: a pasted key carrying its prefix preselects it.
+#[derive(Debug, Serialize)]
+struct PageProvider {
+    name: &'static str,
+    label: &'static str,
+    key_prefix: Option<&'static str>,
 }
 
 /// # GET /configure/{link}
@@ -103,7 +111,14 @@ async fn page(
         kid: public_key.kid,
         public_key: public_key.key,
         user_id: link.user_id,
-        providers: ProviderName::ALL.to_vec(),
+        providers: hearth_ai::PROVIDERS
+            .iter()
+            .map(|provider| PageProvider {
+                name: provider.name,
+                label: provider.label,
+                key_prefix: provider.key_prefix,
+            })
+            .collect(),
         provider: preselected,
         pool: purpose == LinkPurpose::Pool,
     };
@@ -140,8 +155,7 @@ async fn submit(
         return refusal(StatusCode::NOT_FOUND, "invalid_link", INVALID_LINK);
     };
     let Ok(provider) = submission.provider.parse::<ProviderName>() else {
-        return ApiError::invalid("provider", "must be one of gemini, groq, cerebras, openrouter, openai, anthropic")
-            .into_response();
+        return ApiError::invalid("provider", format!("must be one of {}", ProviderName::all_names())).into_response();
     };
     match configure::submit(&state, &link, provider, submission.envelope).await {
         Ok(saved) => {

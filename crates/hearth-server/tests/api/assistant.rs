@@ -3,9 +3,9 @@
 //! the failure replies, and keys kept out of replies and files. Over a socket: the assistant
 //! conversation, its streamed replies, commands and images, and limits answered in chat.
 
-use hearth_ai::ProviderName;
+use hearth_ai::{ApiKey, ProviderName};
 use hearth_fake_provider::FakeProvider;
-use hearth_server::settings::{SecretText, Settings};
+use hearth_server::settings::Settings;
 use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
 use serde_json::{Value, json};
@@ -125,7 +125,7 @@ async fn the_free_tier_serves_exactly_its_daily_replies_under_concurrency() {
     let fake = FakeProvider::start().await.expect("start the fake");
     let operator_key = fake_key(ProviderName::Cerebras, "ok");
     let app = spawn_with_fake(&fake, |settings| {
-        settings.ai.free_tier.keys.insert(ProviderName::Cerebras, vec![SecretText::new(operator_key)]);
+        settings.keyguard.free_tier.keys.insert(ProviderName::Cerebras, vec![ApiKey::new(operator_key)]);
         settings.ai.requests_per_window = 1_000;
     })
     .await;
@@ -161,8 +161,8 @@ async fn the_free_tier_serves_exactly_its_daily_replies_under_concurrency() {
 async fn a_turn_every_provider_failed_gives_its_allowance_back() {
     let fake = FakeProvider::start().await.expect("start the fake");
     let app = spawn_with_fake(&fake, |settings| {
-        let failing = SecretText::new(fake_key(ProviderName::Gemini, "server_error"));
-        settings.ai.free_tier.keys.insert(ProviderName::Gemini, vec![failing]);
+        let failing = ApiKey::new(fake_key(ProviderName::Gemini, "server_error"));
+        settings.keyguard.free_tier.keys.insert(ProviderName::Gemini, vec![failing]);
         settings.ai.free_tier.text_per_day = 1;
         settings.ai.routing.failures_before_cooldown = 100;
     })
@@ -237,8 +237,8 @@ async fn keys_never_reach_replies_or_the_database() {
     let operator_canary = "gsk_fake-server_error-OPERATORCANARY7c1d";
     let operator_ok = "csk-OPERATOROKCANARY0123456789abcdef";
     let app = spawn_with_fake(&fake, |settings| {
-        settings.ai.free_tier.keys.insert(ProviderName::Groq, vec![SecretText::new(operator_canary)]);
-        settings.ai.free_tier.keys.insert(ProviderName::Cerebras, vec![SecretText::new(operator_ok)]);
+        settings.keyguard.free_tier.keys.insert(ProviderName::Groq, vec![ApiKey::new(operator_canary)]);
+        settings.keyguard.free_tier.keys.insert(ProviderName::Cerebras, vec![ApiKey::new(operator_ok)]);
     })
     .await;
     let ann = app.register("ann@example.org").await;
@@ -297,9 +297,9 @@ pub(crate) async fn prompt(peer: &mut Peer, conversation: &str, text: &str) -> (
 /// A server on the fake with a free tier on groq (text) and openai (images).
 async fn spawn_with_free_tier(fake: &FakeProvider, configure: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_with_fake(fake, |settings| {
-        let keys = &mut settings.ai.free_tier.keys;
-        keys.insert(ProviderName::Groq, vec![SecretText::new(fake_key(ProviderName::Groq, "ok"))]);
-        keys.insert(ProviderName::OpenAi, vec![SecretText::new(fake_key(ProviderName::OpenAi, "ok"))]);
+        let keys = &mut settings.keyguard.free_tier.keys;
+        keys.insert(ProviderName::Groq, vec![ApiKey::new(fake_key(ProviderName::Groq, "ok"))]);
+        keys.insert(ProviderName::OpenAi, vec![ApiKey::new(fake_key(ProviderName::OpenAi, "ok"))]);
         configure(settings);
     })
     .await

@@ -14,9 +14,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use futures::{SinkExt as _, StreamExt as _};
-use hearth_ai::ProviderName;
+use hearth_ai::{ApiKey, ProviderName};
 use hearth_fake_provider::FakeProvider;
-use hearth_server::settings::SecretText;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -726,8 +725,8 @@ async fn the_events_accepted_are_exactly_the_documented_ones() {
 async fn every_push_and_reply_is_documented_and_fits_its_schema() {
     let fake = FakeProvider::start().await.expect("start the fake");
     let app = spawn_with_fake(&fake, |settings| {
-        let key = SecretText::new(fake_key(ProviderName::Groq, "ok"));
-        settings.ai.free_tier.keys.insert(ProviderName::Groq, vec![key]);
+        let key = ApiKey::new(fake_key(ProviderName::Groq, "ok"));
+        settings.keyguard.free_tier.keys.insert(ProviderName::Groq, vec![key]);
     })
     .await;
     let document = Document::fetch(&app).await;

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use hearth_ai::ProviderName;
+use hearth_ai::{ApiKey, ProviderName};
 use hearth_fake_provider::FakeProvider;
 use hearth_keyguard::{Envelope, EnvelopeContext, PublicKey, Purpose, envelope};
-use hearth_server::settings::{SecretText, Settings};
+use hearth_server::settings::Settings;
 use hearth_store::KeyOwner;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -52,7 +52,7 @@ fn on_the_fake(fake: &FakeProvider, settings: &mut Settings) {
         at.base_url = fake.base_url(provider.as_str()).expect("the fake serves it");
         at.timeout_secs = Duration::from_secs(5);
     }
-    settings.ai.free_tier.keys.insert(ProviderName::Groq, vec![SecretText::new(fake_key(ProviderName::Groq, "ok"))]);
+    settings.keyguard.free_tier.keys.insert(ProviderName::Groq, vec![ApiKey::new(fake_key(ProviderName::Groq, "ok"))]);
 }
 
 /// Starts a keyguard on `listen` (with `tls` for TCP) in its own data directory.
@@ -60,17 +60,18 @@ async fn own_keyguard(
     fake: &FakeProvider,
     dir: tempfile::TempDir,
     listen: String,
-    tls: Option<hearth_server::keyguard::TlsFiles>,
+    tls: Option<hearth_keyguard::certs::TlsFiles>,
 ) -> OwnKeyguard {
     let mut settings = Settings { data_dir: dir.path().join("keyguard-data"), ..Settings::default() };
     on_the_fake(fake, &mut settings);
+    let keyguard = hearth_server::keyguard::local(&mut settings).expect("the keyguard starts");
     let (stop, stopped) = oneshot::channel::<()>();
     let socket = listen.strip_prefix("unix:").map(std::path::PathBuf::from);
     tokio::spawn(async move {
         let shutdown = async move {
             let _ = stopped.await;
         };
-        hearth_server::keyguard::serve(&settings, &listen, tls, shutdown).await.expect("the keyguard serves");
+        hearth_keyguard::remote::serve_at(keyguard, &listen, tls, shutdown).await.expect("the keyguard serves");
     });
     // Ready when it accepts connections.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -392,7 +393,7 @@ async fn a_key_the_provider_refuses_or_of_the_wrong_shape_is_not_stored() {
 async fn operators_add_keys_to_the_free_tier_pool() {
     let fake = FakeProvider::start().await.expect("start the fake");
     let (app, _) = spawn(Mode::InProcess, &fake, |settings| {
-        settings.ai.free_tier.keys.clear();
+        settings.keyguard.free_tier.keys.clear();
         settings.ai.operators = vec!["Op@Example.org".into()];
     })
     .await;

@@ -269,8 +269,8 @@ async fn drill(keyguard_at: KeyguardAt) {
         .collect();
     env.extend([
         ("RUST_LOG".to_owned(), "debug".to_owned()),
-        ("HEARTH_AI__FREE_TIER__KEYS__GROQ".to_owned(), format!("[\"{SETTINGS_GROQ}\"]")),
-        ("HEARTH_AI__FREE_TIER__KEYS__GEMINI".to_owned(), format!("[\"{SETTINGS_BARE}\"]")),
+        ("HEARTH_KEYGUARD__FREE_TIER__KEYS__GROQ".to_owned(), format!("[\"{SETTINGS_GROQ}\"]")),
+        ("HEARTH_KEYGUARD__FREE_TIER__KEYS__GEMINI".to_owned(), format!("[\"{SETTINGS_BARE}\"]")),
         ("HEARTH_AI__OPERATORS".to_owned(), "[\"op@example.org\"]".to_owned()),
     ]);
     let mut keyguard = None;

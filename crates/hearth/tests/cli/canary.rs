@@ -70,7 +70,7 @@ async fn every_flow_keeps_secrets_out_of_the_log(level: &str) {
     let operator_failing = secrets.add("operator key", "gsk_fake-server_error-OPERATORCANARY-5d1e0c");
     let operator_ok = secrets.add("operator key", "csk-OPERATOROKCANARY-9c2b7a44d0");
     let operator_keys = [("GROQ", &operator_failing), ("CEREBRAS", &operator_ok)]
-        .map(|(provider, key)| (format!("HEARTH_AI__FREE_TIER__KEYS__{provider}"), format!("[\"{key}\"]")));
+        .map(|(provider, key)| (format!("HEARTH_KEYGUARD__FREE_TIER__KEYS__{provider}"), format!("[\"{key}\"]")));
     let base_urls = ["GEMINI", "GROQ", "CEREBRAS", "OPENROUTER", "OPENAI", "ANTHROPIC"].map(|provider| {
         let url = fake.base_url(&provider.to_lowercase()).expect("the fake serves every provider");
         (format!("HEARTH_AI__PROVIDERS__{provider}__BASE_URL"), url)

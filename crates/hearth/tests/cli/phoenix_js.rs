@@ -130,9 +130,12 @@ pub fn assistant_env(fake: &FakeProvider) -> Vec<(String, String)> {
             (format!("HEARTH_AI__PROVIDERS__{}__BASE_URL", name.to_uppercase()), url)
         })
         .collect();
-    env.push(("HEARTH_AI__FREE_TIER__KEYS__GROQ".to_owned(), r#"["gsk_0123456789abcdefghijklmn"]"#.to_owned()));
+    env.push(("HEARTH_KEYGUARD__FREE_TIER__KEYS__GROQ".to_owned(), r#"["gsk_0123456789abcdefghijklmn"]"#.to_owned()));
     // Images come from OpenAI (groq draws none), for the web client's `/image`.
-    env.push(("HEARTH_AI__FREE_TIER__KEYS__OPENAI".to_owned(), r#"["sk-proj-0123456789abcdefghijklmn"]"#.to_owned()));
+    env.push((
+        "HEARTH_KEYGUARD__FREE_TIER__KEYS__OPENAI".to_owned(),
+        r#"["sk-proj-0123456789abcdefghijklmn"]"#.to_owned(),
+    ));
     env
 }
 

@@ -144,7 +144,7 @@ async fn hearth_runs_without_system_ca_certificates() {
         ("SSL_CERT_FILE", roots_file.as_str()),
         ("SSL_CERT_DIR", roots_dir.as_str()),
         ("HEARTH_AI__PROVIDERS__GROQ__BASE_URL", groq.as_str()),
-        ("HEARTH_AI__FREE_TIER__KEYS__GROQ", "[\"gsk_fake-ok-NOROOTS-0d5e27a9c4\"]"),
+        ("HEARTH_KEYGUARD__FREE_TIER__KEYS__GROQ", "[\"gsk_fake-ok-NOROOTS-0d5e27a9c4\"]"),
     ];
     let hearth = Hearth::start(dir.path(), &dir.path().join("data"), &env).await;
     let api = Api::new(harness::client(), &hearth.url);

@@ -13,26 +13,6 @@ const ENVELOPE_INFO = "hearth-keyguard/envelope/v1"
 
 const ECDH = {name: "ECDH", namedCurve: "P-256"}
 
-/** How each provider is named to people. */
-const PROVIDER_NAMES = {
-  gemini: "Google Gemini",
-  groq: "Groq",
-  cerebras: "Cerebras",
-  openrouter: "OpenRouter",
-  openai: "OpenAI",
-  anthropic: "Anthropic",
-}
-
-/** Documented key prefixes, longest first: OpenRouter and Anthropic keys also start `sk-`. */
-const KEY_PREFIXES = [
-  ["sk-or-", "openrouter"],
-  ["sk-ant-", "anthropic"],
-  ["gsk_", "groq"],
-  ["csk-", "cerebras"],
-  ["AIza", "gemini"],
-  ["sk-", "openai"],
-]
-
 const utf8 = text => new TextEncoder().encode(text)
 
 /** Base64url without padding. */
@@ -82,10 +62,14 @@ export async function seal(config, provider, key, webcrypto = globalThis.crypto)
   }
 }
 
-/** The provider whose documented prefix `key` carries, if any. */
-function detectProvider(key){
-  const found = KEY_PREFIXES.find(([prefix]) => key.startsWith(prefix))
-  return found ? found[1] : null
+/**
+ * The provider of `providers` (the server's list) whose documented prefix `key` carries, if
+ * any: the longest that matches, as OpenRouter's and Anthropic's keys also start with `sk-`.
+ */
+function detectProvider(providers, key){
+  const matching = providers.filter(provider => provider.key_prefix && key.startsWith(provider.key_prefix))
+  matching.sort((a, b) => b.key_prefix.length - a.key_prefix.length)
+  return matching.length > 0 ? matching[0].name : null
 }
 
 /** The page's configuration, or null when it is missing or malformed. */
@@ -96,7 +80,8 @@ function readConfig(){
       && typeof config.public_key === "string"
       && typeof config.user_id === "string"
       && Array.isArray(config.providers) && config.providers.length > 0
-      && (config.provider === null || config.providers.includes(config.provider))
+      && config.providers.every(provider => typeof provider.name === "string" && typeof provider.label === "string")
+      && (config.provider === null || config.providers.some(provider => provider.name === config.provider))
     return valid ? config : null
   } catch {
     return null
@@ -141,6 +126,7 @@ function main(){
 
   $("pool").hidden = !config.pool
   $("own-use").hidden = Boolean(config.pool)
+  const labelOf = name => config.providers.find(provider => provider.name === name)?.label || name
   const option = (value, text) => {
     const element = document.createElement("option")
     element.value = value
@@ -148,20 +134,20 @@ function main(){
     return element
   }
   if(config.provider){
-    providerSelect.append(option(config.provider, PROVIDER_NAMES[config.provider] || config.provider))
+    providerSelect.append(option(config.provider, labelOf(config.provider)))
     providerSelect.disabled = true
   } else {
     providerSelect.append(option("", "Choose a provider"))
     for(const provider of config.providers){
-      providerSelect.append(option(provider, PROVIDER_NAMES[provider] || provider))
+      providerSelect.append(option(provider.name, provider.label))
     }
   }
 
   toggle.addEventListener("click", () => showKey(keyInput.type === "password"))
   keyInput.addEventListener("input", () => {
     // A recognisable key picks its provider, unless the person already chose one.
-    const detected = detectProvider(keyInput.value.trim())
-    if(!providerSelect.disabled && !providerSelect.value && config.providers.includes(detected)){
+    const detected = detectProvider(config.providers, keyInput.value.trim())
+    if(!providerSelect.disabled && !providerSelect.value && detected){
       providerSelect.value = detected
     }
   })
@@ -213,7 +199,7 @@ function main(){
 
     if(response.ok){
       form.reset()
-      const name = PROVIDER_NAMES[provider] || provider
+      const name = labelOf(provider)
       show("ok", body.message || `Your ${name} key ending in ${body.last_four} is saved.`)
       return
     }
