@@ -1,8 +1,9 @@
 //! `hearth`: the one binary. `hearth` alone (or `hearth serve`) runs the server;
 //! `hearth migrate` applies database migrations; `hearth config` prints every setting;
-//! `hearth chat` is a terminal client.
+//! `hearth chat` is a terminal client (the `hearth-chat` crate). This crate parses the
+//! command line, layers the settings and hands each subcommand to the library crate that
+//! does it.
 
-mod chat;
 mod logging;
 
 use std::net::SocketAddr;
@@ -193,7 +194,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(Command::Keyguard(args)) => keyguard(&cli, args).await,
         // No logging: the terminal is the client's screen.
-        Some(Command::Chat(args)) => chat::run(&args.server).await,
+        Some(Command::Chat(args)) => Ok(hearth_chat::run(&args.server).await?),
         Some(Command::Serve(flags)) => serve(&cli, flags).await,
         None => serve(&cli, &cli.serve).await,
     }

@@ -14,6 +14,8 @@
 //! - [`Channels`] routes what one socket receives by the protocol's rules (heartbeats,
 //!   joins, leaves, stale join_refs, unmatched topics), without I/O.
 //!
+//! - Feature `client`: [`Frame::from_ws`] / [`Frame::into_ws`] turn frames into the
+//!   WebSocket messages of `tungstenite` and back, for clients on `tokio-tungstenite`.
 //! - [`server`] (feature `server`) runs sockets on axum: checks before the upgrade, the
 //!   socket loop, pushes and broadcasts through a [`server::SocketHandle`].
 //! - [`presence`] keeps a topic's presence and makes `presence_state` / `presence_diff`.
@@ -22,6 +24,8 @@
 //! Decoding never panics: any bytes either decode or give a [`DecodeError`].
 
 mod channels;
+#[cfg(feature = "client")]
+mod client;
 mod codec;
 mod message;
 pub mod presence;

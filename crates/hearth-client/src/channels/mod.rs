@@ -80,7 +80,6 @@
 
 mod conversation;
 mod error;
-mod frame;
 mod incoming;
 mod presence;
 mod socket;

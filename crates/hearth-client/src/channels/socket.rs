@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
+use phoenix_channels::{Frame, PHOENIX_TOPIC, Payload, Ref, Vsn, event};
 use reqwest::Url;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -20,13 +21,15 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use super::ChannelError;
-use super::frame::{Frame, ref_key};
 use crate::api;
 
 type Stream = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// The Phoenix serializer this client speaks.
+/// The Phoenix serializer this client speaks, as the `vsn` connect param names it.
 const VSN: &str = "2.0.0";
+
+/// The same serializer in the codec.
+const SERIALIZER: Vsn = Vsn::V2;
 
 /// How a [`Socket`] behaves; the defaults are the Phoenix JS client's.
 #[derive(Debug, Clone)]
@@ -153,7 +156,7 @@ enum Command {
     /// A frame for the connection of this generation (dropped if it has gone since).
     Send {
         generation: u64,
-        text: String,
+        frame: Message,
     },
     Close,
 }
@@ -285,12 +288,12 @@ impl Socket {
     /// [`ChannelError::Refused`] with the server's reason. Joining a joined topic again
     /// replaces the channel (a fresh join reply, as after a reconnect).
     pub async fn join(&self, topic: &str, payload: Value) -> Result<Value, ChannelError> {
-        self.call(topic, "phx_join", payload).await
+        self.call(topic, event::JOIN, payload).await
     }
 
     /// Leaves `topic`.
     pub async fn leave(&self, topic: &str) -> Result<(), ChannelError> {
-        let left = self.call(topic, "phx_leave", json!({})).await;
+        let left = self.call(topic, event::LEAVE, json!({})).await;
         lock(&self.shared.join_refs).remove(topic);
         left.map(drop)
     }
@@ -326,7 +329,7 @@ impl Socket {
 
     async fn call(&self, topic: &str, event: &str, payload: Value) -> Result<Value, ChannelError> {
         let reference = self.shared.next_ref.fetch_add(1, Ordering::Relaxed).to_string();
-        let join = event == "phx_join";
+        let join = event == event::JOIN;
         let (reply, replied) = oneshot::channel();
         let (generation, join_ref) = {
             let mut calls = lock(&self.shared.pending);
@@ -337,23 +340,17 @@ impl Socket {
             }
             // Read while open: after a reconnect, only once the topics are rejoined.
             let join_ref = if join {
-                Value::String(reference.clone())
+                Some(Ref::text(&reference))
             } else {
                 let joined = lock(&self.shared.join_refs);
-                joined.get(topic).map_or(Value::Null, |joined| Value::String(joined.join_ref.clone()))
+                joined.get(topic).map(|joined| Ref::text(&joined.join_ref))
             };
             let joins = join.then(|| (topic.to_owned(), payload.clone()));
             calls.waiting.insert(reference.clone(), Pending { reply, joins });
             (calls.generation, join_ref)
         };
-        let frame = Frame {
-            join_ref,
-            reference: Value::String(reference.clone()),
-            topic: topic.to_owned(),
-            event: event.to_owned(),
-            payload,
-        };
-        if self.outgoing.send(Command::Send { generation, text: frame.encode() }).await.is_err() {
+        let frame = encode(join_ref, Some(Ref::text(&reference)), topic, event, payload);
+        if self.outgoing.send(Command::Send { generation, frame }).await.is_err() {
             lock(&self.shared.pending).waiting.remove(&reference);
             return Err(self.closed_error());
         }
@@ -478,6 +475,13 @@ async fn attempt(
     Ok(stream)
 }
 
+/// The WebSocket message of a JSON message for the server.
+fn encode(join_ref: Option<Ref>, msg_ref: Option<Ref>, topic: &str, event: &str, payload: Value) -> Message {
+    let message = phoenix_channels::Message::new(join_ref, msg_ref, topic, event, Payload::Json(payload));
+    // Only binary payloads can fail to encode (a string over 255 bytes); JSON ones never do.
+    SERIALIZER.encode_for_server(&message).expect("serializer 2.0.0 encodes every JSON message").into_ws()
+}
+
 /// How a connection ended.
 enum End {
     /// For good (asked for, or a close that is not worth a reconnect), with this code.
@@ -565,15 +569,9 @@ impl Task {
             let (reply, _) = oneshot::channel();
             let joins = Some((topic.clone(), payload.clone()));
             lock(&self.shared.pending).waiting.insert(reference.clone(), Pending { reply, joins });
-            let frame = Frame {
-                join_ref: Value::String(reference.clone()),
-                reference: Value::String(reference.clone()),
-                topic: topic.clone(),
-                event: "phx_join".to_owned(),
-                payload,
-            };
+            let frame = encode(Some(Ref::text(&reference)), Some(Ref::text(&reference)), &topic, event::JOIN, payload);
             // A failed send shows up as the stream ending, in the session.
-            let _ = stream.send(Message::text(frame.encode())).await;
+            let _ = stream.send(frame).await;
             rejoining.insert(reference, topic);
         }
         rejoining
@@ -594,11 +592,11 @@ impl Task {
         loop {
             tokio::select! {
                 command = self.commands.recv() => match command {
-                    Some(Command::Send { generation, text }) => {
+                    Some(Command::Send { generation, frame }) => {
                         if generation != lock(&shared.pending).generation {
                             continue;
                         }
-                        if stream.send(Message::text(text)).await.is_err() {
+                        if stream.send(frame).await.is_err() {
                             return End::Dropped(None);
                         }
                     }
@@ -610,8 +608,16 @@ impl Task {
                     }
                 },
                 message = stream.next() => match message {
-                    Some(Ok(Message::Text(text))) => {
-                        let answered = shared.route(text.as_str(), &mut heartbeat_ref);
+                    Some(Ok(Message::Close(frame))) => {
+                        // Answers the close frame.
+                        let _ = stream.close(None).await;
+                        let code = frame.map(|frame| u16::from(frame.code));
+                        return if recoverable(code) { End::Dropped(code) } else { End::Stop(code) };
+                    }
+                    Some(Ok(message)) => {
+                        // Pings are answered by tungstenite.
+                        let Some(frame) = Frame::from_ws(message) else { continue };
+                        let answered = shared.route(&frame, &mut heartbeat_ref);
                         if let (Some(rejoins), Some(reference)) = (rejoining.as_ref(), answered) {
                             left.retain(|waiting| *waiting != reference);
                             if left.is_empty() {
@@ -620,14 +626,6 @@ impl Task {
                             }
                         }
                     }
-                    Some(Ok(Message::Close(frame))) => {
-                        // Answers the close frame.
-                        let _ = stream.close(None).await;
-                        let code = frame.map(|frame| u16::from(frame.code));
-                        return if recoverable(code) { End::Dropped(code) } else { End::Stop(code) };
-                    }
-                    // Pings are answered by tungstenite; hearth sends JSON as text frames only.
-                    Some(Ok(_)) => {}
                     Some(Err(_)) | None => return End::Dropped(None),
                 },
                 _ = ticker.tick() => {
@@ -636,14 +634,8 @@ impl Task {
                         return End::Dropped(None);
                     }
                     let reference = shared.next_ref.fetch_add(1, Ordering::Relaxed).to_string();
-                    let frame = Frame {
-                        join_ref: Value::Null,
-                        reference: Value::String(reference.clone()),
-                        topic: "phoenix".to_owned(),
-                        event: "heartbeat".to_owned(),
-                        payload: json!({}),
-                    };
-                    if stream.send(Message::text(frame.encode())).await.is_err() {
+                    let frame = encode(None, Some(Ref::text(&reference)), PHOENIX_TOPIC, event::HEARTBEAT, json!({}));
+                    if stream.send(frame).await.is_err() {
                         return End::Dropped(None);
                     }
                     heartbeat_ref = Some(reference);
@@ -660,18 +652,20 @@ async fn stop_requested(commands: &mut mpsc::Receiver<Command>) {
 }
 
 impl Shared {
-    /// Handles one incoming text frame: the ref of the call it answered, if any.
-    fn route(&self, text: &str, heartbeat_ref: &mut Option<String>) -> Option<String> {
-        let frame = Frame::decode(text)?;
-        if frame.event == "phx_reply" {
-            let reference = frame.reference_key()?;
+    /// Handles one incoming frame: the ref of the call it answered, if any.
+    fn route(&self, frame: &Frame, heartbeat_ref: &mut Option<String>) -> Option<String> {
+        let message = SERIALIZER.decode_from_server(frame).ok()?;
+        // hearth sends JSON only: there is no event or reply to make of a binary payload.
+        let Payload::Json(payload) = message.payload else { return None };
+        if message.event == event::REPLY {
+            let reference = message.msg_ref.as_ref().map(Ref::to_text)?;
             if heartbeat_ref.as_ref() == Some(&reference) {
                 *heartbeat_ref = None;
                 return None;
             }
             let pending = lock(&self.pending).waiting.remove(&reference)?;
-            let status = frame.payload.get("status").and_then(Value::as_str).unwrap_or("error").to_owned();
-            let response = frame.payload.get("response").cloned().unwrap_or_else(|| json!({}));
+            let status = payload.get("status").and_then(Value::as_str).unwrap_or("error").to_owned();
+            let response = payload.get("response").cloned().unwrap_or_else(|| json!({}));
             if let (Some((topic, payload)), "ok") = (pending.joins, status.as_str()) {
                 // Before the next frame is read: pushes right after the join carry this ref.
                 lock(&self.join_refs).insert(topic, Joined { join_ref: reference.clone(), payload });
@@ -679,17 +673,17 @@ impl Shared {
             let _ = pending.reply.send(Reply { status, response });
             return Some(reference);
         }
-        if let Some(join_ref) = ref_key(&frame.join_ref) {
+        if let Some(join_ref) = message.join_ref.as_ref().map(Ref::to_text) {
             let mut join_refs = lock(&self.join_refs);
-            if join_refs.get(&frame.topic).map(|joined| &joined.join_ref) != Some(&join_ref) {
+            if join_refs.get(&message.topic).map(|joined| &joined.join_ref) != Some(&join_ref) {
                 // A stale channel's frame (such as the close of a replaced join).
                 return None;
             }
-            if matches!(frame.event.as_str(), "phx_close" | "phx_error") {
-                join_refs.remove(&frame.topic);
+            if matches!(message.event.as_str(), event::CLOSE | event::ERROR) {
+                join_refs.remove(&message.topic);
             }
         }
-        let _ = self.events.send(Event { topic: frame.topic, event: frame.event, payload: frame.payload });
+        let _ = self.events.send(Event { topic: message.topic, event: message.event, payload });
         None
     }
 
@@ -726,7 +720,7 @@ impl Shared {
             }
         }
         let payload = json!({ "rejoined": rejoined, "failed": failed });
-        let _ = self.events.send(Event { topic: "phoenix".to_owned(), event: "reconnected".to_owned(), payload });
+        let _ = self.events.send(Event { topic: PHOENIX_TOPIC.to_owned(), event: "reconnected".to_owned(), payload });
     }
 
     /// Marks the socket closed and fails every waiting call.

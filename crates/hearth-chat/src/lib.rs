@@ -1,4 +1,5 @@
-//! `hearth chat`: a terminal client of a hearth server, on the SDK (`hearth-client`).
+//! `hearth chat`: a terminal client of a hearth server, on the SDK (`hearth-client`). The
+//! `hearth` binary parses the command line and calls [`run`].
 //!
 //! - `app.rs`: the state, and how network updates change it;
 //! - `input.rs`: what each key does;
@@ -21,11 +22,11 @@ mod render;
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use crossterm::event::{Event, EventStream};
 use futures::StreamExt as _;
 
 use app::App;
+pub use error::RunError;
 
 /// How often the screen is redrawn when nothing happens (typing indicators expire).
 const TICK: Duration = Duration::from_secs(1);
@@ -40,11 +41,11 @@ impl Drop for RestoreTerminal {
 }
 
 /// Runs the client against the server at `server` until the person quits.
-pub async fn run(server: &str) -> anyhow::Result<()> {
+pub async fn run(server: &str) -> Result<(), RunError> {
     // A bad URL is reported before the terminal is taken over.
-    hearth_client::api::Client::new(server).context("invalid --server")?;
+    hearth_client::api::Client::new(server).map_err(RunError::InvalidServer)?;
     let (commands, mut updates, network) = network::spawn(server.to_owned());
-    let mut terminal = ratatui::try_init().context("cannot take over the terminal")?;
+    let mut terminal = ratatui::try_init().map_err(RunError::TakeOver)?;
     let _restore = RestoreTerminal;
     let mut app = App::new(server);
     let mut keys = EventStream::new();
@@ -52,13 +53,13 @@ pub async fn run(server: &str) -> anyhow::Result<()> {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut network_running = true;
     while !app.quit {
-        terminal.draw(|frame| render::draw(frame, &mut app)).context("cannot draw")?;
+        terminal.draw(|frame| render::draw(frame, &mut app)).map_err(RunError::Draw)?;
         tokio::select! {
             key = keys.next() => match key {
                 Some(Ok(Event::Key(key))) => app.on_key(key, Instant::now()),
                 // Resizes and the rest only need the redraw.
                 Some(Ok(_)) => {}
-                Some(Err(error)) => return Err(error).context("cannot read the terminal"),
+                Some(Err(error)) => return Err(RunError::ReadKeys(error)),
                 None => break,
             },
             update = updates.recv(), if network_running => match update {

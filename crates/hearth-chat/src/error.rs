@@ -1,0 +1,40 @@
+//! The terminal client's errors: [`ChatError`], a request of the person's that failed, which
+//! ends up as a line in the status bar; and [`RunError`], why the client could not run at all.
+//! Both only say what went wrong, without secrets (the SDK's errors never carry a token or a
+//! password).
+
+use hearth_client::{ChannelError, ClientError, E2eError};
+
+/// Why a request of the person's could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    /// A REST call failed.
+    #[error("{0}")]
+    Api(#[from] ClientError),
+    /// A socket call failed (the server's refusals arrive here with its reason).
+    #[error("{0}")]
+    Channel(#[from] ChannelError),
+    /// Encrypting or opening a key failed.
+    #[error("encryption: {0}")]
+    Crypto(#[from] E2eError),
+    /// The client itself will not do it, for this reason.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Why [`run`](crate::run) ended with an error; what the server sends never ends it.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The server URL (`--server`) is not one the SDK can use.
+    #[error("invalid --server")]
+    InvalidServer(#[source] ClientError),
+    /// The terminal could not be put in raw mode on the alternate screen.
+    #[error("cannot take over the terminal")]
+    TakeOver(#[source] std::io::Error),
+    /// Drawing the screen failed.
+    #[error("cannot draw")]
+    Draw(#[source] std::io::Error),
+    /// Reading keys from the terminal failed.
+    #[error("cannot read the terminal")]
+    ReadKeys(#[source] std::io::Error),
+}
