@@ -1,5 +1,5 @@
 // The REST side of the web client: signing in and up without sending the password (the
-// auth secret is derived on the device, DESIGN.md §6), keeping the session across reloads,
+// auth secret is derived on the device, docs/ARCHITECTURE.md), keeping the session across reloads,
 // refreshing the access token, and calling the API.
 //
 // What is kept on the device: the refresh token in localStorage (single use, rotated on every

@@ -1,4 +1,4 @@
-// hearth's end-to-end encryption (DESIGN.md §6) with WebCrypto, in the browser and in Node.js
+// hearth's end-to-end encryption (docs/ARCHITECTURE.md) with WebCrypto, in the browser and in Node.js
 // 20+ (`globalThis.crypto`). A plain ES module without dependencies.
 //
 // The scheme is written down in crates/hearth-client/src/e2e/mod.rs; this file implements it

@@ -1,4 +1,4 @@
-// Each conversation's keys on this device (DESIGN.md §6): the member's own key pair, unwrapped
+// Each conversation's keys on this device (docs/ARCHITECTURE.md): the member's own key pair, unwrapped
 // from the join reply with the wrap key (or made and set on first join), and every member's
 // public key, from which messages are encrypted per recipient and decrypted.
 

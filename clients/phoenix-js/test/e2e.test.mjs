@@ -36,7 +36,7 @@ async function keyPairs(){
 const wrapKeyOf = index => e2e.importWrapKey(unhex(VECTORS.kdf[index].wrap_key_hex))
 
 test("the vectors name every section", () => {
-  assert.match(VECTORS.description, /DESIGN\.md/)
+  assert.match(VECTORS.description, /docs\/ARCHITECTURE\.md/)
   for(const section of ["kdf", "key_pairs", "wrapped_private_keys", "messages", "accepted_public_jwks",
     "rejected_public_jwks", "rejected_wrapped_private_keys", "rejected_messages"]){
     assert.ok(VECTORS[section].length > 0, section)

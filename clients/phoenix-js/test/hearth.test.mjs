@@ -69,7 +69,7 @@ step("binary frames round-trip (ArrayBuffer push, binary reply)", async () => {
   assert.equal(empty.response.byteLength, 0)
   // Binary pushes to JSON events get a JSON error reply, which the client decodes as usual.
   const wrong = await ann.push(SYSTEM, "set_hidden", Uint8Array.of(1, 2, 3).buffer)
-  assert.deepEqual(wrong, {status: "error", response: {reason: "expected a JSON payload"}})
+  assert.deepEqual(wrong, {status: "error", response: {error: "json_expected", reason: "expected a JSON payload"}})
   assert.match(await ann.refused(SYSTEM, "echo_binary", {not: "binary"}), /binary/)
 })
 

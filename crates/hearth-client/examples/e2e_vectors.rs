@@ -103,11 +103,12 @@ struct RejectedMessage {
     error: &'static str,
 }
 
-const DESCRIPTION: &str = "Test vectors of hearth's end-to-end encryption (DESIGN.md §6; the scheme is \
-    written down in crates/hearth-client/src/e2e/mod.rs). Written by `cargo run -p hearth-client --example \
-    e2e_vectors`; checked value by value by crates/hearth-client/tests/vectors.rs and \
-    clients/phoenix-js/test/e2e.test.mjs. Key pairs are RFC 5903 §8.1's P-256 test keys. Hex is lowercase; \
-    errors are invalid_key, malformed, decrypt, not_text.";
+const DESCRIPTION: &str = "Test vectors of hearth's end-to-end encryption (summed up in \
+    docs/ARCHITECTURE.md; the scheme is written down in crates/hearth-client/src/e2e/mod.rs). \
+    Written by `cargo run -p hearth-client --example e2e_vectors`; checked value by value by \
+    crates/hearth-client/tests/vectors.rs and clients/phoenix-js/test/e2e.test.mjs. Key pairs are \
+    RFC 5903 §8.1's P-256 test keys. Hex is lowercase; errors are invalid_key, malformed, decrypt, \
+    not_text.";
 
 const KDF: [(&str, &str); 3] = [
     ("Zoë.Ünal@Example.COM", "correct horse battery staple"),
@@ -167,7 +168,7 @@ fn seal(key: &[u8; 32], nonce: [u8; 12], aad: &str, plaintext: &[u8]) -> String 
     format!("v1.{}.{}", b64(&nonce), b64(&sealed))
 }
 
-/// The message key of DESIGN §6 computed directly with `p256` and `hkdf`.
+/// The message key of the scheme computed directly with `p256` and `hkdf`.
 fn message_key(sender_scalar: &str, recipient: &KeyPair, sender_id: Uuid, recipient_id: Uuid) -> [u8; 32] {
     let secret = p256::SecretKey::from_bytes(&unhex::<32>(sender_scalar).into()).expect("scalar");
     let jwk: serde_json::Value = serde_json::from_str(&recipient.public_jwk()).expect("jwk");

@@ -1,13 +1,13 @@
 //! The hearth client SDK.
 //!
-//! - [`api`]: the typed REST API (DESIGN.md §4) with a [`Client`](api::Client) that signs in
+//! - [`api`]: the typed REST API (docs/ARCHITECTURE.md) with a [`Client`](api::Client) that signs in
 //!   without the password ever leaving the device and refreshes its session by itself.
-//! - [`channels`]: the real-time half (DESIGN.md §5): a Phoenix Channels [`Socket`](channels::Socket)
+//! - [`channels`]: the real-time half (docs/phoenix.md): a Phoenix Channels [`Socket`](channels::Socket)
 //!   with joins, pushes that wait for their replies, incoming events, typed calls for every
 //!   event a client sends (private, group and assistant conversations, keys, messages, typing,
 //!   aliases, members, hiding, renaming), incoming events typed ([`Incoming`](channels::Incoming)),
 //!   and a [`Presence`](channels::Presence) tracker of who is online.
-//! - [`e2e`]: the end-to-end encryption of DESIGN.md §6: key derivation from the password,
+//! - [`e2e`]: the end-to-end encryption of docs/ARCHITECTURE.md: key derivation from the password,
 //!   per-conversation key pairs wrapped under a key that never leaves the device, and pairwise
 //!   encrypted messages. The web client (`web/js/e2e.js`) implements the same scheme byte for
 //!   byte; `clients/e2e-vectors.json` holds the vectors both test suites check, and

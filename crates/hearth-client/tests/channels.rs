@@ -1,5 +1,5 @@
 //! The channel client against the real server, in-process: the whole end-to-end encrypted
-//! path (DESIGN.md §5–§6) with only the SDK, and how refusals and closes surface.
+//! path (docs/phoenix.md and docs/ARCHITECTURE.md) with only the SDK, and how refusals and closes surface.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

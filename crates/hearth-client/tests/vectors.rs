@@ -151,7 +151,7 @@ fn key_pairs(vectors: &Vectors) -> HashMap<String, (KeyPair, Uuid)> {
 #[test]
 fn derived_secrets_match() {
     let vectors = vectors();
-    assert!(vectors.description.contains("DESIGN.md"), "the vectors say what they are");
+    assert!(vectors.description.contains("docs/ARCHITECTURE.md"), "the vectors say what they are");
     assert!(vectors.kdf.len() >= 2);
     for case in &vectors.kdf {
         let derived = e2e::derive(&case.email, &case.password);

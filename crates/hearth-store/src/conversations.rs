@@ -1,7 +1,7 @@
 //! Conversations, their members and keys, and messages: the rows of the real-time layer.
 //!
 //! Message content and keys are opaque to the server: ciphertext and JWKs written by
-//! clients (DESIGN §6). Private-key blobs arrive here already sealed with the vault key.
+//! clients (docs/ARCHITECTURE.md). Private-key blobs arrive here already sealed with the vault key.
 //!
 //! [`ConversationStore`] is the area's part of the [`Store`](crate::Store) contract; the SQL
 //! below is what both backends run for it (`sqlite/conversations.rs`,

@@ -259,7 +259,7 @@ impl Redemption {
     }
 }
 
-/// What changes with an email address when the client's keys derive from it (DESIGN §6): the
+/// What changes with an email address when the client's keys derive from it (docs/ARCHITECTURE.md): the
 /// hash of the new `auth_secret` (every session is then signed out, as by a password change)
 /// and every private key of the user, re-wrapped ([`ConversationStore::replace_private_keys`]'s rule).
 ///

@@ -1,5 +1,5 @@
 //! Log output: each event is written whole, after words shaped like AI-provider keys are
-//! replaced (DESIGN §7: keys are never logged on purpose; this is the second line of defence).
+//! replaced (keys are never logged on purpose, docs/ARCHITECTURE.md; this is the second line of defence).
 
 use std::io::Write as _;
 

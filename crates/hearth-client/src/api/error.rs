@@ -11,7 +11,7 @@ use crate::e2e::E2eError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// The server answered with hearth's error body `{"error", "message"}` (DESIGN.md §4).
+    /// The server answered with hearth's error body `{"error", "message"}` (docs/ARCHITECTURE.md).
     #[error("{status}: {message} ({code})")]
     Api {
         /// The HTTP status: 400 malformed, 401 no or bad token, 403, 404, 409, 413, 422, 429…

@@ -1,4 +1,4 @@
-//! The typed REST API of a hearth server (DESIGN.md §4): sign-in with the password kept on
+//! The typed REST API of a hearth server (docs/ARCHITECTURE.md): sign-in with the password kept on
 //! the device, automatic token refresh, and one typed call per endpoint.
 //!
 //! A [`Client`] is one device session. [`register`](Client::register) and
@@ -55,7 +55,7 @@ use crate::e2e::{self, WrapKey};
 use replies::{ErrorBody, Items, PrivateConversation};
 use session::{SessionReply, Tokens, identity_of};
 
-/// The shortest password a new account may have (DESIGN §7's 8 characters): the server sees
+/// The shortest password a new account may have (the server's 8 characters): the server sees
 /// only the 43-character `auth_secret` derived from it, so the client enforces it.
 pub const MIN_PASSWORD_CHARS: usize = 8;
 
@@ -283,7 +283,7 @@ impl Client {
     /// Changes the password on the device and the server together: every private key the user
     /// stored (`GET /api/encryption_keys`) is unwrapped with the old password's wrap key,
     /// wrapped again with the new one, and sent with the change, which replaces them in the
-    /// same transaction (DESIGN §6), so history stays readable. The server then signs every
+    /// same transaction (docs/ARCHITECTURE.md), so history stays readable. The server then signs every
     /// session out; this client signs in again with the new password.
     pub async fn change_password(
         &mut self,
@@ -321,7 +321,7 @@ impl Client {
     ///
     /// Moves the account to `new_email` with the `token` emailed by
     /// [`request_email_change`](Self::request_email_change). Keys derive from the email and the
-    /// password together (DESIGN §6), so a new address means a new `auth_secret` and a new
+    /// password together (docs/ARCHITECTURE.md), so a new address means a new `auth_secret` and a new
     /// wrap key: the password stays the same, but every stored private key is unwrapped with
     /// the old wrap key and wrapped again with the new one, and the server replaces the
     /// secret and the keys in the email change's transaction, so history stays readable. The

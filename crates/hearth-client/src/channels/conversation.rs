@@ -1,4 +1,4 @@
-//! Typed calls for the end-to-end encrypted flow (DESIGN.md §5–§6): thin wrappers that
+//! Typed calls for the end-to-end encrypted flow (docs/phoenix.md and docs/ARCHITECTURE.md): thin wrappers that
 //! build the payloads `system:general` and `conversation:{id}` expect and read their replies.
 //! Keys and message contents are opaque text to the server; [`crate::e2e`] makes them.
 

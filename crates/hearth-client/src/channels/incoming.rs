@@ -1,4 +1,4 @@
-//! hearth's events (DESIGN.md §5), typed: what a client hears on `user:{id}`,
+//! hearth's events (docs/phoenix.md), typed: what a client hears on `user:{id}`,
 //! `conversation:{id}` and `system:general`, read from an [`Event`].
 
 use chrono::{DateTime, Utc};

@@ -1,5 +1,5 @@
 //! The real-time half of the SDK: a Phoenix Channels socket (PHOENIX.md, serializer 2.0.0)
-//! and typed calls for hearth's topics (DESIGN.md §5).
+//! and typed calls for hearth's topics (docs/phoenix.md).
 //!
 //! A [`Socket`] owns one WebSocket in a background task that sends a heartbeat on topic
 //! `phoenix` every 30 s, matches each `phx_reply` to its call by ref, and delivers every
@@ -31,7 +31,7 @@
 //! [`ChannelError::Closed`] and subscriptions end the same way.
 
 //!
-//! Typed calls cover every hearth event a client sends (DESIGN.md §5): starting private, group
+//! Typed calls cover every hearth event a client sends (docs/phoenix.md): starting private, group
 //! and assistant conversations, keys, messages, typing, read receipts, aliases, members,
 //! leaving, hiding and renaming oneself. [`Incoming::parse`] reads what arrives, and a
 //! [`Presence`] tracks who is online. A group of three, end-to-end encrypted:

@@ -1,4 +1,4 @@
-//! End-to-end encryption (DESIGN.md §6): the scheme below, byte for byte the same as the web
+//! End-to-end encryption (docs/ARCHITECTURE.md): the scheme below, byte for byte the same as the web
 //! client's `web/js/e2e.js`. The server only stores and relays `public_key`, `private_key` and
 //! message `content`, opaque to it. `clients/e2e-vectors.json` holds fixed inputs and the exact
 //! outputs; both implementations' tests check every value, and `tests/cross.rs` runs each

@@ -119,7 +119,7 @@ pub struct ChangeEmailRequest {
     /// Current password.
     #[schema(value_type = String, format = Password)]
     password: Password,
-    /// (+) For a client whose keys derive from the email (DESIGN §6): the new password (its
+    /// (+) For a client whose keys derive from the email (docs/ARCHITECTURE.md): the new password (its
     /// `auth_secret` for the new address), given together with `private_keys`.
     #[serde(default)]
     #[schema(value_type = Option<String>, format = Password, min_length = 8, max_length = 1024)]

@@ -1,7 +1,7 @@
 //! `GET /api/encryption_keys` and `PUT /api/encryption_keys` (+): the caller's private keys of
 //! every conversation, each wrapped by their own client and opaque here. A password change (or
 //! an email change, which changes the key derivation's salt) makes the client re-wrap them all;
-//! it reads them here and puts them back in one go, so history stays readable (DESIGN §6).
+//! it reads them here and puts them back in one go, so history stays readable (docs/ARCHITECTURE.md).
 
 use std::collections::BTreeMap;
 

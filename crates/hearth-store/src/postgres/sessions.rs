@@ -160,7 +160,7 @@ impl SessionStore for PostgresStore {
                 sqlx::query(accounts::CONFIRM_EMAIL).bind(owner).bind(now).execute(&mut *tx).await?;
             }
             Redemption::ResetPassword { password_hash } => {
-                super::accounts::set_password_in(&mut tx, owner, password_hash, now).await?;
+                set_password_in(&mut tx, owner, password_hash, now).await?;
             }
             Redemption::ChangeEmail { user_id, email, rekey } => {
                 if *user_id != owner {
@@ -180,7 +180,7 @@ impl SessionStore for PostgresStore {
                 void_one_time_tokens_in(&mut tx, owner).await?;
                 if let Some(rekey) = rekey {
                     super::conversations::replace_private_keys_in(&mut tx, owner, &rekey.private_keys, now).await?;
-                    super::accounts::set_password_in(&mut tx, owner, &rekey.password_hash, now).await?;
+                    set_password_in(&mut tx, owner, &rekey.password_hash, now).await?;
                 }
             }
             Redemption::LinkDevice(session) => {
@@ -257,4 +257,19 @@ async fn void_one_time_tokens_of_device_in(
 ) -> StoreResult<()> {
     sqlx::query(sessions::VOID_ONE_TIME_TOKENS_OF_DEVICE).bind(device_id).execute(&mut **tx).await?;
     Ok(())
+}
+
+/// Sets the user's password hash and revokes every session and outstanding one-time token,
+/// in `tx`: a new credential ends every session the old one made.
+/// [`StoreError::NotFound`](crate::StoreError::NotFound) if there is no such user.
+pub(super) async fn set_password_in(
+    tx: &mut Transaction<'static, Postgres>,
+    user_id: Uuid,
+    password_hash: &str,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let updated =
+        sqlx::query(accounts::SET_PASSWORD).bind(user_id).bind(password_hash).bind(now).execute(&mut **tx).await?;
+    found(updated.rows_affected())?;
+    revoke_everything_in(tx, user_id, now).await
 }

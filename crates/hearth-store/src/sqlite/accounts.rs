@@ -1,7 +1,7 @@
 //! Accounts on SQLite: [`AccountStore`] with the shared SQL of `accounts.rs`.
 
 use async_trait::async_trait;
-use sqlx::{AssertSqlSafe, Sqlite, Transaction};
+use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
 use super::SqliteStore;
@@ -76,7 +76,7 @@ impl AccountStore for SqliteStore {
         if let Some(keys) = private_keys {
             super::conversations::replace_private_keys_in(&mut tx, user_id, keys, now).await?;
         }
-        set_password_in(&mut tx, user_id, password_hash, now).await?;
+        super::sessions::set_password_in(&mut tx, user_id, password_hash, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -108,18 +108,4 @@ impl AccountStore for SqliteStore {
             .await?;
         row.ok_or(crate::StoreError::NotFound)?.into_profile()
     }
-}
-
-/// Sets the user's password hash and revokes every session and outstanding one-time token,
-/// in `tx`. [`StoreError::NotFound`](crate::StoreError::NotFound) if there is no such user.
-pub(super) async fn set_password_in(
-    tx: &mut Transaction<'static, Sqlite>,
-    user_id: Uuid,
-    password_hash: &str,
-    now: Timestamp,
-) -> StoreResult<()> {
-    let updated =
-        sqlx::query(accounts::SET_PASSWORD).bind(user_id).bind(password_hash).bind(now).execute(&mut **tx).await?;
-    found(updated.rows_affected())?;
-    super::sessions::revoke_everything_in(tx, user_id, now).await
 }

@@ -1,4 +1,4 @@
-// The configure page (DESIGN.md §7): the person picks a provider and pastes an API key; this
+// The configure page (docs/ARCHITECTURE.md): the person picks a provider and pastes an API key; this
 // script encrypts the key here, in the browser, to the keyguard's public key and posts only
 // the envelope to this same URL. The key is never stored, logged or put in a URL, and the
 // input is cleared as soon as the key is sealed.
