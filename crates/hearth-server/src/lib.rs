@@ -1,5 +1,6 @@
-//! hearth's server: the HTTP API (REST and, later, channels), authentication, email and
-//! rate limits, on top of `hearth-store` and `hearth-vault`.
+//! hearth's server: the domain (accounts, conversations, presence, the assistant) and its two
+//! adapters, the HTTP API and the Phoenix Channels sockets, on top of `hearth-store`,
+//! `hearth-vault` and `hearth-keyguard`. `docs/ARCHITECTURE.md` draws the map.
 //!
 //! [`Server::build`] prepares everything from [`Settings`] (data directory, secrets,
 //! database and migrations) and binds the listener; [`Server::run`] serves until the
