@@ -8,7 +8,7 @@ use std::path::Path;
 
 use hearth_ai::{ApiKey, ProviderName};
 use hearth_keyguard::fuzzing::{Fixture, TEST_RING_V1};
-use hearth_keyguard::{EnvelopeContext, Owner, Purpose};
+use hearth_keyguard::{EnvelopeContext, Owner};
 use hearth_server::fuzzing::{CHANNEL_EVENTS, REST_BODIES, test_page_tokens};
 use hearth_vault::{KeyRing, SealContext};
 use uuid::Uuid;
@@ -166,7 +166,7 @@ fn keyguard_envelopes() {
     let fixture = Fixture::new();
     let user = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0007);
     let public = fixture.public_key(2).expect("version 2");
-    let configure = EnvelopeContext { purpose: Purpose::Configure, user_id: user };
+    let configure = EnvelopeContext::configure(user, &[0x11; 32], false);
     // Mode 0, provider 0 (first byte 0): a configure envelope that opens.
     let provider = ProviderName::ALL[0];
     let envelope =

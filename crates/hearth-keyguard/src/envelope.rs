@@ -5,10 +5,13 @@
 //!
 //! ECDH P-256 between an ephemeral key and the keyguard's key; HKDF-SHA256 (salt: the
 //! ephemeral public key, 65 bytes uncompressed; info: `hearth-keyguard/envelope/v1`) gives an
-//! AES-256-GCM key; a random 96-bit nonce; associated data `<purpose>|<user id>|<what>` — the
-//! provider for a configure page's key, `keys` for a request's keys (a JSON list of
-//! `[provider, key]`, all in one envelope, however many keys) —
-//! so an envelope made on one person's page, or for one provider, opens for no other.
+//! AES-256-GCM key; a random 96-bit nonce; associated data `<purpose>|<user id>|<link>|<what>`
+//! for a configure page's key (`configure` for a person's own key, `pool` for the free tier's;
+//! `link` the lowercase hex SHA-256 of the page's link token; `what` the provider) and
+//! `request|<user id>|keys` for a request's keys (a JSON list of `[provider, key]`, all in one
+//! envelope, however many keys) — so an envelope made on one person's page, on one link, for
+//! one purpose or for one provider opens for no other: a captured envelope cannot be replayed
+//! to a later link, an operator's pool link included.
 //!
 //! The keyguard's key pair follows the master key: version N's pair is derived from master key
 //! N (`kid` = N), so it survives restarts, changes with a rotation, and pages opened just before
@@ -59,14 +62,19 @@ pub struct EnvelopeContext {
     pub purpose: Purpose,
     /// The person it was made for.
     pub user_id: Uuid,
+    /// The configure link it was made on: the SHA-256 of the link's token (what the server
+    /// stores of it), bound in as lowercase hex. `None` for a request's keys.
+    pub link: Option<[u8; 32]>,
 }
 
 /// Why an envelope was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Purpose {
-    /// Pasted into a configure page, to be stored.
+    /// Pasted into a configure page, to be stored as the person's own key.
     Configure,
+    /// Pasted into an operator's configure page, to be stored in the free tier's pool.
+    Pool,
     /// Given with one request, never stored.
     Request,
 }
@@ -75,14 +83,33 @@ impl Purpose {
     fn as_str(self) -> &'static str {
         match self {
             Purpose::Configure => "configure",
+            Purpose::Pool => "pool",
             Purpose::Request => "request",
         }
     }
 }
 
 impl EnvelopeContext {
+    /// A configure page's envelope: for the person's own key or (`pool`) the free tier's, made on
+    /// the link whose token hashes to `link_hash`.
+    pub fn configure(user_id: Uuid, link_hash: &[u8; 32], pool: bool) -> Self {
+        let purpose = if pool { Purpose::Pool } else { Purpose::Configure };
+        Self { purpose, user_id, link: Some(*link_hash) }
+    }
+
+    /// A request's keys, for `user_id`.
+    pub fn request(user_id: Uuid) -> Self {
+        Self { purpose: Purpose::Request, user_id, link: None }
+    }
+
     fn associated_data(&self, what: &str) -> String {
-        format!("{}|{}|{what}", self.purpose.as_str(), self.user_id)
+        match &self.link {
+            Some(link) => {
+                let link: String = link.iter().map(|byte| format!("{byte:02x}")).collect();
+                format!("{}|{}|{link}|{what}", self.purpose.as_str(), self.user_id)
+            }
+            None => format!("{}|{}|{what}", self.purpose.as_str(), self.user_id),
+        }
     }
 }
 
@@ -164,7 +191,7 @@ impl RequestSealer {
     /// Encrypts the keys given with one request, in order, as they were given: the keyguard
     /// checks them when it opens them.
     pub fn seal_keys(&self, user_id: Uuid, keys: &[(ProviderName, &str)]) -> Result<Envelope, KeyguardError> {
-        let context = EnvelopeContext { purpose: Purpose::Request, user_id };
+        let context = EnvelopeContext::request(user_id);
         let plaintext = Zeroizing::new(serde_json::to_vec(keys).map_err(|_| KeyguardError::Undecryptable)?);
         self.seal(&context.associated_data(REQUEST_KEYS), &plaintext)
     }
@@ -191,7 +218,7 @@ impl RequestSealer {
     /// Any bytes sealed as a request's keys for `user_id`, so the fuzz targets reach what the
     /// keyguard does with an envelope's content (`seal_keys` only seals well-formed lists).
     pub(crate) fn seal_request_bytes(&self, user_id: Uuid, plaintext: &[u8]) -> Result<Envelope, KeyguardError> {
-        let context = EnvelopeContext { purpose: Purpose::Request, user_id };
+        let context = EnvelopeContext::request(user_id);
         self.seal(&context.associated_data(REQUEST_KEYS), plaintext)
     }
 
@@ -276,7 +303,7 @@ impl RequestOpener {
         envelope: &Envelope,
         user_id: Uuid,
     ) -> Result<Vec<(ProviderName, Zeroizing<String>)>, KeyguardError> {
-        let context = EnvelopeContext { purpose: Purpose::Request, user_id };
+        let context = EnvelopeContext::request(user_id);
         let plaintext = self.open_bytes(envelope, &context.associated_data(REQUEST_KEYS))?;
         serde_json::from_slice(&plaintext).map_err(|_| KeyguardError::Undecryptable)
     }
@@ -308,7 +335,7 @@ mod tests {
     use super::*;
 
     fn context() -> EnvelopeContext {
-        EnvelopeContext { purpose: Purpose::Configure, user_id: Uuid::from_u128(7) }
+        EnvelopeContext::configure(Uuid::from_u128(7), &[1; 32], false)
     }
 
     #[test]
@@ -320,12 +347,16 @@ mod tests {
         let envelope = seal_to(&public, context(), ProviderName::Groq, key).expect("seal");
         assert!(!serde_json::to_string(&envelope).expect("json").contains("0123456789"));
         assert_eq!(open(&secret, &envelope, context(), ProviderName::Groq).expect("open").as_str(), key);
-        // Another provider, person or purpose: it does not open.
+        // Another provider, person, purpose or link: it does not open.
         assert!(open(&secret, &envelope, context(), ProviderName::OpenAi).is_err());
         let other_user = EnvelopeContext { user_id: Uuid::from_u128(8), ..context() };
         assert!(open(&secret, &envelope, other_user, ProviderName::Groq).is_err());
-        let other_purpose = EnvelopeContext { purpose: Purpose::Request, ..context() };
-        assert!(open(&secret, &envelope, other_purpose, ProviderName::Groq).is_err());
+        let request = EnvelopeContext { purpose: Purpose::Request, ..context() };
+        assert!(open(&secret, &envelope, request, ProviderName::Groq).is_err());
+        let pool = EnvelopeContext::configure(Uuid::from_u128(7), &[1; 32], true);
+        assert!(open(&secret, &envelope, pool, ProviderName::Groq).is_err());
+        let later_link = EnvelopeContext::configure(Uuid::from_u128(7), &[2; 32], false);
+        assert!(open(&secret, &envelope, later_link, ProviderName::Groq).is_err());
         // Another keyguard: neither.
         let stranger = keypair(&KeyRing::generate(), 1).expect("version 1");
         assert!(open(&stranger, &envelope, context(), ProviderName::Groq).is_err());
@@ -400,7 +431,13 @@ mod tests {
         let secret = PrivateKey::from_private_key(&ECDH_P256, &private).expect("a P-256 scalar");
         assert_eq!(public_key(&secret, 1).expect("public").key, text("keyguard_public_key"));
         let envelope: Envelope = serde_json::from_value(vector["envelope"].clone()).expect("an envelope");
-        let context = EnvelopeContext { purpose: Purpose::Configure, user_id: text("user_id").parse().expect("uuid") };
+        let link_hash: [u8; 32] = (0..32)
+            .map(|i| u8::from_str_radix(&text("link_hash_hex")[2 * i..2 * i + 2], 16).expect("hex"))
+            .collect::<Vec<u8>>()
+            .try_into()
+            .expect("32 bytes");
+        let context = EnvelopeContext::configure(text("user_id").parse().expect("uuid"), &link_hash, false);
+        assert_eq!(context.associated_data(&text("provider")), text("associated_data"));
         let opened = open(&secret, &envelope, context, ProviderName::Anthropic).expect("opens");
         assert_eq!(opened.as_str(), text("api_key"));
     }

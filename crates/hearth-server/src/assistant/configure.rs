@@ -7,7 +7,7 @@
 //! sealed key in the same transaction that spends the link.
 
 use hearth_ai::ProviderName;
-use hearth_keyguard::{Envelope, EnvelopeContext, KeyguardError, Purpose, SealRequest};
+use hearth_keyguard::{Envelope, EnvelopeContext, KeyguardError, SealRequest};
 use hearth_store::{KeyOwner, NewOneTimeToken, NewProviderKey, OneTimeKind, Redemption, StoreError, Timestamp};
 use hearth_vault::{RandomToken, TokenHash};
 use uuid::Uuid;
@@ -36,6 +36,20 @@ impl Link {
         let user_id: Uuid = user.parse().ok()?;
         // The link is issued with the hyphenated lowercase form; no other form is the same link.
         (well_formed && user == user_id.hyphenated().to_string()).then(|| Self { hash: TokenHash::of(token), user_id })
+    }
+}
+
+impl Link {
+    /// The SHA-256 of the link's token in lowercase hex, as the page's envelope names it.
+    pub fn hash_hex(&self) -> String {
+        self.hash.0.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    /// What the page's envelope is bound to: this person, this link and its purpose, so an
+    /// envelope captured on one link cannot be replayed to another (an operator's pool link
+    /// included).
+    pub fn envelope_context(&self, purpose: LinkPurpose) -> EnvelopeContext {
+        EnvelopeContext::configure(self.user_id, &self.hash.0, purpose == LinkPurpose::Pool)
     }
 }
 
@@ -142,7 +156,7 @@ pub async fn submit(
         id,
         owner: crate::keyguard::owner(owner),
         provider,
-        context: EnvelopeContext { purpose: Purpose::Configure, user_id: link.user_id },
+        context: link.envelope_context(purpose),
         envelope,
         live_check: state.settings.keyguard.live_check,
     };

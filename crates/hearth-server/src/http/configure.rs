@@ -72,6 +72,8 @@ struct PageConfig {
     kid: u32,
     public_key: String,
     user_id: uuid::Uuid,
+    /// The SHA-256 of the link's token, in hex: the page binds its envelope to it.
+    link: String,
     providers: Vec<PageProvider>,
     provider: Option<ProviderName>,
     pool: bool,
@@ -111,6 +113,7 @@ async fn page(
         kid: public_key.kid,
         public_key: public_key.key,
         user_id: link.user_id,
+        link: link.hash_hex(),
         providers: hearth_ai::PROVIDERS
             .iter()
             .map(|provider| PageProvider {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use hearth_ai::{ApiKey, ProviderName};
 use hearth_fake_provider::FakeProvider;
-use hearth_keyguard::{Envelope, EnvelopeContext, PublicKey, Purpose, envelope};
+use hearth_keyguard::{Envelope, EnvelopeContext, PublicKey, envelope};
 use hearth_server::settings::Settings;
 use hearth_store::KeyOwner;
 use reqwest::StatusCode;
@@ -178,16 +178,22 @@ async fn page_config(app: &TestApp, link: &str) -> Value {
     serde_json::from_str(&html[start..end]).expect("JSON")
 }
 
+/// What the page binds its envelope to, as `configure.js` reads it from its configuration.
+fn page_context(config: &Value) -> EnvelopeContext {
+    let user_id = config["user_id"].as_str().expect("user id").parse().expect("uuid");
+    let hex = config["link"].as_str().expect("the link's hash");
+    let link: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex")).collect();
+    EnvelopeContext::configure(user_id, &link.try_into().expect("32 bytes"), config["pool"] == true)
+}
+
 /// What the page's script would post for `key`.
 fn submission(config: &Value, provider: ProviderName, key: &str) -> Value {
     let public = PublicKey {
         kid: u32::try_from(config["kid"].as_u64().expect("kid")).expect("small"),
         key: config["public_key"].as_str().expect("public key").to_owned(),
     };
-    let user_id = config["user_id"].as_str().expect("user id").parse().expect("uuid");
     let envelope: Envelope =
-        envelope::seal_to(&public, EnvelopeContext { purpose: Purpose::Configure, user_id }, provider, key)
-            .expect("sealed to the keyguard");
+        envelope::seal_to(&public, page_context(config), provider, key).expect("sealed to the keyguard");
     json!({ "provider": provider, "envelope": envelope })
 }
 
@@ -425,6 +431,42 @@ async fn operators_add_keys_to_the_free_tier_pool() {
     assert_eq!((status, answer["provider"].as_str()), (StatusCode::OK, Some("openai")), "{answer}");
     assert!(bob.say("/providers").await.contains("openai (also images): 1 free-tier key, healthy"));
     assert!(bob.say("/quota").await.contains("1 of 20 replies"));
+}
+
+/// An envelope is bound to the link it was made on and to its purpose: one captured on a
+/// person's own-key page opens neither on their next link nor on an operator's pool link, and
+/// the refused attempt spends neither link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configure_envelope_opens_only_on_the_link_and_for_the_purpose_it_was_made_for() {
+    let fake = FakeProvider::start().await.expect("start the fake");
+    let (app, _) = spawn(Mode::InProcess, &fake, |settings| {
+        settings.keyguard.free_tier.keys.clear();
+        settings.ai.operators = vec!["op@example.org".into()];
+    })
+    .await;
+    let mut op = Person::join(&app, "op@example.org").await;
+    confirm_email(&app, "op@example.org").await;
+    let key = fake_key(ProviderName::OpenAi, "ok");
+
+    // Captured on the first page (never posted there)…
+    let first = op.link("/configure").await;
+    let captured = submission(&page_config(&app, &first).await, ProviderName::OpenAi, &key);
+    // … and replayed to the next own-key link: it does not open there.
+    let next = op.link("/configure").await;
+    let (status, refused) = post(&app, &next, &captured).await;
+    assert_eq!((status, refused["error"].as_str()), (StatusCode::BAD_REQUEST, Some("undecryptable")), "{refused}");
+    // Nor on the operator's pool link, a link of the same person for another purpose.
+    let pool = op.link("/set_default_api_key openai").await;
+    let (status, refused) = post(&app, &pool, &captured).await;
+    assert_eq!((status, refused["error"].as_str()), (StatusCode::BAD_REQUEST, Some("undecryptable")), "{refused}");
+    let store = store_of(&app).await;
+    assert_eq!(store.provider_key_versions().await.expect("versions"), [], "nothing was stored");
+
+    // The pool link is still live: its own page's envelope is saved.
+    let (status, saved) =
+        post(&app, &pool, &submission(&page_config(&app, &pool).await, ProviderName::OpenAi, &key)).await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    op.peer.expect(&format!("user:{}", op.session.user_id), "new_message").await;
 }
 
 /// Follows the confirmation link last mailed to `address`.

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use hearth_ai::ProviderName;
 use hearth_fake_provider::FakeProvider;
 use hearth_keyguard::envelope::seal_to;
-use hearth_keyguard::{EnvelopeContext, PublicKey, Purpose};
+use hearth_keyguard::{EnvelopeContext, PublicKey};
 use hearth_store::ASSISTANT_SENDER;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -185,7 +185,10 @@ async fn configure(
         kid: settings["kid"].as_u64().and_then(|kid| kid.try_into().ok()).expect("a kid"),
         key: settings["public_key"].as_str().expect("a public key").to_owned(),
     };
-    let context = EnvelopeContext { purpose: Purpose::Configure, user_id: person.id };
+    // Bound to this link and its purpose, as the page binds it.
+    let hex = settings["link"].as_str().expect("the link's hash");
+    let link: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex")).collect();
+    let context = EnvelopeContext::configure(person.id, &link.try_into().expect("32 bytes"), settings["pool"] == true);
     let envelope = seal_to(&public, context, provider, key).expect("the key is encrypted");
     let link = path.split('?').next().expect("a path");
     let body = json!({"provider": provider.as_str(), "envelope": envelope});

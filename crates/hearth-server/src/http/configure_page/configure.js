@@ -5,7 +5,9 @@
 //
 // Envelope: ECDH P-256 with a fresh ephemeral key; HKDF-SHA256 over the shared x-coordinate,
 // salted with the ephemeral public key, to an AES-256-GCM key; associated data
-// `configure|<user id>|<provider>`. The Rust keyguard opens exactly this (see
+// `<configure or pool>|<user id>|<link>|<provider>`, `link` being the SHA-256 of this page's link
+// token (the server says it), so an envelope captured here opens on no other link and for no
+// other purpose. The Rust keyguard opens exactly this (see
 // crates/hearth-keyguard/tests/envelope-vector.json).
 
 /** HKDF `info`: names the envelope's format, so its keys are good for nothing else. */
@@ -28,10 +30,15 @@ export function fromBase64url(text){
   return Uint8Array.from(binary, c => c.charCodeAt(0))
 }
 
+/** The associated data of this page's envelope for `provider`. */
+export function associatedData(config, provider){
+  return `${config.pool ? "pool" : "configure"}|${config.user_id}|${config.link}|${provider}`
+}
+
 /**
  * Encrypts `key` for `provider` to the keyguard named in `config` (`kid`, `public_key`,
- * `user_id`); returns the envelope `{kid, epk, nonce, ciphertext}`, each field base64url.
- * `webcrypto` is the page's `crypto`.
+ * `user_id`, `link`, `pool`); returns the envelope `{kid, epk, nonce, ciphertext}`, each field
+ * base64url. `webcrypto` is the page's `crypto`.
  */
 export async function seal(config, provider, key, webcrypto = globalThis.crypto){
   const {subtle} = webcrypto
@@ -52,7 +59,7 @@ export async function seal(config, provider, key, webcrypto = globalThis.crypto)
   const plaintext = utf8(key)
   try {
     const ciphertext = await subtle.encrypt(
-      {name: "AES-GCM", iv: nonce, additionalData: utf8(`configure|${config.user_id}|${provider}`)},
+      {name: "AES-GCM", iv: nonce, additionalData: utf8(associatedData(config, provider))},
       aes,
       plaintext,
     )
@@ -79,6 +86,8 @@ function readConfig(){
     const valid = Number.isInteger(config.kid)
       && typeof config.public_key === "string"
       && typeof config.user_id === "string"
+      && typeof config.link === "string" && /^[0-9a-f]{64}$/.test(config.link)
+      && typeof config.pool === "boolean"
       && Array.isArray(config.providers) && config.providers.length > 0
       && config.providers.every(provider => typeof provider.name === "string" && typeof provider.label === "string")
       && (config.provider === null || config.providers.some(provider => provider.name === config.provider))
