@@ -175,7 +175,7 @@ fn keyguard_envelopes() {
     seed.extend_from_slice(&serde_json::to_vec(&envelope).expect("json"));
     write(t, "configure_envelope", &seed);
     // Mode 0: a request envelope that opens.
-    let keys = [(ProviderName::Groq, ApiKey::new("gsk_0123456789abcdefghij"))];
+    let keys = [(ProviderName::Groq, "gsk_0123456789abcdefghij")];
     let envelope = hearth_keyguard::envelope::seal_keys_to(&public, user, &keys).expect("seals");
     let mut seed = vec![0u8];
     seed.extend_from_slice(&serde_json::to_vec(&envelope).expect("json"));
