@@ -38,8 +38,19 @@ impl RingFile {
 
     /// Opens a blob; a version this ring does not know yet makes it reload the file first.
     pub fn open(&self, blob: &[u8], context: SealContext<'_>) -> Result<Zeroizing<Vec<u8>>, VaultError> {
-        match self.current().open(blob, context) {
-            Err(VaultError::UnknownKeyVersion(_)) if self.reload_if_changed() => self.current().open(blob, context),
+        let tried = self.current();
+        match tried.open(blob, context) {
+            Err(VaultError::UnknownKeyVersion(version)) => {
+                // Another caller may have reloaded the file between `current` above and this
+                // check, so that this one finds it unchanged: whoever reloaded it, a ring newer
+                // than the one tried gets its chance.
+                self.reload_if_changed();
+                let now = self.current();
+                if Arc::ptr_eq(&tried, &now) {
+                    return Err(VaultError::UnknownKeyVersion(version));
+                }
+                now.open(blob, context)
+            }
             other => other,
         }
     }
