@@ -74,6 +74,9 @@ pub struct StartGroup {
     public_key: Value,
     private_key: Value,
     alias: Option<String>,
+    /// (+) The new conversation's id, chosen by the client so that it can wrap its private key
+    /// for the real id before the conversation exists; the server picks one when absent.
+    conversation_id: Option<Uuid>,
 }
 
 /// `start_private_conversation`.
@@ -82,6 +85,8 @@ pub struct StartPrivate {
     other_user_id: Uuid,
     public_key: Value,
     private_key: Value,
+    /// (+) As [`StartGroup`]'s.
+    conversation_id: Option<Uuid>,
 }
 
 /// Starts a group of the caller and `user_ids`, announced to every member.
@@ -93,7 +98,10 @@ pub async fn start_group(state: &AppState, me: Uuid, request: StartGroup) -> Api
             members.push(user);
         }
     }
-    start(state, me, false, alias, members, &request.public_key, &request.private_key).await
+    let id = new_conversation_id(state, request.conversation_id).await?;
+    let creator_keys = keys::seal(state, id, me, &request.public_key, &request.private_key)?;
+    let now = Timestamp::now();
+    start(state, NewConversation { id, private: false, alias, creator: me, members, creator_keys, now }).await
 }
 
 /// Starts the private conversation of the caller and someone else.
@@ -101,34 +109,36 @@ pub async fn start_private(state: &AppState, me: Uuid, request: StartPrivate) ->
     if request.other_user_id == me {
         return Err(ApiError::refused("private_with_oneself", "a private conversation needs another user"));
     }
+    let id = new_conversation_id(state, request.conversation_id).await?;
+    let creator_keys = keys::seal(state, id, me, &request.public_key, &request.private_key)?;
     let members = vec![me, request.other_user_id];
-    start(state, me, true, None, members, &request.public_key, &request.private_key).await
+    let now = Timestamp::now();
+    start(state, NewConversation { id, private: true, alias: None, creator: me, members, creator_keys, now }).await
 }
 
-async fn start(
-    state: &AppState,
-    me: Uuid,
-    private: bool,
-    alias: Option<String>,
-    members: Vec<Uuid>,
-    public_key: &Value,
-    private_key: &Value,
-) -> ApiResult<Announcement> {
-    let id = Uuid::now_v7();
-    let creator_keys = keys::seal(state, id, me, public_key, private_key)?;
-    let conversation = state
-        .store
-        .create_conversation(&NewConversation {
-            id,
-            private,
-            alias,
-            creator: me,
-            members: members.clone(),
-            creator_keys,
-            now: Timestamp::now(),
-        })
-        .await?;
-    let announcement = Announcement { conversation: (&conversation).into(), user_ids: members };
+/// The id of a conversation about to start: the client's choice if it made one (never the nil
+/// UUID, which a client could mistake for "not created yet", and never an id in use), else a
+/// new one.
+async fn new_conversation_id(state: &AppState, chosen: Option<Uuid>) -> ApiResult<Uuid> {
+    match chosen {
+        None => Ok(Uuid::now_v7()),
+        Some(id) if id.is_nil() => {
+            Err(ApiError::refused("invalid_conversation_id", "conversation_id must not be the nil UUID"))
+        }
+        Some(id) => match state.store.conversation(id).await? {
+            Some(_) => Err(ApiError::Conflict {
+                code: "conversation_id_taken",
+                message: "a conversation with this id already exists; choose another",
+            }),
+            None => Ok(id),
+        },
+    }
+}
+
+/// Creates the conversation and announces it.
+async fn start(state: &AppState, conversation: NewConversation) -> ApiResult<Announcement> {
+    let created = state.store.create_conversation(&conversation).await?;
+    let announcement = Announcement { conversation: (&created).into(), user_ids: conversation.members };
     announce(state, &announcement).await;
     Ok(announcement)
 }

@@ -330,3 +330,43 @@ async fn leaving_ends_the_conversation_on_every_socket_of_the_member() {
         }
     }
 }
+
+/// The client may choose a new conversation's id, so that it wraps its private key for the real
+/// id before the conversation exists (no provisional id): the conversation gets exactly that id
+/// and the creator's key under it. An id in use or the nil UUID is refused and starts nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_may_choose_a_new_conversations_id_but_not_one_in_use_or_the_nil_one() {
+    let app = spawn_app().await;
+    let (ann_s, bob_s) = (app.register("ann@example.org").await, app.register("bob@example.org").await);
+    let mut ann = Peer::connect(&app, &ann_s).await;
+    let mut bob = Peer::connect(&app, &bob_s).await;
+
+    let chosen = uuid::Uuid::now_v7().to_string();
+    let wrapped = json!({"wrapped_for": chosen});
+    let group = json!({
+        "user_ids": [bob.id], "public_key": jwk("ann"), "private_key": wrapped, "conversation_id": chosen
+    });
+    let started = ann.ok("system:general", "start_group_conversation", group.clone()).await;
+    assert_eq!(started["conversation"]["id"], json!(chosen));
+    let announced = bob.expect(&format!("user:{}", bob.id), "new_conversation").await;
+    assert_eq!(announced["conversation"]["id"], json!(chosen));
+    let joined = ann.ok(&format!("conversation:{chosen}"), "phx_join", json!({})).await;
+    assert_eq!(joined["private_key"], wrapped, "the creator's key is kept under the chosen id");
+
+    // The same id again, for a group or a private conversation: refused, nothing started.
+    let again = ann.call("system:general", "start_group_conversation", group).await;
+    assert_eq!(again["response"]["error"], "conversation_id_taken", "{again}");
+    let private = json!({
+        "other_user_id": bob.id, "public_key": jwk("ann"), "private_key": {}, "conversation_id": chosen
+    });
+    let again = ann.call("system:general", "start_private_conversation", private).await;
+    assert_eq!(again["response"]["error"], "conversation_id_taken", "{again}");
+    let nil = json!({
+        "other_user_id": bob.id, "public_key": jwk("ann"), "private_key": {},
+        "conversation_id": uuid::Uuid::nil().to_string()
+    });
+    let refused = ann.call("system:general", "start_private_conversation", nil).await;
+    assert_eq!(refused["response"]["error"], "invalid_conversation_id", "{refused}");
+    let listed = app.get_authed("/api/conversations", &ann_s.auth_token).await;
+    assert_eq!(listed.json["items"].as_array().map(Vec::len), Some(1), "only the group was started");
+}
