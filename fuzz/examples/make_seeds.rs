@@ -166,7 +166,7 @@ fn keyguard_envelopes() {
     let fixture = Fixture::new();
     let user = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0007);
     let public = fixture.public_key(2).expect("version 2");
-    let configure = EnvelopeContext::configure(user, &[0x11; 32], false);
+    let configure = EnvelopeContext::configure(user, &hearth_vault::TokenHash([0x11; 32]), false);
     // Mode 0, provider 0 (first byte 0): a configure envelope that opens.
     let provider = ProviderName::ALL[0];
     let envelope =

@@ -18,6 +18,7 @@ use hearth_ai::{ApiKey, ProviderName};
 use hearth_fuzz::pick;
 use hearth_keyguard::fuzzing::Fixture;
 use hearth_keyguard::{Envelope, EnvelopeContext};
+use hearth_vault::TokenHash;
 use libfuzzer_sys::fuzz_target;
 use uuid::Uuid;
 
@@ -25,7 +26,7 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(Fixture::new);
 
 const USER: Uuid = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0007);
 /// The configure link the envelopes are made on (its token's SHA-256), as in `make_seeds`.
-const LINK: [u8; 32] = [0x11; 32];
+const LINK: TokenHash = TokenHash([0x11; 32]);
 
 fn canonical(envelope: &Envelope) -> bool {
     [&envelope.epk, &envelope.nonce, &envelope.ciphertext]
@@ -67,7 +68,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(fixture.open(&envelope, configure, other_provider).is_err(), "bound to its provider");
             let other_user = EnvelopeContext { user_id: Uuid::nil(), ..configure };
             assert!(fixture.open(&envelope, other_user, provider).is_err(), "bound to its person");
-            let other_link = EnvelopeContext::configure(USER, &[0x22; 32], false);
+            let other_link = EnvelopeContext::configure(USER, &TokenHash([0x22; 32]), false);
             assert!(fixture.open(&envelope, other_link, provider).is_err(), "bound to its link");
             let pool = EnvelopeContext::configure(USER, &LINK, true);
             assert!(fixture.open(&envelope, pool, provider).is_err(), "bound to its purpose");

@@ -34,7 +34,7 @@ use aws_lc_rs::agreement::{ECDH_P256, PrivateKey, UnparsedPublicKey, agree};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hearth_ai::ProviderName;
-use hearth_vault::KeyRing;
+use hearth_vault::{KeyRing, TokenHash};
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -64,7 +64,7 @@ pub struct EnvelopeContext {
     pub user_id: Uuid,
     /// The configure link it was made on: the SHA-256 of the link's token (what the server
     /// stores of it), bound in as lowercase hex. `None` for a request's keys.
-    pub link: Option<[u8; 32]>,
+    pub link: Option<TokenHash>,
 }
 
 /// Why an envelope was made.
@@ -92,7 +92,7 @@ impl Purpose {
 impl EnvelopeContext {
     /// A configure page's envelope: for the person's own key or (`pool`) the free tier's, made on
     /// the link whose token hashes to `link_hash`.
-    pub fn configure(user_id: Uuid, link_hash: &[u8; 32], pool: bool) -> Self {
+    pub fn configure(user_id: Uuid, link_hash: &TokenHash, pool: bool) -> Self {
         let purpose = if pool { Purpose::Pool } else { Purpose::Configure };
         Self { purpose, user_id, link: Some(*link_hash) }
     }
@@ -104,10 +104,7 @@ impl EnvelopeContext {
 
     fn associated_data(&self, what: &str) -> String {
         match &self.link {
-            Some(link) => {
-                let link: String = link.iter().map(|byte| format!("{byte:02x}")).collect();
-                format!("{}|{}|{link}|{what}", self.purpose.as_str(), self.user_id)
-            }
+            Some(link) => format!("{}|{}|{}|{what}", self.purpose.as_str(), self.user_id, link.to_hex()),
             None => format!("{}|{}|{what}", self.purpose.as_str(), self.user_id),
         }
     }
@@ -335,7 +332,7 @@ mod tests {
     use super::*;
 
     fn context() -> EnvelopeContext {
-        EnvelopeContext::configure(Uuid::from_u128(7), &[1; 32], false)
+        EnvelopeContext::configure(Uuid::from_u128(7), &TokenHash([1; 32]), false)
     }
 
     #[test]
@@ -353,9 +350,9 @@ mod tests {
         assert!(open(&secret, &envelope, other_user, ProviderName::Groq).is_err());
         let request = EnvelopeContext { purpose: Purpose::Request, ..context() };
         assert!(open(&secret, &envelope, request, ProviderName::Groq).is_err());
-        let pool = EnvelopeContext::configure(Uuid::from_u128(7), &[1; 32], true);
+        let pool = EnvelopeContext::configure(Uuid::from_u128(7), &TokenHash([1; 32]), true);
         assert!(open(&secret, &envelope, pool, ProviderName::Groq).is_err());
-        let later_link = EnvelopeContext::configure(Uuid::from_u128(7), &[2; 32], false);
+        let later_link = EnvelopeContext::configure(Uuid::from_u128(7), &TokenHash([2; 32]), false);
         assert!(open(&secret, &envelope, later_link, ProviderName::Groq).is_err());
         // Another keyguard: neither.
         let stranger = keypair(&KeyRing::generate(), 1).expect("version 1");
@@ -436,7 +433,8 @@ mod tests {
             .collect::<Vec<u8>>()
             .try_into()
             .expect("32 bytes");
-        let context = EnvelopeContext::configure(text("user_id").parse().expect("uuid"), &link_hash, false);
+        assert_eq!(TokenHash::of(&text("link_token")), TokenHash(link_hash), "the vector's link is its token's");
+        let context = EnvelopeContext::configure(text("user_id").parse().expect("uuid"), &TokenHash(link_hash), false);
         assert_eq!(context.associated_data(&text("provider")), text("associated_data"));
         let opened = open(&secret, &envelope, context, ProviderName::Anthropic).expect("opens");
         assert_eq!(opened.as_str(), text("api_key"));

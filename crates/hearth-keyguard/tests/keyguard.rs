@@ -11,7 +11,7 @@ use hearth_keyguard::{
     Endpoint, EnvelopeContext, KeyRef, Keyguard, KeyguardError, KeyguardOptions, LocalKeyguard, Owner, RemoteKeyguard,
     SealRequest, StoredKey, certs, envelope,
 };
-use hearth_vault::KeyRing;
+use hearth_vault::{KeyRing, TokenHash};
 use rustls::pki_types::pem::PemObject as _;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -48,7 +48,7 @@ fn question(text: &str) -> ChatRequest {
 async fn behaves_as_a_keyguard(keyguard: &dyn Keyguard, fake: &FakeProvider) {
     let user = Uuid::now_v7();
     let public = keyguard.public_key().await.expect("public key");
-    let context = EnvelopeContext::configure(user, &[7; 32], false);
+    let context = EnvelopeContext::configure(user, &TokenHash([7; 32]), false);
     let id = Uuid::now_v7();
     let envelope = envelope::seal_to(&public, context, ProviderName::Anthropic, OWN_KEY).expect("envelope");
     let request = SealRequest {
@@ -283,7 +283,7 @@ async fn a_retired_version_opens_no_envelope_even_after_it_was_used() {
 
     let user = Uuid::now_v7();
     let public = keyguard.public_key().await.expect("public key");
-    let context = EnvelopeContext::configure(user, &[7; 32], false);
+    let context = EnvelopeContext::configure(user, &TokenHash([7; 32]), false);
     let envelope = envelope::seal_to(&public, context, ProviderName::Anthropic, OWN_KEY).expect("envelope");
     let request = |envelope: envelope::Envelope| SealRequest {
         id: Uuid::now_v7(),

@@ -52,7 +52,7 @@ impl std::fmt::Debug for RandomToken {
 }
 
 /// SHA-256 of a token's text: what the store keeps instead of the token.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct TokenHash(pub [u8; 32]);
 
 impl TokenHash {
@@ -64,6 +64,12 @@ impl TokenHash {
     /// The raw digest bytes, for storage.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
+    }
+
+    /// The digest in lowercase hex, where text names it (a configure page binds its envelope to
+    /// its link's hash).
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|byte| format!("{byte:02x}")).collect()
     }
 }
 

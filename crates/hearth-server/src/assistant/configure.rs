@@ -42,14 +42,14 @@ impl Link {
 impl Link {
     /// The SHA-256 of the link's token in lowercase hex, as the page's envelope names it.
     pub fn hash_hex(&self) -> String {
-        self.hash.0.iter().map(|byte| format!("{byte:02x}")).collect()
+        self.hash.to_hex()
     }
 
     /// What the page's envelope is bound to: this person, this link and its purpose, so an
     /// envelope captured on one link cannot be replayed to another (an operator's pool link
     /// included).
     pub fn envelope_context(&self, purpose: LinkPurpose) -> EnvelopeContext {
-        EnvelopeContext::configure(self.user_id, &self.hash.0, purpose == LinkPurpose::Pool)
+        EnvelopeContext::configure(self.user_id, &self.hash, purpose == LinkPurpose::Pool)
     }
 }
 

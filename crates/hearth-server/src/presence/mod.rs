@@ -14,9 +14,6 @@ use uuid::Uuid;
 use crate::events::{Envelope, SYSTEM_TOPIC};
 use crate::state::AppState;
 
-/// The topic presence lives on.
-pub const TOPIC: &str = SYSTEM_TOPIC;
-
 /// Who may see `user`: their conversation partners and their own devices.
 async fn audience(state: &AppState, user: Uuid) -> Vec<Uuid> {
     let mut users: Vec<Uuid> = match state.store.conversation_partners(user).await {
@@ -32,7 +29,7 @@ async fn audience(state: &AppState, user: Uuid) -> Vec<Uuid> {
 
 async fn publish_diff(state: &AppState, users: Vec<Uuid>, diff: Diff) {
     let envelope =
-        Envelope::ToUsers { users, topic: TOPIC.into(), event: "presence_diff".into(), payload: diff.to_json() };
+        Envelope::ToUsers { users, topic: SYSTEM_TOPIC.into(), event: "presence_diff".into(), payload: diff.to_json() };
     state.pubsub.publish(envelope).await;
 }
 

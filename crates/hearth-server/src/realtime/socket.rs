@@ -21,6 +21,7 @@ use super::hub::{Finished, SocketId};
 use super::incoming::ChannelError;
 use super::system::SystemEvent;
 use crate::auth::AuthUser;
+use crate::events::SYSTEM_TOPIC;
 use crate::presence;
 use crate::state::AppState;
 
@@ -128,7 +129,7 @@ impl Handler for Session {
     }
 
     async fn joined(&mut self, topic: &str) {
-        if topic == presence::TOPIC {
+        if topic == SYSTEM_TOPIC {
             if let Some(previous) = self.presence_ref.take() {
                 presence::left(&self.state, self.auth.user_id, &previous).await;
             }
@@ -142,11 +143,11 @@ impl Handler for Session {
 
     async fn handle_in(&mut self, topic: &str, event: &str, payload: Payload) -> Option<Reply> {
         let payload = match payload {
-            Payload::Json(_) if topic == presence::TOPIC && event == ECHO_BINARY => {
+            Payload::Json(_) if topic == SYSTEM_TOPIC && event == ECHO_BINARY => {
                 return Some(ChannelError::new("binary_expected", "echo_binary expects a binary payload").into_reply());
             }
             Payload::Json(payload) => payload,
-            Payload::Binary(bytes) if topic == presence::TOPIC && event == ECHO_BINARY => {
+            Payload::Binary(bytes) if topic == SYSTEM_TOPIC && event == ECHO_BINARY => {
                 return Some(Reply { status: "ok".into(), response: Payload::Binary(bytes) });
             }
             Payload::Binary(_) => {
@@ -168,7 +169,7 @@ impl Handler for Session {
     }
 
     async fn left(&mut self, topic: &str) {
-        if topic == presence::TOPIC
+        if topic == SYSTEM_TOPIC
             && let Some(phx_ref) = self.presence_ref.take()
         {
             presence::left(&self.state, self.auth.user_id, &phx_ref).await;

@@ -13,6 +13,7 @@ use hearth_fake_provider::FakeProvider;
 use hearth_keyguard::{Envelope, EnvelopeContext, PublicKey, envelope};
 use hearth_server::settings::Settings;
 use hearth_store::KeyOwner;
+use hearth_vault::TokenHash;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -183,7 +184,7 @@ fn page_context(config: &Value) -> EnvelopeContext {
     let user_id = config["user_id"].as_str().expect("user id").parse().expect("uuid");
     let hex = config["link"].as_str().expect("the link's hash");
     let link: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex")).collect();
-    EnvelopeContext::configure(user_id, &link.try_into().expect("32 bytes"), config["pool"] == true)
+    EnvelopeContext::configure(user_id, &TokenHash(link.try_into().expect("32 bytes")), config["pool"] == true)
 }
 
 /// What the page's script would post for `key`.

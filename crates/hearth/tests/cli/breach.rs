@@ -15,6 +15,7 @@ use hearth_fake_provider::FakeProvider;
 use hearth_keyguard::envelope::seal_to;
 use hearth_keyguard::{EnvelopeContext, PublicKey};
 use hearth_store::ASSISTANT_SENDER;
+use hearth_vault::TokenHash;
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -188,7 +189,8 @@ async fn configure(
     // Bound to this link and its purpose, as the page binds it.
     let hex = settings["link"].as_str().expect("the link's hash");
     let link: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex")).collect();
-    let context = EnvelopeContext::configure(person.id, &link.try_into().expect("32 bytes"), settings["pool"] == true);
+    let context =
+        EnvelopeContext::configure(person.id, &TokenHash(link.try_into().expect("32 bytes")), settings["pool"] == true);
     let envelope = seal_to(&public, context, provider, key).expect("the key is encrypted");
     let link = path.split('?').next().expect("a path");
     let body = json!({"provider": provider.as_str(), "envelope": envelope});
