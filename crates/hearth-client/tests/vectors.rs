@@ -1,15 +1,19 @@
 //! The shared test vectors, `clients/e2e-vectors.json`: every value is recomputed (derived
 //! secrets, public and private JWKs, fingerprints, wrapped keys and message contents with
 //! their fixed IVs and nonces) and every ciphertext is decrypted, and every rejected value is
-//! refused with the expected error. The web client's `clients/phoenix-js/test/e2e.test.mjs`
+//! refused with the expected error; v2's identities, safety numbers, signed keys, messages and
+//! delivery checks (docs/e2e.md) likewise. The web client's `clients/phoenix-js/test/e2e.test.mjs`
 //! checks the same file. Regenerate it with `cargo run -p hearth-client --example e2e_vectors`.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use hearth_client::E2eError;
-use hearth_client::e2e::{self, KeyPair, NONCE_LEN, WrapKey};
+use hearth_client::e2e::{
+    self, Delivered, DeliveryChecker, Identity, IdentityKey, KeyPair, NONCE_LEN, Plaintext, WrapKey, WrappedIdentity,
+};
 use serde::Deserialize;
+use serde_json::Value;
 use uuid::Uuid;
 
 #[derive(Deserialize)]
@@ -24,6 +28,14 @@ struct Vectors {
     rejected_public_jwks: Vec<RejectedJwk>,
     rejected_wrapped_private_keys: Vec<RejectedWrapped>,
     rejected_messages: Vec<RejectedMessage>,
+    identities: Vec<IdentityVector>,
+    safety_numbers: Vec<SafetyNumber>,
+    signed_conversation_keys: Vec<SignedKey>,
+    rejected_signed_conversation_keys: Vec<RejectedSignedKey>,
+    messages_v2: Vec<MessageV2>,
+    messages_to_identity: Vec<MessageV2>,
+    rejected_messages_v2: Vec<RejectedMessageV2>,
+    delivery_checks: Vec<DeliveryCheck>,
 }
 
 #[derive(Deserialize)]
@@ -132,6 +144,7 @@ fn code(error: &E2eError) -> &'static str {
         E2eError::Malformed(_) => "malformed",
         E2eError::Decrypt => "decrypt",
         E2eError::NotText => "not_text",
+        E2eError::Signature => "signature",
         _ => "other",
     }
 }
@@ -285,6 +298,304 @@ fn rejected_messages_are_refused() {
         match result {
             Ok(plaintext) => panic!("{}: decrypted to {plaintext:?}", case.why),
             Err(error) => assert_eq!(code(&error), case.error, "{}: {error}", case.why),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentityVector {
+    name: String,
+    id: Uuid,
+    signing_scalar_hex: String,
+    agreement_scalar_hex: String,
+    public_key: String,
+    fingerprint: String,
+    kdf: usize,
+    signing_iv_hex: String,
+    agreement_iv_hex: String,
+    wrapped: WrappedIdentity,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SafetyNumber {
+    a: String,
+    b: String,
+    safety_number: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignedKey {
+    identity: String,
+    conversation_id: Uuid,
+    key_pair: String,
+    signed_public_key: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RejectedSignedKey {
+    why: String,
+    identity: String,
+    user_id: Uuid,
+    conversation_id: Uuid,
+    signed_public_key: String,
+    error: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageV2 {
+    sender: String,
+    recipient: String,
+    conversation_id: Uuid,
+    nonce_hex: String,
+    message: Value,
+    content: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RejectedMessageV2 {
+    why: String,
+    mode: String,
+    recipient: String,
+    recipient_id: Uuid,
+    sender: String,
+    sender_id: Uuid,
+    conversation_id: Uuid,
+    content: String,
+    error: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeliveryCheck {
+    why: String,
+    steps: Vec<Step>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Step {
+    delivered: Value,
+    message: Value,
+    flags: Vec<String>,
+}
+
+/// The vector identities by name, with their ids.
+fn identities(vectors: &Vectors) -> HashMap<String, (Identity, Uuid)> {
+    vectors
+        .identities
+        .iter()
+        .map(|case| {
+            let identity =
+                Identity::from_private_scalars(&unhex(&case.signing_scalar_hex), &unhex(&case.agreement_scalar_hex))
+                    .expect("valid scalars");
+            (case.name.clone(), (identity, case.id))
+        })
+        .collect()
+}
+
+/// A vector's message object as a plaintext.
+fn plaintext(value: &Value) -> Plaintext {
+    let id = |member: &Value| member.as_str().expect("an id").parse().expect("an id");
+    Plaintext {
+        id: id(&value["id"]),
+        sent_at: value["sent_at"].as_u64().expect("sent_at"),
+        edit_of: (!value["edit_of"].is_null()).then(|| id(&value["edit_of"])),
+        stream: value["stream"].as_str().expect("stream").parse().expect("a stream"),
+        seq: value["seq"].as_u64().expect("seq"),
+        text: value["text"].as_str().expect("text").to_owned(),
+    }
+}
+
+#[test]
+fn identities_give_their_keys_fingerprints_and_wrapped_forms() {
+    let vectors = vectors();
+    let identities = identities(&vectors);
+    assert!(vectors.identities.len() >= 2);
+    for case in &vectors.identities {
+        let (identity, _) = &identities[&case.name];
+        let public = identity.public();
+        assert_eq!(public.to_text(), case.public_key, "{}", case.name);
+        assert_eq!(IdentityKey::parse(&case.public_key).as_ref(), Ok(&public));
+        assert_eq!(public.fingerprint(), case.fingerprint, "{}", case.name);
+        let wrap_key = WrapKey::from_bytes(unhex(&vectors.kdf[case.kdf].wrap_key_hex));
+        let wrapped =
+            identity.wrap_with_ivs(&wrap_key, case.id, unhex(&case.signing_iv_hex), unhex(&case.agreement_iv_hex));
+        assert_eq!(wrapped, case.wrapped, "{}", case.name);
+        let unwrapped = Identity::unwrap(&wrap_key, case.id, &case.wrapped, &public).expect("unwrap");
+        assert_eq!(unwrapped.public(), public);
+    }
+}
+
+#[test]
+fn safety_numbers_match_from_both_sides() {
+    let vectors = vectors();
+    let identities = identities(&vectors);
+    assert!(!vectors.safety_numbers.is_empty());
+    for case in &vectors.safety_numbers {
+        let ((a, a_id), (b, b_id)) = (&identities[&case.a], &identities[&case.b]);
+        assert_eq!(e2e::safety_number(*a_id, &a.public(), *b_id, &b.public()), case.safety_number);
+        assert_eq!(e2e::safety_number(*b_id, &b.public(), *a_id, &a.public()), case.safety_number);
+    }
+}
+
+#[test]
+fn signed_conversation_keys_match_and_verify() {
+    let vectors = vectors();
+    let (identities, pairs) = (identities(&vectors), key_pairs(&vectors));
+    assert!(!vectors.signed_conversation_keys.is_empty());
+    for case in &vectors.signed_conversation_keys {
+        let (identity, user) = &identities[&case.identity];
+        let (keys, _) = &pairs[&case.key_pair];
+        let signed =
+            e2e::sign_conversation_key(identity, *user, case.conversation_id, &keys.public_jwk()).expect("sign");
+        assert_eq!(signed, case.signed_public_key, "RFC 6979 signatures are deterministic");
+        let verified =
+            e2e::verify_conversation_key(&identity.public(), *user, case.conversation_id, &case.signed_public_key);
+        assert_eq!(verified, Ok(keys.public_jwk()));
+    }
+}
+
+#[test]
+fn rejected_signed_conversation_keys_are_refused() {
+    let vectors = vectors();
+    let identities = identities(&vectors);
+    assert!(vectors.rejected_signed_conversation_keys.len() >= 5);
+    for case in &vectors.rejected_signed_conversation_keys {
+        let (identity, _) = &identities[&case.identity];
+        match e2e::verify_conversation_key(
+            &identity.public(),
+            case.user_id,
+            case.conversation_id,
+            &case.signed_public_key,
+        ) {
+            Ok(key) => panic!("{}: accepted {key}", case.why),
+            Err(error) => assert_eq!(code(&error), case.error, "{}: {error}", case.why),
+        }
+    }
+}
+
+#[test]
+fn v2_messages_match_and_decrypt() {
+    let vectors = vectors();
+    let pairs = key_pairs(&vectors);
+    assert!(vectors.messages_v2.iter().any(|case| !case.message["edit_of"].is_null()));
+    for case in &vectors.messages_v2 {
+        let ((sender, sender_id), (recipient, recipient_id)) = (&pairs[&case.sender], &pairs[&case.recipient]);
+        let message = plaintext(&case.message);
+        let content = e2e::encrypt_message_with_nonce(
+            sender,
+            *sender_id,
+            &recipient.public_jwk(),
+            *recipient_id,
+            case.conversation_id,
+            &message,
+            unhex(&case.nonce_hex),
+        )
+        .expect("encrypt");
+        assert_eq!(content, case.content, "{:?}", message.text);
+        let opened = e2e::decrypt_message(
+            recipient,
+            *recipient_id,
+            &sender.public_jwk(),
+            *sender_id,
+            case.conversation_id,
+            &content,
+        );
+        assert_eq!(opened, Ok(message));
+    }
+}
+
+#[test]
+fn messages_to_identities_match_and_decrypt() {
+    let vectors = vectors();
+    let identities = identities(&vectors);
+    assert!(!vectors.messages_to_identity.is_empty());
+    for case in &vectors.messages_to_identity {
+        let ((sender, sender_id), (recipient, recipient_id)) =
+            (&identities[&case.sender], &identities[&case.recipient]);
+        let message = plaintext(&case.message);
+        let content = e2e::encrypt_to_identity_with_nonce(
+            sender,
+            *sender_id,
+            &recipient.public(),
+            *recipient_id,
+            case.conversation_id,
+            &message,
+            unhex(&case.nonce_hex),
+        )
+        .expect("encrypt");
+        assert_eq!(content, case.content);
+        let opened = e2e::decrypt_from_identity(
+            recipient,
+            *recipient_id,
+            &sender.public(),
+            *sender_id,
+            case.conversation_id,
+            &content,
+        );
+        assert_eq!(opened, Ok(message));
+    }
+}
+
+#[test]
+fn rejected_v2_messages_are_refused() {
+    let vectors = vectors();
+    let (identities, pairs) = (identities(&vectors), key_pairs(&vectors));
+    assert!(vectors.rejected_messages_v2.iter().any(|case| case.mode == "v2i"));
+    for case in &vectors.rejected_messages_v2 {
+        let result = match case.mode.as_str() {
+            "v2" => e2e::decrypt_message(
+                &pairs[&case.recipient].0,
+                case.recipient_id,
+                &pairs[&case.sender].0.public_jwk(),
+                case.sender_id,
+                case.conversation_id,
+                &case.content,
+            ),
+            "v2i" => e2e::decrypt_from_identity(
+                &identities[&case.recipient].0,
+                case.recipient_id,
+                &identities[&case.sender].0.public(),
+                case.sender_id,
+                case.conversation_id,
+                &case.content,
+            ),
+            other => panic!("{}: unknown mode {other}", case.why),
+        };
+        match result {
+            Ok(message) => panic!("{}: decrypted to {message:?}", case.why),
+            Err(error) => assert_eq!(code(&error), case.error, "{}: {error}", case.why),
+        }
+    }
+}
+
+#[test]
+fn delivery_checks_flag_what_the_server_changed() {
+    let vectors = vectors();
+    assert!(vectors.delivery_checks.len() >= 4);
+    for case in &vectors.delivery_checks {
+        let mut checker = DeliveryChecker::new();
+        for (i, step) in case.steps.iter().enumerate() {
+            let time = |name: &str| {
+                chrono::DateTime::parse_from_rfc3339(step.delivered[name].as_str().expect("a time"))
+                    .expect("RFC 3339")
+                    .to_utc()
+            };
+            let delivered = Delivered {
+                message_group: step.delivered["message_group"].as_str().expect("an id").parse().expect("an id"),
+                sender: step.delivered["sender"].as_str().expect("an id").parse().expect("an id"),
+                inserted_at: time("inserted_at"),
+                updated_at: time("updated_at"),
+            };
+            let flags: Vec<&str> =
+                checker.check(&delivered, &plaintext(&step.message)).into_iter().map(|flag| flag.as_str()).collect();
+            assert_eq!(flags, step.flags, "{}, step {i}", case.why);
         }
     }
 }

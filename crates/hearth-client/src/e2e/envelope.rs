@@ -14,8 +14,8 @@ use super::E2eError;
 pub(crate) const NONCE_LEN: usize = 12;
 /// The AES-GCM tag length, in bytes.
 const TAG_LEN: usize = 16;
-/// The version prefix of every encoded value.
-const VERSION: &str = "v1";
+/// The tag of v1 values: wrapped private keys, and messages from before v2.
+pub(crate) const V1: &str = "v1";
 
 /// A fresh random nonce from the operating system's generator.
 pub(crate) fn random_nonce() -> [u8; NONCE_LEN] {
@@ -34,22 +34,43 @@ pub(crate) fn unb64(text: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(text).ok()
 }
 
-/// Encrypts `plaintext` under `key` and `nonce`, bound to `aad`, and encodes the result.
+/// Encrypts `plaintext` under `key` and `nonce`, bound to `aad`, and encodes the result as v1.
 pub(crate) fn seal(key: &[u8; 32], nonce: [u8; NONCE_LEN], aad: &[u8], plaintext: &[u8]) -> Result<String, E2eError> {
+    seal_tagged(V1, key, nonce, aad, plaintext)
+}
+
+/// [`seal`] with another envelope tag (`v2`, `v2i`).
+pub(crate) fn seal_tagged(
+    tag: &str,
+    key: &[u8; 32],
+    nonce: [u8; NONCE_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<String, E2eError> {
     let cipher = Aes256Gcm::new(key.into());
     let sealed =
         cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad }).map_err(|_| E2eError::TooLong)?;
-    Ok(format!("{VERSION}.{}.{}", b64(&nonce), b64(&sealed)))
+    Ok(format!("{tag}.{}.{}", b64(&nonce), b64(&sealed)))
 }
 
-/// Decodes `encoded` and decrypts it under `key`, checking it is bound to `aad`.
+/// Decodes a v1 `encoded` and decrypts it under `key`, checking it is bound to `aad`.
 pub(crate) fn open(key: &[u8; 32], aad: &[u8], encoded: &str) -> Result<Zeroizing<Vec<u8>>, E2eError> {
+    open_tagged(V1, key, aad, encoded)
+}
+
+/// [`open`] for a value that must carry envelope tag `tag`.
+pub(crate) fn open_tagged(
+    tag: &str,
+    key: &[u8; 32],
+    aad: &[u8],
+    encoded: &str,
+) -> Result<Zeroizing<Vec<u8>>, E2eError> {
     let mut parts = encoded.split('.');
     let (Some(version), Some(nonce), Some(sealed), None) = (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(E2eError::Malformed("not three dot-separated parts"));
     };
-    if version != VERSION {
+    if version != tag {
         return Err(E2eError::Malformed("unknown version"));
     }
     let nonce = unb64(nonce).ok_or(E2eError::Malformed("nonce is not base64url"))?;

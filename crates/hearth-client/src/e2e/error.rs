@@ -19,6 +19,13 @@ pub enum E2eError {
     /// A message decrypted, but its plaintext is not UTF-8 text.
     #[error("decrypted message is not UTF-8 text")]
     NotText,
+    /// A conversation key has no signature, or one that does not verify under its owner's
+    /// identity for that user and conversation.
+    #[error("the key's signature is missing or does not verify")]
+    Signature,
+    /// An argument cannot be encrypted as given (a time or counter beyond 2^53 − 1).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
     /// The plaintext is longer than AES-GCM can encrypt under one nonce (64 GiB).
     #[error("plaintext is too long to encrypt")]
     TooLong,

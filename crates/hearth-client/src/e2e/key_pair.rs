@@ -59,8 +59,7 @@ impl KeyPair {
     /// The public key as the canonical JWK text, what the server stores as `public_key`:
     /// `{"kty":"EC","crv":"P-256","x":"…","y":"…"}`.
     pub fn public_jwk(&self) -> String {
-        let (x, y) = coordinates(&self.public);
-        format!(r#"{{"kty":"EC","crv":"P-256","x":"{x}","y":"{y}"}}"#)
+        public_jwk_of(&self.public)
     }
 
     /// The private key as the canonical JWK text: `{"kty":"EC","crv":"P-256","x":…,"y":…,"d":…}`.
@@ -76,6 +75,16 @@ impl KeyPair {
     /// The fingerprint of the public key (see [`fingerprint`]).
     pub fn fingerprint(&self) -> String {
         fingerprint_of(&self.public)
+    }
+
+    /// The public key.
+    pub(crate) fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+
+    /// The ECDSA signing key of the same scalar: an identity's signing key pair signs with it.
+    pub(crate) fn signing_key(&self) -> p256::ecdsa::SigningKey {
+        p256::ecdsa::SigningKey::from(&self.secret)
     }
 
     /// The ECDH shared secret with `public`: the x-coordinate of the shared point.
@@ -112,6 +121,19 @@ fn fingerprint_of(public: &PublicKey) -> String {
     digest[..16].chunks(2).map(|pair| format!("{:02x}{:02x}", pair[0], pair[1])).collect::<Vec<_>>().join(" ")
 }
 
+/// The canonical public JWK text of a public key.
+pub(crate) fn public_jwk_of(public: &PublicKey) -> String {
+    let (x, y) = coordinates(public);
+    format!(r#"{{"kty":"EC","crv":"P-256","x":"{x}","y":"{y}"}}"#)
+}
+
+/// The uncompressed SEC1 encoding of a public key: `0x04‖x‖y`, 65 bytes.
+pub(crate) fn point(public: &PublicKey) -> [u8; 65] {
+    let mut bytes = [0u8; 65];
+    bytes.copy_from_slice(public.to_encoded_point(false).as_bytes());
+    bytes
+}
+
 /// Parses a public JWK: a JSON object with `kty` `"EC"`, `crv` `"P-256"` and `x`, `y` the
 /// base64url of 32-byte coordinates of a point on the curve; other members are ignored.
 pub(crate) fn parse_public_jwk(jwk: &str) -> Result<PublicKey, E2eError> {
@@ -119,11 +141,12 @@ pub(crate) fn parse_public_jwk(jwk: &str) -> Result<PublicKey, E2eError> {
 }
 
 /// The members of a JWK object. A repeated member keeps its last value, as `JSON.parse` does.
-fn jwk_members(jwk: &str) -> Result<Map<String, Value>, E2eError> {
+pub(crate) fn jwk_members(jwk: &str) -> Result<Map<String, Value>, E2eError> {
     serde_json::from_str(jwk).map_err(|_| E2eError::InvalidKey("the JWK is not a JSON object"))
 }
 
-fn public_key(members: &Map<String, Value>) -> Result<PublicKey, E2eError> {
+/// The public key of a JWK's members (`kty`, `crv`, `x`, `y`; others ignored).
+pub(crate) fn public_key(members: &Map<String, Value>) -> Result<PublicKey, E2eError> {
     let member = |name: &str| match members.get(name) {
         Some(Value::String(value)) => Ok(value.as_str()),
         _ => Err(E2eError::InvalidKey("the JWK lacks a string kty, crv, x or y")),

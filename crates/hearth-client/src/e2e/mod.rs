@@ -1,4 +1,7 @@
-//! End-to-end encryption (docs/ARCHITECTURE.md): the scheme below, byte for byte the same as the web
+//! End-to-end encryption (docs/ARCHITECTURE.md): the v1 scheme below, and on top of it v2's
+//! identities, signed conversation keys, authenticated padded messages and delivery checks
+//! ([`Identity`], [`sign_conversation_key`], [`encrypt_message`], [`DeliveryChecker`]),
+//! written down byte for byte in `docs/e2e.md`. Both are the same, byte for byte, as the web
 //! client's `web/js/e2e.js`. The server only stores and relays `public_key`, `private_key` and
 //! message `content`, opaque to it. `clients/e2e-vectors.json` holds fixed inputs and the exact
 //! outputs; both implementations' tests check every value, and `tests/cross.rs` runs each
@@ -54,18 +57,29 @@
 //! malformed — another prefix or version, bad base64, wrong lengths, a wrong tag, another
 //! conversation, sender or recipient — is an [`E2eError`], never a panic.
 
+mod delivery;
 mod envelope;
 mod error;
+mod identity;
 mod kdf;
 mod key_pair;
 mod message;
+mod message_v2;
 mod private_key;
+mod signed_key;
 
+pub use delivery::{Delivered, DeliveryChecker, Flag, REDATED_AFTER_MS};
 pub use error::E2eError;
+pub use identity::{Identity, IdentityKey, WrappedIdentity, safety_number};
 pub use kdf::{Derived, PBKDF2_ITERATIONS, WrapKey, derive};
 pub use key_pair::{KeyPair, fingerprint};
 pub use message::{decrypt, encrypt, encrypt_with_nonce};
+pub use message_v2::{
+    MAX_SAFE_INTEGER, PADDING_BLOCK, Plaintext, Stream, decrypt_from_identity, decrypt_message, encrypt_message,
+    encrypt_message_with_nonce, encrypt_to_identity, encrypt_to_identity_with_nonce,
+};
 pub use private_key::{unwrap_private_key, wrap_private_key, wrap_private_key_with_iv};
+pub use signed_key::{sign_conversation_key, verify_conversation_key};
 
 /// The length of an AES-GCM IV or nonce, in bytes: the `iv`/`nonce` of the fixed-nonce
 /// variants used for test vectors.

@@ -25,9 +25,22 @@ pub fn wrap_private_key_with_iv(
     key_pair: &KeyPair,
     iv: [u8; NONCE_LEN],
 ) -> String {
-    let aad = associated_data(conversation_id);
+    wrap_under(wrap_key, &associated_data(conversation_id), key_pair, iv)
+}
+
+/// Encrypts `key_pair`'s canonical private JWK under `wrap_key`, bound to `aad`: what both
+/// conversation keys and identity keys are stored as.
+pub(crate) fn wrap_under(wrap_key: &WrapKey, aad: &str, key_pair: &KeyPair, iv: [u8; NONCE_LEN]) -> String {
     envelope::seal(wrap_key.expose_secret(), iv, aad.as_bytes(), key_pair.private_jwk().as_bytes())
         .expect("a private JWK is far below AES-GCM's length limit")
+}
+
+/// Decrypts what [`wrap_under`] made (or a web client's `wrapKey("jwk")`: any member order,
+/// extra members ignored) for `aad`.
+pub(crate) fn unwrap_under(wrap_key: &WrapKey, aad: &str, wrapped: &str) -> Result<KeyPair, E2eError> {
+    let jwk = envelope::open(wrap_key.expose_secret(), aad.as_bytes(), wrapped)?;
+    let jwk = std::str::from_utf8(&jwk).map_err(|_| E2eError::InvalidKey("the private JWK is not UTF-8"))?;
+    KeyPair::from_private_jwk(jwk)
 }
 
 /// Decrypts a `private_key` wrapped by [`wrap_private_key`] for `conversation_id`.
@@ -35,10 +48,7 @@ pub fn wrap_private_key_with_iv(
 /// A key wrapped for another conversation or under another wrap key (another password or
 /// email) is [`E2eError::Decrypt`].
 pub fn unwrap_private_key(wrap_key: &WrapKey, conversation_id: Uuid, wrapped: &str) -> Result<KeyPair, E2eError> {
-    let aad = associated_data(conversation_id);
-    let jwk = envelope::open(wrap_key.expose_secret(), aad.as_bytes(), wrapped)?;
-    let jwk = std::str::from_utf8(&jwk).map_err(|_| E2eError::InvalidKey("the private JWK is not UTF-8"))?;
-    KeyPair::from_private_jwk(jwk)
+    unwrap_under(wrap_key, &associated_data(conversation_id), wrapped)
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@
 //! the public API cannot produce (a wrapped JWK without `d`, a message that is not UTF-8)
 //! are sealed here directly with `aes-gcm`, `hkdf` and `p256`.
 
+mod v2;
+
 use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
@@ -29,6 +31,8 @@ struct Vectors {
     rejected_public_jwks: Vec<RejectedJwk>,
     rejected_wrapped_private_keys: Vec<RejectedWrapped>,
     rejected_messages: Vec<RejectedMessage>,
+    #[serde(flatten)]
+    v2: v2::Vectors,
 }
 
 #[derive(Serialize)]
@@ -104,11 +108,12 @@ struct RejectedMessage {
 }
 
 const DESCRIPTION: &str = "Test vectors of hearth's end-to-end encryption (summed up in \
-    docs/ARCHITECTURE.md; the scheme is written down in crates/hearth-client/src/e2e/mod.rs). \
-    Written by `cargo run -p hearth-client --example e2e_vectors`; checked value by value by \
+    docs/ARCHITECTURE.md; v1 is written down in crates/hearth-client/src/e2e/mod.rs, v2's \
+    identities, signed keys, messages and delivery checks in docs/e2e.md). Written by `cargo run \
+    -p hearth-client --example e2e_vectors`; checked value by value by \
     crates/hearth-client/tests/vectors.rs and clients/phoenix-js/test/e2e.test.mjs. Key pairs are \
-    RFC 5903 §8.1's P-256 test keys. Hex is lowercase; errors are invalid_key, malformed, decrypt, \
-    not_text.";
+    RFC 5903 §8.1's P-256 test keys; identities' scalars are SHA-256 of their names. Hex is \
+    lowercase; errors are invalid_key, malformed, decrypt, not_text, signature.";
 
 const KDF: [(&str, &str); 3] = [
     ("Zoë.Ünal@Example.COM", "correct horse battery staple"),
@@ -409,6 +414,7 @@ fn main() {
         rejected_public_jwks,
         rejected_wrapped_private_keys,
         rejected_messages,
+        v2: v2::vectors(&derived, &ada, &bob),
     };
     println!("{}", serde_json::to_string_pretty(&vectors).expect("serialize"));
 }
