@@ -504,8 +504,8 @@ export async function unwrapPrivateKey(wrapKey, conversationId, wrapped, publicJ
   checkId(conversationId, "the conversation id")
   checkExtractableOption(extractable)
   const sealed = envelope(wrapped, VERSION)
-  const point = await publicPoint(publicJwk)
   const privateKey = await unwrapJwk(wrapKey, privateKeyAad(conversationId), sealed, ECDH, ["deriveBits"], extractable)
+  const point = await publicPoint(publicJwk)
   if(!await agreementMatches(privateKey, point)){ fail("invalid_key", "the public key does not belong to the wrapped private key") }
   return keyPairOf(privateKey, point)
 }
@@ -708,9 +708,9 @@ export async function unwrapIdentity(wrapKey, userId, wrapped, publicKey, {extra
   if(!isObject(halves)){ fail("malformed", "the wrapped identity is not an object") }
   const signingSealed = envelope(member(halves, "signing"), VERSION)
   const agreementSealed = envelope(member(halves, "agreement"), VERSION)
-  const identity = await parseIdentity(publicKey)
   const signing = await unwrapJwk(wrapKey, identityAad("signing", userId), signingSealed, ECDSA, ["sign"], extractable)
   const agreement = await unwrapJwk(wrapKey, identityAad("agreement", userId), agreementSealed, ECDH, ["deriveBits"], extractable)
+  const identity = await parseIdentity(publicKey)
   if(!await signingMatches(signing, identity.signing)){ fail("invalid_key", "the identity key's signing key does not belong to the wrapped one") }
   if(!await agreementMatches(agreement, identity.agreement)){ fail("invalid_key", "the identity key's agreement key does not belong to the wrapped one") }
   return identityOf({privateKey: signing, point: identity.signing}, {privateKey: agreement, point: identity.agreement})
@@ -754,9 +754,8 @@ export async function safetyNumber(idA, publicKeyA, idB, publicKeyB){
   checkId(idB, "the second id")
   const a = await safetyDigits(idA, await parseIdentity(publicKeyA))
   const b = await safetyDigits(idB, await parseIdentity(publicKeyB))
-  // Equal ids (not two real accounts) fall back to the digits, keeping the order-independence.
-  const aFirst = idA < idB || (idA === idB && a <= b)
-  return (aFirst ? a + b : b + a).match(/.{5}/g).join(" ")
+  // Equal ids (one account, not two) keep the argument order, as the Rust client does.
+  return (idA <= idB ? a + b : b + a).match(/.{5}/g).join(" ")
 }
 
 // ---------------------------------------------------------------------------------------------
