@@ -11,12 +11,17 @@
 //!   per-conversation key pairs wrapped under a key that never leaves the device, and pairwise
 //!   encrypted messages. The web client (`web/js/e2e.js`) implements the same scheme byte for
 //!   byte; `clients/e2e-vectors.json` holds the vectors both test suites check, and
-//!   `tests/cross.rs` runs the two against each other.
+//!   `tests/cross.rs` runs the two against each other. v2 adds identities, signed
+//!   conversation keys, messages to identities and authenticated headers (docs/e2e.md).
+//! - [`trust`]: the rules a client applies with those keys: pinned identities and safety
+//!   numbers, signed keys only, no downgrade to plain text, delivery checks.
 
 pub mod api;
 pub mod channels;
 pub mod e2e;
+pub mod trust;
 
 pub use api::ClientError;
 pub use channels::ChannelError;
 pub use e2e::E2eError;
+pub use trust::TrustError;

@@ -52,6 +52,11 @@ pub enum ClientError {
     /// server cannot tell (it only ever sees the derived `auth_secret`), so the client checks.
     #[error("a password must be at least {} characters long", super::MIN_PASSWORD_CHARS)]
     PasswordTooShort,
+    /// The account's stored identity does not open with this password (or is not the one
+    /// published): end-to-end messages cannot be read or sent until it is replaced
+    /// ([`replace_identity`](super::Client::replace_identity)).
+    #[error("your security key does not open with this password: replace it to write end-to-end")]
+    IdentityUnopenable,
     /// End-to-end encryption failed.
     #[error(transparent)]
     Crypto(#[from] E2eError),

@@ -51,7 +51,8 @@ pub use replies::{
 };
 pub use session::Identity;
 
-use crate::e2e::{self, WrapKey};
+use crate::e2e::{self, E2eError, WrapKey, WrappedIdentity};
+use crate::trust::{Keyring, TrustStore};
 use replies::{ErrorBody, Items, PrivateConversation};
 use session::{SessionReply, Tokens, identity_of};
 
@@ -72,6 +73,28 @@ struct PasswordChange<'a> {
     new_password: &'a str,
     new_password_confirmation: &'a str,
     private_keys: std::collections::BTreeMap<Uuid, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity_private_key: Option<WrappedIdentity>,
+}
+
+/// `PUT /api/identity_key`. No `Debug`: it may hold the password's `auth_secret`.
+#[derive(Serialize)]
+struct IdentityPublication<'a> {
+    identity_key: serde_json::Value,
+    identity_private_key: &'a WrappedIdentity,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password: Option<&'a str>,
+}
+
+/// The account's identity as this client has it.
+#[derive(Debug)]
+enum IdentityState {
+    /// Not signed in.
+    None,
+    /// Unwrapped (or made) at sign-in.
+    Ready(Box<e2e::Identity>),
+    /// Stored, but it does not open with this password, or is not the published one.
+    Unopenable,
 }
 
 /// `PATCH /api/email` with the new address's secret and the re-wrapped private keys. No
@@ -83,6 +106,8 @@ struct EmailChange<'a> {
     password: &'a str,
     new_password: &'a str,
     private_keys: std::collections::BTreeMap<Uuid, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity_private_key: Option<WrappedIdentity>,
 }
 
 /// How long connecting to the server may take.
@@ -100,6 +125,8 @@ pub struct Client {
     identity: Option<Identity>,
     /// Never leaves the device.
     wrap_key: Option<WrapKey>,
+    /// The account's end-to-end identity (docs/e2e.md).
+    e2e_identity: IdentityState,
     /// The current tokens; `None` before sign-in and after the session ended. The lock is
     /// held across a refresh, which serializes refreshes.
     tokens: Mutex<Option<Tokens>>,
@@ -131,7 +158,15 @@ impl Client {
         }
         base.set_query(None);
         base.set_fragment(None);
-        Ok(Self { http, base, identity: None, wrap_key: None, tokens: Mutex::new(None), refreshes: AtomicU64::new(0) })
+        Ok(Self {
+            http,
+            base,
+            identity: None,
+            wrap_key: None,
+            e2e_identity: IdentityState::None,
+            tokens: Mutex::new(None),
+            refreshes: AtomicU64::new(0),
+        })
     }
 
     /// Who is signed in: `None` before [`register`](Self::register) or [`login`](Self::login).
@@ -169,7 +204,9 @@ impl Client {
         let (auth_secret, wrap_key) = derive(email, password).await;
         let credentials = Credentials { email, password: &auth_secret, display_name, device_name };
         let reply = self.post_session("POST /auth/register", "auth/register", &credentials).await?;
-        self.sign_in("POST /auth/register", reply, wrap_key)
+        let signed_in = self.sign_in("POST /auth/register", reply, wrap_key)?;
+        self.establish_identity(&signed_in.user).await?;
+        Ok(signed_in)
     }
 
     /// # POST /auth/login
@@ -185,7 +222,85 @@ impl Client {
         let (auth_secret, wrap_key) = derive(email, password).await;
         let credentials = Credentials { email, password: &auth_secret, display_name: None, device_name };
         let reply = self.post_session("POST /auth/login", "auth/login", &credentials).await?;
-        self.sign_in("POST /auth/login", reply, wrap_key)
+        let signed_in = self.sign_in("POST /auth/login", reply, wrap_key)?;
+        self.establish_identity(&signed_in.user).await?;
+        Ok(signed_in)
+    }
+
+    /// The account's end-to-end identity (docs/e2e.md), set up by [`register`](Self::register)
+    /// and [`login`](Self::login): unwrapped from the stored one, or made and published by the
+    /// first sign-in of a client that has identities. [`ClientError::IdentityUnopenable`] when
+    /// the stored one does not open with this password (it is never silently replaced: see
+    /// [`replace_identity`](Self::replace_identity)).
+    pub fn e2e_identity(&self) -> Result<&e2e::Identity, ClientError> {
+        match &self.e2e_identity {
+            IdentityState::Ready(identity) => Ok(identity),
+            IdentityState::Unopenable => Err(ClientError::IdentityUnopenable),
+            IdentityState::None => Err(ClientError::NotSignedIn),
+        }
+    }
+
+    /// A [`Keyring`] for this session: the account's identity and wrap key, and the pins in
+    /// `store`.
+    pub fn keyring(&self, store: TrustStore) -> Result<Keyring, ClientError> {
+        let identity = self.e2e_identity()?.clone();
+        let me = self.identity.ok_or(ClientError::NotSignedIn)?.user_id;
+        let wrap_key = self.wrap_key.clone().ok_or(ClientError::NotSignedIn)?;
+        Ok(Keyring::new(me, wrap_key, identity, store))
+    }
+
+    /// Unwraps the user's stored identity, or makes and publishes one when there is none.
+    async fn establish_identity(&mut self, user: &User) -> Result<(), ClientError> {
+        let wrap_key = self.wrap_key.clone().ok_or(ClientError::NotSignedIn)?;
+        let stored = (user.identity_key.as_ref(), user.identity_private_key.as_ref());
+        self.e2e_identity = match stored {
+            (Some(published), Some(wrapped)) if !published.is_null() && !wrapped.is_null() => {
+                let opened = serde_json::from_value::<WrappedIdentity>(wrapped.clone())
+                    .map_err(|_| E2eError::Malformed("the stored identity is not two wrapped keys"))
+                    .and_then(|wrapped| {
+                        e2e::Identity::unwrap(&wrap_key, user.id, &wrapped, &e2e::IdentityKey::from_json(published)?)
+                    });
+                match opened {
+                    Ok(identity) => IdentityState::Ready(Box::new(identity)),
+                    Err(_) => IdentityState::Unopenable,
+                }
+            }
+            _ => IdentityState::Ready(Box::new(self.publish_identity(&wrap_key, user.id, None).await?)),
+        };
+        Ok(())
+    }
+
+    /// # PUT /api/identity_key
+    ///
+    /// Makes a new identity and publishes it, replacing one that does not open
+    /// ([`ClientError::IdentityUnopenable`]): the server asks for the password to replace an
+    /// identity, so a stolen access token cannot. Contacts see the change as a new security
+    /// key, as after a password reset.
+    pub async fn replace_identity(&mut self, password: &str) -> Result<(), ClientError> {
+        let me = self.identity.ok_or(ClientError::NotSignedIn)?.user_id;
+        let email = self.me().await?.email;
+        let (auth_secret, wrap_key) = derive(&email, password).await;
+        let identity = self.publish_identity(&wrap_key, me, Some(&auth_secret)).await?;
+        self.e2e_identity = IdentityState::Ready(Box::new(identity));
+        Ok(())
+    }
+
+    async fn publish_identity(
+        &self,
+        wrap_key: &WrapKey,
+        me: Uuid,
+        password: Option<&str>,
+    ) -> Result<e2e::Identity, ClientError> {
+        let identity = e2e::Identity::generate();
+        let wrapped = identity.wrap(wrap_key, me);
+        let body =
+            IdentityPublication { identity_key: identity.public().to_json(), identity_private_key: &wrapped, password };
+        let url = self.url("api/identity_key");
+        let response = self.authorized(|http| http.put(url.clone()).json(&body)).await?;
+        if !response.status().is_success() {
+            return Err(error_from("PUT /api/identity_key", response).await);
+        }
+        Ok(identity)
     }
 
     /// # GET /api/me
@@ -298,11 +413,13 @@ impl Client {
         let (old_secret, old_wrap_key) = derive(email, password).await;
         let (new_secret, new_wrap_key) = derive(email, new_password).await;
         let private_keys = self.rewrapped_private_keys(&old_wrap_key, &new_wrap_key).await?;
+        let identity_private_key = self.rewrapped_identity(&new_wrap_key)?;
         let body = PasswordChange {
             password: &old_secret,
             new_password: &new_secret,
             new_password_confirmation: &new_secret,
             private_keys,
+            identity_private_key,
         };
         self.change_credentials("PATCH /api/password", self.url("api/password"), &body).await?;
         self.login(email, new_password, device_name).await
@@ -353,8 +470,15 @@ impl Client {
         let (old_secret, old_wrap_key) = derive(&current, password).await;
         let (new_secret, new_wrap_key) = derive(new_email, password).await;
         let private_keys = self.rewrapped_private_keys(&old_wrap_key, &new_wrap_key).await?;
-        let body =
-            EmailChange { token, email: new_email, password: &old_secret, new_password: &new_secret, private_keys };
+        let identity_private_key = self.rewrapped_identity(&new_wrap_key)?;
+        let body = EmailChange {
+            token,
+            email: new_email,
+            password: &old_secret,
+            new_password: &new_secret,
+            private_keys,
+            identity_private_key,
+        };
         self.change_credentials("PATCH /api/email", self.url("api/email"), &body).await?;
         self.login(new_email, password, device_name).await
     }
@@ -373,6 +497,17 @@ impl Client {
         }
         self.end_session().await;
         Ok(())
+    }
+
+    /// The identity wrapped under the new wrap key, to replace the stored one with the
+    /// password (none when the account has none yet).
+    fn rewrapped_identity(&self, new_wrap_key: &WrapKey) -> Result<Option<WrappedIdentity>, ClientError> {
+        let me = self.identity.ok_or(ClientError::NotSignedIn)?.user_id;
+        match &self.e2e_identity {
+            IdentityState::Ready(identity) => Ok(Some(identity.wrap(new_wrap_key, me))),
+            IdentityState::Unopenable => Err(ClientError::IdentityUnopenable),
+            IdentityState::None => Ok(None),
+        }
     }
 
     /// Every private key the user stored (`GET /api/encryption_keys`), unwrapped with

@@ -24,6 +24,13 @@ pub struct User {
     pub magnification: f64,
     /// Recently viewed pages.
     pub recents: Vec<String>,
+    /// The user's published identity key (docs/e2e.md), if their client made one yet.
+    #[serde(default)]
+    pub identity_key: Option<serde_json::Value>,
+    /// The user's identity private keys wrapped under their wrap key (only in their own
+    /// views). No secret without the wrap key, and `Debug` shows it: it is opaque.
+    #[serde(default)]
+    pub identity_private_key: Option<serde_json::Value>,
 }
 
 /// A profile's colour theme.
@@ -45,6 +52,9 @@ pub struct PublicUser {
     pub email: String,
     /// The display name.
     pub display_name: String,
+    /// Their published identity key (docs/e2e.md), if their client made one yet.
+    #[serde(default)]
+    pub identity_key: Option<serde_json::Value>,
 }
 
 /// A conversation the user is a member of.

@@ -51,6 +51,9 @@ pub struct JoinedConversation {
     pub private_key: Option<String>,
     /// When each member last read the conversation.
     pub read_times: BTreeMap<Uuid, Option<DateTime<Utc>>>,
+    /// Each member's published identity key (null for a member whose client made none yet).
+    #[serde(default)]
+    pub identity_keys: BTreeMap<Uuid, Option<Value>>,
 }
 
 /// A message delivered on the recipient's `user:{id}` topic (`new_message`, `edit_message`).
@@ -69,21 +72,21 @@ struct Keys<'a> {
 }
 
 impl Socket {
-    /// `start_private_conversation` on [`SYSTEM_TOPIC`] (joined first): a conversation with
-    /// `other_user_id`, with the caller's public JWK and wrapped private key.
-    ///
-    /// The conversation id is the server's, so a key wrapped before the reply cannot be bound
-    /// to it; wrap a provisional one, then call [`set_encryption_keys`](Self::set_encryption_keys)
-    /// with the key wrapped for the returned id (the public key stays the same).
+    /// `start_private_conversation` on [`SYSTEM_TOPIC`] (joined first): the conversation
+    /// `conversation_id` (chosen by the caller, so the key is wrapped and signed for it from
+    /// the start; a new `Uuid::now_v7()`) with `other_user_id`, with the caller's public key
+    /// and wrapped private key ([`crate::trust::Keyring::start_conversation`] makes all three).
     pub async fn start_private_conversation(
         &self,
+        conversation_id: Uuid,
         other_user_id: Uuid,
-        public_jwk: &str,
+        public_key: &str,
         wrapped_private_key: &str,
     ) -> Result<NewConversation, ChannelError> {
         let payload = json!({
+            "conversation_id": conversation_id,
             "other_user_id": other_user_id,
-            "public_key": public_jwk,
+            "public_key": public_key,
             "private_key": wrapped_private_key,
         });
         typed(self.push(SYSTEM_TOPIC, "start_private_conversation", payload).await?)
@@ -91,22 +94,23 @@ impl Socket {
 
     /// `start_group_conversation` on [`SYSTEM_TOPIC`] (joined first): a group of the caller
     /// and `user_ids` (the caller may be among them; repeats count once), named `alias` if
-    /// given (at most 100 characters), with the caller's public JWK and wrapped private key.
-    /// Every member receives `new_conversation` on their user topic.
-    ///
-    /// As for [`start_private_conversation`](Self::start_private_conversation), wrap the private
-    /// key provisionally and set it again once the conversation id is known.
+    /// given (at most 100 characters), with the caller's public key and wrapped private key
+    /// for `conversation_id`, chosen by the caller as for
+    /// [`start_private_conversation`](Self::start_private_conversation). Every member receives
+    /// `new_conversation` on their user topic.
     pub async fn start_group_conversation(
         &self,
+        conversation_id: Uuid,
         user_ids: &[Uuid],
         alias: Option<&str>,
-        public_jwk: &str,
+        public_key: &str,
         wrapped_private_key: &str,
     ) -> Result<NewConversation, ChannelError> {
         let payload = json!({
+            "conversation_id": conversation_id,
             "user_ids": user_ids,
             "alias": alias,
-            "public_key": public_jwk,
+            "public_key": public_key,
             "private_key": wrapped_private_key,
         });
         typed(self.push(SYSTEM_TOPIC, "start_group_conversation", payload).await?)
@@ -126,7 +130,7 @@ impl Socket {
     /// A prompt in the (joined) assistant conversation: a `send_message` whose one copy, for
     /// the caller, is the plain text. The reply is the caller's stored prompt.
     pub async fn send_prompt(&self, conversation_id: Uuid, me: Uuid, prompt: &str) -> Result<Message, ChannelError> {
-        self.send_message(conversation_id, &BTreeMap::from([(me, prompt.to_owned())])).await
+        self.send_message(conversation_id, None, &BTreeMap::from([(me, prompt.to_owned())])).await
     }
 
     /// `modify_conversation` on a joined group: adds `new_members` and, if given, renames it.
@@ -195,14 +199,22 @@ impl Socket {
     }
 
     /// `send_message` on the joined conversation: one ciphertext per current member (the
-    /// sender included), as [`crate::e2e::encrypt`] makes them. The reply is the sender's own
-    /// stored copy; each member receives theirs as `new_message` on their user topic.
+    /// sender included), as [`crate::trust::Keyring::seal`] makes them, under the message
+    /// group id the sender chose (inside the ciphertexts too; `None` lets the server choose,
+    /// for plain text). The reply is the sender's own stored copy; each member receives theirs
+    /// as `new_message` on their user topic.
     pub async fn send_message(
         &self,
         conversation_id: Uuid,
+        message_group_id: Option<Uuid>,
         encrypted_messages: &BTreeMap<Uuid, String>,
     ) -> Result<Message, ChannelError> {
-        let payload = json!({ "encrypted_messages": encrypted_messages });
+        let mut payload = json!({ "encrypted_messages": encrypted_messages });
+        if let Some(id) = message_group_id {
+            payload["message_group_id"] = json!(id);
+            // A resend after a lost reply is recognised by the server, not stored twice.
+            payload["client_msg_id"] = json!(id);
+        }
         let reply = self.push(&conversation_topic(conversation_id), "send_message", payload).await?;
         typed(reply.get("message").cloned().unwrap_or(Value::Null))
     }

@@ -75,6 +75,16 @@ pub enum Incoming {
         /// Their public JWK text.
         public_key: String,
     },
+    /// `identity_key` on `conversation:{id}`: a member published a new identity (docs/e2e.md);
+    /// feed it to [`Keyring::learn_identity`](crate::trust::Keyring::learn_identity).
+    IdentityKey {
+        /// The conversation it was announced in.
+        conversation_id: Uuid,
+        /// Whose identity.
+        user_id: Uuid,
+        /// Their identity key.
+        identity_key: Value,
+    },
     /// `update_alias` on `conversation:{id}`: the group was renamed.
     AliasChanged {
         /// The conversation.
@@ -129,6 +139,12 @@ struct ReadPayload {
 }
 
 #[derive(Deserialize)]
+struct IdentityPayload {
+    user_id: Uuid,
+    identity_key: Value,
+}
+
+#[derive(Deserialize)]
 struct KeysPayload {
     user_id: Uuid,
     public_key: Value,
@@ -178,6 +194,10 @@ impl Incoming {
                 "set_encryption_keys" => {
                     let KeysPayload { user_id, public_key } = from(payload)?;
                     Some(Self::KeysSet { conversation_id, user_id, public_key: as_key_text(public_key)? })
+                }
+                "identity_key" => {
+                    let IdentityPayload { user_id, identity_key } = from(payload)?;
+                    Some(Self::IdentityKey { conversation_id, user_id, identity_key })
                 }
                 "update_alias" => {
                     let AliasPayload { alias } = from(payload)?;
