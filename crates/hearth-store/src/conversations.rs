@@ -164,6 +164,10 @@ pub trait ConversationStore: Send + Sync {
     /// Everyone who shares at least one conversation with the user (not the user).
     async fn conversation_partners(&self, user_id: Uuid) -> StoreResult<Vec<UserSummary>>;
 
+    /// The public form of each member's identity (`None` for a member without one), in the
+    /// order they joined.
+    async fn member_identity_keys(&self, conversation_id: Uuid) -> StoreResult<Vec<(Uuid, Option<String>)>>;
+
     /// The private conversation between two users, if there is one.
     async fn private_conversation_between(&self, a: Uuid, b: Uuid) -> StoreResult<Option<Uuid>>;
 
@@ -284,11 +288,15 @@ pub(crate) const ACTIVITY_OF_USER: &str = "SELECT c.id AS conversation_id, \
 pub(crate) const MEMBER_IDS: &str =
     "SELECT user_id FROM conversation_members WHERE conversation_id = $1 ORDER BY joined_at, user_id";
 
-pub(crate) const PARTNERS_OF_USER: &str = "SELECT DISTINCT u.id, u.email, u.display_name \
+pub(crate) const PARTNERS_OF_USER: &str = "SELECT DISTINCT u.id, u.email, u.display_name, u.identity_key \
      FROM conversation_members mine \
      JOIN conversation_members theirs ON theirs.conversation_id = mine.conversation_id \
      JOIN users u ON u.id = theirs.user_id \
      WHERE mine.user_id = $1 AND theirs.user_id <> $1 ORDER BY u.id";
+
+pub(crate) const MEMBER_IDENTITY_KEYS: &str = "SELECT m.user_id, u.identity_key \
+     FROM conversation_members m JOIN users u ON u.id = m.user_id \
+     WHERE m.conversation_id = $1 ORDER BY m.joined_at, m.user_id";
 
 pub(crate) const CONVERSATION_OF_PRIVATE_PAIR: &str = "SELECT id FROM conversations WHERE private_pair = $1";
 

@@ -242,8 +242,8 @@ pub async fn history(
 }
 
 /// What a member sees on joining: the conversation, read times, the first page of their
-/// messages, everyone's public keys and their own private key. Not a member and no such
-/// conversation get the same answer.
+/// messages, everyone's public keys and identities, and their own private key. Not a member
+/// and no such conversation get the same answer.
 pub async fn join(state: &AppState, user: Uuid, conversation_id: Uuid) -> ApiResult<JoinView> {
     let not_found = || ApiError::NoSuch("conversation not found");
     if !state.store.member_ids(conversation_id).await?.contains(&user) {
@@ -259,8 +259,15 @@ pub async fn join(state: &AppState, user: Uuid, conversation_id: Uuid) -> ApiRes
         .map(|(member, key)| (member, keys::key_json(&key)))
         .collect();
     let private_key = keys::own_private_key(state, conversation_id, user).await?;
+    let identity_keys = state
+        .store
+        .member_identity_keys(conversation_id)
+        .await?
+        .into_iter()
+        .map(|(member, key)| (member, key.as_deref().map_or(Value::Null, keys::key_json)))
+        .collect();
     let messages = messages_page(state, conversation_id, user, None, FIRST_PAGE).await?;
-    Ok(JoinView { conversation: (&conversation).into(), read_times, messages, public_keys, private_key })
+    Ok(JoinView { conversation: (&conversation).into(), read_times, messages, public_keys, private_key, identity_keys })
 }
 
 /// `send_message`: one ciphertext per member, keyed by member id.

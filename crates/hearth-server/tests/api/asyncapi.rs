@@ -753,6 +753,15 @@ async fn every_push_and_reply_is_documented_and_fits_its_schema() {
     bob.ok(&private, "phx_join", json!({})).await;
     bob.ok(&private, "set_encryption_keys", json!({"public_key": jwk("bob"), "private_key": {"wrapped": "b"}})).await;
     ann.expect(&private, "set_encryption_keys").await;
+    // Bob publishes his identity (REST): his conversations hear of it.
+    let identity = json!({
+        "identity_key": {"signing": jwk("bob-signing"), "agreement": jwk("bob-agreement")},
+        "identity_private_key": {"signing": "v1.s", "agreement": "v1.a"},
+    });
+    let request = app.request(reqwest::Method::PUT, "/api/identity_key", Some(&bob_session.auth_token));
+    let published = app.send(request.json(&identity)).await;
+    assert_eq!(published.status, StatusCode::NO_CONTENT, "{}", published.text);
+    ann.expect(&private, "identity_key").await;
     let ann_id = ann.id.clone();
     let both = |a: &str, b: &str| json!({ann_id.clone(): a, bob_id.clone(): b});
     let sent = ann

@@ -11,6 +11,7 @@ use hearth_store::{
 use tokio::sync::Barrier;
 use uuid::Uuid;
 
+use crate::accounts::identity;
 use crate::{create_account, is_not_found, issue, new_account, user};
 
 contract!(
@@ -315,6 +316,24 @@ async fn conversations_of_members_and_partners(store: Arc<dyn Store>) {
 
     assert_eq!(store.private_conversation_between(cy.id, bob.id).await.expect("between"), Some(dm.id));
     assert_eq!(store.private_conversation_between(ada.id, bob.id).await.expect("between"), None);
+
+    // Members' identities, in joining order, null for those without one; partners carry theirs.
+    assert_eq!(
+        store.member_identity_keys(team.id).await.expect("identity keys"),
+        vec![(ada.id, None), (bob.id, None), (late.id, None)]
+    );
+    store.set_identity(bob.id, &identity("bob"), false, now).await.expect("bob's identity");
+    let bob_key = Some(identity("bob").public_key);
+    assert_eq!(
+        store.member_identity_keys(team.id).await.expect("identity keys"),
+        vec![(ada.id, None), (bob.id, bob_key.clone()), (late.id, None)]
+    );
+    let partners = store.conversation_partners(cy.id).await.expect("partners");
+    assert_eq!(
+        partners.iter().map(|p| (p.id, p.identity_key.clone())).collect::<Vec<_>>(),
+        [(ada.id, None), (bob.id, bob_key), (dee.id, None)]
+    );
+    assert_eq!(store.member_identity_keys(Uuid::now_v7()).await.expect("no conversation"), vec![]);
 }
 
 async fn read_times_and_mark_read(store: Arc<dyn Store>) {
@@ -501,14 +520,14 @@ async fn private_keys_are_replaced_all_at_once_or_not_at_all(store: Arc<dyn Stor
     }
     // With a password change, the same rule, in the same transaction: refused, neither changes.
     let before = store.user(ada.id).await.expect("user").expect("ada").password_hash;
-    let refused = store.replace_password(ada.id, "$argon2id$new", Some(&wrong_set(first.id)), now).await;
+    let refused = store.replace_password(ada.id, "$argon2id$new", Some(&wrong_set(first.id)), None, now).await;
     assert!(matches!(refused, Err(StoreError::Rule(_))), "{refused:?}");
     assert_eq!(store.user(ada.id).await.expect("user").expect("ada").password_hash, before);
     assert_eq!(store.sealed_private_keys_of(ada.id).await.expect("keys"), expected);
 
     // Exactly hers: all replaced; bob's untouched.
     let new = vec![(second.id, b"new 2".to_vec()), (first.id, b"new 1".to_vec())];
-    store.replace_password(ada.id, "$argon2id$new", Some(&new), now.plus_secs(1)).await.expect("replace");
+    store.replace_password(ada.id, "$argon2id$new", Some(&new), None, now.plus_secs(1)).await.expect("replace");
     assert_eq!(store.user(ada.id).await.expect("user").expect("ada").password_hash, "$argon2id$new");
     assert_eq!(store.sealed_private_key(first.id, ada.id).await.expect("sealed"), Some(b"new 1".to_vec()));
     assert_eq!(store.sealed_private_key(second.id, ada.id).await.expect("sealed"), Some(b"new 2".to_vec()));
@@ -531,7 +550,11 @@ async fn an_email_change_can_rekey_in_its_transaction(store: Arc<dyn Store>) {
     let change = |private_keys: Vec<(Uuid, Vec<u8>)>| Redemption::ChangeEmail {
         user_id: ada.id,
         email: "ada@new.example.com".to_owned(),
-        rekey: Some(hearth_store::Rekey { password_hash: "$argon2id$rekeyed".to_owned(), private_keys }),
+        rekey: Some(hearth_store::Rekey {
+            password_hash: "$argon2id$rekeyed".to_owned(),
+            private_keys,
+            identity_private_key: None,
+        }),
     };
 
     // Not exactly her keys: nothing happens, and the token is still good.
@@ -539,10 +562,34 @@ async fn an_email_change_can_rekey_in_its_transaction(store: Arc<dyn Store>) {
     assert!(matches!(refused, Err(StoreError::Rule(_))), "{refused:?}");
     assert_eq!(user(&store, ada.id).await.email, ada.email);
 
-    store.redeem_one_time_token(&token, &change(vec![(team.id, b"rekeyed".to_vec())]), now).await.expect("redeem");
+    // She has an identity: a re-keying without its private key re-wrapped is refused the same way.
+    store.set_identity(ada.id, &identity("ada"), false, now).await.expect("identity");
+    let refused = store.redeem_one_time_token(&token, &change(vec![(team.id, b"rekeyed".to_vec())]), now).await;
+    assert!(matches!(refused, Err(StoreError::Rule(_))), "{refused:?}");
+    assert_eq!(user(&store, ada.id).await.email, ada.email);
+    assert_eq!(
+        store.sealed_private_key(team.id, ada.id).await.expect("sealed"),
+        Some(keys(&ada.id.to_string()).sealed_private_key)
+    );
+
+    let rekeyed = Redemption::ChangeEmail {
+        user_id: ada.id,
+        email: "ada@new.example.com".to_owned(),
+        rekey: Some(hearth_store::Rekey {
+            password_hash: "$argon2id$rekeyed".to_owned(),
+            private_keys: vec![(team.id, b"rekeyed".to_vec())],
+            identity_private_key: Some(b"identity rekeyed".to_vec()),
+        }),
+    };
+    store.redeem_one_time_token(&token, &rekeyed, now).await.expect("redeem");
     let changed = user(&store, ada.id).await;
     assert_eq!((changed.email.as_str(), changed.password_hash.as_str()), ("ada@new.example.com", "$argon2id$rekeyed"));
     assert_eq!(store.sealed_private_key(team.id, ada.id).await.expect("sealed"), Some(b"rekeyed".to_vec()));
+    let expected = hearth_store::Identity {
+        public_key: identity("ada").public_key,
+        sealed_private_key: b"identity rekeyed".to_vec(),
+    };
+    assert_eq!(store.identity(ada.id).await.expect("identity"), Some(expected));
     assert_eq!(store.devices(ada.id).await.expect("devices"), vec![], "signed out as by a password change");
 }
 
