@@ -96,8 +96,13 @@ pub struct StoredMessage {
 /// A send: one ciphertext per member.
 #[derive(Debug, Clone)]
 pub struct NewMessageGroup {
-    /// New group id (UUIDv7; also orders history).
+    /// New group id (UUIDv7; also orders history), or the one the client chose.
     pub id: Uuid,
+    /// Whether the client chose `id` (so it may be in use already): such an id is looked up,
+    /// and one that a stored group, or an earlier send stored in the same batch, has is
+    /// refused with [`StoreError::Conflict`]`("message_group_id")`. A UUIDv7 the server just
+    /// made is new by construction and skips the look-up.
+    pub client_chose_id: bool,
     /// Conversation.
     pub conversation_id: Uuid,
     /// Sender; must be a member.
@@ -213,8 +218,10 @@ pub trait ConversationStore: Send + Sync {
     async fn replace_private_keys(&self, user_id: Uuid, keys: &[(Uuid, Vec<u8>)], now: Timestamp) -> StoreResult<()>;
 
     /// Stores a send: [`StoreError::NotFound`] if the sender is not a member;
-    /// [`StoreError::Rule`] unless the recipients are exactly the current members. A resend
-    /// with an earlier `client_msg_id` returns the earlier delivery (`fresh: false`). Sends
+    /// [`StoreError::Rule`] unless the recipients are exactly the current members;
+    /// [`StoreError::Conflict`]`("message_group_id")` if the client chose a group id that is
+    /// in use (nothing is stored). A resend with an earlier `client_msg_id` returns the earlier
+    /// delivery (`fresh: false`), whatever group id it carries. Sends
     /// that arrive together are committed together (group commit); each has its own outcome,
     /// the one it would have had alone, and returns once it is committed.
     async fn send_message(&self, message: &NewMessageGroup) -> StoreResult<MessageDelivery>;
@@ -257,6 +264,9 @@ pub trait ConversationStore: Send + Sync {
         new: &[u8],
     ) -> StoreResult<bool>;
 }
+
+/// What a send whose client-chosen group id is in use conflicts on.
+pub(crate) const MESSAGE_GROUP_ID: &str = "message_group_id";
 
 /// The rule a send or edit breaks when its recipients are not the conversation's members.
 pub(crate) const RECIPIENTS_RULE: &str = "encrypted_messages must name exactly the conversation's members";

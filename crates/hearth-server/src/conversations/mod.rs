@@ -277,6 +277,10 @@ pub struct SendMessage {
     pub encrypted_messages: BTreeMap<Uuid, String>,
     /// The sender's own id for the message: a resend with the same one is not stored twice.
     pub client_msg_id: Option<String>,
+    /// (+) The message group's id, chosen by the sender's client (it puts the id inside the
+    /// encrypted message, docs/e2e.md); the server picks one when absent. Never the nil UUID,
+    /// never an id in use.
+    pub message_group_id: Option<Uuid>,
 }
 
 /// What the sender's reply says: their own copy (null when they were not a recipient).
@@ -299,8 +303,16 @@ pub async fn send_message(
     if request.client_msg_id.as_ref().is_some_and(|id| id.is_empty() || id.len() > MAX_CLIENT_MSG_ID_BYTES) {
         return Err(ApiError::refused("invalid_client_msg_id", "client_msg_id must be 1 to 100 characters"));
     }
+    let (id, client_chose_id) = match request.message_group_id {
+        None => (Uuid::now_v7(), false),
+        Some(id) if id.is_nil() => {
+            return Err(ApiError::refused("invalid_message_id", "message_group_id must not be the nil UUID"));
+        }
+        Some(id) => (id, true),
+    };
     let message = NewMessageGroup {
-        id: Uuid::now_v7(),
+        id,
+        client_chose_id,
         conversation_id,
         sender: me,
         client_msg_id: request.client_msg_id,
@@ -310,6 +322,10 @@ pub async fn send_message(
     // The reply is sent only after this commit: an acknowledged message is stored.
     let delivery = state.store.send_message(&message).await.map_err(|error| match error {
         StoreError::NotFound => not_a_member(),
+        StoreError::Conflict("message_group_id") => ApiError::Conflict {
+            code: "message_id_taken",
+            message: "a message with this message_group_id already exists; choose another",
+        },
         other => other.into(),
     })?;
     if delivery.fresh {

@@ -764,9 +764,12 @@ async fn every_push_and_reply_is_documented_and_fits_its_schema() {
     ann.expect(&private, "identity_key").await;
     let ann_id = ann.id.clone();
     let both = |a: &str, b: &str| json!({ann_id.clone(): a, bob_id.clone(): b});
-    let sent = ann
-        .ok(&private, "send_message", json!({"encrypted_messages": both("for ann", "for bob"), "client_msg_id": "m-1"}))
-        .await;
+    let chosen = uuid::Uuid::now_v7();
+    let payload = json!({
+        "encrypted_messages": both("for ann", "for bob"), "client_msg_id": "m-1", "message_group_id": chosen
+    });
+    let sent = ann.ok(&private, "send_message", payload).await;
+    assert_eq!(sent["message"]["message_group"], json!(chosen));
     let group = sent["message"]["message_group"].as_str().expect("a group").to_owned();
     bob.expect(&bob_user, "new_message").await;
     let edit = json!({"message_group_id": group, "encrypted_messages": both("edited a", "edited b")});

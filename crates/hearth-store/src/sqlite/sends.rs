@@ -2,7 +2,7 @@
 //! writer thread, on the write connection's own handle (`writer.rs`); its statements stay
 //! prepared for as long as the writer thread keeps the connection.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension as _, Transaction, TransactionBehavior, params};
@@ -32,13 +32,14 @@ async fn on_the_writer(
 
 /// One transaction for `sends`: the outer error means it failed (nothing stored); otherwise
 /// each send's own outcome, in order. SQLite has one writer, so nothing else can store a
-/// client key between reading the earlier ones and inserting.
+/// client key or a chosen group id between reading the earlier ones and inserting.
 fn store_sends(database: &Connection, sends: &[NewMessageGroup]) -> StoreResult<Vec<StoreResult<MessageDelivery>>> {
     // Rolled back if anything below fails or panics (the transaction's drop).
     let tx = Transaction::new_unchecked(database, TransactionBehavior::Immediate)?;
     let members = members(&tx, sends)?;
     let earlier = groups_by_client_key(&tx, sends)?;
-    let plans = send_batch::plan(sends, &members, &earlier);
+    let taken = taken_ids(&tx, sends)?;
+    let plans = send_batch::plan(sends, &members, &earlier, &taken);
 
     let mut insert_group = tx.prepare_cached(
         "INSERT INTO message_groups (id, conversation_id, sender_id, client_msg_id, inserted_at, updated_at) \
@@ -103,6 +104,22 @@ fn groups_by_client_key(tx: &Transaction<'_>, sends: &[NewMessageGroup]) -> Stor
         }
     }
     Ok(found)
+}
+
+/// Which of the group ids the clients of `sends` chose are in use.
+fn taken_ids(tx: &Transaction<'_>, sends: &[NewMessageGroup]) -> StoreResult<HashSet<Uuid>> {
+    let chosen = send_batch::chosen_ids(sends);
+    if chosen.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let mut select = tx.prepare_cached("SELECT 1 FROM message_groups WHERE id = ?1")?;
+    let mut taken = HashSet::new();
+    for id in chosen {
+        if select.exists([id])? {
+            taken.insert(id);
+        }
+    }
+    Ok(taken)
 }
 
 /// Every recipient's copy of a group stored before.

@@ -29,6 +29,8 @@ contract!(
     an_email_change_can_rekey_in_its_transaction,
     send_message_to_exactly_the_members,
     client_msg_id_makes_resends_idempotent,
+    a_chosen_group_id_is_stored_unless_it_is_taken,
+    of_concurrent_sends_choosing_one_id_one_is_stored,
     concurrent_resends_store_one_group,
     concurrent_sends_each_get_their_own_outcome,
     a_send_the_database_refuses_fails_alone,
@@ -92,7 +94,15 @@ pub(crate) fn message(
     contents: BTreeMap<Uuid, String>,
     now: Timestamp,
 ) -> NewMessageGroup {
-    NewMessageGroup { id: Uuid::now_v7(), conversation_id, sender, client_msg_id: None, contents, now }
+    NewMessageGroup {
+        id: Uuid::now_v7(),
+        client_chose_id: false,
+        conversation_id,
+        sender,
+        client_msg_id: None,
+        contents,
+        now,
+    }
 }
 
 pub(crate) async fn send(
@@ -746,6 +756,113 @@ async fn client_msg_id_makes_resends_idempotent(store: Arc<dyn Store>) {
     assert!(is_rule(&store.send_message(&failed).await, RECIPIENTS_RULE));
     let retry = NewMessageGroup { contents: contents("retry", &members), ..failed.clone() };
     assert!(store.send_message(&retry).await.expect("retry").fresh);
+}
+
+/// A send whose client chose its group id.
+fn choosing(id: Uuid, send: NewMessageGroup) -> NewMessageGroup {
+    NewMessageGroup { id, client_chose_id: true, ..send }
+}
+
+fn is_taken<T: std::fmt::Debug>(result: &Result<T, StoreError>) -> bool {
+    matches!(result, Err(StoreError::Conflict("message_group_id")))
+}
+
+async fn a_chosen_group_id_is_stored_unless_it_is_taken(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let [ada, bob, cy] = people(&store, ["ada", "bob", "cy"], now).await;
+    let team = group(&store, ada.id, &[ada.id, bob.id], now).await;
+    let other = group(&store, cy.id, &[cy.id], now).await;
+    let members = [ada.id, bob.id];
+    let chosen = Uuid::new_v4();
+
+    let first = NewMessageGroup {
+        client_msg_id: Some("c-1".to_owned()),
+        ..choosing(chosen, message(team.id, ada.id, contents("first", &members), now))
+    };
+    let delivery = store.send_message(&first).await.expect("send");
+    assert!(delivery.fresh);
+    assert!(delivery.messages.values().all(|copy| copy.message_group == chosen), "{delivery:?}");
+    assert_eq!(page(&store, team.id, bob.id).await[0].message_group, chosen);
+
+    // The same id again, by another member, in another conversation, or without the client
+    // key: refused, nothing stored.
+    let by_bob = choosing(chosen, message(team.id, bob.id, contents("bob", &members), now));
+    assert!(is_taken(&store.send_message(&by_bob).await));
+    let elsewhere = choosing(chosen, message(other.id, cy.id, contents("cy", &[cy.id]), now));
+    assert!(is_taken(&store.send_message(&elsewhere).await));
+    let again = choosing(chosen, message(team.id, ada.id, contents("again", &members), now));
+    assert!(is_taken(&store.send_message(&again).await));
+    // Someone who is not a member is not told whether it is in use.
+    let outsider = choosing(chosen, message(team.id, cy.id, contents("cy", &members), now));
+    assert!(is_not_found(&store.send_message(&outsider).await));
+    // A server-made group's id is in use as well.
+    let made = send(&store, team.id, bob.id, "made", &members, now).await.messages[&bob.id].message_group;
+    let copying = choosing(made, message(team.id, ada.id, contents("copy", &members), now));
+    assert!(is_taken(&store.send_message(&copying).await));
+    assert_eq!(page(&store, team.id, bob.id).await.len(), 2);
+    assert_eq!(page(&store, other.id, cy.id).await, vec![]);
+
+    // A resend with the client key is the first send, as ever.
+    let resend = NewMessageGroup { contents: contents("resend", &members), ..first.clone() };
+    assert_eq!(store.send_message(&resend).await.expect("resend"), MessageDelivery { fresh: false, ..delivery });
+    assert_eq!(page(&store, team.id, bob.id).await.len(), 2);
+
+    // A fresh id goes through; edits and deletes find the group by it.
+    let fresh = Uuid::new_v4();
+    let second = choosing(fresh, message(team.id, bob.id, contents("second", &members), now));
+    assert!(store.send_message(&second).await.expect("send").fresh);
+    store.edit_message(fresh, bob.id, &contents("edited", &members), now).await.expect("edit");
+    assert_eq!(store.delete_message(fresh, bob.id).await.expect("delete"), team.id);
+}
+
+/// However the sends fall into batches (SQLite's one writer, PostgreSQL's concurrent ones), of
+/// sends that all choose one new group id exactly one is stored; the rest are refused, and
+/// sends beside them are not.
+async fn of_concurrent_sends_choosing_one_id_one_is_stored(store: Arc<dyn Store>) {
+    const RACERS: usize = 12;
+    let now = Timestamp::now();
+    let [ada, bob] = people(&store, ["ada", "bob"], now).await;
+    let team = group(&store, ada.id, &[ada.id, bob.id], now).await;
+    let members = [ada.id, bob.id];
+    let chosen = Uuid::now_v7();
+    let sends: Vec<NewMessageGroup> = (0..RACERS)
+        .map(|i| {
+            let sender = if i % 2 == 0 { ada.id } else { bob.id };
+            let send = message(team.id, sender, contents(&format!("try {i}"), &members), now);
+            // Every third send chooses nothing: it is stored whatever happens to the others.
+            if i % 3 == 2 { send } else { choosing(chosen, send) }
+        })
+        .collect();
+    let barrier = Arc::new(Barrier::new(sends.len()));
+    let tasks: Vec<_> = sends
+        .iter()
+        .map(|send| {
+            let (store, barrier, send) = (store.clone(), barrier.clone(), send.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.send_message(&send).await
+            })
+        })
+        .collect();
+    let (mut winners, mut others) = (0, 0);
+    for (send, task) in sends.iter().zip(tasks) {
+        let result = task.await.expect("task");
+        match (send.client_chose_id, result) {
+            (true, Ok(delivery)) => {
+                assert!(delivery.fresh);
+                winners += 1;
+            }
+            (true, refused) => assert!(is_taken(&refused), "{refused:?}"),
+            (false, stored) => {
+                assert!(stored.expect("stored").fresh);
+                others += 1;
+            }
+        }
+    }
+    assert_eq!((winners, others), (1, RACERS / 3));
+    let copies = page(&store, team.id, bob.id).await;
+    assert_eq!(copies.len(), 1 + RACERS / 3);
+    assert_eq!(copies.iter().filter(|copy| copy.message_group == chosen).count(), 1);
 }
 
 async fn concurrent_resends_store_one_group(store: Arc<dyn Store>) {
