@@ -119,6 +119,7 @@ pub(crate) fn new_deliveries(plans: &[Plan], sends: &[NewMessageGroup]) -> HashM
                         content: content.clone(),
                         inserted_at: send.now,
                         updated_at: send.now,
+                        history_key: send.history_key,
                     };
                     (*recipient, stored)
                 })
@@ -168,8 +169,10 @@ mod tests {
     use crate::Timestamp;
 
     fn send(conversation: Uuid, sender: Uuid, recipients: &[Uuid], client_msg_id: Option<&str>) -> NewMessageGroup {
+        let id = Uuid::now_v7();
         NewMessageGroup {
-            id: Uuid::now_v7(),
+            id,
+            history_key: id,
             client_chose_id: false,
             conversation_id: conversation,
             sender,

@@ -210,7 +210,7 @@ pub async fn messages_page(
     let mut messages = state.store.messages_page(conversation_id, recipient, before, size + 1).await?;
     let page_token = if messages.len() > size as usize {
         messages.truncate(size as usize);
-        messages.last().map(|last| state.page_tokens.encode(&listing(conversation_id), last.message_group.as_bytes()))
+        messages.last().map(|last| state.page_tokens.encode(&listing(conversation_id), last.history_key.as_bytes()))
     } else {
         None
     };
@@ -303,8 +303,10 @@ pub async fn send_message(
     if request.client_msg_id.as_ref().is_some_and(|id| id.is_empty() || id.len() > MAX_CLIENT_MSG_ID_BYTES) {
         return Err(ApiError::refused("invalid_client_msg_id", "client_msg_id must be 1 to 100 characters"));
     }
+    // Where the message sits in history is the server's to say, whatever id the client chose.
+    let history_key = Uuid::now_v7();
     let (id, client_chose_id) = match request.message_group_id {
-        None => (Uuid::now_v7(), false),
+        None => (history_key, false),
         Some(id) if id.is_nil() => {
             return Err(ApiError::refused("invalid_message_id", "message_group_id must not be the nil UUID"));
         }
@@ -312,6 +314,7 @@ pub async fn send_message(
     };
     let message = NewMessageGroup {
         id,
+        history_key,
         client_chose_id,
         conversation_id,
         sender: me,

@@ -421,9 +421,15 @@ async fn a_client_may_choose_a_messages_group_id_but_not_one_in_use_or_the_nil_o
     let edit = json!({"message_group_id": chosen, "encrypted_messages": copies("edited")});
     ann.ok(&topic, "edit_message", edit).await;
     ann.ok(&topic, "delete_message", json!({"message_group_id": chosen})).await;
-    // A fresh id goes through.
-    let fresh = uuid::Uuid::new_v4().to_string();
-    let sent =
-        ann.ok(&topic, "send_message", json!({"encrypted_messages": copies("fresh"), "message_group_id": fresh})).await;
-    assert_eq!(sent["message"]["message_group"], json!(fresh));
+    // A fresh id goes through; the largest id there is does not make it the newest for ever.
+    let largest = uuid::Uuid::max().to_string();
+    let sent = ann
+        .ok(&topic, "send_message", json!({"encrypted_messages": copies("fresh"), "message_group_id": largest}))
+        .await;
+    assert_eq!(sent["message"]["message_group"], json!(largest));
+    ann.ok(&topic, "send_message", json!({"encrypted_messages": copies("later")})).await;
+    let history = app.get_authed(&format!("/api/messages?conversation_id={conversation}"), &bob_s.auth_token).await;
+    let items = history.expect_status(reqwest::StatusCode::OK)["items"].as_array().expect("items").clone();
+    let contents: Vec<&str> = items.iter().map(|item| item["content"].as_str().expect("content")).collect();
+    assert_eq!(contents, ["later for bob", "fresh for bob"], "newest first, in the order they were sent");
 }

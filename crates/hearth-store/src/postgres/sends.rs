@@ -13,7 +13,7 @@ use crate::group_commit::{GroupCommit, each_alone_if_the_batch_fails};
 use crate::send_batch::{self, ClientKey, MAX_SENDS_PER_BATCH, Plan, Sends, client_key};
 use crate::{MessageDelivery, NewMessageGroup, StoreError, StoreResult};
 
-/// Rows per multi-row `INSERT`: 6 parameters each stays far below PostgreSQL's 65 535
+/// Rows per multi-row `INSERT`: 7 parameters each stays far below PostgreSQL's 65 535
 /// parameters per statement.
 const ROWS_PER_INSERT: usize = 1000;
 
@@ -47,7 +47,7 @@ async fn store_sends(pool: &PgPool, sends: &[NewMessageGroup]) -> StoreResult<Ve
         // A send whose client key (or chosen group id) a concurrent transaction stored first
         // inserts nothing, after waiting for that one to commit.
         let mut insert = QueryBuilder::<Postgres>::new(
-            "INSERT INTO message_groups (id, conversation_id, sender_id, client_msg_id, inserted_at, updated_at) ",
+            "INSERT INTO message_groups (id, conversation_id, sender_id, client_msg_id, inserted_at, updated_at, history_key) ",
         );
         insert.push_values(chunk, |mut row, send| {
             row.push_bind(send.id)
@@ -55,7 +55,8 @@ async fn store_sends(pool: &PgPool, sends: &[NewMessageGroup]) -> StoreResult<Ve
                 .push_bind(send.sender)
                 .push_bind(&send.client_msg_id)
                 .push_bind(send.now)
-                .push_bind(send.now);
+                .push_bind(send.now)
+                .push_bind(send.history_key);
         });
         insert.push(" ON CONFLICT DO NOTHING RETURNING id");
         let ids: Vec<Uuid> = insert.build_query_scalar().fetch_all(&mut *tx).await?;

@@ -42,11 +42,18 @@ fn store_sends(database: &Connection, sends: &[NewMessageGroup]) -> StoreResult<
     let plans = send_batch::plan(sends, &members, &earlier, &taken);
 
     let mut insert_group = tx.prepare_cached(
-        "INSERT INTO message_groups (id, conversation_id, sender_id, client_msg_id, inserted_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        "INSERT INTO message_groups (id, conversation_id, sender_id, client_msg_id, inserted_at, updated_at, history_key) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
     )?;
     for (_, send) in plans.iter().zip(sends).filter(|(plan, _)| matches!(plan, Plan::Insert)) {
-        insert_group.execute(params![send.id, send.conversation_id, send.sender, send.client_msg_id, send.now])?;
+        insert_group.execute(params![
+            send.id,
+            send.conversation_id,
+            send.sender,
+            send.client_msg_id,
+            send.now,
+            send.history_key
+        ])?;
     }
     let fresh = send_batch::new_deliveries(&plans, sends);
     let mut insert_message = tx.prepare_cached(
@@ -130,7 +137,7 @@ fn delivery(tx: &Transaction<'_>, group: Uuid) -> StoreResult<MessageDelivery> {
         .optional()?
         .ok_or(StoreError::NotFound)?;
     let mut select = tx.prepare_cached(
-        "SELECT m.recipient_id, m.id, g.sender_id, m.content, m.inserted_at, m.updated_at \
+        "SELECT m.recipient_id, m.id, g.sender_id, m.content, m.inserted_at, m.updated_at, g.history_key \
          FROM messages m JOIN message_groups g ON g.id = m.message_group_id WHERE m.message_group_id = ?1",
     )?;
     let messages = select
@@ -142,6 +149,7 @@ fn delivery(tx: &Transaction<'_>, group: Uuid) -> StoreResult<MessageDelivery> {
                 content: row.get(3)?,
                 inserted_at: row.get::<_, Timestamp>(4)?,
                 updated_at: row.get(5)?,
+                history_key: row.get(6)?,
             };
             Ok((row.get(0)?, message))
         })?

@@ -38,6 +38,7 @@ contract!(
     delete_message_removes_every_copy,
     who_left_can_neither_edit_nor_delete_their_messages,
     messages_page_newest_first,
+    a_chosen_group_id_does_not_move_its_message_in_history,
     sealed_private_keys_page_and_compare_and_swap,
     delete_user_removes_conversation_rows,
     delete_user_removes_sends_where_they_left,
@@ -94,8 +95,10 @@ pub(crate) fn message(
     contents: BTreeMap<Uuid, String>,
     now: Timestamp,
 ) -> NewMessageGroup {
+    let id = Uuid::now_v7();
     NewMessageGroup {
-        id: Uuid::now_v7(),
+        id,
+        history_key: id,
         client_chose_id: false,
         conversation_id,
         sender,
@@ -1148,6 +1151,40 @@ async fn messages_page_newest_first(store: Arc<dyn Store>) {
     // Cy is not in that conversation.
     assert_eq!(page(&store, team.id, cy.id).await, vec![]);
     assert_eq!(page(&store, other.id, cy.id).await.len(), 5);
+}
+
+/// History is ordered by the key the server gives each group as it stores it, never by an id a
+/// client chose: the smallest and the largest ids sit where they were sent.
+async fn a_chosen_group_id_does_not_move_its_message_in_history(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let [ada, bob] = people(&store, ["ada", "bob"], now).await;
+    let team = group(&store, ada.id, &[ada.id, bob.id], now).await;
+    let members = [ada.id, bob.id];
+    let ids = [Uuid::from_u128(1), Uuid::now_v7(), Uuid::max(), Uuid::new_v4(), Uuid::from_u128(2)];
+    let mut sent = Vec::new();
+    for (i, id) in ids.into_iter().enumerate() {
+        let send = message(team.id, ada.id, contents(&format!("m{i}"), &members), now);
+        // Every other one keeps the server's id.
+        let send = if i % 2 == 0 { choosing(id, send) } else { send };
+        let delivery = store.send_message(&send).await.expect("send");
+        assert_eq!(delivery.messages[&bob.id].history_key, send.history_key);
+        sent.push(delivery.messages[&bob.id].clone());
+    }
+    let newest_first: Vec<StoredMessage> = sent.iter().rev().cloned().collect();
+    assert_eq!(page(&store, team.id, bob.id).await, newest_first);
+    // Pages continue from the last one's history key.
+    let first = store.messages_page(team.id, bob.id, None, 2).await.expect("first page");
+    assert_eq!(first, newest_first[..2]);
+    let rest = store.messages_page(team.id, bob.id, Some(first[1].history_key), 10).await.expect("the rest");
+    assert_eq!(rest, newest_first[2..]);
+    // An edit keeps its place; the edit's delivery says where that is.
+    let edited = store.edit_message(ids[2], ada.id, &contents("edited", &members), now).await.expect("edit");
+    assert_eq!(edited.messages[&bob.id].history_key, sent[2].history_key);
+    let listed = page(&store, team.id, bob.id).await;
+    assert_eq!(
+        listed.iter().map(|copy| copy.message_group).collect::<Vec<_>>(),
+        [sent[4].message_group, sent[3].message_group, ids[2], sent[1].message_group, ids[0]]
+    );
 }
 
 async fn sealed_private_keys_page_and_compare_and_swap(store: Arc<dyn Store>) {
