@@ -28,17 +28,38 @@ use crate::vault::identity_private_key_context;
 /// The event that tells a person's conversations that their identity changed.
 pub const IDENTITY_KEY_EVENT: &str = "identity_key";
 
+/// The public form of an identity: the public signing and agreement keys (JWKs, opaque here);
+/// more members are kept. At most 16 384 bytes as JSON text.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the field in the OpenAPI document only.
+pub struct IdentityKey {
+    /// The public signing key (ECDSA on P-256).
+    #[schema(value_type = Object)]
+    signing: Value,
+    /// The public agreement key (ECDH on P-256).
+    #[schema(value_type = Object)]
+    agreement: Value,
+}
+
+/// The private form of an identity: each private key wrapped by the client (opaque here);
+/// more members are kept. At most 16 384 bytes as JSON text.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the field in the OpenAPI document only.
+pub struct IdentityPrivateKey {
+    /// The private signing key, wrapped.
+    signing: String,
+    /// The private agreement key, wrapped.
+    agreement: String,
+}
+
 /// `PUT /api/identity_key`. No Debug: it may hold a password.
 #[derive(Deserialize, ToSchema)]
 pub struct PublishIdentityRequest {
-    /// The public form: an object with the object members `signing` and `agreement` (public
-    /// JWKs; more members are kept), at most 16 384 bytes as JSON text. Shown to everyone.
-    #[schema(value_type = Object)]
+    /// The public form, shown to everyone.
+    #[schema(value_type = IdentityKey)]
     identity_key: Value,
-    /// The private form, wrapped by the client: an object with the string members `signing`
-    /// and `agreement`, at most 16 384 bytes as JSON text. Sealed at rest; given back only to
-    /// you.
-    #[schema(value_type = Object)]
+    /// The private form, wrapped by the client. Sealed at rest; given back only to you.
+    #[schema(value_type = IdentityPrivateKey)]
     identity_private_key: Value,
     /// The current password: needed only to replace an identity the account already has
     /// (checked, and counted against the account's attempts, whenever it is given).

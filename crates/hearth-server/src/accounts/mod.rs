@@ -78,12 +78,11 @@ pub struct ChangePasswordRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     private_keys: Option<std::collections::BTreeMap<String, serde_json::Value>>,
-    /// (+) The private form of the caller's identity, re-wrapped for the new password (an
-    /// object with the string members `signing` and `agreement`), given with `private_keys`:
-    /// replaced in the same transaction. An account with an identity that re-keys without it
-    /// gets 409 `keys_changed`, and nothing changes.
+    /// (+) The private form of the caller's identity, re-wrapped for the new password, given
+    /// with `private_keys`: replaced in the same transaction. An account with an identity that
+    /// re-keys without it gets 409 `keys_changed`, and nothing changes.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<identity::IdentityPrivateKey>)]
     identity_private_key: Option<serde_json::Value>,
 }
 
@@ -169,7 +168,7 @@ pub struct ChangeEmailRequest {
     /// (+) The private form of the caller's identity, re-wrapped for the new address, given
     /// with `private_keys`, as `PATCH /api/password` takes it.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<identity::IdentityPrivateKey>)]
     identity_private_key: Option<serde_json::Value>,
 }
 

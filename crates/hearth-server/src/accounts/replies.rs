@@ -8,7 +8,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::identity::{self, OwnIdentity};
+use super::identity::{self, IdentityKey, IdentityPrivateKey, OwnIdentity};
 use crate::conversations::ConversationSummary;
 use crate::conversations::keys::key_json;
 use crate::error::ApiResult;
@@ -34,11 +34,11 @@ pub struct UserWithProfile {
     pub recents: Vec<String>,
     /// (+) The public form of the account's identity (docs/e2e.md), as its client published it
     /// with `PUT /api/identity_key`; null before it did (and after a password reset).
-    #[schema(value_type = Option<Object>, required)]
+    #[schema(value_type = Option<IdentityKey>, required)]
     pub identity_key: Value,
     /// (+) The private form of the account's identity, as its client wrapped it; only ever in
     /// the account's own views. Null when there is none.
-    #[schema(value_type = Option<Object>, required)]
+    #[schema(value_type = Option<IdentityPrivateKey>, required)]
     pub identity_private_key: Value,
 }
 
@@ -69,7 +69,7 @@ pub struct PublicUser {
     /// Display name.
     pub display_name: String,
     /// (+) The public form of their identity (docs/e2e.md); null when they have none yet.
-    #[schema(value_type = Option<Object>, required)]
+    #[schema(value_type = Option<IdentityKey>, required)]
     pub identity_key: Value,
 }
 
