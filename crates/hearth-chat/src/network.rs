@@ -439,6 +439,11 @@ struct Session {
     known_users: HashSet<Uuid>,
     /// Each joined conversation's members (the person included).
     members: HashMap<Uuid, BTreeSet<Uuid>>,
+    /// The copies (id and version) the keyring has checked in each conversation since it was
+    /// last joined. A copy can arrive twice: in a join's page and then as the `new_message`
+    /// that was on its way meanwhile. The keyring would check it again and flag it out of
+    /// order (its `seq` is not greater than its own), so it is opened once.
+    checked: HashMap<Uuid, HashSet<(Uuid, DateTime<Utc>)>>,
     /// The joined conversations whose own key does not open.
     own_key_unopenable: HashSet<Uuid>,
     /// The unread counts `GET /api/conversations` gave at sign-in, used by the first join.
@@ -487,6 +492,7 @@ impl Session {
             trust_file,
             known_users: HashSet::new(),
             members: HashMap::new(),
+            checked: HashMap::new(),
             own_key_unopenable: HashSet::new(),
             listed_unread: HashMap::new(),
         };
@@ -715,6 +721,10 @@ impl Session {
             self.join(conversation_id).await?;
             return Ok(None);
         }
+        if !self.checked.entry(conversation_id).or_default().insert((message.id, message.updated_at)) {
+            // Already shown, from the join's page.
+            return Ok(None);
+        }
         let Some(keyring) = self.keyring.as_mut() else {
             return Ok(Some(Shown::opened(message, unreadable(IDENTITY_UNOPENABLE))));
         };
@@ -876,6 +886,7 @@ impl Session {
         self.members.insert(id, members.clone());
         let oldest_first: Vec<Message> = joined.messages.items.iter().rev().cloned().collect();
         let messages = self.open_page(id, &oldest_first, true);
+        self.checked.insert(id, oldest_first.iter().map(|message| (message.id, message.updated_at)).collect());
         // Read time `None`: never read, so everything from others is new.
         let read_at = joined.read_times.get(&self.me).copied().flatten();
         let unread_on_page = joined

@@ -328,9 +328,13 @@ async fn log_in(tmux: &Tmux, email: &str) {
     tmux.wait_text(&format!("<{email}>")).await;
 }
 
-/// A safety number's first row as the security pane shows it (its first 6 groups).
-fn first_row(safety_number: &str) -> String {
-    safety_number.split(' ').take(6).collect::<Vec<_>>().join(" ")
+/// Waits until the security pane shows `safety_number`: 12 groups of 5 digits, in two rows
+/// of 6 (one person's digits, then the other's).
+async fn wait_safety_number(tmux: &Tmux, safety_number: &str) {
+    let groups: Vec<&str> = safety_number.split(' ').collect();
+    assert_eq!(groups.len(), 12, "{safety_number}");
+    let (first, second) = (groups[..6].join(" "), groups[6..].join(" "));
+    tmux.wait_for(&format!("the safety number {safety_number}"), |s| s.contains(&first) && s.contains(&second)).await;
 }
 
 /// A server with the assistant's fake provider, in `dir`.
@@ -408,7 +412,7 @@ async fn a_person_chats_end_to_end_encrypted_and_with_the_assistant_in_the_termi
     // and marks Bob verified, which her trust file keeps.
     let safety_number = bob.keyring.safety_number(ann).expect("Bob knows Ann's security key");
     tmux.keys(&["C-k"]);
-    tmux.wait_text(&first_row(&safety_number)).await;
+    wait_safety_number(&tmux, &safety_number).await;
     tmux.keys(&["v"]);
     tmux.wait_text("Bob: verified ✓").await;
     tmux.keys(&["Escape"]);
@@ -626,7 +630,7 @@ async fn a_changed_security_key_is_shown_and_blocks_sending_until_accepted() {
     // Ann compares safety numbers and marks Bob verified.
     let before = bob.keyring.safety_number(ann).expect("a safety number");
     tmux.keys(&["C-k"]);
-    tmux.wait_text(&first_row(&before)).await;
+    wait_safety_number(&tmux, &before).await;
     tmux.keys(&["v"]);
     tmux.wait_text("Bob: verified ✓").await;
     tmux.keys(&["Escape"]);
@@ -636,8 +640,11 @@ async fn a_changed_security_key_is_shown_and_blocks_sending_until_accepted() {
     bob.api.replace_identity(PASSWORD).await.expect("replace Bob's identity");
     bob.keyring = bob.api.keyring(TrustStore::in_memory()).expect("the new identity");
     bob.join(private).await;
-    let screen = tmux.wait_text("Bob: ⚠ security key changed (had been verified)").await;
-    assert!(screen.contains("Bob had been verified"), "said loudly in the status line:\n{screen}");
+    // In the header, and loudly in the status line.
+    tmux.wait_for("the change", |s| {
+        s.contains("Bob: ⚠ security key changed (had been verified)") && s.contains("Bob had been verified")
+    })
+    .await;
 
     // Nothing is sent to him until Ann accepts the change; what she wrote stays.
     tmux.type_text("is this still you?");
@@ -647,9 +654,9 @@ async fn a_changed_security_key_is_shown_and_blocks_sending_until_accepted() {
     assert!(line_with(&screen, "is this still you?").starts_with('│'), "back in the composer:\n{screen}");
     // The pane shows the new safety number; Ann accepts the new key.
     let changed = bob.keyring.safety_number(ann).expect("the new safety number");
-    assert_ne!(first_row(&changed), first_row(&before), "a new security key, a new safety number");
+    assert_ne!(changed, before, "a new security key, a new safety number");
     tmux.keys(&["C-k"]);
-    tmux.wait_text(&first_row(&changed)).await;
+    wait_safety_number(&tmux, &changed).await;
     tmux.keys(&["a"]);
     tmux.wait_text("Bob: not verified").await;
     tmux.keys(&["Escape"]);
@@ -657,6 +664,69 @@ async fn a_changed_security_key_is_shown_and_blocks_sending_until_accepted() {
     tmux.keys(&["Enter"]);
     tmux.wait_text("you: is this still you?").await;
     assert_eq!(bob.read_next(private, ann).await, "is this still you?");
+    tmux.keys(&["Escape"]);
+    tmux.wait_exit().await;
+    drop(tmux);
+    stop(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_security_key_that_does_not_open_is_replaced_when_the_person_asks() {
+    if !Tmux::available() {
+        eprintln!("SKIPPED: `hearth chat` is tested in tmux, and tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (server, _fake) = server(dir.path()).await;
+    let url = server.url.clone();
+    // Ann's stored security key is one her password does not open: wrapped under another key,
+    // as if someone with her password had replaced it from a client of their own.
+    let (ann, token) = {
+        let mut api = Client::new(&url).expect("client");
+        api.register("ann@example.org", PASSWORD, Some("Ann"), Some("web")).await.expect("register");
+        (api.identity().expect("signed in").user_id, api.access_token().await.expect("a token"))
+    };
+    let foreign = e2e::Identity::generate();
+    let replaced = client()
+        .put(format!("{url}/api/identity_key"))
+        .bearer_auth(token.as_str())
+        .json(&json!({
+            "identity_key": foreign.public().to_json(),
+            "identity_private_key": foreign.wrap(&e2e::WrapKey::from_bytes([7; 32]), ann),
+            "password": e2e::derive("ann@example.org", PASSWORD).auth_secret,
+        }))
+        .send()
+        .await
+        .expect("replace Ann's identity");
+    assert!(replaced.status().is_success(), "{}", replaced.status());
+
+    // She signs in all the same, is told, and makes a new security key from the pane.
+    let tmux = Tmux::start(dir.path(), &url);
+    tmux.wait_text("Log in").await;
+    tmux.type_text("ann@example.org");
+    tmux.keys(&["Tab"]);
+    tmux.type_text(PASSWORD);
+    tmux.keys(&["Enter"]);
+    tmux.wait_text("your security key does not open with this password").await;
+    tmux.keys(&["C-k"]);
+    tmux.wait_text("Press r to make a new one").await;
+    tmux.keys(&["r"]);
+    tmux.wait_text("you have a new security key").await;
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the pane closed", |s| !s.contains("Members and security keys")).await;
+
+    // Bob writes to her new key, and her client opens it.
+    let mut bob = Sdk::register(&url, "bob@example.org", "Bob").await;
+    let private = bob.start_private(ann).await;
+    bob.send(private, "hello to your new key").await;
+    tmux.wait_for("Bob's conversation, unread", |s| line_with(s, "Bob").contains("Bob (1)")).await;
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_text("Bob: hello to your new key").await;
+    assert!(!screen.contains('⚠'), "{screen}");
+    tmux.type_text("it opens");
+    tmux.keys(&["Enter"]);
+    tmux.wait_text("you: it opens").await;
+    assert_eq!(bob.read_next(private, ann).await, "it opens");
     tmux.keys(&["Escape"]);
     tmux.wait_exit().await;
     drop(tmux);
