@@ -318,14 +318,15 @@ impl Sdk {
     }
 }
 
-/// Logs in in the terminal (at the sign-in form) as `email`.
+/// Logs in in the terminal (at the sign-in form) as `email`, until the chat screen is up.
 async fn log_in(tmux: &Tmux, email: &str) {
     tmux.wait_text("Log in").await;
     tmux.type_text(email);
     tmux.keys(&["Tab"]);
     tmux.type_text(PASSWORD);
     tmux.keys(&["Enter"]);
-    tmux.wait_text(&format!("<{email}>")).await;
+    // The chat screen's help line (the status line may already say something else).
+    tmux.wait_text("Ctrl-K security").await;
 }
 
 /// Waits until the security pane shows `safety_number`: 12 groups of 5 digits, in two rows
@@ -727,6 +728,55 @@ async fn a_security_key_that_does_not_open_is_replaced_when_the_person_asks() {
     tmux.keys(&["Enter"]);
     tmux.wait_text("you: it opens").await;
     assert_eq!(bob.read_next(private, ann).await, "it opens");
+    tmux.keys(&["Escape"]);
+    tmux.wait_exit().await;
+    drop(tmux);
+    stop(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_key_that_does_not_open_is_replaced_when_the_person_asks() {
+    if !Tmux::available() {
+        eprintln!("SKIPPED: `hearth chat` is tested in tmux, and tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (server, _fake) = server(dir.path()).await;
+    let url = server.url.clone();
+    let ann_sdk = Sdk::register(&url, "ann@example.org", "Ann").await;
+    let ann = ann_sdk.id;
+    let mut bob = Sdk::register(&url, "bob@example.org", "Bob").await;
+    let private = bob.start_private(ann).await;
+    // Ann's stored key for the conversation is signed by her, but wrapped under a key her
+    // password does not make (as after a password reset).
+    let pair = e2e::KeyPair::generate();
+    let identity = ann_sdk.api.e2e_identity().expect("Ann's identity");
+    let signed = e2e::sign_conversation_key(identity, ann, private, &pair.public_jwk()).expect("sign");
+    let wrapped = e2e::wrap_private_key(&e2e::WrapKey::from_bytes([7; 32]), private, &pair);
+    ann_sdk.socket.join_conversation(private).await.expect("join");
+    ann_sdk.socket.set_encryption_keys(private, &signed, &wrapped).await.expect("set the keys");
+    drop(ann_sdk);
+    let tmux = Tmux::start(dir.path(), &url);
+    log_in(&tmux, "ann@example.org").await;
+    tmux.wait_text("Bob").await;
+    tmux.keys(&["Enter"]);
+    tmux.wait_text("⚠ your key for this conversation does not open").await;
+
+    // Nothing can be sent there; what she wrote stays. A new key of hers (n) lets it go.
+    tmux.type_text("new key, same me");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_text("not sent: your key for this conversation does not open").await;
+    assert!(line_with(&screen, "new key, same me").starts_with('│'), "back in the composer:\n{screen}");
+    tmux.keys(&["C-k"]);
+    tmux.wait_text("press n to make a new one").await;
+    tmux.keys(&["n"]);
+    tmux.wait_text("you have a new key for Bob").await;
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the pane closed", |s| !s.contains("Members and security keys")).await;
+    tmux.wait_text("Bob: not verified").await;
+    tmux.keys(&["Enter"]);
+    tmux.wait_text("you: new key, same me").await;
+    assert_eq!(bob.read_next(private, ann).await, "new key, same me");
     tmux.keys(&["Escape"]);
     tmux.wait_exit().await;
     drop(tmux);
