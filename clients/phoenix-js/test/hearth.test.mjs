@@ -134,8 +134,10 @@ step("members join the group with conversation, read times, history and keys; ke
   for(const reply of replies){
     assert.deepEqual(
       Object.keys(reply).sort(),
-      ["conversation", "messages", "private_key", "public_keys", "read_times"],
+      ["conversation", "identity_keys", "messages", "private_key", "public_keys", "read_times"],
     )
+    // Every member's identity: none has published one here.
+    assert.deepEqual(reply.identity_keys, Object.fromEntries(everyone.map(u => [u.id, null])))
     assert.equal(reply.conversation.id, groupId)
     assert.equal(reply.conversation.alias, "Team")
     assert.deepEqual(reply.messages, {items: [], page_token: null})
