@@ -20,12 +20,11 @@ use chrono::{DateTime, Utc};
 use hearth_client::api::{Client, ClientError, Conversation, Message, PublicUser, User};
 use hearth_client::channels::{
     self, AssistantDelta, ChannelError, Event, Events, Incoming, NewConversation, SYSTEM_TOPIC, Socket, SocketOptions,
-    TokenSource,
 };
 use hearth_client::e2e::Flag;
 use hearth_client::trust::{ContactState, Keyring, Notice, Opened, TrustError, TrustStore};
 use serde_json::json;
-use tokio::sync::{RwLock, mpsc};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -395,35 +394,9 @@ async fn run(
     session.run(commands, events).await;
 }
 
-/// The socket's access tokens, from the session's REST client. The SDK's
-/// [`TokenSource::client`] takes an `Arc<Client>`, but the client must stay mutable here:
-/// replacing the person's security key ([`Client::replace_identity`]) takes `&mut`.
-fn token_source(api: Arc<RwLock<Client>>) -> TokenSource {
-    TokenSource::new(move |refresh| {
-        let api = api.clone();
-        Box::pin(async move {
-            let api = api.read().await;
-            // As `TokenSource::client`: a refused token is refreshed by any REST call, and a
-            // session that cannot be refreshed ends the socket.
-            let as_channel_error = |error: ClientError| {
-                if error.needs_sign_in() {
-                    ChannelError::Rejected { status: 401 }
-                } else {
-                    ChannelError::Connect(error.to_string())
-                }
-            };
-            if refresh {
-                api.me().await.map_err(as_channel_error)?;
-            }
-            let token = api.access_token().await.map_err(as_channel_error)?;
-            Ok(token.as_str().to_owned())
-        })
-    })
-}
-
 /// A signed-in session.
 struct Session {
-    api: Arc<RwLock<Client>>,
+    api: Arc<Client>,
     socket: Socket,
     me: Uuid,
     updates: mpsc::UnboundedSender<Update>,
@@ -439,10 +412,9 @@ struct Session {
     known_users: HashSet<Uuid>,
     /// Each joined conversation's members (the person included).
     members: HashMap<Uuid, BTreeSet<Uuid>>,
-    /// The copies (id and version) the keyring has checked in each conversation since it was
-    /// last joined. A copy can arrive twice: in a join's page and then as the `new_message`
-    /// that was on its way meanwhile. The keyring would check it again and flag it out of
-    /// order (its `seq` is not greater than its own), so it is opened once.
+    /// The copies (id and version) shown from each conversation since it was last joined. A
+    /// copy can arrive twice: in a join's page and then as the `new_message` that was on its
+    /// way meanwhile; it is shown once.
     checked: HashMap<Uuid, HashSet<(Uuid, DateTime<Utc>)>>,
     /// The joined conversations whose own key does not open.
     own_key_unopenable: HashSet<Uuid>,
@@ -476,8 +448,8 @@ impl Session {
             Err(error) => return Err(error.into()),
         };
         let password = keyring.is_none().then_some(password);
-        let api = Arc::new(RwLock::new(client));
-        let socket = Socket::connect_with_source(server, token_source(api.clone()), SocketOptions::default()).await?;
+        let api = Arc::new(client);
+        let socket = Socket::connect_with_client(server, api.clone(), SocketOptions::default()).await?;
         // Subscribed before joining, so the first presence_state is not missed.
         let events = socket.events();
         socket.join(&channels::user_topic(me), json!({})).await?;
@@ -497,7 +469,7 @@ impl Session {
             listed_unread: HashMap::new(),
         };
         let users = session.read_users().await?;
-        let conversations = session.api.read().await.conversations().await?;
+        let conversations = session.api.conversations().await?;
         session.listed_unread = conversations.iter().map(|c| (c.id, c.unread)).collect();
         session.send(Update::SignedIn {
             me: signed_in.user,
@@ -575,7 +547,7 @@ impl Session {
                 Ok(())
             }
             Command::LoadOlder { conversation_id, page_token } => {
-                let page = self.api.read().await.messages(conversation_id, Some(&page_token)).await?;
+                let page = self.api.messages(conversation_id, Some(&page_token)).await?;
                 let oldest_first: Vec<Message> = page.items.into_iter().rev().collect();
                 let messages = self.open_page(conversation_id, &oldest_first, false);
                 self.send(Update::Older { conversation_id, messages, page_token: page.page_token });
@@ -834,7 +806,7 @@ impl Session {
         let users = self.read_users().await?;
         self.send(Update::Users(users.clone()));
         self.learn_identities(&users)?;
-        let conversations = self.api.read().await.conversations().await?;
+        let conversations = self.api.conversations().await?;
         for conversation in conversations {
             let joined = self.join(conversation.id).await;
             self.report(joined);
@@ -846,16 +818,14 @@ impl Session {
     async fn read_users(&mut self) -> Result<Vec<PublicUser>, ChatError> {
         let mut users = Vec::new();
         let mut token: Option<String> = None;
-        let api = self.api.read().await;
         for _ in 0..MAX_USER_PAGES {
-            let page = api.users(token.as_deref()).await?;
+            let page = self.api.users(token.as_deref()).await?;
             users.extend(page.items);
             token = page.page_token;
             if token.is_none() {
                 break;
             }
         }
-        drop(api);
         self.known_users.extend(users.iter().map(|user| user.id));
         Ok(users)
     }
@@ -915,7 +885,7 @@ impl Session {
     }
 
     async fn start_private(&mut self, other: Uuid) -> Result<(), ChatError> {
-        let existing = self.api.read().await.private_conversation_with(other).await?;
+        let existing = self.api.private_conversation_with(other).await?;
         let id = match existing {
             Some(existing) => existing,
             None => {
@@ -958,11 +928,8 @@ impl Session {
             .password
             .as_ref()
             .ok_or_else(|| ChatError::Refused("the password is gone: quit and sign in again".to_owned()))?;
-        let keyring = {
-            let mut api = self.api.write().await;
-            api.replace_identity(password).await?;
-            api.keyring(TrustStore::open(&self.trust_file)?)?
-        };
+        self.api.replace_identity(password).await?;
+        let keyring = self.api.keyring(TrustStore::open(&self.trust_file)?)?;
         self.keyring = Some(keyring);
         // Not needed any more: zeroized now.
         self.password = None;

@@ -125,8 +125,9 @@ pub struct Client {
     identity: Option<Identity>,
     /// Never leaves the device.
     wrap_key: Option<WrapKey>,
-    /// The account's end-to-end identity (docs/e2e.md).
-    e2e_identity: IdentityState,
+    /// The account's end-to-end identity (docs/e2e.md). Behind a lock so that a client shared
+    /// with a socket (`Arc<Client>`) can still replace it.
+    e2e_identity: std::sync::Mutex<IdentityState>,
     /// The current tokens; `None` before sign-in and after the session ended. The lock is
     /// held across a refresh, which serializes refreshes.
     tokens: Mutex<Option<Tokens>>,
@@ -163,7 +164,7 @@ impl Client {
             base,
             identity: None,
             wrap_key: None,
-            e2e_identity: IdentityState::None,
+            e2e_identity: std::sync::Mutex::new(IdentityState::None),
             tokens: Mutex::new(None),
             refreshes: AtomicU64::new(0),
         })
@@ -232,9 +233,9 @@ impl Client {
     /// first sign-in of a client that has identities. [`ClientError::IdentityUnopenable`] when
     /// the stored one does not open with this password (it is never silently replaced: see
     /// [`replace_identity`](Self::replace_identity)).
-    pub fn e2e_identity(&self) -> Result<&e2e::Identity, ClientError> {
-        match &self.e2e_identity {
-            IdentityState::Ready(identity) => Ok(identity),
+    pub fn e2e_identity(&self) -> Result<e2e::Identity, ClientError> {
+        match &*self.identity_state() {
+            IdentityState::Ready(identity) => Ok((**identity).clone()),
             IdentityState::Unopenable => Err(ClientError::IdentityUnopenable),
             IdentityState::None => Err(ClientError::NotSignedIn),
         }
@@ -243,7 +244,7 @@ impl Client {
     /// A [`Keyring`] for this session: the account's identity and wrap key, and the pins in
     /// `store`.
     pub fn keyring(&self, store: TrustStore) -> Result<Keyring, ClientError> {
-        let identity = self.e2e_identity()?.clone();
+        let identity = self.e2e_identity()?;
         let me = self.identity.ok_or(ClientError::NotSignedIn)?.user_id;
         let wrap_key = self.wrap_key.clone().ok_or(ClientError::NotSignedIn)?;
         Ok(Keyring::new(me, wrap_key, identity, store))
@@ -254,7 +255,7 @@ impl Client {
     async fn establish_identity(&mut self, user: &mut User) -> Result<(), ClientError> {
         let wrap_key = self.wrap_key.clone().ok_or(ClientError::NotSignedIn)?;
         let stored = (user.identity_key.as_ref(), user.identity_private_key.as_ref());
-        self.e2e_identity = match stored {
+        let state = match stored {
             (Some(published), Some(wrapped)) if !published.is_null() && !wrapped.is_null() => {
                 let opened = serde_json::from_value::<WrappedIdentity>(wrapped.clone())
                     .map_err(|_| E2eError::Malformed("the stored identity is not two wrapped keys"))
@@ -273,7 +274,14 @@ impl Client {
                 IdentityState::Ready(Box::new(identity))
             }
         };
+        *self.identity_state() = state;
         Ok(())
+    }
+
+    /// The identity's state. A panic while the lock was held cannot leave it half-changed
+    /// (every change is one assignment), so a poisoned lock is used as it is.
+    fn identity_state(&self) -> std::sync::MutexGuard<'_, IdentityState> {
+        self.e2e_identity.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// # PUT /api/identity_key
@@ -282,12 +290,12 @@ impl Client {
     /// ([`ClientError::IdentityUnopenable`]): the server asks for the password to replace an
     /// identity, so a stolen access token cannot. Contacts see the change as a new security
     /// key, as after a password reset.
-    pub async fn replace_identity(&mut self, password: &str) -> Result<(), ClientError> {
+    pub async fn replace_identity(&self, password: &str) -> Result<(), ClientError> {
         let me = self.identity.ok_or(ClientError::NotSignedIn)?.user_id;
         let email = self.me().await?.email;
         let (auth_secret, wrap_key) = derive(&email, password).await;
         let (identity, _) = self.publish_identity(&wrap_key, me, Some(&auth_secret)).await?;
-        self.e2e_identity = IdentityState::Ready(Box::new(identity));
+        *self.identity_state() = IdentityState::Ready(Box::new(identity));
         Ok(())
     }
 
@@ -509,7 +517,7 @@ impl Client {
     /// password (none when the account has none yet).
     fn rewrapped_identity(&self, new_wrap_key: &WrapKey) -> Result<Option<WrappedIdentity>, ClientError> {
         let me = self.identity.ok_or(ClientError::NotSignedIn)?.user_id;
-        match &self.e2e_identity {
+        match &*self.identity_state() {
             IdentityState::Ready(identity) => Ok(Some(identity.wrap(new_wrap_key, me))),
             IdentityState::Unopenable => Err(ClientError::IdentityUnopenable),
             IdentityState::None => Ok(None),

@@ -139,6 +139,10 @@ struct ConversationKeys {
     next_seq: u64,
     /// Checks live messages in the order they arrive, after the join's history page.
     checker: DeliveryChecker,
+    /// The flags of each copy (id and version) checked since the join: a copy delivered
+    /// twice (in a join's page and then as the `new_message` that was on its way) is the
+    /// same message, not one out of order.
+    checked: HashMap<(Uuid, DateTime<Utc>), Vec<Flag>>,
 }
 
 /// What the client knows of a contact.
@@ -263,6 +267,7 @@ impl Keyring {
                 keys: HashMap::new(),
                 next_seq: 0,
                 checker: DeliveryChecker::new(),
+                checked: HashMap::new(),
             },
         );
         Ok(keys)
@@ -326,7 +331,15 @@ impl Keyring {
         let next_seq = previous.map_or(0, |previous| previous.next_seq);
         self.conversations.insert(
             id,
-            ConversationKeys { end_to_end: !plaintext, own, members, keys, next_seq, checker: DeliveryChecker::new() },
+            ConversationKeys {
+                end_to_end: !plaintext,
+                own,
+                members,
+                keys,
+                next_seq,
+                checker: DeliveryChecker::new(),
+                checked: HashMap::new(),
+            },
         );
         Ok(Joining { publish, notices })
     }
@@ -431,15 +444,23 @@ impl Keyring {
     }
 
     /// Opens a message that just arrived (after the join's page), checking it against the
-    /// messages before it.
+    /// messages before it. A copy already checked since the join keeps its flags.
     pub fn open(&mut self, conversation: Uuid, message: &Message) -> Opened {
-        let mut checker = match self.conversations.get_mut(&conversation) {
-            Some(entry) => std::mem::take(&mut entry.checker),
+        let (mut checker, earlier) = match self.conversations.get_mut(&conversation) {
+            Some(entry) => {
+                let earlier = entry.checked.get(&(message.id, message.updated_at)).cloned();
+                (std::mem::take(&mut entry.checker), earlier)
+            }
             None => return unreadable("not joined"),
         };
-        let opened = self.open_checked(conversation, message, &mut checker);
+        let opened = match earlier {
+            // Opened again, checked against nothing, and given its first check's flags.
+            Some(flags) => Opened { flags, ..self.open_checked(conversation, message, &mut DeliveryChecker::new()) },
+            None => self.open_checked(conversation, message, &mut checker),
+        };
         if let Some(entry) = self.conversations.get_mut(&conversation) {
             entry.checker = checker;
+            entry.checked.insert((message.id, message.updated_at), opened.flags.clone());
         }
         opened
     }
@@ -448,9 +469,15 @@ impl Keyring {
     /// join's page also starts the live checks of [`open`](Self::open).
     pub fn open_page(&mut self, conversation: Uuid, messages: &[Message], joined_page: bool) -> Vec<Opened> {
         let mut checker = DeliveryChecker::new();
-        let opened = messages.iter().map(|message| self.open_checked(conversation, message, &mut checker)).collect();
+        let opened: Vec<Opened> =
+            messages.iter().map(|message| self.open_checked(conversation, message, &mut checker)).collect();
         if joined_page && let Some(entry) = self.conversations.get_mut(&conversation) {
             entry.checker = checker;
+            entry.checked = messages
+                .iter()
+                .zip(&opened)
+                .map(|(message, opened)| ((message.id, message.updated_at), opened.flags.clone()))
+                .collect();
         }
         opened
     }
@@ -878,5 +905,20 @@ mod tests {
         assert_eq!(opened.flags, [Flag::Substituted, Flag::Redated, Flag::Reordered]);
         let swapped = bob.keyring.open_page(server.id, &[genuine[1].clone(), genuine[0].clone()], false);
         assert_eq!(swapped[1].flags, [Flag::Reordered]);
+    }
+
+    #[test]
+    fn a_copy_delivered_in_the_join_page_and_again_live_is_not_out_of_order() {
+        let (mut ada, mut bob) = (person(1), person(2));
+        let mut server = started(&mut ada, &bob);
+        server.join(&mut bob);
+        server.join(&mut ada);
+        let sent = delivered(&ada.keyring.seal(server.id, "once", None).expect("seal"), ada.id, bob.id);
+        assert_eq!(bob.keyring.open_page(server.id, std::slice::from_ref(&sent), true)[0].flags, []);
+        let again = bob.keyring.open(server.id, &sent);
+        assert_eq!((again.text, again.flags), (Ok("once".to_owned()), vec![]));
+        // Another copy of the same ciphertext is still caught.
+        let copied = Message { id: Uuid::now_v7(), message_group: Uuid::now_v7(), ..sent };
+        assert_eq!(bob.keyring.open(server.id, &copied).flags, [Flag::Substituted, Flag::Reordered]);
     }
 }

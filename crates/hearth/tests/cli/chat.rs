@@ -751,7 +751,7 @@ async fn a_conversation_key_that_does_not_open_is_replaced_when_the_person_asks(
     // password does not make (as after a password reset).
     let pair = e2e::KeyPair::generate();
     let identity = ann_sdk.api.e2e_identity().expect("Ann's identity");
-    let signed = e2e::sign_conversation_key(identity, ann, private, &pair.public_jwk()).expect("sign");
+    let signed = e2e::sign_conversation_key(&identity, ann, private, &pair.public_jwk()).expect("sign");
     let wrapped = e2e::wrap_private_key(&e2e::WrapKey::from_bytes([7; 32]), private, &pair);
     ann_sdk.socket.join_conversation(private).await.expect("join");
     ann_sdk.socket.set_encryption_keys(private, &signed, &wrapped).await.expect("set the keys");
