@@ -223,7 +223,7 @@ class Client {
       conversation = {
         id: item.id, members: [], readTimes: new Map(), messages: new Map(), streams: new Map(),
         typing: new Map(), pageToken: null, unread: item.unread ?? 0, lastAt: item.last_message_at ?? item.inserted_at,
-        channel: null, seen: new Set(),
+        channel: null, seen: new Set(), keyed: false, pending: [],
       }
       this.conversations.set(item.id, conversation)
     }
@@ -282,8 +282,11 @@ class Client {
   async joined(conversation, reply){
     this.remember(reply.conversation, Object.keys(reply.read_times ?? {}))
     conversation.readTimes = new Map(Object.entries(reply.read_times ?? {}))
+    // Queued in the keyring at once: messages that arrive from now on are opened after it.
+    const joining = this.keys.join(reply)
+    conversation.keyed = true
     await this.ensureUsers(conversation.members)
-    const {publish, opened} = await this.keys.join(reply)
+    const {publish, opened} = await joining
     if(publish){
       await conversation.channel.push("set_encryption_keys", {public_key: publish.public_key, private_key: publish.private_key})
     }
@@ -291,6 +294,8 @@ class Client {
     const items = reply.messages?.items ?? []
     this.applyOpened(conversation, items, opened)
     if(!known){ conversation.pageToken = reply.messages?.page_token ?? null }
+    // What arrived before the keyring had the conversation, and is not in the page.
+    for(const message of conversation.pending.splice(0)){ await this.arrived(conversation, message) }
     this.renderList()
     if(this.current === conversation.id){
       this.renderConversation()
@@ -358,6 +363,9 @@ class Client {
 
   /** A member set a conversation key: accepted only when their identity signed it. */
   async keySet(conversation, userId, publicKey){
+    // Someone whose identity this page has not seen yet (a new member, a stale directory):
+    // look it up first, or their signed key would be judged as one from before identities.
+    if(userId !== this.me && !this.keys.hasIdentity(userId)){ await this.lookUpIdentity(userId) }
     await this.keys.memberKeySet(conversation.id, userId, publicKey)
     await this.reopen(conversation, userId)
     if(this.current === conversation.id){ this.renderConversation() }
@@ -373,6 +381,21 @@ class Client {
     if(this.current === conversation.id){ this.renderConversation() }
   }
 
+  /** A user's identity as the user directory has it now, learnt (when the directory lists them). */
+  async lookUpIdentity(userId){
+    try {
+      for await (const page of this.userPages()){
+        const user = page.find(user => user.id === userId)
+        if(user){
+          if("identity_key" in user){ await this.keys.learnIdentity(userId, user.identity_key) }
+          return
+        }
+      }
+    } catch {
+      // The directory did not answer: the key is judged with what is known.
+    }
+  }
+
   /** Members added to a joined conversation: their identities, from the user directory. */
   async membersAdded(conversation, userIds){
     this.keys.membersChanged(conversation.id, conversation.members)
@@ -384,7 +407,11 @@ class Client {
 
   /** The person accepts a member's new security key: sending to them resumes. */
   acknowledge(userId){
-    this.keys.acknowledge(userId)
+    try {
+      this.keys.acknowledge(userId)
+    } catch(error){
+      return this.fail(error)
+    }
     this.setStatus("")
     this.renderConversation()
     this.renderList()
@@ -449,6 +476,13 @@ class Client {
   async arrived(conversation, message){
     const key = copyKey(message)
     if(conversation.seen.has(key)){ return false }
+    if(!conversation.keyed){
+      // Opened once the join reply reached the keyring (see `joined`); shown as pending till then.
+      conversation.pending.push(message)
+      this.applyOpened(conversation, [message], [{text: null, error: "not joined yet", flags: [], unchecked: false, sentAt: null}])
+      conversation.seen.delete(key)
+      return true
+    }
     conversation.seen.add(key)
     const opened = await this.keys.open(conversation.id, message)
     this.applyOpened(conversation, [message], [opened])
@@ -705,13 +739,16 @@ class Client {
       const name = this.name(id)
       const state = this.keys.contactState(id)
       if(state.kind === "changed"){
+        const replaced = this.keys.hasIdentity(id)
         notices.push(h("div", {class: state.wasVerified ? "alert danger key-changed verified" : "alert key-changed", role: "alert", "data-user": id},
           h("strong", {}, `${name}'s security key changed. `),
           state.wasVerified
             ? `${name} had been verified: compare your safety number with ${name} again before you trust the new key. `
             : `This happens when ${name} resets their password, or when someone else tries to read this conversation. Compare safety numbers to be sure. `,
-          `Nothing is sent to ${name} until you acknowledge it. `,
-          h("button", {type: "button", onclick: () => this.acknowledge(id)}, "Acknowledge")))
+          replaced
+            ? [`Nothing is sent to ${name} until you acknowledge it. `,
+              h("button", {type: "button", onclick: () => this.acknowledge(id)}, "Acknowledge")]
+            : `${name} has no security key now: nothing can be sent to ${name} until they sign in again.`))
       } else if(this.keys.memberKeyState(conversation.id, id) === "refused"){
         notices.push(h("div", {class: "alert key-refused", role: "alert", "data-user": id},
           h("strong", {}, `${name}'s key was refused. `),

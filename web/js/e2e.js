@@ -21,8 +21,9 @@
 //
 // Keys script cannot read: the wrap key only wraps and unwraps (no encrypt, decrypt or
 // export), and private keys are unwrapped as non-extractable CryptoKeys. Only fresh keys (from
-// generateKeyPair, generateIdentity) and test keys (from scalars or JWK texts) are extractable,
-// since wrapping needs that.
+// generateKeyPair, generateIdentity), test keys (from scalars or JWK texts) and keys unwrapped
+// with {extractable: true} (which the web client does only to wrap them again for a new
+// password) are extractable, since wrapping needs that.
 //
 // Every function is async (DeliveryChecker.check, which does no cryptography, is not).
 // Whatever is malformed rejects with an E2eError whose `code` is "invalid_key", "malformed",
