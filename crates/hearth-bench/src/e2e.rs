@@ -171,16 +171,15 @@ async fn start_conversation(first: Person, mut second: Person) -> anyhow::Result
     let Person { id: first_id, api: first_api, socket: first_socket, events: mut first_events } = first;
     let first_wrap = first_api.wrap_key().context("signed in")?;
     let first_keys = KeyPair::generate();
-    // The id is the server's: wrap provisionally, then again for the real id.
-    let provisional = e2e::wrap_private_key(first_wrap, Uuid::nil(), &first_keys);
+    // The client chooses the id, so the key is wrapped for it from the start.
+    let chosen = Uuid::now_v7();
+    let wrapped = e2e::wrap_private_key(first_wrap, chosen, &first_keys);
     let started = first_socket
-        .start_private_conversation(second.id, &first_keys.public_jwk(), &provisional)
+        .start_private_conversation(chosen, second.id, &first_keys.public_jwk(), &wrapped)
         .await
         .context("start_private_conversation")?;
     let id = started.conversation.id;
     first_socket.join_conversation(id).await.context("the first member joins")?;
-    let wrapped = e2e::wrap_private_key(first_wrap, id, &first_keys);
-    first_socket.set_encryption_keys(id, &first_keys.public_jwk(), &wrapped).await.context("the first's keys")?;
 
     // The second member hears of it on its user topic, joins, and sets its own keys.
     next_incoming(
@@ -317,7 +316,7 @@ fn send(side: Arc<Side>, recorder: Arc<Recorder>, seq: u64, due_ns: u64, padding
         }
         let result = match copies {
             Ok(copies) => {
-                side.socket.send_message(side.conversation, &copies).await.map(drop).map_err(|e| e.to_string())
+                side.socket.send_message(side.conversation, None, &copies).await.map(drop).map_err(|e| e.to_string())
             }
             Err(error) => Err(format!("encrypt: {error}")),
         };

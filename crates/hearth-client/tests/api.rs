@@ -263,9 +263,12 @@ async fn an_email_change_rewraps_the_keys_so_history_stays_readable() {
         Socket::connect(&server.base_url, &ann.access_token().await.expect("token")).await.expect("connect");
     ann_socket.join(SYSTEM_TOPIC, json!({})).await.expect("ann joins system:general");
     let ann_pair = KeyPair::generate();
-    let provisional = e2e::wrap_private_key(ann.wrap_key().expect("wrap key"), Uuid::nil(), &ann_pair);
-    let started =
-        ann_socket.start_private_conversation(bob_id, &ann_pair.public_jwk(), &provisional).await.expect("started");
+    let chosen = Uuid::now_v7();
+    let first_wrap = e2e::wrap_private_key(ann.wrap_key().expect("wrap key"), chosen, &ann_pair);
+    let started = ann_socket
+        .start_private_conversation(chosen, bob_id, &ann_pair.public_jwk(), &first_wrap)
+        .await
+        .expect("started");
     let id = started.conversation.id;
     ann_socket.join_conversation(id).await.expect("ann joins");
     let wrapped = e2e::wrap_private_key(ann.wrap_key().expect("wrap key"), id, &ann_pair);
@@ -282,7 +285,7 @@ async fn an_email_change_rewraps_the_keys_so_history_stays_readable() {
             (member, e2e::encrypt(&ann_pair, ann_id, key, member, id, "before the move").expect("encrypt"))
         })
         .collect();
-    ann_socket.send_message(id, &copies).await.expect("sent");
+    ann_socket.send_message(id, None, &copies).await.expect("sent");
     ann_socket.close().await;
 
     // The token goes to the current address.

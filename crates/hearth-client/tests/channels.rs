@@ -128,13 +128,18 @@ async fn ann_and_bob_exchange_an_end_to_end_encrypted_message_through_the_sdk() 
     ann.socket.join(SYSTEM_TOPIC, json!({})).await.expect("ann joins system:general");
     bob.socket.join(&channels::user_topic(bob.id), json!({})).await.expect("bob joins his user topic");
 
-    // Ann starts the conversation. Its id is the server's, so the key she starts with is
-    // wrapped provisionally and re-wrapped for the id once she has it.
+    // Ann starts the conversation under an id she chose, so her key is wrapped for it from
+    // the start.
     let ann_pair = KeyPair::generate();
-    let provisional = e2e::wrap_private_key(ann.wrap_key(), Uuid::nil(), &ann_pair);
-    let started =
-        ann.socket.start_private_conversation(bob.id, &ann_pair.public_jwk(), &provisional).await.expect("started");
+    let chosen = Uuid::now_v7();
+    let first_wrap = e2e::wrap_private_key(ann.wrap_key(), chosen, &ann_pair);
+    let started = ann
+        .socket
+        .start_private_conversation(chosen, bob.id, &ann_pair.public_jwk(), &first_wrap)
+        .await
+        .expect("started");
     let id = started.conversation.id;
+    assert_eq!(id, chosen);
     assert!(started.conversation.private);
     assert_eq!(started.user_ids.len(), 2);
     assert!(started.user_ids.contains(&ann.id) && started.user_ids.contains(&bob.id));
@@ -180,7 +185,7 @@ async fn ann_and_bob_exchange_an_end_to_end_encrypted_message_through_the_sdk() 
             (*member, content)
         })
         .collect();
-    let sent = ann.socket.send_message(id, &encrypted).await.expect("sent");
+    let sent = ann.socket.send_message(id, None, &encrypted).await.expect("sent");
     assert_eq!((sent.sender, &sent.content), (ann.id, &encrypted[&ann.id]));
 
     // Bob's copy arrives on his user topic and only his key opens it.
@@ -238,7 +243,7 @@ async fn ann_and_bob_exchange_an_end_to_end_encrypted_message_through_the_sdk() 
             (*member, e2e::encrypt(&unwrapped, ann.id, public_jwk, *member, id, "kept for later").expect("encrypt"))
         })
         .collect();
-    ann.socket.send_message(id, &kept).await.expect("sent");
+    ann.socket.send_message(id, None, &kept).await.expect("sent");
 
     // Ann changes her password: her private key is re-wrapped on the way, so on a new socket
     // (the change signed every session out) her history still reads, with the new wrap key only.
@@ -274,7 +279,7 @@ async fn refusals_carry_the_servers_reason_and_keep_the_socket_up() {
     ann.socket.join(SYSTEM_TOPIC, json!({})).await.expect("ann joins system:general");
     let invalid = ann.socket.push(SYSTEM_TOPIC, "set_hidden", json!({ "hidden": "yes" })).await;
     assert!(matches!(invalid, Err(ChannelError::Refused { reason }) if reason.contains("hidden")));
-    let to_herself = ann.socket.start_private_conversation(ann.id, "{}", "x").await;
+    let to_herself = ann.socket.start_private_conversation(Uuid::now_v7(), ann.id, "{}", "x").await;
     assert!(matches!(to_herself, Err(ChannelError::Refused { .. })));
     assert!(!ann.socket.is_closed());
 
@@ -406,8 +411,10 @@ async fn a_socket_reconnects_and_rejoins_after_the_server_restarts() {
     ann.join(&ann_topic, json!({})).await.expect("ann joins her user topic");
     ann.join(SYSTEM_TOPIC, json!({})).await.expect("ann joins system:general");
     let ann_pair = KeyPair::generate();
-    let wrapped = e2e::wrap_private_key(ann_api.wrap_key().expect("wrap key"), Uuid::nil(), &ann_pair);
-    let started = ann.start_private_conversation(bob_id, &ann_pair.public_jwk(), &wrapped).await.expect("started");
+    let chosen = Uuid::now_v7();
+    let wrapped = e2e::wrap_private_key(ann_api.wrap_key().expect("wrap key"), chosen, &ann_pair);
+    let started =
+        ann.start_private_conversation(chosen, bob_id, &ann_pair.public_jwk(), &wrapped).await.expect("started");
     let id = started.conversation.id;
     ann.join_conversation(id).await.expect("ann joins the conversation");
     bob.join_conversation(id).await.expect("bob joins the conversation");
@@ -432,7 +439,7 @@ async fn a_socket_reconnects_and_rejoins_after_the_server_restarts() {
 
     // A message Bob sends now reaches Ann's subscriber; her history has it too.
     let contents = BTreeMap::from([(ann_id, "for ann".to_owned()), (bob_id, "for bob".to_owned())]);
-    let sent = bob.send_message(id, &contents).await.expect("bob sends after the restart");
+    let sent = bob.send_message(id, None, &contents).await.expect("bob sends after the restart");
     let delivered: DeliveredMessage =
         serde_json::from_value(next_event(&mut ann_events, &ann_topic, "new_message").await).expect("delivered");
     assert_eq!((delivered.conversation_id, delivered.message.sender), (id, bob_id));
@@ -480,10 +487,17 @@ async fn a_group_of_three_talks_is_renamed_grows_and_loses_a_member() {
 
     // Ann starts it; repeats and herself among the ids count once.
     let ann_pair = KeyPair::generate();
-    let provisional = e2e::wrap_private_key(ann.wrap_key(), Uuid::nil(), &ann_pair);
+    let chosen = Uuid::now_v7();
+    let first_wrap = e2e::wrap_private_key(ann.wrap_key(), chosen, &ann_pair);
     let started = ann
         .socket
-        .start_group_conversation(&[bob.id, cy.id, ann.id, bob.id], Some("Team"), &ann_pair.public_jwk(), &provisional)
+        .start_group_conversation(
+            chosen,
+            &[bob.id, cy.id, ann.id, bob.id],
+            Some("Team"),
+            &ann_pair.public_jwk(),
+            &first_wrap,
+        )
         .await
         .expect("started");
     let id = started.conversation.id;
@@ -522,7 +536,7 @@ async fn a_group_of_three_talks_is_renamed_grows_and_loses_a_member() {
     assert_eq!(keys[&bob.id], pairs[&bob.id].public_jwk());
 
     // One message, a copy per member: each opens only their own.
-    let sent = ann.socket.send_message(id, &ann.copies(&ann_pair, id, &keys, "hello team")).await.expect("sent");
+    let sent = ann.socket.send_message(id, None, &ann.copies(&ann_pair, id, &keys, "hello team")).await.expect("sent");
     for person in [&mut bob, &mut cy] {
         let delivered = person.next("new_message", |i| matches!(i, Incoming::NewMessage(_))).await;
         let Incoming::NewMessage(delivered) = delivered else { unreachable!("filtered") };
@@ -555,7 +569,7 @@ async fn a_group_of_three_talks_is_renamed_grows_and_loses_a_member() {
     cy.socket.leave_conversation(id).await.expect("cy leaves");
     let left = ann.next("leave_conversation", |i| matches!(i, Incoming::MemberLeft { .. })).await;
     assert_eq!(left, Incoming::MemberLeft { conversation_id: id, user_id: cy.id });
-    let refused = ann.socket.send_message(id, &ann.copies(&ann_pair, id, &keys, "with cy")).await;
+    let refused = ann.socket.send_message(id, None, &ann.copies(&ann_pair, id, &keys, "with cy")).await;
     assert!(matches!(&refused, Err(ChannelError::Refused { reason }) if reason.contains("exactly")), "{refused:?}");
 
     // Renaming oneself reaches everyone on system:general.
@@ -576,8 +590,9 @@ async fn presence_shows_partners_only_and_never_the_hidden() {
 
     // A private conversation introduces Ann and Bob to each other.
     let pair = KeyPair::generate();
-    let wrapped = e2e::wrap_private_key(ann.wrap_key(), Uuid::nil(), &pair);
-    ann.socket.start_private_conversation(bob.id, &pair.public_jwk(), &wrapped).await.expect("started");
+    let chosen = Uuid::now_v7();
+    let wrapped = e2e::wrap_private_key(ann.wrap_key(), chosen, &pair);
+    ann.socket.start_private_conversation(chosen, bob.id, &pair.public_jwk(), &wrapped).await.expect("started");
     ann.sees_exactly(&[ann.id, bob.id]).await;
     bob.sees_exactly(&[ann.id, bob.id]).await;
     assert!(ann.presence.is_online(bob.id) && ann.presence.devices(bob.id).len() == 1);
@@ -585,8 +600,12 @@ async fn presence_shows_partners_only_and_never_the_hidden() {
     // Cy hides, then joins a group with them: she sees them, they do not see her.
     cy.socket.set_hidden(true).await.expect("cy hides");
     cy.sees_exactly(&[]).await;
-    let wrapped = e2e::wrap_private_key(ann.wrap_key(), Uuid::nil(), &pair);
-    ann.socket.start_group_conversation(&[bob.id, cy.id], None, &pair.public_jwk(), &wrapped).await.expect("group");
+    let chosen = Uuid::now_v7();
+    let wrapped = e2e::wrap_private_key(ann.wrap_key(), chosen, &pair);
+    ann.socket
+        .start_group_conversation(chosen, &[bob.id, cy.id], None, &pair.public_jwk(), &wrapped)
+        .await
+        .expect("group");
     cy.sees_exactly(&[ann.id, bob.id]).await;
     // Bob renames himself after the group started: once Ann hears that, she would have heard
     // any presence of Cy's published with the group.
