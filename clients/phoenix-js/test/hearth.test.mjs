@@ -128,14 +128,16 @@ step("showing oneself appears to partners; hiding again disappears from their pr
   await Promise.all(everyone.map(user => user.seesExactly(everyone)))
 })
 
-step("members join the group with conversation, read times, history and keys; keys are shared", async () => {
+step("members join the group with conversation, read times, history, keys and identities; keys are shared", async () => {
   const topic = conversationTopic(groupId)
   const replies = await Promise.all(everyone.map(user => user.join(topic)))
   for(const reply of replies){
     assert.deepEqual(
       Object.keys(reply).sort(),
-      ["conversation", "messages", "private_key", "public_keys", "read_times"],
+      ["conversation", "identity_keys", "messages", "private_key", "public_keys", "read_times"],
     )
+    // Every member's identity (docs/e2e.md): none here, these users registered over REST alone.
+    assert.deepEqual(reply.identity_keys, Object.fromEntries(everyone.map(u => [u.id, null])))
     assert.equal(reply.conversation.id, groupId)
     assert.equal(reply.conversation.alias, "Team")
     assert.deepEqual(reply.messages, {items: [], page_token: null})
