@@ -166,6 +166,8 @@ export class Keyring {
     this.contacts = new Map()
     /** conversation id → its keys (see `join`) */
     this.conversations = new Map()
+    /** published identity (JSON text) → the promise of its canonical text and fingerprint */
+    this.identities = new Map()
     /** conversation id → the promise of its last queued operation */
     this.queues = new Map()
   }
@@ -197,16 +199,7 @@ export class Keyring {
   /** learnIdentity without waiting for the re-judged keys (inside a conversation's queue). */
   async learn(user, published){
     if(user === this.me){ return {notice: null, rejudged: Promise.resolve()} }
-    let identity = null
-    let fingerprint = null
-    if(published !== null && published !== undefined){
-      try {
-        identity = await e2e.parseIdentityKey(published)
-        fingerprint = await e2e.identityFingerprint(identity)
-      } catch {
-        identity = null
-      }
-    }
+    const {identity, fingerprint} = await this.parsed(published)
     // From here on synchronous: concurrent calls for one contact each see the other's result.
     const previous = this.contacts.get(user)
     const pin = this.store.pin(user)
@@ -228,6 +221,28 @@ export class Keyring {
       ? {kind: "identity_changed", user, wasVerified: state.wasVerified}
       : null
     return {notice, rejudged}
+  }
+
+  /**
+   * The canonical text and fingerprint of a published identity (both null for none, or for
+   * one that is not an identity key), remembered: every join reply repeats its members'.
+   */
+  async parsed(published){
+    if(published === null || published === undefined){ return {identity: null, fingerprint: null} }
+    const text = typeof published === "string" ? published : JSON.stringify(published)
+    let parsed = this.identities.get(text)
+    if(!parsed){
+      parsed = (async () => {
+        try {
+          const identity = await e2e.parseIdentityKey(published)
+          return {identity, fingerprint: await e2e.identityFingerprint(identity)}
+        } catch {
+          return {identity: null, fingerprint: null}
+        }
+      })()
+      this.identities.set(text, parsed)
+    }
+    return parsed
   }
 
   /** `{kind: "none"}`, `{kind: "trusted", verified}` or `{kind: "changed", wasVerified}`. */
