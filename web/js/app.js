@@ -11,6 +11,7 @@
 
 import {ApiError, Session} from "./api.js"
 import {h, fill, modal} from "./dom.js"
+import {parseIdentityKey} from "./e2e.js"
 import {Keyring, TrustError, TrustStore, uuidv7} from "./keys.js"
 import {ChannelError, Socket} from "./phoenix.js"
 
@@ -373,6 +374,7 @@ class Client {
 
   /** A member published a new identity (or lost theirs to a password reset). */
   async identityChanged(conversation, userId, identityKey){
+    if(userId === this.me){ return this.ownIdentityChanged(identityKey) }
     const user = this.users.get(userId)
     if(user){ user.identity_key = identityKey }
     await this.keys.learnIdentity(userId, identityKey)
@@ -394,6 +396,21 @@ class Client {
     } catch {
       // The directory did not answer: the key is judged with what is known.
     }
+  }
+
+  /**
+   * The person's own identity was published anew elsewhere (another browser replaced it):
+   * this page stops writing with the old one until it is reloaded (which unwraps the new one).
+   */
+  async ownIdentityChanged(identityKey){
+    const mine = this.session.identity?.publicKey ?? null
+    const published = identityKey === null ? null : await parseIdentityKey(identityKey).catch(() => null)
+    if(published !== null && published === mine){ return }
+    this.session.identity = null
+    this.session.identityProblem = "It was replaced on another device: reload this page to use the new one."
+    this.session.identityElsewhere = true
+    this.keys.identity = null
+    this.renderMain()
   }
 
   /** Members added to a joined conversation: their identities, from the user directory. */
@@ -445,7 +462,9 @@ class Client {
       h("strong", {}, "Your security key cannot be used. "),
       this.session.identityProblem ?? "",
       " You can read what your conversation keys open, but not write. ",
-      h("button", {type: "button", onclick: () => this.replaceIdentity().catch(e => this.fail(e))}, "Replace my security key"))
+      this.session.identityElsewhere
+        ? h("button", {type: "button", onclick: () => location.reload()}, "Reload")
+        : h("button", {type: "button", onclick: () => this.replaceIdentity().catch(e => this.fail(e))}, "Replace my security key"))
   }
 
   // --- messages ---

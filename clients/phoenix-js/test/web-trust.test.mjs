@@ -388,6 +388,10 @@ test("a changed security key is announced, louder for a verified contact, and bl
   const notice = ann.page.locator(`.notices .key-changed[data-user="${bob.id}"]`)
   await notice.waitFor({timeout: LIVE_MS})
   assert.match(await notice.textContent(), /Bob's security key changed\. Bob had been verified/)
+  // Bob's own page stops writing with the identity it holds, which is no longer his.
+  const elsewhere = bob.page.locator(".identity-problem")
+  await elsewhere.waitFor({timeout: LIVE_MS})
+  assert.match(await elsewhere.textContent(), /replaced on another device/)
   assert.match(await notice.getAttribute("class"), /\bverified\b/)
   await screenshot(ann, "web-key-changed.png")
   assert.equal(await ann.page.locator(`.members li[data-member="${bob.id}"]`).getAttribute("data-trust"), "changed")
@@ -415,7 +419,12 @@ test("a changed security key is announced, louder for a verified contact, and bl
   await ann.page.click(".members summary")
   await ann.page.waitForSelector(`.members li[data-member="${bob.id}"][data-trust="trusted"]`, {timeout: LIVE_MS})
   assert.equal(await notice.count(), 0)
-  noProblems(ann)
+  // Bob's page, reloaded, uses the new identity (it was wrapped with his password) and reads it all.
+  await elsewhere.getByRole("button", {name: "Reload"}).click()
+  await openConversation(bob, "Ann")
+  await seesMessage(bob, "are you still you?")
+  assert.equal(await elsewhere.count(), 0)
+  noProblems(ann, bob)
 })
 
 test("a ciphertext the database copied into another message, redated or reordered is shown with its warning", {timeout: TEST_TIMEOUT_MS, skip: noDatabase}, async () => {
