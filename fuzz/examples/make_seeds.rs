@@ -75,7 +75,7 @@ fn channel_payloads() {
         ),
         (
             "conversation:send_message",
-            format!(r#"{{"encrypted_messages":{{"{A}":"Y2lwaGVy"}},"client_msg_id":"c-1"}}"#),
+            format!(r#"{{"encrypted_messages":{{"{A}":"Y2lwaGVy"}},"client_msg_id":"c-1","message_group_id":"{B}"}}"#),
         ),
         ("conversation:edit_message", format!(r#"{{"message_group_id":"{A}","encrypted_messages":{{"{B}":"eA"}}}}"#)),
         ("conversation:delete_message", format!(r#"{{"message_group_id":"{A}"}}"#)),
@@ -134,6 +134,11 @@ fn rest_bodies() {
             r#"{"provider":"groq","envelope":{"kid":1,"epk":"BA","nonce":"AAAAAAAAAAAAAAAA","ciphertext":"AA"}}"#.to_owned(),
         ),
         ("PUT /api/encryption_keys", format!(r#"{{"private_keys":{keys}}}"#)),
+        (
+            "PUT /api/identity_key",
+            r#"{"identity_key":{"signing":{"kty":"EC"},"agreement":{"kty":"EC"}},"identity_private_key":{"signing":"v1.s","agreement":"v1.a"},"password":"my password"}"#
+                .to_owned(),
+        ),
     ];
     for (endpoint, json) in seeds {
         let name = endpoint.replace([' ', '/', '{', '}'], "_");

@@ -128,7 +128,7 @@ step("showing oneself appears to partners; hiding again disappears from their pr
   await Promise.all(everyone.map(user => user.seesExactly(everyone)))
 })
 
-step("members join the group with conversation, read times, history, keys and identities; keys are shared", async () => {
+step("members join the group with conversation, read times, history and keys; keys are shared", async () => {
   const topic = conversationTopic(groupId)
   const replies = await Promise.all(everyone.map(user => user.join(topic)))
   for(const reply of replies){
@@ -136,7 +136,7 @@ step("members join the group with conversation, read times, history, keys and id
       Object.keys(reply).sort(),
       ["conversation", "identity_keys", "messages", "private_key", "public_keys", "read_times"],
     )
-    // Every member's identity (docs/e2e.md): none here, these users registered over REST alone.
+    // Every member's identity: none has published one here.
     assert.deepEqual(reply.identity_keys, Object.fromEntries(everyone.map(u => [u.id, null])))
     assert.equal(reply.conversation.id, groupId)
     assert.equal(reply.conversation.alias, "Team")

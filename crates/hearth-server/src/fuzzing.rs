@@ -99,6 +99,7 @@ pub const REST_BODIES: &[&str] = &[
     "POST /api/chat/message",
     "POST /configure/{link}",
     "PUT /api/encryption_keys",
+    "PUT /api/identity_key",
 ];
 
 /// Parses `body` as the JSON extractor of `endpoint` (one of [`REST_BODIES`]) does: `Ok` when the
@@ -119,6 +120,7 @@ pub fn parse_rest_body(endpoint: &str, body: &[u8]) -> Result<(), ApiError> {
         "POST /api/chat/message" => body_of::<chat::ChatMessageRequest>(body),
         "POST /configure/{link}" => body_of::<configure::Submission>(body),
         "PUT /api/encryption_keys" => body_of::<encryption_keys::PrivateKeys>(body),
+        "PUT /api/identity_key" => body_of::<accounts::identity::PublishIdentityRequest>(body),
         _ => Err(ApiError::NotFound),
     }
 }

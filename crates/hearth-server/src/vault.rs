@@ -21,6 +21,12 @@ pub fn private_key_context(row: &str) -> SealContext<'_> {
     SealContext { table: "encryption_keys", row, column: "private_key" }
 }
 
+/// Where an account's identity private key is sealed (`row`: the user's id): a blob opens only
+/// for the account it was sealed for, and never as a conversation private key.
+pub fn identity_private_key_context(row: &str) -> SealContext<'_> {
+    SealContext { table: "users", row, column: "identity_private_key" }
+}
+
 /// The vault's key ring, reloadable from its file.
 pub type Vault = hearth_vault::RingFile;
 
@@ -45,9 +51,10 @@ pub struct Rotation {
     pub rewrapped: usize,
 }
 
-/// Adds a key version to the ring file and re-seals every sealed value under it. Safe while
-/// servers run: they pick up the new ring from the file, and each blob is replaced only if
-/// it did not change meanwhile; passes repeat until one finds nothing left to re-seal.
+/// Adds a key version to the ring file and re-seals every sealed value under it (conversation
+/// and identity private keys). Safe while servers run: they pick up the new ring from the
+/// file, and each blob is replaced only if it did not change meanwhile; passes repeat until
+/// one finds nothing left to re-seal.
 pub async fn rotate(settings: &Settings, store: &dyn Store) -> Result<Rotation, ServerError> {
     let file = ring_file(settings)?;
     let text = std::fs::read_to_string(&file)
@@ -71,6 +78,11 @@ pub async fn rotate(settings: &Settings, store: &dyn Store) -> Result<Rotation, 
 }
 
 async fn rewrap_all(ring: &KeyRing, store: &dyn Store) -> Result<usize, ServerError> {
+    Ok(rewrap_private_keys(ring, store).await? + rewrap_identity_private_keys(ring, store).await?)
+}
+
+/// Re-seals the conversation private keys not yet under the current version.
+async fn rewrap_private_keys(ring: &KeyRing, store: &dyn Store) -> Result<usize, ServerError> {
     let current = ring.current_version();
     let mut after = None;
     let mut rewrapped = 0;
@@ -94,6 +106,34 @@ async fn rewrap_all(ring: &KeyRing, store: &dyn Store) -> Result<usize, ServerEr
                 }
                 Ok(None) => {}
                 Err(error) => tracing::error!(%error, conversation = %row.conversation_id, "a sealed key did not open"),
+            }
+        }
+    }
+    Ok(rewrapped)
+}
+
+/// Re-seals the identity private keys not yet under the current version.
+async fn rewrap_identity_private_keys(ring: &KeyRing, store: &dyn Store) -> Result<usize, ServerError> {
+    let current = ring.current_version();
+    let mut after = None;
+    let mut rewrapped = 0;
+    loop {
+        let rows = store.sealed_identity_private_keys(after, 500).await?;
+        let Some((last, _)) = rows.last() else { break };
+        after = Some(*last);
+        for (user_id, sealed) in &rows {
+            if blob_version(sealed).ok() == current {
+                continue;
+            }
+            let row = user_id.to_string();
+            match ring.rewrap(sealed, identity_private_key_context(&row)) {
+                Ok(Some(new)) => {
+                    if store.replace_sealed_identity_private_key(*user_id, sealed, &new).await? {
+                        rewrapped += 1;
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => tracing::error!(%error, user = %user_id, "a sealed identity key did not open"),
             }
         }
     }

@@ -210,8 +210,9 @@ pub(crate) const INSERT_ASSISTANT_CONVERSATION: &str = "INSERT INTO conversation
 pub(crate) const OWNER_OF_ASSISTANT_CONVERSATION: &str =
     "SELECT assistant_of FROM conversations WHERE id = $1 AND assistant_of IS NOT NULL";
 
-pub(crate) const INSERT_REPLY_GROUP: &str = "INSERT INTO message_groups (id, conversation_id, sender_id, client_msg_id, inserted_at, updated_at) \
-     VALUES ($1, $2, $3, NULL, $4, $4)";
+/// The assistant's reply: its group id, which the server made, is its history key too.
+pub(crate) const INSERT_REPLY_GROUP: &str = "INSERT INTO message_groups (id, conversation_id, sender_id, client_msg_id, inserted_at, updated_at, history_key) \
+     VALUES ($1, $2, $3, NULL, $4, $4, $1)";
 
 pub(crate) const INSERT_REPLY_COPY: &str = "INSERT INTO messages (id, message_group_id, recipient_id, content, inserted_at, updated_at) \
      VALUES ($1, $2, $3, $4, $5, $5)";

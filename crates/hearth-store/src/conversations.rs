@@ -91,13 +91,25 @@ pub struct StoredMessage {
     pub inserted_at: Timestamp,
     /// Last edited.
     pub updated_at: Timestamp,
+    /// Where the message sits in its conversation's history: its group's
+    /// [`NewMessageGroup::history_key`]. History pages are ordered, and continued, by it.
+    pub history_key: Uuid,
 }
 
 /// A send: one ciphertext per member.
 #[derive(Debug, Clone)]
 pub struct NewMessageGroup {
-    /// New group id (UUIDv7; also orders history).
+    /// New group id (a UUIDv7), or the one the client chose.
     pub id: Uuid,
+    /// Where the group sits in its conversation's history: a UUIDv7 the server makes as it
+    /// stores the send (`id` itself when the server made that), so that no id a client chooses
+    /// moves its message in anyone's history.
+    pub history_key: Uuid,
+    /// Whether the client chose `id` (so it may be in use already): such an id is looked up,
+    /// and one that a stored group, or an earlier send stored in the same batch, has is
+    /// refused with [`StoreError::Conflict`]`("message_group_id")`. A UUIDv7 the server just
+    /// made is new by construction and skips the look-up.
+    pub client_chose_id: bool,
     /// Conversation.
     pub conversation_id: Uuid,
     /// Sender; must be a member.
@@ -164,6 +176,10 @@ pub trait ConversationStore: Send + Sync {
     /// Everyone who shares at least one conversation with the user (not the user).
     async fn conversation_partners(&self, user_id: Uuid) -> StoreResult<Vec<UserSummary>>;
 
+    /// The public form of each member's identity (`None` for a member without one), in the
+    /// order they joined.
+    async fn member_identity_keys(&self, conversation_id: Uuid) -> StoreResult<Vec<(Uuid, Option<String>)>>;
+
     /// The private conversation between two users, if there is one.
     async fn private_conversation_between(&self, a: Uuid, b: Uuid) -> StoreResult<Option<Uuid>>;
 
@@ -209,8 +225,10 @@ pub trait ConversationStore: Send + Sync {
     async fn replace_private_keys(&self, user_id: Uuid, keys: &[(Uuid, Vec<u8>)], now: Timestamp) -> StoreResult<()>;
 
     /// Stores a send: [`StoreError::NotFound`] if the sender is not a member;
-    /// [`StoreError::Rule`] unless the recipients are exactly the current members. A resend
-    /// with an earlier `client_msg_id` returns the earlier delivery (`fresh: false`). Sends
+    /// [`StoreError::Rule`] unless the recipients are exactly the current members;
+    /// [`StoreError::Conflict`]`("message_group_id")` if the client chose a group id that is
+    /// in use (nothing is stored). A resend with an earlier `client_msg_id` returns the earlier
+    /// delivery (`fresh: false`), whatever group id it carries. Sends
     /// that arrive together are committed together (group commit); each has its own outcome,
     /// the one it would have had alone, and returns once it is committed.
     async fn send_message(&self, message: &NewMessageGroup) -> StoreResult<MessageDelivery>;
@@ -231,7 +249,8 @@ pub trait ConversationStore: Send + Sync {
     /// conversation.
     async fn delete_message(&self, message_group: Uuid, sender: Uuid) -> StoreResult<Uuid>;
 
-    /// The recipient's copies, newest first, older than the group `before` (exclusive).
+    /// The recipient's copies, newest first (by [`StoredMessage::history_key`]), before the
+    /// history key `before` (exclusive).
     async fn messages_page(
         &self,
         conversation_id: Uuid,
@@ -253,6 +272,9 @@ pub trait ConversationStore: Send + Sync {
         new: &[u8],
     ) -> StoreResult<bool>;
 }
+
+/// What a send whose client-chosen group id is in use conflicts on.
+pub(crate) const MESSAGE_GROUP_ID: &str = "message_group_id";
 
 /// The rule a send or edit breaks when its recipients are not the conversation's members.
 pub(crate) const RECIPIENTS_RULE: &str = "encrypted_messages must name exactly the conversation's members";
@@ -284,11 +306,15 @@ pub(crate) const ACTIVITY_OF_USER: &str = "SELECT c.id AS conversation_id, \
 pub(crate) const MEMBER_IDS: &str =
     "SELECT user_id FROM conversation_members WHERE conversation_id = $1 ORDER BY joined_at, user_id";
 
-pub(crate) const PARTNERS_OF_USER: &str = "SELECT DISTINCT u.id, u.email, u.display_name \
+pub(crate) const PARTNERS_OF_USER: &str = "SELECT DISTINCT u.id, u.email, u.display_name, u.identity_key \
      FROM conversation_members mine \
      JOIN conversation_members theirs ON theirs.conversation_id = mine.conversation_id \
      JOIN users u ON u.id = theirs.user_id \
      WHERE mine.user_id = $1 AND theirs.user_id <> $1 ORDER BY u.id";
+
+pub(crate) const MEMBER_IDENTITY_KEYS: &str = "SELECT m.user_id, u.identity_key \
+     FROM conversation_members m JOIN users u ON u.id = m.user_id \
+     WHERE m.conversation_id = $1 ORDER BY m.joined_at, m.user_id";
 
 pub(crate) const CONVERSATION_OF_PRIVATE_PAIR: &str = "SELECT id FROM conversations WHERE private_pair = $1";
 
@@ -385,16 +411,16 @@ pub(crate) const DELETE_OWN_MESSAGE_GROUP: &str = "DELETE FROM message_groups WH
                  WHERE m.conversation_id = message_groups.conversation_id AND m.user_id = $2) \
      RETURNING conversation_id";
 
-/// The recipient `$2`'s copies in `$1` older than the group `$3`, newest first, at most
-/// `limit`. The max UUID sorts after every real id on both backends (bytewise), so it stands
+/// The recipient `$2`'s copies in `$1` before the history key `$3`, newest first, at most
+/// `limit`. The max UUID sorts after every real key on both backends (bytewise), so it stands
 /// for "from the newest".
 pub(crate) fn messages_before(limit: u32) -> String {
     format!(
         "SELECT m.id, m.message_group_id AS message_group, g.sender_id AS sender, m.content, \
-         m.inserted_at, m.updated_at \
+         m.inserted_at, m.updated_at, g.history_key \
          FROM message_groups g JOIN messages m ON m.message_group_id = g.id \
-         WHERE g.conversation_id = $1 AND m.recipient_id = $2 AND g.id < $3 \
-         ORDER BY g.id DESC{}",
+         WHERE g.conversation_id = $1 AND m.recipient_id = $2 AND g.history_key < $3 \
+         ORDER BY g.history_key DESC{}",
         crate::sql::limit(limit)
     )
 }
@@ -402,20 +428,20 @@ pub(crate) fn messages_before(limit: u32) -> String {
 pub(crate) const CONVERSATION_OF_GROUP: &str = "SELECT conversation_id FROM message_groups WHERE id = $1";
 
 /// Every copy of the group `$1`, as [`MessageRow`]s.
-pub(crate) const COPIES_OF_GROUP: &str = "SELECT m.recipient_id, m.id, m.message_group_id, g.sender_id, m.content, m.inserted_at, m.updated_at \
-     FROM messages m JOIN message_groups g ON g.id = m.message_group_id \
+pub(crate) const COPIES_OF_GROUP: &str = "SELECT m.recipient_id, m.id, m.message_group_id, g.sender_id, m.content, m.inserted_at, m.updated_at, \
+     g.history_key FROM messages m JOIN message_groups g ON g.id = m.message_group_id \
      WHERE m.message_group_id = $1";
 
 /// A message row with its recipient:
-/// `(recipient_id, id, message_group, sender, content, inserted_at, updated_at)`.
-pub(crate) type MessageRow = (Uuid, Uuid, Uuid, Uuid, String, Timestamp, Timestamp);
+/// `(recipient_id, id, message_group, sender, content, inserted_at, updated_at, history_key)`.
+pub(crate) type MessageRow = (Uuid, Uuid, Uuid, Uuid, String, Timestamp, Timestamp, Uuid);
 
 /// The delivery of a group in `conversation_id`, from its [`MessageRow`]s.
 pub(crate) fn delivery(conversation_id: Uuid, rows: Vec<MessageRow>, fresh: bool) -> MessageDelivery {
     let messages = rows
         .into_iter()
-        .map(|(recipient, id, message_group, sender, content, inserted_at, updated_at)| {
-            (recipient, StoredMessage { id, message_group, sender, content, inserted_at, updated_at })
+        .map(|(recipient, id, message_group, sender, content, inserted_at, updated_at, history_key)| {
+            (recipient, StoredMessage { id, message_group, sender, content, inserted_at, updated_at, history_key })
         })
         .collect();
     MessageDelivery { conversation_id, messages, fresh }

@@ -28,7 +28,7 @@ mod turn_batch;
 
 use std::sync::Arc;
 
-pub use accounts::AccountStore;
+pub use accounts::{AccountStore, IDENTITY_KEY_RULE};
 pub use assistant::{AllowanceKind, AssistantImage, AssistantStore, AssistantTurn, KnowledgeEntry};
 use async_trait::async_trait;
 pub use conversations::{

@@ -22,6 +22,10 @@ pub struct User {
     pub inserted_at: Timestamp,
     /// Last changed.
     pub updated_at: Timestamp,
+    /// The public form of the account's identity (docs/e2e.md), JSON text as its client wrote
+    /// it; `None` before the client made one (and after a password reset). Set with
+    /// [`AccountStore::set_identity`](crate::AccountStore::set_identity).
+    pub identity_key: Option<String>,
 }
 
 /// What others may see of a user.
@@ -33,12 +37,29 @@ pub struct UserSummary {
     pub email: String,
     /// Display name.
     pub display_name: String,
+    /// The public form of their identity, if they have one.
+    pub identity_key: Option<String>,
 }
 
 impl From<&User> for UserSummary {
     fn from(user: &User) -> Self {
-        Self { id: user.id, email: user.email.clone(), display_name: user.display_name.clone() }
+        Self {
+            id: user.id,
+            email: user.email.clone(),
+            display_name: user.display_name.clone(),
+            identity_key: user.identity_key.clone(),
+        }
     }
+}
+
+/// An account's identity as stored (docs/e2e.md): both forms are opaque to the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The public form: JSON text as the client wrote it, shown to everyone.
+    pub public_key: String,
+    /// The private form (JSON text, wrapped by the client), sealed by the vault for the user's
+    /// row; given back only to the account itself.
+    pub sealed_private_key: Vec<u8>,
 }
 
 /// Colour theme preference.
@@ -212,7 +233,9 @@ pub struct NewOneTimeToken {
 pub enum Redemption {
     /// Marks the email address confirmed.
     ConfirmEmail,
-    /// Sets the password hash and revokes every session and outstanding token of the user.
+    /// Sets the password hash and revokes every session and outstanding token of the user, and
+    /// removes their identity: its private key was wrapped under the forgotten password, so it
+    /// can never be opened again (their client makes a new one).
     ResetPassword {
         /// The new Argon2id hash.
         password_hash: String,
@@ -261,7 +284,9 @@ impl Redemption {
 
 /// What changes with an email address when the client's keys derive from it (docs/ARCHITECTURE.md): the
 /// hash of the new `auth_secret` (every session is then signed out, as by a password change)
-/// and every private key of the user, re-wrapped ([`ConversationStore::replace_private_keys`]'s rule).
+/// and every private key of the user, re-wrapped ([`ConversationStore::replace_private_keys`]'s
+/// rule), their identity's among them
+/// ([`AccountStore::replace_password`](crate::AccountStore::replace_password)'s rule).
 ///
 /// [`ConversationStore::replace_private_keys`]: crate::ConversationStore::replace_private_keys
 #[derive(Clone)]
@@ -270,11 +295,16 @@ pub struct Rekey {
     pub password_hash: String,
     /// The user's sealed private keys, by conversation: exactly theirs.
     pub private_keys: Vec<(Uuid, Vec<u8>)>,
+    /// Their identity's sealed private key: given exactly when they have an identity.
+    pub identity_private_key: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Rekey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Rekey").field("private_keys", &self.private_keys.len()).finish_non_exhaustive()
+        f.debug_struct("Rekey")
+            .field("private_keys", &self.private_keys.len())
+            .field("identity_private_key", &self.identity_private_key.is_some())
+            .finish_non_exhaustive()
     }
 }
 

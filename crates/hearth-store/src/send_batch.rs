@@ -7,7 +7,7 @@
 //!
 //! [`ConversationStore::send_message`]: crate::ConversationStore::send_message
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use uuid::Uuid;
 
@@ -42,14 +42,27 @@ pub(crate) fn client_key(send: &NewMessageGroup) -> Option<ClientKey> {
     send.client_msg_id.clone().map(|id| (send.conversation_id, send.sender, id))
 }
 
+/// The group ids the clients of `sends` chose, to look up before planning.
+pub(crate) fn chosen_ids(sends: &[NewMessageGroup]) -> BTreeSet<Uuid> {
+    sends.iter().filter(|send| send.client_chose_id).map(|send| send.id).collect()
+}
+
+/// The refusal of a send whose client chose a group id in use.
+pub(crate) fn id_taken() -> StoreError {
+    StoreError::Conflict(crate::conversations::MESSAGE_GROUP_ID)
+}
+
 /// The plan of every send, in order. `members` has the conversations that exist (with their
-/// members); `earlier` the groups already stored under a client key.
+/// members); `earlier` the groups already stored under a client key; `taken` those of the
+/// [`chosen_ids`] that stored groups have.
 pub(crate) fn plan(
     sends: &[NewMessageGroup],
     members: &HashMap<Uuid, BTreeSet<Uuid>>,
     earlier: &HashMap<ClientKey, Uuid>,
+    taken: &HashSet<Uuid>,
 ) -> Vec<Plan> {
     let mut claimed: HashMap<ClientKey, usize> = HashMap::new();
+    let mut claimed_ids: HashSet<Uuid> = HashSet::new();
     let no_members = BTreeSet::new();
     sends
         .iter()
@@ -72,10 +85,16 @@ pub(crate) fn plan(
             if let Err(rule) = crate::conversations::check_recipients(members, &send.contents) {
                 return Plan::Refused(rule);
             }
-            // Only a send that is stored claims its client key: a refused one claims nothing.
+            // Checked after membership: only a member learns that a group id is in use.
+            if send.client_chose_id && (taken.contains(&send.id) || claimed_ids.contains(&send.id)) {
+                return Plan::Refused(id_taken());
+            }
+            // Only a send that is stored claims its client key and group id: a refused one
+            // claims nothing.
             if let Some(key) = key {
                 claimed.insert(key, index);
             }
+            claimed_ids.insert(send.id);
             Plan::Insert
         })
         .collect()
@@ -100,6 +119,7 @@ pub(crate) fn new_deliveries(plans: &[Plan], sends: &[NewMessageGroup]) -> HashM
                         content: content.clone(),
                         inserted_at: send.now,
                         updated_at: send.now,
+                        history_key: send.history_key,
                     };
                     (*recipient, stored)
                 })
@@ -149,8 +169,11 @@ mod tests {
     use crate::Timestamp;
 
     fn send(conversation: Uuid, sender: Uuid, recipients: &[Uuid], client_msg_id: Option<&str>) -> NewMessageGroup {
+        let id = Uuid::now_v7();
         NewMessageGroup {
-            id: Uuid::now_v7(),
+            id,
+            history_key: id,
+            client_chose_id: false,
             conversation_id: conversation,
             sender,
             client_msg_id: client_msg_id.map(str::to_owned),
@@ -177,7 +200,7 @@ mod tests {
             send(gone, ada, &[ada], None),               // 7: no such conversation
             send(team, ada, &[ada, bob, cy], Some("b")), // 8: a non-member recipient
         ];
-        let plans = plan(&sends, &members, &earlier);
+        let plans = plan(&sends, &members, &earlier, &HashSet::new());
         let shown: Vec<String> = plans
             .iter()
             .map(|plan| match plan {
@@ -193,6 +216,45 @@ mod tests {
             shown,
             ["insert", "rule", "insert", "same as 2", "insert", "earlier true", "not found", "not found", "rule"]
         );
+    }
+
+    #[test]
+    fn a_chosen_group_id_in_use_is_refused_for_that_send_alone() {
+        let (ada, bob, cy) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let team = Uuid::now_v7();
+        let members = HashMap::from([(team, BTreeSet::from([ada, bob]))]);
+        let (stored_before, chosen) = (Uuid::now_v7(), Uuid::now_v7());
+        let earlier = HashMap::from([((team, ada, "old".to_owned()), stored_before)]);
+        let choosing = |sender, recipients: &[Uuid], id, client_msg_id| NewMessageGroup {
+            id,
+            client_chose_id: true,
+            ..send(team, sender, recipients, client_msg_id)
+        };
+        let sends = [
+            choosing(ada, &[ada, bob], stored_before, None), // 0: in use before the batch
+            choosing(cy, &[ada, bob], chosen, None),         // 1: not a member: not told
+            choosing(ada, &[ada], chosen, None),             // 2: wrong recipients, claims nothing
+            choosing(ada, &[ada, bob], chosen, Some("a")),   // 3: stored, claims the id
+            choosing(bob, &[ada, bob], chosen, None),        // 4: taken in this batch
+            choosing(ada, &[ada, bob], chosen, Some("a")),   // 5: a resend of 3: fine
+            choosing(ada, &[ada, bob], stored_before, Some("old")), // 6: a resend of the earlier one
+            send(team, bob, &[ada, bob], None),              // 7: the server's id: stored
+        ];
+        assert_eq!(chosen_ids(&sends), BTreeSet::from([stored_before, chosen]));
+        let plans = plan(&sends, &members, &earlier, &HashSet::from([stored_before]));
+        let shown: Vec<String> = plans
+            .iter()
+            .map(|plan| match plan {
+                Plan::Insert => "insert".to_owned(),
+                Plan::Earlier(_) => "earlier".to_owned(),
+                Plan::SameAs(index) => format!("same as {index}"),
+                Plan::Refused(StoreError::Conflict("message_group_id")) => "taken".to_owned(),
+                Plan::Refused(StoreError::NotFound) => "not found".to_owned(),
+                Plan::Refused(StoreError::Rule(_)) => "rule".to_owned(),
+                Plan::Refused(other) => format!("{other}"),
+            })
+            .collect();
+        assert_eq!(shown, ["taken", "not found", "rule", "insert", "taken", "same as 3", "earlier", "insert"]);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! ([`tokens`]), and the person's own account here: who they are, signing out everywhere,
 //! password and email changes, the profile, the display name, and deleting the account.
 
+mod current_password;
 pub mod fields;
+pub mod identity;
 mod replies;
 pub mod signin;
 pub mod tokens;
@@ -17,6 +19,7 @@ pub use replies::{PublicUser, SessionReply, UserWithProfile};
 /// The listing name page tokens of the directory are bound to.
 const DIRECTORY: &str = "users";
 
+use self::current_password::verify_current_password;
 use self::fields::Password;
 use self::tokens::{issue_one_time_token, redeem, send_email_confirmation};
 use crate::auth::AuthUser;
@@ -30,7 +33,8 @@ use crate::state::AppState;
 pub async fn me(state: &AppState, user_id: Uuid) -> ApiResult<UserWithProfile> {
     let user = state.store.user(user_id).await?.ok_or(ApiError::NotFound)?;
     let profile = state.store.profile(user_id).await?;
-    Ok(UserWithProfile::new(&user, profile))
+    let identity = identity::own(state, user_id).await?;
+    Ok(UserWithProfile::new(&user, profile, identity))
 }
 
 /// Revokes every device session of the user (sockets closed, one-time tokens voided).
@@ -57,18 +61,6 @@ pub async fn request_email_change(state: &AppState, auth: AuthUser) -> ApiResult
     Ok(())
 }
 
-/// Checks the user's current password (counting the attempt against the account's
-/// limit, so a stolen access token does not allow unlimited guessing).
-async fn verify_current_password(state: &AppState, user_id: Uuid, password: Password) -> ApiResult<()> {
-    let user = state.store.user(user_id).await?.ok_or(ApiError::NotFound)?;
-    state.attempts.check_account(&user.email)?;
-    if state.passwords.verify(password.any(), Some(user.password_hash)).await {
-        Ok(())
-    } else {
-        Err(ApiError::invalid("password", "is incorrect"))
-    }
-}
-
 #[derive(Deserialize, ToSchema)]
 pub struct ChangePasswordRequest {
     /// Current password.
@@ -86,21 +78,64 @@ pub struct ChangePasswordRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     private_keys: Option<std::collections::BTreeMap<String, serde_json::Value>>,
+    /// (+) The private form of the caller's identity, re-wrapped for the new password, given
+    /// with `private_keys`: replaced in the same transaction. An account with an identity that
+    /// re-keys without it gets 409 `keys_changed`, and nothing changes.
+    #[serde(default)]
+    #[schema(value_type = Option<identity::IdentityPrivateKey>)]
+    identity_private_key: Option<serde_json::Value>,
+}
+
+/// Every private key of a user, re-wrapped by their client for a new secret, sealed.
+struct Rewrapped {
+    /// Each conversation's, by conversation.
+    private_keys: Vec<(Uuid, Vec<u8>)>,
+    /// The identity's, when given.
+    identity_private_key: Option<Vec<u8>>,
+}
+
+/// Re-wrapped private keys as a re-keying request gives them, checked and sealed: every
+/// conversation private key and, with them only, the identity's (422s naming the field).
+fn sealed_rewrapped(
+    state: &AppState,
+    user_id: Uuid,
+    private_keys: Option<&std::collections::BTreeMap<String, serde_json::Value>>,
+    identity_private_key: Option<&serde_json::Value>,
+) -> ApiResult<Option<Rewrapped>> {
+    const IDENTITY: &str = "identity_private_key";
+    match (private_keys, identity_private_key) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(ApiError::invalid(IDENTITY, "is taken only together with private_keys")),
+        (Some(private_keys), identity) => Ok(Some(Rewrapped {
+            private_keys: keys::seal_all(state, user_id, private_keys)?,
+            identity_private_key: identity
+                .map(|form| identity::seal_private_form(state, user_id, IDENTITY, form))
+                .transpose()?,
+        })),
+    }
 }
 
 /// Changes the password and signs out every session, the asking one included. With
-/// `private_keys`, the re-wrapped private keys replace the old ones in the same transaction.
+/// `private_keys` (and `identity_private_key`), the re-wrapped private keys replace the old
+/// ones in the same transaction.
 pub async fn change_password(state: &AppState, user_id: Uuid, request: ChangePasswordRequest) -> ApiResult<()> {
     if !request.new_password.same_as(&request.new_password_confirmation) {
         return Err(ApiError::invalid("new_password_confirmation", "does not match new_password"));
     }
     let new_password = request.new_password.checked("new_password")?;
-    let private_keys = request.private_keys.as_ref().map(|keys| keys::seal_all(state, user_id, keys)).transpose()?;
+    let rewrapped =
+        sealed_rewrapped(state, user_id, request.private_keys.as_ref(), request.identity_private_key.as_ref())?;
     verify_current_password(state, user_id, request.password).await?;
     let password_hash = state.passwords.hash(new_password).await.map_err(ApiError::internal)?;
     state
         .store
-        .replace_password(user_id, &password_hash, private_keys.as_deref(), Timestamp::now())
+        .replace_password(
+            user_id,
+            &password_hash,
+            rewrapped.as_ref().map(|keys| keys.private_keys.as_slice()),
+            rewrapped.as_ref().and_then(|keys| keys.identity_private_key.as_deref()),
+            Timestamp::now(),
+        )
         .await
         .map_err(keys::not_exactly_theirs)?;
     state.pubsub.publish(Envelope::DisconnectUser { user: user_id }).await;
@@ -130,28 +165,31 @@ pub struct ChangeEmailRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     private_keys: Option<std::collections::BTreeMap<String, serde_json::Value>>,
+    /// (+) The private form of the caller's identity, re-wrapped for the new address, given
+    /// with `private_keys`, as `PATCH /api/password` takes it.
+    #[serde(default)]
+    #[schema(value_type = Option<identity::IdentityPrivateKey>)]
+    identity_private_key: Option<serde_json::Value>,
 }
 
 /// Moves the account to a new address (unconfirmed until its link is used). With
-/// `new_password` and `private_keys`, the account's secret and private keys change with it
-/// and every session is signed out.
+/// `new_password` and `private_keys` (and `identity_private_key`), the account's secret and
+/// private keys change with it and every session is signed out.
 pub async fn change_email(state: &AppState, user_id: Uuid, request: ChangeEmailRequest) -> ApiResult<()> {
     let email = fields::email("email", &request.email)?;
-    let rekey = match (request.new_password, &request.private_keys) {
+    let rewrapped =
+        sealed_rewrapped(state, user_id, request.private_keys.as_ref(), request.identity_private_key.as_ref())?;
+    let rekey = match (request.new_password, rewrapped) {
         (None, None) => None,
-        (Some(new_password), Some(private_keys)) => {
-            let new_password = new_password.checked("new_password")?;
-            let private_keys = keys::seal_all(state, user_id, private_keys)?;
-            Some((new_password, private_keys))
-        }
+        (Some(new_password), Some(rewrapped)) => Some((new_password.checked("new_password")?, rewrapped)),
         (None, Some(_)) => return Err(ApiError::invalid("new_password", "is needed with private_keys")),
         (Some(_), None) => return Err(ApiError::invalid("private_keys", "are needed with new_password")),
     };
     verify_current_password(state, user_id, request.password).await?;
     let rekey = match rekey {
-        Some((new_password, private_keys)) => {
+        Some((new_password, Rewrapped { private_keys, identity_private_key })) => {
             let password_hash = state.passwords.hash(new_password).await.map_err(ApiError::internal)?;
-            Some(Rekey { password_hash, private_keys })
+            Some(Rekey { password_hash, private_keys, identity_private_key })
         }
         None => None,
     };

@@ -4,10 +4,13 @@
 use hearth_store::{NewSession, Profile, Theme, Timestamp, User, UserSummary};
 use hearth_vault::RandomToken;
 use serde::Serialize;
+use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::identity::{self, IdentityKey, IdentityPrivateKey, OwnIdentity};
 use crate::conversations::ConversationSummary;
+use crate::conversations::keys::key_json;
 use crate::error::ApiResult;
 use crate::state::AppState;
 
@@ -29,11 +32,19 @@ pub struct UserWithProfile {
     pub magnification: f64,
     /// Recently viewed pages.
     pub recents: Vec<String>,
+    /// (+) The public form of the account's identity (docs/e2e.md), as its client published it
+    /// with `PUT /api/identity_key`; null before it did (and after a password reset).
+    #[schema(value_type = Option<IdentityKey>, required)]
+    pub identity_key: Value,
+    /// (+) The private form of the account's identity, as its client wrapped it; only ever in
+    /// the account's own views. Null when there is none.
+    #[schema(value_type = Option<IdentityPrivateKey>, required)]
+    pub identity_private_key: Value,
 }
 
 impl UserWithProfile {
-    /// Combines a user and their profile.
-    pub fn new(user: &User, profile: Profile) -> Self {
+    /// Combines a user, their profile and their own identity.
+    pub fn new(user: &User, profile: Profile, identity: OwnIdentity) -> Self {
         Self {
             id: user.id,
             email: user.email.clone(),
@@ -42,6 +53,8 @@ impl UserWithProfile {
             theme: profile.theme,
             magnification: profile.magnification,
             recents: profile.recents,
+            identity_key: identity.identity_key,
+            identity_private_key: identity.identity_private_key,
         }
     }
 }
@@ -55,11 +68,15 @@ pub struct PublicUser {
     pub email: String,
     /// Display name.
     pub display_name: String,
+    /// (+) The public form of their identity (docs/e2e.md); null when they have none yet.
+    #[schema(value_type = Option<IdentityKey>, required)]
+    pub identity_key: Value,
 }
 
 impl From<UserSummary> for PublicUser {
     fn from(user: UserSummary) -> Self {
-        Self { id: user.id, email: user.email, display_name: user.display_name }
+        let identity_key = user.identity_key.as_deref().map_or(Value::Null, key_json);
+        Self { id: user.id, email: user.email, display_name: user.display_name, identity_key }
     }
 }
 
@@ -116,10 +133,11 @@ pub async fn session_reply(
     now: Timestamp,
 ) -> ApiResult<SessionReply> {
     let profile = state.store.profile(user.id).await?;
+    let identity = identity::own(state, user.id).await?;
     let conversations = state.store.conversations_of(user.id).await?;
     let partners = state.store.conversation_partners(user.id).await?;
     Ok(SessionReply {
-        user: UserWithProfile::new(user, profile),
+        user: UserWithProfile::new(user, profile, identity),
         conversations: conversations.iter().map(ConversationSummary::from).collect(),
         users: partners.into_iter().map(PublicUser::from).collect(),
         auth_token: state.sessions.tokens().issue(user.id, device_id, now),

@@ -63,6 +63,8 @@ pub async fn register(state: &AppState, origin: Origin<'_>, request: RegisterReq
         confirmed_at: None,
         inserted_at: now,
         updated_at: now,
+        // The client publishes one next (`PUT /api/identity_key`).
+        identity_key: None,
     };
     let session = PendingSession::new(state, request.device_name.as_deref(), origin.user_agent, now);
     state.store.create_account(&NewAccount { user: user.clone(), session: session.row.clone() }).await?;

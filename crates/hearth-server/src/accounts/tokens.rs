@@ -149,7 +149,11 @@ pub struct ResetPasswordRequest {
     new_password_confirmation: Password,
 }
 
-/// Sets the new password and signs out every session of the account.
+/// Sets the new password and signs out every session of the account. The account's identity
+/// goes in the same transaction (its private key was wrapped under the forgotten password, so
+/// it could never be opened again): the people who share a conversation with the account are
+/// told, and its client makes a new one at the next sign-in. Conversation private keys stay
+/// (they no longer open either; the reset page says history becomes unreadable).
 pub async fn reset_password(
     state: &AppState,
     client: std::net::IpAddr,
@@ -162,14 +166,19 @@ pub async fn reset_password(
     state.attempts.check_address(client)?;
     // Check the token before spending a hash on it.
     let hash = TokenHash::of(&request.token);
-    state
+    let owner = state
         .store
         .peek_one_time_token(&hash.0, OneTimeKind::PasswordReset, Timestamp::now())
         .await?
         .ok_or_else(invalid_token)?;
+    // Whether there is an identity to announce the removal of (read before it goes).
+    let had_identity = state.store.user(owner).await?.is_some_and(|user| user.identity_key.is_some());
     let password_hash = state.passwords.hash(new_password).await.map_err(ApiError::internal)?;
     let user_id = redeem(state, &request.token, &Redemption::ResetPassword { password_hash }).await?;
     state.pubsub.publish(Envelope::DisconnectUser { user: user_id }).await;
-    tracing::info!(user = %user_id, "password reset; all sessions signed out");
+    tracing::info!(user = %user_id, identity_removed = had_identity, "password reset; all sessions signed out");
+    if had_identity {
+        super::identity::announce(state, user_id, None).await;
+    }
     Ok(())
 }

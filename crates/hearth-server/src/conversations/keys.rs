@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use hearth_store::{EncryptionKeys, StoreError, Timestamp, private_key_row};
+use hearth_store::{EncryptionKeys, IDENTITY_KEY_RULE, StoreError, Timestamp, private_key_row};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -98,9 +98,14 @@ pub async fn replace_all(state: &AppState, user_id: Uuid, private_keys: &BTreeMa
     state.store.replace_private_keys(user_id, &sealed, Timestamp::now()).await.map_err(not_exactly_theirs)
 }
 
-/// The answer to a store refusing a set of private keys that is not exactly the user's.
+/// The answer to a store refusing a set of private keys that is not exactly the user's (their
+/// identity's private key among them, when re-keying).
 pub fn not_exactly_theirs(error: StoreError) -> ApiError {
     match error {
+        StoreError::Rule(IDENTITY_KEY_RULE) => ApiError::Conflict {
+            code: "keys_changed",
+            message: "Send identity_private_key re-wrapped exactly when your account has an identity: read GET /api/me again.",
+        },
         StoreError::Rule(_) => ApiError::Conflict {
             code: "keys_changed",
             message: "Send one key for each of your conversations: read GET /api/encryption_keys again.",

@@ -210,7 +210,7 @@ pub async fn messages_page(
     let mut messages = state.store.messages_page(conversation_id, recipient, before, size + 1).await?;
     let page_token = if messages.len() > size as usize {
         messages.truncate(size as usize);
-        messages.last().map(|last| state.page_tokens.encode(&listing(conversation_id), last.message_group.as_bytes()))
+        messages.last().map(|last| state.page_tokens.encode(&listing(conversation_id), last.history_key.as_bytes()))
     } else {
         None
     };
@@ -242,8 +242,8 @@ pub async fn history(
 }
 
 /// What a member sees on joining: the conversation, read times, the first page of their
-/// messages, everyone's public keys and their own private key. Not a member and no such
-/// conversation get the same answer.
+/// messages, everyone's public keys and identities, and their own private key. Not a member
+/// and no such conversation get the same answer.
 pub async fn join(state: &AppState, user: Uuid, conversation_id: Uuid) -> ApiResult<JoinView> {
     let not_found = || ApiError::NoSuch("conversation not found");
     if !state.store.member_ids(conversation_id).await?.contains(&user) {
@@ -259,8 +259,15 @@ pub async fn join(state: &AppState, user: Uuid, conversation_id: Uuid) -> ApiRes
         .map(|(member, key)| (member, keys::key_json(&key)))
         .collect();
     let private_key = keys::own_private_key(state, conversation_id, user).await?;
+    let identity_keys = state
+        .store
+        .member_identity_keys(conversation_id)
+        .await?
+        .into_iter()
+        .map(|(member, key)| (member, key.as_deref().map_or(Value::Null, keys::key_json)))
+        .collect();
     let messages = messages_page(state, conversation_id, user, None, FIRST_PAGE).await?;
-    Ok(JoinView { conversation: (&conversation).into(), read_times, messages, public_keys, private_key })
+    Ok(JoinView { conversation: (&conversation).into(), read_times, messages, public_keys, private_key, identity_keys })
 }
 
 /// `send_message`: one ciphertext per member, keyed by member id.
@@ -270,6 +277,10 @@ pub struct SendMessage {
     pub encrypted_messages: BTreeMap<Uuid, String>,
     /// The sender's own id for the message: a resend with the same one is not stored twice.
     pub client_msg_id: Option<String>,
+    /// (+) The message group's id, chosen by the sender's client (it puts the id inside the
+    /// encrypted message, docs/e2e.md); the server picks one when absent. Never the nil UUID,
+    /// never an id in use.
+    pub message_group_id: Option<Uuid>,
 }
 
 /// What the sender's reply says: their own copy (null when they were not a recipient).
@@ -292,8 +303,19 @@ pub async fn send_message(
     if request.client_msg_id.as_ref().is_some_and(|id| id.is_empty() || id.len() > MAX_CLIENT_MSG_ID_BYTES) {
         return Err(ApiError::refused("invalid_client_msg_id", "client_msg_id must be 1 to 100 characters"));
     }
+    // Where the message sits in history is the server's to say, whatever id the client chose.
+    let history_key = Uuid::now_v7();
+    let (id, client_chose_id) = match request.message_group_id {
+        None => (history_key, false),
+        Some(id) if id.is_nil() => {
+            return Err(ApiError::refused("invalid_message_id", "message_group_id must not be the nil UUID"));
+        }
+        Some(id) => (id, true),
+    };
     let message = NewMessageGroup {
-        id: Uuid::now_v7(),
+        id,
+        history_key,
+        client_chose_id,
         conversation_id,
         sender: me,
         client_msg_id: request.client_msg_id,
@@ -303,6 +325,10 @@ pub async fn send_message(
     // The reply is sent only after this commit: an acknowledged message is stored.
     let delivery = state.store.send_message(&message).await.map_err(|error| match error {
         StoreError::NotFound => not_a_member(),
+        StoreError::Conflict("message_group_id") => ApiError::Conflict {
+            code: "message_id_taken",
+            message: "a message with this message_group_id already exists; choose another",
+        },
         other => other.into(),
     })?;
     if delivery.fresh {

@@ -109,6 +109,9 @@ pub struct JoinView {
     pub public_keys: BTreeMap<Uuid, Value>,
     /// The member's own private key (null when none or when it did not open).
     pub private_key: Value,
+    /// (+) Every member's identity (its public form, docs/e2e.md; null for a member without
+    /// one), by member id.
+    pub identity_keys: BTreeMap<Uuid, Value>,
 }
 
 /// A message as one recipient's push: `new_message` and `edit_message` on `user:{id}`.

@@ -67,10 +67,12 @@ async fn request_email_change(State(state): State<AppState>, auth: AuthUser) -> 
 /// # PATCH /api/password
 ///
 /// Changes the password and signs out every session, this one included. With
-/// `private_keys`, the re-wrapped private keys replace the old ones in the same transaction.
+/// `private_keys` (and `identity_private_key` (+) when the account has an identity), the
+/// re-wrapped private keys replace the old ones in the same transaction.
 #[utoipa::path(patch, path = "/api/password", tag = "account", security(("bearer" = [])),
     request_body = ChangePasswordRequest,
     responses((status = 204, description = "changed; all sessions signed out"), (status = 401, body = ErrorBody),
+              (status = 409, description = "`keys_changed`: the re-wrapped keys are not exactly the caller's", body = ErrorBody),
               (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn change_password(
     State(state): State<AppState>,
@@ -84,8 +86,9 @@ async fn change_password(
 /// # PATCH /api/email
 ///
 /// Moves the account to a new address (unconfirmed until its link is used). With
-/// `new_password` and `private_keys` (+), the account's secret and private keys change with it
-/// and every session is signed out.
+/// `new_password` and `private_keys` (+) (and `identity_private_key` when the account has an
+/// identity), the account's secret and private keys change with it and every session is
+/// signed out.
 #[utoipa::path(patch, path = "/api/email", tag = "account", security(("bearer" = [])),
     request_body = ChangeEmailRequest,
     responses((status = 204, description = "changed"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),

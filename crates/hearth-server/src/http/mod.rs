@@ -12,6 +12,7 @@ mod devices;
 mod documented_errors;
 pub(crate) mod encryption_keys;
 mod health;
+pub(crate) mod identity_key;
 mod keys;
 mod users;
 mod web;
@@ -72,6 +73,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(conversations::routes())
         .merge(devices::routes())
         .merge(encryption_keys::routes())
+        .merge(identity_key::routes())
         .merge(health::routes())
 }
 

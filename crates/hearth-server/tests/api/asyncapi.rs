@@ -753,11 +753,23 @@ async fn every_push_and_reply_is_documented_and_fits_its_schema() {
     bob.ok(&private, "phx_join", json!({})).await;
     bob.ok(&private, "set_encryption_keys", json!({"public_key": jwk("bob"), "private_key": {"wrapped": "b"}})).await;
     ann.expect(&private, "set_encryption_keys").await;
+    // Bob publishes his identity (REST): his conversations hear of it.
+    let identity = json!({
+        "identity_key": {"signing": jwk("bob-signing"), "agreement": jwk("bob-agreement")},
+        "identity_private_key": {"signing": "v1.s", "agreement": "v1.a"},
+    });
+    let request = app.request(reqwest::Method::PUT, "/api/identity_key", Some(&bob_session.auth_token));
+    let published = app.send(request.json(&identity)).await;
+    assert_eq!(published.status, StatusCode::NO_CONTENT, "{}", published.text);
+    ann.expect(&private, "identity_key").await;
     let ann_id = ann.id.clone();
     let both = |a: &str, b: &str| json!({ann_id.clone(): a, bob_id.clone(): b});
-    let sent = ann
-        .ok(&private, "send_message", json!({"encrypted_messages": both("for ann", "for bob"), "client_msg_id": "m-1"}))
-        .await;
+    let chosen = uuid::Uuid::now_v7();
+    let payload = json!({
+        "encrypted_messages": both("for ann", "for bob"), "client_msg_id": "m-1", "message_group_id": chosen
+    });
+    let sent = ann.ok(&private, "send_message", payload).await;
+    assert_eq!(sent["message"]["message_group"], json!(chosen));
     let group = sent["message"]["message_group"].as_str().expect("a group").to_owned();
     bob.expect(&bob_user, "new_message").await;
     let edit = json!({"message_group_id": group, "encrypted_messages": both("edited a", "edited b")});

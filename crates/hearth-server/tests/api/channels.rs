@@ -370,3 +370,66 @@ async fn a_client_may_choose_a_new_conversations_id_but_not_one_in_use_or_the_ni
     let listed = app.get_authed("/api/conversations", &ann_s.auth_token).await;
     assert_eq!(listed.json["items"].as_array().map(Vec::len), Some(1), "only the group was started");
 }
+
+/// The sender's client may choose a message's group id (it puts the id inside the encrypted
+/// message, docs/e2e.md): the group gets exactly that id. An id in use is refused with
+/// `message_id_taken` and nothing is stored, the nil UUID with `invalid_message_id`; a resend
+/// with the same `client_msg_id` is still the first send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_may_choose_a_messages_group_id_but_not_one_in_use_or_the_nil_one() {
+    let app = spawn_app().await;
+    let (ann_s, bob_s) = (app.register("ann@example.org").await, app.register("bob@example.org").await);
+    let mut ann = Peer::connect(&app, &ann_s).await;
+    let mut bob = Peer::connect(&app, &bob_s).await;
+    let conversation = ann.start_private(&bob.id, "ann", json!("v1.ann")).await;
+    let topic = format!("conversation:{conversation}");
+    ann.ok(&topic, "phx_join", json!({})).await;
+    bob.ok(&topic, "phx_join", json!({})).await;
+    let (ann_id, bob_id) = (ann.id.clone(), bob.id.clone());
+    let copies =
+        |tag: &str| json!({ann_id.clone(): format!("{tag} for ann"), bob_id.clone(): format!("{tag} for bob")});
+
+    let chosen = uuid::Uuid::now_v7().to_string();
+    let first = json!({"encrypted_messages": copies("first"), "client_msg_id": "c-1", "message_group_id": chosen});
+    let sent = ann.ok(&topic, "send_message", first.clone()).await;
+    assert_eq!(sent["message"]["message_group"], json!(chosen));
+    let delivered = bob.expect(&format!("user:{bob_id}"), "new_message").await;
+    assert_eq!(delivered["message"]["message_group"], json!(chosen));
+
+    // A resend is the first send again, delivered once.
+    let resent = ann.ok(&topic, "send_message", first).await;
+    assert_eq!(resent["message"], sent["message"]);
+
+    // The id in use, by another sender or without the client id: refused, nothing stored.
+    let by_bob = json!({"encrypted_messages": copies("bob"), "message_group_id": chosen});
+    let refused = bob.call(&topic, "send_message", by_bob).await;
+    assert_eq!(refused["status"], "error", "{refused}");
+    assert_eq!(refused["response"]["error"], "message_id_taken", "{refused}");
+    let again = json!({"encrypted_messages": copies("again"), "message_group_id": chosen});
+    assert_eq!(ann.call(&topic, "send_message", again).await["response"]["error"], "message_id_taken");
+    let nil = json!({"encrypted_messages": copies("nil"), "message_group_id": uuid::Uuid::nil().to_string()});
+    let refused = ann.call(&topic, "send_message", nil).await;
+    assert_eq!(refused["response"]["error"], "invalid_message_id", "{refused}");
+    let malformed = json!({"encrypted_messages": copies("bad"), "message_group_id": "not-a-uuid"});
+    assert_eq!(ann.call(&topic, "send_message", malformed).await["response"]["error"], "invalid");
+    let history = app.get_authed(&format!("/api/messages?conversation_id={conversation}"), &bob_s.auth_token).await;
+    let items = history.expect_status(reqwest::StatusCode::OK)["items"].as_array().expect("items").clone();
+    assert_eq!(items.len(), 1, "only the first send was stored: {items:?}");
+    assert_eq!(items[0]["content"], "first for bob");
+
+    // Edits and deletes name the group by the chosen id.
+    let edit = json!({"message_group_id": chosen, "encrypted_messages": copies("edited")});
+    ann.ok(&topic, "edit_message", edit).await;
+    ann.ok(&topic, "delete_message", json!({"message_group_id": chosen})).await;
+    // A fresh id goes through; the largest id there is does not make it the newest for ever.
+    let largest = uuid::Uuid::max().to_string();
+    let sent = ann
+        .ok(&topic, "send_message", json!({"encrypted_messages": copies("fresh"), "message_group_id": largest}))
+        .await;
+    assert_eq!(sent["message"]["message_group"], json!(largest));
+    ann.ok(&topic, "send_message", json!({"encrypted_messages": copies("later")})).await;
+    let history = app.get_authed(&format!("/api/messages?conversation_id={conversation}"), &bob_s.auth_token).await;
+    let items = history.expect_status(reqwest::StatusCode::OK)["items"].as_array().expect("items").clone();
+    let contents: Vec<&str> = items.iter().map(|item| item["content"].as_str().expect("content")).collect();
+    assert_eq!(contents, ["later for bob", "fresh for bob"], "newest first, in the order they were sent");
+}

@@ -172,12 +172,28 @@ pub fn assert_session_shape(body: &Value) {
 /// Asserts the shape of a user with their profile.
 #[track_caller]
 pub fn assert_user_shape(user: &Value) {
-    assert_keys(user, &["id", "email", "display_name", "hidden", "theme", "magnification", "recents"]);
+    assert_keys(
+        user,
+        &[
+            "id",
+            "email",
+            "display_name",
+            "hidden",
+            "theme",
+            "magnification",
+            "recents",
+            "identity_key",
+            "identity_private_key",
+        ],
+    );
     uuid::Uuid::parse_str(&str_field(user, "id")).expect("user id is a UUID");
     assert!(user["hidden"].is_boolean(), "{user}");
     assert!(matches!(user["theme"].as_str(), Some("day" | "night")), "{user}");
     assert!(user["magnification"].is_f64() || user["magnification"].is_u64(), "{user}");
     assert!(user["recents"].is_array(), "{user}");
+    // Both forms of the identity (docs/e2e.md), or neither.
+    assert!(user["identity_key"].is_object() || user["identity_key"].is_null(), "{user}");
+    assert_eq!(user["identity_key"].is_null(), user["identity_private_key"].is_null(), "{user}");
 }
 
 /// A response's status, headers and JSON body (`Value::Null` when the body is empty).

@@ -173,6 +173,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("/api/email", "patch"),
     ("/api/encryption_keys", "get"),
     ("/api/encryption_keys", "put"),
+    ("/api/identity_key", "put"),
     ("/api/keys", "get"),
     ("/api/keys/{id}", "delete"),
     ("/api/me", "get"),

@@ -15,6 +15,7 @@ mod devices;
 mod email_change;
 mod encryption_keys;
 mod hygiene;
+mod identity;
 mod keyguard;
 mod login;
 mod one_time_tokens;

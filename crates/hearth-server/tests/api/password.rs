@@ -120,7 +120,7 @@ async fn reset_by_email_sets_the_password_and_signs_out_everywhere() {
         let body = reply.expect_status(StatusCode::OK);
         assert_keys(body, &["success", "user"]);
         assert_eq!(body["success"], true);
-        assert_keys(&body["user"], &["id", "email", "display_name"]);
+        assert_keys(&body["user"], &["id", "email", "display_name", "identity_key"]);
         assert_eq!(body["user"]["id"], first.user_id.as_str());
         assert_eq!(body["user"]["email"], "ann@example.org");
         assert_eq!(body["user"]["display_name"], "ann@example.org");

@@ -13,7 +13,18 @@ async fn register_returns_201_with_the_session_reply() {
 
     assert_keys(body, &["user", "conversations", "users", "auth_token", "refresh_token"]);
     let user = &body["user"];
-    assert_keys(user, &["id", "email", "display_name", "hidden", "theme", "magnification", "recents"]);
+    let own = [
+        "id",
+        "email",
+        "display_name",
+        "hidden",
+        "theme",
+        "magnification",
+        "recents",
+        "identity_key",
+        "identity_private_key",
+    ];
+    assert_keys(user, &own);
     let id = user["id"].as_str().expect("id is a string");
     assert_eq!(uuid::Uuid::parse_str(id).expect("id is a UUID").get_version_num(), 7);
     assert_eq!(user["email"], "ann@example.org", "email is trimmed and lowercased");
@@ -22,6 +33,8 @@ async fn register_returns_201_with_the_session_reply() {
     assert_eq!(user["theme"], "day");
     assert_eq!(user["magnification"].as_f64(), Some(1.0));
     assert_eq!(user["recents"], json!([]));
+    // No identity until the client publishes one (`PUT /api/identity_key`).
+    assert_eq!((&user["identity_key"], &user["identity_private_key"]), (&json!(null), &json!(null)));
     assert_eq!(body["conversations"], json!([]));
     assert_eq!(body["users"], json!([]));
     let auth_token = body["auth_token"].as_str().expect("auth_token");

@@ -26,7 +26,7 @@ async fn page(app: &TestApp, token: &str, query: &str) -> (Vec<Value>, Option<St
     assert_keys(body, &["items", "page_token"]);
     let items = body["items"].as_array().expect("items is an array").clone();
     for item in &items {
-        assert_keys(item, &["id", "email", "display_name"]);
+        assert_keys(item, &["id", "email", "display_name", "identity_key"]);
     }
     let next = match &body["page_token"] {
         Value::Null => None,

@@ -21,6 +21,13 @@ async fn rotation_reseals_everything_while_requests_flow() {
     bob.ok(&topic, "phx_join", json!({})).await;
     bob.ok(&topic, "set_encryption_keys", json!({"public_key": jwk("b"), "private_key": {"k": "bob"}})).await;
     ann.ok(&topic, "phx_join", json!({})).await;
+    // Bob's identity private key is sealed too.
+    let identity = json!({
+        "identity_key": {"signing": jwk("bob-s"), "agreement": jwk("bob-a")},
+        "identity_private_key": {"signing": "v1.bob-s", "agreement": "v1.bob-a"},
+    });
+    let request = app.request(reqwest::Method::PUT, "/api/identity_key", Some(&bob_s.auth_token));
+    assert_eq!(app.send(request.json(&identity)).await.status, reqwest::StatusCode::NO_CONTENT);
 
     let settings = Settings { data_dir: app.data_dir.path().to_owned(), ..Settings::default() };
     let url = format!("sqlite://{}", app.data_dir.path().join("hearth.db").display());
@@ -48,8 +55,8 @@ async fn rotation_reseals_everything_while_requests_flow() {
     }
     let rotation = rotation.await.expect("task").expect("rotated");
     assert_eq!(rotation.version, 2);
-    // Bob's key changed only by rotation; Ann's may already be re-sealed by the server.
-    assert!(rotation.rewrapped >= 1, "{rotation:?}");
+    // Bob's keys changed only by rotation; Ann's may already be re-sealed by the server.
+    assert!(rotation.rewrapped >= 2, "{rotation:?}");
 
     let ring = std::fs::read_to_string(app.data_dir.path().join("vault_key")).expect("ring");
     assert_eq!(ring.lines().count(), 2, "versions 1 and 2");
@@ -64,8 +71,13 @@ async fn rotation_reseals_everything_while_requests_flow() {
             "everything is sealed under the new version"
         );
     }
+    let identities = store.sealed_identity_private_keys(None, 100).await.expect("identities");
+    assert_eq!(identities.len(), 1);
+    assert_eq!(blob_version(&identities[0].1).expect("blob"), 2, "the identity's is re-sealed too");
     // The running server opens them all (it reloaded the ring).
     assert_eq!(bob.ok(&topic, "phx_join", json!({})).await["private_key"], json!({"k": "bob"}));
+    let me = app.me(&bob_s.auth_token).await;
+    assert_eq!(me.json["identity_private_key"], identity["identity_private_key"]);
     assert_eq!(ann.ok(&topic, "phx_join", json!({})).await["private_key"], json!({"k": format!("ann-{last}")}));
 }
 

@@ -7,7 +7,9 @@ use uuid::Uuid;
 use super::PostgresStore;
 use crate::accounts::{self, ProfileRow, recents_json, user_summary};
 use crate::sql::{found, on_unique};
-use crate::{AccountStore, NewAccount, Profile, ProfileUpdate, StoreResult, Timestamp, User, UserSummary};
+use crate::{
+    AccountStore, Identity, NewAccount, Profile, ProfileUpdate, StoreError, StoreResult, Timestamp, User, UserSummary,
+};
 
 #[async_trait]
 impl AccountStore for PostgresStore {
@@ -70,15 +72,65 @@ impl AccountStore for PostgresStore {
         user_id: Uuid,
         password_hash: &str,
         private_keys: Option<&[(Uuid, Vec<u8>)]>,
+        identity_private_key: Option<&[u8]>,
         now: Timestamp,
     ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
-        if let Some(keys) = private_keys {
-            super::conversations::replace_private_keys_in(&mut tx, user_id, keys, now).await?;
+        match private_keys {
+            Some(keys) => {
+                super::conversations::replace_private_keys_in(&mut tx, user_id, keys, now).await?;
+                super::sessions::rewrap_identity_in(&mut tx, user_id, identity_private_key).await?;
+            }
+            None if identity_private_key.is_some() => return Err(StoreError::Rule(accounts::IDENTITY_KEY_RULE)),
+            None => {}
         }
         super::sessions::set_password_in(&mut tx, user_id, password_hash, now).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn identity(&self, user_id: Uuid) -> StoreResult<Option<Identity>> {
+        let columns: Option<(Option<String>, Option<Vec<u8>>)> =
+            sqlx::query_as(accounts::IDENTITY).bind(user_id).fetch_optional(&self.pool).await?;
+        columns.map_or(Ok(None), accounts::identity)
+    }
+
+    async fn set_identity(&self, user_id: Uuid, identity: &Identity, replace: bool, now: Timestamp) -> StoreResult<()> {
+        let statement = if replace { accounts::SET_IDENTITY } else { accounts::SET_FIRST_IDENTITY };
+        let updated = sqlx::query(statement)
+            .bind(user_id)
+            .bind(&identity.public_key)
+            .bind(&identity.sealed_private_key)
+            .bind(now)
+            .execute(self.writer())
+            .await?;
+        if updated.rows_affected() == 1 {
+            return Ok(());
+        }
+        // Nothing changed: the user has an identity already, or there is no such user.
+        let has: Option<bool> =
+            sqlx::query_scalar(accounts::HAS_IDENTITY).bind(user_id).fetch_optional(self.writer()).await?;
+        match has {
+            Some(_) => Err(StoreError::Conflict("identity")),
+            None => Err(StoreError::NotFound),
+        }
+    }
+
+    async fn sealed_identity_private_keys(&self, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<(Uuid, Vec<u8>)>> {
+        Ok(sqlx::query_as(AssertSqlSafe(accounts::sealed_identity_private_keys_after(limit)))
+            .bind(after.unwrap_or(Uuid::nil()))
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn replace_sealed_identity_private_key(&self, user_id: Uuid, old: &[u8], new: &[u8]) -> StoreResult<bool> {
+        let swapped = sqlx::query(accounts::SWAP_SEALED_IDENTITY_PRIVATE_KEY)
+            .bind(user_id)
+            .bind(old)
+            .bind(new)
+            .execute(self.writer())
+            .await?;
+        Ok(swapped.rows_affected() == 1)
     }
 
     async fn delete_user(&self, user_id: Uuid) -> StoreResult<()> {

@@ -142,6 +142,7 @@ impl AssistantStore for PostgresStore {
             content: content.to_owned(),
             inserted_at: now,
             updated_at: now,
+            history_key: group_id,
         };
         Ok(MessageDelivery { conversation_id, messages: BTreeMap::from([(owner, message)]), fresh: true })
     }

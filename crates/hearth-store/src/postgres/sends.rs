@@ -13,7 +13,7 @@ use crate::group_commit::{GroupCommit, each_alone_if_the_batch_fails};
 use crate::send_batch::{self, ClientKey, MAX_SENDS_PER_BATCH, Plan, Sends, client_key};
 use crate::{MessageDelivery, NewMessageGroup, StoreError, StoreResult};
 
-/// Rows per multi-row `INSERT`: 6 parameters each stays far below PostgreSQL's 65 535
+/// Rows per multi-row `INSERT`: 7 parameters each stays far below PostgreSQL's 65 535
 /// parameters per statement.
 const ROWS_PER_INSERT: usize = 1000;
 
@@ -37,16 +37,17 @@ async fn store_sends(pool: &PgPool, sends: &[NewMessageGroup]) -> StoreResult<Ve
     let mut tx = PostgresStore::begin_write_on(pool).await?;
     let members = members_locked(&mut tx, sends).await?;
     let earlier = groups_by_client_key(&mut tx, sends).await?;
-    let mut plans = send_batch::plan(sends, &members, &earlier);
+    let taken = taken_ids(&mut tx, sends).await?;
+    let mut plans = send_batch::plan(sends, &members, &earlier, &taken);
 
     let new_groups: Vec<&NewMessageGroup> =
         plans.iter().zip(sends).filter(|(plan, _)| matches!(plan, Plan::Insert)).map(|(_, send)| send).collect();
     let mut inserted = HashSet::new();
     for chunk in new_groups.chunks(ROWS_PER_INSERT) {
-        // A send whose client key a concurrent transaction stored first inserts nothing,
-        // after waiting for that one to commit.
+        // A send whose client key (or chosen group id) a concurrent transaction stored first
+        // inserts nothing, after waiting for that one to commit.
         let mut insert = QueryBuilder::<Postgres>::new(
-            "INSERT INTO message_groups (id, conversation_id, sender_id, client_msg_id, inserted_at, updated_at) ",
+            "INSERT INTO message_groups (id, conversation_id, sender_id, client_msg_id, inserted_at, updated_at, history_key) ",
         );
         insert.push_values(chunk, |mut row, send| {
             row.push_bind(send.id)
@@ -54,26 +55,37 @@ async fn store_sends(pool: &PgPool, sends: &[NewMessageGroup]) -> StoreResult<Ve
                 .push_bind(send.sender)
                 .push_bind(&send.client_msg_id)
                 .push_bind(send.now)
-                .push_bind(send.now);
+                .push_bind(send.now)
+                .push_bind(send.history_key);
         });
-        insert.push(" ON CONFLICT (conversation_id, sender_id, client_msg_id) DO NOTHING RETURNING id");
+        insert.push(" ON CONFLICT DO NOTHING RETURNING id");
         let ids: Vec<Uuid> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
         inserted.extend(ids);
     }
     for (plan, send) in plans.iter_mut().zip(sends) {
         if matches!(plan, Plan::Insert) && !inserted.contains(&send.id) {
-            let (conversation_id, sender, client_msg_id) =
-                client_key(send).ok_or(StoreError::Conflict("message_groups.id"))?;
-            let group: Uuid = sqlx::query_scalar(
-                "SELECT id FROM message_groups WHERE conversation_id = $1 AND sender_id = $2 AND client_msg_id = $3",
-            )
-            .bind(conversation_id)
-            .bind(sender)
-            .bind(client_msg_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::Conflict("client_msg_id"))?;
-            *plan = Plan::Earlier(group);
+            // A resend, after all, if its client key is stored now; else its chosen id is.
+            let earlier = match client_key(send) {
+                Some((conversation_id, sender, client_msg_id)) => {
+                    sqlx::query_scalar(
+                        "SELECT id FROM message_groups \
+                         WHERE conversation_id = $1 AND sender_id = $2 AND client_msg_id = $3",
+                    )
+                    .bind(conversation_id)
+                    .bind(sender)
+                    .bind(client_msg_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                }
+                None => None,
+            };
+            *plan = match earlier {
+                Some(group) => Plan::Earlier(group),
+                None if send.client_chose_id => Plan::Refused(send_batch::id_taken()),
+                // The server's own UUIDv7 conflicts with nothing: the database's answer is
+                // unexplained, so the batch fails (and its sends are tried one by one).
+                None => return Err(StoreError::Conflict("message_groups.id")),
+            };
         }
     }
 
@@ -152,6 +164,19 @@ async fn groups_by_client_key(
         .into_iter()
         .map(|(conversation, sender, client_msg_id, id)| ((conversation, sender, client_msg_id), id))
         .collect())
+}
+
+/// Which of the group ids the clients of `sends` chose are in use. One that a concurrent
+/// transaction is storing shows at the insert instead, which waits for that one to commit.
+async fn taken_ids(tx: &mut Transaction<'static, Postgres>, sends: &[NewMessageGroup]) -> StoreResult<HashSet<Uuid>> {
+    let chosen = send_batch::chosen_ids(sends);
+    if chosen.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let mut select = QueryBuilder::<Postgres>::new("SELECT id FROM message_groups WHERE id IN ");
+    push_id_list(&mut select, &chosen);
+    let taken: Vec<Uuid> = select.build_query_scalar().fetch_all(&mut **tx).await?;
+    Ok(taken.into_iter().collect())
 }
 
 /// Appends `($1, $2, …)` binding `ids`, for `… IN (…)`.

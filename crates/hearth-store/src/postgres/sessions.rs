@@ -160,6 +160,8 @@ impl SessionStore for PostgresStore {
                 sqlx::query(accounts::CONFIRM_EMAIL).bind(owner).bind(now).execute(&mut *tx).await?;
             }
             Redemption::ResetPassword { password_hash } => {
+                // The identity's private key was wrapped under the forgotten password.
+                sqlx::query(accounts::CLEAR_IDENTITY).bind(owner).execute(&mut *tx).await?;
                 set_password_in(&mut tx, owner, password_hash, now).await?;
             }
             Redemption::ChangeEmail { user_id, email, rekey } => {
@@ -180,6 +182,7 @@ impl SessionStore for PostgresStore {
                 void_one_time_tokens_in(&mut tx, owner).await?;
                 if let Some(rekey) = rekey {
                     super::conversations::replace_private_keys_in(&mut tx, owner, &rekey.private_keys, now).await?;
+                    rewrap_identity_in(&mut tx, owner, rekey.identity_private_key.as_deref()).await?;
                     set_password_in(&mut tx, owner, &rekey.password_hash, now).await?;
                 }
             }
@@ -273,3 +276,24 @@ pub(super) async fn set_password_in(
     found(updated.rows_affected())?;
     revoke_everything_in(tx, user_id, now).await
 }
+
+/// Replaces the sealed private key of the user's identity with `rewrapped`, in `tx`, as a
+/// re-keying does (a new credential, with every private key re-wrapped by the client):
+/// [`StoreError::Rule`] unless `rewrapped` is given exactly when the user has an identity
+/// (the row stays locked until the transaction ends).
+pub(super) async fn rewrap_identity_in(
+    tx: &mut Transaction<'static, Postgres>,
+    user_id: Uuid,
+    rewrapped: Option<&[u8]>,
+) -> StoreResult<()> {
+    let has: Option<bool> = sqlx::query_scalar(HAS_IDENTITY_LOCKED).bind(user_id).fetch_optional(&mut **tx).await?;
+    accounts::check_identity_rewrap(has, rewrapped)?;
+    if let Some(sealed) = rewrapped {
+        sqlx::query(accounts::SET_IDENTITY_PRIVATE_KEY).bind(user_id).bind(sealed).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// [`accounts::HAS_IDENTITY`], locking the user's row until the transaction ends: an identity
+/// published meanwhile waits for the re-keying, and is not left wrapped under the old secret.
+const HAS_IDENTITY_LOCKED: &str = "SELECT identity_key IS NOT NULL FROM users WHERE id = $1 FOR UPDATE";

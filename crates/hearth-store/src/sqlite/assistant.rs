@@ -151,6 +151,7 @@ impl AssistantStore for SqliteStore {
             content: content.to_owned(),
             inserted_at: now,
             updated_at: now,
+            history_key: group_id,
         };
         Ok(MessageDelivery { conversation_id, messages: BTreeMap::from([(owner, message)]), fresh: true })
     }

@@ -86,6 +86,10 @@ impl ConversationStore for SqliteStore {
         Ok(rows.into_iter().map(accounts::user_summary).collect())
     }
 
+    async fn member_identity_keys(&self, conversation_id: Uuid) -> StoreResult<Vec<(Uuid, Option<String>)>> {
+        Ok(sqlx::query_as(conversations::MEMBER_IDENTITY_KEYS).bind(conversation_id).fetch_all(&self.pool).await?)
+    }
+
     async fn private_conversation_between(&self, a: Uuid, b: Uuid) -> StoreResult<Option<Uuid>> {
         Ok(sqlx::query_scalar(conversations::CONVERSATION_OF_PRIVATE_PAIR)
             .bind(private_pair(a, b))

@@ -131,6 +131,7 @@ mod tests {
                 confirmed_at: None,
                 inserted_at: now,
                 updated_at: now,
+                identity_key: None,
             },
             session: NewSession {
                 device_id: Uuid::now_v7(),

@@ -2,7 +2,7 @@
 //! writer thread, on the write connection's own handle (`writer.rs`); its statements stay
 //! prepared for as long as the writer thread keeps the connection.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension as _, Transaction, TransactionBehavior, params};
@@ -32,20 +32,28 @@ async fn on_the_writer(
 
 /// One transaction for `sends`: the outer error means it failed (nothing stored); otherwise
 /// each send's own outcome, in order. SQLite has one writer, so nothing else can store a
-/// client key between reading the earlier ones and inserting.
+/// client key or a chosen group id between reading the earlier ones and inserting.
 fn store_sends(database: &Connection, sends: &[NewMessageGroup]) -> StoreResult<Vec<StoreResult<MessageDelivery>>> {
     // Rolled back if anything below fails or panics (the transaction's drop).
     let tx = Transaction::new_unchecked(database, TransactionBehavior::Immediate)?;
     let members = members(&tx, sends)?;
     let earlier = groups_by_client_key(&tx, sends)?;
-    let plans = send_batch::plan(sends, &members, &earlier);
+    let taken = taken_ids(&tx, sends)?;
+    let plans = send_batch::plan(sends, &members, &earlier, &taken);
 
     let mut insert_group = tx.prepare_cached(
-        "INSERT INTO message_groups (id, conversation_id, sender_id, client_msg_id, inserted_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        "INSERT INTO message_groups (id, conversation_id, sender_id, client_msg_id, inserted_at, updated_at, history_key) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
     )?;
     for (_, send) in plans.iter().zip(sends).filter(|(plan, _)| matches!(plan, Plan::Insert)) {
-        insert_group.execute(params![send.id, send.conversation_id, send.sender, send.client_msg_id, send.now])?;
+        insert_group.execute(params![
+            send.id,
+            send.conversation_id,
+            send.sender,
+            send.client_msg_id,
+            send.now,
+            send.history_key
+        ])?;
     }
     let fresh = send_batch::new_deliveries(&plans, sends);
     let mut insert_message = tx.prepare_cached(
@@ -105,6 +113,22 @@ fn groups_by_client_key(tx: &Transaction<'_>, sends: &[NewMessageGroup]) -> Stor
     Ok(found)
 }
 
+/// Which of the group ids the clients of `sends` chose are in use.
+fn taken_ids(tx: &Transaction<'_>, sends: &[NewMessageGroup]) -> StoreResult<HashSet<Uuid>> {
+    let chosen = send_batch::chosen_ids(sends);
+    if chosen.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let mut select = tx.prepare_cached("SELECT 1 FROM message_groups WHERE id = ?1")?;
+    let mut taken = HashSet::new();
+    for id in chosen {
+        if select.exists([id])? {
+            taken.insert(id);
+        }
+    }
+    Ok(taken)
+}
+
 /// Every recipient's copy of a group stored before.
 fn delivery(tx: &Transaction<'_>, group: Uuid) -> StoreResult<MessageDelivery> {
     let conversation_id: Uuid = tx
@@ -113,7 +137,7 @@ fn delivery(tx: &Transaction<'_>, group: Uuid) -> StoreResult<MessageDelivery> {
         .optional()?
         .ok_or(StoreError::NotFound)?;
     let mut select = tx.prepare_cached(
-        "SELECT m.recipient_id, m.id, g.sender_id, m.content, m.inserted_at, m.updated_at \
+        "SELECT m.recipient_id, m.id, g.sender_id, m.content, m.inserted_at, m.updated_at, g.history_key \
          FROM messages m JOIN message_groups g ON g.id = m.message_group_id WHERE m.message_group_id = ?1",
     )?;
     let messages = select
@@ -125,6 +149,7 @@ fn delivery(tx: &Transaction<'_>, group: Uuid) -> StoreResult<MessageDelivery> {
                 content: row.get(3)?,
                 inserted_at: row.get::<_, Timestamp>(4)?,
                 updated_at: row.get(5)?,
+                history_key: row.get(6)?,
             };
             Ok((row.get(0)?, message))
         })?

@@ -1,12 +1,13 @@
 //! Accounts: creating users with their profile and first session, reading, listing, renaming and
-//! deleting them.
+//! deleting them, and their identities.
 
 use std::sync::Arc;
 
 use hearth_store::{
-    Device, OneTimeKind, Profile, ProfileUpdate, Redemption, RefreshOutcome, Store, StoreError, Theme, Timestamp, User,
-    UserSummary,
+    Device, Identity, OneTimeKind, Profile, ProfileUpdate, Redemption, RefreshOutcome, Store, StoreError, Theme,
+    Timestamp, User, UserSummary,
 };
+use tokio::sync::Barrier;
 use uuid::Uuid;
 
 use crate::{create_account, device, is_not_found, issue, new_account, new_session, rotate, user};
@@ -20,7 +21,19 @@ contract!(
     list_users_orders_and_pages_by_id,
     set_display_name_changes_only_the_name,
     delete_user_cascades,
+    an_identity_is_published_once_then_replaced,
+    of_concurrent_first_identities_one_is_stored,
+    a_rekeying_rewraps_the_identity_or_changes_nothing,
+    sealed_identity_private_keys_page_and_compare_and_swap,
 );
+
+/// An identity whose two forms are tagged with `tag` (the store reads neither).
+pub(crate) fn identity(tag: &str) -> Identity {
+    Identity {
+        public_key: format!(r#"{{"signing":{{"tag":"{tag}"}},"agreement":{{"tag":"{tag}"}}}}"#),
+        sealed_private_key: format!("sealed identity {tag}").into_bytes(),
+    }
+}
 
 async fn account_round_trips_every_field(store: Arc<dyn Store>) {
     let now = Timestamp::now();
@@ -269,4 +282,146 @@ async fn delete_user_cascades(store: Arc<dyn Store>) {
 
     assert!(is_not_found(&store.delete_user(doomed.user.id).await));
     assert!(is_not_found(&store.delete_user(Uuid::now_v7()).await));
+}
+
+async fn an_identity_is_published_once_then_replaced(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let ada = create_account(&store, "ada@example.com", now).await;
+    let bob = create_account(&store, "bob@example.com", now).await;
+    let id = ada.user.id;
+    assert_eq!(store.identity(id).await.expect("identity"), None);
+    assert_eq!(user(&store, id).await.identity_key, None);
+
+    // The first one needs nothing.
+    let later = now.plus_secs(1);
+    store.set_identity(id, &identity("first"), false, later).await.expect("first identity");
+    assert_eq!(store.identity(id).await.expect("identity"), Some(identity("first")));
+    let expected = User { identity_key: Some(identity("first").public_key), updated_at: later, ..ada.user.clone() };
+    assert_eq!(user(&store, id).await, expected);
+    assert_eq!(store.user_by_email("ada@example.com").await.expect("by email"), Some(expected.clone()));
+    // Everyone sees its public form.
+    let listed = store.list_users(None, 10).await.expect("list users");
+    assert_eq!(listed, vec![UserSummary::from(&expected), UserSummary::from(&bob.user)]);
+    assert_eq!(listed[0].identity_key, Some(identity("first").public_key));
+
+    // Another first one conflicts and changes nothing.
+    let refused = store.set_identity(id, &identity("second"), false, later.plus_secs(1)).await;
+    assert!(matches!(refused, Err(StoreError::Conflict("identity"))), "{refused:?}");
+    assert_eq!(store.identity(id).await.expect("identity"), Some(identity("first")));
+    assert_eq!(user(&store, id).await, expected);
+
+    // A replacement goes through whatever was there.
+    let latest = later.plus_secs(2);
+    store.set_identity(id, &identity("second"), true, latest).await.expect("replace");
+    assert_eq!(store.identity(id).await.expect("identity"), Some(identity("second")));
+    let replaced = user(&store, id).await;
+    assert_eq!((replaced.identity_key, replaced.updated_at), (Some(identity("second").public_key), latest));
+
+    // Bob has none; nobody has none and cannot get one.
+    assert_eq!(store.identity(bob.user.id).await.expect("identity"), None);
+    assert_eq!(store.identity(Uuid::now_v7()).await.expect("nobody's"), None);
+    for replace in [false, true] {
+        assert!(is_not_found(&store.set_identity(Uuid::now_v7(), &identity("ghost"), replace, latest).await));
+    }
+
+    // It goes with the account.
+    store.delete_user(id).await.expect("delete");
+    assert_eq!(store.identity(id).await.expect("identity"), None);
+}
+
+async fn of_concurrent_first_identities_one_is_stored(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let id = create_account(&store, "ada@example.com", now).await.user.id;
+    const TRIES: usize = 8;
+    let barrier = Arc::new(Barrier::new(TRIES));
+    let tasks: Vec<_> = (0..TRIES)
+        .map(|i| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.set_identity(id, &identity(&format!("try {i}")), false, now).await.map(|()| i)
+            })
+        })
+        .collect();
+    let mut stored = Vec::new();
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(i) => stored.push(i),
+            Err(StoreError::Conflict("identity")) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(stored.len(), 1, "exactly one first identity: {stored:?}");
+    let winner = identity(&format!("try {}", stored[0]));
+    assert_eq!(store.identity(id).await.expect("identity"), Some(winner));
+}
+
+async fn a_rekeying_rewraps_the_identity_or_changes_nothing(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let account = create_account(&store, "ada@example.com", now).await;
+    let id = account.user.id;
+    let hash = |store: Arc<dyn Store>| async move { user(&store, id).await.password_hash };
+    let rule = |result: &Result<(), StoreError>| matches!(result, Err(StoreError::Rule(_)));
+    // She has no conversation keys, so the empty set is exactly hers.
+    let no_keys: &[(Uuid, Vec<u8>)] = &[];
+
+    // Without an identity: an identity key to re-wrap is refused, none is fine.
+    let refused = store.replace_password(id, "$argon2id$a", Some(no_keys), Some(b"sealed"), now).await;
+    assert!(rule(&refused), "{refused:?}");
+    assert_eq!(hash(store.clone()).await, account.user.password_hash);
+    store.replace_password(id, "$argon2id$a", Some(no_keys), None, now).await.expect("re-keyed");
+    assert_eq!(hash(store.clone()).await, "$argon2id$a");
+
+    // With one: a re-keying that leaves it out is refused, and so is one without the other keys.
+    store.set_identity(id, &identity("ada"), false, now).await.expect("identity");
+    let refused = store.replace_password(id, "$argon2id$b", Some(no_keys), None, now).await;
+    assert!(rule(&refused), "{refused:?}");
+    let refused = store.replace_password(id, "$argon2id$b", None, Some(b"rewrapped"), now).await;
+    assert!(rule(&refused), "{refused:?}");
+    assert_eq!(hash(store.clone()).await, "$argon2id$a");
+    assert_eq!(store.identity(id).await.expect("identity"), Some(identity("ada")));
+
+    // Re-wrapped with the rest: replaced with the password, the public form kept.
+    store.replace_password(id, "$argon2id$c", Some(no_keys), Some(b"rewrapped"), now).await.expect("re-keyed");
+    assert_eq!(hash(store.clone()).await, "$argon2id$c");
+    let rewrapped = Identity { public_key: identity("ada").public_key, sealed_private_key: b"rewrapped".to_vec() };
+    assert_eq!(store.identity(id).await.expect("identity"), Some(rewrapped.clone()));
+
+    // A password change that does not re-key leaves it as it is.
+    store.replace_password(id, "$argon2id$d", None, None, now).await.expect("changed");
+    assert_eq!(store.identity(id).await.expect("identity"), Some(rewrapped));
+    assert!(is_not_found(&store.replace_password(Uuid::now_v7(), "$argon2id$e", Some(no_keys), None, now).await));
+}
+
+async fn sealed_identity_private_keys_page_and_compare_and_swap(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    assert_eq!(store.sealed_identity_private_keys(None, 10).await.expect("none yet"), vec![]);
+    let mut expected = Vec::new();
+    for i in 0..4 {
+        let mut account = new_account(&format!("user{i}@example.com"), now);
+        // Random (v4) ids, so creation order is not id order.
+        account.user.id = Uuid::new_v4();
+        store.create_account(&account).await.expect("create account");
+        // One of them has no identity and is never listed.
+        if i != 2 {
+            let tagged = identity(&format!("user {i}"));
+            store.set_identity(account.user.id, &tagged, false, now).await.expect("identity");
+            expected.push((account.user.id, tagged.sealed_private_key));
+        }
+    }
+    expected.sort();
+    assert_eq!(store.sealed_identity_private_keys(None, 10).await.expect("all"), expected);
+    assert_eq!(store.sealed_identity_private_keys(None, 2).await.expect("first page"), expected[..2].to_vec());
+    let after = Some(expected[1].0);
+    assert_eq!(store.sealed_identity_private_keys(after, 2).await.expect("second page"), expected[2..].to_vec());
+    assert_eq!(store.sealed_identity_private_keys(Some(Uuid::nil()), 10).await.expect("after nil"), expected);
+    assert_eq!(store.sealed_identity_private_keys(Some(Uuid::max()), 10).await.expect("after max"), vec![]);
+
+    let (id, old) = expected[0].clone();
+    assert!(!store.replace_sealed_identity_private_key(id, b"not the old one", b"new").await.expect("swap"));
+    assert!(store.replace_sealed_identity_private_key(id, &old, b"resealed").await.expect("swap"));
+    let identity = store.identity(id).await.expect("identity").expect("has one");
+    assert_eq!(identity.sealed_private_key, b"resealed");
+    assert!(!store.replace_sealed_identity_private_key(id, &old, b"other").await.expect("changed meanwhile"));
+    assert!(!store.replace_sealed_identity_private_key(Uuid::now_v7(), &old, b"x").await.expect("nobody"));
 }

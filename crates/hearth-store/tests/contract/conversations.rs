@@ -11,6 +11,7 @@ use hearth_store::{
 use tokio::sync::Barrier;
 use uuid::Uuid;
 
+use crate::accounts::identity;
 use crate::{create_account, is_not_found, issue, new_account, user};
 
 contract!(
@@ -28,6 +29,8 @@ contract!(
     an_email_change_can_rekey_in_its_transaction,
     send_message_to_exactly_the_members,
     client_msg_id_makes_resends_idempotent,
+    a_chosen_group_id_is_stored_unless_it_is_taken,
+    of_concurrent_sends_choosing_one_id_one_is_stored,
     concurrent_resends_store_one_group,
     concurrent_sends_each_get_their_own_outcome,
     a_send_the_database_refuses_fails_alone,
@@ -35,6 +38,7 @@ contract!(
     delete_message_removes_every_copy,
     who_left_can_neither_edit_nor_delete_their_messages,
     messages_page_newest_first,
+    a_chosen_group_id_does_not_move_its_message_in_history,
     sealed_private_keys_page_and_compare_and_swap,
     delete_user_removes_conversation_rows,
     delete_user_removes_sends_where_they_left,
@@ -91,7 +95,17 @@ pub(crate) fn message(
     contents: BTreeMap<Uuid, String>,
     now: Timestamp,
 ) -> NewMessageGroup {
-    NewMessageGroup { id: Uuid::now_v7(), conversation_id, sender, client_msg_id: None, contents, now }
+    let id = Uuid::now_v7();
+    NewMessageGroup {
+        id,
+        history_key: id,
+        client_chose_id: false,
+        conversation_id,
+        sender,
+        client_msg_id: None,
+        contents,
+        now,
+    }
 }
 
 pub(crate) async fn send(
@@ -315,6 +329,24 @@ async fn conversations_of_members_and_partners(store: Arc<dyn Store>) {
 
     assert_eq!(store.private_conversation_between(cy.id, bob.id).await.expect("between"), Some(dm.id));
     assert_eq!(store.private_conversation_between(ada.id, bob.id).await.expect("between"), None);
+
+    // Members' identities, in joining order, null for those without one; partners carry theirs.
+    assert_eq!(
+        store.member_identity_keys(team.id).await.expect("identity keys"),
+        vec![(ada.id, None), (bob.id, None), (late.id, None)]
+    );
+    store.set_identity(bob.id, &identity("bob"), false, now).await.expect("bob's identity");
+    let bob_key = Some(identity("bob").public_key);
+    assert_eq!(
+        store.member_identity_keys(team.id).await.expect("identity keys"),
+        vec![(ada.id, None), (bob.id, bob_key.clone()), (late.id, None)]
+    );
+    let partners = store.conversation_partners(cy.id).await.expect("partners");
+    assert_eq!(
+        partners.iter().map(|p| (p.id, p.identity_key.clone())).collect::<Vec<_>>(),
+        [(ada.id, None), (bob.id, bob_key), (dee.id, None)]
+    );
+    assert_eq!(store.member_identity_keys(Uuid::now_v7()).await.expect("no conversation"), vec![]);
 }
 
 async fn read_times_and_mark_read(store: Arc<dyn Store>) {
@@ -501,14 +533,14 @@ async fn private_keys_are_replaced_all_at_once_or_not_at_all(store: Arc<dyn Stor
     }
     // With a password change, the same rule, in the same transaction: refused, neither changes.
     let before = store.user(ada.id).await.expect("user").expect("ada").password_hash;
-    let refused = store.replace_password(ada.id, "$argon2id$new", Some(&wrong_set(first.id)), now).await;
+    let refused = store.replace_password(ada.id, "$argon2id$new", Some(&wrong_set(first.id)), None, now).await;
     assert!(matches!(refused, Err(StoreError::Rule(_))), "{refused:?}");
     assert_eq!(store.user(ada.id).await.expect("user").expect("ada").password_hash, before);
     assert_eq!(store.sealed_private_keys_of(ada.id).await.expect("keys"), expected);
 
     // Exactly hers: all replaced; bob's untouched.
     let new = vec![(second.id, b"new 2".to_vec()), (first.id, b"new 1".to_vec())];
-    store.replace_password(ada.id, "$argon2id$new", Some(&new), now.plus_secs(1)).await.expect("replace");
+    store.replace_password(ada.id, "$argon2id$new", Some(&new), None, now.plus_secs(1)).await.expect("replace");
     assert_eq!(store.user(ada.id).await.expect("user").expect("ada").password_hash, "$argon2id$new");
     assert_eq!(store.sealed_private_key(first.id, ada.id).await.expect("sealed"), Some(b"new 1".to_vec()));
     assert_eq!(store.sealed_private_key(second.id, ada.id).await.expect("sealed"), Some(b"new 2".to_vec()));
@@ -531,7 +563,11 @@ async fn an_email_change_can_rekey_in_its_transaction(store: Arc<dyn Store>) {
     let change = |private_keys: Vec<(Uuid, Vec<u8>)>| Redemption::ChangeEmail {
         user_id: ada.id,
         email: "ada@new.example.com".to_owned(),
-        rekey: Some(hearth_store::Rekey { password_hash: "$argon2id$rekeyed".to_owned(), private_keys }),
+        rekey: Some(hearth_store::Rekey {
+            password_hash: "$argon2id$rekeyed".to_owned(),
+            private_keys,
+            identity_private_key: None,
+        }),
     };
 
     // Not exactly her keys: nothing happens, and the token is still good.
@@ -539,10 +575,34 @@ async fn an_email_change_can_rekey_in_its_transaction(store: Arc<dyn Store>) {
     assert!(matches!(refused, Err(StoreError::Rule(_))), "{refused:?}");
     assert_eq!(user(&store, ada.id).await.email, ada.email);
 
-    store.redeem_one_time_token(&token, &change(vec![(team.id, b"rekeyed".to_vec())]), now).await.expect("redeem");
+    // She has an identity: a re-keying without its private key re-wrapped is refused the same way.
+    store.set_identity(ada.id, &identity("ada"), false, now).await.expect("identity");
+    let refused = store.redeem_one_time_token(&token, &change(vec![(team.id, b"rekeyed".to_vec())]), now).await;
+    assert!(matches!(refused, Err(StoreError::Rule(_))), "{refused:?}");
+    assert_eq!(user(&store, ada.id).await.email, ada.email);
+    assert_eq!(
+        store.sealed_private_key(team.id, ada.id).await.expect("sealed"),
+        Some(keys(&ada.id.to_string()).sealed_private_key)
+    );
+
+    let rekeyed = Redemption::ChangeEmail {
+        user_id: ada.id,
+        email: "ada@new.example.com".to_owned(),
+        rekey: Some(hearth_store::Rekey {
+            password_hash: "$argon2id$rekeyed".to_owned(),
+            private_keys: vec![(team.id, b"rekeyed".to_vec())],
+            identity_private_key: Some(b"identity rekeyed".to_vec()),
+        }),
+    };
+    store.redeem_one_time_token(&token, &rekeyed, now).await.expect("redeem");
     let changed = user(&store, ada.id).await;
     assert_eq!((changed.email.as_str(), changed.password_hash.as_str()), ("ada@new.example.com", "$argon2id$rekeyed"));
     assert_eq!(store.sealed_private_key(team.id, ada.id).await.expect("sealed"), Some(b"rekeyed".to_vec()));
+    let expected = hearth_store::Identity {
+        public_key: identity("ada").public_key,
+        sealed_private_key: b"identity rekeyed".to_vec(),
+    };
+    assert_eq!(store.identity(ada.id).await.expect("identity"), Some(expected));
     assert_eq!(store.devices(ada.id).await.expect("devices"), vec![], "signed out as by a password change");
 }
 
@@ -699,6 +759,113 @@ async fn client_msg_id_makes_resends_idempotent(store: Arc<dyn Store>) {
     assert!(is_rule(&store.send_message(&failed).await, RECIPIENTS_RULE));
     let retry = NewMessageGroup { contents: contents("retry", &members), ..failed.clone() };
     assert!(store.send_message(&retry).await.expect("retry").fresh);
+}
+
+/// A send whose client chose its group id.
+fn choosing(id: Uuid, send: NewMessageGroup) -> NewMessageGroup {
+    NewMessageGroup { id, client_chose_id: true, ..send }
+}
+
+fn is_taken<T: std::fmt::Debug>(result: &Result<T, StoreError>) -> bool {
+    matches!(result, Err(StoreError::Conflict("message_group_id")))
+}
+
+async fn a_chosen_group_id_is_stored_unless_it_is_taken(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let [ada, bob, cy] = people(&store, ["ada", "bob", "cy"], now).await;
+    let team = group(&store, ada.id, &[ada.id, bob.id], now).await;
+    let other = group(&store, cy.id, &[cy.id], now).await;
+    let members = [ada.id, bob.id];
+    let chosen = Uuid::new_v4();
+
+    let first = NewMessageGroup {
+        client_msg_id: Some("c-1".to_owned()),
+        ..choosing(chosen, message(team.id, ada.id, contents("first", &members), now))
+    };
+    let delivery = store.send_message(&first).await.expect("send");
+    assert!(delivery.fresh);
+    assert!(delivery.messages.values().all(|copy| copy.message_group == chosen), "{delivery:?}");
+    assert_eq!(page(&store, team.id, bob.id).await[0].message_group, chosen);
+
+    // The same id again, by another member, in another conversation, or without the client
+    // key: refused, nothing stored.
+    let by_bob = choosing(chosen, message(team.id, bob.id, contents("bob", &members), now));
+    assert!(is_taken(&store.send_message(&by_bob).await));
+    let elsewhere = choosing(chosen, message(other.id, cy.id, contents("cy", &[cy.id]), now));
+    assert!(is_taken(&store.send_message(&elsewhere).await));
+    let again = choosing(chosen, message(team.id, ada.id, contents("again", &members), now));
+    assert!(is_taken(&store.send_message(&again).await));
+    // Someone who is not a member is not told whether it is in use.
+    let outsider = choosing(chosen, message(team.id, cy.id, contents("cy", &members), now));
+    assert!(is_not_found(&store.send_message(&outsider).await));
+    // A server-made group's id is in use as well.
+    let made = send(&store, team.id, bob.id, "made", &members, now).await.messages[&bob.id].message_group;
+    let copying = choosing(made, message(team.id, ada.id, contents("copy", &members), now));
+    assert!(is_taken(&store.send_message(&copying).await));
+    assert_eq!(page(&store, team.id, bob.id).await.len(), 2);
+    assert_eq!(page(&store, other.id, cy.id).await, vec![]);
+
+    // A resend with the client key is the first send, as ever.
+    let resend = NewMessageGroup { contents: contents("resend", &members), ..first.clone() };
+    assert_eq!(store.send_message(&resend).await.expect("resend"), MessageDelivery { fresh: false, ..delivery });
+    assert_eq!(page(&store, team.id, bob.id).await.len(), 2);
+
+    // A fresh id goes through; edits and deletes find the group by it.
+    let fresh = Uuid::new_v4();
+    let second = choosing(fresh, message(team.id, bob.id, contents("second", &members), now));
+    assert!(store.send_message(&second).await.expect("send").fresh);
+    store.edit_message(fresh, bob.id, &contents("edited", &members), now).await.expect("edit");
+    assert_eq!(store.delete_message(fresh, bob.id).await.expect("delete"), team.id);
+}
+
+/// However the sends fall into batches (SQLite's one writer, PostgreSQL's concurrent ones), of
+/// sends that all choose one new group id exactly one is stored; the rest are refused, and
+/// sends beside them are not.
+async fn of_concurrent_sends_choosing_one_id_one_is_stored(store: Arc<dyn Store>) {
+    const RACERS: usize = 12;
+    let now = Timestamp::now();
+    let [ada, bob] = people(&store, ["ada", "bob"], now).await;
+    let team = group(&store, ada.id, &[ada.id, bob.id], now).await;
+    let members = [ada.id, bob.id];
+    let chosen = Uuid::now_v7();
+    let sends: Vec<NewMessageGroup> = (0..RACERS)
+        .map(|i| {
+            let sender = if i % 2 == 0 { ada.id } else { bob.id };
+            let send = message(team.id, sender, contents(&format!("try {i}"), &members), now);
+            // Every third send chooses nothing: it is stored whatever happens to the others.
+            if i % 3 == 2 { send } else { choosing(chosen, send) }
+        })
+        .collect();
+    let barrier = Arc::new(Barrier::new(sends.len()));
+    let tasks: Vec<_> = sends
+        .iter()
+        .map(|send| {
+            let (store, barrier, send) = (store.clone(), barrier.clone(), send.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.send_message(&send).await
+            })
+        })
+        .collect();
+    let (mut winners, mut others) = (0, 0);
+    for (send, task) in sends.iter().zip(tasks) {
+        let result = task.await.expect("task");
+        match (send.client_chose_id, result) {
+            (true, Ok(delivery)) => {
+                assert!(delivery.fresh);
+                winners += 1;
+            }
+            (true, refused) => assert!(is_taken(&refused), "{refused:?}"),
+            (false, stored) => {
+                assert!(stored.expect("stored").fresh);
+                others += 1;
+            }
+        }
+    }
+    assert_eq!((winners, others), (1, RACERS / 3));
+    let copies = page(&store, team.id, bob.id).await;
+    assert_eq!(copies.len(), 1 + RACERS / 3);
+    assert_eq!(copies.iter().filter(|copy| copy.message_group == chosen).count(), 1);
 }
 
 async fn concurrent_resends_store_one_group(store: Arc<dyn Store>) {
@@ -984,6 +1151,40 @@ async fn messages_page_newest_first(store: Arc<dyn Store>) {
     // Cy is not in that conversation.
     assert_eq!(page(&store, team.id, cy.id).await, vec![]);
     assert_eq!(page(&store, other.id, cy.id).await.len(), 5);
+}
+
+/// History is ordered by the key the server gives each group as it stores it, never by an id a
+/// client chose: the smallest and the largest ids sit where they were sent.
+async fn a_chosen_group_id_does_not_move_its_message_in_history(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let [ada, bob] = people(&store, ["ada", "bob"], now).await;
+    let team = group(&store, ada.id, &[ada.id, bob.id], now).await;
+    let members = [ada.id, bob.id];
+    let ids = [Uuid::from_u128(1), Uuid::now_v7(), Uuid::max(), Uuid::new_v4(), Uuid::from_u128(2)];
+    let mut sent = Vec::new();
+    for (i, id) in ids.into_iter().enumerate() {
+        let send = message(team.id, ada.id, contents(&format!("m{i}"), &members), now);
+        // Every other one keeps the server's id.
+        let send = if i % 2 == 0 { choosing(id, send) } else { send };
+        let delivery = store.send_message(&send).await.expect("send");
+        assert_eq!(delivery.messages[&bob.id].history_key, send.history_key);
+        sent.push(delivery.messages[&bob.id].clone());
+    }
+    let newest_first: Vec<StoredMessage> = sent.iter().rev().cloned().collect();
+    assert_eq!(page(&store, team.id, bob.id).await, newest_first);
+    // Pages continue from the last one's history key.
+    let first = store.messages_page(team.id, bob.id, None, 2).await.expect("first page");
+    assert_eq!(first, newest_first[..2]);
+    let rest = store.messages_page(team.id, bob.id, Some(first[1].history_key), 10).await.expect("the rest");
+    assert_eq!(rest, newest_first[2..]);
+    // An edit keeps its place; the edit's delivery says where that is.
+    let edited = store.edit_message(ids[2], ada.id, &contents("edited", &members), now).await.expect("edit");
+    assert_eq!(edited.messages[&bob.id].history_key, sent[2].history_key);
+    let listed = page(&store, team.id, bob.id).await;
+    assert_eq!(
+        listed.iter().map(|copy| copy.message_group).collect::<Vec<_>>(),
+        [sent[4].message_group, sent[3].message_group, ids[2], sent[1].message_group, ids[0]]
+    );
 }
 
 async fn sealed_private_keys_page_and_compare_and_swap(store: Arc<dyn Store>) {

@@ -92,6 +92,7 @@ pub(crate) fn new_account(email: &str, now: Timestamp) -> NewAccount {
             confirmed_at: None,
             inserted_at: now,
             updated_at: now,
+            identity_key: None,
         },
         session: new_session(now),
     }

@@ -9,6 +9,7 @@ use hearth_store::{
 use tokio::sync::Barrier;
 use uuid::Uuid;
 
+use crate::accounts::identity;
 use crate::{
     PASSWORD_HASH, create_account, device, is_not_found, issue, issue_from, live_kinds, new_account, new_session,
     one_of_each, rotate, token_hash, user,
@@ -405,6 +406,10 @@ async fn reset_password_revokes_sessions_and_tokens(store: Arc<dyn Store>) {
     let change = issue(&store, id, OneTimeKind::EmailChange, now).await;
     let bystander_link = issue(&store, bystander.user.id, OneTimeKind::DeviceLink, now).await;
     let reset = issue(&store, id, OneTimeKind::PasswordReset, now).await;
+    // Both have an identity; the reset takes the account's (it cannot be opened any more).
+    for (user_id, tag) in [(id, "reset"), (bystander.user.id, "bystander")] {
+        store.set_identity(user_id, &identity(tag), false, now).await.expect("identity");
+    }
 
     let later = now.plus_secs(120);
     let redemption = Redemption::ResetPassword { password_hash: "$argon2id$new".to_owned() };
@@ -412,6 +417,8 @@ async fn reset_password_revokes_sessions_and_tokens(store: Arc<dyn Store>) {
 
     let expected = User { password_hash: "$argon2id$new".to_owned(), updated_at: later, ..account.user.clone() };
     assert_eq!(user(&store, id).await, expected);
+    assert_eq!(store.identity(id).await.expect("identity"), None, "the reset removed the identity");
+    assert_eq!(store.identity(bystander.user.id).await.expect("identity"), Some(identity("bystander")));
     assert_eq!(store.devices(id).await.expect("devices"), vec![]);
     assert_eq!(device(&store, account.session.device_id).await.revoked_at, Some(later));
     assert_eq!(device(&store, second.device_id).await.revoked_at, Some(later));
@@ -426,7 +433,8 @@ async fn reset_password_revokes_sessions_and_tokens(store: Arc<dyn Store>) {
     assert!(is_not_found(&store.redeem_one_time_token(&reset, &redemption, later).await));
 
     // The bystander keeps everything.
-    assert_eq!(user(&store, bystander.user.id).await, bystander.user);
+    let bystander_now = User { identity_key: Some(identity("bystander").public_key), ..bystander.user.clone() };
+    assert_eq!(user(&store, bystander.user.id).await, bystander_now);
     assert_eq!(store.devices(bystander.user.id).await.expect("devices").len(), 1);
     assert_eq!(
         store.peek_one_time_token(&bystander_link, OneTimeKind::DeviceLink, later).await.expect("peek"),
@@ -672,7 +680,7 @@ async fn replace_password_revokes_sessions_and_tokens(store: Arc<dyn Store>) {
     let bystander_reset = issue(&store, bystander.user.id, OneTimeKind::PasswordReset, now).await;
 
     let later = now.plus_secs(45);
-    store.replace_password(id, "$argon2id$replaced", None, later).await.expect("replace password");
+    store.replace_password(id, "$argon2id$replaced", None, None, later).await.expect("replace password");
 
     let expected = User { password_hash: "$argon2id$replaced".to_owned(), updated_at: later, ..account.user.clone() };
     assert_eq!(user(&store, id).await, expected);
@@ -696,5 +704,5 @@ async fn replace_password_revokes_sessions_and_tokens(store: Arc<dyn Store>) {
         Some(bystander.user.id)
     );
 
-    assert!(is_not_found(&store.replace_password(Uuid::now_v7(), "$argon2id$x", None, later).await));
+    assert!(is_not_found(&store.replace_password(Uuid::now_v7(), "$argon2id$x", None, None, later).await));
 }

@@ -99,6 +99,30 @@ async fn every_flow_keeps_secrets_out_of_the_log(level: &str) {
     api.expect(204, Method::POST, "/auth/confirm", None, Some(json!({"token": code}))).await;
     api.expect(400, Method::POST, "/auth/confirm", None, Some(json!({"token": code}))).await;
 
+    // The account's identity (docs/e2e.md): its private form, wrapped by the client, carries a
+    // canary; so do a refused replacement, the replacement made with the password, and the
+    // one a password change re-wraps below.
+    let identity = |canary: &str| {
+        json!({
+            "identity_key": {"signing": {"kty": "EC", "x": "sx", "y": "sy"}, "agreement": {"kty": "EC", "x": "ax", "y": "ay"}},
+            "identity_private_key": {"signing": format!("v1.{canary}"), "agreement": format!("v1.{canary}-agreement")},
+        })
+    };
+    let first_identity = secrets.add("identity private key", "canary-identity-first-8d2f61");
+    let refused_identity = secrets.add("refused identity private key", "canary-identity-refused-0b7e35");
+    let second_identity = secrets.add("replaced identity private key", "canary-identity-second-41ca9e");
+    let rewrapped_identity = secrets.add("re-wrapped identity private key", "canary-identity-rewrapped-e5730c");
+    api.expect(204, Method::PUT, "/api/identity_key", Some(&access), Some(identity(&first_identity))).await;
+    api.expect(409, Method::PUT, "/api/identity_key", Some(&access), Some(identity(&refused_identity))).await;
+    let mut wrong = identity(&refused_identity);
+    wrong["password"] = json!(wrong_password);
+    api.expect(422, Method::PUT, "/api/identity_key", Some(&access), Some(wrong)).await;
+    let mut replacing = identity(&second_identity);
+    replacing["password"] = json!(first_password);
+    api.expect(204, Method::PUT, "/api/identity_key", Some(&access), Some(replacing)).await;
+    let me = api.expect(200, Method::GET, "/api/me", Some(&access), None).await;
+    assert_eq!(me["identity_private_key"]["signing"], format!("v1.{second_identity}"));
+
     // Asking for another confirmation email.
     let mark = hearth.process.mark();
     api.expect(204, Method::POST, "/api/token/email_confirm", Some(&access), None).await;
@@ -138,9 +162,11 @@ async fn every_flow_keeps_secrets_out_of_the_log(level: &str) {
     let code = secrets.add("new address confirmation token", &mail.code());
     api.expect(204, Method::POST, "/auth/confirm", None, Some(json!({"token": code}))).await;
 
-    // Password change (signs every session out).
+    // Password change (signs every session out), re-wrapping the identity's private key (the
+    // account has no conversation keys).
     let body = json!({
         "password": first_password, "new_password": second_password, "new_password_confirmation": second_password,
+        "private_keys": {}, "identity_private_key": identity(&rewrapped_identity)["identity_private_key"],
     });
     api.expect(204, Method::PATCH, "/api/password", Some(&access), Some(body)).await;
     api.expect(401, Method::GET, "/api/me", Some(&access), None).await;
@@ -221,6 +247,7 @@ async fn every_flow_keeps_secrets_out_of_the_log(level: &str) {
         "email changed",
         "password changed",
         "password reset",
+        "identity published",
         "device linked",
         "device signed out",
         "account deleted",
