@@ -224,7 +224,7 @@ class Client {
       conversation = {
         id: item.id, members: [], readTimes: new Map(), messages: new Map(), streams: new Map(),
         typing: new Map(), pageToken: null, unread: item.unread ?? 0, lastAt: item.last_message_at ?? item.inserted_at,
-        channel: null, seen: new Set(), keyed: false, pending: [],
+        channel: null, seen: new Set(), keyed: false, pending: [], order: [], paged: false,
       }
       this.conversations.set(item.id, conversation)
     }
@@ -293,7 +293,7 @@ class Client {
     }
     const known = conversation.messages.size > 0
     const items = reply.messages?.items ?? []
-    this.applyOpened(conversation, items, opened)
+    this.applyOpened(conversation, items, opened, "page")
     if(!known){ conversation.pageToken = reply.messages?.page_token ?? null }
     // What arrived before the keyring had the conversation, and is not in the page.
     for(const message of conversation.pending.splice(0)){ await this.arrived(conversation, message) }
@@ -470,11 +470,11 @@ class Client {
   // --- messages ---
 
   /**
-   * Takes what the keyring opened of `items` (as the server listed them): each message with
-   * its text (null when it cannot be read), error, flags, whether it is unchecked (v1) and
-   * its sender's time.
+   * Takes what the keyring opened of `items` (as the server listed them, newest first): each
+   * message with its text (null when it cannot be read), error, flags, whether it is unchecked
+   * (v1) and its sender's time; placed as `placement` says (see `place`).
    */
-  applyOpened(conversation, items, opened){
+  applyOpened(conversation, items, opened, placement = "live"){
     items.forEach((message, i) => {
       const result = opened[i]
       conversation.seen.add(copyKey(message))
@@ -486,6 +486,42 @@ class Client {
       conversation.streams.delete(message.message_group)
       if(!conversation.lastAt || message.inserted_at > conversation.lastAt){ conversation.lastAt = message.inserted_at }
     })
+    this.place(conversation, items.map(message => message.message_group), placement)
+  }
+
+  /**
+   * Keeps `conversation.order`, the message groups in the order the server delivered them
+   * (which is how they are shown: a message group's id is chosen by its sender's client, so
+   * sorting by it would let a sender place a message anywhere in everyone's history).
+   * `groups` is newest first. "live": after everything (one that just arrived); "older": before
+   * everything (a page of older history); "page": a join's page, around the groups it shares
+   * with what is shown (before everything on the first join, after everything on a rejoin when
+   * it shares none). Groups already placed stay where they are.
+   */
+  place(conversation, groups, placement){
+    const order = conversation.order
+    const fresh = [...groups].reverse()
+    if(placement === "older"){
+      order.unshift(...fresh.filter(group => !order.includes(group)))
+    } else if(placement === "live"){
+      order.push(...fresh.filter(group => !order.includes(group)))
+    } else {
+      let at = null
+      fresh.forEach((group, i) => {
+        const index = order.indexOf(group)
+        if(index >= 0){
+          at = index + 1
+          return
+        }
+        if(at === null){
+          const later = fresh.slice(i + 1).find(next => order.includes(next))
+          at = later ? order.indexOf(later) : conversation.paged ? order.length : 0
+        }
+        order.splice(at, 0, group)
+        at += 1
+      })
+      conversation.paged = true
+    }
   }
 
   /**
@@ -498,13 +534,13 @@ class Client {
     if(!conversation.keyed){
       // Opened once the join reply reached the keyring (see `joined`); shown as pending till then.
       conversation.pending.push(message)
-      this.applyOpened(conversation, [message], [{text: null, error: "not joined yet", flags: [], unchecked: false, sentAt: null}])
+      this.applyOpened(conversation, [message], [{text: null, error: "not joined yet", flags: [], unchecked: false, sentAt: null}], "live")
       conversation.seen.delete(key)
       return true
     }
     conversation.seen.add(key)
     const opened = await this.keys.open(conversation.id, message)
-    this.applyOpened(conversation, [message], [opened])
+    this.applyOpened(conversation, [message], [opened], "live")
     return true
   }
 
@@ -513,7 +549,7 @@ class Client {
     const copies = [...conversation.messages.values()].filter(m => m.text === null && m.sender === userId).map(m => m.copy)
     for(const copy of copies){
       const [opened] = await this.keys.openPage(conversation.id, [copy])
-      if(opened.text !== null){ this.applyOpened(conversation, [copy], [opened]) }
+      if(opened.text !== null){ this.applyOpened(conversation, [copy], [opened], "live") }
     }
   }
 
@@ -546,6 +582,7 @@ class Client {
   deleted(conversationId, group){
     const conversation = this.conversations.get(conversationId)
     if(!conversation?.messages.delete(group)){ return }
+    conversation.order = conversation.order.filter(placed => placed !== group)
     conversation.nodes?.delete(group)
     if(this.current === conversationId){ this.renderMessages() }
   }
@@ -574,7 +611,7 @@ class Client {
     const query = `conversation_id=${conversation.id}&page_token=${encodeURIComponent(conversation.pageToken)}`
     const page = await this.session.api("GET", `/api/messages?${query}`)
     // A page of its own: checked against itself, oldest first.
-    this.applyOpened(conversation, page.items, await this.keys.openPage(conversation.id, page.items))
+    this.applyOpened(conversation, page.items, await this.keys.openPage(conversation.id, page.items), "older")
     conversation.pageToken = page.page_token
     this.renderMessages({keepTop: true})
   }
@@ -858,7 +895,7 @@ class Client {
     // Read only when paging back; otherwise reading the layout here would force it twice
     // per arrival (the scroll listener keeps `stickToBottom` instead).
     const fromBottom = keepTop ? list.scrollHeight - list.scrollTop : 0
-    const sorted = [...conversation.messages.values()].sort((a, b) => a.group < b.group ? -1 : 1)
+    const sorted = conversation.order.map(group => conversation.messages.get(group)).filter(Boolean)
     const nodes = sorted.map(message => this.cachedMessageNode(conversation, message))
     for(const [replyId, stream] of conversation.streams){
       nodes.push(h("article", {class: "message streaming", "data-group": replyId},
