@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use hearth_client::api::{Conversation, PublicUser, User};
 use hearth_client::channels::{AssistantDelta, Presence};
+use hearth_client::trust::{ContactState, Notice};
 use uuid::Uuid;
 
 use super::editor::Editor;
-use super::network::{Command, Joined, Shown, Update};
+use super::network::{Command, Contact, Joined, Refusal, Shown, Update};
 
 /// How long someone shows as typing without a new `start_typing` (a client that went away
 /// never says `finish_typing`).
@@ -146,8 +147,12 @@ pub struct ConversationView {
     pub conversation: Conversation,
     /// Its members (the person included); empty until joined.
     pub members: Vec<Uuid>,
-    /// Each member's key fingerprint, for those who set keys.
-    pub fingerprints: BTreeMap<Uuid, String>,
+    /// The person's own key here does not open: nothing here can be read or sent until they
+    /// make a new one.
+    pub own_key_unopenable: bool,
+    /// Text the person wrote here that was not sent while another conversation was open:
+    /// given back to the composer when this one is opened.
+    pub unsent: Option<String>,
     /// The history loaded so far, oldest first.
     pub messages: Vec<Shown>,
     /// The token of the page before the oldest loaded, if there is one.
@@ -176,7 +181,8 @@ impl ConversationView {
             unread: conversation.unread,
             conversation,
             members: Vec::new(),
-            fingerprints: BTreeMap::new(),
+            own_key_unopenable: false,
+            unsent: None,
             messages: Vec::new(),
             page_token: None,
             loading_older: false,
@@ -240,8 +246,15 @@ pub struct App {
     pub composer: Editor,
     /// The new-conversation dialog, when up.
     pub picker: Option<Picker>,
-    /// The info pane (members and their key fingerprints), when up.
+    /// The security pane (members, their security state and safety numbers), when up: it
+    /// takes the keys.
     pub info: bool,
+    /// The highlighted member of the security pane (among [`others`](Self::others)).
+    pub info_highlighted: usize,
+    /// What the person's client knows of each contact's security key.
+    pub contacts: BTreeMap<Uuid, Contact>,
+    /// The person's own security key does not open with their password.
+    pub identity_unopenable: bool,
     /// The status bar's line.
     pub status: Option<Status>,
     /// Who is online.
@@ -271,6 +284,9 @@ impl App {
             composer: Editor::default(),
             picker: None,
             info: false,
+            info_highlighted: 0,
+            contacts: BTreeMap::new(),
+            identity_unopenable: false,
             status: None,
             presence: Presence::new(),
             quit: false,
@@ -339,6 +355,93 @@ impl App {
         if others.is_empty() { "(conversation)".to_owned() } else { others.join(", ") }
     }
 
+    /// A conversation's title by id, for messages about it.
+    fn title_of(&self, id: Uuid) -> String {
+        self.view(id).map_or_else(|| "a conversation".to_owned(), |view| self.title(view))
+    }
+
+    /// The members of a conversation other than the person, in the order shown.
+    pub fn others(&self, view: &ConversationView) -> Vec<Uuid> {
+        view.members.iter().copied().filter(|member| Some(*member) != self.me()).collect()
+    }
+
+    /// The member highlighted in the security pane.
+    pub fn highlighted_member(&self) -> Option<Uuid> {
+        let others = self.others(self.open_view()?);
+        others.get(self.info_highlighted.min(others.len().saturating_sub(1))).copied()
+    }
+
+    /// How far a contact's security key is trusted (none known yet: no security key).
+    pub fn contact_state(&self, user: Uuid) -> ContactState {
+        self.contacts.get(&user).map_or(ContactState::NoIdentity, |contact| contact.state)
+    }
+
+    /// People's names as a list: "Bob", "Bob and Carol", "Bob, Carol and Dan".
+    pub fn names(&self, users: &[Uuid]) -> String {
+        let names: Vec<String> = users.iter().map(|user| self.name(*user)).collect();
+        match names.as_slice() {
+            [] => "nobody".to_owned(),
+            [one] => one.clone(),
+            [first @ .., last] => format!("{} and {last}", first.join(", ")),
+        }
+    }
+
+    /// What a notice of the keyring says, in words.
+    pub fn notice_text(&self, notice: &Notice) -> String {
+        match notice {
+            Notice::IdentityChanged { user, was_verified: false } => format!(
+                "{}'s security key changed: nothing is sent to them until you accept it \
+                 (Ctrl-K: compare safety numbers, then a)",
+                self.name(*user)
+            ),
+            Notice::IdentityChanged { user, was_verified: true } => {
+                let name = self.name(*user);
+                format!(
+                    "{name}'s security key changed, and {name} had been verified: compare safety numbers \
+                     again before accepting it (Ctrl-K, then a); nothing is sent to them until then"
+                )
+            }
+            Notice::KeyRefused { conversation, user } => format!(
+                "{}'s key in {} is not signed by their security key: it is not used",
+                self.name(*user),
+                self.title_of(*conversation)
+            ),
+            Notice::OwnKeyUnopenable { conversation } => format!(
+                "your key for {} does not open (was your password reset?): its messages cannot be read \
+                 and nothing can be sent there; Ctrl-K, then n makes a new one",
+                self.title_of(*conversation)
+            ),
+            Notice::DowngradeRefused { conversation } => format!(
+                "the server says {} is not end-to-end encrypted, but it is: it stays encrypted",
+                self.title_of(*conversation)
+            ),
+        }
+    }
+
+    /// Why a message was not sent, in words.
+    pub fn refusal_text(&self, reason: &Refusal) -> String {
+        match reason {
+            Refusal::KeyChanged(users) => {
+                let changed = match users.as_slice() {
+                    [one] => format!("{}'s security key changed", self.name(*one)),
+                    several => format!("the security keys of {} changed", self.names(several)),
+                };
+                format!("not sent: {changed} (Ctrl-K: compare safety numbers, then a to accept)")
+            }
+            Refusal::Unreachable(users) => {
+                format!("not sent: {} cannot be written to until they sign in with a current client", self.names(users))
+            }
+            Refusal::OwnKeyUnopenable => {
+                "not sent: your key for this conversation does not open (Ctrl-K, then n makes a new one)".to_owned()
+            }
+            Refusal::IdentityUnopenable => {
+                "not sent: your security key does not open with your password (Ctrl-K, then r makes a new one)"
+                    .to_owned()
+            }
+            Refusal::Failed(reason) => format!("not sent: {reason}"),
+        }
+    }
+
     /// The conversation with this id.
     pub fn view(&self, id: Uuid) -> Option<&ConversationView> {
         self.conversations.iter().find(|view| view.id() == id)
@@ -366,9 +469,14 @@ impl App {
         self.selected = index;
         self.open = Some(id);
         self.focus = Focus::Composer;
+        self.info_highlighted = 0;
         let view = &mut self.conversations[index];
         view.unread = 0;
         view.scroll = 0;
+        if let Some(unsent) = view.unsent.take() {
+            self.composer.put_back(&unsent);
+            self.info("your text that was not sent is back in the composer");
+        }
         self.command(Command::Open(id));
     }
 
@@ -448,10 +556,20 @@ impl App {
     /// Applies what the network task reports.
     pub fn apply(&mut self, update: Update, now: Instant) {
         match update {
-            Update::SignedIn { me, users, conversations } => {
+            Update::SignedIn { me, users, conversations, identity_unopenable } => {
                 self.login = LoginForm::default();
                 self.screen = Screen::Chat;
-                self.info(format!("signed in as {} <{}>", me.display_name, me.email));
+                self.identity_unopenable = identity_unopenable;
+                if identity_unopenable {
+                    self.error(format!(
+                        "signed in as {}, but your security key does not open with this password: nothing \
+                         end-to-end can be read or sent. Ctrl-K, then r makes a new one (your contacts will \
+                         see it change)",
+                        me.email
+                    ));
+                } else {
+                    self.info(format!("signed in as {} <{}>", me.display_name, me.email));
+                }
                 self.me = Some(me);
                 self.users = users.into_iter().map(|user| (user.id, user)).collect();
                 self.conversations = conversations.into_iter().map(ConversationView::new).collect();
@@ -464,6 +582,11 @@ impl App {
             Update::Users(users) => {
                 self.users = users.into_iter().map(|user| (user.id, user)).collect();
             }
+            Update::Contacts(contacts) => self.contacts.extend(contacts),
+            Update::Notice(notice) => {
+                let text = self.notice_text(&notice);
+                self.error(text);
+            }
             Update::Joined(joined) => self.joined(*joined),
             Update::Older { conversation_id, messages, page_token } => {
                 if let Some(view) = self.view_mut(conversation_id) {
@@ -475,6 +598,7 @@ impl App {
                 }
             }
             Update::Message { conversation_id, message } => self.message(conversation_id, message),
+            Update::NotSent { conversation_id, text, reason } => self.not_sent(conversation_id, &text, &reason),
             Update::Edited { conversation_id, message } => {
                 if let Some(view) = self.view_mut(conversation_id) {
                     view.upsert(message);
@@ -506,10 +630,16 @@ impl App {
                     self.sort();
                 }
             },
-            Update::KeySet { conversation_id, user_id, fingerprint } => {
-                if let Some(view) = self.view_mut(conversation_id) {
-                    view.fingerprints.insert(user_id, fingerprint);
+            Update::OwnKeyReplaced(id) => {
+                let title = self.title_of(id);
+                if let Some(view) = self.view_mut(id) {
+                    view.own_key_unopenable = false;
                 }
+                self.info(format!("you have a new key for {title}; its earlier messages stay unreadable"));
+            }
+            Update::IdentityReplaced => {
+                self.identity_unopenable = false;
+                self.info("you have a new security key: your contacts will see it as changed; joining again…");
             }
             Update::Alias { conversation_id, alias } => {
                 if let Some(view) = self.view_mut(conversation_id) {
@@ -521,7 +651,6 @@ impl App {
                 let title = self.view(conversation_id).map(|view| self.title(view));
                 if let Some(view) = self.view_mut(conversation_id) {
                     view.members.retain(|member| *member != user_id);
-                    view.fingerprints.remove(&user_id);
                     view.typing.remove(&user_id);
                 }
                 if let Some(title) = title {
@@ -551,7 +680,7 @@ impl App {
     }
 
     fn joined(&mut self, joined: Joined) {
-        let Joined { conversation, members, fingerprints, messages, page_token, unread } = joined;
+        let Joined { conversation, members, messages, page_token, unread, own_key_unopenable } = joined;
         let id = conversation.id;
         let is_open = self.open == Some(id);
         let view = match self.conversations.iter().position(|view| view.id() == id) {
@@ -564,7 +693,7 @@ impl App {
         };
         view.conversation = conversation;
         view.members = members;
-        view.fingerprints = fingerprints;
+        view.own_key_unopenable = own_key_unopenable;
         view.messages = messages;
         view.page_token = page_token;
         view.loading_older = false;
@@ -607,6 +736,27 @@ impl App {
         self.sort();
     }
 
+    /// A message was not sent: its text goes back to the composer if its conversation is
+    /// open, or waits for the conversation to be opened; the person is told why.
+    fn not_sent(&mut self, conversation_id: Uuid, text: &str, reason: &Refusal) {
+        let why = self.refusal_text(reason);
+        if self.open == Some(conversation_id) {
+            self.composer.put_back(text);
+            self.error(format!("{why}; your text is back in the composer"));
+            return;
+        }
+        let title = self.title_of(conversation_id);
+        let Some(view) = self.view_mut(conversation_id) else {
+            self.error(why);
+            return;
+        };
+        view.unsent = Some(match view.unsent.take() {
+            Some(earlier) => format!("{earlier} {text}"),
+            None => text.to_owned(),
+        });
+        self.error(format!("{why}; your text comes back when you open {title}"));
+    }
+
     fn delta(&mut self, delta: AssistantDelta) {
         let Some(view) = self.view_mut(delta.conversation_id) else { return };
         if view.finished_replies.contains(&delta.reply_id) {
@@ -622,11 +772,12 @@ impl App {
     }
 }
 
+/// States to test the interface in, reached through the updates the network task sends.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
 
-    fn conversation(id: Uuid, assistant: bool) -> Conversation {
+    pub(crate) fn conversation(id: Uuid, assistant: bool) -> Conversation {
         let now = Utc::now();
         serde_json::from_value(serde_json::json!({
             "id": id, "private": !assistant, "alias": null, "inserted_at": now, "updated_at": now,
@@ -635,17 +786,137 @@ mod tests {
         .expect("a conversation")
     }
 
-    fn signed_in(app: &mut App, me: Uuid, conversations: Vec<Conversation>) {
+    pub(crate) fn signed_in(app: &mut App, me: Uuid, conversations: Vec<Conversation>) {
         let user: User = serde_json::from_value(serde_json::json!({
             "id": me, "email": "ann@example.org", "display_name": "Ann", "hidden": false, "theme": "day",
             "magnification": 1.0, "recents": [],
         }))
         .expect("a user");
-        app.apply(Update::SignedIn { me: user, users: Vec::new(), conversations }, Instant::now());
+        let signed_in = Update::SignedIn { me: user, users: Vec::new(), conversations, identity_unopenable: false };
+        app.apply(signed_in, Instant::now());
     }
 
-    fn shown(group: Uuid, sender: Uuid, text: &str) -> Shown {
-        Shown { group, sender, text: Ok(text.to_owned()), at: Utc::now(), edited: false }
+    pub(crate) fn shown(group: Uuid, sender: Uuid, text: &str) -> Shown {
+        Shown {
+            group,
+            sender,
+            text: Ok(text.to_owned()),
+            at: Utc::now(),
+            edited: false,
+            flags: Vec::new(),
+            unchecked: false,
+            sent_at: None,
+        }
+    }
+
+    pub(crate) fn user(id: Uuid, name: &str) -> PublicUser {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "email": format!("{}@example.org", name.to_lowercase()), "display_name": name,
+        }))
+        .expect("a user")
+    }
+
+    pub(crate) fn joined(app: &mut App, conversation: Conversation, members: Vec<Uuid>) {
+        let joined = Joined {
+            conversation,
+            members,
+            messages: Vec::new(),
+            page_token: None,
+            unread: 0,
+            own_key_unopenable: false,
+        };
+        app.apply(Update::Joined(Box::new(joined)), Instant::now());
+    }
+
+    /// Ann, signed in, with her private conversation with Bob open: her id, Bob's, and the
+    /// conversation's.
+    pub(crate) fn ann_talking_to_bob(app: &mut App) -> (Uuid, Uuid, Uuid) {
+        let (me, bob, id) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        signed_in(app, me, vec![conversation(id, false)]);
+        app.apply(Update::Users(vec![user(bob, "Bob")]), Instant::now());
+        joined(app, conversation(id, false), vec![me, bob]);
+        app.open_conversation(id);
+        app.take_commands();
+        (me, bob, id)
+    }
+
+    /// The network task reports `user`'s security state.
+    pub(crate) fn contact(app: &mut App, user: Uuid, state: ContactState, safety_number: Option<&str>) {
+        let contact = Contact { state, safety_number: safety_number.map(str::to_owned) };
+        app.apply(Update::Contacts(BTreeMap::from([(user, contact)])), Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+
+    #[test]
+    fn a_refused_message_goes_back_to_the_composer_naming_who_blocks_it() {
+        let (me, bob, id) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let mut app = App::new("http://localhost");
+        signed_in(&mut app, me, vec![conversation(id, false)]);
+        app.apply(Update::Users(vec![user(bob, "Bob")]), Instant::now());
+        joined(&mut app, conversation(id, false), vec![me, bob]);
+        app.open_conversation(id);
+        let refused = Update::NotSent {
+            conversation_id: id,
+            text: "meet at noon".to_owned(),
+            reason: Refusal::KeyChanged(vec![bob]),
+        };
+        app.apply(refused, Instant::now());
+        assert_eq!(app.composer.text(), "meet at noon");
+        let status = app.status.clone().expect("a status");
+        assert!(status.error);
+        assert!(status.text.starts_with("not sent: Bob's security key changed"), "{}", status.text);
+        // Typed meanwhile: the unsent text goes before it, nothing is lost.
+        app.composer.clear();
+        app.composer.insert('!');
+        let waiting = Update::NotSent {
+            conversation_id: id,
+            text: "hello".to_owned(),
+            reason: Refusal::Unreachable(vec![bob, Uuid::nil()]),
+        };
+        app.apply(waiting, Instant::now());
+        assert_eq!(app.composer.text(), "hello !");
+        let status = app.status.clone().expect("a status").text;
+        assert!(status.contains("Bob and user 00000000 cannot be written to"), "{status}");
+    }
+
+    #[test]
+    fn text_refused_in_another_conversation_waits_for_it_to_be_opened() {
+        let (me, first, second) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let mut app = App::new("http://localhost");
+        signed_in(&mut app, me, vec![conversation(first, false), conversation(second, false)]);
+        app.open_conversation(second);
+        let refused = Update::NotSent {
+            conversation_id: first,
+            text: "for the first".to_owned(),
+            reason: Refusal::OwnKeyUnopenable,
+        };
+        app.apply(refused, Instant::now());
+        assert!(app.composer.is_empty(), "not in the composer of another conversation");
+        app.open_conversation(first);
+        assert_eq!(app.composer.text(), "for the first");
+        assert_eq!(app.view(first).and_then(|view| view.unsent.clone()), None);
+    }
+
+    #[test]
+    fn notices_name_the_person_and_say_when_they_had_been_verified() {
+        let (me, bob, id) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let mut app = App::new("http://localhost");
+        signed_in(&mut app, me, vec![conversation(id, false)]);
+        app.apply(Update::Users(vec![user(bob, "Bob")]), Instant::now());
+        joined(&mut app, conversation(id, false), vec![me, bob]);
+        app.apply(Update::Notice(Notice::IdentityChanged { user: bob, was_verified: false }), Instant::now());
+        let status = app.status.clone().expect("a status");
+        assert!(status.error && status.text.starts_with("Bob's security key changed"), "{status:?}");
+        assert!(!status.text.contains("had been verified"));
+        app.apply(Update::Notice(Notice::IdentityChanged { user: bob, was_verified: true }), Instant::now());
+        assert!(app.status.as_ref().is_some_and(|s| s.text.contains("Bob had been verified")));
+        app.apply(Update::Notice(Notice::OwnKeyUnopenable { conversation: id }), Instant::now());
+        assert!(app.status.as_ref().is_some_and(|s| s.text.starts_with("your key for Bob does not open")));
     }
 
     #[test]

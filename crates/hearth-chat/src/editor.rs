@@ -88,6 +88,19 @@ impl Editor {
         self.cursor = 0;
     }
 
+    /// Gives back `text` that could not be sent: before what is there now (a space between),
+    /// with the cursor at the end.
+    pub fn put_back(&mut self, text: &str) {
+        let mut restored = text.to_owned();
+        if !self.text.is_empty() {
+            restored.push(' ');
+            restored.push_str(&self.text);
+        }
+        self.clear();
+        self.text = restored;
+        self.cursor = self.chars();
+    }
+
     /// The text, leaving the editor empty.
     pub fn take(&mut self) -> String {
         self.cursor = 0;
@@ -123,5 +136,16 @@ mod tests {
         editor.insert('!');
         assert_eq!(editor.take(), "Jélo!");
         assert!(editor.is_empty());
+    }
+
+    #[test]
+    fn text_put_back_goes_before_what_is_typed_now() {
+        let mut editor = Editor::default();
+        editor.put_back("not sent");
+        assert_eq!((editor.text(), editor.cursor_width()), ("not sent", 8));
+        editor.clear();
+        editor.insert('x');
+        editor.put_back("again");
+        assert_eq!((editor.text(), editor.cursor_width()), ("again x", 7));
     }
 }

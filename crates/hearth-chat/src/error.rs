@@ -3,7 +3,7 @@
 //! Both only say what went wrong, without secrets (the SDK's errors never carry a token or a
 //! password).
 
-use hearth_client::{ChannelError, ClientError, E2eError};
+use hearth_client::{ChannelError, ClientError, TrustError};
 
 /// Why a request of the person's could not be carried out.
 #[derive(Debug, thiserror::Error)]
@@ -14,9 +14,9 @@ pub enum ChatError {
     /// A socket call failed (the server's refusals arrive here with its reason).
     #[error("{0}")]
     Channel(#[from] ChannelError),
-    /// Encrypting or opening a key failed.
-    #[error("encryption: {0}")]
-    Crypto(#[from] E2eError),
+    /// The keyring refused, or its trust file cannot be used.
+    #[error("{0}")]
+    Trust(#[from] TrustError),
     /// The client itself will not do it, for this reason.
     #[error("{0}")]
     Refused(String),

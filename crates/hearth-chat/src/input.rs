@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use hearth_client::trust::ContactState;
 use zeroize::Zeroizing;
 
 use super::app::{App, Focus, LoginField, Picker, PickerField, Screen};
@@ -163,10 +164,61 @@ impl App {
                     view.scroll = view.scroll.saturating_sub(PAGE);
                 }
             }
+            _ if self.info => self.security_key(key),
             _ => match self.focus {
                 Focus::List => self.list_key(key),
                 Focus::Composer => self.composer_key(key, now),
             },
+        }
+    }
+
+    /// A key in the security pane: choose a member, mark them verified, accept their changed
+    /// security key, or replace a key of the person's own that does not open.
+    fn security_key(&mut self, key: KeyEvent) {
+        if key.code == KeyCode::Char('r') {
+            if self.identity_unopenable {
+                self.info("making a new security key…");
+                self.command(Command::ReplaceIdentity);
+            } else {
+                self.info("your security key opens: it needs no replacing");
+            }
+            return;
+        }
+        let Some(view) = self.open_view() else { return };
+        let (id, own_key_unopenable, members) = (view.id(), view.own_key_unopenable, self.others(view).len());
+        let member = self.highlighted_member();
+        let name = member.map(|member| self.name(member)).unwrap_or_default();
+        match (key.code, member) {
+            (KeyCode::Up, _) => self.info_highlighted = self.info_highlighted.saturating_sub(1),
+            (KeyCode::Down, _) => self.info_highlighted = (self.info_highlighted + 1).min(members.saturating_sub(1)),
+            (KeyCode::Char('v'), Some(member)) => match self.contact_state(member) {
+                ContactState::Trusted { verified: false } => {
+                    self.info(format!("marking {name} verified…"));
+                    self.command(Command::MarkVerified(member));
+                }
+                ContactState::Trusted { verified: true } => self.info(format!("{name} is verified already")),
+                ContactState::Changed { .. } => {
+                    self.error(format!("{name}'s security key changed: accept it (a) before marking it verified"));
+                }
+                ContactState::NoIdentity => self.error(format!("{name} has no security key yet: nothing to verify")),
+            },
+            (KeyCode::Char('a'), Some(member)) => {
+                if let ContactState::Changed { .. } = self.contact_state(member) {
+                    self.info(format!("accepting {name}'s new security key…"));
+                    self.command(Command::AcceptSecurityKey(member));
+                } else {
+                    self.info(format!("{name}'s security key has not changed: nothing to accept"));
+                }
+            }
+            (KeyCode::Char('n'), _) => {
+                if own_key_unopenable {
+                    self.info("making a new key of yours for this conversation…");
+                    self.command(Command::ReplaceOwnKey(id));
+                } else {
+                    self.info("your key for this conversation opens: it needs no replacing");
+                }
+            }
+            _ => {}
         }
     }
 
@@ -338,6 +390,47 @@ mod tests {
         // Waiting for the server: a second Enter sends nothing.
         press(&mut app, KeyCode::Enter);
         assert!(app.take_commands().is_empty());
+    }
+
+    #[test]
+    fn the_security_pane_verifies_and_accepts_the_highlighted_member_and_types_nothing() {
+        use crate::app::testing::{ann_talking_to_bob, contact};
+
+        let mut app = App::new("http://localhost");
+        let (_, bob, id) = ann_talking_to_bob(&mut app);
+        contact(&mut app, bob, ContactState::Trusted { verified: false }, Some("12345"));
+        ctrl(&mut app, 'k');
+        assert!(app.info);
+        press(&mut app, KeyCode::Down);
+        assert_eq!(app.highlighted_member(), Some(bob), "one member: Down stays on him");
+        press(&mut app, KeyCode::Char('a'));
+        assert!(app.take_commands().is_empty(), "his key has not changed");
+        press(&mut app, KeyCode::Char('v'));
+        assert!(matches!(app.take_commands().as_slice(), [Command::MarkVerified(user)] if *user == bob));
+        contact(&mut app, bob, ContactState::Changed { was_verified: true }, Some("67890"));
+        press(&mut app, KeyCode::Char('v'));
+        assert!(app.take_commands().is_empty(), "a changed key is accepted before it is verified");
+        press(&mut app, KeyCode::Char('a'));
+        assert!(matches!(app.take_commands().as_slice(), [Command::AcceptSecurityKey(user)] if *user == bob));
+        press(&mut app, KeyCode::Char('n'));
+        assert!(app.take_commands().is_empty(), "Ann's own key opens");
+        assert!(app.composer.is_empty(), "the pane's keys are not typed");
+        press(&mut app, KeyCode::Esc);
+        assert!(!app.info && !app.quit, "Esc closes the pane first");
+        let own_key = crate::network::Joined {
+            conversation: app.view(id).expect("the conversation").conversation.clone(),
+            members: app.view(id).expect("the conversation").members.clone(),
+            messages: Vec::new(),
+            page_token: None,
+            unread: 0,
+            own_key_unopenable: true,
+        };
+        app.apply(crate::network::Update::Joined(Box::new(own_key)), Instant::now());
+        ctrl(&mut app, 'k');
+        press(&mut app, KeyCode::Char('n'));
+        assert!(
+            matches!(app.take_commands().as_slice(), [Command::ReplaceOwnKey(conversation)] if *conversation == id)
+        );
     }
 
     #[test]

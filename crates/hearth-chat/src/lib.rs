@@ -4,8 +4,11 @@
 //! - `app.rs`: the state, and how network updates change it;
 //! - `input.rs`: what each key does;
 //! - `render.rs`: drawing the state (ratatui);
-//! - `network.rs`: the task that talks to the server (REST and socket) and does all the
-//!   end-to-end encryption;
+//! - `network.rs`: the task that talks to the server (REST and socket) and holds the SDK's
+//!   `Keyring`, which does all the end-to-end encryption and decides whose keys to trust;
+//! - `trust_file.rs`: where the keyring's pins are kept between runs (the configuration
+//!   directory: `--config-dir`/`HEARTH_CONFIG_DIR`, else `$XDG_CONFIG_HOME/hearth`, else
+//!   `$HOME/.config/hearth`);
 //! - `editor.rs`: the one-line editor of the forms and the composer.
 //!
 //! The loop here draws, then waits for whichever comes first: a key, an update from the
@@ -19,7 +22,9 @@ mod error;
 mod input;
 mod network;
 mod render;
+mod trust_file;
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{Event, EventStream};
@@ -40,11 +45,13 @@ impl Drop for RestoreTerminal {
     }
 }
 
-/// Runs the client against the server at `server` until the person quits.
-pub async fn run(server: &str) -> Result<(), RunError> {
+/// Runs the client against the server at `server` until the person quits. What it trusts
+/// (contacts' security keys) is kept in `config_dir`, or in the default configuration
+/// directory when `None` (see the crate's documentation).
+pub async fn run(server: &str, config_dir: Option<PathBuf>) -> Result<(), RunError> {
     // A bad URL is reported before the terminal is taken over.
     hearth_client::api::Client::new(server).map_err(RunError::InvalidServer)?;
-    let (commands, mut updates, network) = network::spawn(server.to_owned());
+    let (commands, mut updates, network) = network::spawn(server.to_owned(), config_dir);
     let mut terminal = ratatui::try_init().map_err(RunError::TakeOver)?;
     let _restore = RestoreTerminal;
     let mut app = App::new(server);

@@ -2,30 +2,35 @@
 //!
 //! It takes [`Command`]s from the interface and answers with [`Update`]s, so the interface
 //! never waits on the network and never sees a key. It holds the session (REST client and
-//! socket), each conversation's key pair and its members' public keys, and does all the
-//! encryption: what it hands the interface is plaintext, or why a message cannot be read.
+//! socket) and the account's [`Keyring`], which decides whose keys are used, encrypts, opens
+//! and checks every message (docs/e2e.md, "What clients keep and refuse"): what it hands the
+//! interface is plaintext with what the checks found, or why a message cannot be read.
 //!
 //! Every conversation is joined as soon as it is known (at sign-in and on
-//! `new_conversation`), and a member without keys gets a fresh key pair then: so others can
-//! write to a person who has not opened the conversation yet, and typing and streamed
+//! `new_conversation`), and the person's signed key is published then if it is not yet: so
+//! others write to that key rather than to the person's identity, and typing and streamed
 //! replies arrive for every conversation.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use hearth_client::api::{Client, Conversation, Message, PublicUser, User};
+use hearth_client::api::{Client, ClientError, Conversation, Message, PublicUser, User};
 use hearth_client::channels::{
     self, AssistantDelta, ChannelError, Event, Events, Incoming, NewConversation, SYSTEM_TOPIC, Socket, SocketOptions,
+    TokenSource,
 };
-use hearth_client::e2e::{self, KeyPair};
+use hearth_client::e2e::Flag;
+use hearth_client::trust::{ContactState, Keyring, Notice, Opened, TrustError, TrustStore};
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::{RwLock, mpsc};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::error::ChatError;
+use super::trust_file::trust_file;
 
 /// The device name sessions of this client get (`GET /api/devices` shows it).
 const DEVICE_NAME: &str = "hearth chat";
@@ -33,6 +38,9 @@ const DEVICE_NAME: &str = "hearth chat";
 /// At most this many pages of `GET /api/users` are read (50 each): enough to pick people
 /// from on a self-hosted server, and bounded on a large one.
 const MAX_USER_PAGES: usize = 20;
+
+/// Why nothing end-to-end can be read or sent while the person's security key does not open.
+const IDENTITY_UNOPENABLE: &str = "your security key does not open with your password";
 
 /// What the interface asks the network task to do.
 pub enum Command {
@@ -76,6 +84,14 @@ pub enum Command {
     OpenAssistant,
     /// Read the list of users again (someone new may have registered).
     RefreshUsers,
+    /// The person compared safety numbers with this contact and they matched.
+    MarkVerified(Uuid),
+    /// The person accepts this contact's changed security key: sending to them resumes.
+    AcceptSecurityKey(Uuid),
+    /// Make a new key of the person's own for a conversation whose key does not open.
+    ReplaceOwnKey(Uuid),
+    /// Make a new security key (identity) for the person, whose stored one does not open.
+    ReplaceIdentity,
 }
 
 // Not derived: a sign-in holds the password.
@@ -102,12 +118,17 @@ impl fmt::Debug for Command {
             }
             Command::OpenAssistant => formatter.write_str("OpenAssistant"),
             Command::RefreshUsers => formatter.write_str("RefreshUsers"),
+            Command::MarkVerified(id) => formatter.debug_tuple("MarkVerified").field(id).finish(),
+            Command::AcceptSecurityKey(id) => formatter.debug_tuple("AcceptSecurityKey").field(id).finish(),
+            Command::ReplaceOwnKey(id) => formatter.debug_tuple("ReplaceOwnKey").field(id).finish(),
+            Command::ReplaceIdentity => formatter.write_str("ReplaceIdentity"),
         }
     }
 }
 
 /// Register or log in. The password goes no further than the SDK, which derives the
-/// `auth_secret` (what the server receives) and the wrap key from it.
+/// `auth_secret` (what the server receives) and the wrap key from it; the network task keeps
+/// it only when the account's security key does not open, to replace that key.
 pub struct SignIn {
     /// A new account (true) or an existing one.
     pub register: bool,
@@ -139,10 +160,41 @@ pub struct Shown {
     pub sender: Uuid,
     /// The plaintext, or why it cannot be read.
     pub text: Result<String, String>,
-    /// When it was sent.
+    /// When the server says it was sent.
     pub at: DateTime<Utc>,
     /// Whether it was edited.
     pub edited: bool,
+    /// What the checks found the server changed (empty for a genuine message).
+    pub flags: Vec<Flag>,
+    /// In the format from before authenticated headers: it could not be checked.
+    pub unchecked: bool,
+    /// When the sender's clock says it was sent, if that could be read.
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl Shown {
+    /// A delivered copy as the keyring opened it.
+    fn opened(message: &Message, opened: Opened) -> Self {
+        Self {
+            group: message.message_group,
+            sender: message.sender,
+            text: opened.text,
+            at: message.inserted_at,
+            edited: message.updated_at > message.inserted_at,
+            flags: opened.flags,
+            unchecked: opened.unchecked,
+            sent_at: opened.sent_at,
+        }
+    }
+}
+
+/// A contact's security state with their safety number, if they have a security key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    /// How far their security key is trusted.
+    pub state: ContactState,
+    /// The person's and their safety number: 12 groups of 5 digits.
+    pub safety_number: Option<String>,
 }
 
 /// A conversation's state, fresh from a join.
@@ -152,14 +204,41 @@ pub struct Joined {
     pub conversation: Conversation,
     /// Its members (the person included).
     pub members: Vec<Uuid>,
-    /// The fingerprint of each member's public key, for those who set one.
-    pub fingerprints: BTreeMap<Uuid, String>,
     /// The newest page of history, oldest first.
     pub messages: Vec<Shown>,
     /// The token of the page before it, if there is one.
     pub page_token: Option<String>,
     /// Messages from others the person has not read.
     pub unread: u64,
+    /// The person's own key here does not open: nothing here can be read or sent until they
+    /// make a new one.
+    pub own_key_unopenable: bool,
+}
+
+/// Why a message was not sent (its text goes back to the person).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// These members' security keys changed and the person has not accepted the change.
+    KeyChanged(Vec<Uuid>),
+    /// These members have neither a signed key nor a security key to write to yet.
+    Unreachable(Vec<Uuid>),
+    /// The person's own key for the conversation does not open.
+    OwnKeyUnopenable,
+    /// The person's security key does not open with their password.
+    IdentityUnopenable,
+    /// Anything else (the server refused, the connection dropped): what happened.
+    Failed(String),
+}
+
+impl From<TrustError> for Refusal {
+    fn from(error: TrustError) -> Self {
+        match error {
+            TrustError::Blocked(users) => Refusal::KeyChanged(users),
+            TrustError::Waiting(users) => Refusal::Unreachable(users),
+            TrustError::OwnKeyUnopenable => Refusal::OwnKeyUnopenable,
+            other => Refusal::Failed(other.to_string()),
+        }
+    }
 }
 
 /// What the network task tells the interface.
@@ -173,11 +252,18 @@ pub enum Update {
         users: Vec<PublicUser>,
         /// The person's conversations.
         conversations: Vec<Conversation>,
+        /// The person's security key does not open with their password: nothing end-to-end
+        /// can be read or sent until they replace it ([`Command::ReplaceIdentity`]).
+        identity_unopenable: bool,
     },
     /// Signing in failed.
     SignInFailed(String),
     /// The users on the server, read again.
     Users(Vec<PublicUser>),
+    /// The security state of these contacts now.
+    Contacts(BTreeMap<Uuid, Contact>),
+    /// Something about keys the person must be told.
+    Notice(Notice),
     /// A conversation was joined (or joined again after a reconnect).
     Joined(Box<Joined>),
     /// An older page of history, oldest first.
@@ -195,6 +281,15 @@ pub enum Update {
         conversation_id: Uuid,
         /// The message.
         message: Shown,
+    },
+    /// A message the person wrote was not sent: its text, to give back to them.
+    NotSent {
+        /// The conversation it was for.
+        conversation_id: Uuid,
+        /// What they wrote.
+        text: String,
+        /// Why it was not sent.
+        reason: Refusal,
     },
     /// A message was edited.
     Edited {
@@ -226,15 +321,10 @@ pub enum Update {
         /// Its members now.
         members: Vec<Uuid>,
     },
-    /// A member set keys.
-    KeySet {
-        /// The conversation.
-        conversation_id: Uuid,
-        /// Whose keys.
-        user_id: Uuid,
-        /// The fingerprint of the public key.
-        fingerprint: String,
-    },
+    /// The person made a new key for a conversation whose key did not open.
+    OwnKeyReplaced(Uuid),
+    /// The person made a new security key; every conversation is joined again with it.
+    IdentityReplaced,
     /// A group was renamed.
     Alias {
         /// The conversation.
@@ -268,66 +358,104 @@ pub enum Update {
     Error(String),
 }
 
-/// Starts the network task for the server at `server`: commands go in, updates come out.
-/// The task ends (closing the socket) when the command sender is dropped.
+/// Starts the network task for the server at `server`, keeping what it trusts under
+/// `config_dir` (see `trust_file.rs`): commands go in, updates come out. The task ends
+/// (closing the socket) when the command sender is dropped.
 pub fn spawn(
     server: String,
+    config_dir: Option<PathBuf>,
 ) -> (mpsc::UnboundedSender<Command>, mpsc::UnboundedReceiver<Update>, tokio::task::JoinHandle<()>) {
     let (commands, command_receiver) = mpsc::unbounded_channel();
     let (update_sender, updates) = mpsc::unbounded_channel();
-    let task = tokio::spawn(run(server, command_receiver, update_sender));
+    let task = tokio::spawn(run(server, config_dir, command_receiver, update_sender));
     (commands, updates, task)
 }
 
-async fn run(server: String, mut commands: mpsc::UnboundedReceiver<Command>, updates: mpsc::UnboundedSender<Update>) {
+async fn run(
+    server: String,
+    config_dir: Option<PathBuf>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    updates: mpsc::UnboundedSender<Update>,
+) {
     // Until signed in, only sign-ins mean anything.
     let (session, events) = loop {
         match commands.recv().await {
             None => return,
-            Some(Command::SignIn(request)) => match Session::sign_in(&server, request, updates.clone()).await {
-                Ok(signed_in) => break signed_in,
-                Err(error) => {
-                    let _ = updates.send(Update::SignInFailed(error.to_string()));
+            Some(Command::SignIn(request)) => {
+                match Session::sign_in(&server, config_dir.clone(), request, updates.clone()).await {
+                    Ok(signed_in) => break signed_in,
+                    Err(error) => {
+                        let _ = updates.send(Update::SignInFailed(error.to_string()));
+                    }
                 }
-            },
+            }
             Some(_) => {}
         }
     };
     session.run(commands, events).await;
 }
 
-/// What the client keeps of one conversation.
-#[derive(Debug)]
-struct Keys {
-    /// The assistant conversation: not end-to-end encrypted, no keys.
-    assistant: bool,
-    /// The person's key pair for it (`None` in the assistant conversation).
-    mine: Option<KeyPair>,
-    /// Each member's public JWK, for those who set one.
-    public: BTreeMap<Uuid, String>,
-    /// Its current members.
-    members: BTreeSet<Uuid>,
+/// The socket's access tokens, from the session's REST client. The SDK's
+/// [`TokenSource::client`] takes an `Arc<Client>`, but the client must stay mutable here:
+/// replacing the person's security key ([`Client::replace_identity`]) takes `&mut`.
+fn token_source(api: Arc<RwLock<Client>>) -> TokenSource {
+    TokenSource::new(move |refresh| {
+        let api = api.clone();
+        Box::pin(async move {
+            let api = api.read().await;
+            // As `TokenSource::client`: a refused token is refreshed by any REST call, and a
+            // session that cannot be refreshed ends the socket.
+            let as_channel_error = |error: ClientError| {
+                if error.needs_sign_in() {
+                    ChannelError::Rejected { status: 401 }
+                } else {
+                    ChannelError::Connect(error.to_string())
+                }
+            };
+            if refresh {
+                api.me().await.map_err(as_channel_error)?;
+            }
+            let token = api.access_token().await.map_err(as_channel_error)?;
+            Ok(token.as_str().to_owned())
+        })
+    })
 }
 
 /// A signed-in session.
 struct Session {
-    api: Arc<Client>,
+    api: Arc<RwLock<Client>>,
     socket: Socket,
     me: Uuid,
     updates: mpsc::UnboundedSender<Update>,
-    /// Display names, for messages about people (missing keys).
-    names: HashMap<Uuid, String>,
-    /// Each joined conversation.
-    conversations: HashMap<Uuid, Keys>,
+    /// The account's keys and pins; `None` while its security key does not open.
+    keyring: Option<Keyring>,
+    /// The sign-in's password, kept only while the security key does not open: replacing it
+    /// needs the password, and the person is not asked a second time for it. Zeroized when
+    /// dropped (once the key is replaced, or when the client quits).
+    password: Option<Zeroizing<String>>,
+    /// Where the keyring's pins are kept.
+    trust_file: PathBuf,
+    /// The users known from `GET /api/users` (a conversation with someone else reads it again).
+    known_users: HashSet<Uuid>,
+    /// Each joined conversation's members (the person included).
+    members: HashMap<Uuid, BTreeSet<Uuid>>,
+    /// The copies (id and version) the keyring has checked in each conversation since it was
+    /// last joined. A copy can arrive twice: in a join's page and then as the `new_message`
+    /// that was on its way meanwhile. The keyring would check it again and flag it out of
+    /// order (its `seq` is not greater than its own), so it is opened once.
+    checked: HashMap<Uuid, HashSet<(Uuid, DateTime<Utc>)>>,
+    /// The joined conversations whose own key does not open.
+    own_key_unopenable: HashSet<Uuid>,
     /// The unread counts `GET /api/conversations` gave at sign-in, used by the first join.
     listed_unread: HashMap<Uuid, u64>,
 }
 
 impl Session {
-    /// Signs in, connects the socket, joins the person's topics, reports who they are and
-    /// then joins every conversation.
+    /// Signs in, opens the keyring, connects the socket, joins the person's topics, reports
+    /// who they are and then joins every conversation.
     async fn sign_in(
         server: &str,
+        config_dir: Option<PathBuf>,
         request: SignIn,
         updates: mpsc::UnboundedSender<Update>,
     ) -> Result<(Self, Events), ChatError> {
@@ -338,10 +466,18 @@ impl Session {
         } else {
             client.login(email.trim(), &password, Some(DEVICE_NAME)).await?
         };
-        drop(password);
         let me = signed_in.user.id;
-        let api = Arc::new(client);
-        let socket = Socket::connect_with_client(server, api.clone(), SocketOptions::default()).await?;
+        let trust_file = trust_file(config_dir.as_deref(), server, me)?;
+        let keyring = match client.keyring(TrustStore::open(&trust_file)?) {
+            Ok(keyring) => Some(keyring),
+            // Signed in all the same: the person sees their conversations, is told, and can
+            // make a new security key.
+            Err(ClientError::IdentityUnopenable) => None,
+            Err(error) => return Err(error.into()),
+        };
+        let password = keyring.is_none().then_some(password);
+        let api = Arc::new(RwLock::new(client));
+        let socket = Socket::connect_with_source(server, token_source(api.clone()), SocketOptions::default()).await?;
         // Subscribed before joining, so the first presence_state is not missed.
         let events = socket.events();
         socket.join(&channels::user_topic(me), json!({})).await?;
@@ -351,14 +487,26 @@ impl Session {
             socket,
             me,
             updates,
-            names: HashMap::new(),
-            conversations: HashMap::new(),
+            keyring,
+            password,
+            trust_file,
+            known_users: HashSet::new(),
+            members: HashMap::new(),
+            checked: HashMap::new(),
+            own_key_unopenable: HashSet::new(),
             listed_unread: HashMap::new(),
         };
-        let users = session.all_users().await?;
-        let conversations = session.api.conversations().await?;
+        let users = session.read_users().await?;
+        let conversations = session.api.read().await.conversations().await?;
         session.listed_unread = conversations.iter().map(|c| (c.id, c.unread)).collect();
-        session.send(Update::SignedIn { me: signed_in.user, users, conversations: conversations.clone() });
+        session.send(Update::SignedIn {
+            me: signed_in.user,
+            users: users.clone(),
+            conversations: conversations.clone(),
+            identity_unopenable: session.keyring.is_none(),
+        });
+        // After `SignedIn`, so that what changed while the person was away is the last word.
+        session.learn_identities(&users)?;
         for conversation in conversations {
             let joined = session.join(conversation.id).await;
             session.report(joined);
@@ -408,8 +556,11 @@ impl Session {
         }
     }
 
-    fn name(&self, user: Uuid) -> String {
-        self.names.get(&user).cloned().unwrap_or_else(|| user.to_string())
+    /// The keyring, or why there is none.
+    fn keyring(&mut self) -> Result<&mut Keyring, ChatError> {
+        self.keyring
+            .as_mut()
+            .ok_or_else(|| ChatError::Refused(format!("{IDENTITY_UNOPENABLE}: make a new one first (Ctrl-K, then r)")))
     }
 
     async fn command(&mut self, command: Command) -> Result<(), ChatError> {
@@ -417,19 +568,40 @@ impl Session {
             // Already signed in.
             Command::SignIn(_) => Ok(()),
             Command::Open(id) => {
-                if !self.conversations.contains_key(&id) {
+                if !self.members.contains_key(&id) {
                     self.join(id).await?;
                 }
                 self.socket.read_conversation(id).await?;
                 Ok(())
             }
             Command::LoadOlder { conversation_id, page_token } => {
-                let page = self.api.messages(conversation_id, Some(&page_token)).await?;
-                let messages = page.items.iter().rev().map(|m| self.reveal(conversation_id, m)).collect();
+                let page = self.api.read().await.messages(conversation_id, Some(&page_token)).await?;
+                let oldest_first: Vec<Message> = page.items.into_iter().rev().collect();
+                let messages = self.open_page(conversation_id, &oldest_first, false);
                 self.send(Update::Older { conversation_id, messages, page_token: page.page_token });
                 Ok(())
             }
-            Command::Send { conversation_id, text } => self.send_message(conversation_id, &text).await,
+            Command::Send { conversation_id, text } => {
+                match self.deliver(conversation_id, &text).await {
+                    Ok(stored) => {
+                        // Shown at once; the copy that arrives on the user topic is the same
+                        // message group, opened and checked.
+                        let message = Shown {
+                            group: stored.message_group,
+                            sender: self.me,
+                            text: Ok(text),
+                            at: stored.inserted_at,
+                            edited: false,
+                            flags: Vec::new(),
+                            unchecked: false,
+                            sent_at: None,
+                        };
+                        self.send(Update::Message { conversation_id, message });
+                    }
+                    Err(reason) => self.send(Update::NotSent { conversation_id, text, reason }),
+                }
+                Ok(())
+            }
             Command::Typing { conversation_id, typing } => {
                 self.socket.typing(conversation_id, typing).await?;
                 Ok(())
@@ -443,17 +615,35 @@ impl Session {
             Command::OpenAssistant => {
                 let started = self.socket.start_assistant_conversation().await?;
                 let id = started.conversation.id;
-                if !self.conversations.contains_key(&id) {
+                if !self.members.contains_key(&id) {
                     self.join(id).await?;
                 }
                 self.send(Update::Open(id));
                 Ok(())
             }
             Command::RefreshUsers => {
-                let users = self.all_users().await?;
-                self.send(Update::Users(users));
+                let users = self.read_users().await?;
+                self.send(Update::Users(users.clone()));
+                self.learn_identities(&users)
+            }
+            Command::MarkVerified(user) => {
+                self.keyring()?.mark_verified(user)?;
+                self.report_contacts([user]);
                 Ok(())
             }
+            Command::AcceptSecurityKey(user) => {
+                self.keyring()?.acknowledge(user)?;
+                self.report_contacts([user]);
+                Ok(())
+            }
+            Command::ReplaceOwnKey(id) => {
+                let keys = self.keyring()?.replace_own_key(id)?;
+                self.socket.set_encryption_keys(id, &keys.public_key, &keys.private_key).await?;
+                self.own_key_unopenable.remove(&id);
+                self.send(Update::OwnKeyReplaced(id));
+                Ok(())
+            }
+            Command::ReplaceIdentity => self.replace_identity().await,
         }
     }
 
@@ -463,12 +653,16 @@ impl Session {
             Incoming::Presence => self.send(Update::Presence(event)),
             Incoming::NewConversation(new) => self.new_conversation(new).await?,
             Incoming::NewMessage(delivered) => {
-                let message = self.reveal_fresh(delivered.conversation_id, &delivered.message).await;
-                self.send(Update::Message { conversation_id: delivered.conversation_id, message });
+                let conversation_id = delivered.conversation_id;
+                if let Some(message) = self.open_live(conversation_id, &delivered.message).await? {
+                    self.send(Update::Message { conversation_id, message });
+                }
             }
             Incoming::EditMessage(delivered) => {
-                let message = self.reveal_fresh(delivered.conversation_id, &delivered.message).await;
-                self.send(Update::Edited { conversation_id: delivered.conversation_id, message });
+                let conversation_id = delivered.conversation_id;
+                if let Some(message) = self.open_live(conversation_id, &delivered.message).await? {
+                    self.send(Update::Edited { conversation_id, message });
+                }
             }
             Incoming::DeleteMessage { conversation_id, message_group_id } => {
                 self.send(Update::Deleted { conversation_id, group: message_group_id });
@@ -477,23 +671,36 @@ impl Session {
                 self.send(Update::Typing { conversation_id, user_id, typing });
             }
             Incoming::KeysSet { conversation_id, user_id, public_key } => {
-                let fingerprint = e2e::fingerprint(&public_key).unwrap_or_else(|_| "not a P-256 key".to_owned());
-                if let Some(keys) = self.conversations.get_mut(&conversation_id) {
-                    keys.public.insert(user_id, public_key);
+                if let Some(notice) = self
+                    .keyring
+                    .as_mut()
+                    .and_then(|keyring| keyring.member_key_set(conversation_id, user_id, &public_key))
+                {
+                    self.notice(notice);
                 }
-                self.send(Update::KeySet { conversation_id, user_id, fingerprint });
+            }
+            Incoming::IdentityKey { user_id, identity_key, .. } => {
+                if let Some(keyring) = self.keyring.as_mut() {
+                    let notice = keyring.learn_identity(user_id, Some(&identity_key))?;
+                    self.report_contacts([user_id]);
+                    if let Some(notice) = notice {
+                        self.notice(notice);
+                    }
+                }
             }
             Incoming::AliasChanged { conversation_id, alias } => self.send(Update::Alias { conversation_id, alias }),
             Incoming::MemberLeft { conversation_id, user_id } => {
-                if let Some(keys) = self.conversations.get_mut(&conversation_id) {
-                    keys.members.remove(&user_id);
-                    keys.public.remove(&user_id);
+                if let Some(members) = self.members.get_mut(&conversation_id) {
+                    members.remove(&user_id);
+                    let members = members.clone();
+                    if let Some(keyring) = self.keyring.as_mut() {
+                        keyring.members_changed(conversation_id, members);
+                    }
                 }
                 self.send(Update::MemberLeft { conversation_id, user_id });
             }
             Incoming::AssistantDelta(delta) => self.send(Update::Delta(delta)),
             Incoming::DisplayName { user_id, display_name } => {
-                self.names.insert(user_id, display_name.clone());
                 self.send(Update::DisplayName { user_id, display_name });
             }
             Incoming::Reconnected { .. } => {
@@ -506,29 +713,129 @@ impl Session {
         Ok(())
     }
 
-    /// A conversation started (or its members changed): join it, or note its members.
-    async fn new_conversation(&mut self, new: NewConversation) -> Result<(), ChatError> {
-        if new.user_ids.iter().any(|user| !self.names.contains_key(user)) {
-            let users = self.all_users().await?;
-            self.send(Update::Users(users));
+    /// A message that just arrived, opened and checked; `None` when a join reported it
+    /// instead (in its page).
+    async fn open_live(&mut self, conversation_id: Uuid, message: &Message) -> Result<Option<Shown>, ChatError> {
+        if !self.members.contains_key(&conversation_id) {
+            // Not joined yet: the join's page holds the message.
+            self.join(conversation_id).await?;
+            return Ok(None);
         }
-        let id = new.conversation.id;
-        match self.conversations.get_mut(&id) {
-            Some(keys) => {
-                keys.members = new.user_ids.iter().copied().collect();
-                self.send(Update::Members { conversation: new.conversation, members: new.user_ids });
-                Ok(())
-            }
-            None => self.join(id).await,
+        if !self.checked.entry(conversation_id).or_default().insert((message.id, message.updated_at)) {
+            // Already shown, from the join's page.
+            return Ok(None);
+        }
+        let Some(keyring) = self.keyring.as_mut() else {
+            return Ok(Some(Shown::opened(message, unreadable(IDENTITY_UNOPENABLE))));
+        };
+        let opened = keyring.open(conversation_id, message);
+        if opened.text.is_err() && message.sender != self.me && !self.own_key_unopenable.contains(&conversation_id) {
+            // Most likely the sender set a key while this client missed it (between a join's
+            // reply and its subscription): the join's page opens it with the keys as they are.
+            self.join(conversation_id).await?;
+            return Ok(None);
+        }
+        Ok(Some(Shown::opened(message, opened)))
+    }
+
+    /// A page of history, oldest first, opened and checked.
+    fn open_page(&mut self, conversation_id: Uuid, oldest_first: &[Message], joined_page: bool) -> Vec<Shown> {
+        let opened = match self.keyring.as_mut() {
+            Some(keyring) => keyring.open_page(conversation_id, oldest_first, joined_page),
+            None => oldest_first.iter().map(|_| unreadable(IDENTITY_UNOPENABLE)).collect(),
+        };
+        oldest_first.iter().zip(opened).map(|(message, opened)| Shown::opened(message, opened)).collect()
+    }
+
+    /// Encrypts and sends a message: plain text only where the keyring allows it (the
+    /// assistant's conversation), else one copy per member, sealed.
+    async fn deliver(&mut self, conversation_id: Uuid, text: &str) -> Result<Message, Refusal> {
+        let keyring = self.keyring.as_mut().ok_or(Refusal::IdentityUnopenable)?;
+        let failed = |error: ChannelError| Refusal::Failed(error.to_string());
+        if keyring.plaintext_allowed(conversation_id) {
+            return self.socket.send_prompt(conversation_id, self.me, text).await.map_err(failed);
+        }
+        let outgoing = keyring.seal(conversation_id, text, None)?;
+        self.socket
+            .send_message(conversation_id, Some(outgoing.message_group_id), &outgoing.copies)
+            .await
+            .map_err(failed)
+    }
+
+    /// Tells the interface what the keyring found.
+    fn notice(&self, notice: Notice) {
+        // A changed security key makes every key its owner signed before refused: the change
+        // is what the person must hear about, not each of its consequences.
+        if let Notice::KeyRefused { user, .. } = notice
+            && self
+                .keyring
+                .as_ref()
+                .is_some_and(|keyring| matches!(keyring.contact_state(user), ContactState::Changed { .. }))
+        {
+            return;
+        }
+        self.send(Update::Notice(notice));
+    }
+
+    /// Reports the security state of `users` (the person excepted).
+    fn report_contacts(&self, users: impl IntoIterator<Item = Uuid>) {
+        let Some(keyring) = &self.keyring else { return };
+        let contacts: BTreeMap<Uuid, Contact> = users
+            .into_iter()
+            .filter(|user| *user != self.me)
+            .map(|user| {
+                (user, Contact { state: keyring.contact_state(user), safety_number: keyring.safety_number(user) })
+            })
+            .collect();
+        if !contacts.is_empty() {
+            self.send(Update::Contacts(contacts));
         }
     }
 
-    /// After a reconnect or missed events: every conversation joined again (fresh history),
-    /// and any started meanwhile joined for the first time.
+    /// Feeds the identities the user list publishes to the keyring (pinning the new ones,
+    /// noticing changes), and reports them.
+    fn learn_identities(&mut self, users: &[PublicUser]) -> Result<(), ChatError> {
+        let Some(keyring) = self.keyring.as_mut() else { return Ok(()) };
+        let mut notices = Vec::new();
+        for user in users {
+            notices.extend(keyring.learn_identity(user.id, user.identity_key.as_ref())?);
+        }
+        self.report_contacts(users.iter().map(|user| user.id));
+        for notice in notices {
+            self.notice(notice);
+        }
+        Ok(())
+    }
+
+    /// A conversation started (or its members changed): join it, or note its members.
+    async fn new_conversation(&mut self, new: NewConversation) -> Result<(), ChatError> {
+        if new.user_ids.iter().any(|user| !self.known_users.contains(user)) {
+            let users = self.read_users().await?;
+            self.send(Update::Users(users.clone()));
+            self.learn_identities(&users)?;
+        }
+        let id = new.conversation.id;
+        if !self.members.contains_key(&id) {
+            return self.join(id).await;
+        }
+        let members: BTreeSet<Uuid> = new.user_ids.iter().copied().chain([self.me]).collect();
+        if let Some(keyring) = self.keyring.as_mut() {
+            keyring.members_changed(id, members.iter().copied());
+        }
+        self.report_contacts(members.iter().copied());
+        self.members.insert(id, members);
+        self.send(Update::Members { conversation: new.conversation, members: new.user_ids });
+        Ok(())
+    }
+
+    /// After a reconnect, missed events or a new security key: every conversation joined
+    /// again (fresh history), and any started meanwhile joined for the first time.
     async fn catch_up(&mut self) -> Result<(), ChatError> {
-        let users = self.all_users().await?;
-        self.send(Update::Users(users));
-        for conversation in self.api.conversations().await? {
+        let users = self.read_users().await?;
+        self.send(Update::Users(users.clone()));
+        self.learn_identities(&users)?;
+        let conversations = self.api.read().await.conversations().await?;
+        for conversation in conversations {
             let joined = self.join(conversation.id).await;
             self.report(joined);
         }
@@ -536,38 +843,50 @@ impl Session {
     }
 
     /// Every user on the server (up to [`MAX_USER_PAGES`] pages).
-    async fn all_users(&mut self) -> Result<Vec<PublicUser>, ChatError> {
+    async fn read_users(&mut self) -> Result<Vec<PublicUser>, ChatError> {
         let mut users = Vec::new();
         let mut token: Option<String> = None;
+        let api = self.api.read().await;
         for _ in 0..MAX_USER_PAGES {
-            let page = self.api.users(token.as_deref()).await?;
+            let page = api.users(token.as_deref()).await?;
             users.extend(page.items);
             token = page.page_token;
             if token.is_none() {
                 break;
             }
         }
-        self.names.extend(users.iter().map(|user| (user.id, user.display_name.clone())));
+        drop(api);
+        self.known_users.extend(users.iter().map(|user| user.id));
         Ok(users)
     }
 
-    /// Joins a conversation, sets the person's keys if they have none, and reports its state.
+    /// Joins a conversation: the keyring takes the members' identities and keys and the
+    /// person's own key (publishing it signed if it is not yet), opens the history page, and
+    /// the state is reported with what the person must be told.
     async fn join(&mut self, id: Uuid) -> Result<(), ChatError> {
         let joined = self.socket.join_conversation(id).await?;
-        let assistant = joined.conversation.assistant;
         let mut members: BTreeSet<Uuid> = joined.read_times.keys().copied().collect();
         members.insert(self.me);
-        let mut public = joined.public_keys.clone();
-        let mine = if assistant { None } else { Some(self.own_key(id, joined.private_key.as_deref()).await?) };
-        if let Some(pair) = &mine {
-            public.insert(self.me, pair.public_jwk());
+        let notices = match self.keyring.as_mut() {
+            Some(keyring) => {
+                let joining = keyring.join(&joined)?;
+                if let Some(keys) = &joining.publish {
+                    self.socket.set_encryption_keys(id, &keys.public_key, &keys.private_key).await?;
+                }
+                joining.notices
+            }
+            None => Vec::new(),
+        };
+        let own_key_unopenable = notices.contains(&Notice::OwnKeyUnopenable { conversation: id });
+        if own_key_unopenable {
+            self.own_key_unopenable.insert(id);
+        } else {
+            self.own_key_unopenable.remove(&id);
         }
-        let fingerprints = public
-            .iter()
-            .map(|(user, key)| (*user, e2e::fingerprint(key).unwrap_or_else(|_| "not a P-256 key".to_owned())))
-            .collect();
-        self.conversations.insert(id, Keys { assistant, mine, public, members: members.clone() });
-        let messages = joined.messages.items.iter().rev().map(|m| self.reveal(id, m)).collect();
+        self.members.insert(id, members.clone());
+        let oldest_first: Vec<Message> = joined.messages.items.iter().rev().cloned().collect();
+        let messages = self.open_page(id, &oldest_first, true);
+        self.checked.insert(id, oldest_first.iter().map(|message| (message.id, message.updated_at)).collect());
         // Read time `None`: never read, so everything from others is new.
         let read_at = joined.read_times.get(&self.me).copied().flatten();
         let unread_on_page = joined
@@ -579,127 +898,36 @@ impl Session {
         // The server's count covers the whole history, the page's only its last 50; it is
         // stale after the first join, so it is used once.
         let unread = unread_on_page.max(self.listed_unread.remove(&id).unwrap_or(0));
+        self.report_contacts(members.iter().copied());
         self.send(Update::Joined(Box::new(Joined {
             conversation: joined.conversation,
             members: members.into_iter().collect(),
-            fingerprints,
             messages,
             page_token: joined.messages.page_token,
             unread,
+            own_key_unopenable,
         })));
-        Ok(())
-    }
-
-    /// The person's key pair for conversation `id`: unwrapped from the stored one, or made
-    /// and set now.
-    async fn own_key(&self, id: Uuid, wrapped: Option<&str>) -> Result<KeyPair, ChatError> {
-        let wrap_key = self.api.wrap_key().ok_or_else(|| ChatError::Refused("not signed in".to_owned()))?;
-        if let Some(wrapped) = wrapped {
-            if let Ok(pair) = e2e::unwrap_private_key(wrap_key, id, wrapped) {
-                return Ok(pair);
-            }
-            // A conversation is started with a key wrapped for the nil id (its id is the
-            // server's); this is where it is wrapped again for the real one.
-            if let Ok(pair) = e2e::unwrap_private_key(wrap_key, Uuid::nil(), wrapped) {
-                let rewrapped = e2e::wrap_private_key(wrap_key, id, &pair);
-                self.socket.set_encryption_keys(id, &pair.public_jwk(), &rewrapped).await?;
-                return Ok(pair);
-            }
-            // Neither opens it: the password was reset since (the server never had the old
-            // wrap key). New keys from now on; earlier messages stay unreadable here.
-            self.send(Update::Info(
-                "your key for a conversation could not be opened (password reset?): new keys were made; \
-                 earlier messages there stay unreadable"
-                    .to_owned(),
-            ));
+        // After `Joined`, so the interface can name the conversation.
+        for notice in notices {
+            self.notice(notice);
         }
-        let pair = KeyPair::generate();
-        let wrapped = e2e::wrap_private_key(wrap_key, id, &pair);
-        self.socket.set_encryption_keys(id, &pair.public_jwk(), &wrapped).await?;
-        Ok(pair)
-    }
-
-    /// A stored message as shown: decrypted with the person's key and the sender's public key.
-    fn reveal(&self, conversation_id: Uuid, message: &Message) -> Shown {
-        let text = match self.conversations.get(&conversation_id) {
-            None => Err("[not joined]".to_owned()),
-            Some(keys) if keys.assistant => Ok(message.content.clone()),
-            Some(keys) => match (&keys.mine, keys.public.get(&message.sender)) {
-                (Some(mine), Some(sender_key)) => {
-                    e2e::decrypt(mine, self.me, sender_key, message.sender, conversation_id, &message.content)
-                        .map_err(|error| format!("[cannot decrypt: {error}]"))
-                }
-                (None, _) => Err("[cannot decrypt: no key of yours]".to_owned()),
-                (Some(_), None) => Err("[cannot decrypt: the sender's key is unknown]".to_owned()),
-            },
-        };
-        Shown {
-            group: message.message_group,
-            sender: message.sender,
-            text,
-            at: message.inserted_at,
-            edited: message.updated_at > message.inserted_at,
-        }
-    }
-
-    /// [`reveal`](Self::reveal), first joining again when the sender's key is not known yet
-    /// (a member who set keys while this client missed it).
-    async fn reveal_fresh(&mut self, conversation_id: Uuid, message: &Message) -> Shown {
-        let stale = self
-            .conversations
-            .get(&conversation_id)
-            .is_none_or(|keys| !keys.assistant && !keys.public.contains_key(&message.sender));
-        if stale {
-            let joined = self.join(conversation_id).await;
-            self.report(joined);
-        }
-        self.reveal(conversation_id, message)
-    }
-
-    async fn send_message(&mut self, conversation_id: Uuid, text: &str) -> Result<(), ChatError> {
-        let keys = self
-            .conversations
-            .get(&conversation_id)
-            .ok_or_else(|| ChatError::Refused("that conversation is not joined".to_owned()))?;
-        let stored = if keys.assistant {
-            self.socket.send_prompt(conversation_id, self.me, text).await?
-        } else {
-            let mine = keys.mine.as_ref().ok_or_else(|| ChatError::Refused("you have no key here".to_owned()))?;
-            let missing: Vec<String> =
-                keys.members.iter().filter(|member| !keys.public.contains_key(member)).map(|m| self.name(*m)).collect();
-            if !missing.is_empty() {
-                return Err(ChatError::Refused(format!(
-                    "not sent: {} has no encryption keys yet (they get them when their client joins)",
-                    missing.join(", ")
-                )));
-            }
-            let mut copies = BTreeMap::new();
-            for (member, public_key) in keys.public.iter().filter(|(member, _)| keys.members.contains(member)) {
-                copies.insert(*member, e2e::encrypt(mine, self.me, public_key, *member, conversation_id, text)?);
-            }
-            self.socket.send_message(conversation_id, &copies).await?
-        };
-        // Shown at once; the copy that arrives on the user topic is the same message group.
-        let message = Shown {
-            group: stored.message_group,
-            sender: self.me,
-            text: Ok(text.to_owned()),
-            at: stored.inserted_at,
-            edited: false,
-        };
-        self.send(Update::Message { conversation_id, message });
         Ok(())
     }
 
     async fn start_private(&mut self, other: Uuid) -> Result<(), ChatError> {
-        let id = match self.api.private_conversation_with(other).await? {
+        let existing = self.api.read().await.private_conversation_with(other).await?;
+        let id = match existing {
             Some(existing) => existing,
             None => {
-                let (public, provisional) = self.provisional_keys()?;
-                self.socket.start_private_conversation(other, &public, &provisional).await?.conversation.id
+                let keys = self.keyring()?.start_conversation()?;
+                self.socket
+                    .start_private_conversation(keys.conversation_id, other, &keys.public_key, &keys.private_key)
+                    .await?
+                    .conversation
+                    .id
             }
         };
-        if !self.conversations.contains_key(&id) {
+        if !self.members.contains_key(&id) {
             self.join(id).await?;
         }
         self.send(Update::Open(id));
@@ -707,22 +935,43 @@ impl Session {
     }
 
     async fn start_group(&mut self, user_ids: &[Uuid], alias: Option<&str>) -> Result<(), ChatError> {
-        let (public, provisional) = self.provisional_keys()?;
-        let started = self.socket.start_group_conversation(user_ids, alias, &public, &provisional).await?;
+        let keys = self.keyring()?.start_conversation()?;
+        let started = self
+            .socket
+            .start_group_conversation(keys.conversation_id, user_ids, alias, &keys.public_key, &keys.private_key)
+            .await?;
         let id = started.conversation.id;
-        if !self.conversations.contains_key(&id) {
+        if !self.members.contains_key(&id) {
             self.join(id).await?;
         }
         self.send(Update::Open(id));
         Ok(())
     }
 
-    /// A fresh key pair's public JWK and its private key wrapped for the nil id: a new
-    /// conversation's id is the server's, so [`own_key`](Self::own_key) wraps it again for
-    /// the real id when the conversation is joined.
-    fn provisional_keys(&self) -> Result<(String, String), ChatError> {
-        let wrap_key = self.api.wrap_key().ok_or_else(|| ChatError::Refused("not signed in".to_owned()))?;
-        let pair = KeyPair::generate();
-        Ok((pair.public_jwk(), e2e::wrap_private_key(wrap_key, Uuid::nil(), &pair)))
+    /// Replaces the person's security key, which does not open with their password, with a
+    /// new one (contacts see it as changed), and joins everything again with it.
+    async fn replace_identity(&mut self) -> Result<(), ChatError> {
+        if self.keyring.is_some() {
+            return Err(ChatError::Refused("your security key opens: there is nothing to replace".to_owned()));
+        }
+        let password = self
+            .password
+            .as_ref()
+            .ok_or_else(|| ChatError::Refused("the password is gone: quit and sign in again".to_owned()))?;
+        let keyring = {
+            let mut api = self.api.write().await;
+            api.replace_identity(password).await?;
+            api.keyring(TrustStore::open(&self.trust_file)?)?
+        };
+        self.keyring = Some(keyring);
+        // Not needed any more: zeroized now.
+        self.password = None;
+        self.send(Update::IdentityReplaced);
+        self.catch_up().await
     }
+}
+
+/// A message that cannot be read, and why.
+fn unreadable(reason: &str) -> Opened {
+    Opened { text: Err(reason.to_owned()), flags: Vec::new(), unchecked: false, sent_at: None }
 }

@@ -1,6 +1,8 @@
 //! Drawing the screen from the state. Messages are shown as text, never interpreted.
 
-use chrono::Local;
+use chrono::{DateTime, Local, Utc};
+use hearth_client::e2e::Flag;
+use hearth_client::trust::ContactState;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -15,12 +17,15 @@ use super::editor::Editor;
 /// Width of the conversation list.
 const LIST_WIDTH: u16 = 32;
 
-/// Width of the info pane.
+/// Width of the security pane (a safety number's half, 35 columns, fits with its indent).
 const INFO_WIDTH: u16 = 46;
 
 /// The keys of the chat screen (see `input.rs`).
-const CHAT_KEYS: &str =
-    "Tab pane · ↑↓ Enter open/send · PgUp/PgDn history · Ctrl-N new · Ctrl-A assistant · Ctrl-K keys · Esc/Ctrl-C quit";
+const CHAT_KEYS: &str = "Tab pane · ↑↓ Enter open/send · PgUp/PgDn history · Ctrl-N new · Ctrl-A assistant · \
+     Ctrl-K security · Esc/Ctrl-C quit";
+
+/// The keys of the security pane, while it is up (see `input.rs`).
+const SECURITY_KEYS: &str = "↑↓ member · v verified (safety numbers match) · a accept changed key · n new own key · r new security key · Esc close";
 
 fn dim() -> Style {
     Style::default().fg(Color::DarkGray)
@@ -108,7 +113,8 @@ fn chat(frame: &mut Frame, app: &mut App) {
     }
     composer(frame, app, composer_area);
     frame.render_widget(Paragraph::new(status_line(app)), status_area);
-    frame.render_widget(Paragraph::new(Line::from(Span::styled(format!(" {CHAT_KEYS}"), dim()))), help_area);
+    let keys = if app.info { SECURITY_KEYS } else { CHAT_KEYS };
+    frame.render_widget(Paragraph::new(Line::from(Span::styled(format!(" {keys}"), dim()))), help_area);
     if app.picker.is_some() {
         picker(frame, app);
     }
@@ -168,10 +174,51 @@ fn list(frame: &mut Frame, app: &App, area: Rect) {
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
-/// The first groups of a fingerprint, enough to tell keys apart at a glance (the info pane
-/// shows all of it).
-fn short_fingerprint(fingerprint: &str) -> String {
-    fingerprint.split(' ').take(2).collect::<Vec<_>>().join(" ")
+/// A contact's security state in words, and how it is shown.
+fn contact_label(state: ContactState) -> (&'static str, Style) {
+    let warning = Style::default().fg(Color::Red).add_modifier(Modifier::BOLD);
+    match state {
+        ContactState::Trusted { verified: true } => ("verified ✓", Style::default().fg(Color::Green)),
+        ContactState::Trusted { verified: false } => ("not verified", dim()),
+        ContactState::Changed { was_verified: false } => ("⚠ security key changed", warning),
+        ContactState::Changed { was_verified: true } => ("⚠ security key changed (had been verified)", warning),
+        ContactState::NoIdentity => ("no security key yet", Style::default().fg(Color::Yellow)),
+    }
+}
+
+/// The line under a conversation's title: what protects it, and what is wrong with that.
+fn security_header(app: &App, view: &ConversationView) -> Line<'static> {
+    let warning = Style::default().fg(Color::Red).add_modifier(Modifier::BOLD);
+    if view.conversation.assistant {
+        return Line::styled(
+            "not end-to-end encrypted: the server reads this conversation (the assistant answers here)",
+            dim(),
+        );
+    }
+    if app.identity_unopenable {
+        return Line::styled(
+            "⚠ your security key does not open with your password: Ctrl-K, then r makes a new one",
+            warning,
+        );
+    }
+    if view.own_key_unopenable {
+        return Line::styled(
+            "⚠ your key for this conversation does not open: nothing here can be read or sent \
+             (Ctrl-K, then n makes a new one)",
+            warning,
+        );
+    }
+    let mut spans = Vec::new();
+    for member in app.others(view) {
+        let (label, style) = contact_label(app.contact_state(member));
+        if !spans.is_empty() {
+            spans.push(Span::styled(" · ", dim()));
+        }
+        spans.push(Span::styled(format!("{}: ", app.name(member)), dim()));
+        spans.push(Span::styled(label, style));
+    }
+    spans.push(Span::styled(" · Ctrl-K to compare safety numbers", dim()));
+    Line::from(spans)
 }
 
 fn conversation(frame: &mut Frame, app: &mut App, area: Rect) {
@@ -194,23 +241,9 @@ fn conversation(frame: &mut Frame, app: &mut App, area: Rect) {
     frame.render_widget(block, area);
     let width = inner.width as usize;
 
-    // Header: what protects this conversation.
-    let header = if view.conversation.assistant {
-        "not end-to-end encrypted: the server reads this conversation (the assistant answers here)".to_owned()
-    } else {
-        let keys: Vec<String> = view
-            .members
-            .iter()
-            .map(|member| match view.fingerprints.get(member) {
-                Some(fingerprint) => format!("{} {}", app.name(*member), short_fingerprint(fingerprint)),
-                None => format!("{} (no keys yet)", app.name(*member)),
-            })
-            .collect();
-        format!("keys: {} · Ctrl-K for details", keys.join(" · "))
-    };
     let [header_area, history_area, typing_area] =
         Layout::vertical([Constraint::Length(1), Constraint::Min(1), Constraint::Length(1)]).areas(inner);
-    frame.render_widget(Paragraph::new(Line::styled(truncate(&header, width), dim())), header_area);
+    frame.render_widget(Paragraph::new(truncate_line(security_header(app, view), width)), header_area);
 
     let lines = history_lines(app, view, width);
     let height = history_area.height as usize;
@@ -254,9 +287,10 @@ fn history_lines(app: &App, view: &ConversationView, width: usize) -> Vec<Line<'
         let time = message.at.with_timezone(&Local).format("%H:%M").to_string();
         let (text, style) = match &message.text {
             Ok(text) => (text.clone(), Style::default()),
-            Err(reason) => (reason.clone(), dim().add_modifier(Modifier::ITALIC)),
+            Err(reason) => (format!("cannot be read: {reason}"), dim().add_modifier(Modifier::ITALIC)),
         };
         let edited = if message.edited { " (edited)" } else { "" };
+        let unchecked = if message.unchecked { " (older format, not checked)" } else { "" };
         let name_style = if Some(message.sender) == app.me() {
             Style::default().fg(Color::Cyan)
         } else {
@@ -268,9 +302,15 @@ fn history_lines(app: &App, view: &ConversationView, width: usize) -> Vec<Line<'
             &time,
             &assistant_name(message.sender),
             name_style,
-            &format!("{text}{edited}"),
+            &format!("{text}{edited}{unchecked}"),
             style,
         );
+        for flag in &message.flags {
+            let warning = flag_warning(*flag, message.sent_at);
+            for line in wrap(&warning, width.saturating_sub(2).max(8)) {
+                lines.push(Line::from(vec![Span::raw("  "), Span::styled(line, Style::default().fg(Color::Yellow))]));
+            }
+        }
     }
     if let Some(streaming) = &view.streaming {
         let style = Style::default().add_modifier(Modifier::ITALIC);
@@ -281,6 +321,21 @@ fn history_lines(app: &App, view: &ConversationView, width: usize) -> Vec<Line<'
         lines.push(Line::styled("No messages yet: write the first one below.", dim()));
     }
     lines
+}
+
+/// What a flag says about a message the checks found changed by the server.
+fn flag_warning(flag: Flag, sent_at: Option<DateTime<Utc>>) -> String {
+    match flag {
+        Flag::Substituted => "⚠ not as sent: the server moved or replaced this message".to_owned(),
+        Flag::Redated => match sent_at {
+            Some(sent_at) => format!(
+                "⚠ the server's time differs from the sender's (sent {} by the sender's clock)",
+                sent_at.with_timezone(&Local).format("%Y-%m-%d %H:%M")
+            ),
+            None => "⚠ the server's time differs from the sender's".to_owned(),
+        },
+        Flag::Reordered => "⚠ out of order: the sender wrote this before messages shown above it".to_owned(),
+    }
 }
 
 /// One message: `HH:MM name: text`, wrapped, continuation lines indented.
@@ -314,44 +369,97 @@ fn push_message(
     }
 }
 
+/// The security pane: the person's own keys if something is wrong with them, then each
+/// other member with their security state; the highlighted one with the safety number to
+/// compare.
 fn info(frame: &mut Frame, app: &App, area: Rect) {
-    let block = Block::bordered().title(" Members and keys ");
+    let block = Block::bordered().title(" Members and security keys ").border_style(focused(true));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let Some(view) = app.open_view() else {
-        frame.render_widget(Paragraph::new(Line::styled("No conversation open.", dim())), inner);
-        return;
-    };
-    let mut lines = Vec::new();
-    if view.conversation.assistant {
-        lines.push(Line::from("The assistant conversation is not end-to-end encrypted: the server reads it."));
-    }
-    for member in &view.members {
-        let email = app.users.get(member).map(|user| user.email.clone()).unwrap_or_default();
-        let online = if app.presence.is_online(*member) { "online" } else { "offline" };
-        lines.push(Line::from(vec![
-            Span::styled(app.name(*member), Style::default().add_modifier(Modifier::BOLD)),
-            Span::styled(format!(" {email} ({online})"), dim()),
-        ]));
-        match view.fingerprints.get(member) {
-            Some(fingerprint) => lines.push(Line::from(format!("  {fingerprint}"))),
-            None if !view.conversation.assistant => lines.push(Line::styled("  no keys yet", dim())),
-            None => {}
-        }
-    }
-    if !view.conversation.assistant {
-        lines.push(Line::default());
-        lines.push(Line::styled("Compare fingerprints with each member in person or over another channel.", dim()));
-    }
-    let wrapped: Vec<Line> = lines
+    let width = inner.width as usize;
+    let wrapped: Vec<Line> = security_lines(app)
         .into_iter()
-        .flat_map(|line| {
-            let style = line.spans.first().map(|span| span.style).unwrap_or_default();
-            let text: String = line.spans.iter().map(|span| span.content.as_ref()).collect();
-            wrap(&text, inner.width as usize).into_iter().map(move |l| Line::styled(l, style)).collect::<Vec<_>>()
+        .flat_map(|(text, style)| {
+            // Indented lines stay indented when wrapped.
+            let body = text.trim_start_matches(' ');
+            let indent = " ".repeat(text.len() - body.len());
+            wrap(body, width.saturating_sub(indent.len()))
+                .into_iter()
+                .map(|line| Line::styled(format!("{indent}{line}"), style))
+                .collect::<Vec<_>>()
         })
         .collect();
     frame.render_widget(Paragraph::new(wrapped), inner);
+}
+
+/// The security pane's lines, each with its style, before wrapping.
+fn security_lines(app: &App) -> Vec<(String, Style)> {
+    let warning = Style::default().fg(Color::Red).add_modifier(Modifier::BOLD);
+    let mut lines = Vec::new();
+    if app.identity_unopenable {
+        lines.push((
+            "⚠ Your security key does not open with your password: nothing end-to-end can be read or sent. \
+             Press r to make a new one (your contacts will see it change)."
+                .to_owned(),
+            warning,
+        ));
+        lines.push((String::new(), Style::default()));
+    }
+    let Some(view) = app.open_view() else {
+        lines.push(("No conversation open.".to_owned(), dim()));
+        return lines;
+    };
+    if view.conversation.assistant {
+        lines.push(("The assistant conversation is not end-to-end encrypted: the server reads it.".to_owned(), dim()));
+        return lines;
+    }
+    if view.own_key_unopenable {
+        lines.push((
+            "⚠ Your key for this conversation does not open: press n to make a new one (its earlier messages \
+             stay unreadable)."
+                .to_owned(),
+            warning,
+        ));
+        lines.push((String::new(), Style::default()));
+    }
+    let highlighted = app.highlighted_member();
+    for member in app.others(view) {
+        let email = app.users.get(&member).map(|user| user.email.clone()).unwrap_or_default();
+        let online = if app.presence.is_online(member) { "online" } else { "offline" };
+        let is_highlighted = highlighted == Some(member);
+        let (pointer, name_style) = if is_highlighted {
+            ("›", Style::default().add_modifier(Modifier::BOLD | Modifier::REVERSED))
+        } else {
+            (" ", Style::default().add_modifier(Modifier::BOLD))
+        };
+        lines.push((format!("{pointer}{} {email} ({online})", app.name(member)), name_style));
+        let (label, style) = contact_label(app.contact_state(member));
+        lines.push((format!("  {label}"), style));
+        if !is_highlighted {
+            continue;
+        }
+        match app.contacts.get(&member).and_then(|contact| contact.safety_number.as_deref()) {
+            Some(number) => {
+                lines.push(("  safety number:".to_owned(), dim()));
+                // 12 groups of 5 digits, as two rows of 6 that fit the pane.
+                let groups: Vec<&str> = number.split(' ').collect();
+                for row in groups.chunks(6) {
+                    lines.push((format!("  {}", row.join(" ")), Style::default()));
+                }
+            }
+            None => lines.push(("  no safety number: they have no security key yet".to_owned(), dim())),
+        }
+    }
+    if view.members.len() > 1 {
+        lines.push((String::new(), Style::default()));
+        lines.push((
+            "Compare the safety number with the person (in person, or on a call you trust): if it matches, \
+             press v."
+                .to_owned(),
+            dim(),
+        ));
+    }
+    lines
 }
 
 fn composer(frame: &mut Frame, app: &App, area: Rect) {
@@ -446,6 +554,24 @@ fn picker(frame: &mut Frame, app: &App) {
     frame.set_cursor_position((inner.x + (label_width + editor.cursor_width()) as u16, row));
 }
 
+/// A styled line cut to `width` columns, with an ellipsis when cut.
+fn truncate_line(line: Line<'static>, width: usize) -> Line<'static> {
+    let mut used = 0;
+    let mut spans = Vec::new();
+    for span in line.spans {
+        let room = width.saturating_sub(used);
+        let span_width = span.content.width();
+        if span_width <= room {
+            used += span_width;
+            spans.push(span);
+            continue;
+        }
+        spans.push(Span::styled(truncate(&span.content, room), span.style));
+        break;
+    }
+    Line::from(spans)
+}
+
 /// `text` cut to `width` columns, with an ellipsis when cut.
 fn truncate(text: &str, width: usize) -> String {
     if text.width() <= width {
@@ -505,7 +631,94 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
     use super::*;
+    use crate::app::testing::{ann_talking_to_bob, contact, shown};
+    use crate::network::Update;
+
+    /// The screen as text, one line per row.
+    fn screen(app: &mut App) -> String {
+        let mut terminal = Terminal::new(TestBackend::new(120, 40)).expect("a test terminal");
+        terminal.draw(|frame| draw(frame, app)).expect("draw");
+        let buffer = terminal.backend().buffer();
+        (0..buffer.area.height)
+            .map(|y| (0..buffer.area.width).map(|x| buffer[(x, y)].symbol()).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_header_shows_each_members_security_state_not_key_fingerprints() {
+        let mut app = App::new("http://localhost");
+        let (_, bob, id) = ann_talking_to_bob(&mut app);
+        assert!(screen(&mut app).contains("Bob: no security key yet"));
+        contact(&mut app, bob, ContactState::Trusted { verified: false }, None);
+        assert!(screen(&mut app).contains("Bob: not verified · Ctrl-K to compare safety numbers"));
+        contact(&mut app, bob, ContactState::Changed { was_verified: true }, None);
+        assert!(screen(&mut app).contains("Bob: ⚠ security key changed (had been verified)"));
+        let own_key = crate::network::Joined {
+            conversation: app.view(id).expect("the conversation").conversation.clone(),
+            members: app.view(id).expect("the conversation").members.clone(),
+            messages: Vec::new(),
+            page_token: None,
+            unread: 0,
+            own_key_unopenable: true,
+        };
+        app.apply(Update::Joined(Box::new(own_key)), Instant::now());
+        assert!(screen(&mut app).contains("⚠ your key for this conversation does not open"));
+    }
+
+    #[test]
+    fn the_key_help_lines_fit_a_120_column_terminal() {
+        for keys in [CHAT_KEYS, SECURITY_KEYS] {
+            assert!(keys.width() < 120, "{keys}");
+        }
+    }
+
+    #[test]
+    fn the_security_pane_shows_the_highlighted_members_safety_number_in_two_rows() {
+        let mut app = App::new("http://localhost");
+        let (_, bob, _) = ann_talking_to_bob(&mut app);
+        let number = (1..=12).map(|group| format!("{group:05}")).collect::<Vec<_>>().join(" ");
+        contact(&mut app, bob, ContactState::Trusted { verified: true }, Some(&number));
+        app.info = true;
+        let shown = screen(&mut app);
+        assert!(shown.contains("Members and security keys"), "{shown}");
+        assert!(shown.contains("›Bob bob@example.org (offline)"), "{shown}");
+        assert!(shown.contains("verified ✓"), "{shown}");
+        assert!(shown.contains("00001 00002 00003 00004 00005 00006"), "{shown}");
+        assert!(shown.contains("00007 00008 00009 00010 00011 00012"), "{shown}");
+        assert!(shown.contains("v verified (safety numbers match)"), "the help line is the pane's:\n{shown}");
+        assert!(shown.contains("  verified ✓"), "indented under the name:\n{shown}");
+    }
+
+    #[test]
+    fn messages_show_what_the_checks_found() {
+        let mut app = App::new("http://localhost");
+        let (_, bob, id) = ann_talking_to_bob(&mut app);
+        let mut moved = shown(Uuid::now_v7(), bob, "I approve the transfer");
+        moved.flags = vec![Flag::Substituted, Flag::Redated, Flag::Reordered];
+        moved.sent_at = Some(moved.at - chrono::Duration::days(1));
+        let mut old = shown(Uuid::now_v7(), bob, "from before");
+        old.unchecked = true;
+        old.at = moved.at - chrono::Duration::seconds(1);
+        let mut unreadable = shown(Uuid::now_v7(), bob, "");
+        unreadable.text = Err("it does not decrypt with the keys it names".to_owned());
+        for message in [old, moved, unreadable] {
+            app.apply(Update::Message { conversation_id: id, message }, Instant::now());
+        }
+        let shown = screen(&mut app);
+        assert!(shown.contains("Bob: I approve the transfer"), "{shown}");
+        assert!(shown.contains("⚠ not as sent: the server moved or replaced this message"), "{shown}");
+        assert!(shown.contains("⚠ the server's time differs from the sender's (sent "), "{shown}");
+        assert!(shown.contains("⚠ out of order"), "{shown}");
+        assert!(shown.contains("Bob: from before (older format, not checked)"), "{shown}");
+        assert!(shown.contains("cannot be read: it does not decrypt with the keys it names"), "{shown}");
+    }
 
     #[test]
     fn wrapping_breaks_at_spaces_and_splits_long_words() {

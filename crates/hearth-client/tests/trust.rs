@@ -93,15 +93,16 @@ impl Person {
         self.keyring.open_page(id, &oldest_first, false)
     }
 
-    /// The next `set_encryption_keys` of `user` on the conversation's topic, as the keyring
-    /// judges it.
-    async fn key_event_of(&mut self, id: Uuid, user: Uuid) -> Option<Notice> {
+    /// The `set_encryption_keys` of `user` setting `key` on the conversation's topic, as the
+    /// keyring judges it.
+    async fn key_event_of(&mut self, id: Uuid, user: Uuid, key: &str) -> Option<Notice> {
         let found = async {
             loop {
                 let event = self.events.recv().await.expect("the socket is open");
                 if let Some(Incoming::KeysSet { conversation_id, user_id, public_key }) = Incoming::parse(&event)
                     && conversation_id == id
                     && user_id == user
+                    && public_key == key
                 {
                     return self.keyring.member_key_set(id, user, &public_key);
                 }
@@ -163,8 +164,10 @@ async fn a_key_published_with_a_bearer_token_alone_is_refused_by_the_other_membe
         .expect("signed by an identity that is not Bob's");
     let junk = "v1.AAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAA";
     attacker.set_encryption_keys(id, &unsigned, junk).await.expect("set");
-    assert_eq!(ann.key_event_of(id, bob.id).await, Some(Notice::KeyRefused { conversation: id, user: bob.id }));
+    let refused = Some(Notice::KeyRefused { conversation: id, user: bob.id });
+    assert_eq!(ann.key_event_of(id, bob.id, &unsigned).await, refused);
     attacker.set_encryption_keys(id, &forged, junk).await.expect("set");
+    assert_eq!(ann.key_event_of(id, bob.id, &forged).await, refused);
     let replaced = reqwest::Client::new()
         .put(format!("{}/api/identity_key", server.base_url))
         .bearer_auth(&token)
@@ -178,7 +181,6 @@ async fn a_key_published_with_a_bearer_token_alone_is_refused_by_the_other_membe
     assert_eq!(replaced.status(), 409);
     assert_eq!(replaced.json::<Value>().await.expect("JSON")["error"], "identity_exists");
 
-    assert_eq!(ann.key_event_of(id, bob.id).await, Some(Notice::KeyRefused { conversation: id, user: bob.id }));
     assert!(ann.join(id).await.contains(&Notice::KeyRefused { conversation: id, user: bob.id }));
     let group = ann.send(id, "door code is 4711").await;
     // Bob's copy is for his identity, which only Bob's client opens; not for the attacker's key.
@@ -261,7 +263,12 @@ async fn a_conversation_the_server_marks_as_the_assistants_stays_end_to_end() {
     let bob = Person::register(&server, "bob@example.org").await;
     let id = ann.start_with(bob.id).await;
     let db = database(&server).await;
-    sqlx::query("UPDATE conversations SET assistant = 1 WHERE id = ?").bind(id).execute(&db).await.expect("mark");
+    sqlx::query("UPDATE conversations SET assistant_of = ? WHERE id = ?")
+        .bind(ann.id)
+        .bind(id)
+        .execute(&db)
+        .await
+        .expect("mark it as Ann's assistant conversation");
     let joined = ann.socket.join_conversation(id).await.expect("join");
     assert!(joined.conversation.assistant, "the server now says so");
     let joining = ann.keyring.join(&joined).expect("join");

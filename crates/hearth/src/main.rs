@@ -45,6 +45,10 @@ enum Command {
     Keyguard(KeyguardArgs),
     /// Chat in the terminal: a client of a hearth server, end-to-end encrypted like the web
     /// client (the password never leaves this computer).
+    ///
+    /// Each contact's security key is remembered the first time it is seen, in a file per
+    /// server and account under the configuration directory's `trust/`; a different key later
+    /// is shown as a change, and nothing is sent to that person until it is accepted.
     Chat(ChatArgs),
 }
 
@@ -53,6 +57,10 @@ struct ChatArgs {
     /// The server's URL.
     #[arg(long, default_value = "http://127.0.0.1:4000")]
     server: String,
+    /// Where the client keeps what it trusts (contacts' security keys, in `trust/`). By
+    /// default `$XDG_CONFIG_HOME/hearth`, or `$HOME/.config/hearth`.
+    #[arg(long, env = "HEARTH_CONFIG_DIR")]
+    config_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -194,7 +202,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(Command::Keyguard(args)) => keyguard(&cli, args).await,
         // No logging: the terminal is the client's screen.
-        Some(Command::Chat(args)) => Ok(hearth_chat::run(&args.server).await?),
+        Some(Command::Chat(args)) => Ok(hearth_chat::run(&args.server, args.config_dir.clone()).await?),
         Some(Command::Serve(flags)) => serve(&cli, flags).await,
         None => serve(&cli, &cli.serve).await,
     }

@@ -204,8 +204,8 @@ impl Client {
         let (auth_secret, wrap_key) = derive(email, password).await;
         let credentials = Credentials { email, password: &auth_secret, display_name, device_name };
         let reply = self.post_session("POST /auth/register", "auth/register", &credentials).await?;
-        let signed_in = self.sign_in("POST /auth/register", reply, wrap_key)?;
-        self.establish_identity(&signed_in.user).await?;
+        let mut signed_in = self.sign_in("POST /auth/register", reply, wrap_key)?;
+        self.establish_identity(&mut signed_in.user).await?;
         Ok(signed_in)
     }
 
@@ -222,8 +222,8 @@ impl Client {
         let (auth_secret, wrap_key) = derive(email, password).await;
         let credentials = Credentials { email, password: &auth_secret, display_name: None, device_name };
         let reply = self.post_session("POST /auth/login", "auth/login", &credentials).await?;
-        let signed_in = self.sign_in("POST /auth/login", reply, wrap_key)?;
-        self.establish_identity(&signed_in.user).await?;
+        let mut signed_in = self.sign_in("POST /auth/login", reply, wrap_key)?;
+        self.establish_identity(&mut signed_in.user).await?;
         Ok(signed_in)
     }
 
@@ -249,8 +249,9 @@ impl Client {
         Ok(Keyring::new(me, wrap_key, identity, store))
     }
 
-    /// Unwraps the user's stored identity, or makes and publishes one when there is none.
-    async fn establish_identity(&mut self, user: &User) -> Result<(), ClientError> {
+    /// Unwraps the user's stored identity, or makes and publishes one when there is none (and
+    /// then shows it in `user`, as the server now has it).
+    async fn establish_identity(&mut self, user: &mut User) -> Result<(), ClientError> {
         let wrap_key = self.wrap_key.clone().ok_or(ClientError::NotSignedIn)?;
         let stored = (user.identity_key.as_ref(), user.identity_private_key.as_ref());
         self.e2e_identity = match stored {
@@ -265,7 +266,12 @@ impl Client {
                     Err(_) => IdentityState::Unopenable,
                 }
             }
-            _ => IdentityState::Ready(Box::new(self.publish_identity(&wrap_key, user.id, None).await?)),
+            _ => {
+                let (identity, wrapped) = self.publish_identity(&wrap_key, user.id, None).await?;
+                user.identity_key = Some(identity.public().to_json());
+                user.identity_private_key = Some(serde_json::to_value(wrapped).expect("two strings serialise"));
+                IdentityState::Ready(Box::new(identity))
+            }
         };
         Ok(())
     }
@@ -280,7 +286,7 @@ impl Client {
         let me = self.identity.ok_or(ClientError::NotSignedIn)?.user_id;
         let email = self.me().await?.email;
         let (auth_secret, wrap_key) = derive(&email, password).await;
-        let identity = self.publish_identity(&wrap_key, me, Some(&auth_secret)).await?;
+        let (identity, _) = self.publish_identity(&wrap_key, me, Some(&auth_secret)).await?;
         self.e2e_identity = IdentityState::Ready(Box::new(identity));
         Ok(())
     }
@@ -290,7 +296,7 @@ impl Client {
         wrap_key: &WrapKey,
         me: Uuid,
         password: Option<&str>,
-    ) -> Result<e2e::Identity, ClientError> {
+    ) -> Result<(e2e::Identity, WrappedIdentity), ClientError> {
         let identity = e2e::Identity::generate();
         let wrapped = identity.wrap(wrap_key, me);
         let body =
@@ -300,7 +306,7 @@ impl Client {
         if !response.status().is_success() {
             return Err(error_from("PUT /api/identity_key", response).await);
         }
-        Ok(identity)
+        Ok((identity, wrapped))
     }
 
     /// # GET /api/me

@@ -43,37 +43,24 @@
 //! #     bob: uuid::Uuid,
 //! #     cy: uuid::Uuid,
 //! # ) -> Result<(), Box<dyn std::error::Error>> {
-//! use std::collections::BTreeMap;
+//! use hearth_client::channels::SYSTEM_TOPIC;
+//! use hearth_client::trust::TrustStore;
 //!
-//! use hearth_client::channels::{Incoming, SYSTEM_TOPIC};
-//! use hearth_client::e2e::{self, KeyPair};
-//!
-//! let me = api.identity().ok_or("not signed in")?.user_id;
-//! let wrap_key = api.wrap_key().ok_or("not signed in")?;
+//! // The keyring holds the account's identity and decides which keys to use (docs/e2e.md).
+//! let mut keyring = api.keyring(TrustStore::in_memory())?;
 //! socket.join(SYSTEM_TOPIC, serde_json::json!({})).await?;
 //!
-//! // The id is the server's: wrap provisionally, then again for the real id.
-//! let pair = KeyPair::generate();
-//! let provisional = e2e::wrap_private_key(wrap_key, uuid::Uuid::nil(), &pair);
-//! let started = socket.start_group_conversation(&[bob, cy], Some("Team"), &pair.public_jwk(), &provisional).await?;
-//! let id = started.conversation.id;
-//! let joined = socket.join_conversation(id).await?;
-//! socket.set_encryption_keys(id, &pair.public_jwk(), &e2e::wrap_private_key(wrap_key, id, &pair)).await?;
+//! // The client chooses the id, so the key is signed and wrapped for it from the start.
+//! let keys = keyring.start_conversation()?;
+//! socket
+//!     .start_group_conversation(keys.conversation_id, &[bob, cy], Some("Team"), &keys.public_key, &keys.private_key)
+//!     .await?;
+//! let id = keys.conversation_id;
+//! keyring.join(&socket.join_conversation(id).await?)?;
 //!
-//! // Once every member set keys (`Incoming::KeysSet`), one ciphertext per member.
-//! let mut events = socket.events();
-//! let mut public_keys = joined.public_keys;
-//! public_keys.insert(me, pair.public_jwk());
-//! while public_keys.len() < started.user_ids.len() {
-//!     if let Some(Incoming::KeysSet { user_id, public_key, .. }) = Incoming::parse(&events.recv().await?) {
-//!         public_keys.insert(user_id, public_key);
-//!     }
-//! }
-//! let copies: BTreeMap<_, _> = public_keys
-//!     .iter()
-//!     .map(|(member, key)| Ok((*member, e2e::encrypt(&pair, me, key, *member, id, "hello team")?)))
-//!     .collect::<Result<_, e2e::E2eError>>()?;
-//! socket.send_message(id, &copies).await?;
+//! // One ciphertext per member: to their signed key, or to their identity until they have one.
+//! let outgoing = keyring.seal(id, "hello team", None)?;
+//! socket.send_message(id, Some(outgoing.message_group_id), &outgoing.copies).await?;
 //! # Ok(())
 //! # }
 //! ```

@@ -6,20 +6,19 @@
 //! Every wait polls the screen until the expected text shows, with a generous deadline; no
 //! sleep stands in for an assertion. Skipped, saying so, where tmux is not installed.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::Arc;
 use std::time::Duration;
 
-use hearth_client::api::Client;
-use hearth_client::channels::{self, Events, Incoming, SYSTEM_TOPIC, Socket, SocketOptions};
-use hearth_client::e2e::{self, KeyPair};
+use hearth_client::api::{Client, Message};
+use hearth_client::channels::{self, Events, Incoming, SYSTEM_TOPIC, Socket};
+use hearth_client::e2e;
+use hearth_client::trust::{Keyring, Notice, Opened, TrustStore};
 use hearth_fake_provider::FakeProvider;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::harness::{BIN, Hearth};
+use crate::harness::{BIN, Hearth, client};
 use crate::phoenix_js::assistant_env;
 
 /// The password of everyone here.
@@ -41,6 +40,8 @@ struct Tmux {
     /// `#{pane_dead_status}` is sometimes never filled in (tmux 3.3a marks the pane dead when
     /// its terminal closes, and can miss the status), so the pane's shell writes it here.
     exit_file: std::path::PathBuf,
+    /// The client's configuration directory (`HEARTH_CONFIG_DIR`): its trust files.
+    config_dir: std::path::PathBuf,
 }
 
 impl Tmux {
@@ -55,7 +56,8 @@ impl Tmux {
         let socket = format!("hearth-chat-test-{}-{}", std::process::id(), Uuid::now_v7().simple());
         let config = dir.join("tmux.conf");
         std::fs::write(&config, "set -g remain-on-exit on\nset -g history-limit 0\n").expect("write tmux.conf");
-        let mut tmux = Self { socket, socket_path: None, exit_file: dir.join("chat-exit-status") };
+        let mut tmux =
+            Self { socket, socket_path: None, exit_file: dir.join("chat-exit-status"), config_dir: dir.join("config") };
         let command = tmux.client_command(server);
         let output = tmux
             .command()
@@ -73,7 +75,17 @@ impl Tmux {
     /// The pane's command: the client, then its exit status written to `exit_file`.
     fn client_command(&self, server: &str) -> String {
         let _ = std::fs::remove_file(&self.exit_file);
-        format!("sh -c \"'{BIN}' chat --server '{server}'; echo \\$? > '{}'\"", self.exit_file.display())
+        format!(
+            "sh -c \"HEARTH_CONFIG_DIR='{}' '{BIN}' chat --server '{server}'; echo \\$? > '{}'\"",
+            self.config_dir.display(),
+            self.exit_file.display()
+        )
+    }
+
+    /// The trust file of `user` on the server at `url` (`http://127.0.0.1:PORT`).
+    fn trust_file(&self, url: &str, user: Uuid) -> std::path::PathBuf {
+        let host_port = url.trim_start_matches("http://").replace(':', "_");
+        self.config_dir.join("trust").join(format!("{host_port}-{user}.json"))
     }
 
     fn command(&self) -> Command {
@@ -178,70 +190,111 @@ fn line_with<'a>(screen: &'a str, text: &str) -> &'a str {
     screen.lines().find(|line| line.contains(text)).unwrap_or("")
 }
 
-/// Someone played by the SDK: a REST session and a socket on it.
+/// Someone played by the SDK: a REST session, a socket on it, and their keyring, used as a
+/// client would (signed keys, sealed and checked messages).
 struct Sdk {
     id: Uuid,
-    api: Arc<Client>,
+    /// Owned, not shared with the socket: replacing the identity takes `&mut`.
+    api: Client,
     socket: Socket,
     events: Events,
+    keyring: Keyring,
 }
 
 impl Sdk {
+    /// Registers (making and publishing an identity) and connects.
     async fn register(url: &str, email: &str, name: &str) -> Self {
         let mut api = Client::new(url).expect("client");
         api.register(email, PASSWORD, Some(name), Some("sdk")).await.expect("register");
+        Self::connect(url, api).await
+    }
+
+    /// Logs in to an existing account (publishing an identity if it has none) and connects.
+    async fn login(url: &str, email: &str) -> Self {
+        let mut api = Client::new(url).expect("client");
+        api.login(email, PASSWORD, Some("sdk")).await.expect("log in");
+        Self::connect(url, api).await
+    }
+
+    async fn connect(url: &str, api: Client) -> Self {
         let id = api.identity().expect("signed in").user_id;
-        let api = Arc::new(api);
-        let socket = Socket::connect_with_client(url, api.clone(), SocketOptions::default()).await.expect("connect");
+        let keyring = api.keyring(TrustStore::in_memory()).expect("the identity opens");
+        // A test is over long before the access token's 30 minutes.
+        let token = api.access_token().await.expect("a token");
+        let socket = Socket::connect(url, &token).await.expect("connect");
         let events = socket.events();
         socket.join(&channels::user_topic(id), json!({})).await.expect("join the user topic");
         socket.join(SYSTEM_TOPIC, json!({})).await.expect("join system:general");
-        Self { id, api, socket, events }
+        Self { id, api, socket, events, keyring }
     }
 
-    fn wrap_key(&self) -> &e2e::WrapKey {
-        self.api.wrap_key().expect("a wrap key")
+    /// The id of the user with this email.
+    async fn user_id(&self, email: &str) -> Uuid {
+        let users = self.api.users(None).await.expect("users");
+        users.items.iter().find(|user| user.email == email).unwrap_or_else(|| panic!("{email} is no user")).id
     }
 
-    /// The next hearth event for which `wanted` holds (within [`SCREEN_WAIT`]).
-    async fn next(&mut self, what: &str, wanted: impl Fn(&Incoming) -> bool) -> Incoming {
-        let events = &mut self.events;
-        let found = async {
-            loop {
-                let event = events.recv().await.expect("the socket is open");
-                if let Some(incoming) = Incoming::parse(&event).filter(|incoming| wanted(incoming)) {
-                    return incoming;
-                }
-            }
-        };
-        tokio::time::timeout(SCREEN_WAIT, found).await.unwrap_or_else(|_| panic!("no {what} within {SCREEN_WAIT:?}"))
+    /// Starts a private conversation with `other` as a client does: the id and a signed key
+    /// from the keyring, then a join.
+    async fn start_private(&mut self, other: Uuid) -> Uuid {
+        let keys = self.keyring.start_conversation().expect("start");
+        let started = self
+            .socket
+            .start_private_conversation(keys.conversation_id, other, &keys.public_key, &keys.private_key)
+            .await
+            .expect("start the conversation");
+        assert_eq!(started.conversation.id, keys.conversation_id, "the id is the client's");
+        self.join(keys.conversation_id).await;
+        keys.conversation_id
     }
 
-    /// Joins conversation `id` with a fresh key pair: the pair and everyone's public keys,
-    /// waiting until every member in `members` has set theirs.
-    async fn join_with_keys(&mut self, id: Uuid, members: &[Uuid]) -> (KeyPair, BTreeMap<Uuid, String>) {
+    /// Joins conversation `id`, publishing the key the keyring asks for; the join's page,
+    /// opened, and what the keyring noticed.
+    async fn join(&mut self, id: Uuid) -> (Vec<(Message, Opened)>, Vec<Notice>) {
         let joined = self.socket.join_conversation(id).await.expect("join the conversation");
-        let pair = KeyPair::generate();
-        let wrapped = e2e::wrap_private_key(self.wrap_key(), id, &pair);
-        self.socket.set_encryption_keys(id, &pair.public_jwk(), &wrapped).await.expect("set keys");
-        let mut keys = joined.public_keys;
-        keys.insert(self.id, pair.public_jwk());
-        while members.iter().any(|member| !keys.contains_key(member)) {
-            let set = self
-                .next(
-                    "set_encryption_keys",
-                    |i| matches!(i, Incoming::KeysSet { conversation_id, .. } if *conversation_id == id),
-                )
-                .await;
-            if let Incoming::KeysSet { user_id, public_key, .. } = set {
-                keys.insert(user_id, public_key);
+        let joining = self.keyring.join(&joined).expect("the keyring takes the join");
+        if let Some(keys) = &joining.publish {
+            self.socket.set_encryption_keys(id, &keys.public_key, &keys.private_key).await.expect("set keys");
+        }
+        let oldest_first: Vec<Message> = joined.messages.items.into_iter().rev().collect();
+        let opened = self.keyring.open_page(id, &oldest_first, true);
+        (oldest_first.into_iter().zip(opened).collect(), joining.notices)
+    }
+
+    /// Seals `text` for every member of `id` and sends it.
+    async fn send(&mut self, id: Uuid, text: &str) {
+        let outgoing = self.keyring.seal(id, text, None).expect("seal");
+        self.socket.send_message(id, Some(outgoing.message_group_id), &outgoing.copies).await.expect("send");
+    }
+
+    /// The next hearth event for which `wanted` holds (within [`SCREEN_WAIT`]). Every event
+    /// on the way is given to the keyring, as a client does: members' keys and identities.
+    async fn next(&mut self, what: &str, wanted: impl Fn(&Incoming) -> bool) -> Incoming {
+        let deadline = tokio::time::Instant::now() + SCREEN_WAIT;
+        loop {
+            let event = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no {what} within {SCREEN_WAIT:?}"))
+                .expect("the socket is open");
+            let Some(incoming) = Incoming::parse(&event) else { continue };
+            match &incoming {
+                Incoming::KeysSet { conversation_id, user_id, public_key } => {
+                    let refused = self.keyring.member_key_set(*conversation_id, *user_id, public_key);
+                    assert_eq!(refused, None, "the terminal's keys are signed");
+                }
+                Incoming::IdentityKey { user_id, identity_key, .. } => {
+                    self.keyring.learn_identity(*user_id, Some(identity_key)).expect("learn the identity");
+                }
+                _ => {}
+            }
+            if wanted(&incoming) {
+                return incoming;
             }
         }
-        (pair, keys)
     }
 
-    /// The plaintext of the next message in `id` from `sender`.
-    async fn read_next(&mut self, id: Uuid, sender: Uuid, pair: &KeyPair, keys: &BTreeMap<Uuid, String>) -> String {
+    /// The text of the next message in `id` from `sender`, opened and checked.
+    async fn read_next(&mut self, id: Uuid, sender: Uuid) -> String {
         let delivered = self
             .next(
                 "new_message",
@@ -249,8 +302,54 @@ impl Sdk {
             )
             .await;
         let Incoming::NewMessage(delivered) = delivered else { unreachable!("filtered") };
-        e2e::decrypt(pair, self.id, &keys[&sender], sender, id, &delivered.message.content).expect("decrypt")
+        let mut opened = self.keyring.open(id, &delivered.message);
+        if opened.text.is_err() {
+            // The sender's key was set between this socket's join reply and its subscription
+            // (the terminal joins as the conversation starts): a join brings it.
+            let (page, _) = self.join(id).await;
+            opened = page
+                .into_iter()
+                .find(|(message, _)| message.id == delivered.message.id)
+                .map(|(_, opened)| opened)
+                .expect("the message is in the page");
+        }
+        assert_eq!((opened.flags.as_slice(), opened.unchecked), (&[][..], false), "a genuine, checked message");
+        opened.text.expect("the message opens")
     }
+}
+
+/// Logs in in the terminal (at the sign-in form) as `email`, until the chat screen is up.
+async fn log_in(tmux: &Tmux, email: &str) {
+    tmux.wait_text("Log in").await;
+    tmux.type_text(email);
+    tmux.keys(&["Tab"]);
+    tmux.type_text(PASSWORD);
+    tmux.keys(&["Enter"]);
+    // The chat screen's help line (the status line may already say something else).
+    tmux.wait_text("Ctrl-K security").await;
+}
+
+/// Waits until the security pane shows `safety_number`: 12 groups of 5 digits, in two rows
+/// of 6 (one person's digits, then the other's).
+async fn wait_safety_number(tmux: &Tmux, safety_number: &str) {
+    let groups: Vec<&str> = safety_number.split(' ').collect();
+    assert_eq!(groups.len(), 12, "{safety_number}");
+    let (first, second) = (groups[..6].join(" "), groups[6..].join(" "));
+    tmux.wait_for(&format!("the safety number {safety_number}"), |s| s.contains(&first) && s.contains(&second)).await;
+}
+
+/// A server with the assistant's fake provider, in `dir`.
+async fn server(dir: &Path) -> (Hearth, FakeProvider) {
+    let fake = FakeProvider::start().await.expect("start the fake provider");
+    let ai_env = assistant_env(&fake);
+    let env: Vec<(&str, &str)> = ai_env.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+    (Hearth::start(dir, &dir.join("data"), &env).await, fake)
+}
+
+/// Stops the server, which must not have logged an error.
+async fn stop(server: Hearth) {
+    let (lines, _) = server.stop().await;
+    assert!(lines.iter().all(|l| !l.contains(" ERROR ")), "hearth logged errors:\n{}", lines.join("\n"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,10 +359,7 @@ async fn a_person_chats_end_to_end_encrypted_and_with_the_assistant_in_the_termi
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let fake = FakeProvider::start().await.expect("start the fake provider");
-    let ai_env = assistant_env(&fake);
-    let env: Vec<(&str, &str)> = ai_env.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
-    let server = Hearth::start(dir.path(), &dir.path().join("data"), &env).await;
+    let (server, _fake) = server(dir.path()).await;
     let url = server.url.clone();
     let tmux = Tmux::start(dir.path(), &url);
 
@@ -280,26 +376,12 @@ async fn a_person_chats_end_to_end_encrypted_and_with_the_assistant_in_the_termi
     tmux.keys(&["Enter"]);
     tmux.wait_text("signed in as Ann <ann@example.org>").await;
 
-    // Bob (the SDK) starts a private conversation with her and, once her client has set
-    // her keys, writes to her.
+    // Bob (the SDK) starts a private conversation with her and writes to her at once: to
+    // her key if her client published it already, else to her security key.
     let mut bob = Sdk::register(&url, "bob@example.org", "Bob").await;
-    let users = bob.api.users(None).await.expect("users");
-    let ann = users.items.iter().find(|user| user.email == "ann@example.org").expect("ann is a user").id;
-    let pair = KeyPair::generate();
-    let provisional = e2e::wrap_private_key(bob.wrap_key(), Uuid::nil(), &pair);
-    let started = bob.socket.start_private_conversation(ann, &pair.public_jwk(), &provisional).await.expect("start");
-    let private = started.conversation.id;
-    // Bob's key is re-wrapped for the conversation's id by joining with a new pair.
-    let (bob_pair, keys) = bob.join_with_keys(private, &[ann]).await;
-    let bob_id = bob.id;
-    let copies = |text: &str| -> BTreeMap<Uuid, String> {
-        keys.iter()
-            .map(|(member, key)| {
-                (*member, e2e::encrypt(&bob_pair, bob_id, key, *member, private, text).expect("encrypt"))
-            })
-            .collect()
-    };
-    bob.socket.send_message(private, &copies("hi Ann, it's Bob")).await.expect("bob sends");
+    let ann = bob.user_id("ann@example.org").await;
+    let private = bob.start_private(ann).await;
+    bob.send(private, "hi Ann, it's Bob").await;
 
     // The list shows it unread, with Bob online; opening it shows the message decrypted.
     let screen = tmux.wait_for("Bob's conversation, unread", |s| line_with(s, "Bob").contains("Bob (1)")).await;
@@ -307,12 +389,11 @@ async fn a_person_chats_end_to_end_encrypted_and_with_the_assistant_in_the_termi
     tmux.keys(&["Enter"]);
     let screen = tmux.wait_text("Bob: hi Ann, it's Bob").await;
     assert!(!screen.contains("Bob (1)"), "opened, it is read:\n{screen}");
-    // The header names each member's key by its fingerprint.
-    let bob_fingerprint = e2e::fingerprint(&bob_pair.public_jwk()).expect("fingerprint");
-    let short: String = bob_fingerprint.split(' ').take(2).collect::<Vec<_>>().join(" ");
-    tmux.wait_text(&format!("Bob {short}")).await;
+    assert!(!screen.contains('⚠'), "a genuine message, nothing to warn about:\n{screen}");
+    // The header says how far Bob's security key is trusted: seen, not verified.
+    tmux.wait_text("Bob: not verified").await;
 
-    // Ann replies; Bob's SDK decrypts it.
+    // Ann replies; Bob's SDK opens it.
     tmux.type_text("hello Bob, from the terminal");
     let seen = bob
         .next("ann typing", |i| matches!(i, Incoming::Typing { user_id, typing: true, .. } if *user_id == ann))
@@ -320,8 +401,7 @@ async fn a_person_chats_end_to_end_encrypted_and_with_the_assistant_in_the_termi
     assert!(matches!(seen, Incoming::Typing { conversation_id, .. } if conversation_id == private));
     tmux.keys(&["Enter"]);
     tmux.wait_text("you: hello Bob, from the terminal").await;
-    let read = bob.read_next(private, ann, &bob_pair, &keys).await;
-    assert_eq!(read, "hello Bob, from the terminal");
+    assert_eq!(bob.read_next(private, ann).await, "hello Bob, from the terminal");
 
     // Bob types; the terminal says so, until he stops.
     bob.socket.typing(private, true).await.expect("bob types");
@@ -329,12 +409,20 @@ async fn a_person_chats_end_to_end_encrypted_and_with_the_assistant_in_the_termi
     bob.socket.typing(private, false).await.expect("bob stops");
     tmux.wait_for("no one typing", |s| !s.contains("is typing")).await;
 
-    // The full fingerprints are in the info pane.
+    // The security pane shows their safety number, the same on both sides; Ann compares it
+    // and marks Bob verified, which her trust file keeps.
+    let safety_number = bob.keyring.safety_number(ann).expect("Bob knows Ann's security key");
     tmux.keys(&["C-k"]);
-    tmux.wait_text(&bob_fingerprint).await;
-    tmux.keys(&["C-k"]);
+    wait_safety_number(&tmux, &safety_number).await;
+    tmux.keys(&["v"]);
+    tmux.wait_text("Bob: verified ✓").await;
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the pane closed", |s| !s.contains("Members and security keys")).await;
+    let trust = std::fs::read_to_string(tmux.trust_file(&url, ann)).expect("Ann's trust file");
+    assert!(trust.contains(&bob.id.to_string()) && trust.contains("\"verified\": true"), "{trust}");
 
-    // Ann starts a group with Bob and Carol, picked in the new-conversation dialog.
+    // Ann starts a group with Bob and Carol, picked in the new-conversation dialog, and
+    // writes at once: to their security keys where they have not joined yet.
     let mut carol = Sdk::register(&url, "carol@example.org", "Carol").await;
     tmux.keys(&["C-n"]);
     tmux.wait_text("Carol <carol@example.org>").await;
@@ -364,15 +452,14 @@ async fn a_person_chats_end_to_end_encrypted_and_with_the_assistant_in_the_termi
         team = Some(announced.conversation.id);
     }
     let team = team.expect("the group's id");
-    let (bob_team, bob_team_keys) = bob.join_with_keys(team, &[ann]).await;
-    let (carol_team, carol_team_keys) = carol.join_with_keys(team, &[ann]).await;
-    // Once the terminal knows everyone's keys, a message reaches both.
-    tmux.wait_for("everyone's keys", |s| line_with(s, "keys: ").contains("Carol") && !s.contains("no keys yet")).await;
+    bob.join(team).await;
+    carol.join(team).await;
+    tmux.wait_text("Carol: not verified").await;
     tmux.type_text("hello team");
     tmux.keys(&["Enter"]);
     tmux.wait_text("you: hello team").await;
-    assert_eq!(bob.read_next(team, ann, &bob_team, &bob_team_keys).await, "hello team");
-    assert_eq!(carol.read_next(team, ann, &carol_team, &carol_team_keys).await, "hello team");
+    assert_eq!(bob.read_next(team, ann).await, "hello team");
+    assert_eq!(carol.read_next(team, ann).await, "hello team");
 
     // The assistant: the reply streams in, then stands as the final message.
     tmux.keys(&["C-a"]);
@@ -389,23 +476,21 @@ async fn a_person_chats_end_to_end_encrypted_and_with_the_assistant_in_the_termi
 
     // While Ann is away, Bob writes more than a page (50) of messages.
     for n in 1..=60 {
-        bob.socket.send_message(private, &copies(&format!("page {n:02}"))).await.expect("bob sends");
+        bob.send(private, &format!("page {n:02}")).await;
     }
-    // Ann logs in again: her key, stored wrapped, opens the whole history, a page at a time.
+    // Ann logs in again: her key, stored wrapped, opens the whole history, a page at a time,
+    // and Bob is still verified.
     tmux.restart(&url);
-    tmux.wait_text("Log in").await;
-    tmux.type_text("ann@example.org");
-    tmux.keys(&["Tab"]);
-    tmux.type_text(PASSWORD);
-    tmux.keys(&["Enter"]);
-    tmux.wait_text("signed in as Ann <ann@example.org>").await;
+    log_in(&tmux, "ann@example.org").await;
     tmux.wait_for("Bob's conversation, unread", |s| line_with(s, "● Bob").contains("Bob (")).await;
     tmux.select_in_list("● Bob").await;
     tmux.keys(&["Enter"]);
     tmux.wait_text("Bob: page 60").await;
+    tmux.wait_text("Bob: verified ✓").await;
     let deadline = tokio::time::Instant::now() + SCREEN_WAIT;
     loop {
         let screen = tmux.screen();
+        assert!(!screen.contains('⚠'), "every page checks out:\n{screen}");
         if screen.contains("the beginning of the conversation") {
             assert!(screen.contains("Bob: hi Ann, it's Bob"), "the first message, from the older page:\n{screen}");
             break;
@@ -423,6 +508,277 @@ async fn a_person_chats_end_to_end_encrypted_and_with_the_assistant_in_the_termi
     tmux.keys(&["Escape"]);
     tmux.wait_exit().await;
     drop(tmux);
-    let (lines, _) = server.stop().await;
-    assert!(lines.iter().all(|l| !l.contains(" ERROR ")), "hearth logged errors:\n{}", lines.join("\n"));
+    stop(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_to_someone_who_never_opened_the_conversation_is_read_when_they_sign_in() {
+    if !Tmux::available() {
+        eprintln!("SKIPPED: `hearth chat` is tested in tmux, and tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (server, _fake) = server(dir.path()).await;
+    let url = server.url.clone();
+    // Ann has an account (and a security key) but no client running.
+    let ann = {
+        let mut api = Client::new(&url).expect("client");
+        api.register("ann@example.org", PASSWORD, Some("Ann"), Some("web")).await.expect("register");
+        api.identity().expect("signed in").user_id
+    };
+    // Bob starts a conversation with her and writes: she has no key there yet, so his
+    // client writes to her security key.
+    let mut bob = Sdk::register(&url, "bob@example.org", "Bob").await;
+    let private = bob.start_private(ann).await;
+    bob.send(private, "read this when you are back").await;
+
+    // Ann starts the terminal client and reads it.
+    let tmux = Tmux::start(dir.path(), &url);
+    log_in(&tmux, "ann@example.org").await;
+    tmux.wait_for("Bob's conversation, unread", |s| line_with(s, "Bob").contains("Bob (1)")).await;
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_text("Bob: read this when you are back").await;
+    assert!(!screen.contains("cannot be read") && !screen.contains('⚠'), "{screen}");
+    // Her client published her key as it joined: her answer reaches Bob.
+    tmux.type_text("I am back");
+    tmux.keys(&["Enter"]);
+    tmux.wait_text("you: I am back").await;
+    assert_eq!(bob.read_next(private, ann).await, "I am back");
+    tmux.keys(&["Escape"]);
+    tmux.wait_exit().await;
+    drop(tmux);
+    stop(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_that_cannot_be_sent_yet_stays_in_the_composer_until_it_can() {
+    if !Tmux::available() {
+        eprintln!("SKIPPED: `hearth chat` is tested in tmux, and tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (server, _fake) = server(dir.path()).await;
+    let url = server.url.clone();
+    // Dave's account is from before security keys: registered by a client that made none.
+    let derived = e2e::derive("dave@example.org", PASSWORD);
+    let registered = client()
+        .post(format!("{url}/auth/register"))
+        .json(&json!({ "email": "dave@example.org", "password": derived.auth_secret, "display_name": "Dave" }))
+        .send()
+        .await
+        .expect("register Dave");
+    assert!(registered.status().is_success(), "{}", registered.status());
+    let tmux = Tmux::start(dir.path(), &url);
+    tmux.wait_text("Log in").await;
+    tmux.keys(&["C-r"]);
+    tmux.type_text("ann@example.org");
+    tmux.keys(&["Tab"]);
+    tmux.type_text(PASSWORD);
+    tmux.keys(&["Enter"]);
+    tmux.wait_text("signed in as ann@example.org").await;
+
+    // Ann starts a conversation with Dave: nobody can write to him yet.
+    tmux.keys(&["C-n"]);
+    tmux.wait_text("Dave <dave@example.org>").await;
+    tmux.keys(&["Enter"]);
+    tmux.wait_text("Message to Dave").await;
+    tmux.wait_text("Dave: no security key yet").await;
+    tmux.type_text("the door code is 4711");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_text("not sent: Dave cannot be written to until they sign in with a current client").await;
+    assert!(!screen.contains("you: the door code"), "{screen}");
+    assert!(line_with(&screen, "the door code is 4711").starts_with('│'), "back in the composer:\n{screen}");
+
+    // Dave signs in with a current client, which publishes his security key: Ann's client
+    // learns it, and the same text goes out with one more Enter.
+    let mut dave = Sdk::login(&url, "dave@example.org").await;
+    tmux.wait_text("Dave: not verified").await;
+    tmux.keys(&["Enter"]);
+    tmux.wait_text("you: the door code is 4711").await;
+    let conversation = dave.api.private_conversation_with(dave.user_id("ann@example.org").await).await;
+    let conversation = conversation.expect("a conversation").expect("with Ann");
+    let (page, _) = dave.join(conversation).await;
+    let texts: Vec<_> = page.into_iter().map(|(_, opened)| opened.text).collect();
+    assert_eq!(texts, [Ok("the door code is 4711".to_owned())]);
+    tmux.keys(&["Escape"]);
+    tmux.wait_exit().await;
+    drop(tmux);
+    stop(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_security_key_is_shown_and_blocks_sending_until_accepted() {
+    if !Tmux::available() {
+        eprintln!("SKIPPED: `hearth chat` is tested in tmux, and tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (server, _fake) = server(dir.path()).await;
+    let url = server.url.clone();
+    let ann = {
+        let mut api = Client::new(&url).expect("client");
+        api.register("ann@example.org", PASSWORD, Some("Ann"), Some("web")).await.expect("register");
+        api.identity().expect("signed in").user_id
+    };
+    let mut bob = Sdk::register(&url, "bob@example.org", "Bob").await;
+    let private = bob.start_private(ann).await;
+    bob.send(private, "hello from the old key").await;
+    let tmux = Tmux::start(dir.path(), &url);
+    log_in(&tmux, "ann@example.org").await;
+    tmux.wait_for("Bob's conversation", |s| line_with(s, "Bob").contains("Bob (1)")).await;
+    tmux.keys(&["Enter"]);
+    tmux.wait_text("Bob: hello from the old key").await;
+    // Ann compares safety numbers and marks Bob verified.
+    let before = bob.keyring.safety_number(ann).expect("a safety number");
+    tmux.keys(&["C-k"]);
+    wait_safety_number(&tmux, &before).await;
+    tmux.keys(&["v"]);
+    tmux.wait_text("Bob: verified ✓").await;
+    tmux.keys(&["Escape"]);
+
+    // Bob's security key is replaced (a new device key, or someone who took his account):
+    // his client signs his conversation key with the new one as it joins.
+    bob.api.replace_identity(PASSWORD).await.expect("replace Bob's identity");
+    bob.keyring = bob.api.keyring(TrustStore::in_memory()).expect("the new identity");
+    bob.join(private).await;
+    // In the header, and loudly in the status line.
+    tmux.wait_for("the change", |s| {
+        s.contains("Bob: ⚠ security key changed (had been verified)") && s.contains("Bob had been verified")
+    })
+    .await;
+
+    // Nothing is sent to him until Ann accepts the change; what she wrote stays.
+    tmux.type_text("is this still you?");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_text("not sent: Bob's security key changed").await;
+    assert!(!screen.contains("you: is this still you?"), "{screen}");
+    assert!(line_with(&screen, "is this still you?").starts_with('│'), "back in the composer:\n{screen}");
+    // The pane shows the new safety number; Ann accepts the new key.
+    let changed = bob.keyring.safety_number(ann).expect("the new safety number");
+    assert_ne!(changed, before, "a new security key, a new safety number");
+    tmux.keys(&["C-k"]);
+    wait_safety_number(&tmux, &changed).await;
+    tmux.keys(&["a"]);
+    tmux.wait_text("Bob: not verified").await;
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the pane closed", |s| !s.contains("Members and security keys")).await;
+    tmux.keys(&["Enter"]);
+    tmux.wait_text("you: is this still you?").await;
+    assert_eq!(bob.read_next(private, ann).await, "is this still you?");
+    tmux.keys(&["Escape"]);
+    tmux.wait_exit().await;
+    drop(tmux);
+    stop(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_security_key_that_does_not_open_is_replaced_when_the_person_asks() {
+    if !Tmux::available() {
+        eprintln!("SKIPPED: `hearth chat` is tested in tmux, and tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (server, _fake) = server(dir.path()).await;
+    let url = server.url.clone();
+    // Ann's stored security key is one her password does not open: wrapped under another key,
+    // as if someone with her password had replaced it from a client of their own.
+    let (ann, token) = {
+        let mut api = Client::new(&url).expect("client");
+        api.register("ann@example.org", PASSWORD, Some("Ann"), Some("web")).await.expect("register");
+        (api.identity().expect("signed in").user_id, api.access_token().await.expect("a token"))
+    };
+    let foreign = e2e::Identity::generate();
+    let replaced = client()
+        .put(format!("{url}/api/identity_key"))
+        .bearer_auth(token.as_str())
+        .json(&json!({
+            "identity_key": foreign.public().to_json(),
+            "identity_private_key": foreign.wrap(&e2e::WrapKey::from_bytes([7; 32]), ann),
+            "password": e2e::derive("ann@example.org", PASSWORD).auth_secret,
+        }))
+        .send()
+        .await
+        .expect("replace Ann's identity");
+    assert!(replaced.status().is_success(), "{}", replaced.status());
+
+    // She signs in all the same, is told, and makes a new security key from the pane.
+    let tmux = Tmux::start(dir.path(), &url);
+    tmux.wait_text("Log in").await;
+    tmux.type_text("ann@example.org");
+    tmux.keys(&["Tab"]);
+    tmux.type_text(PASSWORD);
+    tmux.keys(&["Enter"]);
+    tmux.wait_text("your security key does not open with this password").await;
+    tmux.keys(&["C-k"]);
+    tmux.wait_text("Press r to make a new one").await;
+    tmux.keys(&["r"]);
+    tmux.wait_text("you have a new security key").await;
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the pane closed", |s| !s.contains("Members and security keys")).await;
+
+    // Bob writes to her new key, and her client opens it.
+    let mut bob = Sdk::register(&url, "bob@example.org", "Bob").await;
+    let private = bob.start_private(ann).await;
+    bob.send(private, "hello to your new key").await;
+    tmux.wait_for("Bob's conversation, unread", |s| line_with(s, "Bob").contains("Bob (1)")).await;
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_text("Bob: hello to your new key").await;
+    assert!(!screen.contains('⚠'), "{screen}");
+    tmux.type_text("it opens");
+    tmux.keys(&["Enter"]);
+    tmux.wait_text("you: it opens").await;
+    assert_eq!(bob.read_next(private, ann).await, "it opens");
+    tmux.keys(&["Escape"]);
+    tmux.wait_exit().await;
+    drop(tmux);
+    stop(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_key_that_does_not_open_is_replaced_when_the_person_asks() {
+    if !Tmux::available() {
+        eprintln!("SKIPPED: `hearth chat` is tested in tmux, and tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (server, _fake) = server(dir.path()).await;
+    let url = server.url.clone();
+    let ann_sdk = Sdk::register(&url, "ann@example.org", "Ann").await;
+    let ann = ann_sdk.id;
+    let mut bob = Sdk::register(&url, "bob@example.org", "Bob").await;
+    let private = bob.start_private(ann).await;
+    // Ann's stored key for the conversation is signed by her, but wrapped under a key her
+    // password does not make (as after a password reset).
+    let pair = e2e::KeyPair::generate();
+    let identity = ann_sdk.api.e2e_identity().expect("Ann's identity");
+    let signed = e2e::sign_conversation_key(identity, ann, private, &pair.public_jwk()).expect("sign");
+    let wrapped = e2e::wrap_private_key(&e2e::WrapKey::from_bytes([7; 32]), private, &pair);
+    ann_sdk.socket.join_conversation(private).await.expect("join");
+    ann_sdk.socket.set_encryption_keys(private, &signed, &wrapped).await.expect("set the keys");
+    drop(ann_sdk);
+    let tmux = Tmux::start(dir.path(), &url);
+    log_in(&tmux, "ann@example.org").await;
+    tmux.wait_text("Bob").await;
+    tmux.keys(&["Enter"]);
+    tmux.wait_text("⚠ your key for this conversation does not open").await;
+
+    // Nothing can be sent there; what she wrote stays. A new key of hers (n) lets it go.
+    tmux.type_text("new key, same me");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_text("not sent: your key for this conversation does not open").await;
+    assert!(line_with(&screen, "new key, same me").starts_with('│'), "back in the composer:\n{screen}");
+    tmux.keys(&["C-k"]);
+    tmux.wait_text("press n to make a new one").await;
+    tmux.keys(&["n"]);
+    tmux.wait_text("you have a new key for Bob").await;
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the pane closed", |s| !s.contains("Members and security keys")).await;
+    tmux.wait_text("Bob: not verified").await;
+    tmux.keys(&["Enter"]);
+    tmux.wait_text("you: new key, same me").await;
+    assert_eq!(bob.read_next(private, ann).await, "new key, same me");
+    tmux.keys(&["Escape"]);
+    tmux.wait_exit().await;
+    drop(tmux);
+    stop(server).await;
 }
