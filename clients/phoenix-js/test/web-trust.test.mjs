@@ -13,7 +13,8 @@
 // - a changed security key is announced (louder for a verified contact) and blocks sending
 //   until acknowledged;
 // - a ciphertext copied by the database into another message, redated or reordered is shown
-//   with its warning;
+//   with its warning, and a message group id a sender chose to sort first does not move its
+//   message in the history;
 // - a conversation the database turns into the "assistant's" stays end-to-end encrypted.
 //
 // Each test makes its own people. The database steps edit the SQLite database of the server
@@ -496,4 +497,42 @@ test("an assistant flag the database sets on a conversation does not make the br
   } finally {
     sql(`UPDATE conversations SET assistant_of = NULL WHERE id = ${blob(conversationId)}`)
   }
+})
+
+test("a message whose group id its sender chose to sort first is shown where the server delivered it", {timeout: TEST_TIMEOUT_MS, skip: noBrowser}, async () => {
+  const {ann, bob} = await pair()
+  const conversationId = await talking(ann, bob)
+  await send(ann, "the first message here")
+  await seesMessage(bob, "the first message here")
+  // Bob's own client, scripted: a genuine message under the smallest id it can choose.
+  const secrets = await e2e.derive(bob.email, PASSWORD)
+  const signedIn = await api("POST", "/auth/login", {body: {email: bob.email, password: secrets.authSecret, device_name: "script"}})
+  const {auth_token: token, user} = signedIn.body
+  const identity = await e2e.unwrapIdentity(secrets.wrapKey, bob.id, user.identity_private_key, user.identity_key)
+  const annIdentity = (await api("GET", "/api/users?page_size=100", {token})).body.items.find(u => u.id === ann.id).identity_key
+  const early = "00000000-0001-7000-8000-000000000001"
+  const message = {id: early, sent_at: Date.now(), edit_of: null, stream: "0123456789abcdef", seq: 0, text: "listed first?"}
+  const script = new User("Bob's script", {user: {id: bob.id, email: bob.email}, auth_token: token})
+  try {
+    script.connect()
+    const topic = `conversation:${conversationId}`
+    await script.join(topic)
+    await script.ok(topic, "send_message", {
+      message_group_id: early, client_msg_id: early,
+      encrypted_messages: {
+        [ann.id]: await e2e.encryptToIdentity(identity, bob.id, annIdentity, ann.id, conversationId, message),
+        [bob.id]: await e2e.encryptToIdentity(identity, bob.id, identity.publicKey, bob.id, conversationId, message),
+      },
+    })
+  } finally {
+    await script.disconnect()
+  }
+  const texts = () => ann.page.locator("article.message .text").allTextContents()
+  await seesMessage(ann, "listed first?")
+  assert.deepEqual((await texts()).slice(-2), ["the first message here", "listed first?"], "live: where it arrived")
+  await ann.page.reload()
+  await openConversation(ann, "Bob")
+  await seesMessage(ann, "listed first?")
+  assert.deepEqual((await texts()).slice(-2), ["the first message here", "listed first?"], "in history: in the server's order")
+  noProblems(ann)
 })
