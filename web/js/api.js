@@ -3,13 +3,19 @@
 // refreshing the access token, and calling the API.
 //
 // What is kept on the device: the refresh token in localStorage (single use, rotated on every
-// refresh) and the wrap key in IndexedDB as a non-extractable CryptoKey, so a reload can read
-// history without asking for the password again, and no script can read the key's bytes.
+// refresh) and the wrap key in IndexedDB as a non-extractable CryptoKey that can only wrap and
+// unwrap keys, so a reload can read history without asking for the password again, and no
+// script can read the key's bytes (or decrypt a wrapped key's bytes into script with it).
 // Refreshes are serialized across tabs with a Web Lock: a refresh token used twice signs the
 // whole session out (the server treats reuse as theft).
+//
+// The account's identity (docs/e2e.md) is made or unwrapped at every sign-in and resume: the
+// stored one is unwrapped as non-extractable keys and checked against the published one; an
+// account without one gets a new one, published with PUT /api/identity_key; a stored one
+// that does not open is reported (`identityProblem`), never replaced unasked: the person may
+// replace it with their password (`replaceIdentity`).
 
-import {derive, unwrapPrivateKey, wrapPrivateKey} from "./e2e.js"
-import {PROVISIONAL_ID} from "./keys.js"
+import {derive, generateIdentity, unwrapIdentity, unwrapPrivateKey, wrapIdentity, wrapPrivateKey} from "./e2e.js"
 
 const STORAGE_KEY = "hearth.session"
 const DATABASE = "hearth"
@@ -54,6 +60,14 @@ async function keyStore(mode, action){
 
 const saveWrapKey = (userId, key) => keyStore("readwrite", store => store.put(key, userId))
 const loadWrapKey = userId => keyStore("readonly", store => store.get(userId))
+
+/**
+ * Whether a CryptoKey from IndexedDB is a wrap key of this version: AES-GCM, non-extractable,
+ * only wrapKey and unwrapKey. One saved by the previous version (encrypt and decrypt) is not:
+ * it is treated as missing, and the person signs in again.
+ */
+const isWrapKey = key => key instanceof CryptoKey && key.type === "secret" && key.algorithm?.name === "AES-GCM"
+  && !key.extractable && key.usages.length === 2 && key.usages.includes("wrapKey") && key.usages.includes("unwrapKey")
 const forgetWrapKeys = () => keyStore("readwrite", store => store.clear())
 
 /** The claims of a JWT (the access token), or {} if it cannot be read. */
@@ -88,7 +102,7 @@ async function call(method, path, {body, token} = {}){
   return json
 }
 
-/** A signed-in person: their user, the wrap key, and an access token kept fresh. */
+/** A signed-in person: their user, the wrap key, their identity, and an access token kept fresh. */
 export class Session {
   constructor(reply, wrapKey){
     this.wrapKey = wrapKey
@@ -96,6 +110,10 @@ export class Session {
     this.listeners = []
     /** The access token the socket last connected with. */
     this.socketToken = null
+    /** The account's identity (non-extractable), or null when the stored one does not open. */
+    this.identity = null
+    /** Why the stored identity does not open (null when it does). */
+    this.identityProblem = null
   }
 
   adopt(reply){
@@ -116,27 +134,98 @@ export class Session {
     if(displayName){ body.display_name = displayName }
     const reply = await call("POST", "/auth/register", {body})
     await saveWrapKey(reply.user.id, wrapKey)
-    return new Session(reply, wrapKey)
+    return new Session(reply, wrapKey).established()
   }
 
   static async login(email, password){
     const secrets = await derive(email, password)
-    return new Session(await signIn(email, secrets), secrets.wrapKey)
+    return new Session(await signIn(email, secrets), secrets.wrapKey).established()
   }
 
-  /** The session this device kept, if it still works; null otherwise. */
+  /** The session this device kept, if it still works; null otherwise (sign in again). */
   static async resume(){
     const saved = stored()
     if(!saved){ return null }
     const wrapKey = await loadWrapKey(saved.userId).catch(() => null)
-    if(!wrapKey){ return null }
+    if(!isWrapKey(wrapKey)){ return null }
+    let session
     try {
       const reply = await refreshed(saved.refreshToken)
-      return reply ? new Session(reply, wrapKey) : null
+      if(!reply){ return null }
+      session = new Session(reply, wrapKey)
     } catch(error){
       if(error.signedOut){ await forget(); return null }
       throw error
     }
+    return session.established()
+  }
+
+  /**
+   * Sets up the account's identity from the user object of the sign-in: unwrapped from the
+   * stored one (non-extractable, checked against the published one), or made and published
+   * when the account has none. One that does not open is reported in `identityProblem`.
+   */
+  async established(){
+    const published = this.user.identity_key
+    if(published === null || published === undefined){
+      try {
+        this.identity = await this.publishIdentity(this.wrapKey)
+        return this
+      } catch(error){
+        // Another tab or device published one first: use that one.
+        if(error.code !== "identity_exists"){ throw error }
+        this.user = {...this.user, ...await this.api("GET", "/api/me")}
+      }
+    }
+    await this.openIdentity()
+    return this
+  }
+
+  async openIdentity(){
+    const {identity_key: published, identity_private_key: wrapped} = this.user
+    this.identity = null
+    this.identityProblem = null
+    if(published === null || published === undefined || wrapped === null || wrapped === undefined){
+      this.identityProblem = "The server has no private half of your security key."
+      return
+    }
+    try {
+      this.identity = await unwrapIdentity(this.wrapKey, this.user.id, wrapped, published)
+    } catch(error){
+      this.identityProblem = error.code === "decrypt"
+        ? "Your security key does not open with your password."
+        : "Your stored security key does not match the published one."
+    }
+  }
+
+  /**
+   * Makes a new identity, wraps it with `wrapKey` and publishes it (`password`, the auth
+   * secret, is needed to replace an existing one): the non-extractable re-import of what was
+   * wrapped.
+   */
+  async publishIdentity(wrapKey, password){
+    const fresh = await generateIdentity()
+    const wrapped = await wrapIdentity(wrapKey, this.user.id, fresh)
+    const identity = await unwrapIdentity(wrapKey, this.user.id, wrapped, fresh.publicKey)
+    const body = {identity_key: JSON.parse(fresh.publicKey), identity_private_key: wrapped}
+    if(password !== undefined){ body.password = password }
+    await this.api("PUT", "/api/identity_key", body)
+    this.user = {...this.user, identity_key: body.identity_key, identity_private_key: wrapped}
+    this.identityProblem = null
+    return identity
+  }
+
+  /**
+   * Replaces an identity that does not open with a new one (the server asks for the password,
+   * so that a stolen access token cannot): contacts see it as a new security key. Conversation
+   * keys signed by the old one are signed again when their conversations are joined next.
+   */
+  async replaceIdentity(password){
+    const {authSecret, wrapKey} = await derive(this.user.email, password)
+    this.identity = await this.publishIdentity(wrapKey, authSecret)
+    this.wrapKey = wrapKey
+    await saveWrapKey(this.user.id, wrapKey)
+    return this.identity
   }
 
   /**
@@ -206,9 +295,10 @@ export class Session {
   }
 
   /**
-   * Changes the password: every private key is unwrapped with the old wrap key and wrapped
-   * with the new one, and the server replaces them in the password change's transaction, so
-   * history stays readable. The server signs every session out; this one signs in again.
+   * Changes the password: every private key and the identity are unwrapped with the old wrap
+   * key and wrapped with the new one, and the server replaces them in the password change's
+   * transaction, so history stays readable and the security key stays the same. The server
+   * signs every session out; this one signs in again.
    */
   async changePassword(password, newPassword){
     // The server closes this session's sockets when the password changes; they reconnect
@@ -228,21 +318,37 @@ export class Session {
     const {private_keys: stored} = await this.api("GET", "/api/encryption_keys")
     const privateKeys = {}
     for(const [conversationId, wrapped] of Object.entries(stored)){
-      const keyPair = await unwrapPrivateKey(old.wrapKey, conversationId, wrapped)
-        .catch(() => unwrapPrivateKey(old.wrapKey, PROVISIONAL_ID, wrapped))
-        .catch(() => null)
+      // Unwrapped extractable only to be wrapped again, and dropped at once. Without a public
+      // key: unwrapPrivateKey reads it from the extractable key itself (e2e.js), so the
+      // conversations' public keys need not be fetched first.
+      const keyPair = typeof wrapped === "string"
+        ? await unwrapPrivateKey(old.wrapKey, conversationId, wrapped, null, {extractable: true}).catch(() => null)
+        : null
       // A key this password never wrapped (from before a reset) stays as it is.
       privateKeys[conversationId] = keyPair ? await wrapPrivateKey(next.wrapKey, conversationId, keyPair) : wrapped
     }
-    await this.api("PATCH", "/api/password", {
+    const body = {
       password: old.authSecret,
       new_password: next.authSecret,
       new_password_confirmation: next.authSecret,
       private_keys: privateKeys,
-    })
+    }
+    const me = await this.api("GET", "/api/me")
+    if(me.identity_key !== null && me.identity_key !== undefined){
+      if(!this.identity){ throw new Error("Your security key does not open: replace it before changing the password.") }
+      let identity
+      try {
+        identity = await unwrapIdentity(old.wrapKey, me.id, me.identity_private_key, me.identity_key, {extractable: true})
+      } catch {
+        throw new Error("Your security key does not open with this password: check the current password.")
+      }
+      body.identity_private_key = await wrapIdentity(next.wrapKey, me.id, identity)
+    }
+    await this.api("PATCH", "/api/password", body)
     const reply = await signIn(email, next)
     this.wrapKey = next.wrapKey
     this.adopt(reply)
+    await this.openIdentity()
   }
 
   async signOut(){

@@ -1,10 +1,18 @@
 // hearth's web client: signing in, the conversation list, conversations (end-to-end
 // encrypted on this device), the assistant, settings and devices. Plain DOM, no framework:
 // every piece of data reaches the page as text (dom.js), never as HTML.
+//
+// What the keyring (keys.js) decides is shown the way Signal Desktop shows it: a changed
+// security key is a notice in the conversation, and sending to that person waits until it is
+// acknowledged; each member has a safety number to compare and mark verified; a message the
+// server moved, redated or reordered is shown with its warning instead of as genuine; older
+// (v1) messages that cannot be checked are marked; an own key that does not open and a
+// refused claim that a conversation is not end-to-end are said so.
 
 import {ApiError, Session} from "./api.js"
 import {h, fill, modal} from "./dom.js"
-import {Keyring, MissingKeys} from "./keys.js"
+import {parseIdentityKey} from "./e2e.js"
+import {Keyring, TrustError, TrustStore, uuidv7} from "./keys.js"
 import {ChannelError, Socket} from "./phoenix.js"
 
 /** The sender of the assistant's replies (a fixed id that is no user's). */
@@ -30,6 +38,21 @@ const clock = new Intl.DateTimeFormat([], {hour: "2-digit", minute: "2-digit"})
 const time = iso => {
   const date = new Date(iso)
   return Number.isNaN(date.getTime()) ? "" : clock.format(date)
+}
+const moment = new Intl.DateTimeFormat([], {dateStyle: "medium", timeStyle: "short"})
+const when = value => {
+  const date = new Date(value)
+  return Number.isNaN(date.getTime()) ? "at an unknown time" : moment.format(date)
+}
+
+/** A copy as delivered: a live duplicate of it (the send's reply and the push) is opened once. */
+const copyKey = message => `${message.id}|${message.updated_at}`
+
+/** What each delivery flag (e2e.js DeliveryChecker) means, for the person. */
+const FLAG_TEXT = {
+  substituted: () => "Not as sent: the server moved or replaced this message.",
+  redated: message => `Redated: the server dates this message ${when(message.at)}, but it was sent ${when(message.sentAt)}.`,
+  reordered: () => "Reordered: the server delivered this message out of the order it was sent in.",
 }
 
 // --- signing in ---
@@ -88,7 +111,7 @@ class Client {
   constructor(session){
     this.session = session
     this.me = session.user.id
-    this.keys = new Keyring(session.wrapKey, this.me)
+    this.keys = new Keyring(this.me, session.wrapKey, session.identity, new TrustStore(this.me))
     this.users = new Map()
     for(const user of [session.user, ...session.users]){ this.users.set(user.id, user) }
     this.conversations = new Map()
@@ -108,7 +131,7 @@ class Client {
   online(userId){ return (this.presence.get(userId)?.size ?? 0) > 0 }
 
   title(conversation){
-    if(conversation.assistant){ return "Assistant" }
+    if(this.plain(conversation)){ return "Assistant" }
     if(conversation.alias){ return conversation.alias }
     const others = conversation.members.filter(id => id !== this.me)
     if(!others.length){ return conversation.private ? "Private conversation" : "Just you" }
@@ -117,6 +140,10 @@ class Client {
 
   async start(){
     applyProfile(this.session.user)
+    // The people the person shares conversations with: their identities are pinned (or
+    // checked against the pins) before anything is shown.
+    await Promise.all(this.session.users.filter(user => "identity_key" in user)
+      .map(user => this.keys.learnIdentity(user.id, user.identity_key)))
     this.session.onSignedOut(() => {
       this.socket?.disconnect()
       showAuth("You were signed out on this device. Sign in again.")
@@ -156,10 +183,27 @@ class Client {
   }
 
   fail(error){
-    const message = error instanceof MissingKeys
-      ? `Waiting for ${error.userIds.map(id => this.name(id)).join(", ") || "your keys"} to set up encryption: they need to open hearth once.`
-      : error instanceof ChannelError || error instanceof ApiError ? error.message : `Something went wrong: ${error.message}`
-    this.setStatus(message, true)
+    this.setStatus(this.explain(error), true)
+  }
+
+  explain(error){
+    const names = ids => ids.map(id => this.name(id)).join(", ")
+    if(error instanceof TrustError){
+      switch(error.code){
+        case "blocked": return `The security key of ${names(error.users)} changed: acknowledge it above before sending.`
+        case "waiting": return `Waiting for ${names(error.users)} to set up encryption: they need to open hearth once.`
+        case "own_key_unopenable": return "Your key for this conversation does not open: make a new key (above) to write here."
+        case "identity_unopenable": return "Your security key does not open with your password: replace it to write."
+        case "not_joined": return "This conversation is still loading: try again in a moment."
+        default: return error.message
+      }
+    }
+    return error instanceof ChannelError || error instanceof ApiError ? error.message : `Something went wrong: ${error.message}`
+  }
+
+  /** Whether a conversation is shown and written to as the assistant's (plain text): see Keyring.mayBePlain. */
+  plain(conversation){
+    return this.keys.mayBePlain(conversation.id, conversation.assistant, conversation.members)
   }
 
   // --- conversations ---
@@ -180,7 +224,7 @@ class Client {
       conversation = {
         id: item.id, members: [], readTimes: new Map(), messages: new Map(), streams: new Map(),
         typing: new Map(), pageToken: null, unread: item.unread ?? 0, lastAt: item.last_message_at ?? item.inserted_at,
-        channel: null, startedKeyPair: null,
+        channel: null, seen: new Set(), keyed: false, pending: [], order: [], paged: false,
       }
       this.conversations.set(item.id, conversation)
     }
@@ -198,11 +242,10 @@ class Client {
     const is = () => this.current === conversation.id
     channel.on("phx_join", reply => this.joined(conversation, reply).catch(error => this.fail(error)))
     channel.on("phx_close", () => this.gone(conversation.id))
-    channel.on("set_encryption_keys", async ({user_id, public_key}) => {
-      await this.keys.setPublicKey(conversation.id, user_id, public_key)
-      await this.redecrypt(conversation, user_id)
-      if(is()){ this.renderConversation() }
-    })
+    channel.on("set_encryption_keys", ({user_id, public_key}) => this.keySet(conversation, user_id, public_key)
+      .catch(error => this.fail(error)))
+    channel.on("identity_key", ({user_id, identity_key}) => this.identityChanged(conversation, user_id, identity_key ?? null)
+      .catch(error => this.fail(error)))
     const typing = shown => ({user_id}) => {
       if(user_id === this.me){ return }
       clearTimeout(conversation.typing.get(user_id))
@@ -224,6 +267,7 @@ class Client {
     channel.on("leave_conversation", ({user_id}) => {
       conversation.members = conversation.members.filter(id => id !== user_id)
       conversation.readTimes.delete(user_id)
+      this.keys.membersChanged(conversation.id, conversation.members)
       if(is()){ this.renderConversation() }
       this.renderList()
     })
@@ -232,19 +276,27 @@ class Client {
     return channel.join()
   }
 
-  /** A (re)join reply: members, keys, read times and the newest page of history. */
+  /**
+   * A (re)join reply: members, their identities and keys (judged by the keyring), read
+   * times and the newest page of history, opened and checked.
+   */
   async joined(conversation, reply){
     this.remember(reply.conversation, Object.keys(reply.read_times ?? {}))
     conversation.readTimes = new Map(Object.entries(reply.read_times ?? {}))
+    // Queued in the keyring at once: messages that arrive from now on are opened after it.
+    const joining = this.keys.join(reply)
+    conversation.keyed = true
     await this.ensureUsers(conversation.members)
-    if(!conversation.assistant){
-      const keys = await this.keys.adopt(conversation.id, reply, conversation.startedKeyPair)
-      conversation.startedKeyPair = null
-      if(keys){ await conversation.channel.push("set_encryption_keys", keys) }
+    const {publish, opened} = await joining
+    if(publish){
+      await conversation.channel.push("set_encryption_keys", {public_key: publish.public_key, private_key: publish.private_key})
     }
     const known = conversation.messages.size > 0
-    await this.addMessages(conversation, reply.messages?.items ?? [])
+    const items = reply.messages?.items ?? []
+    this.applyOpened(conversation, items, opened, "page")
     if(!known){ conversation.pageToken = reply.messages?.page_token ?? null }
+    // What arrived before the keyring had the conversation, and is not in the page.
+    for(const message of conversation.pending.splice(0)){ await this.arrived(conversation, message) }
     this.renderList()
     if(this.current === conversation.id){
       this.renderConversation()
@@ -264,8 +316,10 @@ class Client {
   }
 
   async introduced({conversation: item, user_ids}){
+    const before = this.conversations.get(item.id)?.members ?? []
     const conversation = this.remember(item, user_ids)
     await this.ensureUsers(user_ids)
+    if(conversation.channel){ await this.membersAdded(conversation, user_ids.filter(id => !before.includes(id))) }
     this.renderList()
     if(!conversation.channel){ await this.join(conversation).catch(error => this.fail(error)) }
     if(this.current === conversation.id){ this.renderConversation() }
@@ -299,37 +353,203 @@ class Client {
     for(let page = 0; page < 20; page++){
       const query = pageToken ? `?page_token=${encodeURIComponent(pageToken)}&page_size=100` : "?page_size=100"
       const reply = await this.session.api("GET", `/api/users${query}`)
-      for(const user of reply.items){ this.users.set(user.id, user) }
+      for(const user of reply.items){ this.users.set(user.id, {...this.users.get(user.id), ...user}) }
       yield reply.items
       pageToken = reply.page_token
       if(!pageToken){ return }
     }
   }
 
-  // --- messages ---
+  // --- keys and identities ---
 
-  async readable(conversation, message){
-    if(conversation.assistant){ return message.content }
-    return this.keys.decrypt(conversation.id, message)
+  /** A member set a conversation key: accepted only when their identity signed it. */
+  async keySet(conversation, userId, publicKey){
+    // Someone whose identity this page has not seen yet (a new member, a stale directory):
+    // look it up first, or their signed key would be judged as one from before identities.
+    if(userId !== this.me && !this.keys.hasIdentity(userId)){ await this.lookUpIdentity(userId) }
+    await this.keys.memberKeySet(conversation.id, userId, publicKey)
+    await this.reopen(conversation, userId)
+    if(this.current === conversation.id){ this.renderConversation() }
   }
 
-  async addMessages(conversation, items){
-    const opened = await Promise.all(items.map(async message => ({
-      group: message.message_group, sender: message.sender, content: message.content,
-      text: await this.readable(conversation, message), at: message.inserted_at, edited: message.updated_at !== message.inserted_at,
-    })))
-    for(const message of opened){
-      conversation.messages.set(message.group, message)
-      conversation.streams.delete(message.group)
-      if(!conversation.lastAt || message.at > conversation.lastAt){ conversation.lastAt = message.at }
+  /** A member published a new identity (or lost theirs to a password reset). */
+  async identityChanged(conversation, userId, identityKey){
+    if(userId === this.me){ return this.ownIdentityChanged(identityKey) }
+    const user = this.users.get(userId)
+    if(user){ user.identity_key = identityKey }
+    await this.keys.learnIdentity(userId, identityKey)
+    await this.reopen(conversation, userId)
+    this.renderList()
+    if(this.current === conversation.id){ this.renderConversation() }
+  }
+
+  /** A user's identity as the user directory has it now, learnt (when the directory lists them). */
+  async lookUpIdentity(userId){
+    try {
+      for await (const page of this.userPages()){
+        const user = page.find(user => user.id === userId)
+        if(user){
+          if("identity_key" in user){ await this.keys.learnIdentity(userId, user.identity_key) }
+          return
+        }
+      }
+    } catch {
+      // The directory did not answer: the key is judged with what is known.
     }
   }
 
-  async redecrypt(conversation, userId){
-    for(const message of conversation.messages.values()){
-      if(message.text === null && message.sender === userId){
-        message.text = await this.readable(conversation, message)
-      }
+  /**
+   * The person's own identity was published anew elsewhere (another browser replaced it):
+   * this page stops writing with the old one until it is reloaded (which unwraps the new one).
+   */
+  async ownIdentityChanged(identityKey){
+    const mine = this.session.identity?.publicKey ?? null
+    const published = identityKey === null ? null : await parseIdentityKey(identityKey).catch(() => null)
+    if(published !== null && published === mine){ return }
+    this.session.identity = null
+    this.session.identityProblem = "It was replaced on another device: reload this page to use the new one."
+    this.session.identityElsewhere = true
+    this.keys.identity = null
+    this.renderMain()
+  }
+
+  /** Members added to a joined conversation: their identities, from the user directory. */
+  async membersAdded(conversation, userIds){
+    this.keys.membersChanged(conversation.id, conversation.members)
+    for(const id of userIds){
+      const user = this.users.get(id)
+      if(user && "identity_key" in user){ await this.keys.learnIdentity(id, user.identity_key) }
+    }
+  }
+
+  /** The person accepts a member's new security key: sending to them resumes. */
+  acknowledge(userId){
+    try {
+      this.keys.acknowledge(userId)
+    } catch(error){
+      return this.fail(error)
+    }
+    this.setStatus("")
+    this.renderConversation()
+    this.renderList()
+  }
+
+  /** The person chose to make a new key for a conversation whose key does not open. */
+  async makeNewKey(conversation){
+    const keys = await this.keys.replaceOwnKey(conversation.id)
+    await conversation.channel.push("set_encryption_keys", {public_key: keys.public_key, private_key: keys.private_key})
+    this.setStatus("A new key is set: new messages can be read and written here. Earlier ones stay unreadable.")
+    this.renderConversation()
+  }
+
+  /** Replaces the person's identity when the stored one does not open (asks for the password). */
+  async replaceIdentity(){
+    const password = h("input", {type: "password", name: "password", autocomplete: "current-password", required: true})
+    const done = await modal("Replace your security key", [
+      h("p", {}, "Your security key does not open with your password. A new one lets you write again; the people you talk with see that your security key changed, and messages sent to the old one stay unreadable."),
+      h("label", {}, h("span", {}, "Password"), password),
+    ], {submit: "Make a new security key", danger: true, action: async () => {
+      await this.session.replaceIdentity(password.value)
+      return true
+    }})
+    if(done){ location.reload() }
+  }
+
+  /** A notice across the page when the person's own identity does not open, else null. */
+  identityNotice(){
+    if(this.session.identity){ return null }
+    return h("div", {class: "alert danger identity-problem", role: "alert"},
+      h("strong", {}, "Your security key cannot be used. "),
+      this.session.identityProblem ?? "",
+      " You can read what your conversation keys open, but not write. ",
+      this.session.identityElsewhere
+        ? h("button", {type: "button", onclick: () => location.reload()}, "Reload")
+        : h("button", {type: "button", onclick: () => this.replaceIdentity().catch(e => this.fail(e))}, "Replace my security key"))
+  }
+
+  // --- messages ---
+
+  /**
+   * Takes what the keyring opened of `items` (as the server listed them, newest first): each
+   * message with its text (null when it cannot be read), error, flags, whether it is unchecked
+   * (v1) and its sender's time; placed as `placement` says (see `place`).
+   */
+  applyOpened(conversation, items, opened, placement = "live"){
+    items.forEach((message, i) => {
+      const result = opened[i]
+      conversation.seen.add(copyKey(message))
+      conversation.messages.set(message.message_group, {
+        group: message.message_group, sender: message.sender, content: message.content, copy: message,
+        text: result.text, error: result.error, flags: result.flags, unchecked: result.unchecked, sentAt: result.sentAt,
+        at: message.inserted_at, edited: message.updated_at !== message.inserted_at,
+      })
+      conversation.streams.delete(message.message_group)
+      if(!conversation.lastAt || message.inserted_at > conversation.lastAt){ conversation.lastAt = message.inserted_at }
+    })
+    this.place(conversation, items.map(message => message.message_group), placement)
+  }
+
+  /**
+   * Keeps `conversation.order`, the message groups in the order the server delivered them
+   * (which is how they are shown: a message group's id is chosen by its sender's client, so
+   * sorting by it would let a sender place a message anywhere in everyone's history).
+   * `groups` is newest first. "live": after everything (one that just arrived); "older": before
+   * everything (a page of older history); "page": a join's page, around the groups it shares
+   * with what is shown (before everything on the first join, after everything on a rejoin when
+   * it shares none). Groups already placed stay where they are.
+   */
+  place(conversation, groups, placement){
+    const order = conversation.order
+    const fresh = [...groups].reverse()
+    if(placement === "older"){
+      order.unshift(...fresh.filter(group => !order.includes(group)))
+    } else if(placement === "live"){
+      order.push(...fresh.filter(group => !order.includes(group)))
+    } else {
+      let at = null
+      fresh.forEach((group, i) => {
+        const index = order.indexOf(group)
+        if(index >= 0){
+          at = index + 1
+          return
+        }
+        if(at === null){
+          const later = fresh.slice(i + 1).find(next => order.includes(next))
+          at = later ? order.indexOf(later) : conversation.paged ? order.length : 0
+        }
+        order.splice(at, 0, group)
+        at += 1
+      })
+      conversation.paged = true
+    }
+  }
+
+  /**
+   * A copy that just arrived (a push, or the reply to a send), opened with the live checks;
+   * false if this copy was opened already.
+   */
+  async arrived(conversation, message){
+    const key = copyKey(message)
+    if(conversation.seen.has(key)){ return false }
+    if(!conversation.keyed){
+      // Opened once the join reply reached the keyring (see `joined`); shown as pending till then.
+      conversation.pending.push(message)
+      this.applyOpened(conversation, [message], [{text: null, error: "not joined yet", flags: [], unchecked: false, sentAt: null}], "live")
+      conversation.seen.delete(key)
+      return true
+    }
+    conversation.seen.add(key)
+    const opened = await this.keys.open(conversation.id, message)
+    this.applyOpened(conversation, [message], [opened], "live")
+    return true
+  }
+
+  /** Opens again the unreadable messages from `userId` (a key of theirs arrived), each on its own. */
+  async reopen(conversation, userId){
+    const copies = [...conversation.messages.values()].filter(m => m.text === null && m.sender === userId).map(m => m.copy)
+    for(const copy of copies){
+      const [opened] = await this.keys.openPage(conversation.id, [copy])
+      if(opened.text !== null){ this.applyOpened(conversation, [copy], [opened], "live") }
     }
   }
 
@@ -341,7 +561,7 @@ class Client {
       if(!conversation){ return }
     }
     const fresh = !conversation.messages.has(message.message_group)
-    await this.addMessages(conversation, [message])
+    if(!await this.arrived(conversation, message)){ return }
     if(edit){ conversation.messages.get(message.message_group).edited = true }
     clearTimeout(conversation.typing.get(message.sender))
     conversation.typing.delete(message.sender)
@@ -362,12 +582,14 @@ class Client {
   deleted(conversationId, group){
     const conversation = this.conversations.get(conversationId)
     if(!conversation?.messages.delete(group)){ return }
+    conversation.order = conversation.order.filter(placed => placed !== group)
     conversation.nodes?.delete(group)
     if(this.current === conversationId){ this.renderMessages() }
   }
 
   streamed(conversation, {reply_id, index, delta}){
-    if(conversation.messages.has(reply_id)){ return }
+    // Only the assistant's own conversation streams replies: nothing unencrypted is shown elsewhere.
+    if(conversation.messages.has(reply_id) || !this.plain(conversation)){ return }
     const stream = conversation.streams.get(reply_id) ?? {parts: [], at: new Date().toISOString()}
     stream.parts[index] = delta
     conversation.streams.set(reply_id, stream)
@@ -388,7 +610,8 @@ class Client {
     if(!conversation.pageToken){ return }
     const query = `conversation_id=${conversation.id}&page_token=${encodeURIComponent(conversation.pageToken)}`
     const page = await this.session.api("GET", `/api/messages?${query}`)
-    await this.addMessages(conversation, page.items)
+    // A page of its own: checked against itself, oldest first.
+    this.applyOpened(conversation, page.items, await this.keys.openPage(conversation.id, page.items), "older")
     conversation.pageToken = page.page_token
     this.renderMessages({keepTop: true})
   }
@@ -397,26 +620,30 @@ class Client {
     const conversation = this.conversations.get(this.current)
     if(!conversation || !text.trim()){ return false }
     this.stopTyping(conversation)
-    const copies = conversation.assistant
-      ? {[this.me]: text}
-      : await this.keys.encryptFor(conversation.id, conversation.members, text)
-    if(this.editing){
+    if(this.keys.plaintextAllowed(conversation.id)){
+      // The assistant's conversation: the server reads it by design.
+      const reply = await conversation.channel.push("send_message", {encrypted_messages: {[this.me]: text}, client_msg_id: uuidv7()})
+      if(reply.message){ await this.arrived(conversation, reply.message) }
+    } else if(this.editing){
       const group = this.editing
+      const {copies} = await this.keys.seal(conversation.id, text, group)
       await conversation.channel.push("edit_message", {message_group_id: group, encrypted_messages: copies})
       const message = conversation.messages.get(group)
       if(message){ message.text = text; message.edited = true }
       this.editing = null
     } else {
-      const reply = await conversation.channel.push("send_message", {encrypted_messages: copies, client_msg_id: crypto.randomUUID()})
-      await this.addMessages(conversation, [reply.message])
+      const {message_group_id, copies} = await this.keys.seal(conversation.id, text)
+      const reply = await conversation.channel.push("send_message", {encrypted_messages: copies, message_group_id, client_msg_id: message_group_id})
+      if(reply.message){ await this.arrived(conversation, reply.message) }
     }
+    this.setStatus("")
     this.renderList()
     this.renderConversation()
     return true
   }
 
   typed(conversation){
-    if(conversation.assistant){ return }
+    if(this.plain(conversation)){ return }
     if(!this.typingSent){
       this.typingSent = true
       conversation.channel?.push("start_typing").catch(() => {})
@@ -499,7 +726,7 @@ class Client {
     this.layout.classList.toggle("open", Boolean(conversation))
     if(!conversation){
       this.status = h("div", {class: "status", role: "status"})
-      fill(this.main, this.status, h("p", {class: "empty"}, "Pick a conversation, or start one."))
+      fill(this.main, this.identityNotice(), this.status, h("p", {class: "empty"}, "Pick a conversation, or start one."))
       return
     }
     this.header = h("header")
@@ -512,7 +739,7 @@ class Client {
     }, {passive: true})
     this.typingLine = h("div", {class: "typing", "aria-live": "polite"})
     this.status = h("div", {class: "status", role: "status"})
-    const input = h("textarea", {name: "message", rows: 1, placeholder: conversation.assistant ? "Ask the assistant, or /help" : "Write a message", "aria-label": "Message", maxlength: 10000})
+    const input = h("textarea", {name: "message", rows: 1, placeholder: this.plain(conversation) ? "Ask the assistant, or /help" : "Write a message", "aria-label": "Message", maxlength: 10000})
     this.input = input
     const form = h("form", {class: "composer"}, input, h("button", {type: "submit", class: "primary"}, "Send"))
     const submit = async () => {
@@ -531,21 +758,66 @@ class Client {
       if(event.key === "Escape" && this.editing){ this.editing = null; input.value = ""; this.renderMessages() }
     })
     input.addEventListener("input", () => this.typed(conversation))
-    fill(this.main, this.header, conversation.assistant ? null : this.membersPanel, this.messageList, this.typingLine, this.status, form)
+    this.notices = h("div", {class: "notices"})
+    fill(this.main, this.identityNotice(), this.header, this.plain(conversation) ? null : this.membersPanel, this.notices, this.messageList, this.typingLine, this.status, form)
     this.renderConversation()
   }
 
   renderConversation(){
     if(!this.conversations.has(this.current)){ return }
     this.renderHeader()
+    this.renderNotices()
     this.renderMessages()
     this.renderTyping()
+  }
+
+  /**
+   * What the person must know about this conversation's keys, above its messages: changed
+   * security keys (sending to them waits for an acknowledgement), refused keys, an own key
+   * that does not open, a refused claim that the conversation is not end-to-end.
+   */
+  renderNotices(){
+    const conversation = this.conversations.get(this.current)
+    if(!conversation || !this.notices){ return }
+    const notices = []
+    if(this.keys.downgradeRefused(conversation.id)){
+      notices.push(h("div", {class: "alert danger downgrade-refused", role: "alert"},
+        h("strong", {}, "The server claimed this conversation is not end-to-end encrypted. "),
+        "That was refused: it stays end-to-end encrypted, and nothing is sent here in plain text."))
+    }
+    if(this.keys.ownKeyState(conversation.id) === "unopenable"){
+      notices.push(h("div", {class: "alert danger own-key-unopenable", role: "alert"},
+        h("strong", {}, "Your key for this conversation does not open with your password. "),
+        "It was made before a password reset, or the server replaced it. Its messages cannot be read here, and you cannot write until you make a new key; earlier messages stay unreadable. ",
+        h("button", {type: "button", onclick: () => this.makeNewKey(conversation).catch(e => this.fail(e))}, "Make a new key")))
+    }
+    for(const id of conversation.members.filter(id => id !== this.me)){
+      const name = this.name(id)
+      const state = this.keys.contactState(id)
+      if(state.kind === "changed"){
+        const replaced = this.keys.hasIdentity(id)
+        notices.push(h("div", {class: state.wasVerified ? "alert danger key-changed verified" : "alert key-changed", role: "alert", "data-user": id},
+          h("strong", {}, `${name}'s security key changed. `),
+          state.wasVerified
+            ? `${name} had been verified: compare your safety number with ${name} again before you trust the new key. `
+            : `This happens when ${name} resets their password, or when someone else tries to read this conversation. Compare safety numbers to be sure. `,
+          replaced
+            ? [`Nothing is sent to ${name} until you acknowledge it. `,
+              h("button", {type: "button", onclick: () => this.acknowledge(id)}, "Acknowledge")]
+            : `${name} has no security key now: nothing can be sent to ${name} until they sign in again.`))
+      } else if(this.keys.memberKeyState(conversation.id, id) === "refused"){
+        notices.push(h("div", {class: "alert key-refused", role: "alert", "data-user": id},
+          h("strong", {}, `${name}'s key was refused. `),
+          `A key set for ${name} in this conversation is not signed by ${name}'s security key: someone with access to the server, or to ${name}'s session, may have set it. Your messages to ${name} are encrypted to ${name}'s security key instead.`))
+      }
+    }
+    fill(this.notices, notices)
   }
 
   renderHeader(){
     const conversation = this.conversations.get(this.current)
     if(!conversation || !this.header){ return }
-    const group = !conversation.private && !conversation.assistant
+    const group = !conversation.private && !this.plain(conversation)
     fill(this.header,
       h("button", {type: "button", class: "back", "aria-label": "Back to conversations", onclick: () => this.open(null)}, "←"),
       h("h2", {}, this.title(conversation)),
@@ -555,17 +827,65 @@ class Client {
         h("button", {type: "button", class: "danger", onclick: () => this.leave(conversation).catch(e => this.fail(e))}, "Leave"),
       ] : null)
     const wasOpen = this.membersPanel.open
+    const changed = conversation.members.some(id => this.keys.contactState(id).kind === "changed")
     fill(this.membersPanel,
-      h("summary", {}, `${conversation.members.length} members · key fingerprints`),
-      h("ul", {}, conversation.members.map(id => {
-        const fingerprint = this.keys.fingerprint(conversation.id, id)
-        return h("li", {"data-member": id},
-          h("span", {class: this.online(id) ? "dot online" : "dot"}),
-          h("span", {}, id === this.me ? `${this.users.get(id)?.display_name ?? "You"} (you)` : this.name(id)),
-          h("span", {class: "fingerprint"}, fingerprint ?? "no key yet"))
-      })),
-      h("p", {class: "muted"}, "Compare fingerprints with the people themselves (in person or on a call): if they match, nobody else can read this conversation."))
+      h("summary", {}, `${conversation.members.length} members · security`, changed ? h("span", {class: "error"}, " · a security key changed") : null),
+      h("ul", {}, conversation.members.map(id => this.memberRow(conversation, id))),
+      h("p", {class: "muted"}, "Compare safety numbers with each person (in person or on a call) and mark them verified: if they match, nobody else can read this conversation."))
     this.membersPanel.open = wasOpen
+  }
+
+  /**
+   * A member, with how far their security key is trusted (`data-trust`) and how their key for
+   * this conversation was judged (`data-key`: "verified" once their signed key is accepted;
+   * for the person, "ready" once their own key opens).
+   */
+  memberRow(conversation, id){
+    const dot = h("span", {class: this.online(id) ? "dot online" : "dot"})
+    if(id === this.me){
+      const own = this.keys.ownKeyState(conversation.id)
+      return h("li", {"data-member": id, "data-trust": "you", "data-key": own},
+        dot, h("span", {}, `${this.users.get(id)?.display_name ?? "You"} (you)`),
+        h("span", {class: own === "unopenable" ? "trust error" : "trust muted"}, own === "unopenable" ? "your key does not open" : own === "ready" ? "" : "no key yet"))
+    }
+    const state = this.keys.contactState(id)
+    const key = this.keys.memberKeyState(conversation.id, id)
+    const trust = state.kind === "changed" ? "changed" : state.kind === "trusted" ? (state.verified ? "verified" : "trusted") : "none"
+    const label = {
+      changed: "security key changed",
+      verified: "verified ✓",
+      trusted: "not verified",
+      none: "no security key yet",
+    }[trust]
+    const detail = key === "refused" ? " · key refused" : key === "none" && state.kind !== "none" ? " · has not opened it yet" : ""
+    return h("li", {"data-member": id, "data-trust": trust, "data-key": key},
+      dot, h("span", {}, this.name(id)),
+      h("span", {class: trust === "changed" || key === "refused" ? "trust error" : "trust muted"}, label + detail),
+      state.kind === "none" ? null : h("button", {type: "button", class: "link", "aria-label": `Safety number with ${this.name(id)}`,
+        onclick: () => this.showSafetyNumber(id).catch(e => this.fail(e))}, "Safety number"))
+  }
+
+  /** The safety number with a member, to compare with them, and "Mark as verified". */
+  async showSafetyNumber(id){
+    const number = await this.keys.safetyNumber(id)
+    if(!number){ throw new Error(`${this.name(id)} has no security key yet, or yours does not open.`) }
+    const name = this.name(id)
+    const state = this.keys.contactState(id)
+    const groups = number.split(" ")
+    const rows = [0, 4, 8].map(start => h("div", {}, groups.slice(start, start + 4).join(" ")))
+    const body = [
+      h("p", {}, `Compare these numbers with the ones ${name} sees, in person or on a call. If they match, nobody is between you.`),
+      h("div", {class: "safety-number", "data-safety-number": number, "aria-label": number}, rows),
+      state.kind === "changed"
+        ? h("p", {class: "error"}, `${name}'s security key changed: acknowledge the change in the conversation before marking it verified.`)
+        : state.verified ? h("p", {class: "muted"}, `You marked ${name} as verified.`) : null,
+    ]
+    const canVerify = state.kind === "trusted" && !state.verified
+    await modal(`Safety number with ${name}`, body, {submit: canVerify ? "Mark as verified" : "Done", action: () => {
+      if(canVerify){ this.keys.markVerified(id) }
+      return true
+    }})
+    this.renderConversation()
   }
 
   renderMessages({keepTop = false} = {}){
@@ -575,7 +895,7 @@ class Client {
     // Read only when paging back; otherwise reading the layout here would force it twice
     // per arrival (the scroll listener keeps `stickToBottom` instead).
     const fromBottom = keepTop ? list.scrollHeight - list.scrollTop : 0
-    const sorted = [...conversation.messages.values()].sort((a, b) => a.group < b.group ? -1 : 1)
+    const sorted = conversation.order.map(group => conversation.messages.get(group)).filter(Boolean)
     const nodes = sorted.map(message => this.cachedMessageNode(conversation, message))
     for(const [replyId, stream] of conversation.streams){
       nodes.push(h("article", {class: "message streaming", "data-group": replyId},
@@ -584,13 +904,13 @@ class Client {
     }
     const lastMine = sorted.findLast(message => message.sender === this.me)
     let seen = null
-    if(lastMine && !conversation.assistant){
+    if(lastMine && !this.plain(conversation)){
       const readers = conversation.members.filter(id => id !== this.me && (conversation.readTimes.get(id) ?? "") >= lastMine.at)
       if(readers.length){ seen = h("div", {class: "seen", "data-seen": readers.join(" ")}, `Seen by ${readers.map(id => this.name(id)).join(", ")}`) }
     }
     fill(list,
       conversation.pageToken ? h("button", {type: "button", class: "older link", onclick: () => this.olderMessages(conversation).catch(e => this.fail(e))}, "Load older messages") : null,
-      nodes.length ? nodes : h("p", {class: "empty"}, conversation.assistant ? "Ask anything. /help lists the commands." : "No messages yet."),
+      nodes.length ? nodes : h("p", {class: "empty"}, this.plain(conversation) ? "Ask anything. /help lists the commands." : "No messages yet."),
       seen)
     if(keepTop){
       list.scrollTop = list.scrollHeight - fromBottom
@@ -603,7 +923,7 @@ class Client {
   /** A message's node, made again only when what it shows changed. */
   cachedMessageNode(conversation, message){
     conversation.nodes ??= new Map()
-    const shows = JSON.stringify([message.text, message.edited, this.name(message.sender)])
+    const shows = JSON.stringify([message.text, message.edited, this.name(message.sender), message.flags, message.unchecked, message.error, message.at])
     const cached = conversation.nodes.get(message.group)
     if(cached?.shows === shows){ return cached.node }
     const node = this.messageNode(conversation, message)
@@ -613,16 +933,28 @@ class Client {
 
   messageNode(conversation, message){
     const mine = message.sender === this.me
-    const classes = ["message", mine ? "mine" : "", message.text === null ? "undecryptable" : ""].join(" ").trim()
-    const body = message.text === null
-      ? h("div", {class: "text"}, "This message cannot be decrypted on this device.")
-      : this.messageBody(conversation, message.text)
+    const flagged = (message.flags?.length ?? 0) > 0
+    const classes = ["message", mine ? "mine" : "", message.text === null ? "undecryptable" : "", flagged ? "flagged" : "",
+      message.unchecked ? "unchecked" : ""].filter(Boolean).join(" ")
+    let body
+    if(message.text === null){
+      body = h("div", {class: "text", title: message.error ?? null}, "This message cannot be decrypted on this device.")
+    } else if(flagged){
+      // Not shown as genuine: the warning first, the text only on request.
+      body = [
+        h("div", {class: "warning", role: "note"}, message.flags.map(flag => h("p", {"data-flag": flag}, FLAG_TEXT[flag]?.(message) ?? flag))),
+        h("details", {class: "flagged-text"}, h("summary", {}, "Show what it says anyway"), h("div", {}, message.text)),
+      ]
+    } else {
+      body = this.messageBody(conversation, message.text)
+    }
     return h("article", {class: classes, "data-group": message.group},
       h("div", {class: "meta"},
         h("span", {class: "sender"}, this.name(message.sender)),
         h("time", {datetime: message.at}, time(message.at)),
         message.edited ? h("span", {}, "edited") : null,
-        mine && !conversation.assistant && message.text !== null ? [
+        message.unchecked ? h("span", {class: "unchecked", title: "Sent before messages were authenticated: hearth cannot check that the server delivered it as it was sent."}, "unchecked") : null,
+        mine && !this.plain(conversation) && message.text !== null && !flagged ? [
           h("button", {type: "button", class: "link", "aria-label": "Edit message", onclick: () => this.startEdit(message)}, "Edit"),
           h("button", {type: "button", class: "link danger", "aria-label": "Delete message", onclick: () => this.remove(conversation, message).catch(e => this.fail(e))}, "Delete"),
         ] : null),
@@ -631,7 +963,7 @@ class Client {
 
   /** Text, except that the assistant's image and configure links become an image and a link. */
   messageBody(conversation, text){
-    if(!conversation.assistant){ return h("div", {class: "text"}, text) }
+    if(!this.plain(conversation)){ return h("div", {class: "text"}, text) }
     const parts = text.split("\n").map((line, i) => {
       const separator = i > 0 ? "\n" : ""
       let url = null
@@ -724,9 +1056,12 @@ class Client {
       if(!other){ throw new Error("Choose someone.") }
       const {conversation_id: existing} = await this.session.api("GET", `/api/conversations/private/${other}`)
       if(existing){ return existing }
-      const keys = await this.keys.provisional()
-      const started = await this.system.push("start_private_conversation", {other_user_id: other, public_key: keys.public_key, private_key: keys.private_key})
-      return this.started(started, keys.keyPair)
+      // The id is chosen here, so the key is wrapped and signed for the real conversation.
+      const keys = await this.keys.startConversation()
+      const started = await this.system.push("start_private_conversation", {
+        conversation_id: keys.conversation_id, other_user_id: other, public_key: keys.public_key, private_key: keys.private_key,
+      })
+      return this.started(started)
     }})
     if(id){ await this.ensureJoined(id); this.open(id) }
   }
@@ -737,16 +1072,18 @@ class Client {
     const id = await modal("New group", [h("label", {}, h("span", {}, "Group name"), alias), box], {submit: "Start", action: async () => {
       const userIds = chosen()
       if(!userIds.length){ throw new Error("Choose at least one person.") }
-      const keys = await this.keys.provisional()
-      const started = await this.system.push("start_group_conversation", {user_ids: userIds, alias: alias.value.trim() || null, public_key: keys.public_key, private_key: keys.private_key})
-      return this.started(started, keys.keyPair)
+      const keys = await this.keys.startConversation()
+      const started = await this.system.push("start_group_conversation", {
+        conversation_id: keys.conversation_id, user_ids: userIds, alias: alias.value.trim() || null,
+        public_key: keys.public_key, private_key: keys.private_key,
+      })
+      return this.started(started)
     }})
     if(id){ await this.ensureJoined(id); this.open(id) }
   }
 
-  started({conversation: item, user_ids}, keyPair){
-    const conversation = this.remember(item, user_ids)
-    conversation.startedKeyPair = keyPair
+  started({conversation: item, user_ids}){
+    this.remember(item, user_ids)
     this.renderList()
     return item.id
   }
@@ -782,6 +1119,7 @@ class Client {
       if(!ids.length){ throw new Error("Choose at least one person.") }
       const reply = await conversation.channel.push("modify_conversation", {new_members: ids})
       conversation.members = reply.user_ids
+      await this.membersAdded(conversation, ids)
       this.renderHeader()
       return true
     }})
@@ -840,6 +1178,7 @@ class Client {
         if(newPassword.value.length < 8){ throw new Error("The new password needs at least 8 characters.") }
         await this.session.changePassword(password.value, newPassword.value)
         this.keys.wrapKey = this.session.wrapKey
+        if(this.session.identity){ this.keys.identity = this.session.identity }
       }
       return true
     }}).then(() => {

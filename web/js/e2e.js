@@ -21,8 +21,9 @@
 //
 // Keys script cannot read: the wrap key only wraps and unwraps (no encrypt, decrypt or
 // export), and private keys are unwrapped as non-extractable CryptoKeys. Only fresh keys (from
-// generateKeyPair, generateIdentity) and test keys (from scalars or JWK texts) are extractable,
-// since wrapping needs that.
+// generateKeyPair, generateIdentity), test keys (from scalars or JWK texts) and keys unwrapped
+// with {extractable: true} (which the web client does only to wrap them again for a new
+// password) are extractable, since wrapping needs that.
 //
 // Every function is async (DeliveryChecker.check, which does no cryptography, is not).
 // Whatever is malformed rejects with an E2eError whose `code` is "invalid_key", "malformed",
@@ -498,6 +499,11 @@ export async function wrapPrivateKey(wrapKey, conversationId, keyPair, {iv} = {}
  * key cannot give its public key, so the caller passes the member's `public_key` from the
  * server (a signature member is ignored), and it is checked to belong to the private key:
  * otherwise invalid_key.
+ *
+ * With `options.extractable` (only to wrap the key again, as a password change does) the
+ * public JWK may be left out (undefined or null): the public key is then read from the
+ * unwrapped key itself, so that a client can re-wrap every stored private key without first
+ * fetching each conversation's public keys. A non-extractable unwrap always needs it.
  */
 export async function unwrapPrivateKey(wrapKey, conversationId, wrapped, publicJwk, {extractable = false} = {}){
   checkWrapKey(wrapKey)
@@ -505,6 +511,9 @@ export async function unwrapPrivateKey(wrapKey, conversationId, wrapped, publicJ
   checkExtractableOption(extractable)
   const sealed = envelope(wrapped, VERSION)
   const privateKey = await unwrapJwk(wrapKey, privateKeyAad(conversationId), sealed, ECDH, ["deriveBits"], extractable)
+  if(extractable && (publicJwk === undefined || publicJwk === null)){
+    return keyPairOf(privateKey, await pointOf(privateKey))
+  }
   const point = await publicPoint(publicJwk)
   if(!await agreementMatches(privateKey, point)){ fail("invalid_key", "the public key does not belong to the wrapped private key") }
   return keyPairOf(privateKey, point)

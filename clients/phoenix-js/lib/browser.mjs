@@ -58,12 +58,26 @@ export async function pick(who, buttonName, emails, {alias} = {}){
   await dialog.waitFor({state: "detached", timeout: LIVE_MS})
 }
 
-/** Waits until the open conversation shows a key fingerprint for each of `count` members. */
+/**
+ * Waits until the open conversation's members panel lists `count` members, each with a usable
+ * key: the person's own opened (`data-key="ready"`), everyone else's signed by their identity
+ * and accepted (`data-key="verified"`).
+ */
 export async function keysSet(who, count){
   await who.page.waitForFunction(count => {
     const members = [...document.querySelectorAll(".members li[data-member]")]
-    return members.length === count && members.every(li => /^([0-9a-f]{4} ){7}[0-9a-f]{4}$/.test(li.querySelector(".fingerprint").textContent))
+    return members.length === count && members.every(li => ["ready", "verified"].includes(li.dataset.key))
   }, count, {timeout: LIVE_MS})
+}
+
+/** The safety number `who` is shown for the member `memberId` of the open conversation (the dialog is closed again). */
+export async function safetyNumber(who, memberId){
+  await who.page.locator(`.members li[data-member="${memberId}"] button`, {hasText: "Safety number"}).click()
+  const dialog = who.page.locator("dialog[open]")
+  const number = await dialog.locator("[data-safety-number]").getAttribute("data-safety-number")
+  await dialog.getByRole("button", {name: "Cancel"}).click()
+  await dialog.waitFor({state: "detached"})
+  return number
 }
 
 /** Ann and Bob, registered, in a private conversation both have open with keys set. */

@@ -296,6 +296,17 @@ test("unwrapped private keys are non-extractable, usable, and checked against th
   // The public key must belong to the private key; a signature member is ignored.
   await refused(e2e.unwrapPrivateKey(wrapKey, conversation, wrapped, bob.publicJwk), "invalid_key", "another member's public key")
   await refused(e2e.unwrapPrivateKey(wrapKey, conversation, wrapped, undefined), "invalid_key", "no public key")
+  await refused(e2e.unwrapPrivateKey(wrapKey, conversation, wrapped, null), "invalid_key", "no public key")
+  // Unwrapped to be wrapped again (a password change): the public key may be left out, and is
+  // then read from the extractable key itself; a wrong one given is still refused.
+  for(const missing of [undefined, null]){
+    const again = await e2e.unwrapPrivateKey(wrapKey, conversation, wrapped, missing, {extractable: true})
+    assert.equal(again.privateKey.extractable, true)
+    assert.equal(again.publicJwk, ada.publicJwk)
+    assert.equal(await e2e.privateJwk(again), await e2e.privateJwk(ada))
+  }
+  await refused(e2e.unwrapPrivateKey(wrapKey, conversation, wrapped, bob.publicJwk, {extractable: true}), "invalid_key", "another member's public key, extractable")
+  await refused(e2e.unwrapPrivateKey(wrapKey, crypto.randomUUID(), wrapped, undefined, {extractable: true}), "decrypt", "another conversation, without a public key")
   await refused(e2e.unwrapPrivateKey(wrapKey, conversation, wrapped, "{}"), "invalid_key", "not a JWK")
   const signed = ada.publicJwk.slice(0, -1) + `,"signature":"${"A".repeat(86)}"}`
   assert.equal((await e2e.unwrapPrivateKey(wrapKey, conversation, wrapped, signed)).publicJwk, ada.publicJwk)

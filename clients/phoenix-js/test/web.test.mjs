@@ -1,7 +1,7 @@
 // The web client at `/` in a real browser (Debian's Chromium, driven by playwright-core):
 // three people in their own browser contexts register, start a private conversation and a
 // group, exchange, edit and delete messages and see them live, with typing, read receipts,
-// presence and key fingerprints; a reload keeps the session and the history; a message made
+// presence and safety numbers; a reload keeps the session and the history; a message made
 // of markup shows as text and runs nothing; the database holds no message in the clear;
 // settings, devices, the phone layout and the assistant work. Screenshots of the main views
 // go to target/screenshots/.
@@ -17,7 +17,7 @@ import {mkdir} from "node:fs/promises"
 import {join} from "node:path"
 import {fileURLToPath} from "node:url"
 
-import {CHROMIUM, LIVE_MS, PASSWORD, conversationButton, keysSet, launch, openConversation, person, pick, register} from "../lib/browser.mjs"
+import {CHROMIUM, LIVE_MS, PASSWORD, conversationButton, keysSet, launch, openConversation, person, pick, register, safetyNumber} from "../lib/browser.mjs"
 import {HEARTH_URL as BASE_URL} from "../lib/hearth.mjs"
 import {scenario} from "../lib/steps.mjs"
 
@@ -62,9 +62,8 @@ async function seesMessage(who, text){
 }
 
 
-async function fingerprints(who){
-  return who.page.$$eval(".members li[data-member]", items => Object.fromEntries(items.map(li => [li.dataset.member, li.querySelector(".fingerprint").textContent])))
-}
+/** The id of the one other member of the open conversation. */
+const otherMember = who => who.page.$eval('.members li[data-member]:not([data-trust="you"])', li => li.dataset.member)
 
 
 step("two people register in their own browsers; the page is ours alone", async () => {
@@ -82,7 +81,7 @@ step("two people register in their own browsers; the page is ours alone", async 
   assert.ok(!stored.includes(PASSWORD))
 })
 
-step("ann starts a private conversation with bob; both set keys and see the same fingerprints", async () => {
+step("ann starts a private conversation with bob; both set keys, see the same safety number, and ann marks bob verified", async () => {
   const {Ann: ann, Bob: bob} = people
   await pick(ann, "New chat", [bob.email])
   await ann.page.waitForSelector("main h2")
@@ -93,7 +92,16 @@ step("ann starts a private conversation with bob; both set keys and see the same
     await who.page.click(".members summary")
     await keysSet(who, 2)
   }
-  assert.deepEqual(await fingerprints(ann), await fingerprints(bob), "each sees the same fingerprint for each member")
+  const [bobId, annId] = [await otherMember(ann), await otherMember(bob)]
+  const number = await safetyNumber(ann, bobId)
+  assert.match(number, /^(\d{5} ){11}\d{5}$/, "12 groups of 5 digits")
+  assert.equal(await safetyNumber(bob, annId), number, "both see the same safety number")
+  const row = ann.page.locator(`.members li[data-member="${bobId}"]`)
+  assert.equal(await row.getAttribute("data-trust"), "trusted")
+  await row.getByRole("button", {name: "Safety number with Bob"}).click()
+  await ann.page.locator("dialog[open]").getByRole("button", {name: "Mark as verified"}).click()
+  await ann.page.waitForSelector(`.members li[data-member="${bobId}"][data-trust="verified"]`, {timeout: LIVE_MS})
+  assert.match(await row.textContent(), /verified ✓/)
 })
 
 step("messages arrive live, decrypted, with typing and read receipts", async () => {
