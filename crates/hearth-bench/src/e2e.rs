@@ -33,7 +33,7 @@ use anyhow::{Context as _, anyhow, bail};
 use futures::StreamExt as _;
 use hearth_client::api::Client;
 use hearth_client::channels::{self, ChannelError, Events, Incoming, SYSTEM_TOPIC, Socket, SocketOptions};
-use hearth_client::e2e::{self, E2eError, KeyPair};
+use hearth_client::e2e::{self, E2eError, KeyPair, Plaintext, Stream};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -121,23 +121,38 @@ struct Side {
     public_keys: BTreeMap<Uuid, String>,
     peer_public: String,
     socket: Socket,
+    /// This side's stream: with `seq`, orders its messages (docs/e2e.md).
+    stream: Stream,
 }
 
 impl Side {
-    /// One ciphertext of `text` per member, as `send_message` wants them.
-    fn encrypt(&self, text: &str) -> Result<BTreeMap<Uuid, String>, E2eError> {
-        self.public_keys
+    /// Message `seq`'s group id and one ciphertext of `text` per member, as `send_message`
+    /// wants them: v2, the header and the padding inside, as clients send them.
+    fn encrypt(&self, seq: u64, text: &str) -> Result<(Uuid, BTreeMap<Uuid, String>), E2eError> {
+        let plaintext = plaintext(seq, self.stream, text);
+        let copies = self
+            .public_keys
             .iter()
             .map(|(member, key)| {
-                Ok((*member, e2e::encrypt(&self.keys, self.me, key, *member, self.conversation, text)?))
+                Ok((*member, e2e::encrypt_message(&self.keys, self.me, key, *member, self.conversation, &plaintext)?))
             })
-            .collect()
+            .collect::<Result<_, E2eError>>()?;
+        Ok((plaintext.id, copies))
     }
 
-    /// The plaintext of the peer's message `content`.
+    /// The text of the peer's message `content`.
     fn decrypt(&self, content: &str) -> Result<String, E2eError> {
-        e2e::decrypt(&self.keys, self.me, &self.peer_public, self.peer, self.conversation, content)
+        e2e::decrypt_message(&self.keys, self.me, &self.peer_public, self.peer, self.conversation, content)
+            .map(|plaintext| plaintext.text)
     }
+}
+
+/// A v2 plaintext of `text`, the `seq`th of `stream`, sent now under a fresh group id.
+fn plaintext(seq: u64, stream: Stream, text: &str) -> Plaintext {
+    let sent_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
+    Plaintext { id: Uuid::now_v7(), sent_at, edit_of: None, stream, seq, text: text.to_owned() }
 }
 
 /// The next event for which `wanted` holds, within [`SETUP_WAIT`]; other events (and missed
@@ -212,6 +227,7 @@ async fn start_conversation(first: Person, mut second: Person) -> anyhow::Result
         public_keys: public_keys.clone(),
         peer_public: second_public,
         socket: first_socket,
+        stream: Stream::random(),
     };
     let second_side = Side {
         me: second_id,
@@ -221,6 +237,7 @@ async fn start_conversation(first: Person, mut second: Person) -> anyhow::Result
         public_keys,
         peer_public: first_public,
         socket: second.socket,
+        stream: Stream::random(),
     };
     Ok([(first_side, first_events), (second_side, second.events)])
 }
@@ -309,15 +326,18 @@ fn send(side: Arc<Side>, recorder: Arc<Recorder>, seq: u64, due_ns: u64, padding
         let started_ns = recorder.now_ns();
         let text = client::stamped(seq, started_ns, padding);
         let encrypting = Instant::now();
-        let copies = side.encrypt(&text);
+        let copies = side.encrypt(seq, &text);
         let encrypt_ns = encrypting.elapsed().as_nanos() as u64;
         if let Ok(mut sent) = recorder.sent.lock() {
             sent.push(Sent { seq, late_ns: started_ns.saturating_sub(due_ns), encrypt_ns });
         }
         let result = match copies {
-            Ok(copies) => {
-                side.socket.send_message(side.conversation, None, &copies).await.map(drop).map_err(|e| e.to_string())
-            }
+            Ok((group, copies)) => side
+                .socket
+                .send_message(side.conversation, Some(group), &copies)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string()),
             Err(error) => Err(format!("encrypt: {error}")),
         };
         if let Err(error) = result {
@@ -366,26 +386,53 @@ async fn receive(side: Arc<Side>, mut events: Events, recorder: Arc<Recorder>) {
     }
 }
 
-/// The SDK's crypto alone on this thread, `n` times: mean µs to encrypt a message's two
-/// copies, and to decrypt one.
-fn crypto_alone(n: usize, padding: usize) -> Result<(f64, f64), E2eError> {
+/// The SDK's crypto alone on this thread: mean µs to encrypt a message's two copies and to
+/// decrypt one, for v2 (what clients send) and for v1 (before headers and padding), measured
+/// alternately in five rounds of `n / 5` messages each so that both see the same machine.
+fn crypto_alone(n: usize, padding: usize) -> Result<CryptoAlone, E2eError> {
     let (ann, bob) = (KeyPair::generate(), KeyPair::generate());
     let (ann_id, bob_id, conversation) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
     let (ann_public, bob_public) = (ann.public_jwk(), bob.public_jwk());
     let text = client::stamped(0, 0, padding);
-    let n = n.max(1);
-    let mut content = String::new();
-    let started = Instant::now();
-    for _ in 0..n {
-        std::hint::black_box(e2e::encrypt(&ann, ann_id, &ann_public, ann_id, conversation, &text)?);
-        content = e2e::encrypt(&ann, ann_id, &bob_public, bob_id, conversation, &text)?;
+    let per_round = (n / 5).max(1);
+    let stream = Stream::random();
+    let mut totals = [0f64; 4];
+    for _ in 0..5 {
+        let mut content = String::new();
+        let started = Instant::now();
+        for seq in 0..per_round as u64 {
+            let message = plaintext(seq, stream, &text);
+            std::hint::black_box(e2e::encrypt_message(&ann, ann_id, &ann_public, ann_id, conversation, &message)?);
+            content = e2e::encrypt_message(&ann, ann_id, &bob_public, bob_id, conversation, &message)?;
+        }
+        totals[0] += started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        for _ in 0..per_round {
+            std::hint::black_box(e2e::decrypt_message(&bob, bob_id, &ann_public, ann_id, conversation, &content)?);
+        }
+        totals[1] += started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        for _ in 0..per_round {
+            std::hint::black_box(e2e::encrypt(&ann, ann_id, &ann_public, ann_id, conversation, &text)?);
+            content = e2e::encrypt(&ann, ann_id, &bob_public, bob_id, conversation, &text)?;
+        }
+        totals[2] += started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        for _ in 0..per_round {
+            std::hint::black_box(e2e::decrypt(&bob, bob_id, &ann_public, ann_id, conversation, &content)?);
+        }
+        totals[3] += started.elapsed().as_secs_f64();
     }
-    let encrypt_us = started.elapsed().as_secs_f64() * 1e6 / n as f64;
-    let started = Instant::now();
-    for _ in 0..n {
-        std::hint::black_box(e2e::decrypt(&bob, bob_id, &ann_public, ann_id, conversation, &content)?);
-    }
-    Ok((encrypt_us, started.elapsed().as_secs_f64() * 1e6 / n as f64))
+    let [encrypt, decrypt, v1_encrypt, v1_decrypt] = totals.map(|total| total * 1e6 / (5 * per_round) as f64);
+    Ok(CryptoAlone { encrypt, decrypt, v1_encrypt, v1_decrypt })
+}
+
+/// [`crypto_alone`]'s means, in µs.
+struct CryptoAlone {
+    encrypt: f64,
+    decrypt: f64,
+    v1_encrypt: f64,
+    v1_decrypt: f64,
 }
 
 /// What one run measured.
@@ -412,6 +459,8 @@ struct Figures {
     decrypt_us: f64,
     encrypt_alone_us: f64,
     decrypt_alone_us: f64,
+    v1_encrypt_alone_us: f64,
+    v1_decrypt_alone_us: f64,
     server_cpu: f64,
     generator_cpu: f64,
     postgres_cpu: f64,
@@ -472,10 +521,11 @@ async fn run_once(
     tokio::time::sleep(Duration::from_secs(1)).await;
     crate::wait_for_quiet_machine(&server).await;
     let (calibration, padding) = (args.calibration, args.payload_bytes);
-    let (encrypt_alone_us, decrypt_alone_us) =
+    let alone =
         tokio::task::spawn_blocking(move || crypto_alone(calibration, padding)).await.context("calibration")??;
     eprintln!(
-        "  SDK crypto alone: {encrypt_alone_us:.0} µs to encrypt two copies, {decrypt_alone_us:.0} µs to decrypt one"
+        "  SDK crypto alone: {:.0} µs to encrypt two copies, {:.0} µs to decrypt one (v1: {:.0} and {:.0})",
+        alone.encrypt, alone.decrypt, alone.v1_encrypt, alone.v1_decrypt
     );
 
     // The schedule: message n at start + n / rate, whatever the replies do (open loop).
@@ -560,8 +610,10 @@ async fn run_once(
         encrypt_us: mean(&encrypts),
         encrypt_p99_us: percentile_sorted(&encrypts, 99.0),
         decrypt_us: mean(&decrypts),
-        encrypt_alone_us,
-        decrypt_alone_us,
+        encrypt_alone_us: alone.encrypt,
+        decrypt_alone_us: alone.decrypt,
+        v1_encrypt_alone_us: alone.v1_encrypt,
+        v1_decrypt_alone_us: alone.v1_decrypt,
         server_cpu: end.server - start.server,
         generator_cpu: end.generator - start.generator,
         postgres_cpu: end.postgres - start.postgres,
@@ -652,6 +704,8 @@ fn report(cli: &Cli, args: &E2eArgs, all: &[Figures], database: &Database) {
         Row::new("SDK decrypt, one copy, under load (mean, wall)", "µs", 0, col(&|f| f.decrypt_us)),
         Row::new("SDK encrypt, two copies, alone on one thread", "µs", 0, col(&|f| f.encrypt_alone_us)),
         Row::new("SDK decrypt, one copy, alone on one thread", "µs", 0, col(&|f| f.decrypt_alone_us)),
+        Row::new("the same, v1 (no header, no padding): encrypt two copies", "µs", 0, col(&|f| f.v1_encrypt_alone_us)),
+        Row::new("the same, v1: decrypt one copy", "µs", 0, col(&|f| f.v1_decrypt_alone_us)),
         Row::new("generator CPU in the window (both members' clients)", "s", 2, col(&|f| f.generator_cpu)),
         Row::new("generator CPU per message", "ms", 3, per_message(&|f| f.generator_cpu)),
         Row::new("server CPU in the window", "s", 2, col(&|f| f.server_cpu)),

@@ -371,3 +371,36 @@ async fn an_identity_is_replaced_only_with_the_password_and_contacts_see_the_cha
     );
     assert!(matches!(ann.keyring.seal(id, "x", None), Err(TrustError::Blocked(_))));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_added_to_a_group_while_signed_out_reads_what_was_sent_after() {
+    let server = TestServer::spawn().await;
+    let mut ann = Person::register(&server, "ann@example.org").await;
+    let mut bob = Person::register(&server, "bob@example.org").await;
+    let mut cy = server.client();
+    cy.register("cy@example.org", PASSWORD, None, None).await.expect("register");
+    let cy_id = cy.identity().expect("signed in").user_id;
+    cy.signout_all().await.expect("signed out");
+    drop(cy);
+
+    let keys = ann.keyring.start_conversation().expect("keys");
+    let id = keys.conversation_id;
+    ann.socket
+        .start_group_conversation(id, &[bob.id], Some("Team"), &keys.public_key, &keys.private_key)
+        .await
+        .expect("started");
+    ann.join(id).await;
+    bob.join(id).await;
+    ann.socket.add_members(id, &[cy_id], None).await.expect("Cy added");
+    // The members changed: joining again shows Cy and her identity.
+    ann.join(id).await;
+    let outgoing = ann.keyring.seal(id, "welcome, Cy", None).expect("sealed for all three");
+    assert!(outgoing.copies[&cy_id].starts_with("v2i."), "{}", outgoing.copies[&cy_id]);
+    assert!(outgoing.copies[&bob.id].starts_with("v2."));
+    ann.socket.send_message(id, Some(outgoing.message_group_id), &outgoing.copies).await.expect("sent");
+
+    let mut cy = Person::login(&server, "cy@example.org").await;
+    assert_eq!(cy.join(id).await, []);
+    assert_eq!(texts(&cy.history(id).await), [Ok("welcome, Cy")]);
+    assert_eq!(texts(&bob.history(id).await), [Ok("welcome, Cy")]);
+}
