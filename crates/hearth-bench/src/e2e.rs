@@ -15,13 +15,15 @@
 //!
 //! Then messages at a fixed offered rate (open loop: message n starts at t₀ + n / rate, in a
 //! task of its own, whatever the replies do), round robin over the pairs with the direction
-//! alternating. The sender encrypts one copy per member with [`e2e::encrypt`] (its own
-//! included) and awaits `send_message`'s reply; the recipient reads `new_message` from its
-//! socket's event stream ([`Incoming::parse`]) and decrypts it with [`e2e::decrypt`]. The
+//! alternating. The sender encrypts one copy per member with [`e2e::encrypt_message`] (v2: the
+//! authenticated header and the padding inside; its own copy included) under a group id it
+//! chose, and awaits `send_message`'s reply; the recipient reads `new_message` from its
+//! socket's event stream ([`Incoming::parse`]) and decrypts it with [`e2e::decrypt_message`]. The
 //! plaintext carries the sequence number and the time the sender started, so latency runs from
 //! the sender starting to encrypt to the recipient holding the plaintext: one process, one clock.
 //!
-//! The SDK's crypto is timed around each call, and alone on one thread before each run's load.
+//! The SDK's crypto is timed around each call, and alone on one thread before each run's load
+//! (v2 and, for comparison in the same run, v1, alternately).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -674,8 +676,8 @@ fn report(cli: &Cli, args: &E2eArgs, all: &[Figures], database: &Database) {
         args.payload_bytes
     );
     println!(
-        "- latency: from the sender starting `e2e::encrypt` (a copy per member) and `send_message` to the recipient \
-         holding the plaintext from `e2e::decrypt` of its `new_message` (one process, one clock); senders alternate \
+        "- latency: from the sender starting `e2e::encrypt_message` (v2, a copy per member) and `send_message` to the recipient \
+         holding the plaintext from `e2e::decrypt_message` of its `new_message` (one process, one clock); senders alternate \
          between the members; each send's own copy is not counted"
     );
     println!(

@@ -131,8 +131,9 @@ enum Mode {
     /// two per core), a `channels::Socket` each joined to system:general and user:{id}, and
     /// --pairs private conversations started and keyed by both members as `hearth-client`'s own
     /// test does. Then messages at a fixed offered rate (open loop), round robin over the pairs
-    /// with the sender alternating: `e2e::encrypt` a copy per member, `send_message`; the
-    /// recipient decrypts its `new_message` event with `e2e::decrypt`.
+    /// with the sender alternating: `e2e::encrypt_message` a copy per member (v2, as clients
+    /// send them), `send_message`; the recipient decrypts its `new_message` event with
+    /// `e2e::decrypt_message`.
     ///
     /// Reports send start→decrypted p50/p99/max, messages decrypted per second and never
     /// decrypted, the SDK's encrypt/decrypt time (under load and alone), and client and server

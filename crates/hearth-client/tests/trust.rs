@@ -112,6 +112,16 @@ impl Person {
     }
 }
 
+/// Ann and Bob, registered, in a private conversation both joined (so both keys are set).
+async fn ann_and_bob(server: &TestServer) -> (Person, Person, Uuid) {
+    let mut ann = Person::register(server, "ann@example.org").await;
+    let mut bob = Person::register(server, "bob@example.org").await;
+    let id = ann.start_with(bob.id).await;
+    bob.join(id).await;
+    ann.join(id).await;
+    (ann, bob, id)
+}
+
 fn texts(opened: &[Opened]) -> Vec<Result<&str, &str>> {
     opened.iter().map(|opened| opened.text.as_deref().map_err(String::as_str)).collect()
 }
@@ -147,11 +157,7 @@ async fn a_recipient_signed_out_while_a_conversation_starts_reads_everything_on_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_published_with_a_bearer_token_alone_is_refused_by_the_other_member() {
     let server = TestServer::spawn().await;
-    let mut ann = Person::register(&server, "ann@example.org").await;
-    let mut bob = Person::register(&server, "bob@example.org").await;
-    let id = ann.start_with(bob.id).await;
-    bob.join(id).await;
-    ann.join(id).await;
+    let (mut ann, mut bob, id) = ann_and_bob(&server).await;
 
     // An attacker with only a fresh access token of Bob's (no password, no wrap key) sets a
     // key of their own, and cannot replace Bob's identity.
@@ -206,11 +212,7 @@ async fn database(server: &TestServer) -> sqlx::SqlitePool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copies_the_database_moved_redated_or_reordered_are_flagged() {
     let server = TestServer::spawn().await;
-    let mut ann = Person::register(&server, "ann@example.org").await;
-    let mut bob = Person::register(&server, "bob@example.org").await;
-    let id = ann.start_with(bob.id).await;
-    bob.join(id).await;
-    ann.join(id).await;
+    let (mut ann, mut bob, id) = ann_and_bob(&server).await;
     let approval = ann.send(id, "Yes, I approve the transfer of 10 EUR").await;
     let later = ann.send(id, "see you tomorrow").await;
     let (first, second) = (ann.send(id, "first").await, ann.send(id, "second").await);
