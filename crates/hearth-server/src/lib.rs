@@ -85,7 +85,7 @@ impl Server {
             ),
             None => None,
         };
-        let listener = std::net::TcpListener::bind(settings.server.listen)?;
+        let listener = bind(settings.server.listen)?;
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
 
@@ -105,6 +105,7 @@ impl Server {
         store.replace_knowledge(&knowledge).await?;
         let metrics = Arc::new(metrics::Metrics::default());
         let knowledge = assistant::knowledge::KnowledgeBase::new(&knowledge);
+        log_free_tier(&settings.keyguard);
         // Before the settings are shared: the free tier's keys leave them for the keyguard.
         let keyguard = keyguard::build(&mut settings.keyguard, &settings.data_dir, &settings.ai)?;
         let assistant =
@@ -202,5 +203,42 @@ impl Server {
 fn send_without_delay(tcp: &mut tokio::net::TcpStream) {
     if let Err(error) = tcp.set_nodelay(true) {
         tracing::debug!(%error, "TCP_NODELAY could not be set on a connection");
+    }
+}
+
+/// The listening socket, or an error that names the address: "address already in use" alone
+/// does not say which one, nor what to do.
+fn bind(address: SocketAddr) -> Result<std::net::TcpListener, ServerError> {
+    std::net::TcpListener::bind(address).map_err(|error| {
+        let hint = match error.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                " (another program, or another hearth, listens there: stop it or choose another with --listen)"
+            }
+            std::io::ErrorKind::AddrNotAvailable => " (no network interface of this machine has that address)",
+            std::io::ErrorKind::PermissionDenied => " (ports below 1024 need privileges: choose a higher one)",
+            _ => "",
+        };
+        ServerError::Config(format!("server.listen: cannot listen on {address}: {error}{hint}"))
+    })
+}
+
+/// Says at start which providers the assistant's free tier has operator keys for: how many,
+/// never the keys themselves (or that the keyguard in its own process holds them).
+fn log_free_tier(keyguard: &hearth_keyguard::KeyguardSettings) {
+    if let Some(connect) = &keyguard.connect {
+        tracing::info!(keyguard = %connect, "the assistant's free tier: its operator keys are the keyguard's");
+        return;
+    }
+    let counts: Vec<String> = keyguard
+        .free_tier
+        .keys
+        .iter()
+        .filter(|(_, keys)| !keys.is_empty())
+        .map(|(provider, keys)| format!("{provider} {}", keys.len()))
+        .collect();
+    if counts.is_empty() {
+        tracing::info!("the assistant's free tier has no operator keys: people add their own with /configure");
+    } else {
+        tracing::info!(keys = %counts.join(", "), "the assistant's free tier: operator keys per provider");
     }
 }

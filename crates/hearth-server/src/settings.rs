@@ -77,7 +77,8 @@ impl Default for Settings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ServerSettings {
-    /// Address to bind.
+    /// Address to bind: `IP:PORT`, or `HOST:PORT` resolved once at start (`localhost:4000`).
+    #[serde(deserialize_with = "listen_address")]
     pub listen: SocketAddr,
     /// Base URL people reach hearth at, used in email links. Defaults to `http://<listen>`.
     pub public_url: Option<String>,
@@ -91,6 +92,20 @@ pub struct ServerSettings {
     pub cors_origins: Vec<String>,
     /// Terminate TLS in hearth.
     pub tls: Option<TlsSettings>,
+}
+
+/// `server.listen` as `IP:PORT`, or as `HOST:PORT` resolved to its first address: people write
+/// `localhost:4000`, and a bind needs an address.
+fn listen_address<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
+    use std::net::ToSocketAddrs as _;
+    let text = String::deserialize(deserializer)?;
+    if let Ok(address) = text.parse() {
+        return Ok(address);
+    }
+    let mut resolved = text.to_socket_addrs().map_err(|error| {
+        serde::de::Error::custom(format!("{text:?} is not HOST:PORT that resolves to an address ({error})"))
+    })?;
+    resolved.next().ok_or_else(|| serde::de::Error::custom(format!("{text:?} resolves to no address")))
 }
 
 impl Default for ServerSettings {

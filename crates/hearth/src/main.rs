@@ -6,7 +6,6 @@
 
 mod logging;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -117,9 +116,9 @@ enum VaultCommand {
 /// Flags that override settings (they win over the file and the environment).
 #[derive(Debug, Args, Default)]
 struct ServeFlags {
-    /// Address to listen on (server.listen).
+    /// Address to listen on, IP:PORT or HOST:PORT such as localhost:4000 (server.listen).
     #[arg(long)]
-    listen: Option<SocketAddr>,
+    listen: Option<String>,
     #[command(flatten)]
     database: DatabaseFlags,
 }
@@ -211,8 +210,8 @@ async fn main() -> anyhow::Result<()> {
 impl ServeFlags {
     fn apply(&self, figment: figment::Figment) -> figment::Figment {
         let mut figment = figment;
-        if let Some(listen) = self.listen {
-            figment = figment.merge(("server.listen", listen.to_string()));
+        if let Some(listen) = &self.listen {
+            figment = figment.merge(("server.listen", listen.as_str()));
         }
         self.database.apply(figment)
     }

@@ -1,6 +1,6 @@
 //! Tests that run the real `hearth` binary: the configuration example and layering, the
 //! data directory and its secrets, secrets kept out of logs, the breach drill (provider keys
-//! nowhere a thief looks), email through SMTP, TLS, the official `phoenix` npm client
+//! nowhere a thief looks), email through SMTP, TLS, what the server says at start, the official `phoenix` npm client
 //! (Node.js), and the terminal client `hearth chat` driven in tmux. Every server is started
 //! in a temp dir (on port 0, or a free port it is restarted on) and killed when its test ends.
 
@@ -16,4 +16,5 @@ mod phoenix_js;
 mod precedence;
 mod smtp;
 mod socket;
+mod startup;
 mod tls;
