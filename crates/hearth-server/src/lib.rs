@@ -24,6 +24,7 @@ mod presence;
 mod realtime;
 mod secrets;
 pub mod settings;
+pub mod settings_names;
 mod state;
 pub mod vault;
 

@@ -147,6 +147,9 @@ impl DatabaseFlags {
 }
 
 fn settings(cli: &Cli, flags: impl FnOnce(figment::Figment) -> figment::Figment) -> anyhow::Result<Settings> {
+    if let Some(file) = cli.config.as_deref() {
+        hearth_server::settings_names::check_file(file)?;
+    }
     let figment = Settings::figment(cli.config.as_deref(), figment::providers::Env::prefixed("HEARTH_"));
     flags(figment).extract().context("invalid settings")
 }
@@ -156,6 +159,11 @@ fn init_logging(settings: &Settings) {
     // Colour only on a terminal: journald and log files get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(logging::RedactedStderr).with_ansi(ansi).init();
+    // Names only: a variable's value may be a secret.
+    let names = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok());
+    for warning in hearth_server::settings_names::unknown_variables(names) {
+        tracing::warn!("{warning}");
+    }
 }
 
 /// mimalloc rather than glibc's allocator: measured alternately on one VM, 5 % less CPU per

@@ -1,6 +1,6 @@
 //! What `hearth serve` says and does at start for its operator: a listen address given by host
-//! name, a taken address named in the error, and the assistant's free-tier keys counted (never
-//! shown) in the log.
+//! name, a taken address named in the error, the assistant's free-tier keys counted (never
+//! shown) in the log, and misspelt settings named (a file's stop start-up, a variable's warn).
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -62,4 +62,34 @@ async fn the_start_up_log_counts_the_free_tiers_keys_per_provider_without_showin
     let bare = Hearth::start(dir.path(), &dir.path().join("bare"), &[]).await;
     bare.process.wait_line(0, Duration::from_secs(10), |line| line.contains("has no operator keys")).await;
     bare.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misspelt_setting_in_the_file_stops_start_up_naming_it_and_the_nearest() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("hearth.toml");
+    std::fs::write(&file, "[server]\nlistn = \"127.0.0.1:0\"\n\n[clustr]\nurl = \"nats://x\"\n").expect("write");
+    let mut command = harness::hearth(dir.path());
+    command.arg("--config").arg(&file).arg("--data-dir").arg(dir.path().join("data"));
+    let finished = harness::run(command).await;
+    assert!(!finished.status.success(), "hearth started with misspelt settings");
+    let said = format!("{}{}", finished.stdout, finished.stderr);
+    assert!(said.contains("`server.listn` (did you mean `server.listen`?)"), "{said}");
+    assert!(said.contains("`clustr`") && !said.contains("clustr.url"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_hearth_variable_gets_a_warning_naming_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = [("HEARTH_CLUSTR__URL", "nats://VALUECANARY"), ("HEARTH_SERVER__REQUEST_TIMEOUT", "5")];
+    let server = Hearth::start(dir.path(), &dir.path().join("data"), &env).await;
+    let (lines, _) = server.stop().await;
+    let warnings: Vec<&String> = lines.iter().filter(|line| line.contains("is no setting")).collect();
+    assert_eq!(warnings.len(), 2, "{lines:#?}");
+    assert!(warnings.iter().any(|line| line.contains("HEARTH_CLUSTR__URL")));
+    assert!(
+        warnings.iter().any(|line| line.contains("did you mean HEARTH_SERVER__REQUEST_TIMEOUT_SECS?")),
+        "{warnings:?}"
+    );
+    assert!(lines.iter().all(|line| !line.contains("VALUECANARY")), "a value was logged");
 }
