@@ -58,6 +58,8 @@ async function firstLoad(browser, url){
   await page.goto(url, {waitUntil: "networkidle"})
   const files = await Promise.all(responses.map(async response => ({
     url: response.url(), status: response.status(), bytes: (await response.body()).length,
+    // What travelled: the body as sent (compressed when the server compressed it).
+    transferred: (await response.request().sizes()).responseBodySize,
   })))
   await context.close()
   const origin = new URL(url).origin
@@ -101,8 +103,9 @@ const browser = await launch()
 try {
   const load = await firstLoad(browser, server.url)
   const total = load.files.reduce((sum, file) => sum + file.bytes, 0)
-  console.log(`first load of ${server.url}/: ${load.files.length} responses, ${total} bytes (${(total / 1024).toFixed(1)} KiB) uncompressed, ${load.thirdParty.length} third-party`)
-  for(const file of load.files){ console.log(`  ${file.status} ${String(file.bytes).padStart(7)}  ${new URL(file.url).pathname}`) }
+  const transferred = load.files.reduce((sum, file) => sum + file.transferred, 0)
+  console.log(`first load of ${server.url}/: ${load.files.length} responses, ${total} bytes (${(total / 1024).toFixed(1)} KiB) uncompressed, ${transferred} bytes (${(transferred / 1024).toFixed(1)} KiB) transferred, ${load.thirdParty.length} third-party`)
+  for(const file of load.files){ console.log(`  ${file.status} ${String(file.bytes).padStart(7)} ${String(file.transferred).padStart(7)}  ${new URL(file.url).pathname}`) }
   const latencies = await sendToDisplay(browser, server.url)
   const ms = value => `${value.toFixed(1)} ms`
   console.log(`send → display over ${latencies.length} messages: median ${ms(quantile(latencies, 0.5))}, p90 ${ms(quantile(latencies, 0.9))}, min ${ms(latencies[0])}, max ${ms(latencies.at(-1))}`)

@@ -1,5 +1,6 @@
 //! The web client at `/`: the page and its files come from the binary, under a strict
-//! Content-Security-Policy, revalidated by ETag; anything else there is the JSON 404.
+//! Content-Security-Policy, compressed, revalidated by ETag; anything else there is the JSON
+//! 404.
 
 use reqwest::StatusCode;
 use reqwest::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
@@ -56,4 +57,45 @@ async fn files_revalidate_by_etag_and_unknown_ones_are_the_json_404() {
         assert_eq!(missing.status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(missing.json["error"], "not_found", "{path}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_are_sent_compressed_to_browsers_that_accept_it() {
+    use reqwest::header::{ACCEPT_ENCODING, CONTENT_ENCODING, VARY};
+    use std::io::Read as _;
+
+    let app = spawn_app().await;
+    let fetch = |path: &'static str, accept: Option<&'static str>| {
+        let mut request = app.request(reqwest::Method::GET, path, None);
+        if let Some(accept) = accept {
+            request = request.header(ACCEPT_ENCODING, accept);
+        }
+        async move { request.send().await.expect("the server answers") }
+    };
+    for path in ["/", "/js/app.js", "/js/e2e.js", "/css/app.css"] {
+        let plain = fetch(path, None).await;
+        assert_eq!(plain.headers().get(CONTENT_ENCODING), None, "{path}");
+        let plain = plain.bytes().await.expect("body");
+
+        let brotli = fetch(path, Some("br, gzip")).await;
+        assert_eq!(brotli.headers()[CONTENT_ENCODING], "br", "{path}");
+        assert!(brotli.headers()[VARY].to_str().expect("ascii").to_lowercase().contains("accept-encoding"));
+        let compressed = brotli.bytes().await.expect("body");
+        // The modules are large enough for brotli to shrink them well; the page is small.
+        let at_most = if path.starts_with("/js/") { plain.len() * 35 / 100 } else { plain.len() - 1 };
+        assert!(compressed.len() <= at_most, "{path}: {} of {} bytes", compressed.len(), plain.len());
+        let mut unpacked = Vec::new();
+        brotli::Decompressor::new(&compressed[..], 4096).read_to_end(&mut unpacked).expect("valid brotli");
+        assert_eq!(unpacked, plain, "{path}");
+
+        let gzip = fetch(path, Some("gzip")).await;
+        assert_eq!(gzip.headers()[CONTENT_ENCODING], "gzip", "{path}");
+        let compressed = gzip.bytes().await.expect("body");
+        let mut unpacked = Vec::new();
+        flate2::read::GzDecoder::new(&compressed[..]).read_to_end(&mut unpacked).expect("valid gzip");
+        assert_eq!(unpacked, plain, "{path}");
+    }
+    // The API is not compressed by this layer: its replies are small and some are streamed.
+    let health = fetch("/health", Some("br, gzip")).await;
+    assert_eq!(health.headers().get(CONTENT_ENCODING), None);
 }
