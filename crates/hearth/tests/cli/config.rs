@@ -6,34 +6,10 @@ use std::collections::BTreeMap;
 use figment::Figment;
 use figment::providers::{Format as _, Toml};
 use hearth_server::Settings;
+use hearth_server::settings_names::uncomment;
 use serde_json::Value;
 
 use crate::harness;
-
-/// The example with its optional settings switched on: `# key = value` and `# [section]`
-/// lines lose their `# `; prose comments stay.
-fn uncomment(example: &str) -> String {
-    let mut out = String::with_capacity(example.len());
-    for line in example.lines() {
-        let setting = line.strip_prefix("# ").filter(|rest| is_table_header(rest) || is_key_value(rest));
-        out.push_str(setting.unwrap_or(line));
-        out.push('\n');
-    }
-    out
-}
-
-fn is_table_header(text: &str) -> bool {
-    text.strip_prefix('[').and_then(|t| t.strip_suffix(']')).is_some_and(|name| {
-        !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.')
-    })
-}
-
-fn is_key_value(text: &str) -> bool {
-    text.split_once(" = ").is_some_and(|(key, _)| {
-        key.starts_with(|c: char| c.is_ascii_lowercase())
-            && key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-    })
-}
 
 /// Every leaf (anything but an object) of a JSON tree by its dotted path.
 fn leaves(value: &Value) -> BTreeMap<String, Value> {
