@@ -46,8 +46,13 @@ struct Tmux {
 
 impl Tmux {
     /// Whether tmux can be run here.
-    fn available() -> bool {
-        Command::new("tmux").arg("-V").output().is_ok_and(|output| output.status.success())
+    /// Whether tmux is missing here (then the test says it is skipped).
+    fn missing() -> bool {
+        let available = Command::new("tmux").arg("-V").output().is_ok_and(|output| output.status.success());
+        if !available {
+            eprintln!("SKIPPED: `hearth chat` is tested in tmux, and tmux is not installed (apt-get install tmux)");
+        }
+        !available
     }
 
     /// Starts `hearth chat --server <server>` in a fresh tmux server. `config` is written to
@@ -354,8 +359,7 @@ async fn stop(server: Hearth) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_chats_end_to_end_encrypted_and_with_the_assistant_in_the_terminal() {
-    if !Tmux::available() {
-        eprintln!("SKIPPED: `hearth chat` is tested in tmux, and tmux is not installed (apt-get install tmux)");
+    if Tmux::missing() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -513,8 +517,7 @@ async fn a_person_chats_end_to_end_encrypted_and_with_the_assistant_in_the_termi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_to_someone_who_never_opened_the_conversation_is_read_when_they_sign_in() {
-    if !Tmux::available() {
-        eprintln!("SKIPPED: `hearth chat` is tested in tmux, and tmux is not installed (apt-get install tmux)");
+    if Tmux::missing() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -552,8 +555,7 @@ async fn a_message_to_someone_who_never_opened_the_conversation_is_read_when_the
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_that_cannot_be_sent_yet_stays_in_the_composer_until_it_can() {
-    if !Tmux::available() {
-        eprintln!("SKIPPED: `hearth chat` is tested in tmux, and tmux is not installed (apt-get install tmux)");
+    if Tmux::missing() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -608,8 +610,7 @@ async fn text_that_cannot_be_sent_yet_stays_in_the_composer_until_it_can() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_security_key_is_shown_and_blocks_sending_until_accepted() {
-    if !Tmux::available() {
-        eprintln!("SKIPPED: `hearth chat` is tested in tmux, and tmux is not installed (apt-get install tmux)");
+    if Tmux::missing() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -673,8 +674,7 @@ async fn a_changed_security_key_is_shown_and_blocks_sending_until_accepted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_security_key_that_does_not_open_is_replaced_when_the_person_asks() {
-    if !Tmux::available() {
-        eprintln!("SKIPPED: `hearth chat` is tested in tmux, and tmux is not installed (apt-get install tmux)");
+    if Tmux::missing() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -736,8 +736,7 @@ async fn a_security_key_that_does_not_open_is_replaced_when_the_person_asks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conversation_key_that_does_not_open_is_replaced_when_the_person_asks() {
-    if !Tmux::available() {
-        eprintln!("SKIPPED: `hearth chat` is tested in tmux, and tmux is not installed (apt-get install tmux)");
+    if Tmux::missing() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
