@@ -12,7 +12,8 @@ use hearth_client::trust::{ContactState, Notice};
 use uuid::Uuid;
 
 use super::editor::Editor;
-use super::network::{Command, Contact, Joined, Refusal, Shown, Update};
+use super::network::{Command, Connection, Contact, Joined, Pending, Refusal, Shown, Update};
+use super::render::DrawnLink;
 
 /// How long someone shows as typing without a new `start_typing` (a client that went away
 /// never says `finish_typing`).
@@ -118,6 +119,9 @@ pub struct Picker {
     pub highlighted: usize,
     /// The users picked so far.
     pub picked: BTreeSet<Uuid>,
+    /// Who the server found for the search as it is now (by exact email, or by a name
+    /// among people not known yet).
+    pub found: BTreeSet<Uuid>,
 }
 
 /// A line for the status bar.
@@ -173,6 +177,10 @@ pub struct ConversationView {
     pub scroll: usize,
     /// How far it can scroll up with what is loaded (the last drawing's, set by `render.rs`).
     pub max_scroll: usize,
+    /// When each member last read it (`None`: never).
+    pub read_times: BTreeMap<Uuid, Option<DateTime<Utc>>>,
+    /// When each member's devices last had everything in it (`None`: never).
+    pub delivered_times: BTreeMap<Uuid, Option<DateTime<Utc>>>,
 }
 
 impl ConversationView {
@@ -192,6 +200,8 @@ impl ConversationView {
             finished_replies: BTreeSet::new(),
             scroll: 0,
             max_scroll: 0,
+            read_times: BTreeMap::new(),
+            delivered_times: BTreeMap::new(),
         }
     }
 
@@ -210,15 +220,76 @@ impl ConversationView {
             .unwrap_or(self.conversation.inserted_at)
     }
 
-    /// Adds or replaces a message (by message group), keeping the history in time order.
+    /// Adds or replaces a message (by message group), keeping the history in time order;
+    /// what is still on its way to the server stays last.
     fn upsert(&mut self, message: Shown) {
         if let Some(existing) = self.messages.iter_mut().find(|m| m.group == message.group) {
             *existing = message;
             return;
         }
-        let at = self.messages.partition_point(|m| m.at <= message.at);
+        let at = if message.pending.is_some() {
+            self.messages.len()
+        } else {
+            self.messages.partition_point(|m| m.pending.is_none() && m.at <= message.at)
+        };
         self.messages.insert(at, message);
     }
+
+    /// How many of the person's messages here the server does not have yet.
+    pub fn pending(&self) -> usize {
+        self.messages.iter().filter(|m| m.pending.is_some()).count()
+    }
+}
+
+/// Something the person is asked to confirm (y or n).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirm {
+    /// Quitting, which loses the messages still queued.
+    Quit,
+    /// Deleting a message of theirs.
+    Delete {
+        /// The conversation.
+        conversation_id: Uuid,
+        /// The message group.
+        group: Uuid,
+    },
+}
+
+/// A message of the person's being edited in the composer.
+#[derive(Debug, Clone)]
+pub struct Editing {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// The message group.
+    pub group: Uuid,
+    /// What the composer held before, given back when the edit is done or cancelled.
+    pub draft: String,
+}
+
+/// How far a message of the person's got: to the server, then to the others' devices, then
+/// read by them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Receipt {
+    /// Waiting for the connection.
+    Queued,
+    /// Sent, not acknowledged yet.
+    Sending,
+    /// The server has it.
+    Sent,
+    /// On some of the others' devices (a group): how many of how many.
+    DeliveredTo(usize, usize),
+    /// On every other member's device.
+    Delivered,
+    /// Read by some of the others (a group): who.
+    ReadBy(Vec<Uuid>),
+    /// Read by every other member.
+    Read,
+}
+
+/// A user's email address, when the server shows it (people who share a conversation with
+/// the person, or everyone if the server says so).
+pub fn email_of(user: &PublicUser) -> Option<&str> {
+    Some(user.email.as_str())
 }
 
 /// The whole client state.
@@ -264,6 +335,18 @@ pub struct App {
     /// The person's own typing: in which conversation, when `start_typing` was last sent,
     /// and the last keystroke.
     pub own_typing: Option<(Uuid, Instant, Instant)>,
+    /// The connection to the server.
+    pub connection: Connection,
+    /// What the person is asked to confirm, if anything: it takes the keys.
+    pub confirm: Option<Confirm>,
+    /// The message of the person's chosen in the open conversation (to edit or delete).
+    pub chosen: Option<Uuid>,
+    /// The message being edited.
+    pub editing: Option<Editing>,
+    /// The images the assistant made, saved: address → file.
+    pub images: BTreeMap<String, std::path::PathBuf>,
+    /// The links drawn in the last frame (set by `render.rs`), made clickable after it.
+    pub links: Vec<DrawnLink>,
     /// Requests for the network task, in order.
     commands: Vec<Command>,
 }
@@ -291,6 +374,12 @@ impl App {
             presence: Presence::new(),
             quit: false,
             own_typing: None,
+            connection: Connection::SignedOut,
+            confirm: None,
+            chosen: None,
+            editing: None,
+            images: BTreeMap::new(),
+            links: Vec::new(),
             commands: Vec::new(),
         }
     }
@@ -470,6 +559,10 @@ impl App {
         self.open = Some(id);
         self.focus = Focus::Composer;
         self.info_highlighted = 0;
+        self.chosen = None;
+        if self.editing.as_ref().is_some_and(|editing| editing.conversation_id != id) {
+            self.cancel_edit();
+        }
         let view = &mut self.conversations[index];
         view.unread = 0;
         view.scroll = 0;
@@ -478,6 +571,89 @@ impl App {
             self.info("your text that was not sent is back in the composer");
         }
         self.command(Command::Open(id));
+    }
+
+    /// How far a message of the person's in `view` got (`None` for others' messages, and in
+    /// the assistant's conversation once sent: nobody there reads).
+    pub fn receipt(&self, view: &ConversationView, message: &Shown) -> Option<Receipt> {
+        if Some(message.sender) != self.me() {
+            return None;
+        }
+        match message.pending {
+            Some(Pending::Queued) => return Some(Receipt::Queued),
+            Some(Pending::Sending) => return Some(Receipt::Sending),
+            None => {}
+        }
+        let others = self.others(view);
+        if view.conversation.assistant || others.is_empty() {
+            return Some(Receipt::Sent);
+        }
+        let reached = |times: &BTreeMap<Uuid, Option<DateTime<Utc>>>, user: &Uuid| {
+            times.get(user).copied().flatten().is_some_and(|at| at >= message.at)
+        };
+        let read: Vec<Uuid> = others.iter().copied().filter(|user| reached(&view.read_times, user)).collect();
+        // Read implies delivered.
+        let delivered = others.iter().filter(|user| read.contains(user) || reached(&view.delivered_times, user)).count();
+        Some(if read.len() == others.len() {
+            Receipt::Read
+        } else if !read.is_empty() {
+            Receipt::ReadBy(read)
+        } else if delivered == others.len() {
+            Receipt::Delivered
+        } else if delivered > 0 {
+            Receipt::DeliveredTo(delivered, others.len())
+        } else {
+            Receipt::Sent
+        })
+    }
+
+    /// A receipt in words.
+    pub fn receipt_text(&self, receipt: &Receipt) -> String {
+        match receipt {
+            Receipt::Queued => "queued: sent when the connection is back".to_owned(),
+            Receipt::Sending => "sending…".to_owned(),
+            Receipt::Sent => "sent".to_owned(),
+            Receipt::DeliveredTo(some, all) => format!("delivered to {some} of {all}"),
+            Receipt::Delivered => "delivered".to_owned(),
+            Receipt::ReadBy(users) => format!("read by {}", self.names(users)),
+            Receipt::Read => "read".to_owned(),
+        }
+    }
+
+    /// How many of the person's messages the server does not have yet, everywhere.
+    pub fn pending(&self) -> usize {
+        self.conversations.iter().map(ConversationView::pending).sum()
+    }
+
+    /// The person asked to quit: done, unless messages are still queued (then they are
+    /// asked first).
+    pub fn request_quit(&mut self) {
+        let pending = self.pending();
+        if pending == 0 {
+            self.quit = true;
+            return;
+        }
+        let messages = if pending == 1 { "1 message is" } else { &format!("{pending} messages are") };
+        self.confirm = Some(Confirm::Quit);
+        self.error(format!("{messages} not sent yet and would be lost: quit anyway? y quits, n stays"));
+    }
+
+    /// Ends editing a message: the composer gets back what it held before.
+    pub fn cancel_edit(&mut self) {
+        if let Some(editing) = self.editing.take() {
+            self.composer.clear();
+            self.composer.put_back(&editing.draft);
+        }
+    }
+
+    /// The person's own messages in the open conversation that the server has, oldest first.
+    pub fn own_messages(&self) -> Vec<Uuid> {
+        let Some(view) = self.open_view() else { return Vec::new() };
+        view.messages
+            .iter()
+            .filter(|m| Some(m.sender) == self.me() && m.pending.is_none() && m.text.is_ok())
+            .map(|m| m.group)
+            .collect()
     }
 
     /// Who is typing in the open conversation, as a line ("bob is typing…").
@@ -501,7 +677,8 @@ impl App {
             .filter(|user| Some(user.id) != self.me())
             .filter(|user| {
                 needle.is_empty()
-                    || user.email.to_lowercase().contains(&needle)
+                    || picker.found.contains(&user.id)
+                    || email_of(user).is_some_and(|email| email.to_lowercase().contains(&needle))
                     || user.display_name.to_lowercase().contains(&needle)
             })
             .collect();
@@ -579,6 +756,64 @@ impl App {
                 self.login.busy = false;
                 self.error(reason);
             }
+            Update::Resuming => {
+                self.login.busy = true;
+                self.info(format!("signing in to {} with the kept session…", self.server));
+            }
+            Update::Connection(connection) => {
+                if let (Connection::Unreachable(why), Screen::Login) = (&connection, self.screen) {
+                    let why = why.clone();
+                    if self.login.busy {
+                        self.error(format!("{why}; trying again…"));
+                    }
+                }
+                self.connection = connection;
+            }
+            Update::SignedOut(why) => {
+                // Back to the form; what was not sent cannot go any more.
+                let email = self.me.take().map(|me| me.email).unwrap_or_default();
+                let server = std::mem::take(&mut self.server);
+                *self = Self::new(&server);
+                self.login.email.put_back(&email);
+                self.error(why);
+            }
+            Update::Queued { conversation_id, locals } => {
+                if let Some(view) = self.view_mut(conversation_id) {
+                    for message in view.messages.iter_mut().filter(|m| locals.contains(&m.group)) {
+                        message.pending = Some(Pending::Queued);
+                    }
+                }
+            }
+            Update::Sending { conversation_id, local } => {
+                if let Some(message) =
+                    self.view_mut(conversation_id).and_then(|view| view.messages.iter_mut().find(|m| m.group == local))
+                {
+                    message.pending = Some(Pending::Sending);
+                }
+            }
+            Update::Sent { conversation_id, local, message } => {
+                if let Some(view) = self.view_mut(conversation_id) {
+                    view.messages.retain(|m| m.group != local);
+                }
+                self.message(conversation_id, message);
+            }
+            Update::Read { conversation_id, user_id, read_at } => {
+                if let Some(view) = self.view_mut(conversation_id) {
+                    view.read_times.insert(user_id, read_at);
+                }
+            }
+            Update::Found { query, users } => {
+                for user in &users {
+                    self.users.entry(user.id).or_insert_with(|| user.clone());
+                }
+                if let Some(picker) = self.picker.as_mut().filter(|picker| picker.find.text().trim() == query) {
+                    picker.found = users.into_iter().map(|user| user.id).collect();
+                }
+            }
+            Update::ImageSaved { url, path } => {
+                self.info(format!("the assistant's image is saved to {}", path.display()));
+                self.images.insert(url, path);
+            }
             Update::Users(users) => {
                 self.users = users.into_iter().map(|user| (user.id, user)).collect();
             }
@@ -598,7 +833,12 @@ impl App {
                 }
             }
             Update::Message { conversation_id, message } => self.message(conversation_id, message),
-            Update::NotSent { conversation_id, text, reason } => self.not_sent(conversation_id, &text, &reason),
+            Update::NotSent { local, conversation_id, text, reason } => {
+                if let (Some(local), Some(view)) = (local, self.view_mut(conversation_id)) {
+                    view.messages.retain(|m| m.group != local);
+                }
+                self.not_sent(conversation_id, &text, &reason);
+            }
             Update::Edited { conversation_id, message } => {
                 if let Some(view) = self.view_mut(conversation_id) {
                     view.upsert(message);
@@ -607,6 +847,12 @@ impl App {
             Update::Deleted { conversation_id, group } => {
                 if let Some(view) = self.view_mut(conversation_id) {
                     view.messages.retain(|m| m.group != group);
+                }
+                if self.chosen == Some(group) {
+                    self.chosen = None;
+                }
+                if self.editing.as_ref().is_some_and(|editing| editing.group == group) {
+                    self.cancel_edit();
                 }
             }
             Update::Typing { conversation_id, user_id, typing } => {
@@ -680,7 +926,7 @@ impl App {
     }
 
     fn joined(&mut self, joined: Joined) {
-        let Joined { conversation, members, messages, page_token, unread, own_key_unopenable } = joined;
+        let Joined { conversation, members, messages, page_token, unread, own_key_unopenable, read_times } = joined;
         let id = conversation.id;
         let is_open = self.open == Some(id);
         let view = match self.conversations.iter().position(|view| view.id() == id) {
@@ -694,7 +940,11 @@ impl App {
         view.conversation = conversation;
         view.members = members;
         view.own_key_unopenable = own_key_unopenable;
+        // What is still on its way to the server stays, after the history.
+        let pending: Vec<Shown> = view.messages.drain(..).filter(|m| m.pending.is_some()).collect();
         view.messages = messages;
+        view.messages.extend(pending);
+        view.read_times = read_times;
         view.page_token = page_token;
         view.loading_older = false;
         view.joined = true;
@@ -806,6 +1056,7 @@ pub(crate) mod testing {
             flags: Vec::new(),
             unchecked: false,
             sent_at: None,
+            pending: None,
         }
     }
 
@@ -824,6 +1075,7 @@ pub(crate) mod testing {
             page_token: None,
             unread: 0,
             own_key_unopenable: false,
+            read_times: BTreeMap::new(),
         };
         app.apply(Update::Joined(Box::new(joined)), Instant::now());
     }
@@ -861,6 +1113,7 @@ mod tests {
         joined(&mut app, conversation(id, false), vec![me, bob]);
         app.open_conversation(id);
         let refused = Update::NotSent {
+            local: None,
             conversation_id: id,
             text: "meet at noon".to_owned(),
             reason: Refusal::KeyChanged(vec![bob]),
@@ -874,6 +1127,7 @@ mod tests {
         app.composer.clear();
         app.composer.insert('!');
         let waiting = Update::NotSent {
+            local: None,
             conversation_id: id,
             text: "hello".to_owned(),
             reason: Refusal::Unreachable(vec![bob, Uuid::nil()]),
@@ -891,6 +1145,7 @@ mod tests {
         signed_in(&mut app, me, vec![conversation(first, false), conversation(second, false)]);
         app.open_conversation(second);
         let refused = Update::NotSent {
+            local: None,
             conversation_id: first,
             text: "for the first".to_owned(),
             reason: Refusal::OwnKeyUnopenable,

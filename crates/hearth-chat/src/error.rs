@@ -22,6 +22,34 @@ pub enum ChatError {
     Refused(String),
 }
 
+impl ChatError {
+    /// Whether the server could not be reached at all (nothing answered, or not in time).
+    pub fn unreachable(&self) -> bool {
+        match self {
+            ChatError::Api(ClientError::Transport(error)) => error.is_connect() || error.is_timeout(),
+            ChatError::Channel(ChannelError::Connect(_)) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether the session is over and the person must sign in again.
+    pub fn needs_sign_in(&self) -> bool {
+        match self {
+            ChatError::Api(error) => error.needs_sign_in(),
+            ChatError::Channel(ChannelError::Rejected { status }) => matches!(status, 401 | 403),
+            _ => false,
+        }
+    }
+
+    /// What happened, in words, naming `server` when it cannot be reached.
+    pub fn describe(&self, server: &str) -> String {
+        if self.unreachable() {
+            return format!("server unreachable: nothing answers at {server} (is it running, and is the address right?)");
+        }
+        self.to_string()
+    }
+}
+
 /// Why [`run`](crate::run) ended with an error; what the server sends never ends it.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -34,6 +62,9 @@ pub enum RunError {
     /// Drawing the screen failed.
     #[error("cannot draw")]
     Draw(#[source] std::io::Error),
+    /// `--logout` could not read or remove the kept session's file.
+    #[error("cannot sign out")]
+    Logout(#[source] ChatError),
     /// Reading keys from the terminal failed.
     #[error("cannot read the terminal")]
     ReadKeys(#[source] std::io::Error),

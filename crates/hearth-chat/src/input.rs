@@ -7,9 +7,12 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use hearth_client::trust::ContactState;
 use zeroize::Zeroizing;
 
-use super::app::{App, Focus, LoginField, Picker, PickerField, Screen};
+use super::app::{App, Confirm, Editing, Focus, LoginField, Picker, PickerField, Screen};
 use super::editor::Editor;
-use super::network::{Command, SignIn};
+use super::network::{Command, Pending, Shown, SignIn};
+
+/// What the keys do while a message of the person's is chosen (said in the status line).
+const CHOSEN_KEYS: &str = "your message: e edit · d delete · ↑↓ another of yours · Esc back";
 
 /// Lines a page key scrolls the history by.
 const PAGE: usize = 10;
@@ -72,8 +75,12 @@ impl App {
         if key.kind == KeyEventKind::Release {
             return;
         }
+        if let Some(confirm) = self.confirm {
+            self.confirm_key(confirm, key);
+            return;
+        }
         if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
-            self.quit = true;
+            self.request_quit();
             return;
         }
         match self.screen {
@@ -83,12 +90,39 @@ impl App {
         }
     }
 
+    /// y or n to what the person is asked (Esc is n).
+    fn confirm_key(&mut self, confirm: Confirm, key: KeyEvent) {
+        let yes = match key.code {
+            KeyCode::Char('y' | 'Y') => true,
+            KeyCode::Char('n' | 'N') | KeyCode::Esc => false,
+            _ => return,
+        };
+        self.confirm = None;
+        self.status = None;
+        match (confirm, yes) {
+            (Confirm::Quit, true) => self.quit = true,
+            (Confirm::Delete { conversation_id, group }, true) => {
+                self.chosen = None;
+                self.info("deleting…");
+                self.command(Command::Delete { conversation_id, group });
+            }
+            (_, false) => {}
+        }
+    }
+
     fn login_key(&mut self, key: KeyEvent) {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         let fields = self.login.fields();
         let at = fields.iter().position(|field| *field == self.login.field()).unwrap_or(0);
         match key.code {
-            KeyCode::Esc => self.quit = true,
+            KeyCode::Esc => {
+                let typed = [&self.login.email, &self.login.password, &self.login.display_name];
+                if typed.iter().all(|editor| editor.is_empty()) {
+                    self.quit = true;
+                } else {
+                    self.error("Esc does not quit while something is typed: Ctrl-U clears a field, Ctrl-C quits");
+                }
+            }
             KeyCode::Char('r') if ctrl => {
                 self.login.register = !self.login.register;
                 if self.login.field() == LoginField::DisplayName {
@@ -135,7 +169,18 @@ impl App {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         match key.code {
             KeyCode::Esc if self.info => self.info = false,
-            KeyCode::Esc => self.quit = true,
+            KeyCode::Esc if self.chosen.is_some() => {
+                self.chosen = None;
+                self.status = None;
+            }
+            KeyCode::Esc if self.editing.is_some() => {
+                self.cancel_edit();
+                self.info("not edited");
+            }
+            KeyCode::Esc if !self.composer.is_empty() => {
+                self.error("Esc does not quit while you have typed text: Enter sends it, Ctrl-U clears it");
+            }
+            KeyCode::Esc => self.request_quit(),
             KeyCode::Char('n') if ctrl => {
                 self.picker = Some(Picker {
                     find: Editor::default(),
@@ -143,6 +188,7 @@ impl App {
                     field: PickerField::Find,
                     highlighted: 0,
                     picked: Default::default(),
+                    found: Default::default(),
                 });
                 // Someone may have registered since the list was read.
                 self.command(Command::RefreshUsers);
@@ -257,6 +303,19 @@ impl App {
     }
 
     fn composer_key(&mut self, key: KeyEvent, now: Instant) {
+        if self.chosen.is_some() && self.chosen_key(key) {
+            return;
+        }
+        if key.code == KeyCode::Up && self.composer.is_empty() && self.editing.is_none() {
+            match self.own_messages().last() {
+                Some(last) => {
+                    self.chosen = Some(*last);
+                    self.info(CHOSEN_KEYS);
+                }
+                None => self.info("nothing of yours to edit here"),
+            }
+            return;
+        }
         if key.code == KeyCode::Enter {
             self.send();
             return;
@@ -270,9 +329,59 @@ impl App {
         }
     }
 
+    /// A key while one of the person's messages is chosen: whether it was for the choice
+    /// (any other key lets the choice go, and does what it does).
+    fn chosen_key(&mut self, key: KeyEvent) -> bool {
+        let Some(chosen) = self.chosen else { return false };
+        let own = self.own_messages();
+        let Some(at) = own.iter().position(|group| *group == chosen) else {
+            self.chosen = None;
+            return false;
+        };
+        let Some(conversation_id) = self.open else { return false };
+        match key.code {
+            KeyCode::Up => self.chosen = Some(own[at.saturating_sub(1)]),
+            KeyCode::Down if at + 1 < own.len() => self.chosen = Some(own[at + 1]),
+            KeyCode::Down => {
+                self.chosen = None;
+                self.status = None;
+            }
+            KeyCode::Char('e') | KeyCode::Enter => {
+                let text = self
+                    .open_view()
+                    .and_then(|view| view.messages.iter().find(|m| m.group == chosen))
+                    .and_then(|m| m.text.clone().ok())
+                    .unwrap_or_default();
+                let draft = self.composer.take();
+                self.composer.put_back(&text);
+                self.editing = Some(Editing { conversation_id, group: chosen, draft });
+                self.chosen = None;
+                self.info("editing your message: Enter saves, Esc cancels");
+            }
+            KeyCode::Char('d') | KeyCode::Delete => {
+                self.confirm = Some(Confirm::Delete { conversation_id, group: chosen });
+                self.error("delete this message for everyone? y deletes, n keeps it");
+            }
+            _ => {
+                self.chosen = None;
+                self.status = None;
+                return false;
+            }
+        }
+        true
+    }
+
     fn send(&mut self) {
         let text = self.composer.text().trim().to_owned();
         if text.is_empty() {
+            return;
+        }
+        if let Some(editing) = self.editing.take() {
+            let Editing { conversation_id, group, draft } = editing;
+            self.composer.clear();
+            self.composer.put_back(&draft);
+            self.info("saving your edit…");
+            self.command(Command::Edit { conversation_id, group, text });
             return;
         }
         let Some(view) = self.open_view() else {
@@ -284,12 +393,27 @@ impl App {
             return;
         }
         let conversation_id = view.id();
+        let Some(me) = self.me() else { return };
         self.composer.clear();
         self.finish_typing();
+        // Shown at once, as on its way, under an id of its own until the server has it.
+        let local = uuid::Uuid::now_v7();
+        let pending = Shown {
+            group: local,
+            sender: me,
+            text: Ok(text.clone()),
+            at: chrono::Utc::now(),
+            edited: false,
+            flags: Vec::new(),
+            unchecked: false,
+            sent_at: None,
+            pending: Some(Pending::Sending),
+        };
         if let Some(view) = self.open_view_mut() {
             view.scroll = 0;
+            view.messages.push(pending);
         }
-        self.command(Command::Send { conversation_id, text });
+        self.command(Command::Send { conversation_id, local, text });
     }
 
     fn picker_key(&mut self, key: KeyEvent) {
@@ -321,6 +445,12 @@ impl App {
                 };
                 if edit(editor, key) == Edit::Changed && field == PickerField::Find {
                     picker.highlighted = 0;
+                    picker.found.clear();
+                    // The server finds people by name, and by an exact email it may not show.
+                    let query = picker.find.text().trim().to_owned();
+                    if !query.is_empty() {
+                        self.command(Command::FindUsers(query));
+                    }
                 }
             }
         }
@@ -424,6 +554,7 @@ mod tests {
             page_token: None,
             unread: 0,
             own_key_unopenable: true,
+            read_times: std::collections::BTreeMap::new(),
         };
         app.apply(crate::network::Update::Joined(Box::new(own_key)), Instant::now());
         ctrl(&mut app, 'k');

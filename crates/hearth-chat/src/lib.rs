@@ -9,6 +9,8 @@
 //! - `trust_file.rs`: where the keyring's pins are kept between runs (the configuration
 //!   directory: `--config-dir`/`HEARTH_CONFIG_DIR`, else `$XDG_CONFIG_HOME/hearth`, else
 //!   `$HOME/.config/hearth`);
+//! - `session_file.rs`: the kept session (a refresh token and the wrap key, 0600), so the
+//!   client starts signed in on the same device; [`logout`] ends it;
 //! - `editor.rs`: the one-line editor of the forms and the composer.
 //!
 //! The loop here draws, then waits for whichever comes first: a key, an update from the
@@ -22,8 +24,10 @@ mod error;
 mod input;
 mod network;
 mod render;
+mod session_file;
 mod trust_file;
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -45,6 +49,67 @@ impl Drop for RestoreTerminal {
     }
 }
 
+/// Whether the terminal (by `$TERM`) may be sent OSC 8 hyperlinks: every terminal that does
+/// not know them ignores them, but the Linux console and dumb terminals print them.
+fn hyperlinks_supported(term: Option<&str>) -> bool {
+    !matches!(term, None | Some("" | "dumb" | "linux"))
+}
+
+/// Makes the links drawn this frame clickable (OSC 8): each is written again over itself,
+/// the same characters, inside a hyperlink to its whole address (the label may be shortened
+/// to fit). ratatui cannot draw hyperlinks itself (its cells hold characters, and an escape
+/// sequence in one upsets its widths), so this goes to the terminal after each frame.
+fn link(links: &[render::DrawnLink]) -> std::io::Result<()> {
+    if links.is_empty() {
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    crossterm::queue!(out, crossterm::cursor::SavePosition)?;
+    for drawn in links {
+        crossterm::queue!(
+            out,
+            crossterm::cursor::MoveTo(drawn.x, drawn.y),
+            crossterm::style::SetAttribute(crossterm::style::Attribute::Underlined),
+            crossterm::style::Print(format!("\x1b]8;;{}\x1b\\{}\x1b]8;;\x1b\\", drawn.url, drawn.label)),
+            crossterm::style::SetAttribute(crossterm::style::Attribute::Reset),
+        )?;
+    }
+    crossterm::queue!(out, crossterm::cursor::RestorePosition)?;
+    out.flush()
+}
+
+/// `hearth chat --logout`: signs the kept session's device out on the server at `server`
+/// (when it can be reached) and forgets the session. What happened, in words.
+pub async fn logout(server: &str, config_dir: Option<PathBuf>) -> Result<String, RunError> {
+    let mut client = hearth_client::api::Client::new(server).map_err(RunError::InvalidServer)?;
+    let file = session_file::SessionFile::new(config_dir.as_deref(), server).map_err(RunError::Logout)?;
+    let Some(kept) = file.load().map_err(RunError::Logout)? else {
+        return Ok(format!("no session kept for {server}: nothing to sign out"));
+    };
+    let signed_out = match client.refresh_session(&kept.refresh_token).await {
+        Ok(_) => {
+            let device = client.identity().map(|identity| identity.device_id);
+            match device {
+                Some(device) => client.revoke_device(device).await.map_err(error::ChatError::from),
+                None => Ok(()),
+            }
+        }
+        Err(error) => Err(error.into()),
+    };
+    file.remove().map_err(RunError::Logout)?;
+    Ok(match signed_out {
+        Ok(()) => format!("signed out of {server}; the kept session {} is removed", file.path().display()),
+        Err(error) if error.needs_sign_in() => {
+            format!("the kept session for {server} had ended already; it is removed")
+        }
+        Err(error) => format!(
+            "the kept session is removed, but this device could not be signed out ({}): \
+             sign it out from another device's list of devices",
+            error.describe(server)
+        ),
+    })
+}
+
 /// Runs the client against the server at `server` until the person quits. What it trusts
 /// (contacts' security keys) is kept in `config_dir`, or in the default configuration
 /// directory when `None` (see the crate's documentation).
@@ -55,12 +120,16 @@ pub async fn run(server: &str, config_dir: Option<PathBuf>) -> Result<(), RunErr
     let mut terminal = ratatui::try_init().map_err(RunError::TakeOver)?;
     let _restore = RestoreTerminal;
     let mut app = App::new(server);
+    let hyperlinks = hyperlinks_supported(std::env::var("TERM").ok().as_deref());
     let mut keys = EventStream::new();
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut network_running = true;
     while !app.quit {
         terminal.draw(|frame| render::draw(frame, &mut app)).map_err(RunError::Draw)?;
+        if hyperlinks {
+            link(&app.links).map_err(RunError::Draw)?;
+        }
         tokio::select! {
             key = keys.next() => match key {
                 Some(Ok(Event::Key(key))) => app.on_key(key, Instant::now()),

@@ -11,10 +11,11 @@
 //! others write to that key rather than to the person's identity, and typing and streamed
 //! replies arrive for every conversation.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use hearth_client::api::{Client, ClientError, Conversation, Message, PublicUser, User};
@@ -29,7 +30,8 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::error::ChatError;
-use super::trust_file::trust_file;
+use super::session_file::{KeptSession, SessionFile};
+use super::trust_file::{resolve, trust_file};
 
 /// The device name sessions of this client get (`GET /api/devices` shows it).
 const DEVICE_NAME: &str = "hearth chat";
@@ -54,13 +56,34 @@ pub enum Command {
         /// The previous page's token.
         page_token: String,
     },
-    /// Send a message (encrypted for each member; plain in the assistant conversation).
+    /// Send a message (encrypted for each member; plain in the assistant conversation), or
+    /// queue it until the connection is back.
     Send {
         /// The conversation.
         conversation_id: Uuid,
+        /// The id the interface shows it under until the server has it.
+        local: Uuid,
         /// What was written.
         text: String,
     },
+    /// Replace the text of one of the person's own messages.
+    Edit {
+        /// The conversation.
+        conversation_id: Uuid,
+        /// The message group.
+        group: Uuid,
+        /// The new text.
+        text: String,
+    },
+    /// Delete one of the person's own messages.
+    Delete {
+        /// The conversation.
+        conversation_id: Uuid,
+        /// The message group.
+        group: Uuid,
+    },
+    /// Find people by display name or exact email (`GET /api/users?query=`).
+    FindUsers(String),
     /// `start_typing` (true) or `finish_typing`.
     Typing {
         /// The conversation.
@@ -102,9 +125,22 @@ impl fmt::Debug for Command {
             Command::LoadOlder { conversation_id, .. } => {
                 formatter.debug_struct("LoadOlder").field("conversation_id", conversation_id).finish_non_exhaustive()
             }
-            Command::Send { conversation_id, .. } => {
-                formatter.debug_struct("Send").field("conversation_id", conversation_id).finish_non_exhaustive()
-            }
+            Command::Send { conversation_id, local, .. } => formatter
+                .debug_struct("Send")
+                .field("conversation_id", conversation_id)
+                .field("local", local)
+                .finish_non_exhaustive(),
+            Command::Edit { conversation_id, group, .. } => formatter
+                .debug_struct("Edit")
+                .field("conversation_id", conversation_id)
+                .field("group", group)
+                .finish_non_exhaustive(),
+            Command::Delete { conversation_id, group } => formatter
+                .debug_struct("Delete")
+                .field("conversation_id", conversation_id)
+                .field("group", group)
+                .finish(),
+            Command::FindUsers(_) => formatter.write_str("FindUsers"),
             Command::Typing { conversation_id, typing } => formatter
                 .debug_struct("Typing")
                 .field("conversation_id", conversation_id)
@@ -169,6 +205,32 @@ pub struct Shown {
     pub unchecked: bool,
     /// When the sender's clock says it was sent, if that could be read.
     pub sent_at: Option<DateTime<Utc>>,
+    /// For a message of the person's that the server does not have yet: how far it is.
+    pub pending: Option<Pending>,
+}
+
+/// How far a message the person wrote is on its way to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pending {
+    /// Waiting for the connection to come back.
+    Queued,
+    /// Sent, not acknowledged yet.
+    Sending,
+}
+
+/// The connection to the server, as the person sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Connection {
+    /// Not signed in yet: nothing to connect.
+    SignedOut,
+    /// Signing in, or resuming the kept session.
+    Connecting,
+    /// Connected.
+    Connected,
+    /// The connection dropped; the socket is trying again.
+    Reconnecting,
+    /// The server cannot be reached: why, in words.
+    Unreachable(String),
 }
 
 impl Shown {
@@ -183,6 +245,7 @@ impl Shown {
             flags: opened.flags,
             unchecked: opened.unchecked,
             sent_at: opened.sent_at,
+            pending: None,
         }
     }
 }
@@ -212,6 +275,8 @@ pub struct Joined {
     /// The person's own key here does not open: nothing here can be read or sent until they
     /// make a new one.
     pub own_key_unopenable: bool,
+    /// When each member last read it (`None`: never).
+    pub read_times: BTreeMap<Uuid, Option<DateTime<Utc>>>,
 }
 
 /// Why a message was not sent (its text goes back to the person).
@@ -281,8 +346,62 @@ pub enum Update {
         /// The message.
         message: Shown,
     },
+    /// The kept session is being resumed.
+    Resuming,
+    /// How the connection is now.
+    Connection(Connection),
+    /// Messages the person wrote wait for the connection.
+    Queued {
+        /// The conversation.
+        conversation_id: Uuid,
+        /// Their ids in the interface.
+        locals: Vec<Uuid>,
+    },
+    /// A queued message is being sent now.
+    Sending {
+        /// The conversation.
+        conversation_id: Uuid,
+        /// Its id in the interface.
+        local: Uuid,
+    },
+    /// A message the person wrote reached the server: it replaces the one shown as pending.
+    Sent {
+        /// The conversation.
+        conversation_id: Uuid,
+        /// Its id in the interface until now.
+        local: Uuid,
+        /// The message as stored.
+        message: Shown,
+    },
+    /// A member read a conversation up to now.
+    Read {
+        /// The conversation.
+        conversation_id: Uuid,
+        /// Who.
+        user_id: Uuid,
+        /// When.
+        read_at: Option<DateTime<Utc>>,
+    },
+    /// People found by the picker's search, for `query`.
+    Found {
+        /// What was searched for.
+        query: String,
+        /// Who matches.
+        users: Vec<PublicUser>,
+    },
+    /// An image the assistant made was fetched and saved.
+    ImageSaved {
+        /// Its address, as the message shows it.
+        url: String,
+        /// Where it was saved.
+        path: PathBuf,
+    },
+    /// The session ended (this device was signed out): back to the sign-in form.
+    SignedOut(String),
     /// A message the person wrote was not sent: its text, to give back to them.
     NotSent {
+        /// Its id in the interface, if it was shown as pending.
+        local: Option<Uuid>,
         /// The conversation it was for.
         conversation_id: Uuid,
         /// What they wrote.
@@ -357,9 +476,9 @@ pub enum Update {
     Error(String),
 }
 
-/// Starts the network task for the server at `server`, keeping what it trusts under
-/// `config_dir` (see `trust_file.rs`): commands go in, updates come out. The task ends
-/// (closing the socket) when the command sender is dropped.
+/// Starts the network task for the server at `server`, keeping what it trusts and the
+/// session under `config_dir` (see `trust_file.rs`, `session_file.rs`): commands go in,
+/// updates come out. The task ends (closing the socket) when the command sender is dropped.
 pub fn spawn(
     server: String,
     config_dir: Option<PathBuf>,
@@ -370,28 +489,193 @@ pub fn spawn(
     (commands, updates, task)
 }
 
+/// How long to wait before trying an unreachable server again.
+const RETRY_UNREACHABLE: Duration = Duration::from_secs(2);
+
+/// How often the connection's state is looked at (the socket reconnects by itself).
+const CONNECTION_CHECK: Duration = Duration::from_millis(250);
+
+/// How long after a send that got no answer (the server may be slow) it is tried again.
+const RESEND_AFTER: Duration = Duration::from_secs(5);
+
 async fn run(
     server: String,
     config_dir: Option<PathBuf>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     updates: mpsc::UnboundedSender<Update>,
 ) {
-    // Until signed in, only sign-ins mean anything.
-    let (session, events) = loop {
-        match commands.recv().await {
-            None => return,
-            Some(Command::SignIn(request)) => {
-                match Session::sign_in(&server, config_dir.clone(), request, updates.clone()).await {
-                    Ok(signed_in) => break signed_in,
-                    Err(error) => {
-                        let _ = updates.send(Update::SignInFailed(error.to_string()));
+    let setup = Setup { server, config_dir, updates };
+    let mut kept = setup.kept_session();
+    loop {
+        let session = match kept.take() {
+            Some(kept) => setup.resume(kept, &mut commands).await,
+            None => setup.sign_in(&mut commands).await,
+        };
+        let Some((session, events)) = session else { return };
+        if !session.run(&mut commands, events).await {
+            return;
+        }
+        // Signed out: back to the sign-in form.
+    }
+}
+
+/// What starting a session needs.
+struct Setup {
+    server: String,
+    config_dir: Option<PathBuf>,
+    updates: mpsc::UnboundedSender<Update>,
+}
+
+impl Setup {
+    fn send(&self, update: Update) {
+        let _ = self.updates.send(update);
+    }
+
+    /// The session kept from an earlier run, if there is one that can be used.
+    fn kept_session(&self) -> Option<KeptSession> {
+        let loaded = SessionFile::new(self.config_dir.as_deref(), &self.server).and_then(|file| file.load());
+        match loaded {
+            Ok(kept) => kept,
+            Err(error) => {
+                self.send(Update::SignInFailed(format!("{error}: sign in again")));
+                None
+            }
+        }
+    }
+
+    /// Waits for the person to sign in (until the interface goes away: `None`).
+    async fn sign_in(&self, commands: &mut mpsc::UnboundedReceiver<Command>) -> Option<(Session, Events)> {
+        loop {
+            match commands.recv().await? {
+                Command::SignIn(request) => {
+                    self.send(Update::Connection(Connection::Connecting));
+                    match Session::sign_in(self, request).await {
+                        Ok(signed_in) => return Some(signed_in),
+                        Err(error) => {
+                            let text = error.describe(&self.server);
+                            if error.unreachable() {
+                                self.send(Update::Connection(Connection::Unreachable(text.clone())));
+                            } else {
+                                self.send(Update::Connection(Connection::SignedOut));
+                            }
+                            self.send(Update::SignInFailed(text));
+                        }
                     }
                 }
+                // Anything else means nothing until signed in.
+                _ => {}
             }
-            Some(_) => {}
         }
-    };
-    session.run(commands, events).await;
+    }
+
+    /// Resumes the kept session, trying again while the server cannot be reached; a session
+    /// that has ended (signed out, revoked, expired) is forgotten and the person signs in.
+    async fn resume(
+        &self,
+        kept: KeptSession,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+    ) -> Option<(Session, Events)> {
+        self.send(Update::Resuming);
+        self.send(Update::Connection(Connection::Connecting));
+        loop {
+            // Read again each time: a refresh that got through but whose answer was lost
+            // has left the newest token in the file.
+            let attempt = match SessionFile::new(self.config_dir.as_deref(), &self.server).and_then(|f| f.load()) {
+                Ok(Some(newest)) => Session::resume(self, newest).await,
+                _ => Session::resume(self, clone_kept(&kept)).await,
+            };
+            let error = match attempt {
+                Ok(resumed) => return Some(resumed),
+                Err(error) => error,
+            };
+            if error.unreachable() {
+                self.send(Update::Connection(Connection::Unreachable(error.describe(&self.server))));
+                // Quitting meanwhile ends the wait; other commands mean nothing yet.
+                let retry = tokio::time::sleep(RETRY_UNREACHABLE);
+                tokio::pin!(retry);
+                loop {
+                    tokio::select! {
+                        () = &mut retry => break,
+                        command = commands.recv() => if command.is_none() { return None },
+                    }
+                }
+                continue;
+            }
+            let why = if error.needs_sign_in() {
+                "your kept session has ended (this device was signed out): sign in again".to_owned()
+            } else {
+                format!("{}: sign in again", error.describe(&self.server))
+            };
+            if let Ok(file) = SessionFile::new(self.config_dir.as_deref(), &self.server) {
+                let _ = file.remove();
+            }
+            self.send(Update::Connection(Connection::SignedOut));
+            self.send(Update::SignInFailed(why));
+            return self.sign_in(commands).await;
+        }
+    }
+}
+
+impl Setup {
+    /// The keeper of this server's session file, told every refresh token `client` gets.
+    fn keeper(&self, client: &mut Client) -> Result<Arc<Keeper>, ChatError> {
+        let file = SessionFile::new(self.config_dir.as_deref(), &self.server)?;
+        let keeper =
+            Arc::new(Keeper { file, updates: self.updates.clone(), state: std::sync::Mutex::new(KeeperState::default()) });
+        let kept = keeper.clone();
+        client.keep_refresh_tokens(move |token| kept.token(token));
+        Ok(keeper)
+    }
+}
+
+/// A copy of a kept session (it holds secrets, so it is not `Clone`).
+fn clone_kept(kept: &KeptSession) -> KeptSession {
+    KeptSession {
+        user_id: kept.user_id,
+        refresh_token: kept.refresh_token.clone(),
+        wrap_key: kept.wrap_key.clone(),
+    }
+}
+
+/// Keeps the session file up to date: every new refresh token the client gets is written
+/// with the account and wrap key (which are known only once sign-in is done).
+struct Keeper {
+    file: SessionFile,
+    updates: mpsc::UnboundedSender<Update>,
+    state: std::sync::Mutex<KeeperState>,
+}
+
+#[derive(Default)]
+struct KeeperState {
+    account: Option<(Uuid, hearth_client::e2e::WrapKey)>,
+    token: Option<Zeroizing<String>>,
+}
+
+impl Keeper {
+    fn state(&self) -> std::sync::MutexGuard<'_, KeeperState> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A new refresh token.
+    fn token(&self, token: &str) {
+        let mut state = self.state();
+        state.token = Some(Zeroizing::new(token.to_owned()));
+        self.save(&state);
+    }
+
+    /// Sign-in is done: whose session it is, and its wrap key.
+    fn account(&self, user: Uuid, wrap_key: hearth_client::e2e::WrapKey) {
+        let mut state = self.state();
+        state.account = Some((user, wrap_key));
+        self.save(&state);
+    }
+
+    fn save(&self, state: &KeeperState) {
+        let (Some((user, wrap_key)), Some(token)) = (&state.account, &state.token) else { return };
+        if let Err(error) = self.file.save(*user, token, wrap_key) {
+            let _ = self.updates.send(Update::Error(format!("{error}; you will have to sign in next time")));
+        }
+    }
 }
 
 /// A signed-in session.
@@ -399,7 +683,10 @@ struct Session {
     api: Arc<Client>,
     socket: Socket,
     me: Uuid,
+    server: String,
     updates: mpsc::UnboundedSender<Update>,
+    /// Where the session is kept between runs.
+    session_file: SessionFile,
     /// The account's keys and pins; `None` while its security key does not open.
     keyring: Option<Keyring>,
     /// The sign-in's password, kept only while the security key does not open: replacing it
@@ -408,6 +695,8 @@ struct Session {
     password: Option<Zeroizing<String>>,
     /// Where the keyring's pins are kept.
     trust_file: PathBuf,
+    /// Where the assistant's images are saved.
+    images_dir: PathBuf,
     /// The users known from `GET /api/users` (a conversation with someone else reads it again).
     known_users: HashSet<Uuid>,
     /// Each joined conversation's members (the person included).
@@ -420,26 +709,69 @@ struct Session {
     own_key_unopenable: HashSet<Uuid>,
     /// The unread counts `GET /api/conversations` gave at sign-in, used by the first join.
     listed_unread: HashMap<Uuid, u64>,
+    /// Messages the person wrote that the server does not have yet, oldest first.
+    outbox: VecDeque<Outbound>,
+    /// When the front of the outbox was last tried.
+    last_attempt: Option<tokio::time::Instant>,
+    /// The images saved (or found saved) this run, by address.
+    saved_images: HashSet<String>,
+}
+
+/// A message on its way to the server.
+struct Outbound {
+    conversation_id: Uuid,
+    local: Uuid,
+    text: String,
+    /// Sealed at the first attempt, and sent as it is at every next one: its message group
+    /// is its `client_msg_id`, so a resend after a lost reply is not stored twice.
+    sealed: Option<hearth_client::trust::Outgoing>,
+}
+
+/// Why a message did not go out.
+enum Undelivered {
+    /// The connection is not there: it waits.
+    Disconnected,
+    /// It cannot be sent: its text goes back.
+    Refused(Refusal),
 }
 
 impl Session {
-    /// Signs in, opens the keyring, connects the socket, joins the person's topics, reports
-    /// who they are and then joins every conversation.
-    async fn sign_in(
-        server: &str,
-        config_dir: Option<PathBuf>,
-        request: SignIn,
-        updates: mpsc::UnboundedSender<Update>,
-    ) -> Result<(Self, Events), ChatError> {
-        let mut client = Client::new(server)?;
+    /// Signs in with the password.
+    async fn sign_in(setup: &Setup, request: SignIn) -> Result<(Self, Events), ChatError> {
+        let mut client = Client::new(&setup.server)?;
+        let keeper = setup.keeper(&mut client)?;
         let SignIn { register, email, password, display_name } = request;
         let signed_in = if register {
             client.register(email.trim(), &password, display_name.as_deref(), Some(DEVICE_NAME)).await?
         } else {
             client.login(email.trim(), &password, Some(DEVICE_NAME)).await?
         };
-        let me = signed_in.user.id;
-        let trust_file = trust_file(config_dir.as_deref(), server, me)?;
+        Self::start(setup, client, keeper, signed_in.user, Some(password)).await
+    }
+
+    /// Resumes a kept session: the same device, no password.
+    async fn resume(setup: &Setup, kept: KeptSession) -> Result<(Self, Events), ChatError> {
+        let mut client = Client::new(&setup.server)?;
+        let keeper = setup.keeper(&mut client)?;
+        let signed_in = client.resume(&kept.refresh_token, kept.wrap_key.clone()).await?;
+        if signed_in.user.id != kept.user_id {
+            return Err(ChatError::Refused("the kept session is another account's".to_owned()));
+        }
+        Self::start(setup, client, keeper, signed_in.user, None).await
+    }
+
+    /// Opens the keyring, connects the socket, joins the person's topics, reports who they
+    /// are and then joins every conversation.
+    async fn start(
+        setup: &Setup,
+        client: Client,
+        keeper: Arc<Keeper>,
+        user: User,
+        password: Option<Zeroizing<String>>,
+    ) -> Result<(Self, Events), ChatError> {
+        let me = user.id;
+        let trust_file = trust_file(setup.config_dir.as_deref(), &setup.server, me)?;
+        let images_dir = resolve(setup.config_dir.as_deref())?.join("images");
         let keyring = match client.keyring(TrustStore::open(&trust_file)?) {
             Ok(keyring) => Some(keyring),
             // Signed in all the same: the person sees their conversations, is told, and can
@@ -447,36 +779,46 @@ impl Session {
             Err(ClientError::IdentityUnopenable) => None,
             Err(error) => return Err(error.into()),
         };
-        let password = keyring.is_none().then_some(password);
+        let password = if keyring.is_none() { password } else { None };
+        let wrap_key = client.wrap_key().cloned().ok_or(ClientError::NotSignedIn)?;
         let api = Arc::new(client);
-        let socket = Socket::connect_with_client(server, api.clone(), SocketOptions::default()).await?;
+        let socket = Socket::connect_with_client(&setup.server, api.clone(), SocketOptions::default()).await?;
         // Subscribed before joining, so the first presence_state is not missed.
         let events = socket.events();
         socket.join(&channels::user_topic(me), json!({})).await?;
         socket.join(SYSTEM_TOPIC, json!({})).await?;
+        // Kept only once everything worked: a sign-in that failed halfway keeps nothing.
+        keeper.account(me, wrap_key);
         let mut session = Self {
             api,
             socket,
             me,
-            updates,
+            server: setup.server.clone(),
+            updates: setup.updates.clone(),
+            session_file: keeper.file.clone(),
             keyring,
             password,
             trust_file,
+            images_dir,
             known_users: HashSet::new(),
             members: HashMap::new(),
             checked: HashMap::new(),
             own_key_unopenable: HashSet::new(),
             listed_unread: HashMap::new(),
+            outbox: VecDeque::new(),
+            last_attempt: None,
+            saved_images: HashSet::new(),
         };
         let users = session.read_users().await?;
         let conversations = session.api.conversations().await?;
         session.listed_unread = conversations.iter().map(|c| (c.id, c.unread)).collect();
         session.send(Update::SignedIn {
-            me: signed_in.user,
+            me: user,
             users: users.clone(),
             conversations: conversations.clone(),
             identity_unopenable: session.keyring.is_none(),
         });
+        session.send(Update::Connection(Connection::Connected));
         // After `SignedIn`, so that what changed while the person was away is the last word.
         session.learn_identities(&users)?;
         for conversation in conversations {
@@ -486,17 +828,21 @@ impl Session {
         Ok((session, events))
     }
 
-    /// Serves commands and events until the interface goes away.
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, mut events: Events) {
+    /// Serves commands and events until the interface goes away (false) or the session
+    /// ends (true: the person signs in again).
+    async fn run(mut self, commands: &mut mpsc::UnboundedReceiver<Command>, mut events: Events) -> bool {
         let mut connected = true;
-        loop {
+        let mut shown = Connection::Connected;
+        let mut check = tokio::time::interval(CONNECTION_CHECK);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let signed_out = loop {
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(command) => {
                         let done = self.command(command).await;
                         self.report(done);
                     }
-                    None => break,
+                    None => break false,
                 },
                 event = events.recv(), if connected => match event {
                     Ok(event) => {
@@ -509,12 +855,39 @@ impl Session {
                     }
                     Err(error) => {
                         connected = false;
-                        self.send(Update::Error(format!("disconnected ({error}): quit and sign in again")));
+                        // Closed for good: most likely this device was signed out.
+                        match self.api.me().await {
+                            Err(me) if me.needs_sign_in() => break true,
+                            _ => self.send(Update::Error(format!("disconnected ({error}): quit and start again"))),
+                        }
                     }
                 },
+                _ = check.tick() => {
+                    let now = if self.socket.is_closed() {
+                        Connection::Unreachable("disconnected".to_owned())
+                    } else if self.socket.is_reconnecting() {
+                        Connection::Reconnecting
+                    } else {
+                        Connection::Connected
+                    };
+                    if now != shown {
+                        shown = now.clone();
+                        self.send(Update::Connection(now));
+                    }
+                    let stalled = self.last_attempt.is_none_or(|at| at.elapsed() >= RESEND_AFTER);
+                    if shown == Connection::Connected && !self.outbox.is_empty() && stalled {
+                        self.flush().await;
+                    }
+                }
             }
+        };
+        if signed_out {
+            let _ = self.session_file.remove();
+            self.send(Update::Connection(Connection::SignedOut));
+            self.send(Update::SignedOut("this device was signed out: sign in again".to_owned()));
         }
         self.socket.close().await;
+        signed_out
     }
 
     fn send(&self, update: Update) {
@@ -523,8 +896,10 @@ impl Session {
     }
 
     fn report(&self, done: Result<(), ChatError>) {
-        if let Err(error) = done {
-            self.send(Update::Error(error.to_string()));
+        match done {
+            // The connection's state is always shown: a call it refused needs no word.
+            Ok(()) | Err(ChatError::Channel(ChannelError::Reconnecting)) => {}
+            Err(error) => self.send(Update::Error(error.describe(&self.server))),
         }
     }
 
@@ -553,25 +928,41 @@ impl Session {
                 self.send(Update::Older { conversation_id, messages, page_token: page.page_token });
                 Ok(())
             }
-            Command::Send { conversation_id, text } => {
-                match self.deliver(conversation_id, &text).await {
-                    Ok(stored) => {
-                        // Shown at once; the copy that arrives on the user topic is the same
-                        // message group, opened and checked.
-                        let message = Shown {
-                            group: stored.message_group,
-                            sender: self.me,
-                            text: Ok(text),
-                            at: stored.inserted_at,
-                            edited: false,
-                            flags: Vec::new(),
-                            unchecked: false,
-                            sent_at: None,
-                        };
-                        self.send(Update::Message { conversation_id, message });
-                    }
-                    Err(reason) => self.send(Update::NotSent { conversation_id, text, reason }),
+            Command::Send { conversation_id, local, text } => {
+                self.outbox.push_back(Outbound { conversation_id, local, text, sealed: None });
+                self.flush().await;
+                Ok(())
+            }
+            Command::Edit { conversation_id, group, text } => {
+                let keyring = self.keyring()?;
+                if keyring.plaintext_allowed(conversation_id) {
+                    return Err(ChatError::Refused("messages to the assistant cannot be edited".to_owned()));
                 }
+                let outgoing = keyring
+                    .seal(conversation_id, &text, Some(group))
+                    .map_err(|error| ChatError::Refused(format!("not edited: {error}")))?;
+                self.socket.edit_message(conversation_id, group, &outgoing.copies).await?;
+                self.send(Update::Info("edited".to_owned()));
+                Ok(())
+            }
+            Command::Delete { conversation_id, group } => {
+                self.socket.delete_message(conversation_id, group).await?;
+                self.send(Update::Deleted { conversation_id, group });
+                self.send(Update::Info("deleted".to_owned()));
+                Ok(())
+            }
+            Command::FindUsers(query) => {
+                let needle = query.to_lowercase();
+                let users: Vec<PublicUser> = self
+                    .read_users()
+                    .await?
+                    .into_iter()
+                    .filter(|user| {
+                        user.display_name.to_lowercase().contains(&needle) || user.email.to_lowercase() == needle
+                    })
+                    .collect();
+                self.learn_identities(&users)?;
+                self.send(Update::Found { query, users });
                 Ok(())
             }
             Command::Typing { conversation_id, typing } => {
@@ -627,8 +1018,12 @@ impl Session {
             Incoming::NewMessage(delivered) => {
                 let conversation_id = delivered.conversation_id;
                 if let Some(message) = self.open_live(conversation_id, &delivered.message).await? {
+                    self.save_images(conversation_id, std::slice::from_ref(&message)).await;
                     self.send(Update::Message { conversation_id, message });
                 }
+            }
+            Incoming::Read { conversation_id, user_id, read_at } => {
+                self.send(Update::Read { conversation_id, user_id, read_at });
             }
             Incoming::EditMessage(delivered) => {
                 let conversation_id = delivered.conversation_id;
@@ -676,8 +1071,11 @@ impl Session {
                 self.send(Update::DisplayName { user_id, display_name });
             }
             Incoming::Reconnected { .. } => {
-                self.send(Update::Info("reconnected".to_owned()));
-                self.catch_up().await?;
+                self.send(Update::Connection(Connection::Connected));
+                let caught_up = self.catch_up().await;
+                // What waited for the connection goes out now, in order.
+                self.flush().await;
+                caught_up?;
             }
             // Typing of one's own, read receipts, closed channels: nothing to show.
             _ => {}
@@ -719,19 +1117,72 @@ impl Session {
         oldest_first.iter().zip(opened).map(|(message, opened)| Shown::opened(message, opened)).collect()
     }
 
-    /// Encrypts and sends a message: plain text only where the keyring allows it (the
-    /// assistant's conversation), else one copy per member, sealed.
-    async fn deliver(&mut self, conversation_id: Uuid, text: &str) -> Result<Message, Refusal> {
-        let keyring = self.keyring.as_mut().ok_or(Refusal::IdentityUnopenable)?;
-        let failed = |error: ChannelError| Refusal::Failed(error.to_string());
-        if keyring.plaintext_allowed(conversation_id) {
-            return self.socket.send_prompt(conversation_id, self.me, text).await.map_err(failed);
+    /// Sends what waits in the outbox, oldest first, until it is empty or the connection is
+    /// not there (then what is left is shown as queued).
+    async fn flush(&mut self) {
+        while let Some(mut outbound) = self.outbox.pop_front() {
+            let (conversation_id, local) = (outbound.conversation_id, outbound.local);
+            if self.socket.is_reconnecting() {
+                self.outbox.push_front(outbound);
+                break;
+            }
+            self.last_attempt = Some(tokio::time::Instant::now());
+            self.send(Update::Sending { conversation_id, local });
+            match self.deliver(&mut outbound).await {
+                Ok(stored) => {
+                    // Shown at once; the copy that arrives on the user topic is the same
+                    // message group, opened and checked.
+                    let message = Shown {
+                        group: stored.message_group,
+                        sender: self.me,
+                        text: Ok(outbound.text),
+                        at: stored.inserted_at,
+                        edited: false,
+                        flags: Vec::new(),
+                        unchecked: false,
+                        sent_at: None,
+                        pending: None,
+                    };
+                    self.send(Update::Sent { conversation_id, local, message });
+                }
+                Err(Undelivered::Disconnected) => {
+                    self.outbox.push_front(outbound);
+                    break;
+                }
+                Err(Undelivered::Refused(reason)) => {
+                    let text = std::mem::take(&mut outbound.text);
+                    self.send(Update::NotSent { local: Some(local), conversation_id, text, reason });
+                }
+            }
         }
-        let outgoing = keyring.seal(conversation_id, text, None)?;
-        self.socket
-            .send_message(conversation_id, Some(outgoing.message_group_id), &outgoing.copies)
-            .await
-            .map_err(failed)
+        let mut queued: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
+        for outbound in &self.outbox {
+            queued.entry(outbound.conversation_id).or_default().push(outbound.local);
+        }
+        for (conversation_id, locals) in queued {
+            self.send(Update::Queued { conversation_id, locals });
+        }
+    }
+
+    /// Encrypts and sends a message: plain text only where the keyring allows it (the
+    /// assistant's conversation), else one copy per member, sealed (once: a resend sends the
+    /// same copies under the same message group).
+    async fn deliver(&mut self, outbound: &mut Outbound) -> Result<Message, Undelivered> {
+        let conversation_id = outbound.conversation_id;
+        let keyring = self.keyring.as_mut().ok_or(Undelivered::Refused(Refusal::IdentityUnopenable))?;
+        let failed = |error: ChannelError| match error {
+            ChannelError::Reconnecting | ChannelError::Timeout => Undelivered::Disconnected,
+            other => Undelivered::Refused(Refusal::Failed(other.to_string())),
+        };
+        if keyring.plaintext_allowed(conversation_id) {
+            return self.socket.send_prompt(conversation_id, self.me, &outbound.text).await.map_err(failed);
+        }
+        if outbound.sealed.is_none() {
+            let sealed = keyring.seal(conversation_id, &outbound.text, None).map_err(|e| Undelivered::Refused(e.into()))?;
+            outbound.sealed = Some(sealed);
+        }
+        let sealed = outbound.sealed.as_ref().expect("sealed above");
+        self.socket.send_message(conversation_id, Some(sealed.message_group_id), &sealed.copies).await.map_err(failed)
     }
 
     /// Tells the interface what the keyring found.
@@ -856,6 +1307,7 @@ impl Session {
         self.members.insert(id, members.clone());
         let oldest_first: Vec<Message> = joined.messages.items.iter().rev().cloned().collect();
         let messages = self.open_page(id, &oldest_first, true);
+        self.save_images(id, &messages).await;
         self.checked.insert(id, oldest_first.iter().map(|message| (message.id, message.updated_at)).collect());
         // Read time `None`: never read, so everything from others is new.
         let read_at = joined.read_times.get(&self.me).copied().flatten();
@@ -876,6 +1328,7 @@ impl Session {
             page_token: joined.messages.page_token,
             unread,
             own_key_unopenable,
+            read_times: joined.read_times,
         })));
         // After `Joined`, so the interface can name the conversation.
         for notice in notices {
@@ -936,6 +1389,67 @@ impl Session {
         self.send(Update::IdentityReplaced);
         self.catch_up().await
     }
+}
+
+impl Session {
+    /// Fetches the images the assistant made that `messages` link to (the address needs the
+    /// person's token, so a browser cannot open it) and saves each under `images/` in the
+    /// configuration directory, once; the interface shows where.
+    async fn save_images(&mut self, conversation_id: Uuid, messages: &[Shown]) {
+        if !self.keyring.as_ref().is_some_and(|keyring| keyring.plaintext_allowed(conversation_id)) {
+            return;
+        }
+        for message in messages.iter().filter(|message| message.sender != self.me) {
+            let Ok(text) = &message.text else { continue };
+            for (url, image_id) in image_links(text) {
+                if !self.saved_images.insert(url.clone()) {
+                    continue;
+                }
+                match self.save_image(image_id).await {
+                    Ok(path) => self.send(Update::ImageSaved { url, path }),
+                    Err(error) => {
+                        self.saved_images.remove(&url);
+                        self.send(Update::Error(format!("the image was not saved: {}", error.describe(&self.server))));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn save_image(&self, image_id: Uuid) -> Result<PathBuf, ChatError> {
+        if let Some(existing) = ["png", "jpg", "webp", "gif", "img"]
+            .iter()
+            .map(|extension| self.images_dir.join(format!("{image_id}.{extension}")))
+            .find(|path| path.exists())
+        {
+            return Ok(existing);
+        }
+        let (content_type, bytes) = self.api.assistant_image(image_id).await?;
+        let extension = match content_type.split(';').next().unwrap_or_default().trim() {
+            "image/png" => "png",
+            "image/jpeg" => "jpg",
+            "image/webp" => "webp",
+            "image/gif" => "gif",
+            _ => "img",
+        };
+        let path = self.images_dir.join(format!("{image_id}.{extension}"));
+        let failed = |error: std::io::Error| ChatError::Refused(format!("cannot write {}: {error}", path.display()));
+        std::fs::create_dir_all(&self.images_dir).map_err(failed)?;
+        std::fs::write(&path, bytes).map_err(failed)?;
+        Ok(path)
+    }
+}
+
+/// The assistant's image links in `text` (`…/api/assistant/images/<id>`): each address with
+/// the image's id.
+pub fn image_links(text: &str) -> Vec<(String, Uuid)> {
+    text.split_whitespace()
+        .filter(|word| word.starts_with("http://") || word.starts_with("https://"))
+        .filter_map(|word| {
+            let (_, id) = word.rsplit_once("/api/assistant/images/")?;
+            Some((word.to_owned(), id.parse().ok()?))
+        })
+        .collect()
 }
 
 /// A message that cannot be read, and why.

@@ -11,7 +11,8 @@ use ratatui::widgets::{Block, Clear, Paragraph};
 use unicode_width::{UnicodeWidthChar as _, UnicodeWidthStr as _};
 use uuid::Uuid;
 
-use super::app::{App, ConversationView, Focus, LoginField, PickerField, Screen};
+use super::app::{App, ConversationView, Focus, LoginField, PickerField, Receipt, Screen, email_of};
+use super::network::Connection;
 use super::editor::Editor;
 
 /// Width of the conversation list.
@@ -21,8 +22,8 @@ const LIST_WIDTH: u16 = 32;
 const INFO_WIDTH: u16 = 46;
 
 /// The keys of the chat screen (see `input.rs`).
-const CHAT_KEYS: &str = "Tab pane · ↑↓ Enter open/send · PgUp/PgDn history · Ctrl-N new · Ctrl-A assistant · \
-     Ctrl-K security · Esc/Ctrl-C quit";
+const CHAT_KEYS: &str = "Tab pane · ↑↓ Enter open/send · ↑ edit yours · PgUp/Dn history · Ctrl-N new · \
+     Ctrl-A assistant · Ctrl-K security · Esc quit";
 
 /// The keys of the security pane, while it is up (see `input.rs`).
 const SECURITY_KEYS: &str = "↑↓ member · v verified (safety numbers match) · a accept changed key · n new own key · r new security key · Esc close";
@@ -35,23 +36,71 @@ fn focused(is: bool) -> Style {
     if is { Style::default().fg(Color::Cyan) } else { Style::default() }
 }
 
+/// A link drawn on the screen, to be made clickable (OSC 8) once the frame is out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrawnLink {
+    /// Its column.
+    pub x: u16,
+    /// Its row.
+    pub y: u16,
+    /// What is shown: the address, shortened in the middle when it does not fit.
+    pub label: String,
+    /// The whole address.
+    pub url: String,
+}
+
+/// A line of the history, and the link it shows (at which column), if it is one.
+struct HistoryLine {
+    line: Line<'static>,
+    link: Option<(usize, String, String)>,
+}
+
+impl From<Line<'static>> for HistoryLine {
+    fn from(line: Line<'static>) -> Self {
+        Self { line, link: None }
+    }
+}
+
 /// Draws the whole screen. Takes the state mutably only to record how far each history can
-/// scroll, which depends on the terminal's size.
+/// scroll and where links are, which depend on the terminal's size.
 pub fn draw(frame: &mut Frame, app: &mut App) {
+    app.links.clear();
     match app.screen {
         Screen::Login => login(frame, app),
         Screen::Chat => chat(frame, app),
     }
 }
 
+/// The status line: the connection's state, always, then what there is to say.
 fn status_line(app: &App) -> Line<'static> {
+    let mut spans = connection_spans(app);
     match &app.status {
         Some(status) if status.error => {
-            Line::from(Span::styled(format!(" ⚠ {}", status.text), Style::default().fg(Color::Red)))
+            spans.push(Span::styled(format!(" ⚠ {}", status.text), Style::default().fg(Color::Red)));
         }
-        Some(status) => Line::from(format!(" {}", status.text)),
-        None => Line::default(),
+        Some(status) => spans.push(Span::raw(format!(" {}", status.text))),
+        None => {}
     }
+    Line::from(spans)
+}
+
+/// The connection's state in a few words, with what waits for it.
+fn connection_spans(app: &App) -> Vec<Span<'static>> {
+    let yellow = Style::default().fg(Color::Yellow);
+    let (text, style) = match &app.connection {
+        Connection::SignedOut => return Vec::new(),
+        Connection::Connecting => ("◌ connecting…", yellow),
+        Connection::Connected => ("● connected", Style::default().fg(Color::Green)),
+        Connection::Reconnecting => ("◌ reconnecting…", yellow),
+        Connection::Unreachable(_) => ("✕ server unreachable", Style::default().fg(Color::Red)),
+    };
+    let mut spans = vec![Span::raw(" ["), Span::styled(text, style)];
+    let pending = app.pending();
+    if pending > 0 {
+        spans.push(Span::styled(format!(" · {pending} queued"), yellow));
+    }
+    spans.push(Span::raw("]"));
+    spans
 }
 
 fn login(frame: &mut Frame, app: &App) {
@@ -247,6 +296,7 @@ fn conversation(frame: &mut Frame, app: &mut App, area: Rect) {
 
     let lines = history_lines(app, view, width);
     let height = history_area.height as usize;
+    let popup = app.picker.is_some();
     let max_scroll = lines.len().saturating_sub(height);
     let typing = app.typing_line();
     let Some(view) = app.open_view_mut() else { return };
@@ -255,9 +305,19 @@ fn conversation(frame: &mut Frame, app: &mut App, area: Rect) {
     let end = lines.len() - view.scroll;
     let start = end.saturating_sub(height);
     // The newest message sits at the bottom, as in every chat.
-    let mut visible: Vec<Line> = vec![Line::default(); height.saturating_sub(end - start)];
-    visible.extend_from_slice(&lines[start..end]);
+    let top = height.saturating_sub(end - start);
+    let mut visible: Vec<Line> = vec![Line::default(); top];
+    let mut links = Vec::new();
+    for (row, history_line) in lines[start..end].iter().enumerate() {
+        visible.push(history_line.line.clone());
+        if let Some((column, url, label)) = history_line.link.clone().filter(|_| !popup) {
+            let (x, y) = (history_area.x + column as u16, history_area.y + (top + row) as u16);
+            links.push(DrawnLink { x, y, label, url });
+        }
+    }
     frame.render_widget(Paragraph::new(visible), history_area);
+    app.links = links;
+    let Some(view) = app.open_view() else { return };
     let below = if view.scroll > 0 { format!("  ↓ {} more lines (PgDn)", view.scroll) } else { String::new() };
     let typing = Line::from(vec![
         Span::styled(typing.unwrap_or_default(), Style::default().fg(Color::Yellow)),
@@ -267,18 +327,18 @@ fn conversation(frame: &mut Frame, app: &mut App, area: Rect) {
 }
 
 /// The history as lines of at most `width` columns, oldest first.
-fn history_lines(app: &App, view: &ConversationView, width: usize) -> Vec<Line<'static>> {
-    let mut lines = Vec::new();
+fn history_lines(app: &App, view: &ConversationView, width: usize) -> Vec<HistoryLine> {
+    let mut lines: Vec<HistoryLine> = Vec::new();
     if !view.joined {
-        lines.push(Line::styled("joining…", dim()));
+        lines.push(Line::styled("joining…", dim()).into());
         return lines;
     }
     if view.loading_older {
-        lines.push(Line::styled("loading older messages…", dim()));
+        lines.push(Line::styled("loading older messages…", dim()).into());
     } else if view.page_token.is_some() {
-        lines.push(Line::styled("PgUp for older messages", dim()));
+        lines.push(Line::styled("PgUp for older messages", dim()).into());
     } else if !view.messages.is_empty() {
-        lines.push(Line::styled("— the beginning of the conversation —", dim()));
+        lines.push(Line::styled("— the beginning of the conversation —", dim()).into());
     }
     let assistant_name = |sender: Uuid| {
         if view.conversation.assistant && Some(sender) != app.me() { "assistant".to_owned() } else { app.name(sender) }
@@ -291,11 +351,18 @@ fn history_lines(app: &App, view: &ConversationView, width: usize) -> Vec<Line<'
         };
         let edited = if message.edited { " (edited)" } else { "" };
         let unchecked = if message.unchecked { " (older format, not checked)" } else { "" };
-        let name_style = if Some(message.sender) == app.me() {
+        let mut name_style = if Some(message.sender) == app.me() {
             Style::default().fg(Color::Cyan)
         } else {
             Style::default().add_modifier(Modifier::BOLD)
         };
+        let chosen = app.chosen == Some(message.group);
+        let mut style = style;
+        if chosen {
+            name_style = name_style.add_modifier(Modifier::REVERSED);
+            style = style.add_modifier(Modifier::REVERSED);
+        }
+        let first = lines.len();
         push_message(
             &mut lines,
             width,
@@ -305,10 +372,39 @@ fn history_lines(app: &App, view: &ConversationView, width: usize) -> Vec<Line<'
             &format!("{text}{edited}{unchecked}"),
             style,
         );
+        if let Some(receipt) = app.receipt(view, message) {
+            let style = match receipt {
+                Receipt::Queued => Style::default().fg(Color::Yellow),
+                _ => dim(),
+            };
+            let label = format!(" · {}", app.receipt_text(&receipt));
+            // After the text when it fits on its last line, else on a line of its own.
+            let last = lines.last_mut().filter(|last| last.link.is_none() && lines_len(&last.line) + label.width() <= width);
+            match last {
+                Some(last) => last.line.spans.push(Span::styled(label, style)),
+                None => lines.push(Line::from(vec![Span::raw("  "), Span::styled(label.trim_start().to_owned(), style)]).into()),
+            }
+        }
+        if chosen {
+            let marker = Span::styled("› ", Style::default().fg(Color::Cyan).add_modifier(Modifier::BOLD));
+            if let Some(line) = lines.get_mut(first) {
+                line.line.spans.insert(0, marker);
+            }
+        }
+        if let Ok(text) = &message.text {
+            for (url, _) in crate::network::image_links(text) {
+                if let Some(path) = app.images.get(&url) {
+                    let saved = format!("image saved to {}", path.display());
+                    for line in wrap(&saved, width.saturating_sub(2).max(8)) {
+                        lines.push(Line::from(vec![Span::raw("  "), Span::styled(line, Style::default().fg(Color::Green))]).into());
+                    }
+                }
+            }
+        }
         for flag in &message.flags {
             let warning = flag_warning(*flag, message.sent_at);
             for line in wrap(&warning, width.saturating_sub(2).max(8)) {
-                lines.push(Line::from(vec![Span::raw("  "), Span::styled(line, Style::default().fg(Color::Yellow))]));
+                lines.push(Line::from(vec![Span::raw("  "), Span::styled(line, Style::default().fg(Color::Yellow))]).into());
             }
         }
     }
@@ -318,9 +414,31 @@ fn history_lines(app: &App, view: &ConversationView, width: usize) -> Vec<Line<'
         push_message(&mut lines, width, "     ", "assistant", Style::default().fg(Color::Magenta), &text, style);
     }
     if view.joined && view.messages.is_empty() && view.streaming.is_none() {
-        lines.push(Line::styled("No messages yet: write the first one below.", dim()));
+        lines.push(Line::styled("No messages yet: write the first one below.", dim()).into());
     }
     lines
+}
+
+/// How wide a line is.
+fn lines_len(line: &Line<'_>) -> usize {
+    line.spans.iter().map(|span| span.content.width()).sum()
+}
+
+/// Whether a word is a web address (shown on a line of its own, whole, and as a link).
+fn is_link(word: &str) -> bool {
+    (word.starts_with("https://") || word.starts_with("http://")) && !word.chars().any(char::is_control)
+}
+
+/// An address shortened in the middle to fit `width` columns (addresses are ASCII here; any
+/// other character counts by its width).
+fn shorten(url: &str, width: usize) -> String {
+    if url.width() <= width {
+        return url.to_owned();
+    }
+    let tail_chars = (width / 4).min(12);
+    let tail: String = url.chars().rev().take(tail_chars).collect::<Vec<_>>().into_iter().rev().collect();
+    let head = truncate(url, width.saturating_sub(tail.width()));
+    format!("{head}{tail}")
 }
 
 /// What a flag says about a message the checks found changed by the server.
@@ -338,9 +456,10 @@ fn flag_warning(flag: Flag, sent_at: Option<DateTime<Utc>>) -> String {
     }
 }
 
-/// One message: `HH:MM name: text`, wrapped, continuation lines indented.
+/// One message: `HH:MM name: text`, wrapped, continuation lines indented; each web address
+/// on a line of its own, never wrapped (shortened in the middle if it cannot fit).
 fn push_message(
-    lines: &mut Vec<Line<'static>>,
+    lines: &mut Vec<HistoryLine>,
     width: usize,
     time: &str,
     name: &str,
@@ -351,21 +470,60 @@ fn push_message(
     let prefix = format!("{time} {name}: ");
     let indent = 2;
     let first_width = width.saturating_sub(prefix.width()).max(8);
-    let mut paragraphs = text.split('\n');
-    let first_paragraph = paragraphs.next().unwrap_or_default();
-    let mut wrapped = wrap(first_paragraph, first_width);
-    let rest: Vec<String> = paragraphs.flat_map(|p| wrap(p, width.saturating_sub(indent).max(8))).collect();
-    let first = if wrapped.is_empty() { String::new() } else { wrapped.remove(0) };
-    lines.push(Line::from(vec![
-        Span::styled(format!("{time} "), dim()),
-        Span::styled(format!("{name}: "), name_style),
-        Span::styled(first, style),
-    ]));
+    let full_width = width.saturating_sub(indent).max(8);
+    // Paragraphs, with each address taken out into one of its own (`true`).
+    let mut paragraphs: Vec<(bool, String)> = Vec::new();
+    for paragraph in text.split('\n') {
+        let mut words: Vec<&str> = Vec::new();
+        for word in paragraph.split(' ') {
+            if is_link(word) {
+                if !words.is_empty() {
+                    paragraphs.push((false, std::mem::take(&mut words).join(" ")));
+                }
+                paragraphs.push((true, word.to_owned()));
+            } else {
+                words.push(word);
+            }
+        }
+        if !words.is_empty() || paragraph.is_empty() {
+            paragraphs.push((false, words.join(" ")));
+        }
+    }
+    let mut paragraphs = paragraphs.into_iter().peekable();
+    let mut first = String::new();
+    let mut spill = String::new();
+    if let Some((false, paragraph)) = paragraphs.peek() {
+        let mut wrapped = wrap(paragraph, first_width);
+        first = if wrapped.is_empty() { String::new() } else { wrapped.remove(0) };
+        spill = wrapped.join(" ");
+        paragraphs.next();
+    }
+    lines.push(
+        Line::from(vec![
+            Span::styled(format!("{time} "), dim()),
+            Span::styled(format!("{name}: "), name_style),
+            Span::styled(first, style),
+        ])
+        .into(),
+    );
+    let text_line = |line: String| -> HistoryLine {
+        Line::from(vec![Span::raw(" ".repeat(indent)), Span::styled(line, style)]).into()
+    };
     // What did not fit after the prefix is wrapped again to the full width.
-    let spill = wrapped.join(" ");
-    let spilled = if spill.is_empty() { Vec::new() } else { wrap(&spill, width.saturating_sub(indent).max(8)) };
-    for line in spilled.into_iter().chain(rest) {
-        lines.push(Line::from(vec![Span::raw(" ".repeat(indent)), Span::styled(line, style)]));
+    if !spill.is_empty() {
+        lines.extend(wrap(&spill, full_width).into_iter().map(text_line));
+    }
+    for (link, paragraph) in paragraphs {
+        if !link {
+            lines.extend(wrap(&paragraph, full_width).into_iter().map(text_line));
+            continue;
+        }
+        let label = shorten(&paragraph, full_width);
+        let link_style = style.fg(Color::Blue).add_modifier(Modifier::UNDERLINED);
+        lines.push(HistoryLine {
+            line: Line::from(vec![Span::raw(" ".repeat(indent)), Span::styled(label.clone(), link_style)]),
+            link: Some((indent, paragraph, label)),
+        });
     }
 }
 
@@ -424,7 +582,7 @@ fn security_lines(app: &App) -> Vec<(String, Style)> {
     }
     let highlighted = app.highlighted_member();
     for member in app.others(view) {
-        let email = app.users.get(&member).map(|user| user.email.clone()).unwrap_or_default();
+        let email = app.users.get(&member).and_then(email_of).map(|email| format!(" {email}")).unwrap_or_default();
         let online = if app.presence.is_online(member) { "online" } else { "offline" };
         let is_highlighted = highlighted == Some(member);
         let (pointer, name_style) = if is_highlighted {
@@ -432,7 +590,7 @@ fn security_lines(app: &App) -> Vec<(String, Style)> {
         } else {
             (" ", Style::default().add_modifier(Modifier::BOLD))
         };
-        lines.push((format!("{pointer}{} {email} ({online})", app.name(member)), name_style));
+        lines.push((format!("{pointer}{}{email} ({online})", app.name(member)), name_style));
         let (label, style) = contact_label(app.contact_state(member));
         lines.push((format!("  {label}"), style));
         if !is_highlighted {
@@ -464,9 +622,10 @@ fn security_lines(app: &App) -> Vec<(String, Style)> {
 
 fn composer(frame: &mut Frame, app: &App, area: Rect) {
     let is_focused = app.focus == Focus::Composer && app.picker.is_none();
-    let title = match app.open_view() {
-        Some(view) => format!(" Message to {} ", app.title(view)),
-        None => " Message ".to_owned(),
+    let title = match (app.open_view(), &app.editing) {
+        (Some(_), Some(_)) => " Editing your message (Enter saves, Esc cancels) ".to_owned(),
+        (Some(view), None) => format!(" Message to {} ", app.title(view)),
+        (None, _) => " Message ".to_owned(),
     };
     let block = Block::bordered().title(title).border_style(focused(is_focused));
     let inner = block.inner(area);
@@ -537,7 +696,9 @@ fn picker(frame: &mut Frame, app: &App) {
             } else {
                 (" ", Style::default())
             };
-            Line::styled(format!("{pointer}{mark} {} <{}>", user.display_name, user.email), style)
+            // An address the server does not show (no shared conversation) is left out.
+            let email = email_of(user).map(|email| format!(" <{email}>")).unwrap_or_default();
+            Line::styled(format!("{pointer}{mark} {}{email}", user.display_name), style)
         })
         .collect();
     if lines.is_empty() {
@@ -667,6 +828,7 @@ mod tests {
             page_token: None,
             unread: 0,
             own_key_unopenable: true,
+            read_times: std::collections::BTreeMap::new(),
         };
         app.apply(Update::Joined(Box::new(own_key)), Instant::now());
         assert!(screen(&mut app).contains("⚠ your key for this conversation does not open"));

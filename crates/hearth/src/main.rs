@@ -48,6 +48,11 @@ enum Command {
     /// Each contact's security key is remembered the first time it is seen, in a file per
     /// server and account under the configuration directory's `trust/`; a different key later
     /// is shown as a change, and nothing is sent to that person until it is accepted.
+    ///
+    /// The session is kept between runs (the same device, no password asked): its refresh
+    /// token and the key that opens the account's keys, in `sessions/` under the configuration
+    /// directory, readable by you only. `--logout` signs the device out and removes it.
+    /// Images the assistant makes are saved under `images/` there.
     Chat(ChatArgs),
 }
 
@@ -56,10 +61,18 @@ struct ChatArgs {
     /// The server's URL.
     #[arg(long, default_value = "http://127.0.0.1:4000")]
     server: String,
-    /// Where the client keeps what it trusts (contacts' security keys, in `trust/`). By
-    /// default `$XDG_CONFIG_HOME/hearth`, or `$HOME/.config/hearth`.
+    /// Where the client keeps what it trusts (contacts' security keys, in `trust/`), its
+    /// session (`sessions/`) and the assistant's images (`images/`). By default
+    /// `$XDG_CONFIG_HOME/hearth`, or `$HOME/.config/hearth`.
     #[arg(long, env = "HEARTH_CONFIG_DIR")]
     config_dir: Option<PathBuf>,
+    /// Sign this device out of the server (if it can be reached) and forget the kept session.
+    #[arg(long)]
+    logout: bool,
+    /// The server's settings file is not the client's: declared here (hidden) so that the
+    /// global `--config` is not listed in `hearth chat --help`, and refused if given.
+    #[arg(long, hide = true)]
+    config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -209,6 +222,13 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(Command::Keyguard(args)) => keyguard(&cli, args).await,
         // No logging: the terminal is the client's screen.
+        Some(Command::Chat(args)) if args.config.is_some() => anyhow::bail!(
+            "`hearth chat` takes no --config (the server's settings file); its own files are under --config-dir"
+        ),
+        Some(Command::Chat(args)) if args.logout => {
+            println!("{}", hearth_chat::logout(&args.server, args.config_dir.clone()).await?);
+            Ok(())
+        }
         Some(Command::Chat(args)) => Ok(hearth_chat::run(&args.server, args.config_dir.clone()).await?),
         Some(Command::Serve(flags)) => serve(&cli, flags).await,
         None => serve(&cli, &cli.serve).await,

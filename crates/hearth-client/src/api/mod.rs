@@ -133,6 +133,20 @@ pub struct Client {
     tokens: Mutex<Option<Tokens>>,
     /// How many refreshes this client made.
     refreshes: AtomicU64,
+    /// Told every new refresh token (sign-in and each refresh), to keep the session.
+    refresh_token_keeper: Option<RefreshTokenKeeper>,
+}
+
+/// A function told each new refresh token ([`Client::keep_refresh_tokens`]).
+type KeepRefreshToken = Box<dyn Fn(&str) + Send + Sync>;
+
+/// The keeper of refresh tokens; its `Debug` shows only that there is one.
+struct RefreshTokenKeeper(KeepRefreshToken);
+
+impl std::fmt::Debug for RefreshTokenKeeper {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("RefreshTokenKeeper")
+    }
 }
 
 impl Client {
@@ -167,6 +181,7 @@ impl Client {
             e2e_identity: std::sync::Mutex::new(IdentityState::None),
             tokens: Mutex::new(None),
             refreshes: AtomicU64::new(0),
+            refresh_token_keeper: None,
         })
     }
 
@@ -185,6 +200,64 @@ impl Client {
     /// How many times this client refreshed its session.
     pub fn refresh_count(&self) -> u64 {
         self.refreshes.load(Ordering::Relaxed)
+    }
+
+    /// Calls `keep` with every refresh token this client gets from now on: the one of each
+    /// sign-in and of each refresh (refresh tokens are single use, so a session is resumed
+    /// with the newest). A client that keeps its session between runs (a terminal client)
+    /// stores it; `keep` runs while no other call can refresh, and must not call the client.
+    pub fn keep_refresh_tokens(&mut self, keep: impl Fn(&str) + Send + Sync + 'static) {
+        self.refresh_token_keeper = Some(RefreshTokenKeeper(Box::new(keep)));
+    }
+
+    /// # POST /auth/refresh, to resume a kept session
+    ///
+    /// Takes over the device session of `refresh_token` (kept from an earlier run, see
+    /// [`keep_refresh_tokens`](Self::keep_refresh_tokens)): the same device, no password.
+    /// `wrap_key` is the one derived at that session's sign-in and kept on the device; the
+    /// account's identity is opened with it as at sign-in. A spent, expired or revoked token
+    /// is a 401 ([`ClientError::needs_sign_in`]).
+    pub async fn resume(&mut self, refresh_token: &str, wrap_key: WrapKey) -> Result<SignedIn, ClientError> {
+        let mut signed_in = self.refresh_session(refresh_token).await?;
+        self.wrap_key = Some(wrap_key);
+        self.establish_identity(&mut signed_in.user).await?;
+        Ok(signed_in)
+    }
+
+    /// # POST /auth/refresh, without the end-to-end keys
+    ///
+    /// Takes over the device session of `refresh_token` for calls that need no keys (such as
+    /// [`revoke_device`](Self::revoke_device) to sign it out). Errors as [`resume`](Self::resume).
+    pub async fn refresh_session(&mut self, refresh_token: &str) -> Result<SignedIn, ClientError> {
+        let response = self.http.post(self.url("auth/refresh")).json(&RefreshRequest { token: refresh_token }).send().await?;
+        let reply: SessionReply = read_json("POST /auth/refresh", response).await?;
+        self.adopt("POST /auth/refresh", reply)
+    }
+
+    /// Tells the keeper (if any) the refresh token of `tokens`.
+    fn keep(&self, tokens: &Tokens) {
+        if let Some(keeper) = &self.refresh_token_keeper {
+            (keeper.0)(&tokens.refresh);
+        }
+    }
+
+    /// # GET /api/assistant/images/{id}
+    ///
+    /// An image the assistant made for the user (`/image`): its content type and bytes.
+    /// Anyone else's image, or none, is a 404.
+    pub async fn assistant_image(&self, image_id: Uuid) -> Result<(String, Vec<u8>), ClientError> {
+        let url = self.url(&format!("api/assistant/images/{image_id}"));
+        let response = self.authorized(|http| http.get(url.clone())).await?;
+        if !response.status().is_success() {
+            return Err(error_from("GET /api/assistant/images/{id}", response).await);
+        }
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        Ok((content_type, response.bytes().await?.to_vec()))
     }
 
     /// # POST /auth/register
@@ -573,13 +646,20 @@ impl Client {
         read_json(endpoint, response).await
     }
 
-    /// Takes over a new session from a sign-in reply.
+    /// Takes over a new session from a sign-in reply, with the wrap key derived for it.
     fn sign_in(
         &mut self,
         endpoint: &'static str,
         reply: SessionReply,
         wrap_key: WrapKey,
     ) -> Result<SignedIn, ClientError> {
+        let signed_in = self.adopt(endpoint, reply)?;
+        self.wrap_key = Some(wrap_key);
+        Ok(signed_in)
+    }
+
+    /// Takes over the session of a sign-in or refresh reply (telling the keeper its token).
+    fn adopt(&mut self, endpoint: &'static str, reply: SessionReply) -> Result<SignedIn, ClientError> {
         let identity = identity_of(&reply.auth_token).ok_or_else(|| ClientError::UnexpectedReply {
             status: StatusCode::OK,
             endpoint,
@@ -587,8 +667,8 @@ impl Client {
         })?;
         let generation = self.tokens.get_mut().as_ref().map_or(0, |tokens| tokens.generation + 1);
         let (signed_in, tokens) = reply.split(generation);
+        self.keep(&tokens);
         self.identity = Some(identity);
-        self.wrap_key = Some(wrap_key);
         *self.tokens.get_mut() = Some(tokens);
         Ok(signed_in)
     }
@@ -653,6 +733,7 @@ impl Client {
         };
         self.refreshes.fetch_add(1, Ordering::Relaxed);
         let (_, tokens) = reply.split(generation + 1);
+        self.keep(&tokens);
         let access = Zeroizing::new(tokens.access.clone());
         *guard = Some(tokens);
         Ok(access)
