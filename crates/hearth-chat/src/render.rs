@@ -22,7 +22,7 @@ const LIST_WIDTH: u16 = 32;
 const INFO_WIDTH: u16 = 46;
 
 /// The keys of the chat screen (see `input.rs`).
-const CHAT_KEYS: &str = "Tab pane · ↑↓ Enter open/send · ↑ edit yours · PgUp/Dn history · Ctrl-N new · \
+const CHAT_KEYS: &str = "Tab pane · ↑↓ Enter open/send · ↑ edit yours · PgUp/Dn · Ctrl-N new · \
      Ctrl-A assistant · Ctrl-K security · Esc quit";
 
 /// The keys of the security pane, while it is up (see `input.rs`).
