@@ -732,6 +732,15 @@ impl App {
 
     /// Applies what the network task reports.
     pub fn apply(&mut self, update: Update, now: Instant) {
+        self.apply_update(update, now);
+        // Asked whether to quit only because of messages on their way: once they are all
+        // sent, the person's wish stands.
+        if self.confirm == Some(Confirm::Quit) && self.pending() == 0 {
+            self.quit = true;
+        }
+    }
+
+    fn apply_update(&mut self, update: Update, now: Instant) {
         match update {
             Update::SignedIn { me, users, conversations, identity_unopenable } => {
                 self.login = LoginForm::default();

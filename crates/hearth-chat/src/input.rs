@@ -574,3 +574,101 @@ mod tests {
         assert!(app.quit);
     }
 }
+
+#[cfg(test)]
+mod sending {
+    use super::*;
+    use crate::app::testing::{ann_talking_to_bob, shown};
+    use crate::network::{Pending, Refusal, Update};
+
+    fn press(app: &mut App, code: KeyCode) {
+        app.on_key(KeyEvent::new(code, KeyModifiers::NONE), Instant::now());
+    }
+
+    fn sent_local(app: &mut App) -> uuid::Uuid {
+        match app.take_commands().as_slice() {
+            [.., Command::Send { local, .. }] => *local,
+            other => panic!("a send, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_message_is_pending_until_the_server_has_it_and_refused_text_comes_back() {
+        let mut app = App::new("http://localhost");
+        let (me, bob, id) = ann_talking_to_bob(&mut app);
+        for c in "hello".chars() {
+            press(&mut app, KeyCode::Char(c));
+        }
+        press(&mut app, KeyCode::Enter);
+        let local = sent_local(&mut app);
+        assert_eq!(app.pending(), 1);
+        let refused = Update::NotSent {
+            local: Some(local),
+            conversation_id: id,
+            text: "hello".to_owned(),
+            reason: Refusal::KeyChanged(vec![bob]),
+        };
+        app.apply(refused, Instant::now());
+        assert_eq!((app.pending(), app.composer.text()), (0, "hello"));
+        press(&mut app, KeyCode::Enter);
+        let local = sent_local(&mut app);
+        app.apply(Update::Queued { conversation_id: id, locals: vec![local] }, Instant::now());
+        let view = app.view(id).expect("the conversation");
+        assert_eq!(view.messages.last().and_then(|m| m.pending), Some(Pending::Queued));
+        app.apply(Update::Sending { conversation_id: id, local }, Instant::now());
+        let stored = shown(uuid::Uuid::now_v7(), me, "hello");
+        app.apply(Update::Sent { conversation_id: id, local, message: stored.clone() }, Instant::now());
+        app.apply(Update::Message { conversation_id: id, message: stored }, Instant::now());
+        assert_eq!(app.pending(), 0, "{:?}", app.view(id).map(|v| &v.messages));
+        assert_eq!(app.view(id).map(|v| v.messages.len()), Some(1));
+        press(&mut app, KeyCode::Esc);
+        assert!(app.quit, "nothing queued: Esc quits");
+    }
+}
+
+#[cfg(test)]
+mod quitting {
+    use super::*;
+    use crate::app::testing::{ann_talking_to_bob, shown};
+    use crate::network::Update;
+
+    fn press(app: &mut App, code: KeyCode) {
+        app.on_key(KeyEvent::new(code, KeyModifiers::NONE), Instant::now());
+    }
+
+    #[test]
+    fn esc_never_quits_with_text_typed_and_quitting_with_queued_messages_asks() {
+        let mut app = App::new("http://localhost");
+        press(&mut app, KeyCode::Char('a'));
+        press(&mut app, KeyCode::Esc);
+        assert!(!app.quit, "the form has text");
+        let (me, _, id) = ann_talking_to_bob(&mut app);
+        press(&mut app, KeyCode::Char('x'));
+        press(&mut app, KeyCode::Esc);
+        assert!(!app.quit && app.status.as_ref().is_some_and(|s| s.text.starts_with("Esc does not quit")));
+        press(&mut app, KeyCode::Enter);
+        let Some(Command::Send { local, .. }) = app.take_commands().pop() else { panic!("a send") };
+        app.apply(Update::Queued { conversation_id: id, locals: vec![local] }, Instant::now());
+        // Esc asks; n stays.
+        press(&mut app, KeyCode::Esc);
+        assert!(!app.quit && app.confirm.is_some());
+        press(&mut app, KeyCode::Char('n'));
+        assert!(!app.quit && app.confirm.is_none());
+        // Ctrl-C asks too; y quits.
+        app.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL), Instant::now());
+        assert!(!app.quit && app.confirm.is_some());
+        press(&mut app, KeyCode::Char('y'));
+        assert!(app.quit);
+        // Asked, and the message goes out meanwhile: the client quits.
+        let mut app = App::new("http://localhost");
+        let (_, _, id) = ann_talking_to_bob(&mut app);
+        press(&mut app, KeyCode::Char('x'));
+        press(&mut app, KeyCode::Enter);
+        let Some(Command::Send { local, .. }) = app.take_commands().pop() else { panic!("a send") };
+        press(&mut app, KeyCode::Esc);
+        assert!(!app.quit && app.confirm.is_some());
+        let message = shown(uuid::Uuid::now_v7(), me, "x");
+        app.apply(Update::Sent { conversation_id: id, local, message }, Instant::now());
+        assert!(app.quit);
+    }
+}

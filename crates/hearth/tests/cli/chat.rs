@@ -6,6 +6,7 @@
 //! Every wait polls the screen until the expected text shows, with a generous deadline; no
 //! sleep stands in for an assertion. Skipped, saying so, where tmux is not installed.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -22,7 +23,7 @@ use crate::harness::{BIN, Hearth, client};
 use crate::phoenix_js::assistant_env;
 
 /// The password of everyone here.
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// The longest wait for the screen to show something (the machine may be busy compiling).
 const SCREEN_WAIT: Duration = Duration::from_secs(30);
@@ -32,7 +33,7 @@ const POLL: Duration = Duration::from_millis(100);
 
 /// A tmux server of its own (`-L`), with one 120×40 pane running `hearth chat`. Dropping it
 /// kills the tmux server, and with it the client, whether the test passed or panicked.
-struct Tmux {
+pub(crate) struct Tmux {
     socket: String,
     /// The server's socket file, removed on drop (`kill-server` leaves it behind).
     socket_path: Option<std::path::PathBuf>,
@@ -41,13 +42,13 @@ struct Tmux {
     /// its terminal closes, and can miss the status), so the pane's shell writes it here.
     exit_file: std::path::PathBuf,
     /// The client's configuration directory (`HEARTH_CONFIG_DIR`): its trust files.
-    config_dir: std::path::PathBuf,
+    pub(crate) config_dir: std::path::PathBuf,
 }
 
 impl Tmux {
     /// Whether tmux can be run here.
     /// Whether tmux is missing here (then the test says it is skipped).
-    fn missing() -> bool {
+    pub(crate) fn missing() -> bool {
         let available = Command::new("tmux").arg("-V").output().is_ok_and(|output| output.status.success());
         if !available {
             eprintln!("SKIPPED: `hearth chat` is tested in tmux, and tmux is not installed (apt-get install tmux)");
@@ -57,7 +58,7 @@ impl Tmux {
 
     /// Starts `hearth chat --server <server>` in a fresh tmux server. `config` is written to
     /// `dir` so the pane stays after the client exits.
-    fn start(dir: &Path, server: &str) -> Self {
+    pub(crate) fn start(dir: &Path, server: &str) -> Self {
         let socket = format!("hearth-chat-test-{}-{}", std::process::id(), Uuid::now_v7().simple());
         let config = dir.join("tmux.conf");
         std::fs::write(&config, "set -g remain-on-exit on\nset -g history-limit 0\n").expect("write tmux.conf");
@@ -78,7 +79,7 @@ impl Tmux {
     }
 
     /// The pane's command: the client, then its exit status written to `exit_file`.
-    fn client_command(&self, server: &str) -> String {
+    pub(crate) fn client_command(&self, server: &str) -> String {
         let _ = std::fs::remove_file(&self.exit_file);
         format!(
             "sh -c \"HEARTH_CONFIG_DIR='{}' '{BIN}' chat --server '{server}'; echo \\$? > '{}'\"",
@@ -100,32 +101,32 @@ impl Tmux {
         command
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         let output = self.command().args(args).output().expect("tmux runs");
         assert!(output.status.success(), "tmux {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
         output
     }
 
     /// Presses keys, by tmux's names (`Enter`, `Tab`, `C-n`, `Down`, `Space`…).
-    fn keys(&self, keys: &[&str]) {
+    pub(crate) fn keys(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", "chat"];
         args.extend_from_slice(keys);
         self.run(&args);
     }
 
     /// Types `text` as it is.
-    fn type_text(&self, text: &str) {
+    pub(crate) fn type_text(&self, text: &str) {
         self.run(&["send-keys", "-t", "chat", "-l", text]);
     }
 
     /// What the pane shows now.
-    fn screen(&self) -> String {
+    pub(crate) fn screen(&self) -> String {
         String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "chat"]).stdout).into_owned()
     }
 
     /// Waits until the screen satisfies `shows` (described by `what`), returning it; panics
     /// with the last screen after [`SCREEN_WAIT`].
-    async fn wait_for(&self, what: &str, shows: impl Fn(&str) -> bool) -> String {
+    pub(crate) async fn wait_for(&self, what: &str, shows: impl Fn(&str) -> bool) -> String {
         let deadline = tokio::time::Instant::now() + SCREEN_WAIT;
         loop {
             let screen = self.screen();
@@ -139,12 +140,12 @@ impl Tmux {
     }
 
     /// Waits until the screen contains `text`.
-    async fn wait_text(&self, text: &str) -> String {
+    pub(crate) async fn wait_text(&self, text: &str) -> String {
         self.wait_for(&format!("{text:?}"), |screen| screen.contains(text)).await
     }
 
     /// Waits until the client has exited with status 0.
-    async fn wait_exit(&self) {
+    pub(crate) async fn wait_exit(&self) {
         let deadline = tokio::time::Instant::now() + SCREEN_WAIT;
         loop {
             let status = std::fs::read_to_string(&self.exit_file).unwrap_or_default();
@@ -159,7 +160,7 @@ impl Tmux {
     }
 
     /// Moves the list's highlight (`›`) to the row containing `row` (the list has the keys).
-    async fn select_in_list(&self, row: &str) {
+    pub(crate) async fn select_in_list(&self, row: &str) {
         // From the top, down one row at a time.
         self.keys(&["Up", "Up", "Up", "Up", "Up"]);
         let deadline = tokio::time::Instant::now() + SCREEN_WAIT;
@@ -175,7 +176,7 @@ impl Tmux {
     }
 
     /// Starts the client again in the (dead) pane.
-    fn restart(&self, server: &str) {
+    pub(crate) fn restart(&self, server: &str) {
         let command = self.client_command(server);
         self.run(&["respawn-pane", "-k", "-t", "chat", &command]);
     }
@@ -191,31 +192,31 @@ impl Drop for Tmux {
 }
 
 /// The line of the screen that contains `text`.
-fn line_with<'a>(screen: &'a str, text: &str) -> &'a str {
+pub(crate) fn line_with<'a>(screen: &'a str, text: &str) -> &'a str {
     screen.lines().find(|line| line.contains(text)).unwrap_or("")
 }
 
 /// Someone played by the SDK: a REST session, a socket on it, and their keyring, used as a
 /// client would (signed keys, sealed and checked messages).
-struct Sdk {
-    id: Uuid,
+pub(crate) struct Sdk {
+    pub(crate) id: Uuid,
     /// Owned, not shared with the socket: replacing the identity takes `&mut`.
-    api: Client,
-    socket: Socket,
-    events: Events,
-    keyring: Keyring,
+    pub(crate) api: Client,
+    pub(crate) socket: Socket,
+    pub(crate) events: Events,
+    pub(crate) keyring: Keyring,
 }
 
 impl Sdk {
     /// Registers (making and publishing an identity) and connects.
-    async fn register(url: &str, email: &str, name: &str) -> Self {
+    pub(crate) async fn register(url: &str, email: &str, name: &str) -> Self {
         let mut api = Client::new(url).expect("client");
         api.register(email, PASSWORD, Some(name), Some("sdk")).await.expect("register");
         Self::connect(url, api).await
     }
 
     /// Logs in to an existing account (publishing an identity if it has none) and connects.
-    async fn login(url: &str, email: &str) -> Self {
+    pub(crate) async fn login(url: &str, email: &str) -> Self {
         let mut api = Client::new(url).expect("client");
         api.login(email, PASSWORD, Some("sdk")).await.expect("log in");
         Self::connect(url, api).await
@@ -234,14 +235,14 @@ impl Sdk {
     }
 
     /// The id of the user with this email.
-    async fn user_id(&self, email: &str) -> Uuid {
+    pub(crate) async fn user_id(&self, email: &str) -> Uuid {
         let users = self.api.users(None).await.expect("users");
         users.items.iter().find(|user| user.email == email).unwrap_or_else(|| panic!("{email} is no user")).id
     }
 
     /// Starts a private conversation with `other` as a client does: the id and a signed key
     /// from the keyring, then a join.
-    async fn start_private(&mut self, other: Uuid) -> Uuid {
+    pub(crate) async fn start_private(&mut self, other: Uuid) -> Uuid {
         let keys = self.keyring.start_conversation().expect("start");
         let started = self
             .socket
@@ -255,7 +256,7 @@ impl Sdk {
 
     /// Joins conversation `id`, publishing the key the keyring asks for; the join's page,
     /// opened, and what the keyring noticed.
-    async fn join(&mut self, id: Uuid) -> (Vec<(Message, Opened)>, Vec<Notice>) {
+    pub(crate) async fn join(&mut self, id: Uuid) -> (Vec<(Message, Opened)>, Vec<Notice>) {
         let joined = self.socket.join_conversation(id).await.expect("join the conversation");
         let joining = self.keyring.join(&joined).expect("the keyring takes the join");
         if let Some(keys) = &joining.publish {
@@ -267,14 +268,14 @@ impl Sdk {
     }
 
     /// Seals `text` for every member of `id` and sends it.
-    async fn send(&mut self, id: Uuid, text: &str) {
+    pub(crate) async fn send(&mut self, id: Uuid, text: &str) {
         let outgoing = self.keyring.seal(id, text, None).expect("seal");
         self.socket.send_message(id, Some(outgoing.message_group_id), &outgoing.copies).await.expect("send");
     }
 
     /// The next hearth event for which `wanted` holds (within [`SCREEN_WAIT`]). Every event
     /// on the way is given to the keyring, as a client does: members' keys and identities.
-    async fn next(&mut self, what: &str, wanted: impl Fn(&Incoming) -> bool) -> Incoming {
+    pub(crate) async fn next(&mut self, what: &str, wanted: impl Fn(&Incoming) -> bool) -> Incoming {
         let deadline = tokio::time::Instant::now() + SCREEN_WAIT;
         loop {
             let event = tokio::time::timeout_at(deadline, self.events.recv())
@@ -299,7 +300,7 @@ impl Sdk {
     }
 
     /// The text of the next message in `id` from `sender`, opened and checked.
-    async fn read_next(&mut self, id: Uuid, sender: Uuid) -> String {
+    pub(crate) async fn read_next(&mut self, id: Uuid, sender: Uuid) -> String {
         let delivered = self
             .next(
                 "new_message",
@@ -324,7 +325,7 @@ impl Sdk {
 }
 
 /// Logs in in the terminal (at the sign-in form) as `email`, until the chat screen is up.
-async fn log_in(tmux: &Tmux, email: &str) {
+pub(crate) async fn log_in(tmux: &Tmux, email: &str) {
     tmux.wait_text("Log in").await;
     tmux.type_text(email);
     tmux.keys(&["Tab"]);
@@ -344,15 +345,21 @@ async fn wait_safety_number(tmux: &Tmux, safety_number: &str) {
 }
 
 /// A server with the assistant's fake provider, in `dir`.
-async fn server(dir: &Path) -> (Hearth, FakeProvider) {
+pub(crate) async fn server(dir: &Path) -> (Hearth, FakeProvider) {
     let fake = FakeProvider::start().await.expect("start the fake provider");
-    let ai_env = assistant_env(&fake);
+    (server_with(dir, &fake, SocketAddr::from(([127, 0, 0, 1], 0))).await, fake)
+}
+
+/// A server in `dir` listening on `listen`, with `fake` as the assistant's providers (to
+/// start it again where its clients reconnect).
+pub(crate) async fn server_with(dir: &Path, fake: &FakeProvider, listen: SocketAddr) -> Hearth {
+    let ai_env = assistant_env(fake);
     let env: Vec<(&str, &str)> = ai_env.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
-    (Hearth::start(dir, &dir.join("data"), &env).await, fake)
+    Hearth::start_at(dir, &dir.join("data"), listen, &env).await
 }
 
 /// Stops the server, which must not have logged an error.
-async fn stop(server: Hearth) {
+pub(crate) async fn stop(server: Hearth) {
     let (lines, _) = server.stop().await;
     assert!(lines.iter().all(|l| !l.contains(" ERROR ")), "hearth logged errors:\n{}", lines.join("\n"));
 }
@@ -482,10 +489,10 @@ async fn a_person_chats_end_to_end_encrypted_and_with_the_assistant_in_the_termi
     for n in 1..=60 {
         bob.send(private, &format!("page {n:02}")).await;
     }
-    // Ann logs in again: her key, stored wrapped, opens the whole history, a page at a time,
-    // and Bob is still verified.
+    // Ann starts the client again: it resumes her kept session, whose key opens the whole
+    // history, a page at a time, and Bob is still verified.
     tmux.restart(&url);
-    log_in(&tmux, "ann@example.org").await;
+    tmux.wait_text("Ctrl-K security").await;
     tmux.wait_for("Bob's conversation, unread", |s| line_with(s, "● Bob").contains("Bob (")).await;
     tmux.select_in_list("● Bob").await;
     tmux.keys(&["Enter"]);

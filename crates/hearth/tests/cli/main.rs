@@ -8,6 +8,7 @@ mod api;
 mod breach;
 mod canary;
 mod chat;
+mod chat_keeps;
 mod config;
 mod data_dir;
 mod harness;
