@@ -593,7 +593,8 @@ impl App {
         };
         let read: Vec<Uuid> = others.iter().copied().filter(|user| reached(&view.read_times, user)).collect();
         // Read implies delivered.
-        let delivered = others.iter().filter(|user| read.contains(user) || reached(&view.delivered_times, user)).count();
+        let delivered =
+            others.iter().filter(|user| read.contains(user) || reached(&view.delivered_times, user)).count();
         Some(if read.len() == others.len() {
             Receipt::Read
         } else if !read.is_empty() {

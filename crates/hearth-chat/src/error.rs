@@ -44,7 +44,9 @@ impl ChatError {
     /// What happened, in words, naming `server` when it cannot be reached.
     pub fn describe(&self, server: &str) -> String {
         if self.unreachable() {
-            return format!("server unreachable: nothing answers at {server} (is it running, and is the address right?)");
+            return format!(
+                "server unreachable: nothing answers at {server} (is it running, and is the address right?)"
+            );
         }
         self.to_string()
     }

@@ -620,8 +620,11 @@ impl Setup {
     /// The keeper of this server's session file, told every refresh token `client` gets.
     fn keeper(&self, client: &mut Client) -> Result<Arc<Keeper>, ChatError> {
         let file = SessionFile::new(self.config_dir.as_deref(), &self.server)?;
-        let keeper =
-            Arc::new(Keeper { file, updates: self.updates.clone(), state: std::sync::Mutex::new(KeeperState::default()) });
+        let keeper = Arc::new(Keeper {
+            file,
+            updates: self.updates.clone(),
+            state: std::sync::Mutex::new(KeeperState::default()),
+        });
         let kept = keeper.clone();
         client.keep_refresh_tokens(move |token| kept.token(token));
         Ok(keeper)
@@ -630,11 +633,7 @@ impl Setup {
 
 /// A copy of a kept session (it holds secrets, so it is not `Clone`).
 fn clone_kept(kept: &KeptSession) -> KeptSession {
-    KeptSession {
-        user_id: kept.user_id,
-        refresh_token: kept.refresh_token.clone(),
-        wrap_key: kept.wrap_key.clone(),
-    }
+    KeptSession { user_id: kept.user_id, refresh_token: kept.refresh_token.clone(), wrap_key: kept.wrap_key.clone() }
 }
 
 /// Keeps the session file up to date: every new refresh token the client gets is written
@@ -753,6 +752,9 @@ impl Session {
     async fn resume(setup: &Setup, kept: KeptSession) -> Result<(Self, Events), ChatError> {
         let mut client = Client::new(&setup.server)?;
         let keeper = setup.keeper(&mut client)?;
+        // Known already: the refresh token that replaces the kept one is kept at once (the
+        // kept one is spent, and presenting it again would sign the device out).
+        keeper.account(kept.user_id, kept.wrap_key.clone());
         let signed_in = client.resume(&kept.refresh_token, kept.wrap_key.clone()).await?;
         if signed_in.user.id != kept.user_id {
             return Err(ChatError::Refused("the kept session is another account's".to_owned()));
@@ -1178,7 +1180,8 @@ impl Session {
             return self.socket.send_prompt(conversation_id, self.me, &outbound.text).await.map_err(failed);
         }
         if outbound.sealed.is_none() {
-            let sealed = keyring.seal(conversation_id, &outbound.text, None).map_err(|e| Undelivered::Refused(e.into()))?;
+            let sealed =
+                keyring.seal(conversation_id, &outbound.text, None).map_err(|e| Undelivered::Refused(e.into()))?;
             outbound.sealed = Some(sealed);
         }
         let sealed = outbound.sealed.as_ref().expect("sealed above");

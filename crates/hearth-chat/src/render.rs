@@ -12,8 +12,8 @@ use unicode_width::{UnicodeWidthChar as _, UnicodeWidthStr as _};
 use uuid::Uuid;
 
 use super::app::{App, ConversationView, Focus, LoginField, PickerField, Receipt, Screen, email_of};
-use super::network::Connection;
 use super::editor::Editor;
+use super::network::Connection;
 
 /// Width of the conversation list.
 const LIST_WIDTH: u16 = 32;
@@ -379,10 +379,12 @@ fn history_lines(app: &App, view: &ConversationView, width: usize) -> Vec<Histor
             };
             let label = format!(" · {}", app.receipt_text(&receipt));
             // After the text when it fits on its last line, else on a line of its own.
-            let last = lines.last_mut().filter(|last| last.link.is_none() && lines_len(&last.line) + label.width() <= width);
+            let last =
+                lines.last_mut().filter(|last| last.link.is_none() && lines_len(&last.line) + label.width() <= width);
             match last {
                 Some(last) => last.line.spans.push(Span::styled(label, style)),
-                None => lines.push(Line::from(vec![Span::raw("  "), Span::styled(label.trim_start().to_owned(), style)]).into()),
+                None => lines
+                    .push(Line::from(vec![Span::raw("  "), Span::styled(label.trim_start().to_owned(), style)]).into()),
             }
         }
         if chosen {
@@ -396,7 +398,10 @@ fn history_lines(app: &App, view: &ConversationView, width: usize) -> Vec<Histor
                 if let Some(path) = app.images.get(&url) {
                     let saved = format!("image saved to {}", path.display());
                     for line in wrap(&saved, width.saturating_sub(2).max(8)) {
-                        lines.push(Line::from(vec![Span::raw("  "), Span::styled(line, Style::default().fg(Color::Green))]).into());
+                        lines.push(
+                            Line::from(vec![Span::raw("  "), Span::styled(line, Style::default().fg(Color::Green))])
+                                .into(),
+                        );
                     }
                 }
             }
@@ -404,7 +409,9 @@ fn history_lines(app: &App, view: &ConversationView, width: usize) -> Vec<Histor
         for flag in &message.flags {
             let warning = flag_warning(*flag, message.sent_at);
             for line in wrap(&warning, width.saturating_sub(2).max(8)) {
-                lines.push(Line::from(vec![Span::raw("  "), Span::styled(line, Style::default().fg(Color::Yellow))]).into());
+                lines.push(
+                    Line::from(vec![Span::raw("  "), Span::styled(line, Style::default().fg(Color::Yellow))]).into(),
+                );
             }
         }
     }

@@ -229,7 +229,8 @@ impl Client {
     /// Takes over the device session of `refresh_token` for calls that need no keys (such as
     /// [`revoke_device`](Self::revoke_device) to sign it out). Errors as [`resume`](Self::resume).
     pub async fn refresh_session(&mut self, refresh_token: &str) -> Result<SignedIn, ClientError> {
-        let response = self.http.post(self.url("auth/refresh")).json(&RefreshRequest { token: refresh_token }).send().await?;
+        let response =
+            self.http.post(self.url("auth/refresh")).json(&RefreshRequest { token: refresh_token }).send().await?;
         let reply: SessionReply = read_json("POST /auth/refresh", response).await?;
         self.adopt("POST /auth/refresh", reply)
     }

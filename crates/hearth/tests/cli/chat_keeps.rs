@@ -147,8 +147,7 @@ async fn text_sent_while_the_server_is_away_is_queued_and_goes_out_when_it_is_ba
 
     // The server goes away: the status line says so.
     stop(server).await;
-    tmux.wait_for("the connection lost", |s| s.contains("◌ reconnecting…") || s.contains("✕ server unreachable"))
-        .await;
+    tmux.wait_for("the connection lost", |s| s.contains("◌ reconnecting…") || s.contains("✕ server unreachable")).await;
     // What Ann sends now is shown as queued.
     tmux.type_text("written while you were away");
     tmux.keys(&["Enter"]);
@@ -221,9 +220,7 @@ async fn own_messages_are_edited_and_deleted_for_everyone() {
     tmux.type_text("l");
     tmux.keys(&["Enter"]);
     tmux.wait_text("you: hello Bob (edited)").await;
-    let edited = bob
-        .next("the edit", |i| matches!(i, Incoming::EditMessage(d) if d.conversation_id == private))
-        .await;
+    let edited = bob.next("the edit", |i| matches!(i, Incoming::EditMessage(d) if d.conversation_id == private)).await;
     let Incoming::EditMessage(edited) = edited else { unreachable!("filtered") };
     let opened = bob.keyring.open(private, &edited.message);
     assert_eq!(opened.text.as_deref(), Ok("hello Bob"));
@@ -241,9 +238,14 @@ async fn own_messages_are_edited_and_deleted_for_everyone() {
     tmux.keys(&["y"]);
     tmux.wait_for("deleted", |s| !s.contains("hello Bob") && s.contains("Bob: hi")).await;
     let deleted = bob
-        .next("the deletion", |i| matches!(i, Incoming::DeleteMessage { conversation_id, .. } if *conversation_id == private))
+        .next(
+            "the deletion",
+            |i| matches!(i, Incoming::DeleteMessage { conversation_id, .. } if *conversation_id == private),
+        )
         .await;
-    assert!(matches!(deleted, Incoming::DeleteMessage { message_group_id, .. } if message_group_id == edited.message.message_group));
+    assert!(
+        matches!(deleted, Incoming::DeleteMessage { message_group_id, .. } if message_group_id == edited.message.message_group)
+    );
     tmux.keys(&["Escape"]);
     tmux.wait_exit().await;
     drop(tmux);
