@@ -546,24 +546,20 @@ impl Setup {
     /// Waits for the person to sign in (until the interface goes away: `None`).
     async fn sign_in(&self, commands: &mut mpsc::UnboundedReceiver<Command>) -> Option<(Session, Events)> {
         loop {
-            match commands.recv().await? {
-                Command::SignIn(request) => {
-                    self.send(Update::Connection(Connection::Connecting));
-                    match Session::sign_in(self, request).await {
-                        Ok(signed_in) => return Some(signed_in),
-                        Err(error) => {
-                            let text = error.describe(&self.server);
-                            if error.unreachable() {
-                                self.send(Update::Connection(Connection::Unreachable(text.clone())));
-                            } else {
-                                self.send(Update::Connection(Connection::SignedOut));
-                            }
-                            self.send(Update::SignInFailed(text));
-                        }
+            // Anything but a sign-in means nothing until signed in.
+            let Command::SignIn(request) = commands.recv().await? else { continue };
+            self.send(Update::Connection(Connection::Connecting));
+            match Session::sign_in(self, request).await {
+                Ok(signed_in) => return Some(signed_in),
+                Err(error) => {
+                    let text = error.describe(&self.server);
+                    if error.unreachable() {
+                        self.send(Update::Connection(Connection::Unreachable(text.clone())));
+                    } else {
+                        self.send(Update::Connection(Connection::SignedOut));
                     }
+                    self.send(Update::SignInFailed(text));
                 }
-                // Anything else means nothing until signed in.
-                _ => {}
             }
         }
     }
@@ -596,7 +592,7 @@ impl Setup {
                 loop {
                     tokio::select! {
                         () = &mut retry => break,
-                        command = commands.recv() => if command.is_none() { return None },
+                        command = commands.recv() => { command.as_ref()?; }
                     }
                 }
                 continue;
