@@ -812,6 +812,11 @@ impl App {
                     view.read_times.insert(user_id, read_at);
                 }
             }
+            Update::Delivered { conversation_id, user_id, delivered_at } => {
+                if let Some(view) = self.view_mut(conversation_id) {
+                    view.delivered_times.insert(user_id, Some(delivered_at));
+                }
+            }
             Update::Found { query, users } => {
                 for user in &users {
                     self.users.entry(user.id).or_insert_with(|| user.clone());
@@ -936,7 +941,16 @@ impl App {
     }
 
     fn joined(&mut self, joined: Joined) {
-        let Joined { conversation, members, messages, page_token, unread, own_key_unopenable, read_times } = joined;
+        let Joined {
+            conversation,
+            members,
+            messages,
+            page_token,
+            unread,
+            own_key_unopenable,
+            read_times,
+            delivered_times,
+        } = joined;
         let id = conversation.id;
         let is_open = self.open == Some(id);
         let view = match self.conversations.iter().position(|view| view.id() == id) {
@@ -955,6 +969,7 @@ impl App {
         view.messages = messages;
         view.messages.extend(pending);
         view.read_times = read_times;
+        view.delivered_times = delivered_times;
         view.page_token = page_token;
         view.loading_older = false;
         view.joined = true;
@@ -1086,6 +1101,7 @@ pub(crate) mod testing {
             unread: 0,
             own_key_unopenable: false,
             read_times: BTreeMap::new(),
+            delivered_times: BTreeMap::new(),
         };
         app.apply(Update::Joined(Box::new(joined)), Instant::now());
     }
@@ -1240,5 +1256,38 @@ mod tests {
         assert!(app.typing_line().is_some_and(|line| line.ends_with("is typing…")));
         app.tick(now + TYPING_SHOWN_FOR);
         assert_eq!(app.typing_line(), None);
+    }
+
+    #[test]
+    fn receipts_go_from_sent_to_delivered_to_read_and_say_how_far_in_a_group() {
+        let (me, bob, carol, id) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let mut app = App::new("http://localhost");
+        signed_in(&mut app, me, vec![conversation(id, false)]);
+        app.apply(Update::Users(vec![user(bob, "Bob"), user(carol, "Carol")]), Instant::now());
+        let mut group = conversation(id, false);
+        group.private = false;
+        joined(&mut app, group, vec![me, bob, carol]);
+        let mine = shown(Uuid::now_v7(), me, "hello");
+        let at = mine.at;
+        app.apply(Update::Message { conversation_id: id, message: mine.clone() }, Instant::now());
+        let receipt = |app: &App| {
+            let view = app.view(id).expect("the conversation");
+            app.receipt_text(&app.receipt(view, &mine).expect("a receipt"))
+        };
+        assert_eq!(receipt(&app), "sent");
+        // A receipt from before the message does not count.
+        let earlier = at - chrono::Duration::seconds(1);
+        app.apply(Update::Delivered { conversation_id: id, user_id: bob, delivered_at: earlier }, Instant::now());
+        assert_eq!(receipt(&app), "sent");
+        app.apply(Update::Delivered { conversation_id: id, user_id: bob, delivered_at: at }, Instant::now());
+        assert_eq!(receipt(&app), "delivered to 1 of 2");
+        app.apply(Update::Read { conversation_id: id, user_id: carol, read_at: Some(at) }, Instant::now());
+        assert_eq!(receipt(&app), "read by Carol");
+        app.apply(Update::Delivered { conversation_id: id, user_id: carol, delivered_at: at }, Instant::now());
+        assert_eq!(receipt(&app), "read by Carol");
+        app.apply(Update::Read { conversation_id: id, user_id: bob, read_at: Some(at) }, Instant::now());
+        assert_eq!(receipt(&app), "read");
+        let theirs = shown(Uuid::now_v7(), bob, "hi");
+        assert_eq!(app.receipt(app.view(id).expect("the conversation"), &theirs), None, "only one's own");
     }
 }

@@ -555,6 +555,7 @@ mod tests {
             unread: 0,
             own_key_unopenable: true,
             read_times: std::collections::BTreeMap::new(),
+            delivered_times: std::collections::BTreeMap::new(),
         };
         app.apply(crate::network::Update::Joined(Box::new(own_key)), Instant::now());
         ctrl(&mut app, 'k');

@@ -277,6 +277,8 @@ pub struct Joined {
     pub own_key_unopenable: bool,
     /// When each member last read it (`None`: never).
     pub read_times: BTreeMap<Uuid, Option<DateTime<Utc>>>,
+    /// Up to when each member's devices have received it (`None`: never).
+    pub delivered_times: BTreeMap<Uuid, Option<DateTime<Utc>>>,
 }
 
 /// Why a message was not sent (its text goes back to the person).
@@ -381,6 +383,15 @@ pub enum Update {
         user_id: Uuid,
         /// When.
         read_at: Option<DateTime<Utc>>,
+    },
+    /// A member's devices received a conversation up to `delivered_at`.
+    Delivered {
+        /// The conversation.
+        conversation_id: Uuid,
+        /// Who.
+        user_id: Uuid,
+        /// Up to when.
+        delivered_at: DateTime<Utc>,
     },
     /// People found by the picker's search, for `query`.
     Found {
@@ -1015,6 +1026,9 @@ impl Session {
             Incoming::NewConversation(new) => self.new_conversation(new).await?,
             Incoming::NewMessage(delivered) => {
                 let conversation_id = delivered.conversation_id;
+                if delivered.message.sender != self.me {
+                    self.delivered(conversation_id).await?;
+                }
                 if let Some(message) = self.open_live(conversation_id, &delivered.message).await? {
                     self.save_images(conversation_id, std::slice::from_ref(&message)).await;
                     self.send(Update::Message { conversation_id, message });
@@ -1022,6 +1036,9 @@ impl Session {
             }
             Incoming::Read { conversation_id, user_id, read_at } => {
                 self.send(Update::Read { conversation_id, user_id, read_at });
+            }
+            Incoming::Delivered { conversation_id, user_id, delivered_at } => {
+                self.send(Update::Delivered { conversation_id, user_id, delivered_at });
             }
             Incoming::EditMessage(delivered) => {
                 let conversation_id = delivered.conversation_id;
@@ -1104,6 +1121,13 @@ impl Session {
             return Ok(None);
         }
         Ok(Some(Shown::opened(message, opened)))
+    }
+
+    /// Tells the server this device has everything in `conversation_id` up to now: the
+    /// senders see their messages delivered.
+    async fn delivered(&self, conversation_id: Uuid) -> Result<(), ChatError> {
+        self.socket.delivered_conversation(self.me, conversation_id).await?;
+        Ok(())
     }
 
     /// A page of history, oldest first, opened and checked.
@@ -1328,7 +1352,12 @@ impl Session {
             unread,
             own_key_unopenable,
             read_times: joined.read_times,
+            delivered_times: joined.delivered_times,
         })));
+        if unread > 0 {
+            // Received while away: the senders see it delivered.
+            self.delivered(id).await?;
+        }
         // After `Joined`, so the interface can name the conversation.
         for notice in notices {
             self.notice(notice);

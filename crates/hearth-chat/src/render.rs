@@ -836,6 +836,7 @@ mod tests {
             unread: 0,
             own_key_unopenable: true,
             read_times: std::collections::BTreeMap::new(),
+            delivered_times: std::collections::BTreeMap::new(),
         };
         app.apply(Update::Joined(Box::new(own_key)), Instant::now());
         assert!(screen(&mut app).contains("⚠ your key for this conversation does not open"));

@@ -356,3 +356,93 @@ async fn help_shows_only_the_clients_options_and_an_unreachable_server_is_said_i
     tmux.keys(&["C-c"]);
     tmux.wait_exit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_show_as_sent_then_delivered_then_read_and_the_client_says_what_it_received() {
+    if Tmux::missing() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (server, _fake) = server(dir.path()).await;
+    let url = server.url.clone();
+    // Ann and Carol have accounts, and no client running.
+    let mut registered = Vec::new();
+    for (email, name) in [("ann@example.org", "Ann"), ("carol@example.org", "Carol")] {
+        let mut api = Client::new(&url).expect("client");
+        api.register(email, PASSWORD, Some(name), Some("web")).await.expect("register");
+        registered.push(api.identity().expect("signed in").user_id);
+    }
+    let (ann, carol) = (registered[0], registered[1]);
+    let mut bob = Sdk::register(&url, "bob@example.org", "Bob").await;
+    let private = bob.start_private(ann).await;
+    bob.send(private, "hello Ann").await;
+
+    // Ann's client says, as she signs in, that it received Bob's message; opening it reads it.
+    let tmux = Tmux::start(dir.path(), &url);
+    log_in(&tmux, "ann@example.org").await;
+    let delivered = bob
+        .next("Ann's delivery receipt", |i| matches!(i, Incoming::Delivered { user_id, .. } if *user_id == ann))
+        .await;
+    assert!(matches!(delivered, Incoming::Delivered { conversation_id, .. } if conversation_id == private));
+    tmux.wait_for("Bob's conversation", |s| line_with(s, "Bob").contains("Bob (1)")).await;
+    tmux.keys(&["Enter"]);
+    tmux.wait_text("Bob: hello Ann").await;
+    bob.next("Ann read it", |i| matches!(i, Incoming::Read { user_id, .. } if *user_id == ann)).await;
+
+    // Ann's answer: sent; delivered once Bob's device has it; read once he reads it.
+    tmux.type_text("hello Bob");
+    tmux.keys(&["Enter"]);
+    tmux.wait_text("you: hello Bob · sent").await;
+    assert_eq!(bob.read_next(private, ann).await, "hello Bob");
+    bob.socket.delivered_conversation(bob.id, private).await.expect("Bob's device has it");
+    tmux.wait_text("you: hello Bob · delivered").await;
+    bob.socket.read_conversation(private).await.expect("Bob reads");
+    tmux.wait_text("you: hello Bob · read").await;
+    // A message from Bob while the conversation is open: received and read at once.
+    bob.send(private, "are you there?").await;
+    tmux.wait_text("Bob: are you there?").await;
+    bob.next("Ann's receipt", |i| matches!(i, Incoming::Delivered { user_id, .. } if *user_id == ann)).await;
+
+    // A group with Carol, who has not signed in since she registered: partial states say
+    // how many, and who.
+    let keys = bob.keyring.start_conversation().expect("keys");
+    bob.socket
+        .start_group_conversation(
+            keys.conversation_id,
+            &[ann, carol],
+            Some("Team"),
+            &keys.public_key,
+            &keys.private_key,
+        )
+        .await
+        .expect("start the group");
+    let team = keys.conversation_id;
+    bob.join(team).await;
+    tmux.wait_text("Team").await;
+    // The newest conversation is at the top of the list.
+    tmux.keys(&["Tab", "Up", "Up"]);
+    tmux.wait_for("Team highlighted", |s| line_with(s, "Team").starts_with("│›")).await;
+    tmux.keys(&["Enter"]);
+    tmux.wait_text("Message to Team").await;
+    tmux.type_text("team meeting?");
+    tmux.keys(&["Enter"]);
+    tmux.wait_text("you: team meeting? · sent").await;
+    bob.socket.delivered_conversation(bob.id, team).await.expect("Bob's device has it");
+    tmux.wait_text("you: team meeting? · delivered to 1 of 2").await;
+    let mut carol_sdk = Sdk::login(&url, "carol@example.org").await;
+    carol_sdk.join(team).await;
+    carol_sdk.socket.read_conversation(team).await.expect("Carol reads");
+    tmux.wait_text("you: team meeting? · read by Carol").await;
+    bob.socket.read_conversation(team).await.expect("Bob reads");
+    let screen = tmux
+        .wait_for("read by everyone", |s| {
+            let line = line_with(s, "you: team meeting?");
+            line.contains("· read") && !line.contains("read by")
+        })
+        .await;
+    assert!(!screen.contains("waiting for"), "{screen}");
+    tmux.keys(&["Escape"]);
+    tmux.wait_exit().await;
+    drop(tmux);
+    stop(server).await;
+}
