@@ -44,9 +44,7 @@ impl ChatError {
     /// What happened, in words, naming `server` when it cannot be reached.
     pub fn describe(&self, server: &str) -> String {
         if self.unreachable() {
-            return format!(
-                "server unreachable: nothing answers at {server} (is it running, and is the address right?)"
-            );
+            return format!("server unreachable: nothing answers at {server} (is it running?)");
         }
         self.to_string()
     }

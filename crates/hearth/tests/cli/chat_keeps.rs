@@ -181,6 +181,18 @@ async fn text_sent_while_the_server_is_away_is_queued_and_goes_out_when_it_is_ba
     // Nothing queued any more: Esc quits without asking.
     tmux.keys(&["Escape"]);
     tmux.wait_exit().await;
+
+    // Started while the server is away, the client says so in words and keeps trying with
+    // the kept session; it is in as soon as the server is back.
+    stop(server).await;
+    tmux.restart(&url);
+    let screen = tmux.wait_text("server unreachable: nothing answers at").await;
+    assert!(screen.contains("trying again") && screen.contains("✕ server unreachable"), "{screen}");
+    let server = server_with(dir.path(), &fake, listen).await;
+    tmux.wait_text("● connected").await;
+    tmux.wait_text("Ctrl-K security").await;
+    tmux.keys(&["Escape"]);
+    tmux.wait_exit().await;
     drop(tmux);
     stop(server).await;
 }
