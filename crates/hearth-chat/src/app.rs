@@ -501,7 +501,7 @@ impl App {
             .filter(|user| Some(user.id) != self.me())
             .filter(|user| {
                 needle.is_empty()
-                    || user.email.to_lowercase().contains(&needle)
+                    || user.email.as_deref().is_some_and(|email| email.contains(&needle))
                     || user.display_name.to_lowercase().contains(&needle)
             })
             .collect();

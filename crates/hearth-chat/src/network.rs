@@ -819,7 +819,7 @@ impl Session {
         let mut users = Vec::new();
         let mut token: Option<String> = None;
         for _ in 0..MAX_USER_PAGES {
-            let page = self.api.users(token.as_deref()).await?;
+            let page = self.api.users(None, token.as_deref()).await?;
             users.extend(page.items);
             token = page.page_token;
             if token.is_none() {

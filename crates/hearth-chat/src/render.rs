@@ -424,7 +424,7 @@ fn security_lines(app: &App) -> Vec<(String, Style)> {
     }
     let highlighted = app.highlighted_member();
     for member in app.others(view) {
-        let email = app.users.get(&member).map(|user| user.email.clone()).unwrap_or_default();
+        let email = app.users.get(&member).and_then(|user| user.email.clone()).unwrap_or_default();
         let online = if app.presence.is_online(member) { "online" } else { "offline" };
         let is_highlighted = highlighted == Some(member);
         let (pointer, name_style) = if is_highlighted {
@@ -537,7 +537,8 @@ fn picker(frame: &mut Frame, app: &App) {
             } else {
                 (" ", Style::default())
             };
-            Line::styled(format!("{pointer}{mark} {} <{}>", user.display_name, user.email), style)
+            let email = user.email.as_deref().map(|email| format!(" <{email}>")).unwrap_or_default();
+            Line::styled(format!("{pointer}{mark} {}{email}", user.display_name), style)
         })
         .collect();
     if lines.is_empty() {

@@ -49,7 +49,9 @@ pub async fn register(state: &AppState, origin: Origin<'_>, request: RegisterReq
     let email = fields::email("email", &request.email)?;
     let display_name = match request.display_name.as_deref() {
         Some(name) => fields::display_name("display_name", name)?,
-        None => email.clone(),
+        // The address's local part, never the whole address: a display name is shown to
+        // everyone in the directory, an address only to contacts (`directory.show_emails`).
+        None => fields::default_display_name(&email),
     };
     let password = request.password.checked("password")?;
     state.attempts.check_address(origin.address)?;

@@ -235,8 +235,9 @@ impl Sdk {
 
     /// The id of the user with this email.
     async fn user_id(&self, email: &str) -> Uuid {
-        let users = self.api.users(None).await.expect("users");
-        users.items.iter().find(|user| user.email == email).unwrap_or_else(|| panic!("{email} is no user")).id
+        let users = self.api.users(Some(email), None).await.expect("users");
+        let found = users.items.iter().find(|user| user.email.as_deref() == Some(email));
+        found.unwrap_or_else(|| panic!("{email} is no user")).id
     }
 
     /// Starts a private conversation with `other` as a client does: the id and a signed key
