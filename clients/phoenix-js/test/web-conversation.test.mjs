@@ -306,6 +306,8 @@ step("§5 being added, joining and leaving are lines in the history; on a phone,
   await openConversation(ann, "Team")
   await ann.page.getByRole("button", {name: "Add people"}).click()
   const dialog = ann.page.locator("dialog[open]")
+  // Dan is no contact of Ann's yet: his address shows once typed (a private directory).
+  await dialog.locator('input[type="search"]').fill(dan.email)
   await dialog.locator(`label[data-user="${dan.email}"] input`).check()
   await dialog.locator('button[type="submit"]').click()
   await dialog.waitFor({state: "detached", timeout: LIVE_MS})
