@@ -263,7 +263,7 @@ class Client {
     if(error instanceof TrustError){
       switch(error.code){
         case "blocked": return `The security key of ${names(error.users)} changed: acknowledge it above before sending.`
-        case "waiting": return `${names(error.users)} cannot be written to: their account has no security key (it was made before hearth had them). They get one when they next sign in.`
+        case "waiting": return `${names(error.users)} cannot be written to until they sign in again: their account has no security key yet.`
         case "own_key_unopenable": return "Your key for this conversation does not open: make a new key (above) to write here."
         case "identity_unopenable": return "Your security key does not open with your password: replace it to write."
         case "not_joined": return "This conversation is still loading: try again in a moment."
@@ -1434,12 +1434,12 @@ class Client {
     const on = h("input", {type: "checkbox", name: "notify", checked: Boolean(this.notify.on)})
     const previews = h("input", {type: "checkbox", name: "previews", checked: Boolean(this.notify.previews)})
     await modal("Notifications", [
-      h("p", {class: "muted"}, "On this device, while hearth is in the background. A notification names the sender; the text only if you allow it."),
+      h("p", {class: "muted"}, "On this device, while hearth is in the background."),
       h("label", {class: "inline"}, on, h("span", {}, "Notify me of new messages")),
       h("label", {class: "inline"}, previews, h("span", {}, "Show the message text in notifications")),
     ], {submit: "Save", action: async () => {
       if(on.checked && await Notification.requestPermission() !== "granted"){
-        throw new Error("The browser refused: allow notifications for this site in its settings, then try again.")
+        throw new Error("The browser refused: allow notifications for this site in its settings.")
       }
       this.notify = {on: on.checked, previews: previews.checked}
       localStorage.setItem(this.notifyKey(), JSON.stringify(this.notify))
