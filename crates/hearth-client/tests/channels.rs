@@ -210,6 +210,9 @@ async fn ann_and_bob_exchange_an_end_to_end_encrypted_message_through_the_sdk() 
     // Typing and reading reach the other member; only the sender edits and deletes.
     bob.socket.typing(id, true).await.expect("bob types");
     assert_eq!(next_event(&mut ann.events, &topic, "start_typing").await, json!({ "user_id": bob.id }));
+    bob.socket.delivered_conversation(bob.id, id).await.expect("bob's device received it");
+    let receipt = next_event(&mut ann.events, &topic, "delivered_conversation").await;
+    assert_eq!(receipt["user_id"], json!(bob.id));
     bob.socket.read_conversation(id).await.expect("bob reads");
     assert_eq!(next_event(&mut ann.events, &topic, "read_conversation").await["user_id"], json!(bob.id));
     let edited_text = "Hello Bob (edited)";
@@ -545,6 +548,14 @@ async fn a_group_of_three_talks_is_renamed_grows_and_loses_a_member() {
         let text = e2e::decrypt(pair, person.id, &keys[&ann.id], ann.id, id, &delivered.message.content);
         assert_eq!(text.expect("decrypt"), "hello team");
     }
+    // Bob's device says it received it: Ann hears it typed, and so does a later join.
+    bob.socket.delivered_conversation(bob.id, id).await.expect("bob's receipt");
+    let receipt = ann.next("delivered_conversation", |i| matches!(i, Incoming::Delivered { .. })).await;
+    let Incoming::Delivered { conversation_id, user_id, delivered_at } = receipt else { unreachable!("filtered") };
+    assert_eq!((conversation_id, user_id), (id, bob.id));
+    let joined = cy.socket.join_conversation(id).await.expect("cy joins again");
+    assert_eq!(joined.delivered_times.get(&bob.id), Some(&Some(delivered_at)));
+    assert_eq!(joined.delivered_times.get(&cy.id), Some(&None));
 
     // Bob renames it: Ann hears of it.
     let renamed = bob.socket.change_alias(id, Some("Team 2")).await.expect("renamed");

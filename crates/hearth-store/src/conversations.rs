@@ -190,6 +190,15 @@ pub trait ConversationStore: Send + Sync {
     /// [`StoreError::NotFound`] if they are not a member.
     async fn mark_read(&self, conversation_id: Uuid, user_id: Uuid, now: Timestamp) -> StoreResult<()>;
 
+    /// Members' delivery times (`None`: nothing received yet): every message group inserted at
+    /// or before a member's time has reached one of their devices.
+    async fn delivered_times(&self, conversation_id: Uuid) -> StoreResult<Vec<(Uuid, Option<Timestamp>)>>;
+
+    /// Records that the member's device has received the conversation up to `now`; a time
+    /// earlier than the one recorded changes nothing. [`StoreError::NotFound`] if they are not
+    /// a member.
+    async fn mark_delivered(&self, conversation_id: Uuid, user_id: Uuid, now: Timestamp) -> StoreResult<()>;
+
     /// Sets or clears a group's alias. [`StoreError::Rule`] for a private conversation.
     async fn set_alias(&self, conversation_id: Uuid, alias: Option<&str>, now: Timestamp) -> StoreResult<Conversation>;
 
@@ -321,8 +330,18 @@ pub(crate) const CONVERSATION_OF_PRIVATE_PAIR: &str = "SELECT id FROM conversati
 pub(crate) const READ_TIMES: &str = "SELECT user_id, read_at FROM conversation_members WHERE conversation_id = $1 \
      ORDER BY joined_at, user_id";
 
-pub(crate) const MARK_READ: &str =
-    "UPDATE conversation_members SET read_at = $3 WHERE conversation_id = $1 AND user_id = $2";
+// Reading implies receiving: the delivery time moves forward with the read time.
+pub(crate) const MARK_READ: &str = "UPDATE conversation_members SET read_at = $3, \
+     delivered_at = CASE WHEN delivered_at IS NULL OR delivered_at < $3 THEN $3 ELSE delivered_at END \
+     WHERE conversation_id = $1 AND user_id = $2";
+
+pub(crate) const DELIVERED_TIMES: &str = "SELECT user_id, delivered_at FROM conversation_members \
+     WHERE conversation_id = $1 ORDER BY joined_at, user_id";
+
+// Never backwards: a late receipt from a slow device must not undo a newer one.
+pub(crate) const MARK_DELIVERED: &str = "UPDATE conversation_members \
+     SET delivered_at = CASE WHEN delivered_at IS NULL OR delivered_at < $3 THEN $3 ELSE delivered_at END \
+     WHERE conversation_id = $1 AND user_id = $2";
 
 pub(crate) const SET_GROUP_ALIAS: &str = "UPDATE conversations SET alias = $2, updated_at = $3 WHERE id = $1 AND NOT private \
      RETURNING id, private, alias, inserted_at, updated_at, assistant_of IS NOT NULL AS assistant";

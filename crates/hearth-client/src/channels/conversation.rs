@@ -51,6 +51,10 @@ pub struct JoinedConversation {
     pub private_key: Option<String>,
     /// When each member last read the conversation.
     pub read_times: BTreeMap<Uuid, Option<DateTime<Utc>>>,
+    /// When each member's devices last received the conversation: every message inserted at
+    /// or before it reached one of them (absent from servers before delivery receipts).
+    #[serde(default)]
+    pub delivered_times: BTreeMap<Uuid, Option<DateTime<Utc>>>,
     /// Each member's published identity key (null for a member whose client made none yet).
     #[serde(default)]
     pub identity_keys: BTreeMap<Uuid, Option<Value>>,
@@ -250,6 +254,15 @@ impl Socket {
     /// `{user_id, read_at}`.
     pub async fn read_conversation(&self, conversation_id: Uuid) -> Result<(), ChannelError> {
         self.push(&conversation_topic(conversation_id), "read_conversation", json!({})).await.map(drop)
+    }
+
+    /// `delivered_conversation` on `user:{me}` (joined first): this device received the
+    /// conversation's messages up to now, a delivery receipt; the conversation's joined members
+    /// see `{user_id, delivered_at}`. Send it when a `new_message` arrives from someone else,
+    /// and at sign-in for each conversation with unread messages.
+    pub async fn delivered_conversation(&self, me: Uuid, conversation_id: Uuid) -> Result<(), ChannelError> {
+        let payload = json!({ "conversation_id": conversation_id });
+        self.push(&user_topic(me), "delivered_conversation", payload).await.map(drop)
     }
 }
 

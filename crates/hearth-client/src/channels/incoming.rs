@@ -66,6 +66,16 @@ pub enum Incoming {
         /// When.
         read_at: Option<DateTime<Utc>>,
     },
+    /// `delivered_conversation` on `conversation:{id}`: a member's device received the
+    /// conversation up to `delivered_at` (a delivery receipt).
+    Delivered {
+        /// The conversation.
+        conversation_id: Uuid,
+        /// Whose device.
+        user_id: Uuid,
+        /// Every message inserted at or before it has reached them.
+        delivered_at: DateTime<Utc>,
+    },
     /// `set_encryption_keys` on `conversation:{id}`: a member set (or replaced) their keys.
     KeysSet {
         /// The conversation.
@@ -139,6 +149,12 @@ struct ReadPayload {
 }
 
 #[derive(Deserialize)]
+struct DeliveredPayload {
+    user_id: Uuid,
+    delivered_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
 struct IdentityPayload {
     user_id: Uuid,
     identity_key: Value,
@@ -190,6 +206,10 @@ impl Incoming {
                 "read_conversation" => {
                     let ReadPayload { user_id, read_at } = from(payload)?;
                     Some(Self::Read { conversation_id, user_id, read_at })
+                }
+                "delivered_conversation" => {
+                    let DeliveredPayload { user_id, delivered_at } = from(payload)?;
+                    Some(Self::Delivered { conversation_id, user_id, delivered_at })
                 }
                 "set_encryption_keys" => {
                     let KeysPayload { user_id, public_key } = from(payload)?;

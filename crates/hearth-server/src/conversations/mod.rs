@@ -251,6 +251,7 @@ pub async fn join(state: &AppState, user: Uuid, conversation_id: Uuid) -> ApiRes
     }
     let conversation = state.store.conversation(conversation_id).await?.ok_or_else(not_found)?;
     let read_times = state.store.read_times(conversation_id).await?.into_iter().collect();
+    let delivered_times = state.store.delivered_times(conversation_id).await?.into_iter().collect();
     let public_keys = state
         .store
         .public_keys(conversation_id)
@@ -267,7 +268,15 @@ pub async fn join(state: &AppState, user: Uuid, conversation_id: Uuid) -> ApiRes
         .map(|(member, key)| (member, key.as_deref().map_or(Value::Null, keys::key_json)))
         .collect();
     let messages = messages_page(state, conversation_id, user, None, FIRST_PAGE).await?;
-    Ok(JoinView { conversation: (&conversation).into(), read_times, messages, public_keys, private_key, identity_keys })
+    Ok(JoinView {
+        conversation: (&conversation).into(),
+        read_times,
+        delivered_times,
+        messages,
+        public_keys,
+        private_key,
+        identity_keys,
+    })
 }
 
 /// `send_message`: one ciphertext per member, keyed by member id.
@@ -468,6 +477,16 @@ impl<'a> Member<'a> {
         let now = Timestamp::now();
         self.state.store.mark_read(self.conversation_id, self.me, now).await?;
         self.state.publish(self.topic(), "read_conversation", json!({ "user_id": self.me, "read_at": now })).await;
+        Ok(())
+    }
+
+    /// Records that the caller's device has received the conversation up to now (a delivery
+    /// receipt: the senders' clients show their messages as delivered).
+    pub async fn delivered(&self) -> ApiResult<()> {
+        let now = Timestamp::now();
+        self.state.store.mark_delivered(self.conversation_id, self.me, now).await?;
+        let payload = json!({ "user_id": self.me, "delivered_at": now });
+        self.state.publish(self.topic(), "delivered_conversation", payload).await;
         Ok(())
     }
 

@@ -103,6 +103,9 @@ pub struct JoinView {
     pub conversation: ConversationSummary,
     /// Each member's last read time (null before their first).
     pub read_times: BTreeMap<Uuid, Option<Timestamp>>,
+    /// (+) Each member's delivery time (null before anything reached their devices): every
+    /// message inserted at or before it has reached one of them.
+    pub delivered_times: BTreeMap<Uuid, Option<Timestamp>>,
     /// The first page of the member's messages.
     pub messages: MessagePage,
     /// Each member's public key, as their client set it.

@@ -8,6 +8,7 @@ mod incoming;
 pub mod pubsub;
 pub mod socket;
 mod system;
+mod user;
 
 #[cfg(feature = "fuzzing")]
 pub(crate) use {conversation::ConversationEvent, incoming::ChannelError, system::SystemEvent};

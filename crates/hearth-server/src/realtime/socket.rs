@@ -20,6 +20,7 @@ use super::conversation::{self, ConversationEvent};
 use super::hub::{Finished, SocketId};
 use super::incoming::ChannelError;
 use super::system::SystemEvent;
+use super::user::UserEvent;
 use crate::auth::AuthUser;
 use crate::events::SYSTEM_TOPIC;
 use crate::presence;
@@ -160,6 +161,11 @@ impl Handler for Session {
                 Err(refusal) => Err(refusal),
             },
             Some(Topic::System) => match SystemEvent::parse(event, payload) {
+                Ok(event) => event.run(&self.state, self.auth).await,
+                Err(refusal) => Err(refusal),
+            },
+            // Joining checked that the topic is the socket's own user's.
+            Some(Topic::User(_)) => match UserEvent::parse(event, payload) {
                 Ok(event) => event.run(&self.state, self.auth).await,
                 Err(refusal) => Err(refusal),
             },

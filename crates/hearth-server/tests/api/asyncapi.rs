@@ -772,6 +772,9 @@ async fn every_push_and_reply_is_documented_and_fits_its_schema() {
     assert_eq!(sent["message"]["message_group"], json!(chosen));
     let group = sent["message"]["message_group"].as_str().expect("a group").to_owned();
     bob.expect(&bob_user, "new_message").await;
+    let private_id = private.trim_start_matches("conversation:").to_owned();
+    bob.ok(&bob_user, "delivered_conversation", json!({"conversation_id": private_id})).await;
+    ann.expect(&private, "delivered_conversation").await;
     let edit = json!({"message_group_id": group, "encrypted_messages": both("edited a", "edited b")});
     ann.ok(&private, "edit_message", edit).await;
     bob.expect(&bob_user, "edit_message").await;

@@ -433,3 +433,49 @@ async fn a_client_may_choose_a_messages_group_id_but_not_one_in_use_or_the_nil_o
     let contents: Vec<&str> = items.iter().map(|item| item["content"].as_str().expect("content")).collect();
     assert_eq!(contents, ["later for bob", "fresh for bob"], "newest first, in the order they were sent");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_says_what_it_received_and_the_sender_sees_it_delivered_then_read() {
+    let app = spawn_app().await;
+    let ([mut ann, mut bob, mut carol], _sessions, group_topic, private_topic) =
+        a_group_and_a_private_conversation(&app).await;
+    let (group_id, private_id) =
+        (group_topic.trim_start_matches("conversation:"), private_topic.trim_start_matches("conversation:"));
+    let bob_user = format!("user:{}", bob.id);
+    let everyone = json!({"encrypted_messages": {ann.id.clone(): "a", bob.id.clone(): "b", carol.id.clone(): "c"}});
+    let sent = ann.ok(&group_topic, "send_message", everyone).await;
+    let inserted_at = sent["message"]["inserted_at"].as_str().expect("inserted_at").to_owned();
+    bob.expect(&bob_user, "new_message").await;
+
+    // Bob's device received it: the members joined to the conversation hear when.
+    let none = ann.ok(&group_topic, "phx_join", json!({})).await;
+    assert_eq!(none["delivered_times"][&bob.id], Value::Null, "nothing received yet: {none}");
+    assert_eq!(bob.ok(&bob_user, "delivered_conversation", json!({"conversation_id": group_id})).await, json!({}));
+    let receipt = ann.expect(&group_topic, "delivered_conversation").await;
+    assert_eq!(receipt["user_id"], json!(bob.id));
+    let delivered_at = receipt["delivered_at"].as_str().expect("delivered_at").to_owned();
+    assert!(delivered_at >= inserted_at, "{delivered_at} < {inserted_at}");
+    let joined = ann.ok(&group_topic, "phx_join", json!({})).await;
+    assert_eq!(joined["delivered_times"][&bob.id], json!(delivered_at));
+    assert_eq!(joined["delivered_times"][&carol.id], Value::Null);
+    assert_eq!(joined["read_times"][&bob.id], Value::Null, "received is not read");
+
+    // Reading implies receiving: Carol's read moves her delivery time too.
+    carol.ok(&group_topic, "read_conversation", json!({})).await;
+    let read_at = ann.expect(&group_topic, "read_conversation").await["read_at"].clone();
+    let joined = ann.ok(&group_topic, "phx_join", json!({})).await;
+    assert_eq!(joined["delivered_times"][&carol.id], read_at);
+
+    // Only for one's own conversations, with a conversation id, on one's own topic.
+    let refused = bob.refused(&bob_user, "delivered_conversation", json!({"conversation_id": private_id})).await;
+    assert_eq!(refused, "you are not a member of this conversation");
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let refused = bob.refused(&bob_user, "delivered_conversation", json!({"conversation_id": unknown})).await;
+    assert_eq!(refused, "you are not a member of this conversation");
+    let refused = bob.refused(&bob_user, "delivered_conversation", json!({"conversation_id": "nope"})).await;
+    assert!(refused.starts_with("invalid payload"), "{refused}");
+    assert!(bob.refused(&bob_user, "delivered_conversation", json!({})).await.starts_with("invalid payload"));
+    assert!(bob.refused(&bob_user, "no_such_event", json!({})).await.contains("unknown event"));
+    let joined = carol.ok(&private_topic, "phx_join", json!({})).await;
+    assert!(joined["delivered_times"].as_object().is_some_and(|times| !times.contains_key(&bob.id)));
+}

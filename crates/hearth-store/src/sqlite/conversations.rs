@@ -111,6 +111,20 @@ impl ConversationStore for SqliteStore {
         found(updated.rows_affected())
     }
 
+    async fn delivered_times(&self, conversation_id: Uuid) -> StoreResult<Vec<(Uuid, Option<Timestamp>)>> {
+        Ok(sqlx::query_as(conversations::DELIVERED_TIMES).bind(conversation_id).fetch_all(&self.pool).await?)
+    }
+
+    async fn mark_delivered(&self, conversation_id: Uuid, user_id: Uuid, now: Timestamp) -> StoreResult<()> {
+        let updated = sqlx::query(conversations::MARK_DELIVERED)
+            .bind(conversation_id)
+            .bind(user_id)
+            .bind(now)
+            .execute(self.writer())
+            .await?;
+        found(updated.rows_affected())
+    }
+
     async fn set_alias(&self, conversation_id: Uuid, alias: Option<&str>, now: Timestamp) -> StoreResult<Conversation> {
         let updated: Option<Conversation> = sqlx::query_as(conversations::SET_GROUP_ALIAS)
             .bind(conversation_id)

@@ -21,6 +21,7 @@ contract!(
     unknown_member_is_not_found_and_writes_nothing,
     conversations_of_members_and_partners,
     read_times_and_mark_read,
+    delivery_times_move_forward_only_and_follow_reading,
     unread_counts_follow_read_times,
     alias_and_members_of_groups_only,
     leave_removes_member_and_keys,
@@ -370,6 +371,38 @@ async fn read_times_and_mark_read(store: Arc<dyn Store>) {
     assert!(is_not_found(&store.mark_read(Uuid::now_v7(), ada.id, t2).await));
     assert_eq!(store.read_times(team.id).await.expect("read times").len(), 2);
     assert_eq!(store.read_times(Uuid::now_v7()).await.expect("unknown conversation"), vec![]);
+}
+
+async fn delivery_times_move_forward_only_and_follow_reading(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let [ada, bob, cy] = people(&store, ["ada", "bob", "cy"], now).await;
+    let team = group(&store, ada.id, &[ada.id, bob.id], now).await;
+    let other = group(&store, ada.id, &[ada.id, bob.id], now).await;
+    let delivered = |id| {
+        let store = store.clone();
+        async move { store.delivered_times(id).await.expect("delivered times") }
+    };
+
+    assert_eq!(delivered(team.id).await, vec![(ada.id, None), (bob.id, None)]);
+    let (t1, t2, t3) = (now.plus_secs(10), now.plus_secs(20), now.plus_secs(30));
+    store.mark_delivered(team.id, bob.id, t2).await.expect("mark delivered");
+    assert_eq!(delivered(team.id).await, vec![(ada.id, None), (bob.id, Some(t2))]);
+    // A late receipt from a slower device does not move it back.
+    store.mark_delivered(team.id, bob.id, t1).await.expect("an older receipt");
+    assert_eq!(delivered(team.id).await, vec![(ada.id, None), (bob.id, Some(t2))]);
+    // Reading implies receiving, forward only as well; the read time itself is the read time.
+    store.mark_read(team.id, ada.id, t1).await.expect("mark read");
+    store.mark_read(team.id, bob.id, t1).await.expect("mark read before the receipt");
+    assert_eq!(delivered(team.id).await, vec![(ada.id, Some(t1)), (bob.id, Some(t2))]);
+    assert_eq!(store.read_times(team.id).await.expect("read times"), vec![(ada.id, Some(t1)), (bob.id, Some(t1))]);
+    store.mark_read(team.id, bob.id, t3).await.expect("mark read after the receipt");
+    assert_eq!(delivered(team.id).await, vec![(ada.id, Some(t1)), (bob.id, Some(t3))]);
+    // Only that conversation.
+    assert_eq!(delivered(other.id).await, vec![(ada.id, None), (bob.id, None)]);
+
+    assert!(is_not_found(&store.mark_delivered(team.id, cy.id, t2).await));
+    assert!(is_not_found(&store.mark_delivered(Uuid::now_v7(), ada.id, t2).await));
+    assert_eq!(delivered(Uuid::now_v7()).await, vec![]);
 }
 
 async fn unread_counts_follow_read_times(store: Arc<dyn Store>) {
