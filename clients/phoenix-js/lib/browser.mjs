@@ -40,7 +40,10 @@ export async function register(who, baseUrl){
   await who.page.waitForFunction(name => document.querySelector(".sidebar .me")?.textContent === name, who.name)
 }
 
-export const conversationButton = (who, title) => who.page.locator("button[data-conversation]", {hasText: title})
+/** A conversation's row in the list, by its title (the whole title: a preview may name people too). */
+export const conversationButton = (who, title) => who.page.locator("button[data-conversation]", {
+  has: who.page.locator(".name", {hasText: new RegExp(`^${title.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`)}),
+})
 
 export async function openConversation(who, title){
   await conversationButton(who, title).click()
@@ -75,7 +78,7 @@ export async function safetyNumber(who, memberId){
   await who.page.locator(`.members li[data-member="${memberId}"] button`, {hasText: "Safety number"}).click()
   const dialog = who.page.locator("dialog[open]")
   const number = await dialog.locator("[data-safety-number]").getAttribute("data-safety-number")
-  await dialog.getByRole("button", {name: "Cancel"}).click()
+  await dialog.getByRole("button", {name: /^(Cancel|Close)$/}).click()
   await dialog.waitFor({state: "detached"})
   return number
 }
