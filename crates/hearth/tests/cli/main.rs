@@ -12,6 +12,7 @@ mod config;
 mod data_dir;
 mod harness;
 mod mail;
+mod metrics;
 mod phoenix_js;
 mod precedence;
 mod smtp;
