@@ -9,6 +9,7 @@
 mod accounts;
 pub mod assistant;
 mod auth;
+pub mod backup;
 mod conversations;
 mod email;
 mod error;

@@ -12,6 +12,7 @@
 
 mod accounts;
 mod assistant;
+pub mod backup;
 mod conversations;
 mod group_commit;
 mod model;
@@ -72,6 +73,9 @@ pub enum StoreError {
     /// The task that stores sends has stopped (the store is shutting down).
     #[error("the store's writer has stopped")]
     WriterStopped,
+    /// A backup or a restore cannot be made; says why, for a person (`backup`).
+    #[error("{0}")]
+    Backup(String),
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
