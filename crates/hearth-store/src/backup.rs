@@ -177,3 +177,70 @@ fn refused(reason: String) -> StoreError {
 fn io(path: &Path, error: &std::io::Error) -> StoreError {
     StoreError::Backup(format!("{}: {error}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store as _;
+
+    /// A new directory of this test's own under the system's temporary one.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("hearth-backup-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        dir
+    }
+
+    fn refusal(result: StoreResult<BackupContents>) -> String {
+        match result {
+            Err(StoreError::Backup(reason)) => reason,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_copy_restores_once_and_what_is_no_backup_is_refused() {
+        let dir = scratch("refusals");
+        let database = dir.join("hearth.db");
+        let store = crate::SqliteStore::open(&format!("sqlite://{}", database.display()), 2).await.expect("a store");
+        store.migrate().await.expect("migrated");
+
+        let copy = dir.join("copy.db");
+        assert_eq!(backup(&database, &copy).expect("a backup").accounts, 0);
+        assert!(refusal(backup(&database, &copy)).contains("already exists"));
+        assert!(refusal(backup(&dir.join("none.db"), &dir.join("other.db"))).contains("no database"));
+
+        let restored = dir.join("restored.db");
+        restore(&copy, &restored).expect("restored");
+        assert!(refusal(restore(&copy, &restored)).contains("already exists"));
+
+        let text = dir.join("notes.txt");
+        std::fs::write(&text, "not a database, but long enough to have a header's worth of bytes in it")
+            .expect("a file");
+        assert!(refusal(restore(&text, &dir.join("from-text.db"))).contains("not a backup"));
+        assert!(!dir.join("from-text.db").exists());
+
+        // As if a later hearth had added a migration this one does not know.
+        let newer = dir.join("newer.db");
+        backup(&database, &newer).expect("a backup");
+        Connection::open(&newer)
+            .and_then(|database| {
+                database.execute(
+                    "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                     VALUES (99991231000000, 'from the future', 1, x'00', 0)",
+                    [],
+                )
+            })
+            .expect("a migration from the future");
+        assert!(refusal(restore(&newer, &dir.join("from-newer.db"))).contains("newer hearth"));
+        assert!(!dir.join("from-newer.db").exists());
+        let leftovers: Vec<String> = std::fs::read_dir(&dir)
+            .expect("the directory")
+            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+            .filter(|name| name.contains(".partial-"))
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left behind: {leftovers:?}");
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
