@@ -315,6 +315,44 @@ export class Session {
     const email = this.user.email
     const old = await derive(email, password)
     const next = await derive(email, newPassword)
+    const body = {
+      password: old.authSecret,
+      new_password: next.authSecret,
+      new_password_confirmation: next.authSecret,
+      ...await this.rewrapped(old.wrapKey, next.wrapKey),
+    }
+    await this.api("PATCH", "/api/password", body)
+    await this.signInAgain(email, next)
+  }
+
+  /**
+   * Moves the account to `newEmail` with the token of an email-change link. The keys derive
+   * from the email too, so the password stays but the secret and wrap key change: every
+   * private key and the identity are wrapped again, and the server replaces them with the
+   * address in one transaction (as the SDK's `change_email`). It signs every session out;
+   * this one signs in again at the new address, which then gets a confirmation link.
+   */
+  async changeEmail(token, newEmail, password){
+    this.changing = (async () => {
+      const old = await derive(this.user.email, password)
+      const next = await derive(newEmail, password)
+      const body = {token, email: newEmail, password: old.authSecret, new_password: next.authSecret,
+        ...await this.rewrapped(old.wrapKey, next.wrapKey)}
+      await this.api("PATCH", "/api/email", body)
+      await this.signInAgain(newEmail, next)
+    })()
+    try {
+      await this.changing
+    } finally {
+      this.changing = null
+    }
+  }
+
+  /**
+   * `{private_keys, identity_private_key?}`: every private key and the identity unwrapped
+   * with `oldWrapKey` and wrapped with `nextWrapKey`, for a password or email change.
+   */
+  async rewrapped(oldWrapKey, nextWrapKey){
     const {private_keys: stored} = await this.api("GET", "/api/encryption_keys")
     const privateKeys = {}
     for(const [conversationId, wrapped] of Object.entries(stored)){
@@ -322,33 +360,42 @@ export class Session {
       // key: unwrapPrivateKey reads it from the extractable key itself (e2e.js), so the
       // conversations' public keys need not be fetched first.
       const keyPair = typeof wrapped === "string"
-        ? await unwrapPrivateKey(old.wrapKey, conversationId, wrapped, null, {extractable: true}).catch(() => null)
+        ? await unwrapPrivateKey(oldWrapKey, conversationId, wrapped, null, {extractable: true}).catch(() => null)
         : null
       // A key this password never wrapped (from before a reset) stays as it is.
-      privateKeys[conversationId] = keyPair ? await wrapPrivateKey(next.wrapKey, conversationId, keyPair) : wrapped
+      privateKeys[conversationId] = keyPair ? await wrapPrivateKey(nextWrapKey, conversationId, keyPair) : wrapped
     }
-    const body = {
-      password: old.authSecret,
-      new_password: next.authSecret,
-      new_password_confirmation: next.authSecret,
-      private_keys: privateKeys,
-    }
+    const body = {private_keys: privateKeys}
     const me = await this.api("GET", "/api/me")
     if(me.identity_key !== null && me.identity_key !== undefined){
-      if(!this.identity){ throw new Error("Your security key does not open: replace it before changing the password.") }
+      if(!this.identity){ throw new Error("Your security key does not open: replace it first.") }
       let identity
       try {
-        identity = await unwrapIdentity(old.wrapKey, me.id, me.identity_private_key, me.identity_key, {extractable: true})
+        identity = await unwrapIdentity(oldWrapKey, me.id, me.identity_private_key, me.identity_key, {extractable: true})
       } catch {
         throw new Error("Your security key does not open with this password: check the current password.")
       }
-      body.identity_private_key = await wrapIdentity(next.wrapKey, me.id, identity)
+      body.identity_private_key = await wrapIdentity(nextWrapKey, me.id, identity)
     }
-    await this.api("PATCH", "/api/password", body)
-    const reply = await signIn(email, next)
-    this.wrapKey = next.wrapKey
+    return body
+  }
+
+  async signInAgain(email, secrets){
+    const reply = await signIn(email, secrets)
+    this.wrapKey = secrets.wrapKey
     this.adopt(reply)
     await this.openIdentity()
+  }
+
+  /**
+   * Sets a new password with the token of a reset link and signs in with it. The server
+   * removed the identity (wrapped under the forgotten password): `established` makes a new one.
+   */
+  static async reset(token, email, newPassword){
+    const secrets = await derive(email, newPassword)
+    const body = {token, new_password: secrets.authSecret, new_password_confirmation: secrets.authSecret}
+    await call("POST", "/auth/password/reset", {body})
+    return new Session(await signIn(email, secrets), secrets.wrapKey).established()
   }
 
   async signOut(){
@@ -359,6 +406,12 @@ export class Session {
   /** This device's id, from the access token's claims. */
   deviceId(){ return claims(this.accessToken ?? "").device ?? null }
 }
+
+/** The calls of email links and "Forgot password?", which need no session. */
+export const confirmEmail = token => call("POST", "/auth/confirm", {body: {token}})
+export const requestPasswordReset = email => call("POST", "/auth/password/request", {body: {email}})
+/** Whose a reset token is (`{id, email, display_name}`), without spending it. */
+export const resetAccount = async token => (await call("POST", "/auth/password/confirm", {body: {token}})).user
 
 /** Signs in with derived secrets and keeps their wrap key on this device: the session reply. */
 async function signIn(email, {authSecret, wrapKey}){

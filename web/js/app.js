@@ -26,6 +26,9 @@ const IMAGE_PATH = /^\/api\/assistant\/images\/[0-9a-f-]{36}$/
 const CONFIGURE_PATH = /^\/configure\/[0-9a-f]{64}\.[0-9a-f-]{36}$/
 
 const root = document.getElementById("app")
+/** The account pages (emailed links, password reset, email change): loaded only when used. */
+const account = () => import("./account.js")
+const EMAILED_LINK = /^#\/[a-z-]+\/[\w-]+$/
 
 function applyProfile(user){
   document.documentElement.dataset.theme = user.theme === "night" ? "night" : "day"
@@ -66,6 +69,7 @@ function showAuth(notice = ""){
   const nameField = h("label", {hidden: true}, h("span", {}, "Display name (optional)"), displayName)
   const status = h("p", {class: "error", role: "alert"}, notice)
   const submit = h("button", {type: "submit", class: "primary"}, "Sign in")
+  const forgot = h("button", {type: "button", class: "link", onclick: async () => (await account()).forgotPage(email.value.trim(), pages)}, "Forgot password?")
   const tab = (name, label) => h("button", {type: "button", role: "tab", "aria-selected": String(name === mode), onclick: () => select(name)}, label)
   const tabs = h("div", {class: "tabs", role: "tablist"})
   const select = name => {
@@ -73,6 +77,7 @@ function showAuth(notice = ""){
     nameField.hidden = name !== "register"
     password.autocomplete = name === "register" ? "new-password" : "current-password"
     submit.textContent = name === "register" ? "Create account" : "Sign in"
+    forgot.hidden = name === "register"
     fill(tabs, tab("login", "Sign in"), tab("register", "Create account"))
   }
   select("login")
@@ -82,7 +87,7 @@ function showAuth(notice = ""){
     tabs,
     h("label", {}, h("span", {}, "Email"), email),
     h("label", {}, h("span", {}, "Password (at least 8 characters)"), password),
-    nameField, status, submit)
+    nameField, status, submit, forgot)
   form.addEventListener("submit", async event => {
     event.preventDefault()
     submit.disabled = true
@@ -108,8 +113,10 @@ function showAuth(notice = ""){
 // --- the signed-in client ---
 
 class Client {
-  constructor(session){
+  /** `renewKeys`: right after a password reset, own keys that no longer open are replaced as conversations join. */
+  constructor(session, {renewKeys = false} = {}){
     this.session = session
+    this.renewKeys = renewKeys
     this.me = session.user.id
     this.keys = new Keyring(this.me, session.wrapKey, session.identity, new TrustStore(this.me))
     this.users = new Map()
@@ -291,6 +298,7 @@ class Client {
     if(publish){
       await conversation.channel.push("set_encryption_keys", {public_key: publish.public_key, private_key: publish.private_key})
     }
+    if(this.renewKeys && this.keys.ownKeyState(conversation.id) === "unopenable"){ await this.makeNewKey(conversation) }
     const known = conversation.messages.size > 0
     const items = reply.messages?.items ?? []
     this.applyOpened(conversation, items, opened, "page")
@@ -1035,17 +1043,61 @@ class Client {
     return users.filter(user => user.id !== this.me)
   }
 
-  userChoices(users, type){
-    const filter = h("input", {type: "search", placeholder: "Filter by name or email", "aria-label": "Filter people"})
-    const rows = users.map(user => h("label", {class: "inline", "data-user": user.email},
-      h("input", {type, name: "person", value: user.id}),
-      h("span", {}, `${user.display_name} · ${user.email}`)))
+  /**
+   * People to tick: the directory's, filtered as the person types by name or by an address
+   * shown. The server shows only contacts' addresses, so what is typed is also looked up
+   * (`GET /api/users?query=`): a name, or someone's exact address, finds people not listed.
+   */
+  userChoices(users, type, excluded = []){
+    const filter = h("input", {type: "search", placeholder: "A name, or their exact email", "aria-label": "Filter people"})
+    const pick = h("div", {class: "pick"})
+    const none = h("p", {class: "muted"})
+    const rows = new Map()
+    const matches = user => {
+      const needle = filter.value.trim().toLowerCase()
+      return `${user.display_name}\n${user.email ?? ""}`.toLowerCase().includes(needle)
+    }
+    const show = () => {
+      for(const {user, row} of rows.values()){ row.hidden = !matches(user) }
+      none.hidden = [...rows.values()].some(({row}) => !row.hidden)
+      none.textContent = rows.size ? "Nobody by that name or address." : "Nobody else is here yet."
+    }
+    const add = user => {
+      if(user.id === this.me || excluded.includes(user.id)){ return }
+      const row = h("label", {class: "inline person", "data-user": user.email ?? null},
+        h("input", {type, name: "person", value: user.id}),
+        h("span", {}, h("span", {}, user.display_name), user.email ? h("span", {class: "muted"}, user.email) : null))
+      const old = rows.get(user.id)?.row
+      if(old){
+        row.firstChild.checked = old.firstChild.checked
+        old.replaceWith(row)
+      } else {
+        pick.append(row)
+      }
+      rows.set(user.id, {user, row})
+    }
+    users.forEach(add)
+    let asked = 0
+    let timer = null
     filter.addEventListener("input", () => {
-      const needle = filter.value.toLowerCase()
-      rows.forEach((row, i) => { row.hidden = !`${users[i].display_name} ${users[i].email}`.toLowerCase().includes(needle) })
+      show()
+      clearTimeout(timer)
+      const query = filter.value.trim()
+      if(!query || query.length > 320){ return }
+      const ask = ++asked
+      timer = setTimeout(async () => {
+        const reply = await this.session.api("GET", `/api/users?query=${encodeURIComponent(query)}&page_size=50`).catch(() => null)
+        if(!reply || ask !== asked){ return }
+        for(const user of reply.items){
+          this.users.set(user.id, {...this.users.get(user.id), ...user})
+          add(user)
+        }
+        show()
+      }, 250)
     })
-    const box = h("div", {}, filter, h("div", {class: "pick"}, rows.length ? rows : h("p", {class: "muted"}, "Nobody else is here yet.")))
-    const chosen = () => rows.map(row => row.querySelector("input")).filter(input => input.checked).map(input => input.value)
+    show()
+    const box = h("div", {}, filter, pick, none)
+    const chosen = () => [...rows.values()].map(({row}) => row.firstChild).filter(input => input.checked).map(input => input.value)
     return {box, chosen}
   }
 
@@ -1112,8 +1164,7 @@ class Client {
   }
 
   async addMembers(conversation){
-    const candidates = (await this.directory()).filter(user => !conversation.members.includes(user.id))
-    const {box, chosen} = this.userChoices(candidates, "checkbox")
+    const {box, chosen} = this.userChoices(await this.directory(), "checkbox", conversation.members)
     await modal("Add people", [h("p", {class: "muted"}, "They will see messages sent from now on."), box], {submit: "Add", action: async () => {
       const ids = chosen()
       if(!ids.length){ throw new Error("Choose at least one person.") }
@@ -1152,11 +1203,15 @@ class Client {
     const hidden = h("input", {type: "checkbox", name: "hidden", checked: Boolean(user.hidden)})
     const password = h("input", {type: "password", name: "password", autocomplete: "current-password"})
     const newPassword = h("input", {type: "password", name: "new_password", autocomplete: "new-password", minlength: 8})
+    const emailSection = h("details", {class: "email-settings"}, h("summary", {}, "Email address"))
+    const leave = () => { this.socket.disconnect(); document.querySelectorAll("dialog").forEach(dialog => dialog.remove()) }
+    account().then(module => module.emailSettings(emailSection, this.session, leave, pages))
     modal("Settings", [
       h("label", {}, h("span", {}, "Display name"), displayName),
       h("label", {}, h("span", {}, "Theme"), theme),
       h("label", {}, h("span", {}, "Text size "), magnification, shown),
       h("label", {class: "inline"}, hidden, h("span", {}, "Hidden: nobody sees when I am online")),
+      emailSection,
       h("details", {},
         h("summary", {}, "Change password"),
         h("p", {class: "muted"}, "Your conversation keys are re-encrypted with the new password on this device, so your history stays readable."),
@@ -1213,7 +1268,11 @@ function byActivity(a, b){
   return (b.lastAt ?? "") < (a.lastAt ?? "") ? -1 : (b.lastAt ?? "") > (a.lastAt ?? "") ? 1 : 0
 }
 
+/** What the account pages call back: signing in ends in the client. */
+const pages = {showAuth, start: (session, options) => new Client(session, options).start()}
+
 async function boot(){
+  if(EMAILED_LINK.test(location.hash)){ return (await account()).openLink(location.hash, pages) }
   let session = null
   try {
     session = await Session.resume()
@@ -1224,4 +1283,6 @@ async function boot(){
   await new Client(session).start()
 }
 
+// A link opened in a tab that shows hearth already only changes the fragment.
+addEventListener("hashchange", () => { if(EMAILED_LINK.test(location.hash)){ location.reload() } })
 boot()
