@@ -1,15 +1,54 @@
 // The account pages: what the emails link to (`/#/confirm-email/<token>`,
 // `/#/reset-password/<token>`, `/#/change-email/<token>`), "Forgot password?", and the email
 // part of Settings. Each email also carries its token as a code; a code is entered where the
-// flow that sent it continues (the forgot-password page, Settings). Loaded only when needed,
-// so the first load stays small.
+// flow that sent it continues (the forgot-password page, Settings). Also the people picker
+// (New chat, New group, Add people). Loaded only when needed, so the first load stays small.
 
-import {ApiError, Session, confirmEmail, requestPasswordReset, resetAccount} from "./api.js"
+import {ApiError, Session, call, signIn} from "./api.js"
 import {h, fill} from "./dom.js"
+import {derive} from "./e2e.js"
 
 const root = document.getElementById("app")
 const MIN_PASSWORD = 8
 const LINK = /^#\/(confirm-email|reset-password|change-email)\/([\w-]+)$/
+
+const confirmEmail = token => call("POST", "/auth/confirm", {body: {token}})
+const requestPasswordReset = email => call("POST", "/auth/password/request", {body: {email}})
+/** Whose a reset token is (`{id, email, display_name}`), without spending it. */
+const resetAccount = async token => (await call("POST", "/auth/password/confirm", {body: {token}})).user
+
+/**
+ * Sets a new password with a reset token and signs in with it. The server removed the
+ * identity (wrapped under the forgotten password): `established` makes a new one.
+ */
+async function reset(token, email, newPassword){
+  const secrets = await derive(email, newPassword)
+  await call("POST", "/auth/password/reset", {body: {token, new_password: secrets.authSecret, new_password_confirmation: secrets.authSecret}})
+  return new Session(await signIn(email, secrets), secrets.wrapKey).established()
+}
+
+/**
+ * Moves the account to `newEmail` with an email-change token, as the SDK's `change_email`:
+ * the keys derive from the email too, so the password stays but every private key and the
+ * identity are wrapped again, replaced with the address in one transaction. The server signs
+ * every session out; this one signs in again at the new address.
+ */
+async function changeEmail(session, token, newEmail, password){
+  const moving = (async () => {
+    const old = await derive(session.user.email, password)
+    const next = await derive(newEmail, password)
+    await session.api("PATCH", "/api/email", {token, email: newEmail, password: old.authSecret, new_password: next.authSecret,
+      ...await session.rewrapped(old.wrapKey, next.wrapKey)})
+    await session.signInAgain(newEmail, next)
+  })()
+  // The socket's token waits for the new sign-in (Session.token).
+  session.changing = moving
+  try {
+    await moving
+  } finally {
+    session.changing = null
+  }
+}
 
 const say = error => error instanceof ApiError ? error.message : `Something went wrong: ${error.message}`
 /** A page in the sign-in form's frame: the form, to which `onSubmit` attaches. */
@@ -127,7 +166,7 @@ async function resetPage(token, app, fromCode = false){
   onSubmit(form, status, "Setting the new password and making new keys…", async () => {
     if(password.value.length < MIN_PASSWORD){ throw new Error("The new password needs at least 8 characters.") }
     if(password.value !== again.value){ throw new Error("The two passwords differ.") }
-    const session = await Session.reset(token, email.value.trim(), password.value)
+    const session = await reset(token, email.value.trim(), password.value)
     password.value = again.value = ""
     await app.start(session, {renewKeys: true})
   })
@@ -153,7 +192,7 @@ async function changeEmailPage(token, app, live = null){
   let signedIn = session
   onSubmit(form, status, "Locking your keys for the new address…", async () => {
     signedIn ??= await Session.login(current.value.trim(), password.value)
-    await signedIn.changeEmail(token, next.value.trim(), password.value)
+    await changeEmail(signedIn, token, next.value.trim(), password.value)
     password.value = ""
     page("Email address changed",
       h("p", {role: "status", "data-email-changed": signedIn.user.email},
@@ -209,4 +248,62 @@ export function emailSettings(box, session, leave, app){
     codeLabel,
     h("button", {type: "button", onclick: run("Checking…", useCode)}, "Use the code"),
     status)
+}
+
+/**
+ * People to tick: the directory's, filtered as the person types by name or by an address
+ * shown. The server shows only contacts' addresses, so what is typed is also looked up
+ * (`GET /api/users?query=`): a name, or someone's exact address, finds people not listed.
+ */
+export function peoplePicker(client, users, type, excluded = []){
+  const filter = h("input", {type: "search", placeholder: "A name, or their exact email", "aria-label": "Filter people"})
+  const pick = h("div", {class: "pick"})
+  const none = h("p", {class: "muted"})
+  const rows = new Map()
+  const matches = user => {
+    const needle = filter.value.trim().toLowerCase()
+    return `${user.display_name}\n${user.email ?? ""}`.toLowerCase().includes(needle)
+  }
+  const show = () => {
+    for(const {user, row} of rows.values()){ row.hidden = !matches(user) }
+    none.hidden = [...rows.values()].some(({row}) => !row.hidden)
+    none.textContent = rows.size ? "Nobody by that name or address." : "Nobody else is here yet."
+  }
+  const add = user => {
+    if(user.id === client.me || excluded.includes(user.id)){ return }
+    const row = h("label", {class: "inline person", "data-user": user.email ?? null},
+      h("input", {type, name: "person", value: user.id}),
+      h("span", {}, h("span", {}, user.display_name), user.email ? h("span", {class: "muted"}, user.email) : null))
+    const old = rows.get(user.id)?.row
+    if(old){
+      row.firstChild.checked = old.firstChild.checked
+      old.replaceWith(row)
+    } else {
+      pick.append(row)
+    }
+    rows.set(user.id, {user, row})
+  }
+  users.forEach(add)
+  let asked = 0
+  let timer = null
+  filter.addEventListener("input", () => {
+    show()
+    clearTimeout(timer)
+    const query = filter.value.trim()
+    if(!query || query.length > 320){ return }
+    const ask = ++asked
+    timer = setTimeout(async () => {
+      const reply = await client.session.api("GET", `/api/users?query=${encodeURIComponent(query)}&page_size=50`).catch(() => null)
+      if(!reply || ask !== asked){ return }
+      for(const user of reply.items){
+        client.users.set(user.id, {...client.users.get(user.id), ...user})
+        add(user)
+      }
+      show()
+    }, 250)
+  })
+  show()
+  const box = h("div", {}, filter, pick, none)
+  const chosen = () => [...rows.values()].map(({row}) => row.firstChild).filter(input => input.checked).map(input => input.value)
+  return {box, chosen}
 }

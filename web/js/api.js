@@ -82,7 +82,7 @@ function claims(token){
 /** When a JWT expires, in milliseconds since the epoch (0 if it cannot be read). */
 const expiry = token => (claims(token).exp ?? 0) * 1000
 
-async function call(method, path, {body, token} = {}){
+export async function call(method, path, {body, token} = {}){
   const headers = {}
   if(body !== undefined){ headers["content-type"] = "application/json" }
   if(token){ headers.authorization = `Bearer ${token}` }
@@ -325,33 +325,7 @@ export class Session {
     await this.signInAgain(email, next)
   }
 
-  /**
-   * Moves the account to `newEmail` with the token of an email-change link. The keys derive
-   * from the email too, so the password stays but the secret and wrap key change: every
-   * private key and the identity are wrapped again, and the server replaces them with the
-   * address in one transaction (as the SDK's `change_email`). It signs every session out;
-   * this one signs in again at the new address, which then gets a confirmation link.
-   */
-  async changeEmail(token, newEmail, password){
-    this.changing = (async () => {
-      const old = await derive(this.user.email, password)
-      const next = await derive(newEmail, password)
-      const body = {token, email: newEmail, password: old.authSecret, new_password: next.authSecret,
-        ...await this.rewrapped(old.wrapKey, next.wrapKey)}
-      await this.api("PATCH", "/api/email", body)
-      await this.signInAgain(newEmail, next)
-    })()
-    try {
-      await this.changing
-    } finally {
-      this.changing = null
-    }
-  }
-
-  /**
-   * `{private_keys, identity_private_key?}`: every private key and the identity unwrapped
-   * with `oldWrapKey` and wrapped with `nextWrapKey`, for a password or email change.
-   */
+  /** `{private_keys, identity_private_key?}` unwrapped with `oldWrapKey`, wrapped with `nextWrapKey`. */
   async rewrapped(oldWrapKey, nextWrapKey){
     const {private_keys: stored} = await this.api("GET", "/api/encryption_keys")
     const privateKeys = {}
@@ -387,17 +361,6 @@ export class Session {
     await this.openIdentity()
   }
 
-  /**
-   * Sets a new password with the token of a reset link and signs in with it. The server
-   * removed the identity (wrapped under the forgotten password): `established` makes a new one.
-   */
-  static async reset(token, email, newPassword){
-    const secrets = await derive(email, newPassword)
-    const body = {token, new_password: secrets.authSecret, new_password_confirmation: secrets.authSecret}
-    await call("POST", "/auth/password/reset", {body})
-    return new Session(await signIn(email, secrets), secrets.wrapKey).established()
-  }
-
   async signOut(){
     try { await this.api("DELETE", `/api/devices/${this.deviceId()}`) } catch { /* signed out anyway */ }
     await forget()
@@ -407,14 +370,8 @@ export class Session {
   deviceId(){ return claims(this.accessToken ?? "").device ?? null }
 }
 
-/** The calls of email links and "Forgot password?", which need no session. */
-export const confirmEmail = token => call("POST", "/auth/confirm", {body: {token}})
-export const requestPasswordReset = email => call("POST", "/auth/password/request", {body: {email}})
-/** Whose a reset token is (`{id, email, display_name}`), without spending it. */
-export const resetAccount = async token => (await call("POST", "/auth/password/confirm", {body: {token}})).user
-
 /** Signs in with derived secrets and keeps their wrap key on this device: the session reply. */
-async function signIn(email, {authSecret, wrapKey}){
+export async function signIn(email, {authSecret, wrapKey}){
   const reply = await call("POST", "/auth/login", {body: {email, password: authSecret, device_name: deviceName()}})
   await saveWrapKey(reply.user.id, wrapKey)
   return reply

@@ -1043,66 +1043,13 @@ class Client {
     return users.filter(user => user.id !== this.me)
   }
 
-  /**
-   * People to tick: the directory's, filtered as the person types by name or by an address
-   * shown. The server shows only contacts' addresses, so what is typed is also looked up
-   * (`GET /api/users?query=`): a name, or someone's exact address, finds people not listed.
-   */
-  userChoices(users, type, excluded = []){
-    const filter = h("input", {type: "search", placeholder: "A name, or their exact email", "aria-label": "Filter people"})
-    const pick = h("div", {class: "pick"})
-    const none = h("p", {class: "muted"})
-    const rows = new Map()
-    const matches = user => {
-      const needle = filter.value.trim().toLowerCase()
-      return `${user.display_name}\n${user.email ?? ""}`.toLowerCase().includes(needle)
-    }
-    const show = () => {
-      for(const {user, row} of rows.values()){ row.hidden = !matches(user) }
-      none.hidden = [...rows.values()].some(({row}) => !row.hidden)
-      none.textContent = rows.size ? "Nobody by that name or address." : "Nobody else is here yet."
-    }
-    const add = user => {
-      if(user.id === this.me || excluded.includes(user.id)){ return }
-      const row = h("label", {class: "inline person", "data-user": user.email ?? null},
-        h("input", {type, name: "person", value: user.id}),
-        h("span", {}, h("span", {}, user.display_name), user.email ? h("span", {class: "muted"}, user.email) : null))
-      const old = rows.get(user.id)?.row
-      if(old){
-        row.firstChild.checked = old.firstChild.checked
-        old.replaceWith(row)
-      } else {
-        pick.append(row)
-      }
-      rows.set(user.id, {user, row})
-    }
-    users.forEach(add)
-    let asked = 0
-    let timer = null
-    filter.addEventListener("input", () => {
-      show()
-      clearTimeout(timer)
-      const query = filter.value.trim()
-      if(!query || query.length > 320){ return }
-      const ask = ++asked
-      timer = setTimeout(async () => {
-        const reply = await this.session.api("GET", `/api/users?query=${encodeURIComponent(query)}&page_size=50`).catch(() => null)
-        if(!reply || ask !== asked){ return }
-        for(const user of reply.items){
-          this.users.set(user.id, {...this.users.get(user.id), ...user})
-          add(user)
-        }
-        show()
-      }, 250)
-    })
-    show()
-    const box = h("div", {}, filter, pick, none)
-    const chosen = () => [...rows.values()].map(({row}) => row.firstChild).filter(input => input.checked).map(input => input.value)
-    return {box, chosen}
+  /** The people picker (account.js): the directory's people, found by name or exact address. */
+  async userChoices(type, excluded = []){
+    return (await account()).peoplePicker(this, await this.directory(), type, excluded)
   }
 
   async newPrivate(){
-    const {box, chosen} = this.userChoices(await this.directory(), "radio")
+    const {box, chosen} = await this.userChoices("radio")
     const id = await modal("New private conversation", box, {submit: "Start", action: async () => {
       const [other] = chosen()
       if(!other){ throw new Error("Choose someone.") }
@@ -1119,7 +1066,7 @@ class Client {
   }
 
   async newGroup(){
-    const {box, chosen} = this.userChoices(await this.directory(), "checkbox")
+    const {box, chosen} = await this.userChoices("checkbox")
     const alias = h("input", {name: "alias", maxlength: 100, placeholder: "Optional"})
     const id = await modal("New group", [h("label", {}, h("span", {}, "Group name"), alias), box], {submit: "Start", action: async () => {
       const userIds = chosen()
@@ -1164,7 +1111,7 @@ class Client {
   }
 
   async addMembers(conversation){
-    const {box, chosen} = this.userChoices(await this.directory(), "checkbox", conversation.members)
+    const {box, chosen} = await this.userChoices("checkbox", conversation.members)
     await modal("Add people", [h("p", {class: "muted"}, "They will see messages sent from now on."), box], {submit: "Add", action: async () => {
       const ids = chosen()
       if(!ids.length){ throw new Error("Choose at least one person.") }
