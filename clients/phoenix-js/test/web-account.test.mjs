@@ -7,7 +7,8 @@
 //   code) sets a new password, says plainly that older messages cannot be read any more, and
 //   makes new keys: the person writes again at once, their contact sees the key change;
 // - Settings → "Change the address" → the emailed `/#/change-email/<token>` page moves the
-//   account, its keys wrapped again, so history stays readable under the new address;
+//   account, its keys wrapped again, so history stays readable under the new address (its
+//   code, entered in Settings, leads to the same page);
 // - the New chat picker finds people by name and by their exact address (the directory shows
 //   only contacts' addresses), filters as typed, and does not cut addresses at phone width;
 // - the `hidden` attribute hides (the sign-in form's "Display name (optional)").
@@ -333,4 +334,25 @@ step("on a new device, the new address and the same password read the history; t
   await settings.getByRole("status").filter({hasText: "Your email address is confirmed."}).waitFor({timeout: LIVE_MS})
   assert.notEqual(confirmedAt(sol.email), "never")
   await device.context.close()
+})
+
+step("the email change's code, entered in Settings, leads to the same page", async () => {
+  const tove = people.tove
+  const newEmail = `tove-moved-${tag}-${Date.now()}@example.org`
+  await tove.page.getByRole("button", {name: "Settings"}).click()
+  const settings = dialog(tove)
+  await settings.locator("summary", {hasText: "Email address"}).click()
+  await settings.getByRole("button", {name: "Change the address"}).click()
+  await settings.getByRole("status").filter({hasText: `We sent a link to ${tove.email}`}).waitFor({timeout: LIVE_MS})
+  const {code} = await mailed(tove.email, "change-email")
+  await settings.locator('input[name="email_code"]').fill(code)
+  await settings.getByRole("button", {name: "Use the code"}).click()
+  await tove.page.getByRole("heading", {name: "Change your email address"}).waitFor({timeout: LIVE_MS})
+  await tove.page.fill('input[name="new_email"]', newEmail)
+  await tove.page.fill('input[name="password"]', PASSWORD)
+  await tove.page.getByRole("button", {name: "Change the address"}).click()
+  await tove.page.locator(`[data-email-changed="${newEmail}"]`).waitFor({timeout: LIVE_MS})
+  await tove.page.getByRole("button", {name: "Open hearth"}).click()
+  await tove.page.waitForFunction(name => document.querySelector(".sidebar .me")?.textContent === name, tove.name)
+  assert.deepEqual(tove.problems, [])
 })
