@@ -162,7 +162,7 @@ async function resetPage(token, app, fromCode = false){
       "Your keys were locked with it and hearth keeps no other copy: earlier messages in your encrypted conversations stay unreadable, on every device. " +
       "hearth makes new keys for you, so new messages work as before; the people you talk with are told that your security key changed."),
     passwordLabel, againLabel, status,
-    h("button", {type: "submit", class: "primary danger"}, "Set the new password"), backToSignIn(app))
+    h("button", {type: "submit", class: "primary"}, "Set the new password"), backToSignIn(app))
   onSubmit(form, status, "Setting the new password and making new keys…", async () => {
     if(password.value.length < MIN_PASSWORD){ throw new Error("The new password needs at least 8 characters.") }
     if(password.value !== again.value){ throw new Error("The two passwords differ.") }

@@ -143,6 +143,7 @@ step("the sign-in form shows 'Display name (optional)' only when creating an acc
   assert.equal(await displayName.count(), 1)
   assert.equal(await displayName.isVisible(), false, "hidden while signing in")
   assert.equal(await forgot.isVisible(), true)
+  await screenshot(who.page, "account-sign-in.png")
   await who.page.getByRole("tab", {name: "Create account"}).click()
   assert.equal(await displayName.isVisible(), true)
   assert.equal(await forgot.isVisible(), false)
