@@ -26,6 +26,9 @@ const IMAGE_PATH = /^\/api\/assistant\/images\/[0-9a-f-]{36}$/
 const CONFIGURE_PATH = /^\/configure\/[0-9a-f]{64}\.[0-9a-f-]{36}$/
 
 const root = document.getElementById("app")
+/** The account pages (emailed links, password reset, email change): loaded only when used. */
+const account = () => import("./account.js")
+const EMAILED_LINK = /^#\/[a-z-]+\/[\w-]+$/
 
 function applyProfile(user){
   document.documentElement.dataset.theme = user.theme === "night" ? "night" : "day"
@@ -109,6 +112,7 @@ function showAuth(notice = ""){
   const nameField = h("label", {hidden: true}, h("span", {}, "Display name (optional)"), displayName)
   const status = h("p", {class: "error", role: "alert"}, notice)
   const submit = h("button", {type: "submit", class: "primary"}, "Sign in")
+  const forgot = h("button", {type: "button", class: "link", onclick: async () => (await account()).forgotPage(email.value.trim(), pages)}, "Forgot password?")
   const tab = (name, label) => h("button", {type: "button", role: "tab", "aria-selected": String(name === mode), onclick: () => select(name)}, label)
   const tabs = h("div", {class: "tabs", role: "tablist"})
   const select = name => {
@@ -116,6 +120,7 @@ function showAuth(notice = ""){
     nameField.hidden = name !== "register"
     password.autocomplete = name === "register" ? "new-password" : "current-password"
     submit.textContent = name === "register" ? "Create account" : "Sign in"
+    forgot.hidden = name === "register"
     fill(tabs, tab("login", "Sign in"), tab("register", "Create account"))
   }
   select("login")
@@ -125,7 +130,7 @@ function showAuth(notice = ""){
     tabs,
     h("label", {}, h("span", {}, "Email"), email),
     h("label", {}, h("span", {}, "Password (at least 8 characters)"), password),
-    nameField, status, submit)
+    nameField, status, submit, forgot)
   form.addEventListener("submit", async event => {
     event.preventDefault()
     submit.disabled = true
@@ -151,8 +156,10 @@ function showAuth(notice = ""){
 // --- the signed-in client ---
 
 class Client {
-  constructor(session){
+  /** `renewKeys`: right after a password reset, own keys that no longer open are replaced as conversations join. */
+  constructor(session, {renewKeys = false} = {}){
     this.session = session
+    this.renewKeys = renewKeys
     this.me = session.user.id
     this.keys = new Keyring(this.me, session.wrapKey, session.identity, new TrustStore(this.me))
     this.users = new Map()
@@ -370,6 +377,7 @@ class Client {
     if(publish){
       await conversation.channel.push("set_encryption_keys", {public_key: publish.public_key, private_key: publish.private_key})
     }
+    if(this.renewKeys && this.keys.ownKeyState(conversation.id) === "unopenable"){ await this.makeNewKey(conversation) }
     const known = conversation.messages.size > 0
     const items = reply.messages?.items ?? []
     this.applyOpened(conversation, items, opened, "page")
@@ -1257,22 +1265,13 @@ class Client {
     return users.filter(user => user.id !== this.me)
   }
 
-  userChoices(users, type){
-    const filter = h("input", {type: "search", placeholder: "Filter by name or email", "aria-label": "Filter people"})
-    const rows = users.map(user => h("label", {class: "inline", "data-user": user.email},
-      h("input", {type, name: "person", value: user.id}),
-      h("span", {}, `${user.display_name} · ${user.email}`)))
-    filter.addEventListener("input", () => {
-      const needle = filter.value.toLowerCase()
-      rows.forEach((row, i) => { row.hidden = !`${users[i].display_name} ${users[i].email}`.toLowerCase().includes(needle) })
-    })
-    const box = h("div", {}, filter, h("div", {class: "pick"}, rows.length ? rows : h("p", {class: "muted"}, "Nobody else is here yet.")))
-    const chosen = () => rows.map(row => row.querySelector("input")).filter(input => input.checked).map(input => input.value)
-    return {box, chosen}
+  /** The people picker (account.js): the directory's people, found by name or exact address. */
+  async userChoices(type, excluded = []){
+    return (await account()).peoplePicker(this, await this.directory(), type, excluded)
   }
 
   async newPrivate(){
-    const {box, chosen} = this.userChoices(await this.directory(), "radio")
+    const {box, chosen} = await this.userChoices("radio")
     const id = await modal("New private conversation", box, {submit: "Start", action: async () => {
       const [other] = chosen()
       if(!other){ throw new Error("Choose someone.") }
@@ -1289,7 +1288,7 @@ class Client {
   }
 
   async newGroup(){
-    const {box, chosen} = this.userChoices(await this.directory(), "checkbox")
+    const {box, chosen} = await this.userChoices("checkbox")
     const alias = h("input", {name: "alias", maxlength: 100, placeholder: "Optional"})
     const id = await modal("New group", [h("label", {}, h("span", {}, "Group name"), alias), box], {submit: "Start", action: async () => {
       const userIds = chosen()
@@ -1334,8 +1333,7 @@ class Client {
   }
 
   async addMembers(conversation){
-    const candidates = (await this.directory()).filter(user => !conversation.members.includes(user.id))
-    const {box, chosen} = this.userChoices(candidates, "checkbox")
+    const {box, chosen} = await this.userChoices("checkbox", conversation.members)
     await modal("Add people", [h("p", {class: "muted"}, "They will see messages sent from now on."), box], {submit: "Add", action: async () => {
       const ids = chosen()
       if(!ids.length){ throw new Error("Choose at least one person.") }
@@ -1378,11 +1376,15 @@ class Client {
     const hidden = h("input", {type: "checkbox", name: "hidden", checked: Boolean(user.hidden)})
     const password = h("input", {type: "password", name: "password", autocomplete: "current-password"})
     const newPassword = h("input", {type: "password", name: "new_password", autocomplete: "new-password", minlength: 8})
+    const emailSection = h("details", {class: "email-settings"}, h("summary", {}, "Email address"))
+    const leave = () => { this.socket.disconnect(); document.querySelectorAll("dialog").forEach(dialog => dialog.remove()) }
+    account().then(module => module.emailSettings(emailSection, this.session, leave, pages))
     modal("Settings", [
       h("label", {}, h("span", {}, "Display name"), displayName),
       h("label", {}, h("span", {}, "Theme"), theme),
       h("label", {}, h("span", {}, "Text size "), magnification, shown),
       h("label", {class: "inline"}, hidden, h("span", {}, "Hidden: nobody sees when I am online")),
+      emailSection,
       h("details", {},
         h("summary", {}, "Change password"),
         h("p", {class: "muted"}, "Your conversation keys are re-encrypted with the new password on this device, so your history stays readable."),
@@ -1460,7 +1462,11 @@ function byActivity(a, b){
   return (b.lastAt ?? "") < (a.lastAt ?? "") ? -1 : (b.lastAt ?? "") > (a.lastAt ?? "") ? 1 : 0
 }
 
+/** What the account pages call back: signing in ends in the client. */
+const pages = {showAuth, start: (session, options) => new Client(session, options).start()}
+
 async function boot(){
+  if(EMAILED_LINK.test(location.hash)){ return (await account()).openLink(location.hash, pages) }
   let session = null
   try {
     session = await Session.resume()
@@ -1471,4 +1477,6 @@ async function boot(){
   await new Client(session).start()
 }
 
+// A link opened in a tab that shows hearth already only changes the fragment.
+addEventListener("hashchange", () => { if(EMAILED_LINK.test(location.hash)){ location.reload() } })
 boot()

@@ -50,12 +50,18 @@ export async function openConversation(who, title){
   await who.page.waitForSelector("main textarea[name=message]")
 }
 
-/** Clicks a sidebar action (New chat, New group), ticks people by email and submits. */
+/**
+ * Clicks a sidebar action (New chat, New group), ticks people by email and submits. Each
+ * address is typed into the filter first: the directory shows only contacts' addresses.
+ */
 export async function pick(who, buttonName, emails, {alias} = {}){
   await who.page.getByRole("button", {name: buttonName, exact: true}).click()
   const dialog = who.page.locator("dialog[open]")
   await dialog.waitFor()
-  for(const email of emails){ await dialog.locator(`label[data-user="${email}"] input`).check() }
+  for(const email of emails){
+    await dialog.locator('input[type="search"]').fill(email)
+    await dialog.locator(`label[data-user="${email}"] input`).check()
+  }
   if(alias !== undefined){ await dialog.locator('input[name="alias"]').fill(alias) }
   await dialog.locator('button[type="submit"]').click()
   await dialog.waitFor({state: "detached", timeout: LIVE_MS})

@@ -183,6 +183,8 @@ step("a group of three: started, joined by a third, renamed, written to, left", 
   await ann.page.waitForFunction(() => document.querySelector("main h2")?.textContent === "Team")
   await ann.page.getByRole("button", {name: "Add people"}).click()
   const dialog = ann.page.locator("dialog[open]")
+  // Carol is no contact of Ann's yet: her address shows once typed (a private directory).
+  await dialog.locator('input[type="search"]').fill(carol.email)
   await dialog.locator(`label[data-user="${carol.email}"] input`).check()
   await dialog.locator('button[type="submit"]').click()
   await dialog.waitFor({state: "detached", timeout: LIVE_MS})
