@@ -82,7 +82,7 @@ function claims(token){
 /** When a JWT expires, in milliseconds since the epoch (0 if it cannot be read). */
 const expiry = token => (claims(token).exp ?? 0) * 1000
 
-async function call(method, path, {body, token} = {}){
+export async function call(method, path, {body, token} = {}){
   const headers = {}
   if(body !== undefined){ headers["content-type"] = "application/json" }
   if(token){ headers.authorization = `Bearer ${token}` }
@@ -315,6 +315,18 @@ export class Session {
     const email = this.user.email
     const old = await derive(email, password)
     const next = await derive(email, newPassword)
+    const body = {
+      password: old.authSecret,
+      new_password: next.authSecret,
+      new_password_confirmation: next.authSecret,
+      ...await this.rewrapped(old.wrapKey, next.wrapKey),
+    }
+    await this.api("PATCH", "/api/password", body)
+    await this.signInAgain(email, next)
+  }
+
+  /** `{private_keys, identity_private_key?}` unwrapped with `oldWrapKey`, wrapped with `nextWrapKey`. */
+  async rewrapped(oldWrapKey, nextWrapKey){
     const {private_keys: stored} = await this.api("GET", "/api/encryption_keys")
     const privateKeys = {}
     for(const [conversationId, wrapped] of Object.entries(stored)){
@@ -322,31 +334,29 @@ export class Session {
       // key: unwrapPrivateKey reads it from the extractable key itself (e2e.js), so the
       // conversations' public keys need not be fetched first.
       const keyPair = typeof wrapped === "string"
-        ? await unwrapPrivateKey(old.wrapKey, conversationId, wrapped, null, {extractable: true}).catch(() => null)
+        ? await unwrapPrivateKey(oldWrapKey, conversationId, wrapped, null, {extractable: true}).catch(() => null)
         : null
       // A key this password never wrapped (from before a reset) stays as it is.
-      privateKeys[conversationId] = keyPair ? await wrapPrivateKey(next.wrapKey, conversationId, keyPair) : wrapped
+      privateKeys[conversationId] = keyPair ? await wrapPrivateKey(nextWrapKey, conversationId, keyPair) : wrapped
     }
-    const body = {
-      password: old.authSecret,
-      new_password: next.authSecret,
-      new_password_confirmation: next.authSecret,
-      private_keys: privateKeys,
-    }
+    const body = {private_keys: privateKeys}
     const me = await this.api("GET", "/api/me")
     if(me.identity_key !== null && me.identity_key !== undefined){
-      if(!this.identity){ throw new Error("Your security key does not open: replace it before changing the password.") }
+      if(!this.identity){ throw new Error("Your security key does not open: replace it first.") }
       let identity
       try {
-        identity = await unwrapIdentity(old.wrapKey, me.id, me.identity_private_key, me.identity_key, {extractable: true})
+        identity = await unwrapIdentity(oldWrapKey, me.id, me.identity_private_key, me.identity_key, {extractable: true})
       } catch {
         throw new Error("Your security key does not open with this password: check the current password.")
       }
-      body.identity_private_key = await wrapIdentity(next.wrapKey, me.id, identity)
+      body.identity_private_key = await wrapIdentity(nextWrapKey, me.id, identity)
     }
-    await this.api("PATCH", "/api/password", body)
-    const reply = await signIn(email, next)
-    this.wrapKey = next.wrapKey
+    return body
+  }
+
+  async signInAgain(email, secrets){
+    const reply = await signIn(email, secrets)
+    this.wrapKey = secrets.wrapKey
     this.adopt(reply)
     await this.openIdentity()
   }
@@ -361,7 +371,7 @@ export class Session {
 }
 
 /** Signs in with derived secrets and keeps their wrap key on this device: the session reply. */
-async function signIn(email, {authSecret, wrapKey}){
+export async function signIn(email, {authSecret, wrapKey}){
   const reply = await call("POST", "/auth/login", {body: {email, password: authSecret, device_name: deviceName()}})
   await saveWrapKey(reply.user.id, wrapKey)
   return reply

@@ -26,6 +26,9 @@ const IMAGE_PATH = /^\/api\/assistant\/images\/[0-9a-f-]{36}$/
 const CONFIGURE_PATH = /^\/configure\/[0-9a-f]{64}\.[0-9a-f-]{36}$/
 
 const root = document.getElementById("app")
+/** The account pages (emailed links, password reset, email change): loaded only when used. */
+const account = () => import("./account.js")
+const EMAILED_LINK = /^#\/[a-z-]+\/[\w-]+$/
 
 function applyProfile(user){
   document.documentElement.dataset.theme = user.theme === "night" ? "night" : "day"
@@ -43,6 +46,49 @@ const moment = new Intl.DateTimeFormat([], {dateStyle: "medium", timeStyle: "sho
 const when = value => {
   const date = new Date(value)
   return Number.isNaN(date.getTime()) ? "at an unknown time" : moment.format(date)
+}
+
+const DAY_MS = 86400000
+const sameDay = (a, b) => a.toDateString() === b.toDateString()
+const longDay = new Intl.DateTimeFormat([], {weekday: "long", day: "numeric", month: "long", year: "numeric"})
+/** The separator above a day's messages: "Today", "Yesterday" or the date. */
+function dayLabel(iso){
+  const date = new Date(iso)
+  const today = new Date()
+  if(sameDay(date, today)){ return "Today" }
+  if(sameDay(date, new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1))){ return "Yesterday" }
+  return longDay.format(date)
+}
+const weekday = new Intl.DateTimeFormat([], {weekday: "short"})
+const shortDay = new Intl.DateTimeFormat([], {day: "numeric", month: "short"})
+const fullDay = new Intl.DateTimeFormat([], {dateStyle: "medium"})
+/** A conversation's last activity in the list: the time today, the weekday this week, else the date. */
+function listTime(iso){
+  const date = new Date(iso)
+  if(Number.isNaN(date.getTime())){ return "" }
+  const now = new Date()
+  if(sameDay(date, now)){ return clock.format(date) }
+  if(now - date < 6 * DAY_MS){ return weekday.format(date) }
+  return (date.getFullYear() === now.getFullYear() ? shortDay : fullDay).format(date)
+}
+
+/** Text with its web addresses (http and https only) as links: nodes, never HTML. */
+function linked(text){
+  const parts = []
+  let rest = 0
+  for(const match of text.matchAll(/\bhttps?:\/\/[^\s<>"]+/gi)){
+    let address = match[0]
+    // Punctuation after an address ends the sentence; a ")" closing a "(" in it is its own.
+    while(/[.,;:!?'"\])]$/.test(address) && !(address.endsWith(")") && address.split("(").length >= address.split(")").length)){
+      address = address.slice(0, -1)
+    }
+    let url = null
+    try { url = new URL(address) } catch { continue }
+    parts.push(text.slice(rest, match.index), h("a", {href: url.href, target: "_blank", rel: "noopener noreferrer"}, address))
+    rest = match.index + address.length
+  }
+  parts.push(text.slice(rest))
+  return parts
 }
 
 /** A copy as delivered: a live duplicate of it (the send's reply and the push) is opened once. */
@@ -66,6 +112,7 @@ function showAuth(notice = ""){
   const nameField = h("label", {hidden: true}, h("span", {}, "Display name (optional)"), displayName)
   const status = h("p", {class: "error", role: "alert"}, notice)
   const submit = h("button", {type: "submit", class: "primary"}, "Sign in")
+  const forgot = h("button", {type: "button", class: "link", onclick: async () => (await account()).forgotPage(email.value.trim(), pages)}, "Forgot password?")
   const tab = (name, label) => h("button", {type: "button", role: "tab", "aria-selected": String(name === mode), onclick: () => select(name)}, label)
   const tabs = h("div", {class: "tabs", role: "tablist"})
   const select = name => {
@@ -73,6 +120,7 @@ function showAuth(notice = ""){
     nameField.hidden = name !== "register"
     password.autocomplete = name === "register" ? "new-password" : "current-password"
     submit.textContent = name === "register" ? "Create account" : "Sign in"
+    forgot.hidden = name === "register"
     fill(tabs, tab("login", "Sign in"), tab("register", "Create account"))
   }
   select("login")
@@ -82,7 +130,7 @@ function showAuth(notice = ""){
     tabs,
     h("label", {}, h("span", {}, "Email"), email),
     h("label", {}, h("span", {}, "Password (at least 8 characters)"), password),
-    nameField, status, submit)
+    nameField, status, submit, forgot)
   form.addEventListener("submit", async event => {
     event.preventDefault()
     submit.disabled = true
@@ -108,8 +156,10 @@ function showAuth(notice = ""){
 // --- the signed-in client ---
 
 class Client {
-  constructor(session){
+  /** `renewKeys`: right after a password reset, own keys that no longer open are replaced as conversations join. */
+  constructor(session, {renewKeys = false} = {}){
     this.session = session
+    this.renewKeys = renewKeys
     this.me = session.user.id
     this.keys = new Keyring(this.me, session.wrapKey, session.identity, new TrustStore(this.me))
     this.users = new Map()
@@ -120,7 +170,12 @@ class Client {
     this.current = null
     this.editing = null
     this.typingSent = false
+    this.notify = JSON.parse(localStorage.getItem(this.notifyKey()) ?? "{}")
+    /** Ends this client's page-wide listeners when the person signs out. */
+    this.stopped = new AbortController()
   }
+
+  notifyKey(){ return `hearth.notifications.${this.me}` }
 
   name(userId){
     if(userId === ASSISTANT){ return "Assistant" }
@@ -145,9 +200,23 @@ class Client {
     await Promise.all(this.session.users.filter(user => "identity_key" in user)
       .map(user => this.keys.learnIdentity(user.id, user.identity_key)))
     this.session.onSignedOut(() => {
-      this.socket?.disconnect()
+      this.stop()
       showAuth("You were signed out on this device. Sign in again.")
     })
+    const signal = this.stopped.signal
+    document.addEventListener("visibilitychange", () => {
+      const conversation = this.conversations.get(this.current)
+      if(document.visibilityState === "visible" && conversation?.unread){ this.markRead(conversation) }
+    }, {signal})
+    // Back and Forward move between the list and a conversation (on a phone, Back returns to
+    // the list); "#/…" addresses are pages of their own.
+    addEventListener("popstate", () => {
+      if(location.hash.startsWith("#/")){ return }
+      const match = location.pathname.match(/^\/chat\/([0-9a-f-]{36})$/)
+      this.open(match && this.conversations.has(match[1]) ? match[1] : null)
+    }, {signal})
+    document.addEventListener("click", event => { if(!event.target.closest?.(".message-menu")){ this.closeMenus() } }, {signal})
+    document.addEventListener("keydown", event => { if(event.key === "Escape"){ this.closeMenus() } }, {signal})
     this.renderShell()
     const scheme = location.protocol === "https:" ? "wss:" : "ws:"
     this.socket = new Socket(`${scheme}//${location.host}/socket/websocket`, fresh => this.session.token(fresh))
@@ -162,7 +231,7 @@ class Client {
       this.renderList()
       this.renderConversation()
     })
-    const inbox = this.socket.channel(`user:${this.me}`)
+    const inbox = this.inbox = this.socket.channel(`user:${this.me}`)
     inbox.on("new_conversation", payload => this.introduced(payload))
     inbox.on("new_message", payload => this.delivered(payload, false))
     inbox.on("edit_message", payload => this.delivered(payload, true))
@@ -173,7 +242,17 @@ class Client {
     inbox.join().catch(() => {})
     await this.loadConversations()
     const match = location.pathname.match(/^\/chat\/([0-9a-f-]{36})$/)
-    if(match && this.conversations.has(match[1])){ this.open(match[1]) }
+    if(match && this.conversations.has(match[1])){
+      // The list first in the history, so that Back leads there.
+      history.replaceState(null, "", "/")
+      this.open(match[1])
+    }
+  }
+
+  stop(){
+    this.stopped.abort()
+    this.socket?.disconnect()
+    document.title = "hearth"
   }
 
   setStatus(text, isError = false){
@@ -191,7 +270,7 @@ class Client {
     if(error instanceof TrustError){
       switch(error.code){
         case "blocked": return `The security key of ${names(error.users)} changed: acknowledge it above before sending.`
-        case "waiting": return `Waiting for ${names(error.users)} to set up encryption: they need to open hearth once.`
+        case "waiting": return `${names(error.users)} cannot be written to until they sign in again: their account has no security key yet.`
         case "own_key_unopenable": return "Your key for this conversation does not open: make a new key (above) to write here."
         case "identity_unopenable": return "Your security key does not open with your password: replace it to write."
         case "not_joined": return "This conversation is still loading: try again in a moment."
@@ -210,7 +289,10 @@ class Client {
 
   async loadConversations(){
     const {items} = await this.session.api("GET", "/api/conversations")
-    for(const item of items){ this.remember(item) }
+    for(const item of items){
+      // Whatever arrived while the person was away has now reached a device of theirs.
+      if(item.unread > 0){ this.markDelivered(this.remember(item)) } else { this.remember(item) }
+    }
     const newest = [...this.conversations.values()].sort(byActivity).slice(0, JOINED_AT_MOST)
     this.renderList()
     await Promise.all(newest.map(conversation => this.join(conversation).catch(error => this.fail(error))))
@@ -222,7 +304,7 @@ class Client {
     let conversation = this.conversations.get(item.id)
     if(!conversation){
       conversation = {
-        id: item.id, members: [], readTimes: new Map(), messages: new Map(), streams: new Map(),
+        id: item.id, members: [], readTimes: new Map(), deliveredTimes: new Map(), messages: new Map(), streams: new Map(),
         typing: new Map(), pageToken: null, unread: item.unread ?? 0, lastAt: item.last_message_at ?? item.inserted_at,
         channel: null, seen: new Set(), keyed: false, pending: [], order: [], paged: false,
       }
@@ -255,16 +337,19 @@ class Client {
     }
     channel.on("start_typing", typing(true))
     channel.on("finish_typing", typing(false))
-    channel.on("read_conversation", ({user_id, read_at}) => {
-      conversation.readTimes.set(user_id, read_at)
+    const receipt = (times, userId, at) => {
+      times.set(userId, at)
       if(is()){ this.renderMessages() }
-    })
+    }
+    channel.on("read_conversation", ({user_id, read_at}) => receipt(conversation.readTimes, user_id, read_at))
+    channel.on("delivered_conversation", ({user_id, delivered_at}) => receipt(conversation.deliveredTimes, user_id, delivered_at))
     channel.on("update_alias", ({alias}) => {
       conversation.alias = alias
       this.renderList()
       if(is()){ this.renderConversation() }
     })
     channel.on("leave_conversation", ({user_id}) => {
+      if(user_id !== this.me && conversation.members.includes(user_id)){ this.systemLine(conversation, `${this.name(user_id)} left`) }
       conversation.members = conversation.members.filter(id => id !== user_id)
       conversation.readTimes.delete(user_id)
       this.keys.membersChanged(conversation.id, conversation.members)
@@ -283,6 +368,7 @@ class Client {
   async joined(conversation, reply){
     this.remember(reply.conversation, Object.keys(reply.read_times ?? {}))
     conversation.readTimes = new Map(Object.entries(reply.read_times ?? {}))
+    conversation.deliveredTimes = new Map(Object.entries(reply.delivered_times ?? {}))
     // Queued in the keyring at once: messages that arrive from now on are opened after it.
     const joining = this.keys.join(reply)
     conversation.keyed = true
@@ -291,6 +377,7 @@ class Client {
     if(publish){
       await conversation.channel.push("set_encryption_keys", {public_key: publish.public_key, private_key: publish.private_key})
     }
+    if(this.renewKeys && this.keys.ownKeyState(conversation.id) === "unopenable"){ await this.makeNewKey(conversation) }
     const known = conversation.messages.size > 0
     const items = reply.messages?.items ?? []
     this.applyOpened(conversation, items, opened, "page")
@@ -310,19 +397,36 @@ class Client {
     const {items} = await this.session.api("GET", "/api/conversations").catch(() => ({items: []}))
     for(const item of items){
       const conversation = this.remember(item)
+      if(item.unread > 0){ this.markDelivered(conversation) }
       if(!conversation.channel){ this.join(conversation).catch(error => this.fail(error)) }
     }
     this.renderList()
   }
 
   async introduced({conversation: item, user_ids}){
-    const before = this.conversations.get(item.id)?.members ?? []
+    const known = this.conversations.get(item.id)
+    const before = known?.members ?? []
     const conversation = this.remember(item, user_ids)
     await this.ensureUsers(user_ids)
-    if(conversation.channel){ await this.membersAdded(conversation, user_ids.filter(id => !before.includes(id))) }
+    const added = user_ids.filter(id => !before.includes(id))
+    if(known && added.length && !item.private){ this.addedLine(conversation, added) }
+    if(conversation.channel){ await this.membersAdded(conversation, added) }
     this.renderList()
     if(!conversation.channel){ await this.join(conversation).catch(error => this.fail(error)) }
     if(this.current === conversation.id){ this.renderConversation() }
+  }
+
+  /** A line in the history saying what happened to the conversation (kept on this page only). */
+  systemLine(conversation, text){
+    const group = `system:${uuidv7()}`
+    conversation.messages.set(group, {group, system: true, text, at: new Date().toISOString()})
+    this.place(conversation, [group], "live")
+    if(this.current === conversation.id){ this.renderMessages() }
+  }
+
+  addedLine(conversation, ids){
+    const names = ids.map(id => this.name(id)).join(", ")
+    this.systemLine(conversation, ids.every(id => conversation.adding?.has(id)) ? `You added ${names}` : `${names} ${ids.length > 1 ? "were" : "was"} added`)
   }
 
   gone(conversationId){
@@ -330,7 +434,7 @@ class Client {
     if(!conversation || conversation.members.includes(this.me) && !conversation.left){ return }
     conversation.channel?.leave()
     this.conversations.delete(conversationId)
-    if(this.current === conversationId){ this.current = null; this.renderMain() }
+    if(this.current === conversationId){ this.open(null) }
     this.renderList()
   }
 
@@ -367,7 +471,10 @@ class Client {
     // Someone whose identity this page has not seen yet (a new member, a stale directory):
     // look it up first, or their signed key would be judged as one from before identities.
     if(userId !== this.me && !this.keys.hasIdentity(userId)){ await this.lookUpIdentity(userId) }
+    // A member's first key: they opened the conversation for the first time.
+    const first = userId !== this.me && this.keys.memberKeyState(conversation.id, userId) === "none"
     await this.keys.memberKeySet(conversation.id, userId, publicKey)
+    if(first && !conversation.private && !this.plain(conversation)){ this.systemLine(conversation, `${this.name(userId)} joined`) }
     await this.reopen(conversation, userId)
     if(this.current === conversation.id){ this.renderConversation() }
   }
@@ -570,6 +677,8 @@ class Client {
         this.markRead(conversation)
       } else {
         conversation.unread += 1
+        this.markDelivered(conversation)
+        this.notifyOf(conversation, conversation.messages.get(message.message_group))
       }
     }
     if(this.current === conversation_id){
@@ -594,6 +703,28 @@ class Client {
     stream.parts[index] = delta
     conversation.streams.set(reply_id, stream)
     if(this.current === conversation.id){ this.renderMessages() }
+  }
+
+  /** Tells the sender's side that what arrived reached this device (read receipts imply it). */
+  markDelivered(conversation){
+    clearTimeout(conversation.deliveredTimer)
+    conversation.deliveredTimer = setTimeout(() => {
+      this.inbox.push("delivered_conversation", {conversation_id: conversation.id}).catch(() => {})
+    }, 300)
+  }
+
+  /** A browser notification for a message that arrived while the page is hidden, if the person turned them on. */
+  notifyOf(conversation, message){
+    if(!this.notify.on || document.visibilityState !== "hidden" || !message || globalThis.Notification?.permission !== "granted"){ return }
+    const sender = this.name(message.sender)
+    const title = conversation.private || this.plain(conversation) ? sender : `${sender} in ${this.title(conversation)}`
+    const preview = this.notify.previews && message.text !== null && !message.flags?.length
+    const notification = new Notification(title, {body: preview ? message.text.slice(0, 200) : "New message", tag: conversation.id})
+    notification.onclick = () => {
+      focus()
+      this.open(conversation.id)
+      notification.close()
+    }
   }
 
   markRead(conversation){
@@ -630,11 +761,20 @@ class Client {
       await conversation.channel.push("edit_message", {message_group_id: group, encrypted_messages: copies})
       const message = conversation.messages.get(group)
       if(message){ message.text = text; message.edited = true }
-      this.editing = null
+      this.stopEditing()
     } else {
-      const {message_group_id, copies} = await this.keys.seal(conversation.id, text)
-      const reply = await conversation.channel.push("send_message", {encrypted_messages: copies, message_group_id, client_msg_id: message_group_id})
-      if(reply.message){ await this.arrived(conversation, reply.message) }
+      const {message_group_id: group, copies} = await this.keys.seal(conversation.id, text)
+      // Shown at once as "Sending…"; the server's copy takes its place when it answers.
+      conversation.messages.set(group, {group, sender: this.me, text, at: new Date().toISOString(), pending: true})
+      this.place(conversation, [group], "live")
+      this.renderMessages()
+      try {
+        const reply = await conversation.channel.push("send_message", {encrypted_messages: copies, message_group_id: group, client_msg_id: group})
+        if(reply.message){ await this.arrived(conversation, reply.message) }
+      } catch(error){
+        if(conversation.messages.get(group)?.pending){ this.deleted(conversation.id, group) }
+        throw error
+      }
     }
     this.setStatus("")
     this.renderList()
@@ -700,6 +840,7 @@ class Client {
             h("button", {type: "button", onclick: () => this.openAssistant().catch(e => this.fail(e))}, "Assistant"),
             h("button", {type: "button", onclick: () => this.settings()}, "Settings"),
             h("button", {type: "button", onclick: () => this.devices().catch(e => this.fail(e))}, "Devices"),
+            h("button", {type: "button", onclick: () => this.notifications().catch(e => this.fail(e))}, "Notifications"),
             h("button", {type: "button", class: "link", onclick: () => this.signOut()}, "Sign out"))),
         this.list),
       this.main)
@@ -716,9 +857,26 @@ class Client {
       const badge = conversation.unread > 0 ? h("span", {class: "badge", "aria-label": `${conversation.unread} unread`}, String(conversation.unread)) : null
       return h("li", {},
         h("button", {type: "button", "data-conversation": conversation.id, "aria-current": String(this.current === conversation.id), onclick: () => this.open(conversation.id)},
-          dot, h("span", {class: "name"}, this.title(conversation)), badge))
+          dot,
+          h("span", {class: "summary"},
+            h("span", {class: "name"}, this.title(conversation)),
+            conversation.lastAt ? h("time", {datetime: conversation.lastAt}, listTime(conversation.lastAt)) : null,
+            h("span", {class: "preview"}, this.preview(conversation))),
+          badge))
     })
     fill(this.list, items.length ? items : h("li", {class: "muted notice"}, "No conversations yet. Start one with New chat."))
+    const unread = [...this.conversations.values()].reduce((sum, conversation) => sum + conversation.unread, 0)
+    document.title = unread ? `(${unread}) hearth` : "hearth"
+  }
+
+  /** The newest message of a conversation as the list shows it, decrypted here ("" before the first). */
+  preview(conversation){
+    const group = conversation.order.findLast(group => conversation.messages.get(group) && !conversation.messages.get(group).system)
+    const message = conversation.messages.get(group)
+    if(!message){ return "" }
+    const text = message.text === null ? "Encrypted message" : message.flags?.length ? "A message with a warning" : message.text.replace(/\s+/g, " ").slice(0, 120)
+    const sender = message.sender === this.me ? "You: " : conversation.private || this.plain(conversation) ? "" : `${this.name(message.sender)}: `
+    return sender + text
   }
 
   renderMain(){
@@ -755,11 +913,12 @@ class Client {
     form.addEventListener("submit", event => { event.preventDefault(); submit() })
     input.addEventListener("keydown", event => {
       if(event.key === "Enter" && !event.shiftKey){ event.preventDefault(); submit() }
-      if(event.key === "Escape" && this.editing){ this.editing = null; input.value = ""; this.renderMessages() }
+      if(event.key === "Escape" && this.editing){ this.stopEditing(); input.value = "" }
     })
     input.addEventListener("input", () => this.typed(conversation))
     this.notices = h("div", {class: "notices"})
-    fill(this.main, this.identityNotice(), this.header, this.plain(conversation) ? null : this.membersPanel, this.notices, this.messageList, this.typingLine, this.status, form)
+    this.editBar = h("div", {class: "editing", role: "status"})
+    fill(this.main, this.identityNotice(), this.header, this.plain(conversation) ? null : this.membersPanel, this.notices, this.messageList, this.typingLine, this.status, this.editBar, form)
     this.renderConversation()
   }
 
@@ -819,7 +978,7 @@ class Client {
     if(!conversation || !this.header){ return }
     const group = !conversation.private && !this.plain(conversation)
     fill(this.header,
-      h("button", {type: "button", class: "back", "aria-label": "Back to conversations", onclick: () => this.open(null)}, "←"),
+      h("button", {type: "button", class: "back", "aria-label": "Back to conversations", onclick: () => history.state?.list ? history.back() : this.open(null)}, "←"),
       h("h2", {}, this.title(conversation)),
       group ? [
         h("button", {type: "button", onclick: () => this.rename(conversation).catch(e => this.fail(e))}, "Rename"),
@@ -881,7 +1040,7 @@ class Client {
         : state.verified ? h("p", {class: "muted"}, `You marked ${name} as verified.`) : null,
     ]
     const canVerify = state.kind === "trusted" && !state.verified
-    await modal(`Safety number with ${name}`, body, {submit: canVerify ? "Mark as verified" : "Done", action: () => {
+    await modal(`Safety number with ${name}`, body, {submit: canVerify ? "Mark as verified" : null, action: () => {
       if(canVerify){ this.keys.markVerified(id) }
       return true
     }})
@@ -896,22 +1055,30 @@ class Client {
     // per arrival (the scroll listener keeps `stickToBottom` instead).
     const fromBottom = keepTop ? list.scrollHeight - list.scrollTop : 0
     const sorted = conversation.order.map(group => conversation.messages.get(group)).filter(Boolean)
-    const nodes = sorted.map(message => this.cachedMessageNode(conversation, message))
+    const lastMine = this.plain(conversation) ? null : sorted.findLast(message => message.sender === this.me && !message.system)
+    const nodes = []
+    let previous = null
+    for(const message of sorted){
+      const day = new Date(message.at)
+      if(!previous || !sameDay(day, new Date(previous.at))){
+        nodes.push(h("div", {class: "day", role: "separator"}, h("span", {}, dayLabel(message.at))))
+        previous = null
+      }
+      const node = this.cachedMessageNode(conversation, message)
+      // A sender's messages in a row, a few minutes apart, are one group: the name once.
+      node.classList.toggle("grouped", Boolean(previous && !message.system && !previous.system && previous.sender === message.sender && day - new Date(previous.at) < 5 * 60000))
+      nodes.push(node)
+      if(message === lastMine){ nodes.push(this.receiptNode(conversation, message)) }
+      previous = message
+    }
     for(const [replyId, stream] of conversation.streams){
       nodes.push(h("article", {class: "message streaming", "data-group": replyId},
         h("div", {class: "meta"}, "Assistant", h("span", {}, "writing…")),
         h("div", {class: "text"}, stream.parts.join(""))))
     }
-    const lastMine = sorted.findLast(message => message.sender === this.me)
-    let seen = null
-    if(lastMine && !this.plain(conversation)){
-      const readers = conversation.members.filter(id => id !== this.me && (conversation.readTimes.get(id) ?? "") >= lastMine.at)
-      if(readers.length){ seen = h("div", {class: "seen", "data-seen": readers.join(" ")}, `Seen by ${readers.map(id => this.name(id)).join(", ")}`) }
-    }
     fill(list,
       conversation.pageToken ? h("button", {type: "button", class: "older link", onclick: () => this.olderMessages(conversation).catch(e => this.fail(e))}, "Load older messages") : null,
-      nodes.length ? nodes : h("p", {class: "empty"}, this.plain(conversation) ? "Ask anything. /help lists the commands." : "No messages yet."),
-      seen)
+      nodes.length ? nodes : h("p", {class: "empty"}, this.plain(conversation) ? "Ask anything. /help lists the commands." : "No messages yet."))
     if(keepTop){
       list.scrollTop = list.scrollHeight - fromBottom
     } else if(this.stickToBottom){
@@ -920,10 +1087,34 @@ class Client {
     }
   }
 
+  /**
+   * How far the person's latest message got: sending… → sent (the server has it) → delivered
+   * (to a device of every other member) → read; in a group, how many or who so far.
+   */
+  receiptNode(conversation, message){
+    const others = conversation.members.filter(id => id !== this.me)
+    const reached = times => others.filter(id => (times.get(id) ?? "") >= message.at)
+    const read = reached(conversation.readTimes)
+    const delivered = others.filter(id => read.includes(id) || (conversation.deliveredTimes.get(id) ?? "") >= message.at)
+    const readers = read.map(id => this.name(id)).join(", ")
+    let state = "sent"
+    let text = "Sent"
+    if(message.pending){
+      [state, text] = ["sending", "Sending…"]
+    } else if(others.length && read.length === others.length){
+      [state, text] = ["read", others.length === 1 ? "Read" : "Read by everyone"]
+    } else if(others.length && delivered.length === others.length){
+      [state, text] = ["delivered", read.length ? `Delivered · read by ${readers}` : "Delivered"]
+    } else if(delivered.length){
+      text = `Delivered to ${delivered.length} of ${others.length}${read.length ? ` · read by ${readers}` : ""}`
+    }
+    return h("div", {class: "receipt", "data-state": state, "data-group": message.group}, text)
+  }
+
   /** A message's node, made again only when what it shows changed. */
   cachedMessageNode(conversation, message){
     conversation.nodes ??= new Map()
-    const shows = JSON.stringify([message.text, message.edited, this.name(message.sender), message.flags, message.unchecked, message.error, message.at])
+    const shows = JSON.stringify([message.text, message.edited, this.name(message.sender), message.flags, message.unchecked, message.error, message.at, message.pending])
     const cached = conversation.nodes.get(message.group)
     if(cached?.shows === shows){ return cached.node }
     const node = this.messageNode(conversation, message)
@@ -932,10 +1123,11 @@ class Client {
   }
 
   messageNode(conversation, message){
+    if(message.system){ return h("p", {class: "system", role: "note"}, message.text) }
     const mine = message.sender === this.me
     const flagged = (message.flags?.length ?? 0) > 0
     const classes = ["message", mine ? "mine" : "", message.text === null ? "undecryptable" : "", flagged ? "flagged" : "",
-      message.unchecked ? "unchecked" : ""].filter(Boolean).join(" ")
+      message.unchecked ? "unchecked" : "", message.pending ? "pending" : ""].filter(Boolean).join(" ")
     let body
     if(message.text === null){
       body = h("div", {class: "text", title: message.error ?? null}, "This message cannot be decrypted on this device.")
@@ -948,35 +1140,53 @@ class Client {
     } else {
       body = this.messageBody(conversation, message.text)
     }
+    const current = () => conversation.messages.get(message.group) ?? message
     return h("article", {class: classes, "data-group": message.group},
       h("div", {class: "meta"},
         h("span", {class: "sender"}, this.name(message.sender)),
-        h("time", {datetime: message.at}, time(message.at)),
+        h("time", {datetime: message.at, title: when(message.at)}, time(message.at)),
         message.edited ? h("span", {}, "edited") : null,
         message.unchecked ? h("span", {class: "unchecked", title: "Sent before messages were authenticated: hearth cannot check that the server delivered it as it was sent."}, "unchecked") : null,
-        mine && !this.plain(conversation) && message.text !== null && !flagged ? [
-          h("button", {type: "button", class: "link", "aria-label": "Edit message", onclick: () => this.startEdit(message)}, "Edit"),
-          h("button", {type: "button", class: "link danger", "aria-label": "Delete message", onclick: () => this.remove(conversation, message).catch(e => this.fail(e))}, "Delete"),
-        ] : null),
+        mine && !this.plain(conversation) && message.text !== null && !flagged && !message.pending ? this.messageMenu(
+          h("button", {type: "button", "aria-label": "Edit message", onclick: () => this.startEdit(current())}, "Edit"),
+          h("button", {type: "button", class: "danger", "aria-label": "Delete message", onclick: () => this.remove(conversation, current()).catch(e => this.fail(e))}, "Delete…"))
+          : null),
       body)
   }
 
-  /** Text, except that the assistant's image and configure links become an image and a link. */
+  /** A "⋯" button opening a message's actions. */
+  messageMenu(...actions){
+    const items = h("div", {class: "menu-items", hidden: true}, actions)
+    const toggle = h("button", {type: "button", class: "link", "aria-label": "Message actions", "aria-expanded": "false", onclick: () => {
+      const opening = items.hidden
+      this.closeMenus()
+      items.hidden = !opening
+      toggle.setAttribute("aria-expanded", String(opening))
+    }}, "⋯")
+    return h("span", {class: "message-menu"}, toggle, items)
+  }
+
+  /** Text with links; the assistant's image and configure links become an image and a link. */
   messageBody(conversation, text){
-    if(!this.plain(conversation)){ return h("div", {class: "text"}, text) }
+    if(!this.plain(conversation)){ return h("div", {class: "text"}, linked(text)) }
     const parts = text.split("\n").map((line, i) => {
       const separator = i > 0 ? "\n" : ""
       let url = null
       try { url = /^https?:\/\/\S+$/.test(line.trim()) ? new URL(line.trim()) : null } catch { url = null }
       if(url && IMAGE_PATH.test(url.pathname)){
-        const image = h("img", {alt: "Generated image", "data-image": url.pathname})
-        this.session.blobUrl(url.pathname).then(src => { image.src = src }).catch(() => { image.alt = "The image is not available." })
+        // Sized before it loads (the server's images are square), so the view scrolls to its end.
+        const image = h("img", {alt: "Generated image", "data-image": url.pathname, width: 1024, height: 1024})
+        image.addEventListener("load", () => { if(this.stickToBottom){ this.messageList.scrollTop = this.messageList.scrollHeight } })
+        this.session.blobUrl(url.pathname).then(src => { image.src = src }).catch(() => {
+          image.alt = "The image is not available."
+          image.removeAttribute("height")
+        })
         return [separator, image]
       }
       if(url && CONFIGURE_PATH.test(url.pathname)){
         return [separator, h("a", {href: url.pathname, target: "_blank", rel: "noopener noreferrer"}, "Open the page to add your key")]
       }
-      return separator + line
+      return [separator, linked(line)]
     })
     return h("div", {class: "text"}, parts)
   }
@@ -989,15 +1199,33 @@ class Client {
   }
 
   startEdit(message){
+    this.closeMenus()
     this.editing = message.group
     this.input.value = message.text
     this.input.focus()
-    this.setStatus("Editing a message: Enter saves, Escape cancels.")
+    fill(this.editBar, h("span", {}, "Editing a message: Enter saves, Escape cancels."),
+      h("button", {type: "button", class: "link", onclick: () => { this.stopEditing(); this.input.value = "" }}, "Cancel"))
+  }
+
+  stopEditing(){
+    this.editing = null
+    if(this.editBar){ fill(this.editBar) }
   }
 
   async remove(conversation, message){
-    await conversation.channel.push("delete_message", {message_group_id: message.group})
-    this.deleted(conversation.id, message.group)
+    this.closeMenus()
+    const removed = await modal("Delete this message?", h("p", {}, "It is deleted for everyone in this conversation."), {submit: "Delete", danger: true, action: async () => {
+      await conversation.channel.push("delete_message", {message_group_id: message.group})
+      return true
+    }})
+    if(removed){ this.deleted(conversation.id, message.group) }
+  }
+
+  closeMenus(){
+    for(const menu of document.querySelectorAll(".message-menu [aria-expanded=true]")){
+      menu.setAttribute("aria-expanded", "false")
+      menu.nextSibling.hidden = true
+    }
   }
 
   open(conversationId){
@@ -1008,7 +1236,9 @@ class Client {
     this.current = conversationId
     this.editing = null
     const conversation = this.conversations.get(conversationId)
-    history.replaceState(null, "", conversation ? `/chat/${conversationId}` : "/")
+    const path = conversation ? `/chat/${conversationId}` : "/"
+    // Opened from the list: a step in the history, so that Back returns to the list.
+    if(conversation && location.pathname === "/"){ history.pushState({list: true}, "", path) } else if(location.pathname !== path){ history.replaceState(history.state, "", path) }
     this.renderMain()
     this.renderList()
     if(conversation){
@@ -1035,22 +1265,13 @@ class Client {
     return users.filter(user => user.id !== this.me)
   }
 
-  userChoices(users, type){
-    const filter = h("input", {type: "search", placeholder: "Filter by name or email", "aria-label": "Filter people"})
-    const rows = users.map(user => h("label", {class: "inline", "data-user": user.email},
-      h("input", {type, name: "person", value: user.id}),
-      h("span", {}, `${user.display_name} · ${user.email}`)))
-    filter.addEventListener("input", () => {
-      const needle = filter.value.toLowerCase()
-      rows.forEach((row, i) => { row.hidden = !`${users[i].display_name} ${users[i].email}`.toLowerCase().includes(needle) })
-    })
-    const box = h("div", {}, filter, h("div", {class: "pick"}, rows.length ? rows : h("p", {class: "muted"}, "Nobody else is here yet.")))
-    const chosen = () => rows.map(row => row.querySelector("input")).filter(input => input.checked).map(input => input.value)
-    return {box, chosen}
+  /** The people picker (account.js): the directory's people, found by name or exact address. */
+  async userChoices(type, excluded = []){
+    return (await account()).peoplePicker(this, await this.directory(), type, excluded)
   }
 
   async newPrivate(){
-    const {box, chosen} = this.userChoices(await this.directory(), "radio")
+    const {box, chosen} = await this.userChoices("radio")
     const id = await modal("New private conversation", box, {submit: "Start", action: async () => {
       const [other] = chosen()
       if(!other){ throw new Error("Choose someone.") }
@@ -1067,7 +1288,7 @@ class Client {
   }
 
   async newGroup(){
-    const {box, chosen} = this.userChoices(await this.directory(), "checkbox")
+    const {box, chosen} = await this.userChoices("checkbox")
     const alias = h("input", {name: "alias", maxlength: 100, placeholder: "Optional"})
     const id = await modal("New group", [h("label", {}, h("span", {}, "Group name"), alias), box], {submit: "Start", action: async () => {
       const userIds = chosen()
@@ -1112,12 +1333,15 @@ class Client {
   }
 
   async addMembers(conversation){
-    const candidates = (await this.directory()).filter(user => !conversation.members.includes(user.id))
-    const {box, chosen} = this.userChoices(candidates, "checkbox")
+    const {box, chosen} = await this.userChoices("checkbox", conversation.members)
     await modal("Add people", [h("p", {class: "muted"}, "They will see messages sent from now on."), box], {submit: "Add", action: async () => {
       const ids = chosen()
       if(!ids.length){ throw new Error("Choose at least one person.") }
+      conversation.adding = new Set(ids)
       const reply = await conversation.channel.push("modify_conversation", {new_members: ids})
+      // The announcement of the same change may have come first.
+      const added = ids.filter(id => !conversation.members.includes(id))
+      if(added.length){ this.addedLine(conversation, added) }
       conversation.members = reply.user_ids
       await this.membersAdded(conversation, ids)
       this.renderHeader()
@@ -1152,11 +1376,15 @@ class Client {
     const hidden = h("input", {type: "checkbox", name: "hidden", checked: Boolean(user.hidden)})
     const password = h("input", {type: "password", name: "password", autocomplete: "current-password"})
     const newPassword = h("input", {type: "password", name: "new_password", autocomplete: "new-password", minlength: 8})
+    const emailSection = h("details", {class: "email-settings"}, h("summary", {}, "Email address"))
+    const leave = () => { this.socket.disconnect(); document.querySelectorAll("dialog").forEach(dialog => dialog.remove()) }
+    account().then(module => module.emailSettings(emailSection, this.session, leave, pages))
     modal("Settings", [
       h("label", {}, h("span", {}, "Display name"), displayName),
       h("label", {}, h("span", {}, "Theme"), theme),
       h("label", {}, h("span", {}, "Text size "), magnification, shown),
       h("label", {class: "inline"}, hidden, h("span", {}, "Hidden: nobody sees when I am online")),
+      emailSection,
       h("details", {},
         h("summary", {}, "Change password"),
         h("p", {class: "muted"}, "Your conversation keys are re-encrypted with the new password on this device, so your history stays readable."),
@@ -1197,11 +1425,32 @@ class Client {
         render(devices.filter(d => d.id !== device.id))
       }}, "Sign out"))))
     render(items)
-    await modal("Devices", [h("p", {class: "muted"}, "Where you are signed in. Signing a device out closes its connections at once."), list], {submit: "Done"})
+    await modal("Devices", [h("p", {class: "muted"}, "Where you are signed in. Signing a device out closes its connections at once."), list], {submit: null})
+  }
+
+  /** This device's choice of browser notifications (off until the person turns them on). */
+  async notifications(){
+    if(!globalThis.Notification){
+      return modal("Notifications", h("p", {}, "This browser cannot show notifications."), {submit: null})
+    }
+    const on = h("input", {type: "checkbox", name: "notify", checked: Boolean(this.notify.on)})
+    const previews = h("input", {type: "checkbox", name: "previews", checked: Boolean(this.notify.previews)})
+    await modal("Notifications", [
+      h("p", {class: "muted"}, "On this device, while hearth is in the background."),
+      h("label", {class: "inline"}, on, h("span", {}, "Notify me of new messages")),
+      h("label", {class: "inline"}, previews, h("span", {}, "Show the message text in notifications")),
+    ], {submit: "Save", action: async () => {
+      if(on.checked && await Notification.requestPermission() !== "granted"){
+        throw new Error("The browser refused: allow notifications for this site in its settings.")
+      }
+      this.notify = {on: on.checked, previews: previews.checked}
+      localStorage.setItem(this.notifyKey(), JSON.stringify(this.notify))
+      return true
+    }})
   }
 
   async signOut(){
-    this.socket.disconnect()
+    this.stop()
     await this.session.signOut()
     history.replaceState(null, "", "/")
     showAuth()
@@ -1213,7 +1462,11 @@ function byActivity(a, b){
   return (b.lastAt ?? "") < (a.lastAt ?? "") ? -1 : (b.lastAt ?? "") > (a.lastAt ?? "") ? 1 : 0
 }
 
+/** What the account pages call back: signing in ends in the client. */
+const pages = {showAuth, start: (session, options) => new Client(session, options).start()}
+
 async function boot(){
+  if(EMAILED_LINK.test(location.hash)){ return (await account()).openLink(location.hash, pages) }
   let session = null
   try {
     session = await Session.resume()
@@ -1224,4 +1477,6 @@ async function boot(){
   await new Client(session).start()
 }
 
+// A link opened in a tab that shows hearth already only changes the fragment.
+addEventListener("hashchange", () => { if(EMAILED_LINK.test(location.hash)){ location.reload() } })
 boot()

@@ -38,15 +38,18 @@ export function fill(element, ...children){
   return element
 }
 
-/** A modal dialog; resolves with the value its action returns, or null when cancelled. */
+/**
+ * A modal dialog; resolves with the value its action returns, or null when cancelled. With
+ * `submit: null` it only informs, and has one button, Close.
+ */
 export function modal(title, body, {submit = "OK", action = () => true, danger = false} = {}){
   return new Promise(resolve => {
     const error = h("p", {class: "error", role: "alert"})
     const form = h("form", {method: "dialog"},
       h("h3", {}, title), body, error,
       h("div", {class: "buttons"},
-        h("button", {type: "button", onclick: () => close(null)}, "Cancel"),
-        h("button", {type: "submit", class: danger ? "primary danger" : "primary"}, submit)))
+        h("button", {type: "button", onclick: () => close(null)}, submit === null ? "Close" : "Cancel"),
+        submit === null ? null : h("button", {type: "submit", class: danger ? "primary danger" : "primary"}, submit)))
     const dialog = h("dialog", {"aria-label": title}, form)
     const close = value => { dialog.close(); dialog.remove(); resolve(value) }
     form.addEventListener("submit", async event => {

@@ -40,19 +40,28 @@ export async function register(who, baseUrl){
   await who.page.waitForFunction(name => document.querySelector(".sidebar .me")?.textContent === name, who.name)
 }
 
-export const conversationButton = (who, title) => who.page.locator("button[data-conversation]", {hasText: title})
+/** A conversation's row in the list, by its title (the whole title: a preview may name people too). */
+export const conversationButton = (who, title) => who.page.locator("button[data-conversation]", {
+  has: who.page.locator(".name", {hasText: new RegExp(`^${title.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`)}),
+})
 
 export async function openConversation(who, title){
   await conversationButton(who, title).click()
   await who.page.waitForSelector("main textarea[name=message]")
 }
 
-/** Clicks a sidebar action (New chat, New group), ticks people by email and submits. */
+/**
+ * Clicks a sidebar action (New chat, New group), ticks people by email and submits. Each
+ * address is typed into the filter first: the directory shows only contacts' addresses.
+ */
 export async function pick(who, buttonName, emails, {alias} = {}){
   await who.page.getByRole("button", {name: buttonName, exact: true}).click()
   const dialog = who.page.locator("dialog[open]")
   await dialog.waitFor()
-  for(const email of emails){ await dialog.locator(`label[data-user="${email}"] input`).check() }
+  for(const email of emails){
+    await dialog.locator('input[type="search"]').fill(email)
+    await dialog.locator(`label[data-user="${email}"] input`).check()
+  }
   if(alias !== undefined){ await dialog.locator('input[name="alias"]').fill(alias) }
   await dialog.locator('button[type="submit"]').click()
   await dialog.waitFor({state: "detached", timeout: LIVE_MS})
@@ -75,7 +84,7 @@ export async function safetyNumber(who, memberId){
   await who.page.locator(`.members li[data-member="${memberId}"] button`, {hasText: "Safety number"}).click()
   const dialog = who.page.locator("dialog[open]")
   const number = await dialog.locator("[data-safety-number]").getAttribute("data-safety-number")
-  await dialog.getByRole("button", {name: "Cancel"}).click()
+  await dialog.getByRole("button", {name: /^(Cancel|Close)$/}).click()
   await dialog.waitFor({state: "detached"})
   return number
 }

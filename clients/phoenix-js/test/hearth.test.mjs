@@ -134,7 +134,7 @@ step("members join the group with conversation, read times, history and keys; ke
   for(const reply of replies){
     assert.deepEqual(
       Object.keys(reply).sort(),
-      ["conversation", "identity_keys", "messages", "private_key", "public_keys", "read_times"],
+      ["conversation", "delivered_times", "identity_keys", "messages", "private_key", "public_keys", "read_times"],
     )
     // Every member's identity: none has published one here.
     assert.deepEqual(reply.identity_keys, Object.fromEntries(everyone.map(u => [u.id, null])))

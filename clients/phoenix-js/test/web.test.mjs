@@ -112,8 +112,8 @@ step("messages arrive live, decrypted, with typing and read receipts", async () 
   await seesMessage(ann, "Hi Ann!")
   // bob has the conversation open: ann's last message is seen.
   await send(ann, "Did you see this?")
-  await ann.page.waitForSelector(".seen", {timeout: LIVE_MS})
-  assert.match(await ann.page.textContent(".seen"), /Seen by Bob/)
+  await ann.page.waitForSelector('.receipt[data-state="read"]', {timeout: LIVE_MS})
+  assert.equal(await ann.page.textContent(".receipt"), "Read")
 
   await bob.page.locator("main textarea[name=message]").pressSequentially("typing slowly", {delay: 20})
   await ann.page.waitForFunction(() => document.querySelector(".typing")?.textContent === "Bob is typing…", null, {timeout: LIVE_MS})
@@ -142,6 +142,7 @@ step("an unread count shows for a conversation that is not open", async () => {
 step("only the sender edits and deletes; the other side sees both live", async () => {
   const {Ann: ann, Bob: bob} = people
   const original = messageWith(ann, "Did you see this?").locator("xpath=..")
+  await original.getByRole("button", {name: "Message actions"}).click()
   await original.getByRole("button", {name: "Edit message"}).click()
   const box = ann.page.locator("main textarea[name=message]")
   await box.fill("Did you see this? (edited)")
@@ -150,9 +151,12 @@ step("only the sender edits and deletes; the other side sees both live", async (
   await seesMessage(bob, "Did you see this? (edited)")
   const edited = messageWith(bob, "Did you see this? (edited)").locator("xpath=..")
   assert.match(await edited.locator(".meta").textContent(), /edited/)
-  assert.equal(await edited.getByRole("button", {name: "Edit message"}).count(), 0, "bob cannot edit ann's message")
+  assert.equal(await edited.getByRole("button", {name: "Message actions"}).count(), 0, "bob cannot edit ann's message")
 
-  await messageWith(ann, "first while away").locator("xpath=..").getByRole("button", {name: "Delete message"}).click()
+  const away = messageWith(ann, "first while away").locator("xpath=..")
+  await away.getByRole("button", {name: "Message actions"}).click()
+  await away.getByRole("button", {name: "Delete message"}).click()
+  await ann.page.locator("dialog[open]").getByRole("button", {name: "Delete"}).click()
   // Gone from both pages; the sender's own copy goes when the server's event reaches her
   // page, which need not be before the recipient's.
   const gone = () => ![...document.querySelectorAll("article.message .text")].some(e => e.textContent === "first while away")
@@ -179,6 +183,8 @@ step("a group of three: started, joined by a third, renamed, written to, left", 
   await ann.page.waitForFunction(() => document.querySelector("main h2")?.textContent === "Team")
   await ann.page.getByRole("button", {name: "Add people"}).click()
   const dialog = ann.page.locator("dialog[open]")
+  // Carol is no contact of Ann's yet: her address shows once typed (a private directory).
+  await dialog.locator('input[type="search"]').fill(carol.email)
   await dialog.locator(`label[data-user="${carol.email}"] input`).check()
   await dialog.locator('button[type="submit"]').click()
   await dialog.waitFor({state: "detached", timeout: LIVE_MS})
@@ -307,7 +313,7 @@ step("devices: a second browser is listed and signed out from the first", async 
   await screenshot(bob.page, "web-devices.png")
   await dialog.getByRole("button", {name: "Sign out"}).click()
   await dialog.locator(".devices li").nth(1).waitFor({state: "detached"})
-  await dialog.locator('button[type="submit"]').click()
+  await dialog.getByRole("button", {name: "Close"}).click()
   // The other browser finds out on its own: its socket is closed and its token refused.
   await laptop.page.waitForSelector("form.auth", {timeout: LIVE_MS})
   assert.match(await laptop.page.textContent("form.auth"), /signed out/)

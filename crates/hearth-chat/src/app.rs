@@ -289,7 +289,7 @@ pub enum Receipt {
 /// A user's email address, when the server shows it (people who share a conversation with
 /// the person, or everyone if the server says so).
 pub fn email_of(user: &PublicUser) -> Option<&str> {
-    Some(user.email.as_str())
+    user.email.as_deref()
 }
 
 /// The whole client state.
@@ -819,7 +819,11 @@ impl App {
             }
             Update::Found { query, users } => {
                 for user in &users {
-                    self.users.entry(user.id).or_insert_with(|| user.clone());
+                    // Typing someone's exact address shows it, where the list did not.
+                    let known = self.users.get(&user.id).is_some_and(|known| known.email.is_some());
+                    if !known {
+                        self.users.insert(user.id, user.clone());
+                    }
                 }
                 if let Some(picker) = self.picker.as_mut().filter(|picker| picker.find.text().trim() == query) {
                     picker.found = users.into_iter().map(|user| user.id).collect();

@@ -448,7 +448,8 @@ impl App {
                     picker.found.clear();
                     // The server finds people by name, and by an exact email it may not show.
                     let query = picker.find.text().trim().to_owned();
-                    if !query.is_empty() {
+                    // The server's limit: an address is at most 320 characters.
+                    if !query.is_empty() && query.chars().count() <= 320 {
                         self.command(Command::FindUsers(query));
                     }
                 }

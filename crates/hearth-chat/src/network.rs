@@ -961,15 +961,8 @@ impl Session {
                 Ok(())
             }
             Command::FindUsers(query) => {
-                let needle = query.to_lowercase();
-                let users: Vec<PublicUser> = self
-                    .read_users()
-                    .await?
-                    .into_iter()
-                    .filter(|user| {
-                        user.display_name.to_lowercase().contains(&needle) || user.email.to_lowercase() == needle
-                    })
-                    .collect();
+                let users = self.api.users(Some(&query), None).await?.items;
+                self.known_users.extend(users.iter().map(|user| user.id));
                 self.learn_identities(&users)?;
                 self.send(Update::Found { query, users });
                 Ok(())
@@ -1293,7 +1286,7 @@ impl Session {
         let mut users = Vec::new();
         let mut token: Option<String> = None;
         for _ in 0..MAX_USER_PAGES {
-            let page = self.api.users(token.as_deref()).await?;
+            let page = self.api.users(None, token.as_deref()).await?;
             users.extend(page.items);
             token = page.page_token;
             if token.is_none() {

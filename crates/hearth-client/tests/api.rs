@@ -93,9 +93,9 @@ async fn the_typed_calls_read_the_server_replies() {
     let (ada_id, bo_id) = (ada.identity().expect("ada").user_id, bo.identity().expect("bo").user_id);
 
     let me = ada.me().await.expect("me");
-    assert_eq!((me.id, me.email.as_str(), me.display_name.as_str()), (ada_id, "ada@example.org", "ada@example.org"));
+    assert_eq!((me.id, me.email.as_str(), me.display_name.as_str()), (ada_id, "ada@example.org", "ada"));
 
-    let users = ada.users(None).await.expect("users");
+    let users = ada.users(None, None).await.expect("users");
     assert!(users.page_token.is_none(), "two users fit on one page");
     let mut ids: Vec<Uuid> = users.items.iter().map(|u| u.id).collect();
     ids.sort();
@@ -154,7 +154,7 @@ async fn error_bodies_become_typed_api_errors() {
 
     // Someone else's conversation, or none, is a 404; a tampered page token a 400.
     assert_api_error(ada.messages(Uuid::now_v7(), None).await, StatusCode::NOT_FOUND, "not_found");
-    assert_api_error(ada.users(Some("tampered")).await, StatusCode::BAD_REQUEST, "invalid_page_token");
+    assert_api_error(ada.users(None, Some("tampered")).await, StatusCode::BAD_REQUEST, "invalid_page_token");
     assert_api_error(ada.revoke_device(Uuid::now_v7()).await, StatusCode::NOT_FOUND, "not_found");
 
     // Calls that need a session say so before asking the server.

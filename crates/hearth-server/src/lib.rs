@@ -9,6 +9,7 @@
 mod accounts;
 pub mod assistant;
 mod auth;
+pub mod backup;
 mod conversations;
 mod email;
 mod error;
@@ -97,14 +98,14 @@ impl Server {
         let mailer = Mailer::new(&settings.email, settings.data_dir.join("outbox"))
             .map_err(|e| ServerError::Config(format!("email: {e}")))?;
         let public_url: Arc<str> = settings.public_url(local_addr).into();
-        let hub = Arc::new(realtime::hub::Hub::new());
+        let metrics = Arc::new(metrics::Metrics::default());
+        let hub = Arc::new(realtime::hub::Hub::new(metrics.clone()));
         // A ring read from a file is reloaded when `hearth vault rotate` changes it.
         let vault = Arc::new(vault::Vault::new(secrets.vault, vault::ring_file(&settings).ok()));
         let socket_config = realtime::socket::socket_config(&settings.realtime);
         let knowledge = assistant::knowledge::load(&settings.data_dir.join("knowledge"))
             .map_err(|e| ServerError::Config(format!("knowledge base: {e}")))?;
         store.replace_knowledge(&knowledge).await?;
-        let metrics = Arc::new(metrics::Metrics::default());
         let knowledge = assistant::knowledge::KnowledgeBase::new(&knowledge);
         log_free_tier(&settings.keyguard);
         // Before the settings are shared: the free tier's keys leave them for the keyguard.

@@ -45,6 +45,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Outgoing email.
     pub email: EmailSettings,
+    /// What people see of each other in the user directory.
+    pub directory: DirectorySettings,
     /// Real-time sockets.
     pub realtime: RealtimeSettings,
     /// The assistant: providers, fallback, free tier and limits.
@@ -65,6 +67,7 @@ impl Default for Settings {
             secrets: SecretSettings::default(),
             auth: AuthSettings::default(),
             email: EmailSettings::default(),
+            directory: DirectorySettings::default(),
             realtime: RealtimeSettings::default(),
             ai: AiSettings::default(),
             keyguard: KeyguardSettings::default(),
@@ -250,6 +253,26 @@ pub enum SmtpTls {
     Starttls,
     /// TLS from the start (port 465).
     Tls,
+}
+
+/// The user directory (`directory.*`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DirectorySettings {
+    /// Whose email addresses a signed-in person sees.
+    pub show_emails: ShowEmails,
+}
+
+/// Whose email addresses a signed-in person sees (`directory.show_emails`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShowEmails {
+    /// Only of the people they share a conversation with (and of someone found by typing their
+    /// exact address); everyone else's is `null`.
+    #[default]
+    Contacts,
+    /// Everyone's (a server whose people all know each other, like a company's).
+    Everyone,
 }
 
 /// Real-time sockets (Phoenix Channels at `/socket/websocket`).

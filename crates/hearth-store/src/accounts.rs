@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::{
-    Identity, NewAccount, Profile, ProfileUpdate, StoreError, StoreResult, Theme, Timestamp, User, UserSummary,
+    DirectoryEntry, DirectoryPage, Identity, NewAccount, Profile, ProfileUpdate, StoreError, StoreResult, Theme,
+    Timestamp, User, UserSummary,
 };
 
 /// Users and their profiles.
@@ -26,7 +27,7 @@ pub trait AccountStore: Send + Sync {
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
 
     /// Users ordered by id, starting after `after`, at most `limit`.
-    async fn list_users(&self, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<UserSummary>>;
+    async fn directory(&self, page: &DirectoryPage<'_>) -> StoreResult<Vec<DirectoryEntry>>;
 
     /// Sets the display name.
     async fn set_display_name(&self, user_id: Uuid, display_name: &str, now: Timestamp) -> StoreResult<()>;
@@ -74,8 +75,8 @@ pub trait AccountStore: Send + Sync {
     async fn update_profile(&self, user_id: Uuid, update: &ProfileUpdate) -> StoreResult<Profile>;
 }
 
-pub(crate) const INSERT_USER: &str = "INSERT INTO users (id, email, display_name, password_hash, confirmed_at, inserted_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub(crate) const INSERT_USER: &str = "INSERT INTO users (id, email, display_name, password_hash, confirmed_at, inserted_at, \
+     updated_at, display_name_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
 pub(crate) const INSERT_PROFILE: &str =
     "INSERT INTO profiles (user_id, hidden, theme, magnification, recents) VALUES ($1, $2, $3, $4, $5)";
@@ -86,16 +87,50 @@ pub(crate) const USER_BY_ID: &str = "SELECT id, email, display_name, password_ha
 pub(crate) const USER_BY_EMAIL: &str = "SELECT id, email, display_name, password_hash, confirmed_at, inserted_at, updated_at, \
      identity_key FROM users WHERE email = $1";
 
-/// Users after the id `$1`, at most `limit`. The nil UUID sorts before every real id on both
-/// backends, so it stands for "from the start".
-pub(crate) fn users_after(limit: u32) -> String {
+/// A directory page: users after the id `$2` (the nil UUID, which sorts before every real id on
+/// both backends, stands for "from the start"), at most `limit`, matching the search `$3` (null:
+/// everyone) by display name (`$4`, a LIKE pattern of `$3`) or exact email. With each, whether
+/// the viewer `$1` may see their email: their own, a person they share a conversation with, or
+/// one they found by typing the address.
+pub(crate) fn directory(limit: u32) -> String {
     format!(
-        "SELECT id, email, display_name, identity_key FROM users WHERE id > $1 ORDER BY id{}",
+        "SELECT u.id, u.email, u.display_name, u.identity_key, \
+           COALESCE(u.id = $1 OR u.email = $3 OR EXISTS (SELECT 1 FROM conversation_members mine \
+             JOIN conversation_members theirs ON theirs.conversation_id = mine.conversation_id \
+             WHERE mine.user_id = $1 AND theirs.user_id = u.id), FALSE) AS contact \
+         FROM users u WHERE u.id > $2 AND ($3 IS NULL OR u.display_name_key LIKE $4 ESCAPE '\\' OR u.email = $3) \
+         ORDER BY u.id{}",
         crate::sql::limit(limit)
     )
 }
 
-pub(crate) const SET_DISPLAY_NAME: &str = "UPDATE users SET display_name = $2, updated_at = $3 WHERE id = $1";
+/// The form of a display name the directory searches: Unicode lowercase.
+pub(crate) fn display_name_key(display_name: &str) -> String {
+    display_name.to_lowercase()
+}
+
+/// A LIKE pattern matching text that contains `text` (already lowercase), its own `%`, `_` and
+/// `\` taken literally.
+pub(crate) fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// Users whose `display_name_key` is still to be made (rows from before it existed).
+pub(crate) const USERS_WITHOUT_NAME_KEY: &str = "SELECT id, display_name FROM users WHERE display_name_key IS NULL";
+
+pub(crate) const SET_NAME_KEY: &str = "UPDATE users SET display_name_key = $2 WHERE id = $1";
+
+pub(crate) const SET_DISPLAY_NAME: &str =
+    "UPDATE users SET display_name = $2, updated_at = $3, display_name_key = $4 WHERE id = $1";
 
 pub(crate) const SET_PASSWORD: &str = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
 
@@ -182,6 +217,13 @@ impl ProfileRow {
 /// The recents as stored: a JSON array.
 pub(crate) fn recents_json(recents: &[String]) -> String {
     serde_json::to_string(recents).expect("a list of strings always serializes")
+}
+
+/// A directory entry from its row `(id, email, display_name, identity_key, contact)`.
+pub(crate) fn directory_entry(
+    (id, email, display_name, identity_key, email_visible): (Uuid, String, String, Option<String>, bool),
+) -> DirectoryEntry {
+    DirectoryEntry { user: UserSummary { id, email, display_name, identity_key }, email_visible }
 }
 
 /// A user summary from its row `(id, email, display_name, identity_key)`.

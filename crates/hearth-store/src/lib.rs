@@ -12,6 +12,7 @@
 
 mod accounts;
 mod assistant;
+pub mod backup;
 mod conversations;
 mod group_commit;
 mod model;
@@ -27,6 +28,7 @@ mod timestamp;
 mod turn_batch;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use accounts::{AccountStore, IDENTITY_KEY_RULE};
 pub use assistant::{AllowanceKind, AssistantImage, AssistantStore, AssistantTurn, KnowledgeEntry};
@@ -61,18 +63,49 @@ pub enum StoreError {
     /// A stored value could not be read back (e.g. an unknown theme).
     #[error("corrupt stored value in {0}")]
     Corrupt(&'static str),
-    /// The database refused or failed.
+    /// The database refused or failed (counted in [`database_failures`]).
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    /// SQLite refused or failed a statement run through rusqlite (`sqlite/writer.rs`).
+    Database(#[source] sqlx::Error),
+    /// SQLite refused or failed a statement run through rusqlite (`sqlite/writer.rs`; counted
+    /// in [`database_failures`]).
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(#[source] rusqlite::Error),
     /// The task that stores sends has stopped (the store is shutting down).
     #[error("the store's writer has stopped")]
     WriterStopped,
+    /// A backup or a restore cannot be made; says why, for a person (`backup`).
+    #[error("{0}")]
+    Backup(String),
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        DATABASE_FAILURES.fetch_add(1, Ordering::Relaxed);
+        Self::Database(error)
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        DATABASE_FAILURES.fetch_add(1, Ordering::Relaxed);
+        Self::Sqlite(error)
+    }
+}
+
+/// See [`database_failures`]. Process-wide rather than a field of a store: an error is counted
+/// where it is converted, which knows nothing of the store it came from.
+static DATABASE_FAILURES: AtomicU64 = AtomicU64::new(0);
+
+/// How many times, since the process started, a database refused or failed a statement, a
+/// connection or a transaction: every [`StoreError::Database`] and [`StoreError::Sqlite`]
+/// made. A unique or foreign-key violation that the store answers as
+/// [`StoreError::Conflict`] or [`StoreError::NotFound`] is an answer, not a failure, and is not
+/// counted. `/metrics` reports it.
+pub fn database_failures() -> u64 {
+    DATABASE_FAILURES.load(Ordering::Relaxed)
 }
 
 /// Result of store operations.
@@ -121,4 +154,20 @@ pub trait Store:
 
     /// Cheap round trip, for health checks.
     async fn ping(&self) -> StoreResult<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_database_error_made_is_counted() {
+        let before = database_failures();
+        let failure: StoreError = sqlx::Error::PoolClosed.into();
+        assert!(matches!(failure, StoreError::Database(_)));
+        let failure: StoreError = rusqlite::Error::InvalidQuery.into();
+        assert!(matches!(failure, StoreError::Sqlite(_)));
+        // Other tests of this process may fail statements meanwhile: at least these two.
+        assert!(database_failures() >= before + 2);
+    }
 }

@@ -41,6 +41,30 @@ pub struct UserSummary {
     pub identity_key: Option<String>,
 }
 
+/// What a directory page asks for ([`AccountStore::directory`](crate::AccountStore::directory)).
+#[derive(Debug, Clone, Copy)]
+pub struct DirectoryPage<'a> {
+    /// Who is looking: their own email and their contacts' are visible to them.
+    pub viewer: Uuid,
+    /// Only people whose display name contains this, or whose email is exactly this, in any
+    /// case; `None`: everyone.
+    pub search: Option<&'a str>,
+    /// Users after this id (`None`: from the first).
+    pub after: Option<Uuid>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// A person in the directory, as one viewer sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryEntry {
+    /// Who they are.
+    pub user: UserSummary,
+    /// Whether the viewer may see their email: it is the viewer's own, they share a
+    /// conversation, or the viewer searched for exactly that address.
+    pub email_visible: bool,
+}
+
 impl From<&User> for UserSummary {
     fn from(user: &User) -> Self {
         Self {

@@ -28,7 +28,7 @@ pub(crate) fn found(rows_affected: u64) -> Result<(), StoreError> {
 pub(crate) fn on_unique(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
     move |error| match &error {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
-        _ => StoreError::Database(error),
+        _ => error.into(),
     }
 }
 
@@ -37,7 +37,7 @@ pub(crate) fn on_unique(what: &'static str) -> impl Fn(sqlx::Error) -> StoreErro
 pub(crate) fn on_foreign_key(error: sqlx::Error) -> StoreError {
     match &error {
         sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
-        _ => StoreError::Database(error),
+        _ => error.into(),
     }
 }
 

@@ -236,6 +236,14 @@ impl Store for SqliteStore {
         let migrator = sqlx::migrate!("./migrations/sqlite");
         let applied: i64 = sqlx::query_scalar(crate::sql::APPLIED_MIGRATIONS).fetch_one(&self.pool).await.unwrap_or(0);
         migrator.run(&self.pool).await?;
+        // Rows from before the directory's search key get theirs (Rust's lowercase, which SQL's
+        // lower() does not match on SQLite); a no-op once done.
+        let missing: Vec<(uuid::Uuid, String)> =
+            sqlx::query_as(crate::accounts::USERS_WITHOUT_NAME_KEY).fetch_all(&self.pool).await?;
+        for (id, display_name) in missing {
+            let key = crate::accounts::display_name_key(&display_name);
+            sqlx::query(crate::accounts::SET_NAME_KEY).bind(id).bind(key).execute(self.writer()).await?;
+        }
         Ok(crate::sql::pending(&migrator, applied))
     }
 

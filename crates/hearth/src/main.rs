@@ -1,5 +1,6 @@
 //! `hearth`: the one binary. `hearth` alone (or `hearth serve`) runs the server;
 //! `hearth migrate` applies database migrations; `hearth config` prints every setting;
+//! `hearth backup` and `hearth restore` copy the database out and back in;
 //! `hearth chat` is a terminal client (the `hearth-chat` crate). This crate parses the
 //! command line, layers the settings and hands each subcommand to the library crate that
 //! does it.
@@ -33,6 +34,11 @@ enum Command {
     Serve(ServeFlags),
     /// Apply pending database migrations and exit.
     Migrate(DatabaseFlags),
+    /// Copy the database into a new FILE while servers keep running (SQLite; for PostgreSQL,
+    /// explain pg_dump), and name the key files to keep apart from it.
+    Backup(BackupArgs),
+    /// Restore a backup FILE into an empty (or new) data directory; then put the key files back.
+    Restore(RestoreArgs),
     /// Print a commented example of every setting.
     Config,
     /// Manage the vault key that seals values at rest.
@@ -54,6 +60,22 @@ enum Command {
     /// directory, readable by you only. `--logout` signs the device out and removes it.
     /// Images the assistant makes are saved under `images/` there.
     Chat(ChatArgs),
+}
+
+#[derive(Debug, Args)]
+struct BackupArgs {
+    /// The file to write; it must not exist yet.
+    file: PathBuf,
+    #[command(flatten)]
+    database: DatabaseFlags,
+}
+
+#[derive(Debug, Args)]
+struct RestoreArgs {
+    /// A file `hearth backup` wrote.
+    file: PathBuf,
+    #[command(flatten)]
+    database: DatabaseFlags,
 }
 
 #[derive(Debug, Args)]
@@ -205,6 +227,8 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(backend = store.backend(), applied, "migrations applied");
             Ok(())
         }
+        Some(Command::Backup(args)) => backup(&cli, args),
+        Some(Command::Restore(args)) => restore(&cli, args),
         Some(Command::Vault(VaultCommand::Rotate(flags))) => {
             let settings = settings(&cli, |f| flags.apply(cli.serve.database.apply(f)))?;
             init_logging(&settings);
@@ -290,6 +314,59 @@ async fn keyguard(cli: &Cli, args: &KeyguardArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn backup(cli: &Cli, args: &BackupArgs) -> anyhow::Result<()> {
+    let settings = settings(cli, |f| args.database.apply(cli.serve.database.apply(f)))?;
+    init_logging(&settings);
+    let keys = hearth_server::backup::key_files(&settings);
+    match hearth_server::backup::backup(&settings, &args.file)? {
+        hearth_server::backup::Backup::Made(contents) => {
+            println!("backup written to {}: {}", args.file.display(), describe(&contents));
+            println!(
+                "It holds no key. Keep these apart from it (whoever has both opens what they seal), and bring them \
+                 back with it to restore:"
+            );
+            print_key_files(&keys);
+            Ok(())
+        }
+        hearth_server::backup::Backup::Postgres => {
+            println!("{}", hearth_server::backup::POSTGRES_BACKUP);
+            println!("Keep these apart from the copy (whoever has both opens what they seal):");
+            print_key_files(&keys);
+            anyhow::bail!("no backup made: the database is PostgreSQL (pg_dump, as above)")
+        }
+    }
+}
+
+fn restore(cli: &Cli, args: &RestoreArgs) -> anyhow::Result<()> {
+    let settings = settings(cli, |f| args.database.apply(cli.serve.database.apply(f)))?;
+    init_logging(&settings);
+    let contents = hearth_server::backup::restore(&settings, &args.file)?;
+    println!("restored {} into {}: {}", args.file.display(), settings.data_dir.display(), describe(&contents));
+    println!(
+        "Before starting hearth, put back the key files kept apart from the backup (started without them, hearth \
+         makes new keys and nothing the old ones sealed opens):"
+    );
+    print_key_files(&hearth_server::backup::key_files(&settings));
+    Ok(())
+}
+
+fn describe(contents: &hearth_store::backup::BackupContents) -> String {
+    format!(
+        "{} account(s), {} conversation(s), {} message(s), {} provider key(s), {} KiB",
+        contents.accounts,
+        contents.conversations,
+        contents.messages,
+        contents.provider_keys,
+        contents.bytes.div_ceil(1024)
+    )
+}
+
+fn print_key_files(keys: &[hearth_server::backup::KeyFile]) {
+    for key in keys {
+        println!("  {}\n      {}", key.place, key.what);
+    }
 }
 
 async fn serve(cli: &Cli, flags: &ServeFlags) -> anyhow::Result<()> {

@@ -422,10 +422,15 @@ impl Client {
 
     /// # GET /api/users
     ///
-    /// A page (50) of every user on the server: the first with `page_token` `None`, then the
-    /// next with the previous page's token.
-    pub async fn users(&self, page_token: Option<&str>) -> Result<UserPage, ClientError> {
+    /// A page (50) of the directory: the first with `page_token` `None`, then the next with
+    /// the previous page's token. With `query`, only the people whose display name contains it
+    /// (any case) or whose email is exactly it (1–320 characters). Emails of people one shares
+    /// no conversation with are `None` (unless the server shows everyone's).
+    pub async fn users(&self, query: Option<&str>, page_token: Option<&str>) -> Result<UserPage, ClientError> {
         let mut url = self.url("api/users");
+        if let Some(query) = query {
+            url.query_pairs_mut().append_pair("query", query);
+        }
         if let Some(token) = page_token {
             url.query_pairs_mut().append_pair("page_token", token);
         }

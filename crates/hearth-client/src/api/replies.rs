@@ -14,7 +14,7 @@ pub struct User {
     pub id: Uuid,
     /// The email address, as the server normalized it.
     pub email: String,
-    /// The display name (the email unless set).
+    /// The display name (the address's local part unless set).
     pub display_name: String,
     /// Shown as offline to others even when connected.
     pub hidden: bool,
@@ -48,8 +48,9 @@ pub enum Theme {
 pub struct PublicUser {
     /// The user's id.
     pub id: Uuid,
-    /// The email address.
-    pub email: String,
+    /// The email address; `None` where the server keeps it private (people one shares no
+    /// conversation with, unless found by typing their exact address).
+    pub email: Option<String>,
     /// The display name.
     pub display_name: String,
     /// Their published identity key (docs/e2e.md), if their client made one yet.

@@ -60,6 +60,11 @@ pub fn email(field: &str, raw: &str) -> ApiResult<String> {
     Ok(normalized)
 }
 
+/// The display name of someone who gave none: their (normalized) address's local part.
+pub fn default_display_name(email: &str) -> String {
+    email.split_once('@').map_or(email, |(local, _)| local).to_owned()
+}
+
 /// Validates a display name: trimmed, 1–100 characters, no control characters.
 pub fn display_name(field: &str, raw: &str) -> ApiResult<String> {
     let name = raw.trim();

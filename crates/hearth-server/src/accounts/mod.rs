@@ -27,6 +27,7 @@ use crate::conversations::keys;
 use crate::email::Letter;
 use crate::error::{ApiError, ApiResult};
 use crate::events::{Envelope, SYSTEM_TOPIC};
+use crate::settings::ShowEmails;
 use crate::state::AppState;
 
 /// The user with their profile.
@@ -337,8 +338,21 @@ pub struct UserPage {
     pub page_token: Option<String>,
 }
 
-/// One page of every user, by id, after the one `page_token` ends at.
-pub async fn directory(state: &AppState, page_token: Option<&str>, size: u32) -> ApiResult<UserPage> {
+/// Longest directory search: an email address's limit (RFC 5321).
+pub const MAX_QUERY_CHARS: usize = 320;
+
+/// One page of the directory as `viewer` sees it, by id, after the one `page_token` ends at:
+/// everyone, or those `query` finds (display name containing it, or exactly that email).
+/// Emails are shown as `directory.show_emails` says: with `contacts`, only the viewer's own, of
+/// people they share a conversation with, and of someone found by typing the exact address.
+pub async fn directory(
+    state: &AppState,
+    viewer: Uuid,
+    query: Option<&str>,
+    page_token: Option<&str>,
+    size: u32,
+) -> ApiResult<UserPage> {
+    let search = query.map(checked_query).transpose()?;
     let after = match page_token {
         None => None,
         Some(token) => {
@@ -350,12 +364,30 @@ pub async fn directory(state: &AppState, page_token: Option<&str>, size: u32) ->
         }
     };
     // One extra row says whether another page exists.
-    let mut users = state.store.list_users(after, size + 1).await?;
-    let next = if users.len() > size as usize {
-        users.truncate(size as usize);
-        users.last().map(|last| state.page_tokens.encode(DIRECTORY, last.id.as_bytes()))
+    let page = hearth_store::DirectoryPage { viewer, search: search.as_deref(), after, limit: size + 1 };
+    let mut entries = state.store.directory(&page).await?;
+    let next = if entries.len() > size as usize {
+        entries.truncate(size as usize);
+        entries.last().map(|last| state.page_tokens.encode(DIRECTORY, last.user.id.as_bytes()))
     } else {
         None
     };
-    Ok(UserPage { items: users.into_iter().map(PublicUser::from).collect(), page_token: next })
+    let everyone = state.settings.directory.show_emails == ShowEmails::Everyone;
+    let items = entries
+        .into_iter()
+        .map(|entry| {
+            let email_visible = everyone || entry.email_visible;
+            PublicUser::seen(entry.user, email_visible)
+        })
+        .collect();
+    Ok(UserPage { items, page_token: next })
+}
+
+/// A directory search as typed: trimmed, 1 to [`MAX_QUERY_CHARS`] characters.
+fn checked_query(raw: &str) -> ApiResult<String> {
+    let query = raw.trim();
+    if query.is_empty() || query.chars().count() > MAX_QUERY_CHARS {
+        return Err(ApiError::invalid("query", format!("must be 1 to {MAX_QUERY_CHARS} characters")));
+    }
+    Ok(query.to_owned())
 }

@@ -64,8 +64,10 @@ impl UserWithProfile {
 pub struct PublicUser {
     /// User id.
     pub id: Uuid,
-    /// Email address.
-    pub email: String,
+    /// Email address; null where the directory keeps it private (`directory.show_emails`:
+    /// shown for oneself and the people one shares a conversation with).
+    #[schema(required)]
+    pub email: Option<String>,
     /// Display name.
     pub display_name: String,
     /// (+) The public form of their identity (docs/e2e.md); null when they have none yet.
@@ -73,10 +75,19 @@ pub struct PublicUser {
     pub identity_key: Value,
 }
 
+impl PublicUser {
+    /// `user` as a viewer sees them: their email only if `email_visible`.
+    pub fn seen(user: UserSummary, email_visible: bool) -> Self {
+        let identity_key = user.identity_key.as_deref().map_or(Value::Null, key_json);
+        let email = email_visible.then_some(user.email);
+        Self { id: user.id, email, display_name: user.display_name, identity_key }
+    }
+}
+
+/// A user whose email the viewer may see (themselves, a conversation partner).
 impl From<UserSummary> for PublicUser {
     fn from(user: UserSummary) -> Self {
-        let identity_key = user.identity_key.as_deref().map_or(Value::Null, key_json);
-        Self { id: user.id, email: user.email, display_name: user.display_name, identity_key }
+        Self::seen(user, true)
     }
 }
 

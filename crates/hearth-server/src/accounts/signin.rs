@@ -16,6 +16,7 @@ use super::tokens::{invalid_token, issue_one_time_token, redeem, send_email_conf
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::events::Envelope;
+use crate::metrics::LoginRefusal;
 use crate::state::AppState;
 
 /// Where a sign-in comes from: the client's address (for attempt limits) and user agent (to
@@ -49,7 +50,9 @@ pub async fn register(state: &AppState, origin: Origin<'_>, request: RegisterReq
     let email = fields::email("email", &request.email)?;
     let display_name = match request.display_name.as_deref() {
         Some(name) => fields::display_name("display_name", name)?,
-        None => email.clone(),
+        // The address's local part, never the whole address: a display name is shown to
+        // everyone in the directory, an address only to contacts (`directory.show_emails`).
+        None => fields::default_display_name(&email),
     };
     let password = request.password.checked("password")?;
     state.attempts.check_address(origin.address)?;
@@ -85,8 +88,20 @@ pub struct LoginRequest {
 }
 
 /// Signs in with a password. A wrong password and an unknown email get the same answer after
-/// the same hashing work.
+/// the same hashing work. Each attempt, and why it was refused, is counted for `/metrics`.
 pub async fn login(state: &AppState, origin: Origin<'_>, request: LoginRequest) -> ApiResult<SessionReply> {
+    let result = try_login(state, origin, request).await;
+    let refused = result.as_ref().err().map(|error| match error {
+        ApiError::Invalid(_) => LoginRefusal::Invalid,
+        ApiError::Unauthorized(_) => LoginRefusal::WrongCredentials,
+        ApiError::TooManyRequests { .. } => LoginRefusal::RateLimited,
+        _ => LoginRefusal::Failed,
+    });
+    state.metrics.login(refused);
+    result
+}
+
+async fn try_login(state: &AppState, origin: Origin<'_>, request: LoginRequest) -> ApiResult<SessionReply> {
     let email = fields::email("email", &request.email)?;
     state.attempts.check_address(origin.address)?;
     state.attempts.check_account(&email)?;

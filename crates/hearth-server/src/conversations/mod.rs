@@ -341,6 +341,7 @@ pub async fn send_message(
         other => other.into(),
     })?;
     if delivery.fresh {
+        state.metrics.message_sent();
         deliver(state, "new_message", &delivery).await;
     }
     let mine = delivery.messages.get(&me);

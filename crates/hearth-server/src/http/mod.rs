@@ -14,6 +14,7 @@ pub(crate) mod encryption_keys;
 mod health;
 pub(crate) mod identity_key;
 mod keys;
+mod request_metrics;
 mod users;
 mod web;
 
@@ -36,6 +37,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::settings::{Environment, Settings};
 use crate::state::AppState;
 
@@ -118,6 +120,7 @@ pub fn router(state: AppState, sockets: axum::Router<AppState>) -> axum::Router 
     let (router, _) = api_router().split_for_parts();
     let openapi = serde_json::to_value(openapi_document()).expect("the OpenAPI document serializes");
     let settings = state.settings.clone();
+    let counters = state.metrics.clone();
     let router = router
         .route("/api/openapi.json", axum::routing::get(move || async move { axum::Json(openapi) }))
         .route("/api/asyncapi.json", axum::routing::get(asyncapi::document))
@@ -130,13 +133,14 @@ pub fn router(state: AppState, sockets: axum::Router<AppState>) -> axum::Router 
         // The web client.
         .merge(web::routes())
         .with_state(state);
-    with_middleware(router, settings)
+    with_middleware(router, settings, counters)
 }
 
 /// Wraps routes in the middleware every request passes through (outermost first): sensitive
-/// header marking, panic catching, request ids, tracing, security headers, CORS, HTTPS
-/// enforcement, the request timeout and the body limit; unknown paths and methods get JSON.
-fn with_middleware(router: axum::Router, settings: Arc<Settings>) -> axum::Router {
+/// header marking, request metrics, panic catching, request ids, tracing, security headers,
+/// CORS, HTTPS enforcement, the request timeout and the body limit; unknown paths and methods
+/// get JSON.
+fn with_middleware(router: axum::Router, settings: Arc<Settings>, metrics: Arc<Metrics>) -> axum::Router {
     let router = router
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -152,6 +156,8 @@ fn with_middleware(router: axum::Router, settings: Arc<Settings>) -> axum::Route
     router.layer(
         ServiceBuilder::new()
             .layer(SetSensitiveHeadersLayer::new(sensitive))
+            // Outside the panic catcher, so a panic is counted as the 500 it becomes.
+            .layer(middleware::from_fn_with_state(metrics, request_metrics::count))
             .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
                 // The panic's message goes to stderr through the panic hook; the client
                 // learns nothing about it.
@@ -310,10 +316,43 @@ mod tests {
                 ""
             }),
         );
-        let (status, body) = call(with_middleware(routes, Arc::new(Settings::default())), "/boom").await;
+        let (status, body) =
+            call(with_middleware(routes, Arc::new(Settings::default()), Arc::default()), "/boom").await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(body["error"], "internal");
         assert!(!body.to_string().contains("hunter2"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn requests_are_counted_by_route_template_and_status() {
+        let routes = axum::Router::new().route("/items/{id}", axum::routing::get(|| async { "an item" })).route(
+            "/boom",
+            axum::routing::post(|| async {
+                panic!("counted as a 500");
+                #[allow(unreachable_code)]
+                ""
+            }),
+        );
+        let metrics = Arc::new(Metrics::default());
+        let app = with_middleware(routes, Arc::new(Settings::default()), metrics.clone());
+        for (method, path) in [("GET", "/items/1"), ("GET", "/items/2"), ("GET", "/items/../../etc"), ("POST", "/boom")]
+        {
+            let request = axum::http::Request::builder().method(method).uri(path).body(Body::empty()).expect("request");
+            app.clone().oneshot(request).await.expect("infallible");
+        }
+        let request = axum::http::Request::builder().method("BREW").uri("/items/3").body(Body::empty());
+        app.oneshot(request.expect("request")).await.expect("infallible");
+        let text = metrics.encode();
+        for line in [
+            r#"hearth_http_requests_total{method="GET",route="/items/{id}",status="200"} 2"#,
+            r#"hearth_http_requests_total{method="GET",route="unmatched",status="404"} 1"#,
+            r#"hearth_http_requests_total{method="POST",route="/boom",status="500"} 1"#,
+            r#"hearth_http_requests_total{method="other",route="/items/{id}",status="405"} 1"#,
+            r#"hearth_http_request_duration_seconds_count{method="GET",route="/items/{id}"} 2"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+        }
+        assert!(!text.contains("/items/1") && !text.contains("etc"), "a raw path became a label:\n{text}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -328,7 +367,7 @@ mod tests {
         let mut settings = Settings::default();
         settings.server.request_timeout_secs = 5;
         // With the clock paused, tokio advances time as soon as every task is idle.
-        let (status, body) = call(with_middleware(routes, Arc::new(settings)), "/slow").await;
+        let (status, body) = call(with_middleware(routes, Arc::new(settings), Arc::default()), "/slow").await;
         assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
         assert_eq!(body["error"], "timeout");
     }

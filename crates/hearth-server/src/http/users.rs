@@ -1,4 +1,5 @@
-//! `GET /api/users`: every user, a page at a time (`crate::accounts::directory`).
+//! `GET /api/users`: the directory, a page at a time, or whom a search finds
+//! (`crate::accounts::directory`).
 
 use axum::extract::State;
 use serde::Deserialize;
@@ -33,6 +34,10 @@ pub fn page_size(raw: Option<&str>) -> ApiResult<u32> {
 
 #[derive(Debug, Deserialize, IntoParams)]
 struct PageQuery {
+    /// Only people whose display name contains this (any case), or whose email is exactly this
+    /// (that person's email is then shown); 1–320 characters.
+    #[param(min_length = 1, max_length = 320)]
+    query: Option<String>,
     /// Token from the previous page; absent for the first page.
     page_token: Option<String>,
     /// Items per page, 1–100 (default 50).
@@ -46,9 +51,10 @@ struct PageQuery {
               (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn list_users(
     State(state): State<AppState>,
-    _auth: AuthUser,
+    auth: AuthUser,
     Query(query): Query<PageQuery>,
 ) -> ApiResult<axum::Json<UserPage>> {
     let size = page_size(query.page_size.as_deref())?;
-    Ok(axum::Json(accounts::directory(&state, query.page_token.as_deref(), size).await?))
+    let page = accounts::directory(&state, auth.user_id, query.query.as_deref(), query.page_token.as_deref(), size);
+    Ok(axum::Json(page.await?))
 }

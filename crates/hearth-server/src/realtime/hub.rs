@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use axum::extract::ws::close_code;
 use phoenix_channels::Payload;
@@ -16,6 +16,10 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::events::Envelope;
+use crate::metrics::Metrics;
+
+/// The event whose pushes count as messages delivered.
+const NEW_MESSAGE: &str = "new_message";
 
 /// Identifies one socket on this instance.
 pub type SocketId = u64;
@@ -52,24 +56,21 @@ pub struct Hub {
     finished: Mutex<Option<mpsc::Sender<()>>>,
     /// Ends (`None`) once every sender is dropped: every socket task has finished.
     all_finished: tokio::sync::Mutex<mpsc::Receiver<()>>,
+    /// Open sockets, joined topics and delivered messages, counted where the index changes.
+    metrics: Arc<Metrics>,
 }
 
-impl Default for Hub {
-    fn default() -> Self {
+impl Hub {
+    /// An empty hub that counts into `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
         let (finished, all_finished) = mpsc::channel(1);
         Self {
             next_id: AtomicU64::default(),
             index: RwLock::default(),
             finished: Mutex::new(Some(finished)),
             all_finished: tokio::sync::Mutex::new(all_finished),
+            metrics,
         }
-    }
-}
-
-impl Hub {
-    /// An empty hub.
-    pub fn new() -> Self {
-        Self::default()
     }
 
     /// Registers a new socket of `user` on `device`; returns its id and the token its task
@@ -81,6 +82,7 @@ impl Hub {
         index.sockets.insert(id, Entry { user, device, handle, topics: HashSet::new() });
         index.by_user.entry(user).or_default().insert(id);
         index.by_device.entry(device).or_default().insert(id);
+        self.metrics.socket_opened();
         (id, finished)
     }
 
@@ -93,21 +95,26 @@ impl Hub {
         }
         remove_from(&mut index.by_user, &entry.user, id);
         remove_from(&mut index.by_device, &entry.device, id);
+        self.metrics.socket_closed(entry.topics.iter().map(String::as_str));
     }
 
     /// The socket joined `topic`: it receives the topic's broadcasts.
     pub fn subscribe(&self, id: SocketId, topic: &str) {
         let mut index = self.write();
         let Some(entry) = index.sockets.get_mut(&id) else { return };
-        entry.topics.insert(topic.to_owned());
+        if entry.topics.insert(topic.to_owned()) {
+            self.metrics.joined(topic);
+        }
         index.topics.entry(topic.to_owned()).or_default().insert(id);
     }
 
     /// The socket left `topic`.
     pub fn unsubscribe(&self, id: SocketId, topic: &str) {
         let mut index = self.write();
-        if let Some(entry) = index.sockets.get_mut(&id) {
-            entry.topics.remove(topic);
+        if let Some(entry) = index.sockets.get_mut(&id)
+            && entry.topics.remove(topic)
+        {
+            self.metrics.left(topic);
         }
         remove_from(&mut index.topics, topic, id);
     }
@@ -137,18 +144,26 @@ impl Hub {
             Envelope::Broadcast { topic, event, payload } => {
                 let Some(subscribers) = index.topics.get(topic) else { return };
                 let broadcast = Broadcast::new(topic.as_str(), event.as_str(), Payload::Json(payload.clone()));
+                let mut pushed = 0;
                 for entry in subscribers.iter().filter_map(|id| index.sockets.get(id)) {
                     // A full queue disconnects that socket; the others go on.
-                    let _ = entry.handle.broadcast(broadcast.clone());
+                    pushed += u64::from(entry.handle.broadcast(broadcast.clone()).is_ok());
+                }
+                if event == NEW_MESSAGE {
+                    self.metrics.messages_delivered(pushed);
                 }
             }
             Envelope::ToUsers { users, topic, event, payload } => {
                 let broadcast = Broadcast::new(topic.as_str(), event.as_str(), Payload::Json(payload.clone()));
                 let sockets = users.iter().filter_map(|user| index.by_user.get(user)).flatten();
+                let mut pushed = 0;
                 for entry in sockets.filter_map(|id| index.sockets.get(id)) {
                     if entry.topics.contains(topic) {
-                        let _ = entry.handle.broadcast(broadcast.clone());
+                        pushed += u64::from(entry.handle.broadcast(broadcast.clone()).is_ok());
                     }
+                }
+                if event == NEW_MESSAGE {
+                    self.metrics.messages_delivered(pushed);
                 }
             }
             Envelope::DisconnectDevices { devices } => {

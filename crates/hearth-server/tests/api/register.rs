@@ -28,7 +28,7 @@ async fn register_returns_201_with_the_session_reply() {
     let id = user["id"].as_str().expect("id is a string");
     assert_eq!(uuid::Uuid::parse_str(id).expect("id is a UUID").get_version_num(), 7);
     assert_eq!(user["email"], "ann@example.org", "email is trimmed and lowercased");
-    assert_eq!(user["display_name"], "ann@example.org", "display name defaults to the email");
+    assert_eq!(user["display_name"], "ann", "display name defaults to the address's local part");
     assert_eq!(user["hidden"], false);
     assert_eq!(user["theme"], "day");
     assert_eq!(user["magnification"].as_f64(), Some(1.0));

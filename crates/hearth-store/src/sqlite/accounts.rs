@@ -5,10 +5,11 @@ use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
 use super::SqliteStore;
-use crate::accounts::{self, ProfileRow, recents_json, user_summary};
+use crate::accounts::{self, ProfileRow, recents_json};
 use crate::sql::{found, on_unique};
 use crate::{
-    AccountStore, Identity, NewAccount, Profile, ProfileUpdate, StoreError, StoreResult, Timestamp, User, UserSummary,
+    AccountStore, DirectoryEntry, DirectoryPage, Identity, NewAccount, Profile, ProfileUpdate, StoreError, StoreResult,
+    Timestamp, User,
 };
 
 #[async_trait]
@@ -24,6 +25,7 @@ impl AccountStore for SqliteStore {
             .bind(user.confirmed_at)
             .bind(user.inserted_at)
             .bind(user.updated_at)
+            .bind(accounts::display_name_key(&user.display_name))
             .execute(&mut *tx)
             .await
             .map_err(on_unique("email"))?;
@@ -49,12 +51,16 @@ impl AccountStore for SqliteStore {
         Ok(sqlx::query_as(accounts::USER_BY_EMAIL).bind(email).fetch_optional(&self.pool).await?)
     }
 
-    async fn list_users(&self, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<UserSummary>> {
-        let rows = sqlx::query_as(AssertSqlSafe(accounts::users_after(limit)))
-            .bind(after.unwrap_or(Uuid::nil()))
+    async fn directory(&self, page: &DirectoryPage<'_>) -> StoreResult<Vec<DirectoryEntry>> {
+        let search = page.search.map(accounts::display_name_key);
+        let rows = sqlx::query_as(AssertSqlSafe(accounts::directory(page.limit)))
+            .bind(page.viewer)
+            .bind(page.after.unwrap_or(Uuid::nil()))
+            .bind(&search)
+            .bind(search.as_deref().map(accounts::contains_pattern))
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.into_iter().map(user_summary).collect())
+        Ok(rows.into_iter().map(accounts::directory_entry).collect())
     }
 
     async fn set_display_name(&self, user_id: Uuid, display_name: &str, now: Timestamp) -> StoreResult<()> {
@@ -62,6 +68,7 @@ impl AccountStore for SqliteStore {
             .bind(user_id)
             .bind(display_name)
             .bind(now)
+            .bind(accounts::display_name_key(display_name))
             .execute(self.writer())
             .await?;
         found(updated.rows_affected())

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use hearth_store::{
-    Device, Identity, OneTimeKind, Profile, ProfileUpdate, Redemption, RefreshOutcome, Store, StoreError, Theme,
-    Timestamp, User, UserSummary,
+    Device, DirectoryPage, Identity, OneTimeKind, Profile, ProfileUpdate, Redemption, RefreshOutcome, Store,
+    StoreError, Theme, Timestamp, User, UserSummary,
 };
 use tokio::sync::Barrier;
 use uuid::Uuid;
@@ -89,7 +89,7 @@ async fn duplicate_email_conflicts_and_writes_nothing(store: Arc<dyn Store>) {
     // The first account is untouched.
     assert_eq!(store.user_by_email("grace@example.com").await.expect("user_by_email"), Some(first.user.clone()));
     assert_eq!(store.devices(first.user.id).await.expect("devices").len(), 1);
-    let users = store.list_users(None, 10).await.expect("list users");
+    let users = listed(&store, None, 10).await.expect("list users");
     assert_eq!(users, vec![UserSummary::from(&first.user)]);
 
     // The same account, retried with a free address, goes through.
@@ -121,7 +121,7 @@ async fn create_account_is_atomic(store: Arc<dyn Store>) {
     assert_eq!(store.user(clash.user.id).await.expect("user"), None);
     assert_eq!(store.device(clash.session.device_id).await.expect("device"), None);
 
-    assert_eq!(store.list_users(None, 10).await.expect("list users"), vec![UserSummary::from(&first.user)]);
+    assert_eq!(listed(&store, None, 10).await.expect("list users"), vec![UserSummary::from(&first.user)]);
 }
 
 async fn default_profile_and_partial_updates(store: Arc<dyn Store>) {
@@ -188,8 +188,18 @@ async fn profile_of_unknown_user_is_not_found(store: Arc<dyn Store>) {
     assert!(is_not_found(&store.update_profile(unknown, &update).await));
 }
 
+/// A directory page as nobody in particular sees it: the users only.
+async fn listed(
+    store: &Arc<dyn Store>,
+    after: Option<Uuid>,
+    limit: u32,
+) -> hearth_store::StoreResult<Vec<UserSummary>> {
+    let page = DirectoryPage { viewer: Uuid::nil(), search: None, after, limit };
+    Ok(store.directory(&page).await?.into_iter().map(|entry| entry.user).collect())
+}
+
 async fn list_users_orders_and_pages_by_id(store: Arc<dyn Store>) {
-    assert_eq!(store.list_users(None, 10).await.expect("empty list"), vec![]);
+    assert_eq!(listed(&store, None, 10).await.expect("empty list"), vec![]);
 
     let now = Timestamp::now();
     let mut expected = Vec::new();
@@ -203,13 +213,13 @@ async fn list_users_orders_and_pages_by_id(store: Arc<dyn Store>) {
     }
     expected.sort_by_key(|user| user.id);
 
-    assert_eq!(store.list_users(None, 100).await.expect("list all"), expected);
-    assert_eq!(store.list_users(None, 2).await.expect("first page"), expected[..2].to_vec());
+    assert_eq!(listed(&store, None, 100).await.expect("list all"), expected);
+    assert_eq!(listed(&store, None, 2).await.expect("first page"), expected[..2].to_vec());
 
     let mut pages = Vec::new();
     let mut after = None;
     loop {
-        let page = store.list_users(after, 2).await.expect("page");
+        let page = listed(&store, after, 2).await.expect("page");
         if page.is_empty() {
             break;
         }
@@ -222,10 +232,10 @@ async fn list_users_orders_and_pages_by_id(store: Arc<dyn Store>) {
     assert_eq!(pages.concat(), expected);
 
     // `after` is exclusive, and need not be an existing id.
-    assert_eq!(store.list_users(Some(expected[2].id), 10).await.expect("after third"), expected[3..].to_vec());
-    assert_eq!(store.list_users(Some(expected[4].id), 10).await.expect("after last"), vec![]);
-    assert_eq!(store.list_users(Some(Uuid::nil()), 10).await.expect("after nil"), expected);
-    assert_eq!(store.list_users(Some(Uuid::max()), 10).await.expect("after max"), vec![]);
+    assert_eq!(listed(&store, Some(expected[2].id), 10).await.expect("after third"), expected[3..].to_vec());
+    assert_eq!(listed(&store, Some(expected[4].id), 10).await.expect("after last"), vec![]);
+    assert_eq!(listed(&store, Some(Uuid::nil()), 10).await.expect("after nil"), expected);
+    assert_eq!(listed(&store, Some(Uuid::max()), 10).await.expect("after max"), vec![]);
 }
 
 async fn set_display_name_changes_only_the_name(store: Arc<dyn Store>) {
@@ -236,7 +246,7 @@ async fn set_display_name_changes_only_the_name(store: Arc<dyn Store>) {
     store.set_display_name(account.user.id, "Kim 김", later).await.expect("set display name");
     let expected = User { display_name: "Kim 김".to_owned(), updated_at: later, ..account.user.clone() };
     assert_eq!(user(&store, account.user.id).await, expected);
-    let listed = store.list_users(None, 10).await.expect("list users");
+    let listed = listed(&store, None, 10).await.expect("list users");
     assert_eq!(listed, vec![UserSummary::from(&expected)]);
 
     assert!(is_not_found(&store.set_display_name(Uuid::now_v7(), "Nobody", later).await));
@@ -300,7 +310,7 @@ async fn an_identity_is_published_once_then_replaced(store: Arc<dyn Store>) {
     assert_eq!(user(&store, id).await, expected);
     assert_eq!(store.user_by_email("ada@example.com").await.expect("by email"), Some(expected.clone()));
     // Everyone sees its public form.
-    let listed = store.list_users(None, 10).await.expect("list users");
+    let listed = listed(&store, None, 10).await.expect("list users");
     assert_eq!(listed, vec![UserSummary::from(&expected), UserSummary::from(&bob.user)]);
     assert_eq!(listed[0].identity_key, Some(identity("first").public_key));
 

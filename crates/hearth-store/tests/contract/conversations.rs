@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use hearth_store::{
-    Conversation, EncryptionKeys, MessageDelivery, NewAccount, NewConversation, NewMessageGroup, OneTimeKind,
-    Redemption, SealedKeyRow, Store, StoreError, StoredMessage, Timestamp, User, UserSummary,
+    Conversation, DirectoryPage, EncryptionKeys, MessageDelivery, NewAccount, NewConversation, NewMessageGroup,
+    OneTimeKind, Redemption, SealedKeyRow, Store, StoreError, StoredMessage, Timestamp, User, UserSummary,
 };
 use tokio::sync::Barrier;
 use uuid::Uuid;
@@ -21,6 +21,7 @@ contract!(
     unknown_member_is_not_found_and_writes_nothing,
     conversations_of_members_and_partners,
     read_times_and_mark_read,
+    the_directory_finds_by_name_or_exact_email_and_shows_the_emails_of_contacts,
     delivery_times_move_forward_only_and_follow_reading,
     unread_counts_follow_read_times,
     alias_and_members_of_groups_only,
@@ -403,6 +404,48 @@ async fn delivery_times_move_forward_only_and_follow_reading(store: Arc<dyn Stor
     assert!(is_not_found(&store.mark_delivered(team.id, cy.id, t2).await));
     assert!(is_not_found(&store.mark_delivered(Uuid::now_v7(), ada.id, t2).await));
     assert_eq!(delivered(Uuid::now_v7()).await, vec![]);
+}
+
+async fn the_directory_finds_by_name_or_exact_email_and_shows_the_emails_of_contacts(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let [ada, bob, cy, dee] = people(&store, ["ada", "bob", "cy", "dee"], now).await;
+    for (user, name) in [(&ada, "Ada Lovelace"), (&bob, "Bob Ötzi_100%"), (&cy, "CY TWAIN"), (&dee, "Dee Lovelace")] {
+        store.set_display_name(user.id, name, now).await.expect("rename");
+    }
+    group(&store, ada.id, &[ada.id, bob.id], now).await;
+    // Each listed person's id and whether the viewer sees their email, in id order.
+    let find = |viewer: Uuid, search: Option<&'static str>, after: Option<Uuid>, limit: u32| {
+        let store = store.clone();
+        async move {
+            let page = DirectoryPage { viewer, search, after, limit };
+            let entries = store.directory(&page).await.expect("directory");
+            entries.into_iter().map(|entry| (entry.user.id, entry.email_visible)).collect::<Vec<_>>()
+        }
+    };
+    let mut everyone = vec![(ada.id, true), (bob.id, true), (cy.id, false), (dee.id, false)];
+    everyone.sort();
+    assert_eq!(find(ada.id, None, None, 10).await, everyone, "her own and her contact's emails only");
+    assert!(find(Uuid::nil(), None, None, 10).await.iter().all(|(_, visible)| !visible));
+    assert_eq!(find(cy.id, None, None, 10).await.iter().filter(|(_, visible)| *visible).count(), 1, "only his own");
+
+    // By display name: a part of it, in any case (Unicode too), its % and _ taken literally.
+    for search in ["ÖTZI", "ötzi", "bob", "_100%", "%", "_"] {
+        assert_eq!(find(ada.id, Some(search), None, 10).await, vec![(bob.id, true)], "{search}");
+    }
+    assert_eq!(find(ada.id, Some("twain"), None, 10).await, vec![(cy.id, false)]);
+    assert_eq!(find(ada.id, Some("nobody"), None, 10).await, vec![]);
+    // By email: only the exact address, in any case, and then it is shown.
+    assert_eq!(find(ada.id, Some("cy@example.com"), None, 10).await, vec![(cy.id, true)]);
+    assert_eq!(find(ada.id, Some("CY@Example.COM"), None, 10).await, vec![(cy.id, true)]);
+    for part in ["cy@example", "example.com", "@", "y@example.com"] {
+        assert_eq!(find(ada.id, Some(part), None, 10).await, vec![], "{part}");
+    }
+    // A search pages like the whole list.
+    let mut lovelaces = [(ada.id, true), (dee.id, false)];
+    lovelaces.sort();
+    let first = find(ada.id, Some("lovelace"), None, 1).await;
+    assert_eq!(first, lovelaces[..1].to_vec());
+    assert_eq!(find(ada.id, Some("lovelace"), Some(first[0].0), 10).await, lovelaces[1..].to_vec());
 }
 
 async fn unread_counts_follow_read_times(store: Arc<dyn Store>) {

@@ -88,16 +88,16 @@ fn last_four(key: &str) -> &str {
 }
 
 /// Someone in the drill: a session, and their assistant conversation open on a socket.
-struct Person {
-    id: Uuid,
-    token: String,
-    socket: Socket,
-    conversation: String,
+pub(crate) struct Person {
+    pub(crate) id: Uuid,
+    pub(crate) token: String,
+    pub(crate) socket: Socket,
+    pub(crate) conversation: String,
 }
 
 impl Person {
     /// Registers `email`, connects a socket and opens the assistant conversation.
-    async fn register(hearth: &Hearth, api: &Api, email: &str) -> Self {
+    pub(crate) async fn register(hearth: &Hearth, api: &Api, email: &str) -> Self {
         let body =
             json!({"email": email, "password": "drill-password-1", "display_name": email, "device_name": "laptop"});
         let session = api.expect(201, Method::POST, "/auth/register", None, Some(body)).await;
@@ -113,7 +113,7 @@ impl Person {
     }
 
     /// Sends `text` in the assistant conversation and returns the assistant's answer.
-    async fn ask(&mut self, text: &str) -> String {
+    pub(crate) async fn ask(&mut self, text: &str) -> String {
         let topic = format!("conversation:{}", self.conversation);
         let payload = json!({"encrypted_messages": {self.id.to_string(): text}});
         let r = self.socket.push(&topic, "send_message", payload).await;
@@ -149,13 +149,13 @@ impl Person {
 }
 
 /// A configure page's outcome.
-struct Configured {
+pub(crate) struct Configured {
     /// The link's token: a bearer secret too, until it is used or expires.
     token: String,
     /// Whether the page said the key joins the free tier's pool.
     pool: bool,
     /// The submission's status and reply.
-    status: u16,
+    pub(crate) status: u16,
     reply: Value,
     /// What the assistant said after a key was saved.
     acknowledgement: Option<String>,
@@ -164,7 +164,7 @@ struct Configured {
 /// Sends `command` (`/configure`, `/set_default_api_key …`), opens the link the assistant
 /// answers with, and does what the page's script does: encrypts `key` to the keyguard's public
 /// key from the page and posts the envelope back.
-async fn configure(
+pub(crate) async fn configure(
     hearth: &Hearth,
     person: &mut Person,
     command: &str,

@@ -458,3 +458,45 @@ async fn messages_show_as_sent_then_delivered_then_read_and_the_client_says_what
     drop(tmux);
     stop(server).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_people_picker_shows_only_contacts_addresses_and_finds_people_by_name_or_exact_address() {
+    if Tmux::missing() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (server, _fake) = server(dir.path()).await;
+    let url = server.url.clone();
+    let ann = {
+        let mut api = Client::new(&url).expect("client");
+        api.register("ann@example.org", PASSWORD, Some("Ann"), Some("web")).await.expect("register");
+        api.identity().expect("signed in").user_id
+    };
+    // Bob shares a conversation with Ann; Dave does not.
+    let mut bob = Sdk::register(&url, "bob@example.org", "Bob").await;
+    bob.start_private(ann).await;
+    let mut dave = Client::new(&url).expect("client");
+    dave.register("dave@example.org", PASSWORD, Some("Dave"), Some("web")).await.expect("register Dave");
+    let tmux = Tmux::start(dir.path(), &url);
+    log_in(&tmux, "ann@example.org").await;
+    tmux.keys(&["C-n"]);
+    let screen = tmux.wait_text("Bob <bob@example.org>").await;
+    assert!(
+        screen.contains("Dave") && !screen.contains("dave@example.org"),
+        "a stranger's address is not shown:\n{screen}"
+    );
+    // By part of the name…
+    tmux.type_text("av");
+    let screen = tmux.wait_for("Dave only", |s| s.contains("[ ] Dave") && !s.contains("[ ] Bob")).await;
+    assert!(!screen.contains("dave@example.org"), "{screen}");
+    // …or by the exact address, which then shows.
+    tmux.keys(&["C-u"]);
+    tmux.type_text("DAVE@example.org");
+    tmux.wait_text("[ ] Dave <dave@example.org>").await;
+    tmux.keys(&["Enter"]);
+    tmux.wait_text("Message to Dave").await;
+    tmux.keys(&["Escape"]);
+    tmux.wait_exit().await;
+    drop(tmux);
+    stop(server).await;
+}

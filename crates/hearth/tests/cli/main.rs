@@ -5,6 +5,7 @@
 //! in a temp dir (on port 0, or a free port it is restarted on) and killed when its test ends.
 
 mod api;
+mod backup;
 mod breach;
 mod canary;
 mod chat;
@@ -13,6 +14,7 @@ mod config;
 mod data_dir;
 mod harness;
 mod mail;
+mod metrics;
 mod phoenix_js;
 mod precedence;
 mod smtp;
