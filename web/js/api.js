@@ -381,6 +381,11 @@ async function refreshed(refreshToken){
   return call("POST", "/auth/refresh", {body: {token: refreshToken}})
 }
 
+/** Whether this device kept a session (it may no longer work). */
+export function hasStoredSession(){
+  return stored() !== null
+}
+
 function stored(){
   try {
     const saved = JSON.parse(localStorage.getItem(STORAGE_KEY))

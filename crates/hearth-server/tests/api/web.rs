@@ -32,11 +32,22 @@ async fn the_page_is_served_with_a_strict_policy_and_links_only_its_own_files() 
         assert_eq!(file.headers[CACHE_CONTROL], "no-cache", "{path}");
         assert!(!file.text.is_empty());
     }
-    // Every module the page imports is served.
-    let app_js = app.get("/js/app.js").await.text;
-    for import in app_js.lines().filter_map(|l| l.strip_prefix("import ")).filter_map(|l| l.split('"').nth(1)) {
-        let path = format!("/js/{}", import.trim_start_matches("./"));
-        assert_eq!(app.get(&path).await.status, StatusCode::OK, "{path}");
+    // Every module the page imports, at once (`from "./x.js"`) or when needed (`import("./x.js")`),
+    // and every module those import, is served.
+    let mut to_visit = vec!["/js/app.js".to_owned()];
+    let mut served = std::collections::BTreeSet::new();
+    while let Some(path) = to_visit.pop() {
+        if !served.insert(path.clone()) {
+            continue;
+        }
+        let module = app.get(&path).await;
+        assert_eq!(module.status, StatusCode::OK, "{path}");
+        for import in module.text.split("\"./").skip(1).filter_map(|rest| rest.split('"').next()) {
+            to_visit.push(format!("/js/{import}"));
+        }
+    }
+    for module in ["/js/signin.js", "/js/client.js", "/js/account.js", "/js/keys.js", "/js/phoenix.js"] {
+        assert!(served.contains(module), "{module} is not reached from app.js: {served:?}");
     }
 }
 
@@ -72,7 +83,7 @@ async fn files_are_sent_compressed_to_browsers_that_accept_it() {
         }
         async move { request.send().await.expect("the server answers") }
     };
-    for path in ["/", "/js/app.js", "/js/e2e.js", "/css/app.css"] {
+    for path in ["/", "/js/client.js", "/js/e2e.js", "/css/app.css"] {
         let plain = fetch(path, None).await;
         assert_eq!(plain.headers().get(CONTENT_ENCODING), None, "{path}");
         let plain = plain.bytes().await.expect("body");
