@@ -249,8 +249,9 @@ impl TurnFailure {
         }
     }
 
-    /// Each provider's last failure, once per whose key it was (a person whose own key failed
-    /// and who then fell back on the server's hears of both), in the order they were tried.
+    /// Each provider's last failure (or refusal, if one of its keys was refused), once per whose
+    /// key it was (a person whose own key failed and who then fell back on the server's hears of
+    /// both), in the order they were tried.
     fn each_failure(&self) -> String {
         let whose = |holder: KeyHolder| if holder.is_server() { KeyHolder::Operator } else { holder };
         let mut tried: Vec<(ProviderName, KeyHolder)> = Vec::new();
@@ -264,7 +265,11 @@ impl TurnFailure {
         let mut lines: Vec<String> = tried
             .into_iter()
             .filter_map(|(provider, holder)| {
-                let last = self.attempts.iter().rev().find(|a| a.provider == provider && whose(a.holder) == holder)?;
+                let mut group =
+                    self.attempts.iter().rev().filter(|a| a.provider == provider && whose(a.holder) == holder);
+                // A refusal is what can be acted on: it is told over a later failure of another key.
+                let refusal = AttemptOutcome::Failed(FailureClass::InvalidKey);
+                let last = group.clone().find(|a| a.outcome == refusal).or_else(|| group.next())?;
                 let server = holder.is_server();
                 Some(match last.outcome {
                     AttemptOutcome::Failed(FailureClass::InvalidKey) if server => {
@@ -495,5 +500,45 @@ impl Router {
             }
         }
         Err(TurnFailure { kind: TurnFailureKind::AllFailed, attempts })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(provider: ProviderName, holder: KeyHolder, outcome: AttemptOutcome) -> Attempt {
+        let key = KeyFingerprint::of(&format!("{provider} {holder:?}"));
+        Attempt { provider, key, holder, outcome, status: None, latency_ms: 1 }
+    }
+
+    #[test]
+    fn a_refused_key_is_told_as_whose_it_was() {
+        let refused = AttemptOutcome::Failed(FailureClass::InvalidKey);
+        let told = |attempts| TurnFailure { kind: TurnFailureKind::AllFailed, attempts }.user_message();
+        // A person's own key, then the free tier's (settings and pool) for the same provider:
+        // both are told, the hint to add one's own once.
+        let attempts = vec![
+            failed(ProviderName::Groq, KeyHolder::Person, refused),
+            failed(ProviderName::Groq, KeyHolder::Operator, refused),
+            failed(ProviderName::Groq, KeyHolder::Pool, AttemptOutcome::CoolingDown),
+            failed(ProviderName::Cerebras, KeyHolder::Pool, refused),
+        ];
+        assert_eq!(
+            told(attempts),
+            "Your stored groq key was refused by groq; /forget groq removes it. The server's groq key was refused \
+             by groq. The server's cerebras key was refused by cerebras. You can add a key of your own with \
+             /configure."
+        );
+        // A key given with the request keeps seed 004's words; other failures of the server's
+        // keys are told as they were.
+        let attempts = vec![
+            failed(ProviderName::Gemini, KeyHolder::Request, refused),
+            failed(ProviderName::OpenAi, KeyHolder::Operator, AttemptOutcome::Failed(FailureClass::QuotaExceeded)),
+        ];
+        assert_eq!(
+            told(attempts),
+            "Invalid API key for gemini. Please verify your key is correct. Quota exceeded for openai."
+        );
     }
 }
