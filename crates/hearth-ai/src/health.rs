@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::KeyFingerprint;
 
@@ -23,6 +23,7 @@ pub struct KeyHealth {
 struct Record {
     consecutive_failures: u32,
     cooling_until: Option<Instant>,
+    refused_at: Option<SystemTime>,
 }
 
 /// What is known of one key.
@@ -32,6 +33,8 @@ pub struct KeyState {
     pub consecutive_failures: u32,
     /// When its cool-down ends, if it is cooling down now.
     pub cooling_until: Option<Instant>,
+    /// When its provider first refused it as invalid, if it has not answered since.
+    pub refused_at: Option<SystemTime>,
 }
 
 impl KeyHealth {
@@ -46,6 +49,7 @@ impl KeyHealth {
         keys.get(&key).map_or_else(KeyState::default, |record| KeyState {
             consecutive_failures: record.consecutive_failures,
             cooling_until: record.cooling_until.filter(|until| *until > now),
+            refused_at: record.refused_at,
         })
     }
 
@@ -57,6 +61,13 @@ impl KeyHealth {
     /// A call with the key succeeded: its record is cleared.
     pub fn record_success(&self, key: KeyFingerprint) {
         self.keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&key);
+    }
+
+    /// The key's provider refused it as invalid at `at` (wall-clock time, for people): it
+    /// shows as refused until it answers again. The first refusal's time is kept.
+    pub fn record_refusal(&self, key: KeyFingerprint, at: SystemTime) {
+        let mut keys = self.keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        keys.entry(key).or_default().refused_at.get_or_insert(at);
     }
 
     /// The provider asked for the key to wait until `until` (`Retry-After`): it rests at least
@@ -73,11 +84,14 @@ impl KeyHealth {
     pub fn record_failure(&self, key: KeyFingerprint, now: Instant) -> bool {
         let mut keys = self.keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if keys.len() >= MAX_TRACKED_KEYS && !keys.contains_key(&key) {
-            keys.retain(|_, record| record.cooling_until.is_some_and(|until| until > now));
+            keys.retain(|_, record| {
+                record.cooling_until.is_some_and(|until| until > now) || record.refused_at.is_some()
+            });
         }
         let record = keys.entry(key).or_default();
         if record.cooling_until.is_some_and(|until| until <= now) {
-            *record = Record::default();
+            // A refusal is forgotten only when the key answers.
+            *record = Record { refused_at: record.refused_at, ..Record::default() };
         }
         record.consecutive_failures += 1;
         let starts_cooldown =
@@ -124,5 +138,19 @@ mod tests {
         health.rest_until(asked, start + Duration::from_secs(5));
         assert!(health.is_cooling_down(asked, start + Duration::from_secs(4)));
         assert!(!health.is_cooling_down(asked, start + Duration::from_secs(6)));
+
+        // A refused key stays refused through failures and cool-downs, until it answers.
+        let refused = KeyFingerprint::of("a key the provider refused");
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        health.record_refusal(refused, at);
+        health.record_refusal(refused, at + Duration::from_secs(5));
+        for _ in 0..3 {
+            health.record_failure(refused, start);
+        }
+        assert_eq!(health.state(refused, start).refused_at, Some(at), "the first refusal's time");
+        assert!(!health.record_failure(refused, start + Duration::from_secs(61)), "counted afresh");
+        assert_eq!(health.state(refused, start + Duration::from_secs(61)).refused_at, Some(at));
+        health.record_success(refused);
+        assert_eq!(health.state(refused, start).refused_at, None);
     }
 }

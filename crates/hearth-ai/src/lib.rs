@@ -24,7 +24,9 @@ pub use health::{KeyHealth, KeyState};
 pub use image::GeneratedImage;
 pub use key::{ApiKey, KeyFingerprint, redact_key_shapes};
 pub use provider::{PROVIDERS, Provider, ProviderName, ProviderSettings, Providers};
-pub use router::{Answer, Attempt, AttemptOutcome, Candidate, Router, RouterSettings, TurnFailure, TurnFailureKind};
+pub use router::{
+    Answer, Attempt, AttemptOutcome, Candidate, KeyHolder, Router, RouterSettings, TurnFailure, TurnFailureKind,
+};
 
 /// Input the AI layer refuses before any provider is called, and a router that cannot be
 /// built. Variants never carry a key.

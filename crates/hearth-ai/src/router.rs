@@ -86,13 +86,37 @@ impl Default for RouterSettings {
     }
 }
 
-/// A key the router may use, with the provider it belongs to.
+/// A key the router may use, with the provider it belongs to and whose it is.
 #[derive(Debug, Clone)]
 pub struct Candidate {
     /// The provider the key is for.
     pub provider: ProviderName,
     /// The key.
     pub key: ApiKey,
+    /// Whose key it is: what a person is told when it fails depends on it.
+    pub holder: KeyHolder,
+}
+
+/// Whose key an attempt used. A refused key is worded differently for each: a person's own
+/// key is theirs to fix, the server's is the operator's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyHolder {
+    /// Given with this one request, never stored.
+    Request,
+    /// The asker's own stored key.
+    Person,
+    /// The free tier's pool, added by an operator in chat.
+    Pool,
+    /// The operator's free-tier keys from the keyguard's settings.
+    Operator,
+}
+
+impl KeyHolder {
+    /// Whether the key belongs to the server (the free tier), not to the asker.
+    pub fn is_server(self) -> bool {
+        matches!(self, KeyHolder::Pool | KeyHolder::Operator)
+    }
 }
 
 /// What became of one candidate.
@@ -145,6 +169,8 @@ pub struct Attempt {
     pub provider: ProviderName,
     /// The key's fingerprint.
     pub key: KeyFingerprint,
+    /// Whose key it is.
+    pub holder: KeyHolder,
     /// What happened.
     pub outcome: AttemptOutcome,
     /// The HTTP status, when there was one.
@@ -206,12 +232,11 @@ impl TurnFailure {
     }
 
     /// What the person is told: for the aggregate, each provider's last failure in the words
-    /// of seed 004.
+    /// of seed 004, except a refused key, which is told as whose it was.
     pub fn user_message(&self) -> String {
         match &self.kind {
             TurnFailureKind::NoKeys => {
-                "No AI provider key is available. Add a key of your own, or try again when the free tier resets."
-                    .to_owned()
+                format!("No AI provider key is available on this server. {ADD_YOUR_OWN}")
             }
             TurnFailureKind::BadRequest { provider, detail: Some(detail) } => {
                 format!("{provider} refused the request: {detail}")
@@ -220,28 +245,59 @@ impl TurnFailure {
             TurnFailureKind::DeadlineExceeded => {
                 "The AI providers did not answer in time. Please try again.".to_owned()
             }
-            TurnFailureKind::AllFailed => {
-                let mut providers: Vec<ProviderName> = Vec::new();
-                for attempt in &self.attempts {
-                    if !providers.contains(&attempt.provider) {
-                        providers.push(attempt.provider);
-                    }
-                }
-                let lines: Vec<String> = providers
-                    .into_iter()
-                    .filter_map(|provider| {
-                        let last = self.attempts.iter().rev().find(|attempt| attempt.provider == provider)?;
-                        Some(match last.outcome {
-                            AttemptOutcome::Failed(class) => class.user_message(provider),
-                            _ => format!("The keys for {provider} are resting after repeated failures."),
-                        })
-                    })
-                    .collect();
-                lines.join(" ")
-            }
+            TurnFailureKind::AllFailed => self.each_failure(),
         }
     }
+
+    /// Each provider's last failure (or refusal, if one of its keys was refused), once per whose
+    /// key it was (a person whose own key failed and who then fell back on the server's hears of
+    /// both), in the order they were tried.
+    fn each_failure(&self) -> String {
+        let whose = |holder: KeyHolder| if holder.is_server() { KeyHolder::Operator } else { holder };
+        let mut tried: Vec<(ProviderName, KeyHolder)> = Vec::new();
+        for attempt in &self.attempts {
+            let key = (attempt.provider, whose(attempt.holder));
+            if !tried.contains(&key) {
+                tried.push(key);
+            }
+        }
+        let mut server_key_failed = false;
+        let mut lines: Vec<String> = tried
+            .into_iter()
+            .filter_map(|(provider, holder)| {
+                let mut group =
+                    self.attempts.iter().rev().filter(|a| a.provider == provider && whose(a.holder) == holder);
+                // A refusal is what can be acted on: it is told over a later failure of another key.
+                let refusal = AttemptOutcome::Failed(FailureClass::InvalidKey);
+                let last = group.clone().find(|a| a.outcome == refusal).or_else(|| group.next())?;
+                let server = holder.is_server();
+                Some(match last.outcome {
+                    AttemptOutcome::Failed(FailureClass::InvalidKey) if server => {
+                        server_key_failed = true;
+                        format!("The server's {provider} key was refused by {provider}.")
+                    }
+                    AttemptOutcome::Failed(FailureClass::InvalidKey) if holder == KeyHolder::Person => {
+                        format!("Your stored {provider} key was refused by {provider}; /forget {provider} removes it.")
+                    }
+                    AttemptOutcome::Failed(class) => class.user_message(provider),
+                    _ if server => {
+                        server_key_failed = true;
+                        format!("The server's keys for {provider} are resting after repeated failures.")
+                    }
+                    _ => format!("The keys for {provider} are resting after repeated failures."),
+                })
+            })
+            .collect();
+        if server_key_failed {
+            lines.push(ADD_YOUR_OWN.to_owned());
+        }
+        lines.join(" ")
+    }
 }
+
+/// How a person gets past the server's keys: one of their own, added in the assistant
+/// conversation.
+const ADD_YOUR_OWN: &str = "You can add a key of your own with /configure.";
 
 /// Walks providers and keys until one answers. Shared by every turn: it holds the HTTP
 /// connection pool and the health of every key.
@@ -366,7 +422,7 @@ impl Router {
         let deadline = Instant::now() + self.settings.deadline_secs;
         let mut attempts = Vec::with_capacity(candidates.len());
         let mut skipped_providers = Vec::new();
-        for Candidate { provider, key } in candidates {
+        for Candidate { provider, key, holder } in candidates {
             if skipped_providers.contains(&provider) {
                 continue;
             }
@@ -376,6 +432,7 @@ impl Router {
                 attempts.push(Attempt {
                     provider,
                     key: fingerprint,
+                    holder,
                     outcome: AttemptOutcome::CoolingDown,
                     status: None,
                     latency_ms: 0,
@@ -396,6 +453,7 @@ impl Router {
                     attempts.push(Attempt {
                         provider,
                         key: fingerprint,
+                        holder,
                         outcome: AttemptOutcome::Answered,
                         status: None,
                         latency_ms,
@@ -406,6 +464,11 @@ impl Router {
                 Err(failure) => {
                     let class = failure.class;
                     let now = Instant::now().into_std();
+                    // Only kept keys are shown as refused; one given with a request is gone after it
+                    // (and remembering those would let anyone grow this map).
+                    if class == FailureClass::InvalidKey && holder != KeyHolder::Request {
+                        self.health.record_refusal(fingerprint, std::time::SystemTime::now());
+                    }
                     if class.counts_against_key() && self.health.record_failure(fingerprint, now) {
                         tracing::warn!(%provider, key = %fingerprint, "key cooling down after repeated failures");
                     }
@@ -418,6 +481,7 @@ impl Router {
                     attempts.push(Attempt {
                         provider,
                         key: fingerprint,
+                        holder,
                         outcome: AttemptOutcome::Failed(class),
                         status: failure.status,
                         latency_ms,
@@ -436,5 +500,45 @@ impl Router {
             }
         }
         Err(TurnFailure { kind: TurnFailureKind::AllFailed, attempts })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(provider: ProviderName, holder: KeyHolder, outcome: AttemptOutcome) -> Attempt {
+        let key = KeyFingerprint::of(&format!("{provider} {holder:?}"));
+        Attempt { provider, key, holder, outcome, status: None, latency_ms: 1 }
+    }
+
+    #[test]
+    fn a_refused_key_is_told_as_whose_it_was() {
+        let refused = AttemptOutcome::Failed(FailureClass::InvalidKey);
+        let told = |attempts| TurnFailure { kind: TurnFailureKind::AllFailed, attempts }.user_message();
+        // A person's own key, then the free tier's (settings and pool) for the same provider:
+        // both are told, the hint to add one's own once.
+        let attempts = vec![
+            failed(ProviderName::Groq, KeyHolder::Person, refused),
+            failed(ProviderName::Groq, KeyHolder::Operator, refused),
+            failed(ProviderName::Groq, KeyHolder::Pool, AttemptOutcome::CoolingDown),
+            failed(ProviderName::Cerebras, KeyHolder::Pool, refused),
+        ];
+        assert_eq!(
+            told(attempts),
+            "Your stored groq key was refused by groq; /forget groq removes it. The server's groq key was refused \
+             by groq. The server's cerebras key was refused by cerebras. You can add a key of your own with \
+             /configure."
+        );
+        // A key given with the request keeps seed 004's words; other failures of the server's
+        // keys are told as they were.
+        let attempts = vec![
+            failed(ProviderName::Gemini, KeyHolder::Request, refused),
+            failed(ProviderName::OpenAi, KeyHolder::Operator, AttemptOutcome::Failed(FailureClass::QuotaExceeded)),
+        ];
+        assert_eq!(
+            told(attempts),
+            "Invalid API key for gemini. Please verify your key is correct. Quota exceeded for openai."
+        );
     }
 }

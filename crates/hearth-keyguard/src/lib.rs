@@ -143,6 +143,9 @@ pub struct KeyStatus {
     pub failures: u32,
     /// How much longer it rests after repeated failures, if it does.
     pub cooling_for: Option<Duration>,
+    /// When its provider refused it as invalid, if it has not answered since.
+    #[serde(default)]
+    pub refused_at: Option<std::time::SystemTime>,
 }
 
 /// What the keyguard refuses or fails with. Never carries a key.

@@ -6,14 +6,14 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use hearth_ai::{
-    AiError, Answer, ApiKey, Candidate, ChatMessage, ChatRequest, FailureClass, KeyFingerprint, ProviderName,
-    Providers, Router, RouterSettings, TurnFailure,
+    AiError, Answer, ApiKey, Candidate, ChatMessage, ChatRequest, FailureClass, KeyFingerprint, KeyHolder,
+    ProviderName, Providers, Router, RouterSettings, TurnFailure,
 };
 use hearth_vault::{KeyRing, RingFile};
 use tokio::sync::mpsc;
 
 use crate::envelope::{self, PublicKey};
-use crate::sealed::{self, SealedKey, StoredKey};
+use crate::sealed::{self, Owner, SealedKey, StoredKey};
 use crate::{ImageAnswer, KeyRef, KeyStatus, Keyguard, KeyguardError, SealRequest};
 
 /// How a keyguard is set up.
@@ -62,7 +62,11 @@ impl LocalKeyguard {
     /// A keyguard as `options` describe it; it fails only when the HTTP client for the
     /// providers cannot be built.
     pub fn new(options: KeyguardOptions) -> Result<Self, KeyguardError> {
-        let free_tier = options.free_tier.into_iter().map(|(provider, key)| Candidate { provider, key }).collect();
+        let free_tier = options
+            .free_tier
+            .into_iter()
+            .map(|(provider, key)| Candidate { provider, key, holder: KeyHolder::Operator })
+            .collect();
         let router =
             Router::new(options.providers, options.routing).map_err(|e| KeyguardError::Setup(e.to_string()))?;
         Ok(Self {
@@ -81,7 +85,13 @@ impl LocalKeyguard {
         for key in keys {
             match key {
                 KeyRef::Stored(stored) => match self.open(&stored) {
-                    Ok(key) => candidates.push(Candidate { provider: stored.provider, key }),
+                    Ok(key) => {
+                        let holder = match stored.owner {
+                            Owner::User(_) => KeyHolder::Person,
+                            Owner::Pool => KeyHolder::Pool,
+                        };
+                        candidates.push(Candidate { provider: stored.provider, key, holder });
+                    }
                     Err(error) => tracing::error!(key = %stored.id, %error, "a stored key did not open; skipped"),
                 },
                 KeyRef::Given { user_id, envelope } => candidates.extend(self.request_keys(user_id, &envelope)?),
@@ -101,7 +111,7 @@ impl LocalKeyguard {
         let keys = self.request_opener(envelope)?.open_keys(envelope, user_id)?;
         keys.into_iter()
             .map(|(provider, text)| match ApiKey::for_provider(provider, text.as_str()) {
-                Ok(key) => Ok(Candidate { provider, key }),
+                Ok(key) => Ok(Candidate { provider, key, holder: KeyHolder::Request }),
                 Err(error) => Err(KeyguardError::InvalidRequestKey { provider, message: error.to_string() }),
             })
             .collect()
@@ -172,7 +182,8 @@ impl LocalKeyguard {
     /// A key that is rate-limited or out of quota right now is still a real key.
     async fn live_check(&self, provider: ProviderName, key: &ApiKey) -> Result<(), KeyguardError> {
         let request = ChatRequest { system: None, messages: vec![ChatMessage::user("Reply with the word OK.")] };
-        let candidate = Candidate { provider, key: key.clone() };
+        // Not yet anyone's: a refusal here is not remembered against a kept key.
+        let candidate = Candidate { provider, key: key.clone(), holder: KeyHolder::Request };
         let (sink, _) = mpsc::unbounded_channel();
         match self.router.complete(&request, vec![candidate], &sink).await {
             Ok(_) => Ok(()),
@@ -260,6 +271,7 @@ impl Keyguard for LocalKeyguard {
                 KeyStatus {
                     failures: state.consecutive_failures,
                     cooling_for: state.cooling_until.map(|until| until.saturating_duration_since(now)),
+                    refused_at: state.refused_at,
                 }
             })
             .collect())

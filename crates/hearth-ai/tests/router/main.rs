@@ -8,7 +8,9 @@ mod streaming;
 
 use std::time::Duration;
 
-use hearth_ai::{ApiKey, Candidate, ChatMessage, ChatRequest, ProviderName, Providers, Router, RouterSettings};
+use hearth_ai::{
+    ApiKey, Candidate, ChatMessage, ChatRequest, KeyHolder, ProviderName, Providers, Router, RouterSettings,
+};
 use hearth_fake_provider::FakeProvider;
 
 /// Per-attempt timeout in these tests: far above a loopback answer, short enough that the
@@ -32,7 +34,7 @@ pub fn key(provider: ProviderName, scenario: &str, n: u32) -> Candidate {
     let scenario = scenario.parse().expect("a scenario of the fake");
     let key = ApiKey::for_provider(provider, format!("{}{n:04}", fake.key_for(&scenario)))
         .expect("test keys have a valid shape");
-    Candidate { provider, key }
+    Candidate { provider, key, holder: KeyHolder::Request }
 }
 
 /// A one-message request.

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::commands::{Command, HELP};
 use super::configure::{self, LinkPurpose};
-use super::{MAX_PROMPT_CHARS, Question, Refusal, spoken};
+use super::{MAX_PROMPT_CHARS, Question, Refusal, spoken, when};
 use crate::conversations::delivery::deliver;
 use crate::events::conversation_topic;
 use crate::state::AppState;
@@ -166,18 +166,22 @@ async fn keys_report(state: &AppState, user_id: Uuid) -> String {
     match state.assistant.keys().list(KeyOwner::User(user_id)).await {
         Ok(keys) if keys.is_empty() => "You have no stored keys. /configure adds one.".to_owned(),
         Ok(keys) => {
+            let now = Timestamp::now();
             let mut lines = vec!["Your keys, tried in this order before the free tier:".to_owned()];
             for key in keys {
-                let health = match key.cooling_for {
-                    Some(rest) => format!("resting after repeated failures for another {}", spoken(rest)),
-                    None => "healthy".to_owned(),
+                let health = match (key.refused_at, key.cooling_for) {
+                    (Some(at), _) => format!("refused by {} {}", key.provider, when::moment(at, now)),
+                    (None, Some(rest)) => format!("resting after repeated failures for another {}", spoken(rest)),
+                    (None, None) => "healthy".to_owned(),
                 };
-                let used = key.last_used_at.map_or_else(|| "never used".to_owned(), |at| format!("last used {at}"));
+                let used = key
+                    .last_used_at
+                    .map_or_else(|| "never used".to_owned(), |at| format!("last used {}", when::moment(at, now)));
                 lines.push(format!(
                     "- {} …{}: added {}, {used}, {} failure{} since, {health}",
                     key.provider,
                     key.last_four,
-                    key.added_at,
+                    when::day(key.added_at, now),
                     key.failures,
                     if key.failures == 1 { "" } else { "s" }
                 ));

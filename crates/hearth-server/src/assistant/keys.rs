@@ -76,6 +76,8 @@ pub struct KeyView {
     pub failures: u32,
     /// How much longer it rests after repeated failures, if it does.
     pub cooling_for: Option<Duration>,
+    /// When its provider refused it as invalid, if it has not answered since.
+    pub refused_at: Option<Timestamp>,
 }
 
 impl Keys {
@@ -162,6 +164,7 @@ impl Keys {
                 last_used_at: row.last_used_at,
                 failures: row.failures,
                 cooling_for: state.cooling_for,
+                refused_at: state.refused_at.map(super::when::timestamp),
             })
             .collect())
     }

@@ -14,13 +14,14 @@ pub mod configure;
 pub mod keys;
 pub mod knowledge;
 mod tiers;
+pub mod when;
 pub mod window;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hearth_ai::{Answer, Attempt, ChatMessage, ChatRequest, ProviderName, TurnFailure, TurnFailureKind};
-use hearth_keyguard::{KeyRef, Keyguard, KeyguardError};
+use hearth_keyguard::{KeyRef, KeyStatus, Keyguard, KeyguardError};
 use hearth_store::{AllowanceKind, AssistantImage, AssistantTurn, KeyOwner, Store, StoreError, Timestamp};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -111,6 +112,11 @@ pub enum Refusal {
     },
     /// No provider answered.
     Failed(TurnFailure),
+    /// `/image`, and no provider that draws images can be asked.
+    NoImageProvider {
+        /// Whether one is in `ai.order` (then no key of it is at hand); if not, none is used.
+        in_use: bool,
+    },
     /// The keyguard could not be asked (down, or it refused a key given with the request).
     Keyguard(KeyguardError),
     /// The store failed.
@@ -133,6 +139,15 @@ impl Refusal {
                 TurnFailureKind::AllFailed => format!("{}. {}", failure.title(), failure.user_message()),
                 _ => failure.user_message(),
             },
+            Refusal::NoImageProvider { in_use: true } => format!(
+                "No key here can make images: images are drawn only by {}, and neither you nor this server has \
+                 a key for it. You can add one of your own with /configure.",
+                image_providers()
+            ),
+            Refusal::NoImageProvider { in_use: false } => format!(
+                "This server makes no images: images are drawn only by {}, which this server does not use.",
+                image_providers()
+            ),
             Refusal::Keyguard(
                 KeyguardError::InvalidKey(message) | KeyguardError::InvalidRequestKey { message, .. },
             ) => message.clone(),
@@ -141,6 +156,13 @@ impl Refusal {
             }
         }
     }
+}
+
+/// The providers that draw images, as a sentence names them: `openai`, `openai or gemini`.
+fn image_providers() -> String {
+    let names: Vec<&str> =
+        ProviderName::ALL.into_iter().filter(|provider| provider.makes_images()).map(ProviderName::as_str).collect();
+    names.join(" or ")
 }
 
 /// A duration as people say it: `42 s`, `5 min`, `3 h 12 min`.
@@ -246,6 +268,9 @@ impl Assistant {
     /// tier (the daily image allowance), and stores it for its owner.
     pub async fn image(&self, user_id: Uuid, thread: &str, prompt: &str) -> Result<ImageReply, Refusal> {
         let asked_at = Timestamp::now();
+        if !self.order.iter().any(|provider| provider.makes_images()) {
+            return Err(Refusal::NoImageProvider { in_use: false });
+        }
         self.admit(user_id)?;
         let question = Question {
             user_id,
@@ -257,7 +282,12 @@ impl Assistant {
         };
         let mut attempts = Vec::new();
         let ask = |keys| self.keyguard.generate_image(prompt, keys);
-        let outcome = self.in_turn(user_id, &[], AllowanceKind::Image, asked_at, &mut attempts, ask).await;
+        let outcome = match self.in_turn(user_id, &[], AllowanceKind::Image, asked_at, &mut attempts, ask).await {
+            Err(Refusal::Failed(TurnFailure { kind: TurnFailureKind::NoKeys, .. })) => {
+                Err(Refusal::NoImageProvider { in_use: true })
+            }
+            outcome => outcome,
+        };
         match outcome {
             Ok((answer, day)) => {
                 let id = Uuid::now_v7();
@@ -314,26 +344,17 @@ impl Assistant {
         let mut keys: Vec<(ProviderName, hearth_ai::KeyFingerprint)> = operator;
         keys.extend(pool.iter().filter_map(|row| Some((row.provider.parse().ok()?, row.fingerprint.parse().ok()?))));
         let states = self.keyguard.key_states(keys.iter().map(|(_, key)| *key).collect()).await?;
+        let now = Timestamp::now();
         let mut lines = vec!["Providers, in the order they are tried:".to_owned()];
         for (position, provider) in self.order.iter().enumerate() {
-            let mine: Vec<_> =
+            let mine: Vec<KeyStatus> =
                 keys.iter().zip(&states).filter(|((p, _), _)| p == provider).map(|(_, state)| *state).collect();
-            let resting: Vec<Duration> = mine.iter().filter_map(|state| state.cooling_for).collect();
-            let status = match (mine.len(), resting.len()) {
-                (0, _) => "no free-tier key".to_owned(),
-                (n, 0) => format!("{n} free-tier key{}, healthy", if n == 1 { "" } else { "s" }),
-                (n, r) => format!(
-                    "{n} free-tier key{}, {r} resting after repeated failures (for another {})",
-                    if n == 1 { "" } else { "s" },
-                    spoken(resting.into_iter().max().unwrap_or_default())
-                ),
-            };
             let images = if provider.makes_images() { " (also images)" } else { "" };
-            lines.push(format!("{}. {provider}{images}: {status}", position + 1));
+            lines.push(format!("{}. {provider}{images}: {}", position + 1, free_tier_health(*provider, &mine, now)));
         }
         lines.push(
-            "Your own keys: /configure adds one, /keys lists them. Keys can also be given per request to \
-             POST /api/chat/message."
+            "Your own keys are tried before the free tier and have no daily limit: /configure adds one, /keys \
+             lists them."
                 .to_owned(),
         );
         Ok(lines.join("\n"))
@@ -422,6 +443,36 @@ fn reply_text(answer: &Answer) -> String {
         None => answer.text.clone(),
         Some(class) => {
             format!("{}\n\n[The reply was cut off. {}]", answer.text, class.user_message(answer.provider))
+        }
+    }
+}
+
+/// How one provider's free-tier keys stand, in words: `no free-tier key`, `1 free-tier key,
+/// healthy`, `2 free-tier keys: 1 refused by groq today at 14:05 UTC, 1 healthy`. A key its
+/// provider refused is said so (with when) until it answers again; one resting after other
+/// failures says for how long.
+fn free_tier_health(provider: ProviderName, keys: &[KeyStatus], now: Timestamp) -> String {
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    let refused: Vec<Timestamp> = keys.iter().filter_map(|key| key.refused_at.map(when::timestamp)).collect();
+    let resting: Vec<Duration> =
+        keys.iter().filter(|key| key.refused_at.is_none()).filter_map(|key| key.cooling_for).collect();
+    let healthy = keys.len() - refused.len() - resting.len();
+    let mut parts = Vec::new();
+    if let Some(first) = refused.iter().min() {
+        parts.push((refused.len(), format!("refused by {provider} {}", when::moment(*first, now))));
+    }
+    if let Some(longest) = resting.iter().max() {
+        parts.push((resting.len(), format!("resting after repeated failures (for another {})", spoken(*longest))));
+    }
+    if healthy > 0 {
+        parts.push((healthy, "healthy".to_owned()));
+    }
+    match (keys.len(), parts.as_slice()) {
+        (0, _) => "no free-tier key".to_owned(),
+        (n, [(_, only)]) => format!("{n} free-tier key{}, {}{only}", plural(n), if n == 1 { "" } else { "all " }),
+        (n, parts) => {
+            let parts: Vec<String> = parts.iter().map(|(count, what)| format!("{count} {what}")).collect();
+            format!("{n} free-tier keys: {}", parts.join(", "))
         }
     }
 }

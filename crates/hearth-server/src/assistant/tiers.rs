@@ -14,9 +14,9 @@
 
 use std::future::Future;
 
-use hearth_ai::{Answer, Attempt, ProviderName, TurnFailure, TurnFailureKind};
+use hearth_ai::{Answer, Attempt, AttemptOutcome, FailureClass, KeyHolder, ProviderName, TurnFailure, TurnFailureKind};
 use hearth_keyguard::{ImageAnswer, KeyRef, KeyguardError};
-use hearth_store::{AllowanceKind, KeyOwner, Timestamp};
+use hearth_store::{AllowanceKind, KeyOwner, StoredProviderKey, Timestamp};
 use uuid::Uuid;
 
 use super::keys::StoredRefs;
@@ -69,6 +69,7 @@ impl Assistant {
         let outcome = ask(refs).await;
         if let Ok(outcome) = &outcome {
             self.keys.record_outcomes(&pool.rows, outcome_attempts(outcome)).await;
+            self.warn_of_refused_server_keys(&pool.rows, outcome_attempts(outcome)).await;
         }
         let result =
             outcome.map_err(Refusal::from).and_then(|outcome| settle(outcome, attempts).map_err(Refusal::Failed));
@@ -78,6 +79,40 @@ impl Assistant {
                 self.store.refund_allowance(user_id, &day, kind).await?;
                 Err(refusal)
             }
+        }
+    }
+
+    /// Tells the operator, at WARN, of each free-tier key its provider refused as invalid in
+    /// `attempts`: which provider, which key (its place in the settings or its pool row, and
+    /// its fingerprint; never the key) and what to do. People are told in their reply.
+    async fn warn_of_refused_server_keys(&self, pool: &[StoredProviderKey], attempts: &[Attempt]) {
+        let refused = attempts.iter().filter(|attempt| {
+            attempt.holder.is_server() && attempt.outcome == AttemptOutcome::Failed(FailureClass::InvalidKey)
+        });
+        for attempt in refused {
+            let (provider, fingerprint) = (attempt.provider, attempt.key);
+            if attempt.holder == KeyHolder::Pool {
+                let id = pool.iter().find(|row| row.fingerprint == fingerprint.to_string()).map(|row| row.id);
+                tracing::warn!(
+                    %provider, key = %fingerprint, pool_key = ?id,
+                    "a {provider} key of the free tier's pool was refused by {provider} as invalid; people without \
+                     keys are told the server's key was refused: add a working one with /set_default_api_key \
+                     {provider}"
+                );
+                continue;
+            }
+            let operator = self.keys.free_tier().await.unwrap_or_default();
+            let place = operator
+                .iter()
+                .filter(|(p, _)| *p == provider)
+                .position(|(_, key)| *key == fingerprint)
+                .map_or_else(|| "?".to_owned(), |index| (index + 1).to_string());
+            tracing::warn!(
+                %provider, key = %fingerprint,
+                "the free tier's {provider} key number {place} in keyguard.free_tier.keys.{provider} was refused by \
+                 {provider} as invalid; people without keys are told the server's key was refused: replace or \
+                 remove it in the keyguard's settings"
+            );
         }
     }
 

@@ -236,6 +236,10 @@ fn refusal_error(refusal: Refusal) -> ApiError {
                 }
             }
         }
+        // Images are not made over this endpoint; answered as "no provider" all the same.
+        Refusal::NoImageProvider { .. } => {
+            ApiError::Upstream { status: StatusCode::SERVICE_UNAVAILABLE, code: "no_provider", message }
+        }
         Refusal::Keyguard(hearth_keyguard::KeyguardError::InvalidKey(message)) => ApiError::invalid("apiKeys", message),
         Refusal::Keyguard(hearth_keyguard::KeyguardError::InvalidRequestKey { provider, message }) => {
             ApiError::invalid(&format!("apiKeys.{provider}"), message)

@@ -42,8 +42,12 @@ struct KeyEntry {
     last_used_at: Option<String>,
     /// Failures since it last answered.
     failures: u32,
-    /// `healthy`, or `cooling_down` after repeated failures.
+    /// `healthy`; `refused` when its provider refused it as invalid (until it answers again);
+    /// or `cooling_down` after other repeated failures.
     status: &'static str,
+    /// When its provider refused it, when `refused`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refused_at: Option<String>,
     /// Seconds it still rests, when cooling down.
     #[serde(skip_serializing_if = "Option::is_none")]
     cooling_down_for: Option<u64>,
@@ -72,7 +76,12 @@ async fn list(State(state): State<AppState>, auth: AuthUser) -> ApiResult<axum::
             added_at: key.added_at.to_string(),
             last_used_at: key.last_used_at.map(|at| at.to_string()),
             failures: key.failures,
-            status: if key.cooling_for.is_some() { "cooling_down" } else { "healthy" },
+            status: match (key.refused_at, key.cooling_for) {
+                (Some(_), _) => "refused",
+                (None, Some(_)) => "cooling_down",
+                (None, None) => "healthy",
+            },
+            refused_at: key.refused_at.map(|at| at.to_string()),
             cooling_down_for: key.cooling_for.map(whole_seconds),
         })
         .collect();

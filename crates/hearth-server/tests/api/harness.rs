@@ -53,15 +53,45 @@ impl Drop for TestApp {
     }
 }
 
-/// Sends tracing output to the test's captured output when `TEST_LOG` is set.
+/// Every server's log lines so far, as the operator would read them (shared by the tests of
+/// this binary: look for what only your test logs, such as a key's fingerprint).
+static LOG: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+/// What tests read the servers' log with: [`captured_log`].
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        LOG.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The servers' log so far: `info` and up, `debug` for the assistant's crates.
+pub fn captured_log() -> String {
+    String::from_utf8_lossy(&LOG.lock().unwrap_or_else(std::sync::PoisonError::into_inner)).into_owned()
+}
+
+/// Keeps the servers' log for [`captured_log`], and sends it to the test's captured output
+/// too when `TEST_LOG` is set.
 fn init_tracing() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{EnvFilter, Layer as _, fmt};
     static INIT: Once = Once::new();
     INIT.call_once(|| {
-        if std::env::var_os("TEST_LOG").is_some() {
-            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
-        }
+        let kept = fmt::layer().with_ansi(false).with_writer(|| LogWriter).with_filter(EnvFilter::new(
+            "info,sqlx=warn,hearth_ai=debug,hearth_keyguard=debug,hearth_server::assistant=debug",
+        ));
+        let shown = std::env::var_os("TEST_LOG").is_some().then(|| {
+            let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+            fmt::layer().with_test_writer().with_filter(filter)
+        });
+        let _ = tracing_subscriber::registry().with(kept).with(shown).try_init();
     });
 }
 

@@ -130,14 +130,14 @@ async fn spawn(
 }
 
 /// Someone with their assistant conversation open.
-struct Person {
-    session: Session,
+pub(crate) struct Person {
+    pub(crate) session: Session,
     peer: Peer,
     conversation: String,
 }
 
 impl Person {
-    async fn join(app: &TestApp, email: &str) -> Self {
+    pub(crate) async fn join(app: &TestApp, email: &str) -> Self {
         let session = app.register(email).await;
         let mut peer = Peer::connect(app, &session).await;
         let conversation = start_assistant(&mut peer).await;
@@ -146,7 +146,7 @@ impl Person {
     }
 
     /// Says `text` in the assistant conversation; the assistant's answer.
-    async fn say(&mut self, text: &str) -> String {
+    pub(crate) async fn say(&mut self, text: &str) -> String {
         let (_, _, reply) = prompt(&mut self.peer, &self.conversation, text).await;
         reply["content"].as_str().expect("text").to_owned()
     }
@@ -205,7 +205,7 @@ async fn post(app: &TestApp, link: &str, body: &Value) -> (StatusCode, Value) {
 }
 
 /// Adds `key` through a fresh `/configure` link and waits for the acknowledgement.
-async fn configure(app: &TestApp, person: &mut Person, provider: ProviderName, key: &str) {
+pub(crate) async fn configure(app: &TestApp, person: &mut Person, provider: ProviderName, key: &str) {
     let link = person.link("/configure").await;
     let config = page_config(app, &link).await;
     let (status, saved) = post(app, &link, &submission(&config, provider, key)).await;

@@ -9,6 +9,7 @@ mod harness;
 mod access_tokens;
 mod account;
 mod assistant;
+mod assistant_truth;
 mod asyncapi;
 mod channels;
 mod devices;
