@@ -13,7 +13,6 @@ use uuid::Uuid;
 
 use super::editor::Editor;
 use super::network::{Command, Connection, Contact, Joined, Pending, Refusal, Shown, Update};
-use super::render::DrawnLink;
 
 /// How long someone shows as typing without a new `start_typing` (a client that went away
 /// never says `finish_typing`).
@@ -1127,6 +1126,19 @@ pub(crate) mod testing {
         let contact = Contact { state, safety_number: safety_number.map(str::to_owned) };
         app.apply(Update::Contacts(BTreeMap::from([(user, contact)])), Instant::now());
     }
+}
+
+/// A link drawn on the screen, to be made clickable (OSC 8) once the frame is out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrawnLink {
+    /// Its column.
+    pub x: u16,
+    /// Its row.
+    pub y: u16,
+    /// What is shown: the address, shortened in the middle when it does not fit.
+    pub label: String,
+    /// The whole address.
+    pub url: String,
 }
 
 #[cfg(test)]

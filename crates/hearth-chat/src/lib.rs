@@ -59,7 +59,7 @@ fn hyperlinks_supported(term: Option<&str>) -> bool {
 /// the same characters, inside a hyperlink to its whole address (the label may be shortened
 /// to fit). ratatui cannot draw hyperlinks itself (its cells hold characters, and an escape
 /// sequence in one upsets its widths), so this goes to the terminal after each frame.
-fn link(links: &[render::DrawnLink]) -> std::io::Result<()> {
+fn link(links: &[app::DrawnLink]) -> std::io::Result<()> {
     if links.is_empty() {
         return Ok(());
     }

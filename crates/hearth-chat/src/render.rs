@@ -11,7 +11,7 @@ use ratatui::widgets::{Block, Clear, Paragraph};
 use unicode_width::{UnicodeWidthChar as _, UnicodeWidthStr as _};
 use uuid::Uuid;
 
-use super::app::{App, ConversationView, Focus, LoginField, PickerField, Receipt, Screen, email_of};
+use super::app::{App, ConversationView, DrawnLink, Focus, LoginField, PickerField, Receipt, Screen, email_of};
 use super::editor::Editor;
 use super::network::Connection;
 
@@ -34,19 +34,6 @@ fn dim() -> Style {
 
 fn focused(is: bool) -> Style {
     if is { Style::default().fg(Color::Cyan) } else { Style::default() }
-}
-
-/// A link drawn on the screen, to be made clickable (OSC 8) once the frame is out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DrawnLink {
-    /// Its column.
-    pub x: u16,
-    /// Its row.
-    pub y: u16,
-    /// What is shown: the address, shortened in the middle when it does not fit.
-    pub label: String,
-    /// The whole address.
-    pub url: String,
 }
 
 /// A line of the history, and the link it shows (at which column), if it is one.
