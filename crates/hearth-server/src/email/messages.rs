@@ -44,8 +44,9 @@ impl Letter {
             token,
             ttl_secs,
             "If you did not ask for this, ignore this message: your password stays as it is.\n\
-             Note: messages in end-to-end encrypted conversations stay readable only on devices \
-             that still know your old password.",
+             Note: a reset signs out every device and gives your account new keys: messages \
+             protected by your old password (in end-to-end encrypted conversations) cannot be \
+             read any more, and the people you talk with are told that your security key changed.",
         )
     }
 
