@@ -1,6 +1,7 @@
 // Measures the web client in Debian's Chromium (a measurement, not a test):
 //  1. first load: every response of a fresh browser opening `/`, their uncompressed bytes,
-//     and whether any request leaves the server's origin;
+//     and whether any request leaves the server's origin; then what signing up in that page
+//     loads on top (the signed-in client's modules and the API's replies);
 //  2. send → display: Ann sends N messages one after another in her browser; for each, the
 //     time from her Enter keypress to the message appearing decrypted in Bob's browser.
 //     Both pages timestamp with performance.timeOrigin + performance.now() (one machine, one
@@ -19,7 +20,7 @@ import {join} from "node:path"
 import {fileURLToPath} from "node:url"
 import {parseArgs} from "node:util"
 
-import {LIVE_MS, launch, privatePair} from "../lib/browser.mjs"
+import {LIVE_MS, PASSWORD, launch, privatePair} from "../lib/browser.mjs"
 
 const {values: options} = parseArgs({options: {
   messages: {type: "string", default: "100"},
@@ -56,14 +57,26 @@ async function firstLoad(browser, url){
   const responses = []
   page.on("response", response => responses.push(response))
   await page.goto(url, {waitUntil: "networkidle"})
-  const files = await Promise.all(responses.map(async response => ({
-    url: response.url(), status: response.status(), bytes: (await response.body()).length,
+  // Bodies are read before anything else happens in the page (a navigation would drop them);
+  // a reply without one (204) counts as empty.
+  const measure = list => Promise.all(list.map(async response => ({
+    url: response.url(), status: response.status(), bytes: (await response.body().catch(() => "")).length,
     // What travelled: the body as sent (compressed when the server compressed it).
     transferred: (await response.request().sizes()).responseBodySize,
   })))
+  const files = await measure(responses.splice(0))
+  // Signing up in the same page: what the signed-in client loads on top.
+  await page.getByRole("tab", {name: "Create account"}).click()
+  await page.fill('input[name="email"]', `first-load-${Date.now()}@example.org`)
+  await page.fill('input[name="password"]', PASSWORD)
+  await page.click('form.auth button[type="submit"]')
+  await page.waitForSelector(".layout", {timeout: LIVE_MS})
+  await page.waitForLoadState("networkidle")
+  const signedIn = await measure(responses.splice(0))
   await context.close()
   const origin = new URL(url).origin
-  return {files, thirdParty: files.filter(file => new URL(file.url).origin !== origin)}
+  const measured = [...files, ...signedIn]
+  return {files, signedIn, thirdParty: measured.filter(file => new URL(file.url).origin !== origin)}
 }
 
 async function sendToDisplay(browser, url){
@@ -105,7 +118,12 @@ try {
   const total = load.files.reduce((sum, file) => sum + file.bytes, 0)
   const transferred = load.files.reduce((sum, file) => sum + file.transferred, 0)
   console.log(`first load of ${server.url}/: ${load.files.length} responses, ${total} bytes (${(total / 1024).toFixed(1)} KiB) uncompressed, ${transferred} bytes (${(transferred / 1024).toFixed(1)} KiB) transferred, ${load.thirdParty.length} third-party`)
-  for(const file of load.files){ console.log(`  ${file.status} ${String(file.bytes).padStart(7)} ${String(file.transferred).padStart(7)}  ${new URL(file.url).pathname}`) }
+  const show = file => console.log(`  ${file.status} ${String(file.bytes).padStart(7)} ${String(file.transferred).padStart(7)}  ${new URL(file.url).pathname}`)
+  load.files.forEach(show)
+  const sum = (files, key) => files.reduce((total, file) => total + file[key], 0)
+  const loaded = load.signedIn.filter(file => !new URL(file.url).pathname.startsWith("/api/") && !new URL(file.url).pathname.startsWith("/auth/"))
+  console.log(`signing up then loads ${load.signedIn.length} responses; its ${loaded.length} files: ${sum(loaded, "bytes")} bytes (${(sum(loaded, "bytes") / 1024).toFixed(1)} KiB) uncompressed, ${sum(loaded, "transferred")} transferred; first load and these together: ${((total + sum(loaded, "bytes")) / 1024).toFixed(1)} KiB`)
+  loaded.forEach(show)
   const latencies = await sendToDisplay(browser, server.url)
   const ms = value => `${value.toFixed(1)} ms`
   console.log(`send → display over ${latencies.length} messages: median ${ms(quantile(latencies, 0.5))}, p90 ${ms(quantile(latencies, 0.9))}, min ${ms(latencies[0])}, max ${ms(latencies.at(-1))}`)
