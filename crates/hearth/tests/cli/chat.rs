@@ -326,6 +326,29 @@ impl Sdk {
 }
 
 /// Logs in in the terminal (at the sign-in form) as `email`, until the chat screen is up.
+/// Registers Ann (her client makes and publishes her security key) and starts no client of
+/// hers; her id.
+pub(crate) async fn ann_without_a_client(url: &str) -> Uuid {
+    let mut api = Client::new(url).expect("client");
+    api.register("ann@example.org", PASSWORD, Some("Ann"), Some("web")).await.expect("register");
+    api.identity().expect("signed in").user_id
+}
+
+/// Bob writes `text` to Ann, who has not run a client yet; then Ann signs in to the terminal
+/// client and opens his conversation. Ann's id, Bob, the conversation and Ann's terminal.
+pub(crate) async fn ann_reads_bob_in_the_terminal(dir: &Path, url: &str, text: &str) -> (Uuid, Sdk, Uuid, Tmux) {
+    let ann = ann_without_a_client(url).await;
+    let mut bob = Sdk::register(url, "bob@example.org", "Bob").await;
+    let private = bob.start_private(ann).await;
+    bob.send(private, text).await;
+    let tmux = Tmux::start(dir, url);
+    log_in(&tmux, "ann@example.org").await;
+    tmux.wait_for("Bob's conversation, unread", |s| line_with(s, "Bob").contains("Bob (1)")).await;
+    tmux.keys(&["Enter"]);
+    tmux.wait_text(&format!("Bob: {text}")).await;
+    (ann, bob, private, tmux)
+}
+
 pub(crate) async fn log_in(tmux: &Tmux, email: &str) {
     tmux.wait_text("Log in").await;
     tmux.type_text(email);
@@ -534,11 +557,7 @@ async fn a_message_to_someone_who_never_opened_the_conversation_is_read_when_the
     let (server, _fake) = server(dir.path()).await;
     let url = server.url.clone();
     // Ann has an account (and a security key) but no client running.
-    let ann = {
-        let mut api = Client::new(&url).expect("client");
-        api.register("ann@example.org", PASSWORD, Some("Ann"), Some("web")).await.expect("register");
-        api.identity().expect("signed in").user_id
-    };
+    let ann = ann_without_a_client(&url).await;
     // Bob starts a conversation with her and writes: she has no key there yet, so his
     // client writes to her security key.
     let mut bob = Sdk::register(&url, "bob@example.org", "Bob").await;
@@ -626,19 +645,7 @@ async fn a_changed_security_key_is_shown_and_blocks_sending_until_accepted() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (server, _fake) = server(dir.path()).await;
     let url = server.url.clone();
-    let ann = {
-        let mut api = Client::new(&url).expect("client");
-        api.register("ann@example.org", PASSWORD, Some("Ann"), Some("web")).await.expect("register");
-        api.identity().expect("signed in").user_id
-    };
-    let mut bob = Sdk::register(&url, "bob@example.org", "Bob").await;
-    let private = bob.start_private(ann).await;
-    bob.send(private, "hello from the old key").await;
-    let tmux = Tmux::start(dir.path(), &url);
-    log_in(&tmux, "ann@example.org").await;
-    tmux.wait_for("Bob's conversation", |s| line_with(s, "Bob").contains("Bob (1)")).await;
-    tmux.keys(&["Enter"]);
-    tmux.wait_text("Bob: hello from the old key").await;
+    let (ann, mut bob, private, tmux) = ann_reads_bob_in_the_terminal(dir.path(), &url, "hello from the old key").await;
     // Ann compares safety numbers and marks Bob verified.
     let before = bob.keyring.safety_number(ann).expect("a safety number");
     tmux.keys(&["C-k"]);

@@ -11,7 +11,10 @@ use hearth_client::api::Client;
 use hearth_client::channels::Incoming;
 use hearth_fake_provider::FakeProvider;
 
-use crate::chat::{PASSWORD, Sdk, Tmux, line_with, log_in, server, server_with, stop};
+use crate::chat::{
+    PASSWORD, Sdk, Tmux, ann_reads_bob_in_the_terminal, ann_without_a_client, line_with, log_in, server, server_with,
+    stop,
+};
 use crate::harness::{BIN, free_port, hearth, run};
 
 /// The kept session's file of the server at `url` (`http://127.0.0.1:PORT`).
@@ -130,19 +133,7 @@ async fn text_sent_while_the_server_is_away_is_queued_and_goes_out_when_it_is_ba
     let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let server = server_with(dir.path(), &fake, listen).await;
     let url = server.url.clone();
-    let ann = {
-        let mut api = Client::new(&url).expect("client");
-        api.register("ann@example.org", PASSWORD, Some("Ann"), Some("web")).await.expect("register");
-        api.identity().expect("signed in").user_id
-    };
-    let mut bob = Sdk::register(&url, "bob@example.org", "Bob").await;
-    let private = bob.start_private(ann).await;
-    bob.send(private, "ping").await;
-    let tmux = Tmux::start(dir.path(), &url);
-    log_in(&tmux, "ann@example.org").await;
-    tmux.wait_for("Bob's conversation", |s| line_with(s, "Bob").contains("Bob (1)")).await;
-    tmux.keys(&["Enter"]);
-    tmux.wait_text("Bob: ping").await;
+    let (_, mut bob, private, tmux) = ann_reads_bob_in_the_terminal(dir.path(), &url, "ping").await;
     tmux.wait_text("● connected").await;
 
     // The server goes away: the status line says so.
@@ -205,19 +196,7 @@ async fn own_messages_are_edited_and_deleted_for_everyone() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (server, _fake) = server(dir.path()).await;
     let url = server.url.clone();
-    let ann = {
-        let mut api = Client::new(&url).expect("client");
-        api.register("ann@example.org", PASSWORD, Some("Ann"), Some("web")).await.expect("register");
-        api.identity().expect("signed in").user_id
-    };
-    let mut bob = Sdk::register(&url, "bob@example.org", "Bob").await;
-    let private = bob.start_private(ann).await;
-    bob.send(private, "hi").await;
-    let tmux = Tmux::start(dir.path(), &url);
-    log_in(&tmux, "ann@example.org").await;
-    tmux.wait_for("Bob's conversation", |s| line_with(s, "Bob").contains("Bob (1)")).await;
-    tmux.keys(&["Enter"]);
-    tmux.wait_text("Bob: hi").await;
+    let (ann, mut bob, private, tmux) = ann_reads_bob_in_the_terminal(dir.path(), &url, "hi").await;
     tmux.type_text("helo Bob");
     tmux.keys(&["Enter"]);
     tmux.wait_text("you: helo Bob · sent").await;
@@ -467,11 +446,7 @@ async fn the_people_picker_shows_only_contacts_addresses_and_finds_people_by_nam
     let dir = tempfile::tempdir().expect("temp dir");
     let (server, _fake) = server(dir.path()).await;
     let url = server.url.clone();
-    let ann = {
-        let mut api = Client::new(&url).expect("client");
-        api.register("ann@example.org", PASSWORD, Some("Ann"), Some("web")).await.expect("register");
-        api.identity().expect("signed in").user_id
-    };
+    let ann = ann_without_a_client(&url).await;
     // Bob shares a conversation with Ann; Dave does not.
     let mut bob = Sdk::register(&url, "bob@example.org", "Bob").await;
     bob.start_private(ann).await;
