@@ -86,7 +86,7 @@ function onSubmit(form, status, busy, work){
 /**
  * Opens the page an emailed link leads to. The token leaves the address bar at once (it is
  * a secret: not for the history or a shared screen). `app` is `{start(session, options),
- * showAuth(notice)}` from app.js.
+ * showAuth(notice)}`, signin.js's `pages`.
  */
 export function openLink(hash, app){
   const [, kind, token] = hash.match(LINK) ?? []
