@@ -4,6 +4,7 @@
 //! (Node.js), and the terminal client `hearth chat` driven in tmux. Every server is started
 //! in a temp dir (on port 0, or a free port it is restarted on) and killed when its test ends.
 
+mod admin;
 mod api;
 mod backup;
 mod breach;
