@@ -142,7 +142,7 @@ impl Admins {
                 "must be an armored SSH signature (-----BEGIN SSH SIGNATURE-----), as ssh-keygen -Y sign writes",
             )
         };
-        if signature.len() > MAX_SIGNATURE_CHARS {
+        if signature.chars().count() > MAX_SIGNATURE_CHARS {
             return Err(malformed());
         }
         let signature = match SshSig::from_pem(signature.trim()) {

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use crate::admin::{self, AdminLogin, AuditPage, AuditVerification, Challenge};
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{AdminAuth, Json, Query};
+use crate::extract::{AdminAuth, ClientIp, Json, Query};
 use crate::http::users::page_size;
 use crate::state::AppState;
 
@@ -29,8 +29,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// A challenge to sign with `ssh-keygen -Y sign -n hearth-admin -f KEY`: single use, valid 60
 /// seconds.
 #[utoipa::path(post, path = "/admin/challenge", tag = "admin",
-    responses((status = 200, body = Challenge)))]
-async fn challenge(State(state): State<AppState>) -> ApiResult<axum::Json<Challenge>> {
+    responses((status = 200, body = Challenge), (status = 429, description = "too many attempts from this address", body = ErrorBody)))]
+async fn challenge(State(state): State<AppState>, ClientIp(client): ClientIp) -> ApiResult<axum::Json<Challenge>> {
+    // Challenges and sign-ins are open to anyone, and each writes a row: counted with the
+    // other sign-in attempts of the address.
+    state.attempts.check_address(client)?;
     Ok(axum::Json(state.admins.challenge(&*state.store, Timestamp::now()).await?))
 }
 
@@ -54,11 +57,14 @@ struct SessionRequest {
 #[utoipa::path(post, path = "/admin/session", tag = "admin", request_body = SessionRequest,
     responses((status = 200, body = AdminLogin),
               (status = 401, description = "bad signature, key not listed, challenge used, expired or foreign", body = ErrorBody),
-              (status = 422, body = ErrorBody)))]
+              (status = 422, body = ErrorBody),
+              (status = 429, description = "too many attempts from this address", body = ErrorBody)))]
 async fn session(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     Json(request): Json<SessionRequest>,
 ) -> ApiResult<axum::Json<AdminLogin>> {
+    state.attempts.check_address(client)?;
     let login = state.admins.sign_in(&*state.store, &request.challenge, &request.signature, Timestamp::now());
     Ok(axum::Json(login.await?))
 }

@@ -467,3 +467,15 @@ async fn a_deleted_audit_row_breaks_the_chain() {
     let verdict = verification(&app, &token).await;
     assert_eq!((&verdict["verified"], &verdict["broken"]["seq"]), (&json!(false), &json!(2)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn challenges_and_sign_ins_count_as_attempts_of_the_address() {
+    let app = crate::harness::spawn_app_with(|settings| settings.auth.attempts_per_address_per_minute = 2).await;
+    let challenge = new_challenge(&app).await;
+    let reply = session(&app, &challenge, "not a signature").await;
+    reply.expect_invalid("signature");
+    let reply = app.send(app.request(reqwest::Method::POST, "/admin/challenge", None)).await;
+    reply.expect_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert!(reply.headers.get(reqwest::header::RETRY_AFTER).is_some(), "{:?}", reply.headers);
+    session(&app, &challenge, "not a signature").await.expect_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+}
