@@ -150,3 +150,45 @@ pub fn login(at: Timestamp, fingerprint: Option<String>, refusal: Option<&str>) 
         outcome: if refusal.is_some() { REFUSED } else { OK }.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_and_the_previous_hash_count() {
+        let entry = AuditEntry {
+            seq: 2,
+            entry: NewAuditEntry {
+                at: Timestamp::from_millis(1_000),
+                fingerprint: Some("SHA256:abc".to_owned()),
+                action: LOGIN.to_owned(),
+                target: Some("t".to_owned()),
+                reason: Some("r".to_owned()),
+                outcome: OK.to_owned(),
+            },
+            prev_hash: vec![7; 32],
+            hash: Vec::new(),
+        };
+        let hash = entry_hash(&entry);
+        let changes: [fn(&mut AuditEntry); 10] = [
+            |e| e.seq = 3,
+            |e| e.entry.at = Timestamp::from_millis(1_001),
+            |e| e.entry.fingerprint = None,
+            |e| e.entry.fingerprint = Some(String::new()),
+            |e| e.entry.action = "admin.login2".to_owned(),
+            |e| e.entry.target = None,
+            |e| e.entry.reason = Some("R".to_owned()),
+            |e| e.entry.outcome = REFUSED.to_owned(),
+            |e| e.prev_hash[0] = 8,
+            // Moving text from one field to the next is a change too (fields are length-prefixed).
+            |e| (e.entry.target, e.entry.reason) = (Some("tr".to_owned()), Some(String::new())),
+        ];
+        for (n, change) in changes.iter().enumerate() {
+            let mut changed = entry.clone();
+            change(&mut changed);
+            assert_ne!(entry_hash(&changed), hash, "change {n} left the hash as it was");
+        }
+        assert_eq!(entry_hash(&entry.clone()), hash, "the hash depends on nothing else");
+    }
+}

@@ -159,7 +159,10 @@ async fn the_keys_file_is_read_again_when_it_changes() {
     let app = spawn_app().await;
     let keys = Keys::new();
     let (first, second) = (keys.make("first", "ed25519"), keys.make("second", "ed25519"));
-    // No file yet: no administrators.
+    // No file yet: no administrators, as the server said when it started.
+    let path = app.data_dir.path().join("admin_keys");
+    let said = captured_log().lines().any(|l| l.contains("no administrators") && l.contains(&*path.to_string_lossy()));
+    assert!(said, "no line says there are no administrators, with {}", path.display());
     let challenge = new_challenge(&app).await;
     expect_refused(&session(&app, &challenge, &sign(&first, "hearth-admin", &challenge)).await, "not an administrator");
     list_admins(&app, &[public_line(&first)]);
@@ -478,4 +481,26 @@ async fn challenges_and_sign_ins_count_as_attempts_of_the_address() {
     reply.expect_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     assert!(reply.headers.get(reqwest::header::RETRY_AFTER).is_some(), "{:?}", reply.headers);
     session(&app, &challenge, "not a signature").await.expect_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_and_the_audit_chain_on_postgres() {
+    let Some(database) = hearth_store::testing::TestDatabase::postgres("api::admin::on_postgres").await else {
+        return;
+    };
+    let url = database.url.clone();
+    let app = crate::harness::spawn_app_with(|settings| settings.database.url = Some(url)).await;
+    let keys = Keys::new();
+    let admin = keys.make("admin", "ecdsa");
+    list_admins(&app, &[public_line(&admin)]);
+    let challenge = new_challenge(&app).await;
+    let signature = sign(&admin, "hearth-admin", &challenge);
+    let token = str_field(session(&app, &challenge, &signature).await.expect_status(StatusCode::OK), "admin_token");
+    expect_refused(&session(&app, &challenge, &signature).await, "already used");
+    let entries = audit(&app, &token).await;
+    let outcomes: Vec<&str> = entries.iter().map(|e| e["outcome"].as_str().expect("outcome")).collect();
+    assert_eq!(outcomes, ["refused", "ok"]);
+    assert_eq!(verification(&app, &token).await, json!({ "verified": true, "entries": 2, "broken": null }));
+    drop(app);
+    drop(database);
 }
