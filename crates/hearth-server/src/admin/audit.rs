@@ -71,16 +71,32 @@ pub enum VerifyError {
 
 /// Walks the whole chain, oldest first: how many entries hold, or the first that does not.
 pub async fn verify(store: &dyn Store) -> Result<u64, VerifyError> {
+    walk(store).await.map_err(|error| match error {
+        Walked::Broken(entry, _) => VerifyError::Broken(entry),
+        Walked::Store(error) => VerifyError::Store(error),
+    })
+}
+
+/// How [`walk`] stopped short.
+pub(crate) enum Walked {
+    /// At this entry, after this many that hold.
+    Broken(BrokenEntry, u64),
+    /// The log could not be read.
+    Store(StoreError),
+}
+
+/// [`verify`], also saying how many entries held before a broken one.
+pub(crate) async fn walk(store: &dyn Store) -> Result<u64, Walked> {
     let mut previous: Option<AuditEntry> = None;
     let mut count = 0u64;
     loop {
         let after = previous.as_ref().map_or(0, |entry| entry.seq);
-        let batch = store.audit_entries_after(after, VERIFY_BATCH).await?;
+        let batch = store.audit_entries_after(after, VERIFY_BATCH).await.map_err(Walked::Store)?;
         if batch.is_empty() {
             return Ok(count);
         }
         for entry in batch {
-            check(previous.as_ref(), &entry).map_err(VerifyError::Broken)?;
+            check(previous.as_ref(), &entry).map_err(|broken| Walked::Broken(broken, count))?;
             count += 1;
             previous = Some(entry);
         }

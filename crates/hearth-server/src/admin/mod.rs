@@ -98,7 +98,7 @@ pub struct AuditPage {
 pub struct AuditVerification {
     /// True when every entry holds.
     pub verified: bool,
-    /// How many entries were checked (up to the first broken one).
+    /// How many entries hold (all of them, or those before the first broken one).
     pub entries: u64,
     /// The first entry that does not hold, if any.
     pub broken: Option<audit::BrokenEntry>,
@@ -320,12 +320,12 @@ pub(crate) async fn audit_page(
 
 /// Whether the whole audit log's chain holds.
 pub async fn audit_verification(store: &dyn Store) -> Result<AuditVerification, ApiError> {
-    match audit::verify(store).await {
+    match audit::walk(store).await {
         Ok(entries) => Ok(AuditVerification { verified: true, entries, broken: None }),
-        Err(audit::VerifyError::Broken(broken)) => {
-            Ok(AuditVerification { verified: false, entries: (broken.seq - 1).max(0) as u64, broken: Some(broken) })
+        Err(audit::Walked::Broken(broken, entries)) => {
+            Ok(AuditVerification { verified: false, entries, broken: Some(broken) })
         }
-        Err(audit::VerifyError::Store(error)) => Err(error.into()),
+        Err(audit::Walked::Store(error)) => Err(error.into()),
     }
 }
 
