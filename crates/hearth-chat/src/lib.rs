@@ -78,6 +78,13 @@ fn link(links: &[app::DrawnLink]) -> std::io::Result<()> {
     out.flush()
 }
 
+/// The configuration directory: `config_dir` (`--config-dir`, `HEARTH_CONFIG_DIR`) if given,
+/// else `$XDG_CONFIG_HOME/hearth`, else `$HOME/.config/hearth`; `None` when there is none (no
+/// `HOME`). `hearth admin` keeps its admin token there too.
+pub fn config_dir(config_dir: Option<&std::path::Path>) -> Option<PathBuf> {
+    trust_file::resolve(config_dir).ok()
+}
+
 /// `hearth chat --logout`: signs the kept session's device out on the server at `server`
 /// (when it can be reached) and forgets the session. What happened, in words.
 pub async fn logout(server: &str, config_dir: Option<PathBuf>) -> Result<String, RunError> {

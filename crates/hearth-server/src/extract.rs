@@ -190,17 +190,38 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or(ApiError::Unauthorized("Missing Authorization: Bearer token."))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .ok_or(ApiError::Unauthorized("Missing Authorization: Bearer token."))?;
-        state.sessions.authenticate(token.trim()).await
+        let token = bearer(parts).ok_or(ApiError::Unauthorized("Missing Authorization: Bearer token."))?;
+        state.sessions.authenticate(token).await
     }
+}
+
+/// An administrator, from `Authorization: Bearer <admin_token>` (what `POST /admin/session`
+/// gave). A person's access token is refused with a 403 that says so.
+#[derive(Debug, Clone)]
+pub struct AdminAuth(pub crate::admin::Admin);
+
+impl FromRequestParts<AppState> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts).ok_or(ApiError::Unauthorized(
+            "Missing Authorization: Bearer admin token (sign in with hearth admin login).",
+        ))?;
+        if !crate::admin::is_admin_token(token) && state.sessions.tokens().verify(token).is_some() {
+            return Err(ApiError::Forbidden {
+                code: "admin_token_required",
+                message: "A person's access token cannot be used on /admin: sign in with hearth admin login.",
+            });
+        }
+        state.admins.authenticate(&*state.store, token, hearth_store::Timestamp::now()).await.map(AdminAuth)
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`, if the header is there and says so.
+fn bearer(parts: &Parts) -> Option<&str> {
+    let header = parts.headers.get(axum::http::header::AUTHORIZATION)?;
+    let value = header.to_str().ok()?;
+    value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).map(str::trim)
 }
 
 /// The client's address: the peer, or the first untrusted address in `X-Forwarded-For`

@@ -7,6 +7,7 @@
 //! shutdown future completes. Tests bind port 0 and read [`Server::local_addr`].
 
 mod accounts;
+pub mod admin;
 pub mod assistant;
 mod auth;
 pub mod backup;
@@ -112,6 +113,7 @@ impl Server {
         let keyguard = keyguard::build(&mut settings.keyguard, &settings.data_dir, &settings.ai)?;
         let assistant =
             Arc::new(assistant::Assistant::new(&settings.ai, keyguard, knowledge, store.clone(), metrics.clone()));
+        let admins = Arc::new(admin::Admins::new(settings.admin_keys_file(), public_url.clone()));
         let state = AppState {
             sessions: Sessions::new(AccessTokens::new(&secrets.server, auth.access_token_ttl_secs), store.clone()),
             page_tokens: PageTokens::new(&secrets.server),
@@ -127,6 +129,7 @@ impl Server {
             pubsub: Arc::new(realtime::pubsub::InProcess::new(hub.clone())),
             socket_config,
             assistant,
+            admins,
             metrics,
         };
         let app = http::router(state, realtime::routes());

@@ -55,6 +55,8 @@ pub struct Settings {
     pub keyguard: KeyguardSettings,
     /// Logging.
     pub log: LogSettings,
+    /// The server's administrators.
+    pub admin: AdminSettings,
 }
 
 impl Default for Settings {
@@ -72,6 +74,7 @@ impl Default for Settings {
             ai: AiSettings::default(),
             keyguard: KeyguardSettings::default(),
             log: LogSettings::default(),
+            admin: AdminSettings::default(),
         }
     }
 }
@@ -275,6 +278,16 @@ pub enum ShowEmails {
     Everyone,
 }
 
+/// The server's administrators (`admin.*`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AdminSettings {
+    /// The SSH public keys of the administrators: `authorized_keys` lines, each optionally
+    /// prefixed by a principal as in OpenSSH's `allowed_signers` (default
+    /// `<data_dir>/admin_keys`). Re-read when it changes.
+    pub allowed_signers: Option<PathBuf>,
+}
+
 /// Real-time sockets (Phoenix Channels at `/socket/websocket`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -419,6 +432,11 @@ impl Settings {
             figment = figment.merge(Toml::file_exact(file));
         }
         figment.merge(env.filter(|key| key != "config" && !key.as_str().starts_with("test_")).split("__"))
+    }
+
+    /// The administrators' keys file, `admin.allowed_signers` or `<data_dir>/admin_keys`.
+    pub fn admin_keys_file(&self) -> PathBuf {
+        self.admin.allowed_signers.clone().unwrap_or_else(|| self.data_dir.join("admin_keys"))
     }
 
     /// The database URL, defaulting to a SQLite file in the data directory.

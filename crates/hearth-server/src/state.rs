@@ -41,6 +41,8 @@ pub struct AppState {
     pub socket_config: phoenix_channels::server::SocketConfig,
     /// The AI assistant.
     pub assistant: Arc<crate::assistant::Assistant>,
+    /// The server's administrators and how they sign in.
+    pub admins: Arc<crate::admin::Admins>,
     /// What `/metrics` reports.
     pub metrics: Arc<crate::metrics::Metrics>,
 }

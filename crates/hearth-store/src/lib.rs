@@ -5,12 +5,13 @@
 //! Nothing here knows about HTTP.
 //!
 //! The store reads as areas: accounts, sessions and one-time tokens, conversations and
-//! messages, the assistant, provider keys. Each area has a module here with its part of the
-//! contract (e.g. [`AccountStore`]) and the SQL both backends run for it, and a module per
-//! backend that runs it (`sqlite/accounts.rs`, `postgres/accounts.rs`). The contract tests
-//! (`tests/contract/`, one module per area) run against both backends.
+//! messages, the assistant, provider keys, administrators. Each area has a module here with its
+//! part of the contract (e.g. [`AccountStore`]) and the SQL both backends run for it, and a
+//! module per backend that runs it (`sqlite/accounts.rs`, `postgres/accounts.rs`). The contract
+//! tests (`tests/contract/`, one module per area) run against both backends.
 
 mod accounts;
+mod admin;
 mod assistant;
 pub mod backup;
 mod conversations;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use accounts::{AccountStore, IDENTITY_KEY_RULE};
+pub use admin::{AdminSession, AdminStore, AuditChain, AuditEntry, NewAuditEntry};
 pub use assistant::{AllowanceKind, AssistantImage, AssistantStore, AssistantTurn, KnowledgeEntry};
 use async_trait::async_trait;
 pub use conversations::{
@@ -144,7 +146,15 @@ pub async fn open(options: &ConnectOptions) -> StoreResult<Arc<dyn Store>> {
 /// writes are single transactions.
 #[async_trait]
 pub trait Store:
-    AccountStore + SessionStore + ConversationStore + AssistantStore + ProviderKeyStore + Send + Sync + std::fmt::Debug
+    AccountStore
+    + SessionStore
+    + ConversationStore
+    + AssistantStore
+    + ProviderKeyStore
+    + AdminStore
+    + Send
+    + Sync
+    + std::fmt::Debug
 {
     /// Applies pending migrations; returns how many ran.
     async fn migrate(&self) -> StoreResult<usize>;

@@ -3,6 +3,7 @@
 //! Each area runs the shared SQL in a module of its own (`accounts.rs`, `sessions.rs`, …).
 
 mod accounts;
+mod admin;
 mod assistant;
 mod conversations;
 mod provider_keys;

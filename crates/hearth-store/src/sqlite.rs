@@ -16,6 +16,7 @@
 //! writer rather than inside its commits.
 
 mod accounts;
+mod admin;
 mod assistant;
 mod conversations;
 mod provider_keys;

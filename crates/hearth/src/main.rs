@@ -1,10 +1,12 @@
 //! `hearth`: the one binary. `hearth` alone (or `hearth serve`) runs the server;
 //! `hearth migrate` applies database migrations; `hearth config` prints every setting;
 //! `hearth backup` and `hearth restore` copy the database out and back in;
-//! `hearth chat` is a terminal client (the `hearth-chat` crate). This crate parses the
+//! `hearth chat` is a terminal client (the `hearth-chat` crate); `hearth admin` signs an
+//! administrator in with an SSH key and reads the audit log (`admin.rs`). This crate parses the
 //! command line, layers the settings and hands each subcommand to the library crate that
 //! does it.
 
+mod admin;
 mod logging;
 
 use std::path::PathBuf;
@@ -60,6 +62,10 @@ enum Command {
     /// directory, readable by you only. `--logout` signs the device out and removes it.
     /// Images the assistant makes are saved under `images/` there.
     Chat(ChatArgs),
+    /// An administrator's commands against a server: `login` with an SSH key listed in its
+    /// admin.allowed_signers (the admin token is kept, readable by you only, in the same
+    /// configuration directory as `hearth chat`'s files), and `audit` to read the audit log.
+    Admin(admin::AdminArgs),
 }
 
 #[derive(Debug, Args)]
@@ -254,6 +260,8 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Chat(args)) => Ok(hearth_chat::run(&args.server, args.config_dir.clone()).await?),
+        // No logging either: what it says is its output.
+        Some(Command::Admin(args)) => admin::run(args).await,
         Some(Command::Serve(flags)) => serve(&cli, flags).await,
         None => serve(&cli, &cli.serve).await,
     }

@@ -32,6 +32,11 @@ impl Sessions {
 
     /// The user and device of a valid token on a live session.
     pub async fn authenticate(&self, token: &str) -> Result<AuthUser, ApiError> {
+        if crate::admin::is_admin_token(token) {
+            return Err(ApiError::Unauthorized(
+                "An admin token is not an access token: it works on /admin only; sign in as a person here.",
+            ));
+        }
         let claims = self.tokens.verify(token).ok_or(ApiError::Unauthorized("Invalid or expired access token."))?;
         let device = self.store.device(claims.device).await?;
         match device {

@@ -2,6 +2,7 @@
 //! middleware every request passes through.
 
 pub(crate) mod account;
+mod admin;
 mod assistant;
 mod asyncapi;
 pub(crate) mod auth;
@@ -77,6 +78,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(encryption_keys::routes())
         .merge(identity_key::routes())
         .merge(health::routes())
+        .merge(admin::routes())
 }
 
 /// The OpenAPI document of every endpoint, generated from the handlers.

@@ -161,6 +161,10 @@ async fn cors_allows_only_the_configured_origins() {
 
 /// Every route the router serves, as (path, method).
 const ROUTES: &[(&str, &str)] = &[
+    ("/admin/audit", "get"),
+    ("/admin/audit/verify", "get"),
+    ("/admin/challenge", "post"),
+    ("/admin/session", "post"),
     ("/api/account", "delete"),
     ("/api/assistant/images/{id}", "get"),
     ("/api/asyncapi.json", "get"),

@@ -8,6 +8,7 @@ mod harness;
 
 mod access_tokens;
 mod account;
+mod admin;
 mod assistant;
 mod assistant_truth;
 mod asyncapi;

@@ -41,6 +41,7 @@ macro_rules! contract {
 }
 
 mod accounts;
+mod admin;
 mod assistant;
 mod conversations;
 mod migrations;

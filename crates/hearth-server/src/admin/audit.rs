@@ -1,0 +1,210 @@
+//! The audit log: every administrator's login (success and refusal) and, later, every action,
+//! appended to a hash chain that [`verify`] walks.
+//!
+//! An entry's hash is SHA-256 over a domain label, the previous entry's hash and the entry's
+//! own fields, each length-prefixed so that no two different entries hash the same bytes:
+//! editing any field of a stored entry, or deleting an entry other than the newest, breaks the
+//! chain at that place. (Deleting the newest entries leaves a shorter chain that still holds:
+//! keep the count or the newest hash somewhere else to notice that.)
+
+use hearth_store::{AuditEntry, NewAuditEntry, Store, StoreError, Timestamp};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+/// What an admin login is recorded as.
+pub const LOGIN: &str = "admin.login";
+
+/// The outcome of an action that happened.
+pub const OK: &str = "ok";
+/// The outcome of an action that was refused.
+pub const REFUSED: &str = "refused";
+
+/// How many entries [`verify`] reads at a time.
+const VERIFY_BATCH: u32 = 500;
+
+/// The hash of `entry`, chained from its `prev_hash`.
+pub fn entry_hash(entry: &AuditEntry) -> Vec<u8> {
+    let mut hash = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        hash.update((bytes.len() as u64).to_be_bytes());
+        hash.update(bytes);
+    };
+    let optional = |text: &Option<String>| text.as_deref().map(|t| [&[1u8][..], t.as_bytes()].concat());
+    field(b"hearth-admin-audit-v1");
+    field(&entry.prev_hash);
+    field(&entry.seq.to_be_bytes());
+    field(&entry.entry.at.as_millis().to_be_bytes());
+    field(&optional(&entry.entry.fingerprint).unwrap_or_default());
+    field(entry.entry.action.as_bytes());
+    field(&optional(&entry.entry.target).unwrap_or_default());
+    field(&optional(&entry.entry.reason).unwrap_or_default());
+    field(entry.entry.outcome.as_bytes());
+    hash.finalize().to_vec()
+}
+
+/// Appends an entry to the log.
+pub async fn append(store: &dyn Store, entry: NewAuditEntry) -> Result<AuditEntry, StoreError> {
+    store.append_audit_entry(entry, &entry_hash).await
+}
+
+/// Where the chain breaks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct BrokenEntry {
+    /// The first entry that does not hold: its hash is not what its fields make, or it does not
+    /// follow the entry before it (one was edited or deleted).
+    pub seq: i64,
+    /// What is wrong there, for a person.
+    pub problem: &'static str,
+}
+
+/// Whether the result of [`verify`] is a failure of the store rather than of the chain.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The chain is broken.
+    #[error("the audit log's chain breaks at entry {}: {}", .0.seq, .0.problem)]
+    Broken(BrokenEntry),
+    /// The log could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Walks the whole chain, oldest first: how many entries hold, or the first that does not.
+pub async fn verify(store: &dyn Store) -> Result<u64, VerifyError> {
+    walk(store).await.map_err(|error| match error {
+        Walked::Broken(entry, _) => VerifyError::Broken(entry),
+        Walked::Store(error) => VerifyError::Store(error),
+    })
+}
+
+/// How [`walk`] stopped short.
+pub(crate) enum Walked {
+    /// At this entry, after this many that hold.
+    Broken(BrokenEntry, u64),
+    /// The log could not be read.
+    Store(StoreError),
+}
+
+/// [`verify`], also saying how many entries held before a broken one.
+pub(crate) async fn walk(store: &dyn Store) -> Result<u64, Walked> {
+    let mut previous: Option<AuditEntry> = None;
+    let mut count = 0u64;
+    loop {
+        let after = previous.as_ref().map_or(0, |entry| entry.seq);
+        let batch = store.audit_entries_after(after, VERIFY_BATCH).await.map_err(Walked::Store)?;
+        if batch.is_empty() {
+            return Ok(count);
+        }
+        for entry in batch {
+            check(previous.as_ref(), &entry).map_err(|broken| Walked::Broken(broken, count))?;
+            count += 1;
+            previous = Some(entry);
+        }
+    }
+}
+
+fn check(previous: Option<&AuditEntry>, entry: &AuditEntry) -> Result<(), BrokenEntry> {
+    let broken = |problem| Err(BrokenEntry { seq: entry.seq, problem });
+    let (expected_seq, expected_prev) = previous.map_or((1, &[][..]), |p| (p.seq + 1, p.hash.as_slice()));
+    if entry.seq != expected_seq {
+        return broken("the entry before it is missing (deleted)");
+    }
+    if entry.prev_hash != expected_prev {
+        return broken("it does not chain from the entry before it (that one was edited or replaced)");
+    }
+    if entry.hash != entry_hash(entry) {
+        return broken("its fields do not match its hash (edited)");
+    }
+    Ok(())
+}
+
+/// An entry as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuditItem {
+    /// Its place in the chain, from 1.
+    pub seq: i64,
+    /// When it happened (RFC 3339).
+    pub at: String,
+    /// The acting key's fingerprint (`SHA256:…`); `null` when no listed key acted.
+    pub fingerprint: Option<String>,
+    /// What was done, e.g. `admin.login`.
+    pub action: String,
+    /// What it was done to.
+    pub target: Option<String>,
+    /// The reason given, or why it was refused.
+    pub reason: Option<String>,
+    /// `ok` or `refused`.
+    pub outcome: String,
+    /// This entry's hash (hex).
+    pub hash: String,
+}
+
+impl From<AuditEntry> for AuditItem {
+    fn from(stored: AuditEntry) -> Self {
+        let AuditEntry { seq, entry, hash, .. } = stored;
+        Self {
+            seq,
+            at: entry.at.to_rfc3339(),
+            fingerprint: entry.fingerprint,
+            action: entry.action,
+            target: entry.target,
+            reason: entry.reason,
+            outcome: entry.outcome,
+            hash: hash.iter().map(|b| format!("{b:02x}")).collect(),
+        }
+    }
+}
+
+/// A login refused or accepted, as recorded.
+pub fn login(at: Timestamp, fingerprint: Option<String>, refusal: Option<&str>) -> NewAuditEntry {
+    NewAuditEntry {
+        at,
+        fingerprint,
+        action: LOGIN.to_owned(),
+        target: None,
+        reason: refusal.map(str::to_owned),
+        outcome: if refusal.is_some() { REFUSED } else { OK }.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_and_the_previous_hash_count() {
+        let entry = AuditEntry {
+            seq: 2,
+            entry: NewAuditEntry {
+                at: Timestamp::from_millis(1_000),
+                fingerprint: Some("SHA256:abc".to_owned()),
+                action: LOGIN.to_owned(),
+                target: Some("t".to_owned()),
+                reason: Some("r".to_owned()),
+                outcome: OK.to_owned(),
+            },
+            prev_hash: vec![7; 32],
+            hash: Vec::new(),
+        };
+        let hash = entry_hash(&entry);
+        let changes: [fn(&mut AuditEntry); 10] = [
+            |e| e.seq = 3,
+            |e| e.entry.at = Timestamp::from_millis(1_001),
+            |e| e.entry.fingerprint = None,
+            |e| e.entry.fingerprint = Some(String::new()),
+            |e| e.entry.action = "admin.login2".to_owned(),
+            |e| e.entry.target = None,
+            |e| e.entry.reason = Some("R".to_owned()),
+            |e| e.entry.outcome = REFUSED.to_owned(),
+            |e| e.prev_hash[0] = 8,
+            // Moving text from one field to the next is a change too (fields are length-prefixed).
+            |e| (e.entry.target, e.entry.reason) = (Some("tr".to_owned()), Some(String::new())),
+        ];
+        for (n, change) in changes.iter().enumerate() {
+            let mut changed = entry.clone();
+            change(&mut changed);
+            assert_ne!(entry_hash(&changed), hash, "change {n} left the hash as it was");
+        }
+        assert_eq!(entry_hash(&entry.clone()), hash, "the hash depends on nothing else");
+    }
+}

@@ -1,0 +1,89 @@
+//! Administrators on Postgres: [`AdminStore`] with the shared SQL of `admin.rs`.
+
+use async_trait::async_trait;
+use sqlx::AssertSqlSafe;
+
+use super::PostgresStore;
+use crate::admin::{self, AuditChain, EntryRow, entry, next_entry};
+use crate::{AdminSession, AdminStore, AuditEntry, NewAuditEntry, StoreResult, Timestamp};
+
+/// How long a dead challenge is kept before the next one clears it away.
+const DEAD_CHALLENGES_KEPT_SECS: i64 = 24 * 3600;
+
+#[async_trait]
+impl AdminStore for PostgresStore {
+    async fn create_admin_challenge(&self, challenge_hash: &[u8; 32], expires_at: Timestamp) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(admin::FORGET_OLD_CHALLENGES)
+            .bind(Timestamp::now().plus_secs(-DEAD_CHALLENGES_KEPT_SECS))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(admin::CREATE_CHALLENGE).bind(&challenge_hash[..]).bind(expires_at).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn use_admin_challenge(&self, challenge_hash: &[u8; 32], now: Timestamp) -> StoreResult<bool> {
+        let used = sqlx::query(admin::USE_CHALLENGE).bind(&challenge_hash[..]).bind(now).execute(self.writer()).await?;
+        Ok(used.rows_affected() == 1)
+    }
+
+    async fn create_admin_session(&self, session: &AdminSession) -> StoreResult<()> {
+        sqlx::query(admin::CREATE_SESSION)
+            .bind(&session.token_hash[..])
+            .bind(&session.fingerprint)
+            .bind(session.created_at)
+            .bind(session.expires_at)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    async fn admin_session(&self, token_hash: &[u8; 32], now: Timestamp) -> StoreResult<Option<AdminSession>> {
+        let row: Option<(String, Timestamp, Timestamp)> =
+            sqlx::query_as(admin::SESSION).bind(&token_hash[..]).bind(now).fetch_optional(&self.pool).await?;
+        Ok(row.map(|(fingerprint, created_at, expires_at)| AdminSession {
+            token_hash: *token_hash,
+            fingerprint,
+            created_at,
+            expires_at,
+        }))
+    }
+
+    async fn append_audit_entry(&self, new: NewAuditEntry, chain: AuditChain<'_>) -> StoreResult<AuditEntry> {
+        let mut tx = self.begin_write().await?;
+        // Appends are serialized: each reads the newest entry it chains from. The lock lets
+        // readers on (they never see a half-appended chain: the row is one insert).
+        sqlx::query("LOCK TABLE admin_audit IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await?;
+        let last: Option<(i64, Vec<u8>)> = sqlx::query_as(admin::LAST_ENTRY).fetch_optional(&mut *tx).await?;
+        let next = next_entry(last, new, chain);
+        sqlx::query(admin::APPEND_ENTRY)
+            .bind(next.seq)
+            .bind(next.entry.at)
+            .bind(&next.entry.fingerprint)
+            .bind(&next.entry.action)
+            .bind(&next.entry.target)
+            .bind(&next.entry.reason)
+            .bind(&next.entry.outcome)
+            .bind(&next.prev_hash)
+            .bind(&next.hash)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(next)
+    }
+
+    async fn audit_entries_before(&self, before: Option<i64>, limit: u32) -> StoreResult<Vec<AuditEntry>> {
+        let rows: Vec<EntryRow> = sqlx::query_as(AssertSqlSafe(admin::entries_before(limit)))
+            .bind(before.unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(entry).collect())
+    }
+
+    async fn audit_entries_after(&self, after: i64, limit: u32) -> StoreResult<Vec<AuditEntry>> {
+        let rows: Vec<EntryRow> =
+            sqlx::query_as(AssertSqlSafe(admin::entries_after(limit))).bind(after).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(entry).collect())
+    }
+}

@@ -1,0 +1,95 @@
+//! `hearth admin` (issue 25): `login` signs the server's challenge with `ssh-keygen -Y sign`
+//! and keeps the admin token in a file only its owner can read; `audit` lists the log and
+//! `audit --verify` tells an intact chain from one whose row was edited behind the server's
+//! back.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::harness::{self, Hearth};
+
+/// An ed25519 key made by ssh-keygen in `dir`; the private key's path.
+fn make_key(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .status()
+        .expect("run ssh-keygen (package openssh-client)");
+    assert!(status.success(), "ssh-keygen failed");
+    path
+}
+
+fn fingerprint(key: &Path) -> String {
+    let output =
+        Command::new("ssh-keygen").arg("-l").arg("-f").arg(key.with_extension("pub")).output().expect("ssh-keygen -l");
+    String::from_utf8(output.stdout).expect("text").split_whitespace().nth(1).expect("a fingerprint").to_owned()
+}
+
+/// `hearth admin ARGS` with the configuration directory `config`.
+async fn admin(cwd: &Path, config: &Path, args: &[&str]) -> harness::Finished {
+    let mut command = harness::hearth(cwd);
+    command.arg("admin").args(args).env("HEARTH_CONFIG_DIR", config);
+    harness::run(command).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_login_keeps_a_private_token_and_audit_verify_sees_an_edited_row() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (data, config) = (dir.path().join("data"), dir.path().join("config"));
+    let admin_key = make_key(dir.path(), "admin");
+    let stranger = make_key(dir.path(), "stranger");
+    let signers = dir.path().join("admin_keys");
+    let line = std::fs::read_to_string(admin_key.with_extension("pub")).expect("the public key");
+    std::fs::write(&signers, format!("ann@example.org {line}")).expect("write admin_keys");
+    let signers = signers.to_str().expect("a UTF-8 path").to_owned();
+    let server = Hearth::start(dir.path(), &data, &[("HEARTH_ADMIN__ALLOWED_SIGNERS", &signers)]).await;
+    let key = |path: &Path| path.to_str().expect("a UTF-8 path").to_owned();
+
+    // A key that is not listed: refused, and nothing kept.
+    let refused = admin(dir.path(), &config, &["login", "--server", &server.url, "--key", &key(&stranger)]).await;
+    assert!(!refused.status.success(), "{refused:?}");
+    assert!(refused.stderr.contains("not an administrator's key"), "{}", refused.stderr);
+    assert!(!config.join("admin_session.json").exists());
+
+    let login = admin(dir.path(), &config, &["login", "--server", &server.url, "--key", &key(&admin_key)]).await;
+    assert!(login.status.success(), "{login:?}");
+    assert!(login.stdout.contains(&fingerprint(&admin_key)), "{}", login.stdout);
+    let file = config.join("admin_session.json");
+    let mode = std::fs::metadata(&file).expect("the token file").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the admin token is its owner's only");
+    let kept: Value = serde_json::from_str(&std::fs::read_to_string(&file).expect("read")).expect("JSON");
+    let token = kept["admin_token"].as_str().expect("a token");
+    assert!(!login.stdout.contains(token) && !login.stderr.contains(token), "the token is not printed");
+    let reply = harness::client().get(server.at("/admin/audit")).bearer_auth(token).send().await.expect("GET");
+    assert_eq!(reply.status(), reqwest::StatusCode::OK, "the kept token works");
+
+    let audit = admin(dir.path(), &config, &["audit"]).await;
+    assert!(audit.status.success(), "{audit:?}");
+    let lines: Vec<&str> = audit.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", audit.stdout);
+    assert!(
+        lines[0].contains("admin.login") && lines[0].contains(" ok ") && lines[0].contains(&fingerprint(&admin_key))
+    );
+    assert!(lines[1].contains("refused") && lines[1].contains("not an administrator's key"), "{}", lines[1]);
+    let verified = admin(dir.path(), &config, &["audit", "--verify"]).await;
+    assert!(verified.status.success() && verified.stdout.contains("intact: 2 entries"), "{verified:?}");
+
+    // The refusal is rewritten as a success, behind the server's back.
+    let database = rusqlite::Connection::open(data.join("hearth.db")).expect("open the database");
+    let edited = database.execute("UPDATE admin_audit SET outcome = 'ok', reason = NULL WHERE seq = 1", []);
+    assert_eq!(edited.expect("edit the row"), 1);
+    let verified = admin(dir.path(), &config, &["audit", "--verify"]).await;
+    assert!(!verified.status.success(), "{verified:?}");
+    assert!(verified.stderr.contains("tampered") && verified.stderr.contains("entry 1"), "{}", verified.stderr);
+
+    // Without a kept session, `audit` says how to sign in.
+    let elsewhere = admin(dir.path(), &dir.path().join("other"), &["audit"]).await;
+    assert!(!elsewhere.status.success() && elsewhere.stderr.contains("hearth admin login"), "{elsewhere:?}");
+    let (lines, _) = server.stop().await;
+    assert!(!lines.iter().any(|l| l.contains(token)), "the token is not logged");
+}
