@@ -5,7 +5,7 @@
 //! Nothing here knows about HTTP.
 //!
 //! The store reads as areas: accounts, sessions and one-time tokens, conversations and
-//! messages, the assistant, provider keys. Each area has a module here with its part of the
+//! messages, the assistant, provider keys, rooms. Each area has a module here with its part of the
 //! contract (e.g. [`AccountStore`]) and the SQL both backends run for it, and a module per
 //! backend that runs it (`sqlite/accounts.rs`, `postgres/accounts.rs`). The contract tests
 //! (`tests/contract/`, one module per area) run against both backends.
@@ -18,6 +18,7 @@ mod group_commit;
 mod model;
 mod postgres;
 mod provider_keys;
+mod rooms;
 mod send_batch;
 mod sessions;
 mod sql;
@@ -40,6 +41,7 @@ pub use conversations::{
 pub use model::*;
 pub use postgres::PostgresStore;
 pub use provider_keys::{KeyOwner, NewProviderKey, ProviderKeyStore, StoredProviderKey};
+pub use rooms::{NewRoom, NewRoomMessage, Room, RoomMember, RoomMessage, RoomOfUser, RoomStore};
 pub use sessions::SessionStore;
 pub use sqlite::SqliteStore;
 pub use timestamp::Timestamp;
@@ -144,7 +146,15 @@ pub async fn open(options: &ConnectOptions) -> StoreResult<Arc<dyn Store>> {
 /// writes are single transactions.
 #[async_trait]
 pub trait Store:
-    AccountStore + SessionStore + ConversationStore + AssistantStore + ProviderKeyStore + Send + Sync + std::fmt::Debug
+    AccountStore
+    + SessionStore
+    + ConversationStore
+    + AssistantStore
+    + ProviderKeyStore
+    + RoomStore
+    + Send
+    + Sync
+    + std::fmt::Debug
 {
     /// Applies pending migrations; returns how many ran.
     async fn migrate(&self) -> StoreResult<usize>;

@@ -6,6 +6,7 @@ mod accounts;
 mod assistant;
 mod conversations;
 mod provider_keys;
+mod rooms;
 mod sends;
 mod sessions;
 mod turns;
