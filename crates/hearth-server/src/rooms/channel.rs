@@ -8,6 +8,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::assistant::{self, Mention};
 use super::{ListedRoom, Post, PostPage, Seen, not_a_member, posts_page};
 use crate::error::{ApiError, ApiResult};
 use crate::events::room_topic;
@@ -137,6 +138,11 @@ impl<'a> InRoom<'a> {
         let post = Post::from(&stored);
         if fresh {
             self.state.publish_typed(room_topic(self.room_id), "new_post", &post).await;
+            if let Some(prompt) = assistant::mentioned(&post.text) {
+                let mention =
+                    Mention { room_id: self.room_id, user_id: self.me, prompt_id: post.id, prompt: prompt.to_owned() };
+                assistant::answer(self.state.clone(), mention);
+            }
         }
         Ok(post)
     }

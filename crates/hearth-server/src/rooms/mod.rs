@@ -9,6 +9,7 @@
 //! posting need a membership; moderators (a room's creator first) add members and delete
 //! anyone's posts; a post is edited by its sender only.
 
+pub mod assistant;
 pub mod channel;
 mod replies;
 

@@ -842,7 +842,7 @@ async fn every_push_and_reply_is_documented_and_fits_its_schema() {
     ann.expect_where(&ann_user, "new_message", |pushed| pushed["message"]["sender"] == ASSISTANT).await;
 
     // A room: joined over REST, posts sent, edited, deleted by a moderator, typed about,
-    // read; the channel left and the room left.
+    // read, the assistant asked; the channel left and the room left.
     let room_id = create_room(&app, &ann_session, "lobby", "public").await;
     let room = format!("room:{room_id}");
     ann.ok(&room, "phx_join", json!({})).await;
@@ -863,6 +863,9 @@ async fn every_push_and_reply_is_documented_and_fits_its_schema() {
     ann.expect(&room, "finish_typing").await;
     bob.ok(&room, "read_room", json!({})).await;
     ann.expect(&room, "read_room").await;
+    bob.ok(&room, "post", json!({"text": "@assistant what is a room"})).await;
+    ann.expect(&room, "assistant_delta").await;
+    ann.expect_where(&room, "new_post", |pushed| pushed["sender"] == ASSISTANT).await;
     ann.ok(&room, "phx_leave", json!({})).await;
     ann.expect(&room, "phx_close").await;
     ann.ok(&room, "phx_join", json!({})).await;

@@ -1,13 +1,18 @@
 //! `room:{id}` over a real socket: joining (members only), posting, editing, deleting
 //! (sender or moderator), typing and read marks, members joining and leaving, and every
-//! refusal; what is posted is what REST pages and search return.
+//! refusal; what is posted is what REST pages and search return; `@assistant` answered in
+//! the room.
 
+use hearth_ai::{ApiKey, ProviderName};
+use hearth_fake_provider::FakeProvider;
 use reqwest::StatusCode;
 use serde_json::json;
 
+use crate::assistant::{ASSISTANT, fake_key, spawn_with_fake};
 use crate::channels::Peer;
 use crate::harness::{TestApp, assert_keys, spawn_app};
 use crate::rooms::create_room;
+use crate::socket_client::next_json;
 
 async fn history(app: &TestApp, token: &str, room: &str) -> Vec<String> {
     let page = app.get_authed(&format!("/api/rooms/{room}/messages"), token).await;
@@ -138,4 +143,74 @@ async fn a_member_who_leaves_is_cut_off_and_outsiders_learn_nothing() {
     assert_eq!(bob.refused(&topic, "phx_join", json!({})).await, "room not found");
     ann.ok(&topic, "post", json!({ "text": "after bob" })).await;
     assert_eq!(history(&app, &ann_s.auth_token, &secret).await, ["after bob", "bye"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_assistant_answers_a_mention_in_the_room_on_the_askers_free_tier() {
+    let fake = FakeProvider::start().await.expect("start the fake");
+    let app = spawn_with_fake(&fake, |settings| {
+        let key = ApiKey::new(fake_key(ProviderName::Groq, "ok"));
+        settings.keyguard.free_tier.keys.insert(ProviderName::Groq, vec![key]);
+        // One free reply a day each: the second mention shows whose allowance answered.
+        settings.ai.free_tier.text_per_day = 1;
+    })
+    .await;
+    let (ann_s, bob_s) = (app.register("ann@example.org").await, app.register("bob@example.org").await);
+    let room = create_room(&app, &ann_s, "lobby", "public").await;
+    app.post_authed(&format!("/api/rooms/{room}/join"), &bob_s.auth_token, None).await.expect_status(StatusCode::OK);
+    let topic = format!("room:{room}");
+    let (mut ann, mut bob) = (Peer::connect(&app, &ann_s).await, Peer::connect(&app, &bob_s).await);
+    ann.ok(&topic, "phx_join", json!({})).await;
+    bob.ok(&topic, "phx_join", json!({})).await;
+
+    let question = bob.ok(&topic, "post", json!({ "text": "@assistant what is a room?" })).await;
+    assert_eq!(ann.expect(&topic, "new_post").await["id"], question["id"]);
+    // Streamed to every member, then stored as the assistant's post.
+    let mut streamed = String::new();
+    let answer = loop {
+        let frame = next_json(&mut ann.socket).await;
+        if frame[2] != json!(topic) {
+            continue;
+        }
+        match frame[3].as_str() {
+            Some("assistant_delta") => {
+                let delta = &frame[4];
+                assert_eq!(delta["prompt_id"], question["id"]);
+                streamed.push_str(delta["delta"].as_str().expect("a delta"));
+            }
+            Some("new_post") => break frame[4].clone(),
+            _ => {}
+        }
+    };
+    assert_eq!(answer["sender"], ASSISTANT);
+    assert!(!streamed.is_empty());
+    assert_eq!(answer["text"], json!(streamed), "the post is what was streamed");
+    let history = app.get_authed(&format!("/api/rooms/{room}/messages"), &ann_s.auth_token).await;
+    let items = history.expect_status(StatusCode::OK)["items"].clone();
+    assert_eq!(items[0]["id"], answer["id"]);
+    assert_eq!(items[1]["id"], question["id"]);
+
+    // Bob's free reply is spent; Ann still has hers.
+    bob.ok(&topic, "post", json!({ "text": "@assistant and again?" })).await;
+    let refused = ann.expect(&topic, "new_post").await;
+    assert_eq!(refused["text"], "@assistant and again?");
+    let refusal = loop {
+        let post = ann.expect(&topic, "new_post").await;
+        if post["sender"] == ASSISTANT {
+            break post;
+        }
+    };
+    assert!(refusal["text"].as_str().is_some_and(|text| text.contains("free")), "{refusal}");
+    let hers = ann.ok(&topic, "post", json!({ "text": "@ASSISTANT hello" })).await;
+    let mut deltas = 0;
+    let answered = loop {
+        let frame = next_json(&mut bob.socket).await;
+        if frame[3] == "assistant_delta" && frame[4]["prompt_id"] == hers["id"] {
+            deltas += 1;
+        }
+        if frame[3] == "new_post" && frame[4]["sender"] == ASSISTANT && frame[4]["id"] != refusal["id"] && deltas > 0 {
+            break frame[4].clone();
+        }
+    };
+    assert!(!answered["text"].as_str().is_some_and(|text| text.contains("free")), "{answered}");
 }
