@@ -128,6 +128,10 @@ pub trait RoomStore: Send + Sync {
     /// The room's members, in the order they joined.
     async fn room_members(&self, room_id: Uuid) -> StoreResult<Vec<RoomMember>>;
 
+    /// Everyone who shares at least one room with the user (not the user), by id: whom the
+    /// user sees in presence, besides conversation partners.
+    async fn room_partners(&self, user_id: Uuid) -> StoreResult<Vec<Uuid>>;
+
     /// Adds members (not moderators) in one transaction; returns those that were not members
     /// yet. [`StoreError::NotFound`](crate::StoreError::NotFound) (and nobody added) if the room
     /// or one of the users does not exist.
@@ -195,6 +199,9 @@ pub(crate) const MEMBER: &str =
     "SELECT user_id, moderator, joined_at, read_at FROM room_members WHERE room_id = $1 AND user_id = $2";
 pub(crate) const MEMBERS: &str =
     "SELECT user_id, moderator, joined_at, read_at FROM room_members WHERE room_id = $1 ORDER BY joined_at, user_id";
+pub(crate) const PARTNERS: &str = "SELECT DISTINCT other.user_id FROM room_members mine \
+     JOIN room_members other ON other.room_id = mine.room_id \
+     WHERE mine.user_id = $1 AND other.user_id <> $1 ORDER BY other.user_id";
 pub(crate) const DELETE_MEMBER: &str = "DELETE FROM room_members WHERE room_id = $1 AND user_id = $2";
 pub(crate) const MARK_READ: &str = "UPDATE room_members SET read_at = $3 WHERE room_id = $1 AND user_id = $2";
 pub(crate) const INSERT_MESSAGE: &str = "INSERT INTO room_messages \
@@ -297,6 +304,10 @@ macro_rules! room_store_impl {
 
             async fn room_members(&self, room_id: uuid::Uuid) -> $crate::StoreResult<Vec<$crate::RoomMember>> {
                 Ok(sqlx::query_as($crate::rooms::MEMBERS).bind(room_id).fetch_all(&self.pool).await?)
+            }
+
+            async fn room_partners(&self, user_id: uuid::Uuid) -> $crate::StoreResult<Vec<uuid::Uuid>> {
+                Ok(sqlx::query_scalar($crate::rooms::PARTNERS).bind(user_id).fetch_all(&self.pool).await?)
             }
 
             async fn add_room_members(

@@ -176,9 +176,7 @@ pub async fn join_public(state: &AppState, me: Uuid, room_id: Uuid) -> ApiResult
         return Err(ApiError::NoSuch("room not found"));
     }
     let added = state.store.add_room_members(room_id, &[me], Timestamp::now()).await?;
-    for member in &added {
-        state.publish(room_topic(room_id), "member_joined", json!({ "user_id": member.user_id })).await;
-    }
+    welcome(state, room_id, &added).await;
     Ok(ListedRoom { room: (&seen.room).into(), joined: true, moderator: false })
 }
 
@@ -198,10 +196,28 @@ pub async fn add_members(state: &AppState, me: Uuid, room_id: Uuid, request: Add
                 other => other.into(),
             },
         )?;
-    for member in &added {
-        state.publish(room_topic(room_id), "member_joined", json!({ "user_id": member.user_id })).await;
-    }
+    welcome(state, room_id, &added).await;
     Ok(Added { user_ids: added.iter().map(|member| member.user_id).collect() })
+}
+
+/// Tells the room of its new members, and shows them and the room's members to each other in
+/// presence (presence in a room is its members').
+/// The additions are stored by then: a failure to read the members is logged, not answered.
+async fn welcome(state: &AppState, room_id: Uuid, added: &[RoomMember]) {
+    if added.is_empty() {
+        return;
+    }
+    let members: Vec<Uuid> = match state.store.room_members(room_id).await {
+        Ok(members) => members.iter().map(|m| m.user_id).collect(),
+        Err(error) => {
+            tracing::error!(%error, room = %room_id, "room members not read to introduce the new ones");
+            Vec::new()
+        }
+    };
+    for member in added {
+        state.publish(room_topic(room_id), "member_joined", json!({ "user_id": member.user_id })).await;
+        crate::presence::introduce_to(state, member.user_id, &members).await;
+    }
 }
 
 /// Leaves a room: the others are told, and the room's channel ends on every socket of the

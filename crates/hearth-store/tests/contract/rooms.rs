@@ -22,6 +22,7 @@ contract!(
     messages_page_newest_first_before_an_id,
     search_finds_whole_words_in_one_room_whatever_is_typed,
     deleting_a_user_removes_their_memberships_and_posts,
+    room_partners_are_everyone_sharing_a_room,
 );
 
 async fn room(store: &Arc<dyn Store>, creator: Uuid, name: &str, public: bool, now: Timestamp) -> Room {
@@ -258,4 +259,19 @@ async fn deleting_a_user_removes_their_memberships_and_posts(store: Arc<dyn Stor
     assert_eq!(texts(&store, lobby.id).await, ["from ann"]);
     assert_eq!(store.room_members(lobby.id).await.expect("members").len(), 1);
     assert_eq!(store.search_room_messages(lobby.id, "bob", 10).await.expect("search"), []);
+}
+
+async fn room_partners_are_everyone_sharing_a_room(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let [ann, bob, cat, dan] = people(&store, ["ann", "bob", "cat", "dan"], now).await;
+    let lobby = room(&store, ann.id, "lobby", true, now).await;
+    let secret = room(&store, ann.id, "secret", false, now).await;
+    store.add_room_members(lobby.id, &[bob.id, cat.id], now).await.expect("add");
+    store.add_room_members(secret.id, &[bob.id], now).await.expect("add");
+    room(&store, dan.id, "alone", true, now).await;
+    assert_eq!(store.room_partners(ann.id).await.expect("partners"), [bob.id, cat.id], "once each");
+    assert_eq!(store.room_partners(cat.id).await.expect("partners"), [ann.id, bob.id]);
+    assert_eq!(store.room_partners(dan.id).await.expect("partners"), Vec::<Uuid>::new());
+    store.remove_room_member(lobby.id, cat.id).await.expect("leave");
+    assert_eq!(store.room_partners(cat.id).await.expect("partners"), Vec::<Uuid>::new());
 }
