@@ -7,7 +7,7 @@ use crate::rooms::{MESSAGE_COLUMNS, fts5_query, room_store_impl};
 fn search(limit: u32) -> String {
     let columns = MESSAGE_COLUMNS.split(", ").map(|column| format!("m.{column}")).collect::<Vec<_>>().join(", ");
     format!(
-        "SELECT {columns} FROM room_messages_search s JOIN room_messages m ON m.rowid = s.rowid \
+        "SELECT {columns} FROM room_messages_search s JOIN room_messages m ON m.seq = s.rowid \
          WHERE room_messages_search MATCH $2 AND m.room_id = $1 ORDER BY m.id DESC{}",
         crate::sql::limit(limit)
     )
