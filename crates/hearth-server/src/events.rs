@@ -19,6 +19,11 @@ pub fn conversation_topic(conversation_id: Uuid) -> String {
     format!("conversation:{conversation_id}")
 }
 
+/// The `room:{id}` topic.
+pub fn room_topic(room_id: Uuid) -> String {
+    format!("room:{room_id}")
+}
+
 /// Carries envelopes to every instance's sockets (this one's included).
 #[async_trait]
 pub trait PubSub: Send + Sync + std::fmt::Debug {

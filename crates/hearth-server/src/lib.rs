@@ -24,6 +24,7 @@ pub mod metrics;
 mod page_token;
 mod presence;
 mod realtime;
+mod rooms;
 mod secrets;
 pub mod settings;
 pub mod settings_names;

@@ -5,10 +5,10 @@
 //! Nothing here knows about HTTP.
 //!
 //! The store reads as areas: accounts, sessions and one-time tokens, conversations and
-//! messages, the assistant, provider keys, administrators. Each area has a module here with its
-//! part of the contract (e.g. [`AccountStore`]) and the SQL both backends run for it, and a
-//! module per backend that runs it (`sqlite/accounts.rs`, `postgres/accounts.rs`). The contract
-//! tests (`tests/contract/`, one module per area) run against both backends.
+//! messages, the assistant, provider keys, administrators, rooms. Each area has a module here
+//! with its part of the contract (e.g. [`AccountStore`]) and the SQL both backends run for it,
+//! and a module per backend that runs it (`sqlite/accounts.rs`, `postgres/accounts.rs`). The
+//! contract tests (`tests/contract/`, one module per area) run against both backends.
 
 mod accounts;
 mod admin;
@@ -19,6 +19,7 @@ mod group_commit;
 mod model;
 mod postgres;
 mod provider_keys;
+mod rooms;
 mod send_batch;
 mod sessions;
 mod sql;
@@ -42,6 +43,7 @@ pub use conversations::{
 pub use model::*;
 pub use postgres::PostgresStore;
 pub use provider_keys::{KeyOwner, NewProviderKey, ProviderKeyStore, StoredProviderKey};
+pub use rooms::{NewRoom, NewRoomMessage, Room, RoomMember, RoomMessage, RoomOfUser, RoomStore};
 pub use sessions::SessionStore;
 pub use sqlite::SqliteStore;
 pub use timestamp::Timestamp;
@@ -152,6 +154,7 @@ pub trait Store:
     + AssistantStore
     + ProviderKeyStore
     + AdminStore
+    + RoomStore
     + Send
     + Sync
     + std::fmt::Debug

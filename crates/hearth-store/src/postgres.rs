@@ -7,6 +7,7 @@ mod admin;
 mod assistant;
 mod conversations;
 mod provider_keys;
+mod rooms;
 mod sends;
 mod sessions;
 mod turns;

@@ -21,6 +21,7 @@ mod assistant;
 mod conversations;
 mod provider_keys;
 mod reads;
+mod rooms;
 mod sends;
 mod sessions;
 mod turns;

@@ -16,6 +16,7 @@ mod health;
 pub(crate) mod identity_key;
 mod keys;
 mod request_metrics;
+mod rooms;
 mod users;
 mod web;
 
@@ -74,6 +75,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(assistant::routes())
         .merge(users::routes())
         .merge(conversations::routes())
+        .merge(rooms::routes())
         .merge(devices::routes())
         .merge(encryption_keys::routes())
         .merge(identity_key::routes())

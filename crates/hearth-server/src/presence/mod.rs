@@ -1,6 +1,6 @@
 //! Presence on `system:general`, with hearth's privacy rules: a user is shown only to people
-//! who share a conversation with them (and to their own devices); a hidden user is shown to
-//! nobody, and hiding looks like leaving to everyone else.
+//! who share a conversation or a room with them (and to their own devices); a hidden user is
+//! shown to nobody, and hiding looks like leaving to everyone else.
 //!
 //! One key per user, one meta per connected device (`phoenix_channels::presence`). Diffs go
 //! to exactly the users allowed to see them, through [`Envelope::ToUsers`].
@@ -14,7 +14,8 @@ use uuid::Uuid;
 use crate::events::{Envelope, SYSTEM_TOPIC};
 use crate::state::AppState;
 
-/// Who may see `user`: their conversation partners and their own devices.
+/// Who may see `user`: their conversation partners, the members of their rooms, and their own
+/// devices.
 async fn audience(state: &AppState, user: Uuid) -> Vec<Uuid> {
     let mut users: Vec<Uuid> = match state.store.conversation_partners(user).await {
         Ok(partners) => partners.into_iter().map(|p| p.id).collect(),
@@ -23,7 +24,13 @@ async fn audience(state: &AppState, user: Uuid) -> Vec<Uuid> {
             Vec::new()
         }
     };
+    match state.store.room_partners(user).await {
+        Ok(partners) => users.extend(partners),
+        Err(error) => tracing::error!(%error, "presence audience of rooms unavailable"),
+    }
     users.push(user);
+    users.sort_unstable();
+    users.dedup();
     users
 }
 
@@ -78,6 +85,20 @@ pub async fn introduce(state: &AppState, members: &[Uuid]) {
         if let Some(diff) = state.presence.current(*member) {
             let others: Vec<Uuid> = members.iter().copied().filter(|m| m != member).collect();
             publish_diff(state, others, diff).await;
+        }
+    }
+}
+
+/// `newcomer` now shares a room with `others`: the newcomer's presence goes to them, and each
+/// of theirs to the newcomer (one diff each way per person, not one per pair of the room).
+pub async fn introduce_to(state: &AppState, newcomer: Uuid, others: &[Uuid]) {
+    let others: Vec<Uuid> = others.iter().copied().filter(|other| *other != newcomer).collect();
+    if let Some(diff) = state.presence.current(newcomer) {
+        publish_diff(state, others.clone(), diff).await;
+    }
+    for other in others {
+        if let Some(diff) = state.presence.current(other) {
+            publish_diff(state, vec![newcomer], diff).await;
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The socket adapter: Phoenix Channels sockets on `/socket/websocket`, the topics of seed 002,
+//! The socket adapter: Phoenix Channels sockets on `/socket/websocket`, the topics of seed 002
+//! and rooms' `room:{id}`,
 //! their incoming events parsed into enums that call the domain, and the hub that delivers
 //! what the domain publishes to this instance's sockets.
 
@@ -6,6 +7,7 @@ mod conversation;
 pub mod hub;
 mod incoming;
 pub mod pubsub;
+mod room;
 pub mod socket;
 mod system;
 mod user;

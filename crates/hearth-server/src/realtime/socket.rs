@@ -1,5 +1,5 @@
 //! `GET /socket/websocket`: authenticate, then run a Phoenix socket whose topics are seed
-//! 002's: `system:general`, `user:{id}` and `conversation:{id}`.
+//! 002's: `system:general`, `user:{id}` and `conversation:{id}`, and rooms' `room:{id}`.
 //!
 //! The access token comes from the `token` connect param or the bearer subprotocol; a
 //! missing, bad or revoked one is refused with 403 before the upgrade, so a revoked device
@@ -19,6 +19,7 @@ use serde_json::Value;
 use super::conversation::{self, ConversationEvent};
 use super::hub::{Finished, SocketId};
 use super::incoming::ChannelError;
+use super::room::{self, RoomEvent};
 use super::system::SystemEvent;
 use super::user::UserEvent;
 use crate::auth::AuthUser;
@@ -86,6 +87,7 @@ enum Topic {
     System,
     User(uuid::Uuid),
     Conversation(uuid::Uuid),
+    Room(uuid::Uuid),
 }
 
 fn parse_topic(topic: &str) -> Option<Topic> {
@@ -93,6 +95,7 @@ fn parse_topic(topic: &str) -> Option<Topic> {
         ("system", "general") => Some(Topic::System),
         ("user", id) => uuid::Uuid::parse_str(id).ok().map(Topic::User),
         ("conversation", id) => uuid::Uuid::parse_str(id).ok().map(Topic::Conversation),
+        ("room", id) => uuid::Uuid::parse_str(id).ok().map(Topic::Room),
         _ => None,
     }
 }
@@ -121,6 +124,7 @@ impl Handler for Session {
             Some(Topic::User(id)) if id == self.auth.user_id => Ok(serde_json::json!({})),
             Some(Topic::User(_)) => Err(ChannelError::new("not_your_topic", "you can only join your own user topic")),
             Some(Topic::Conversation(id)) => conversation::join(&self.state, self.auth, id).await,
+            Some(Topic::Room(id)) => room::join(&self.state, self.auth, id).await,
             None => Err(ChannelError::new("unknown_topic", "unknown topic")),
         };
         if response.is_err() {
@@ -157,6 +161,10 @@ impl Handler for Session {
         };
         let result = match parse_topic(topic) {
             Some(Topic::Conversation(id)) => match ConversationEvent::parse(event, payload) {
+                Ok(event) => event.run(&self.state, self.auth, id).await,
+                Err(refusal) => Err(refusal),
+            },
+            Some(Topic::Room(id)) => match RoomEvent::parse(event, payload) {
                 Ok(event) => event.run(&self.state, self.auth, id).await,
                 Err(refusal) => Err(refusal),
             },

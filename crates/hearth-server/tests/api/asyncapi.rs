@@ -1,7 +1,7 @@
 //! `GET /api/asyncapi.json` held to the running server, both ways: the document is AsyncAPI
 //! 3.0 whose references all resolve; the events each topic accepts are exactly the documented
 //! ones (probed black-box: documented events never get the unknown-event reply, anything else
-//! does); and a conversation of three people and the assistant records every push and reply
+//! does); and a conversation of three people, a room and the assistant records every push and reply
 //! the server sends, each of which must be documented with a payload schema it fits, while
 //! every documented push must have been seen.
 //!
@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use crate::assistant::{ASSISTANT, fake_key, spawn_with_fake};
 use crate::channels::jwk;
 use crate::harness::{Session, TestApp, spawn_app};
+use crate::rooms::create_room;
 use crate::socket_client::{Client, connect, send};
 
 const SYSTEM: &str = "system:general";
@@ -77,7 +78,7 @@ fn unknown_reply(topic: &str, event: &str) -> Value {
 struct Operation {
     /// `receive` (a client sends it) or `send` (the server pushes it).
     action: String,
-    /// The channel's topic kind: `phoenix`, `system`, `user`, `conversation`.
+    /// The channel's topic kind: `phoenix`, `system`, `user`, `conversation`, `room`.
     kind: String,
     /// The event (the message's `name`).
     event: String,
@@ -582,7 +583,8 @@ async fn the_document_is_asyncapi_3_and_every_reference_resolves() {
     // The topics, with their parameters.
     let channels = root["channels"].as_object().expect("channels");
     let addresses: BTreeSet<&str> = channels.values().filter_map(|c| c["address"].as_str()).collect();
-    let expected = BTreeSet::from(["phoenix", SYSTEM, "user:{userId}", "conversation:{conversationId}"]);
+    let expected =
+        BTreeSet::from(["phoenix", SYSTEM, "user:{userId}", "conversation:{conversationId}", "room:{roomId}"]);
     assert_eq!(addresses, expected);
     for channel in channels.values() {
         let address = channel["address"].as_str().expect("address");
@@ -676,7 +678,10 @@ async fn the_events_accepted_are_exactly_the_documented_ones() {
     let started = ann.ok(SYSTEM, "start_private_conversation", payload).await;
     let conversation = format!("conversation:{}", started["conversation"]["id"].as_str().expect("an id"));
     ann.ok(&conversation, "phx_join", json!({})).await;
-    let topics = ["phoenix".to_owned(), SYSTEM.to_owned(), ann.user_topic(), conversation];
+    // A room of Ann's alone.
+    let room = format!("room:{}", create_room(&app, &ann_session, "lobby", "public").await);
+    ann.ok(&room, "phx_join", json!({})).await;
+    let topics = ["phoenix".to_owned(), SYSTEM.to_owned(), ann.user_topic(), conversation, room];
     assert_eq!(
         topics.iter().map(|t| kind(t)).collect::<BTreeSet<_>>(),
         documented.iter().map(|(topic_kind, _)| topic_kind.as_str()).collect::<BTreeSet<_>>(),
@@ -715,7 +720,7 @@ async fn the_events_accepted_are_exactly_the_documented_ones() {
     }
 
     // No other topic kinds.
-    for topic in ["room:lobby", "system:other", "user:not-a-uuid", "conversation:42", "users:1"] {
+    for topic in ["room:lobby", "rooms:1", "system:other", "user:not-a-uuid", "conversation:42", "users:1"] {
         assert_eq!(ann.refused(topic, "phx_join", json!({})).await, "unknown topic", "{topic}");
     }
     assert!(seen.lock().expect("the record").problems.is_empty());
@@ -835,6 +840,40 @@ async fn every_push_and_reply_is_documented_and_fits_its_schema() {
     ann.ok(&assistant, "send_message", prompt).await;
     ann.expect(&assistant, "assistant_delta").await;
     ann.expect_where(&ann_user, "new_message", |pushed| pushed["message"]["sender"] == ASSISTANT).await;
+
+    // A room: joined over REST, posts sent, edited, deleted by a moderator, typed about,
+    // read, the assistant asked; the channel left and the room left.
+    let room_id = create_room(&app, &ann_session, "lobby", "public").await;
+    let room = format!("room:{room_id}");
+    ann.ok(&room, "phx_join", json!({})).await;
+    let joined = app.post_authed(&format!("/api/rooms/{room_id}/join"), &bob_session.auth_token, None).await;
+    joined.expect_status(StatusCode::OK);
+    ann.expect(&room, "member_joined").await;
+    bob.ok(&room, "phx_join", json!({})).await;
+    let posted = bob.ok(&room, "post", json!({"text": "hello room", "client_msg_id": "r-1"})).await;
+    ann.expect(&room, "new_post").await;
+    bob.ok(&room, "edit_post", json!({"message_id": posted["id"], "text": "hello, room"})).await;
+    ann.expect(&room, "edit_post").await;
+    ann.ok(&room, "delete_post", json!({"message_id": posted["id"]})).await;
+    bob.expect(&room, "delete_post").await;
+    bob.refused(&room, "delete_post", json!({"message_id": posted["id"]})).await;
+    bob.ok(&room, "start_typing", json!({})).await;
+    ann.expect(&room, "start_typing").await;
+    bob.ok(&room, "finish_typing", json!({})).await;
+    ann.expect(&room, "finish_typing").await;
+    bob.ok(&room, "read_room", json!({})).await;
+    ann.expect(&room, "read_room").await;
+    bob.ok(&room, "post", json!({"text": "@assistant what is a room"})).await;
+    ann.expect(&room, "assistant_delta").await;
+    ann.expect_where(&room, "new_post", |pushed| pushed["sender"] == ASSISTANT).await;
+    ann.ok(&room, "phx_leave", json!({})).await;
+    ann.expect(&room, "phx_close").await;
+    ann.ok(&room, "phx_join", json!({})).await;
+    let left = app.post_authed(&format!("/api/rooms/{room_id}/leave"), &bob_session.auth_token, None).await;
+    left.expect_status(StatusCode::NO_CONTENT);
+    ann.expect(&room, "member_left").await;
+    bob.expect(&room, "phx_close").await;
+    bob.refused(&room, "phx_join", json!({})).await;
 
     let seen = std::mem::take(&mut *seen.lock().expect("the record"));
     let mut problems = seen.problems;

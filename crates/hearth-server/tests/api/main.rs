@@ -27,6 +27,8 @@ mod presence;
 mod profile;
 mod refresh;
 mod register;
+mod room_channel;
+mod rooms;
 mod signout;
 mod socket_client;
 mod sockets;

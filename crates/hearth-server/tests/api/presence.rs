@@ -1,4 +1,4 @@
-//! Presence on system:general: who sees whom (only people sharing a conversation, and
+//! Presence on system:general: who sees whom (only people sharing a conversation or a room, and
 //! oneself), hidden users shown to nobody, one key per user with a meta per device.
 
 use serde_json::{Value, json};
@@ -92,4 +92,36 @@ async fn presence_follows_the_privacy_rules() {
     let carol_state = carol2.expect("system:general", "presence_state").await;
     assert_eq!(keys(&carol_state), vec![carol.id.clone()]);
     drop(carol);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_of_a_room_see_each_other_and_nobody_else_does() {
+    let app = spawn_app().await;
+    let (ann_s, bob_s, carol_s) = (
+        app.register("ann@example.org").await,
+        app.register("bob@example.org").await,
+        app.register("carol@example.org").await,
+    );
+    let room = crate::rooms::create_room(&app, &ann_s, "lobby", "public").await;
+    let mut ann = Peer::connect(&app, &ann_s).await;
+    ann.expect("system:general", "presence_state").await;
+    let mut bob = Peer::connect(&app, &bob_s).await;
+    assert_eq!(keys(&bob.expect("system:general", "presence_state").await), vec![bob.id.clone()]);
+
+    // Bob joins the room: he and ann are shown to each other.
+    let joined = app.post_authed(&format!("/api/rooms/{room}/join"), &bob_s.auth_token, None).await;
+    joined.expect_status(reqwest::StatusCode::OK);
+    assert!(diff_about(&mut ann, &bob.id).await["joins"].get(&bob.id).is_some());
+    assert!(diff_about(&mut bob, &ann.id).await["joins"].get(&ann.id).is_some());
+
+    // Carol, in no room of theirs, sees neither; and a reconnecting member sees the room's.
+    let mut carol = Peer::connect(&app, &carol_s).await;
+    assert_eq!(keys(&carol.expect("system:general", "presence_state").await), vec![carol.id.clone()]);
+    let mut bob_again = Peer::connect(&app, &app.login_ok(&bob_s.email, PASSWORD).await).await;
+    let state = bob_again.expect("system:general", "presence_state").await;
+    assert_eq!(keys(&state), {
+        let mut both = vec![ann.id.clone(), bob.id.clone()];
+        both.sort();
+        both
+    });
 }

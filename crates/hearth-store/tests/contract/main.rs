@@ -46,6 +46,7 @@ mod assistant;
 mod conversations;
 mod migrations;
 mod provider_keys;
+mod rooms;
 mod sessions;
 
 use std::sync::Arc;
