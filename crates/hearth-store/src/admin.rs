@@ -9,6 +9,8 @@
 
 use async_trait::async_trait;
 
+use uuid::Uuid;
+
 use crate::{StoreResult, Timestamp};
 
 /// How the hash of a new audit entry is made from the previous entry's hash (empty for the
@@ -42,6 +44,53 @@ pub trait AdminStore: Send + Sync {
 
     /// The entries with `seq > after`, oldest first, at most `limit` (to walk the chain).
     async fn audit_entries_after(&self, after: i64, limit: u32) -> StoreResult<Vec<AuditEntry>>;
+
+    /// Accounts as administrators list them, by id after `after`, at most `limit`: all, or
+    /// those whose email or display name contains `search` (case-insensitively).
+    async fn admin_accounts(
+        &self,
+        search: Option<&str>,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<AdminAccount>>;
+
+    /// Marks the account disabled (again, with this reason, if it was); false when there is no
+    /// such account. Revoking its sessions is [`AccountStore::revoke_all_devices`](crate::AccountStore).
+    async fn disable_account(&self, user_id: Uuid, reason: &str, at: Timestamp) -> StoreResult<bool>;
+
+    /// Lifts the account's disabling, if any.
+    async fn enable_account(&self, user_id: Uuid) -> StoreResult<()>;
+
+    /// Whether the account is disabled.
+    async fn account_disabled(&self, user_id: Uuid) -> StoreResult<bool>;
+
+    /// Grants (`granted`) or takes back `role` (`analyst` or `operator`); granting one held
+    /// already, or taking back one not held, changes nothing.
+    async fn set_account_role(&self, user_id: Uuid, role: &str, granted: bool, at: Timestamp) -> StoreResult<()>;
+
+    /// The roles the account holds, sorted.
+    async fn account_roles(&self, user_id: Uuid) -> StoreResult<Vec<String>>;
+}
+
+/// An account as administrators see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminAccount {
+    /// The user's id.
+    pub user_id: Uuid,
+    /// Their address.
+    pub email: String,
+    /// Their display name.
+    pub display_name: String,
+    /// When the account was made.
+    pub created_at: Timestamp,
+    /// The latest any of its devices was seen, if it has any left.
+    pub last_seen_at: Option<Timestamp>,
+    /// How many device sessions are live (not revoked).
+    pub devices: i64,
+    /// When it was disabled and why, if it is.
+    pub disabled: Option<(Timestamp, String)>,
+    /// The roles it holds, sorted.
+    pub roles: Vec<String>,
 }
 
 /// An admin session: who signed in (their key's fingerprint) and until when.
@@ -134,3 +183,57 @@ pub(crate) fn next_entry(last: Option<(i64, Vec<u8>)>, entry: NewAuditEntry, cha
     next.hash = chain(&next);
     next
 }
+
+/// `$1`: the id the page starts after (the nil id for the first); `$2`: a LIKE pattern.
+pub(crate) fn accounts_page(limit: u32) -> String {
+    format!(
+        "SELECT u.id, u.email, u.display_name, u.inserted_at, \
+         (SELECT MAX(d.last_seen_at) FROM devices d WHERE d.user_id = u.id), \
+         (SELECT COUNT(*) FROM devices d WHERE d.user_id = u.id AND d.revoked_at IS NULL), \
+         x.disabled_at, x.reason \
+         FROM users u LEFT JOIN account_disabled x ON x.user_id = u.id \
+         WHERE u.id > $1 AND (lower(u.email) LIKE $2 ESCAPE '\\' OR lower(u.display_name) LIKE $2 ESCAPE '\\') \
+         ORDER BY u.id{}",
+        crate::sql::limit(limit)
+    )
+}
+
+/// A row of [`accounts_page`].
+pub(crate) type AccountRow =
+    (Uuid, String, String, Timestamp, Option<Timestamp>, i64, Option<Timestamp>, Option<String>);
+
+/// The LIKE pattern that finds `search` anywhere (its `%`, `_` and `\` taken literally).
+pub(crate) fn contains_pattern(search: Option<&str>) -> String {
+    let search = search.unwrap_or_default().to_lowercase();
+    let escaped = search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+pub(crate) fn account(row: AccountRow, roles: Vec<String>) -> AdminAccount {
+    let (user_id, email, display_name, created_at, last_seen_at, devices, disabled_at, reason) = row;
+    AdminAccount {
+        user_id,
+        email,
+        display_name,
+        created_at,
+        last_seen_at,
+        devices,
+        disabled: disabled_at.zip(reason),
+        roles,
+    }
+}
+
+pub(crate) const DISABLE_ACCOUNT: &str = "INSERT INTO account_disabled (user_id, disabled_at, reason) \
+     SELECT id, $2, $3 FROM users WHERE id = $1 \
+     ON CONFLICT (user_id) DO UPDATE SET disabled_at = excluded.disabled_at, reason = excluded.reason";
+
+pub(crate) const ENABLE_ACCOUNT: &str = "DELETE FROM account_disabled WHERE user_id = $1";
+
+pub(crate) const ACCOUNT_DISABLED: &str = "SELECT COUNT(*) FROM account_disabled WHERE user_id = $1";
+
+pub(crate) const GRANT_ROLE: &str = "INSERT INTO account_roles (user_id, role, granted_at) VALUES ($1, $2, $3) \
+     ON CONFLICT (user_id, role) DO NOTHING";
+
+pub(crate) const REVOKE_ROLE: &str = "DELETE FROM account_roles WHERE user_id = $1 AND role = $2";
+
+pub(crate) const ROLES: &str = "SELECT role FROM account_roles WHERE user_id = $1 ORDER BY role";
