@@ -323,9 +323,11 @@ pub struct AiSettings {
     pub context_chars: usize,
     /// What the assistant is told about itself before every conversation.
     pub system_prompt: String,
-    /// Email addresses of the operators, who may add keys to the free tier's pool once they
-    /// have confirmed that address.
-    pub operators: Vec<String>,
+    /// `ai.operators`, retired: operators are the accounts an administrator granted the
+    /// `operator` role. Noticed (never read) so that a server still given it refuses to start
+    /// rather than ignore it.
+    #[serde(rename = "operators", skip_serializing)]
+    pub retired_operators: Option<IgnoredAny>,
     /// Replies on the operator's keys.
     pub free_tier: FreeTierSettings,
     /// Where and how each provider is called (`ai.providers.<name>.*`).
@@ -343,7 +345,7 @@ impl Default for AiSettings {
                 "You are the assistant of hearth, a self-hosted chat server. Answer helpfully and concisely, \
                             in plain text."
                     .to_owned(),
-            operators: Vec::new(),
+            retired_operators: None,
             free_tier: FreeTierSettings::default(),
             providers: Providers::default(),
         }
@@ -453,5 +455,19 @@ impl Settings {
                 format!("{scheme}://{bound}")
             }
         }
+    }
+}
+
+impl AiSettings {
+    /// Refuses the retired `ai.operators`, saying what replaced it.
+    pub fn refuse_retired(&self) -> Result<(), crate::error::ServerError> {
+        if self.retired_operators.is_some() {
+            return Err(crate::error::ServerError::Config(
+                "ai.operators is retired: operators are accounts an administrator grants the operator role \
+                 (hearth admin users grant operator EMAIL, or POST /admin/users/{id}/roles); remove ai.operators"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 }

@@ -237,3 +237,15 @@ async fn a_persons_token_is_refused_on_every_account_action() {
     app.assert_token_works(&ann.auth_token).await;
     app.login_ok("ann@example.org", PASSWORD).await;
 }
+
+/// Grants (or takes back) `role` to the account `user_id` through the admin API, signed in
+/// with a key made for it (the server's only administrator).
+pub(crate) async fn set_role(app: &TestApp, user_id: &str, role: &str, granted: bool) {
+    let keys = Keys::new();
+    let key = keys.make("admin", "ed25519");
+    list_admins(app, &[public_line(&key)]);
+    let token = sign_in(app, &key).await;
+    let body = json!({ "role": role, "granted": granted });
+    let reply = app.post_authed(&format!("/admin/users/{user_id}/roles"), &token, Some(&body)).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
+}

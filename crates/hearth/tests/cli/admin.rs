@@ -37,6 +37,47 @@ async fn admin(cwd: &Path, config: &Path, args: &[&str]) -> harness::Finished {
     harness::run(command).await
 }
 
+/// An administrator's key for a server about to start: made in `dir` and listed in a file there;
+/// the private key's path and the value for `HEARTH_ADMIN__ALLOWED_SIGNERS`.
+pub(crate) fn listed_admin_key(dir: &Path) -> (PathBuf, String) {
+    let key = make_key(dir, "admin");
+    let signers = dir.join("admin_keys");
+    std::fs::copy(key.with_extension("pub"), &signers).expect("write admin_keys");
+    (key, signers.to_str().expect("a UTF-8 path").to_owned())
+}
+
+/// Grants `role` to the account `email` as the administrator holding `key` (`hearth admin login`
+/// in a configuration directory of its own, then the admin API).
+pub(crate) async fn grant_role(server: &Hearth, key: &Path, role: &str, email: &str) {
+    let config = tempfile::tempdir().expect("a configuration directory");
+    let key = key.to_str().expect("a UTF-8 path");
+    let login = admin(config.path(), config.path(), &["login", "--server", &server.url, "--key", key]).await;
+    assert!(login.status.success(), "{login:?}");
+    let kept: Value =
+        serde_json::from_str(&std::fs::read_to_string(config.path().join("admin_session.json")).expect("read"))
+            .expect("JSON");
+    let token = kept["admin_token"].as_str().expect("a token");
+    let client = harness::client();
+    let found: Value = client
+        .get(server.at(&format!("/admin/users?query={email}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("GET /admin/users")
+        .json()
+        .await
+        .expect("JSON");
+    let id = found["items"][0]["id"].as_str().expect("the account");
+    let granted = client
+        .post(server.at(&format!("/admin/users/{id}/roles")))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "role": role, "granted": true }))
+        .send()
+        .await
+        .expect("POST roles");
+    assert_eq!(granted.status(), reqwest::StatusCode::NO_CONTENT);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_login_keeps_a_private_token_and_audit_verify_sees_an_edited_row() {
     let dir = tempfile::tempdir().expect("a temporary directory");
