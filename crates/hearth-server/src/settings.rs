@@ -57,6 +57,8 @@ pub struct Settings {
     pub log: LogSettings,
     /// The server's administrators.
     pub admin: AdminSettings,
+    /// Who may sign up.
+    pub accounts: AccountsSettings,
 }
 
 impl Default for Settings {
@@ -75,6 +77,7 @@ impl Default for Settings {
             keyguard: KeyguardSettings::default(),
             log: LogSettings::default(),
             admin: AdminSettings::default(),
+            accounts: AccountsSettings::default(),
         }
     }
 }
@@ -286,6 +289,27 @@ pub struct AdminSettings {
     /// prefixed by a principal as in OpenSSH's `allowed_signers` (default
     /// `<data_dir>/admin_keys`). Re-read when it changes.
     pub allowed_signers: Option<PathBuf>,
+}
+
+/// Who may sign up (`accounts.*`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AccountsSettings {
+    /// `open`, `invite` or `closed`.
+    pub registration: Registration,
+}
+
+/// Who may make an account (`accounts.registration`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Registration {
+    /// Anyone (the zero-configuration start).
+    #[default]
+    Open,
+    /// Whoever holds an invite code from an administrator (`POST /admin/invites`).
+    Invite,
+    /// Nobody.
+    Closed,
 }
 
 /// Real-time sockets (Phoenix Channels at `/socket/websocket`).

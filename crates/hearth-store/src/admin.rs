@@ -70,6 +70,31 @@ pub trait AdminStore: Send + Sync {
 
     /// The roles the account holds, sorted.
     async fn account_roles(&self, user_id: Uuid) -> StoreResult<Vec<String>>;
+
+    /// Keeps an invite code (the SHA-256 of it) good for `uses` sign-ups until `expires_at`.
+    async fn create_invite(&self, invite: &Invite) -> StoreResult<()>;
+
+    /// Spends one use of the invite if it has one left and `expires_at > now`; false otherwise
+    /// (unknown, used up, expired). Of concurrent calls, only as many win as there were uses.
+    async fn use_invite(&self, code_hash: &[u8; 32], now: Timestamp) -> StoreResult<bool>;
+
+    /// Gives back a use spent by [`use_invite`](Self::use_invite) whose sign-up then failed.
+    async fn return_invite_use(&self, code_hash: &[u8; 32]) -> StoreResult<()>;
+}
+
+/// An invite code as kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invite {
+    /// SHA-256 of the code.
+    pub code_hash: [u8; 32],
+    /// Sign-ups it is good for.
+    pub uses: i32,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+    /// When it was made.
+    pub created_at: Timestamp,
+    /// The fingerprint of the administrator's key that made it.
+    pub created_by: String,
 }
 
 /// An account as administrators see it.
@@ -237,3 +262,11 @@ pub(crate) const GRANT_ROLE: &str = "INSERT INTO account_roles (user_id, role, g
 pub(crate) const REVOKE_ROLE: &str = "DELETE FROM account_roles WHERE user_id = $1 AND role = $2";
 
 pub(crate) const ROLES: &str = "SELECT role FROM account_roles WHERE user_id = $1 ORDER BY role";
+
+pub(crate) const CREATE_INVITE: &str =
+    "INSERT INTO invites (code_hash, uses_left, expires_at, created_at, created_by) VALUES ($1, $2, $3, $4, $5)";
+
+pub(crate) const USE_INVITE: &str =
+    "UPDATE invites SET uses_left = uses_left - 1 WHERE code_hash = $1 AND uses_left > 0 AND expires_at > $2";
+
+pub(crate) const RETURN_INVITE_USE: &str = "UPDATE invites SET uses_left = uses_left + 1 WHERE code_hash = $1";

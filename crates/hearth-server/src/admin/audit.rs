@@ -22,6 +22,8 @@ pub const USER_ENABLE: &str = "user.enable";
 pub const USER_DELETE: &str = "user.delete";
 /// A role granted.
 pub const ROLE_GRANT: &str = "user.role.grant";
+/// An invite code made.
+pub const INVITE_CREATE: &str = "invite.create";
 /// A role taken back.
 pub const ROLE_REVOKE: &str = "user.role.revoke";
 

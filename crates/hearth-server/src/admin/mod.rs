@@ -11,6 +11,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod invites;
 pub mod signers;
 
 use std::path::PathBuf;

@@ -14,6 +14,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::admin::accounts::{self, AdminUserPage, Role};
+use crate::admin::invites::{self, CreatedInvite, InviteRequest};
 use crate::admin::{self, AdminLogin, AuditPage, AuditVerification, Challenge};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{AdminAuth, ClientIp, Json, Path, Query};
@@ -31,6 +32,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(enable_user))
         .routes(routes!(delete_user))
         .routes(routes!(set_role))
+        .routes(routes!(create_invite))
 }
 
 /// # POST /admin/challenge
@@ -239,4 +241,21 @@ async fn set_role(
 ) -> ApiResult<StatusCode> {
     accounts::set_role(&state, &admin, id, request.role, request.granted).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// # POST /admin/invites
+///
+/// An invite code for `accounts.registration = "invite"`: good for `uses` sign-ups (default 1)
+/// until it expires (default in 7 days). The code is shown this once and kept hashed. Audited.
+#[utoipa::path(post, path = "/admin/invites", tag = "admin", security(("bearer" = [])), request_body = InviteRequest,
+    responses((status = 201, body = CreatedInvite), (status = 401, body = ErrorBody),
+              (status = 403, description = "a person's access token", body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+async fn create_invite(
+    State(state): State<AppState>,
+    AdminAuth(admin): AdminAuth,
+    Json(request): Json<InviteRequest>,
+) -> ApiResult<(StatusCode, axum::Json<CreatedInvite>)> {
+    let invite = invites::create(&state, &admin, &request).await?;
+    Ok((StatusCode::CREATED, axum::Json(invite)))
 }

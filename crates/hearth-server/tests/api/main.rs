@@ -19,6 +19,7 @@ mod email_change;
 mod encryption_keys;
 mod hygiene;
 mod identity;
+mod invites;
 mod keyguard;
 mod login;
 mod one_time_tokens;

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::SqliteStore;
 use crate::admin::{self, AccountRow, AuditChain, EntryRow, account, entry, next_entry};
-use crate::{AdminAccount, AdminSession, AdminStore, AuditEntry, NewAuditEntry, StoreResult, Timestamp};
+use crate::{AdminAccount, AdminSession, AdminStore, AuditEntry, Invite, NewAuditEntry, StoreResult, Timestamp};
 
 /// How long a dead challenge is kept before the next one clears it away.
 const DEAD_CHALLENGES_KEPT_SECS: i64 = 24 * 3600;
@@ -133,5 +133,27 @@ impl AdminStore for SqliteStore {
     async fn account_roles(&self, user_id: Uuid) -> StoreResult<Vec<String>> {
         let rows: Vec<(String,)> = sqlx::query_as(admin::ROLES).bind(user_id).fetch_all(&self.pool).await?;
         Ok(rows.into_iter().map(|(role,)| role).collect())
+    }
+
+    async fn create_invite(&self, invite: &Invite) -> StoreResult<()> {
+        sqlx::query(admin::CREATE_INVITE)
+            .bind(&invite.code_hash[..])
+            .bind(invite.uses)
+            .bind(invite.expires_at)
+            .bind(invite.created_at)
+            .bind(&invite.created_by)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    async fn use_invite(&self, code_hash: &[u8; 32], now: Timestamp) -> StoreResult<bool> {
+        let used = sqlx::query(admin::USE_INVITE).bind(&code_hash[..]).bind(now).execute(self.writer()).await?;
+        Ok(used.rows_affected() == 1)
+    }
+
+    async fn return_invite_use(&self, code_hash: &[u8; 32]) -> StoreResult<()> {
+        sqlx::query(admin::RETURN_INVITE_USE).bind(&code_hash[..]).execute(self.writer()).await?;
+        Ok(())
     }
 }
