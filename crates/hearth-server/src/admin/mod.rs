@@ -12,6 +12,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod invites;
+pub mod providers;
 pub mod signers;
 
 use std::path::PathBuf;

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::admin::accounts::{self, AdminUserPage, Role};
 use crate::admin::invites::{self, CreatedInvite, InviteRequest};
+use crate::admin::providers::{self, ProvidersReport};
 use crate::admin::{self, AdminLogin, AuditPage, AuditVerification, Challenge};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{AdminAuth, ClientIp, Json, Path, Query};
@@ -33,6 +34,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(delete_user))
         .routes(routes!(set_role))
         .routes(routes!(create_invite))
+        .routes(routes!(providers))
 }
 
 /// # POST /admin/challenge
@@ -258,4 +260,19 @@ async fn create_invite(
 ) -> ApiResult<(StatusCode, axum::Json<CreatedInvite>)> {
     let invite = invites::create(&state, &admin, &request).await?;
     Ok((StatusCode::CREATED, axum::Json(invite)))
+}
+
+/// # GET /admin/providers
+///
+/// The AI providers in the order they are tried, and the health of the free tier's keys for
+/// each: counts only, never a key.
+#[utoipa::path(get, path = "/admin/providers", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = ProvidersReport), (status = 401, body = ErrorBody),
+              (status = 403, description = "a person's access token", body = ErrorBody),
+              (status = 503, description = "the keyguard is not reachable", body = ErrorBody)))]
+async fn providers(
+    State(state): State<AppState>,
+    AdminAuth(_admin): AdminAuth,
+) -> ApiResult<axum::Json<ProvidersReport>> {
+    Ok(axum::Json(providers::report(&state).await?))
 }

@@ -249,3 +249,34 @@ pub(crate) async fn set_role(app: &TestApp, user_id: &str, role: &str, granted: 
     let reply = app.post_authed(&format!("/admin/users/{user_id}/roles"), &token, Some(&body)).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_providers_report_counts_keys_and_never_shows_one() {
+    use hearth_ai::{ApiKey, ProviderName};
+    let key = crate::assistant::fake_key(ProviderName::Groq, "ok");
+    let app = crate::harness::spawn_app_with(|settings| {
+        settings.keyguard.free_tier.keys.insert(ProviderName::Groq, vec![ApiKey::new(key.clone())]);
+    })
+    .await;
+    let keys = Keys::new();
+    let admin_key = keys.make("admin", "ed25519");
+    list_admins(&app, &[public_line(&admin_key)]);
+    let token = sign_in(&app, &admin_key).await;
+    let reply = app.get_authed("/admin/providers", &token).await;
+    let report = reply.expect_status(StatusCode::OK).clone();
+    assert!(!reply.text.contains(&key), "a key reached the report");
+    let items = report["items"].as_array().expect("items");
+    let groq = items.iter().find(|item| item["provider"] == "groq").expect("groq is listed");
+    assert_keys(
+        groq,
+        &["healthy", "images", "pool_keys", "provider", "refused", "resting", "settings_keys", "summary"],
+    );
+    assert_eq!((&groq["settings_keys"], &groq["pool_keys"], &groq["healthy"]), (&json!(1), &json!(0), &json!(1)));
+    assert_eq!(groq["summary"], "1 free-tier key, healthy");
+    let others = items.iter().filter(|item| item["provider"] != "groq");
+    assert!(others.into_iter().all(|item| item["settings_keys"] == 0 && item["summary"] == "no free-tier key"));
+    let person = app.register("ann@example.org").await;
+    app.get_authed("/admin/providers", &person.auth_token)
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "admin_token_required");
+}
