@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::admin::{Keys, SqliteOnly, audit, fingerprint, list_admins, public_line, sign_in};
+use crate::channels::{Peer, jwk};
 use crate::harness::{PASSWORD, TestApp, assert_keys, spawn_app, str_field};
 use crate::socket_client::{self, Client};
 
@@ -150,10 +151,30 @@ async fn deleting_removes_the_account_and_everything_of_it() {
     app.delete_authed(&path, &token, Some(&json!({}))).await.expect_invalid("reason");
     app.assert_token_works(&ann.auth_token).await;
 
-    let mut socket = socket_client::connect(&app, &ann.auth_token).await.expect("a socket");
+    // A conversation with Bob: memberships, sealed private keys, a message each way.
+    let (mut ann_peer, mut bob_peer) = (Peer::connect(&app, &ann).await, Peer::connect(&app, &bob).await);
+    let conversation = ann_peer.start_private(&bob.user_id, "ann", json!({ "wrapped": "ann" })).await;
+    let topic = format!("conversation:{conversation}");
+    bob_peer.ok(&topic, "phx_join", json!({})).await;
+    let bobs_keys = json!({ "public_key": jwk("bob"), "private_key": { "wrapped": "bob" } });
+    bob_peer.ok(&topic, "set_encryption_keys", bobs_keys).await;
+    ann_peer.ok(&topic, "phx_join", json!({})).await;
+    for (sender, who) in [(&mut ann_peer, "ann"), (&mut bob_peer, "bob")] {
+        let copies =
+            json!({ ann.user_id.clone(): format!("{who} to ann"), bob.user_id.clone(): format!("{who} to bob") });
+        sender.ok(&topic, "send_message", json!({ "encrypted_messages": copies })).await;
+    }
+    let messages = format!("/api/messages?conversation_id={conversation}");
+    let before = app.get_authed(&messages, &bob.auth_token).await;
+    assert_eq!(before.expect_status(StatusCode::OK)["items"].as_array().expect("items").len(), 2);
+
     let reply = app.delete_authed(&path, &token, Some(&json!({ "reason": "asked by mail" }))).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
-    closes(&mut socket).await;
+    closes(&mut ann_peer.socket).await;
+    // What Ann sent is gone from Bob's side too; what Bob sent stays his.
+    let after = app.get_authed(&messages, &bob.auth_token).await;
+    let after = after.expect_status(StatusCode::OK)["items"].clone();
+    assert!(!after.to_string().contains("ann to bob"), "{after}");
     let entry = last_action(&app, &token, "user.delete", &key, &ann.user_id).await;
     assert_eq!(entry["reason"], "asked by mail");
     assert!(str_field(&entry, "target").contains("ann@example.org"), "the address is kept in the log");
