@@ -97,6 +97,11 @@ pub struct Invite {
     pub created_by: String,
 }
 
+/// The role that may run the analysis sandbox (a value of `account_roles.role`).
+pub const ROLE_ANALYST: &str = "analyst";
+/// The role that may add keys to the free tier's pool (a value of `account_roles.role`).
+pub const ROLE_OPERATOR: &str = "operator";
+
 /// An account as administrators see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdminAccount {

@@ -33,8 +33,8 @@ impl Role {
     /// The role's name, as stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Analyst => "analyst",
-            Self::Operator => "operator",
+            Self::Analyst => hearth_store::ROLE_ANALYST,
+            Self::Operator => hearth_store::ROLE_OPERATOR,
         }
     }
 }

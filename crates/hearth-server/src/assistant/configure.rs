@@ -185,8 +185,7 @@ pub async fn submit(
 
 /// Whether `user_id` is an operator: an administrator granted the account the `operator` role.
 pub async fn is_operator(state: &AppState, user_id: Uuid) -> Result<bool, StoreError> {
-    let role = crate::admin::accounts::Role::Operator.as_str();
-    Ok(state.store.account_roles(user_id).await?.iter().any(|held| held == role))
+    Ok(state.store.account_roles(user_id).await?.iter().any(|held| held == hearth_store::ROLE_OPERATOR))
 }
 
 #[cfg(test)]
