@@ -111,6 +111,7 @@ impl Server {
         let knowledge = assistant::knowledge::KnowledgeBase::new(&knowledge);
         log_free_tier(&settings.keyguard);
         // Before the settings are shared: the free tier's keys leave them for the keyguard.
+        settings.ai.refuse_retired()?;
         let keyguard = keyguard::build(&mut settings.keyguard, &settings.data_dir, &settings.ai)?;
         let assistant =
             Arc::new(assistant::Assistant::new(&settings.ai, keyguard, knowledge, store.clone(), metrics.clone()));

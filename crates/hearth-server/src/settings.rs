@@ -57,6 +57,8 @@ pub struct Settings {
     pub log: LogSettings,
     /// The server's administrators.
     pub admin: AdminSettings,
+    /// Who may sign up.
+    pub accounts: AccountsSettings,
 }
 
 impl Default for Settings {
@@ -75,6 +77,7 @@ impl Default for Settings {
             keyguard: KeyguardSettings::default(),
             log: LogSettings::default(),
             admin: AdminSettings::default(),
+            accounts: AccountsSettings::default(),
         }
     }
 }
@@ -288,6 +291,27 @@ pub struct AdminSettings {
     pub allowed_signers: Option<PathBuf>,
 }
 
+/// Who may sign up (`accounts.*`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AccountsSettings {
+    /// `open`, `invite` or `closed`.
+    pub registration: Registration,
+}
+
+/// Who may make an account (`accounts.registration`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Registration {
+    /// Anyone (the zero-configuration start).
+    #[default]
+    Open,
+    /// Whoever holds an invite code from an administrator (`POST /admin/invites`).
+    Invite,
+    /// Nobody.
+    Closed,
+}
+
 /// Real-time sockets (Phoenix Channels at `/socket/websocket`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -323,9 +347,11 @@ pub struct AiSettings {
     pub context_chars: usize,
     /// What the assistant is told about itself before every conversation.
     pub system_prompt: String,
-    /// Email addresses of the operators, who may add keys to the free tier's pool once they
-    /// have confirmed that address.
-    pub operators: Vec<String>,
+    /// `ai.operators`, retired: operators are the accounts an administrator granted the
+    /// `operator` role. Noticed (never read) so that a server still given it refuses to start
+    /// rather than ignore it.
+    #[serde(rename = "operators", skip_serializing)]
+    pub retired_operators: Option<IgnoredAny>,
     /// Replies on the operator's keys.
     pub free_tier: FreeTierSettings,
     /// Where and how each provider is called (`ai.providers.<name>.*`).
@@ -343,7 +369,7 @@ impl Default for AiSettings {
                 "You are the assistant of hearth, a self-hosted chat server. Answer helpfully and concisely, \
                             in plain text."
                     .to_owned(),
-            operators: Vec::new(),
+            retired_operators: None,
             free_tier: FreeTierSettings::default(),
             providers: Providers::default(),
         }
@@ -453,5 +479,19 @@ impl Settings {
                 format!("{scheme}://{bound}")
             }
         }
+    }
+}
+
+impl AiSettings {
+    /// Refuses the retired `ai.operators`, saying what replaced it.
+    pub fn refuse_retired(&self) -> Result<(), crate::error::ServerError> {
+        if self.retired_operators.is_some() {
+            return Err(crate::error::ServerError::Config(
+                "ai.operators is retired: operators are accounts an administrator grants the operator role \
+                 (hearth admin users grant operator EMAIL, or POST /admin/users/{id}/roles); remove ai.operators"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 }

@@ -18,6 +18,9 @@ use crate::settings::EXAMPLE;
 /// refuses with its own message.
 const OPEN_TABLES: [&str; 2] = ["keyguard.free_tier.keys", "ai.free_tier.keys"];
 
+/// Retired settings, which start-up refuses with a message saying what replaced them.
+const RETIRED: [&str; 1] = ["ai.operators"];
+
 /// Environment variables with the prefix that are not settings: the configuration file's path,
 /// the terminal client's configuration directory, and the test suites' service URLs.
 fn is_not_a_setting(name: &str) -> bool {
@@ -71,6 +74,7 @@ fn collect(prefix: &str, value: &Value, names: &mut BTreeSet<String>) {
 /// Whether `name` is a setting (or inside one of the open tables).
 fn is_known(name: &str, known: &BTreeSet<String>) -> bool {
     known.contains(name)
+        || RETIRED.contains(&name)
         || OPEN_TABLES.iter().any(|table| name.strip_prefix(table).is_some_and(|rest| rest.starts_with('.')))
 }
 

@@ -9,6 +9,8 @@
 
 use async_trait::async_trait;
 
+use uuid::Uuid;
+
 use crate::{StoreResult, Timestamp};
 
 /// How the hash of a new audit entry is made from the previous entry's hash (empty for the
@@ -42,6 +44,83 @@ pub trait AdminStore: Send + Sync {
 
     /// The entries with `seq > after`, oldest first, at most `limit` (to walk the chain).
     async fn audit_entries_after(&self, after: i64, limit: u32) -> StoreResult<Vec<AuditEntry>>;
+
+    /// Accounts as administrators list them, by id after `after`, at most `limit`: all, or
+    /// those whose email or display name contains `search` (case-insensitively).
+    async fn admin_accounts(
+        &self,
+        search: Option<&str>,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<AdminAccount>>;
+
+    /// Marks the account disabled (again, with this reason, if it was); false when there is no
+    /// such account. Revoking its sessions is [`AccountStore::revoke_all_devices`](crate::AccountStore).
+    async fn disable_account(&self, user_id: Uuid, reason: &str, at: Timestamp) -> StoreResult<bool>;
+
+    /// Lifts the account's disabling, if any.
+    async fn enable_account(&self, user_id: Uuid) -> StoreResult<()>;
+
+    /// Whether the account is disabled.
+    async fn account_disabled(&self, user_id: Uuid) -> StoreResult<bool>;
+
+    /// Grants (`granted`) or takes back `role` (`analyst` or `operator`); granting one held
+    /// already, or taking back one not held, changes nothing.
+    async fn set_account_role(&self, user_id: Uuid, role: &str, granted: bool, at: Timestamp) -> StoreResult<()>;
+
+    /// The roles the account holds, sorted.
+    async fn account_roles(&self, user_id: Uuid) -> StoreResult<Vec<String>>;
+
+    /// Keeps an invite code (the SHA-256 of it) good for `uses` sign-ups until `expires_at`.
+    async fn create_invite(&self, invite: &Invite) -> StoreResult<()>;
+
+    /// Spends one use of the invite if it has one left and `expires_at > now`; false otherwise
+    /// (unknown, used up, expired). Of concurrent calls, only as many win as there were uses.
+    async fn use_invite(&self, code_hash: &[u8; 32], now: Timestamp) -> StoreResult<bool>;
+
+    /// Gives back a use spent by [`use_invite`](Self::use_invite) whose sign-up then failed.
+    async fn return_invite_use(&self, code_hash: &[u8; 32]) -> StoreResult<()>;
+}
+
+/// An invite code as kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invite {
+    /// SHA-256 of the code.
+    pub code_hash: [u8; 32],
+    /// Sign-ups it is good for.
+    pub uses: i32,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+    /// When it was made.
+    pub created_at: Timestamp,
+    /// The fingerprint of the administrator's key that made it.
+    pub created_by: String,
+}
+
+/// The role that may run the analysis sandbox (a value of `account_roles.role`).
+pub const ROLE_ANALYST: &str = "analyst";
+/// The role that may add keys to the free tier's pool (a value of `account_roles.role`).
+pub const ROLE_OPERATOR: &str = "operator";
+
+/// An account as administrators see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminAccount {
+    /// The user's id.
+    pub user_id: Uuid,
+    /// Their address.
+    pub email: String,
+    /// Their display name.
+    pub display_name: String,
+    /// When the account was made.
+    pub created_at: Timestamp,
+    /// The latest any of its devices was seen, if it has any left.
+    pub last_seen_at: Option<Timestamp>,
+    /// How many device sessions are live (not revoked).
+    pub devices: i64,
+    /// When it was disabled and why, if it is.
+    pub disabled: Option<(Timestamp, String)>,
+    /// The roles it holds, sorted.
+    pub roles: Vec<String>,
 }
 
 /// An admin session: who signed in (their key's fingerprint) and until when.
@@ -134,3 +213,65 @@ pub(crate) fn next_entry(last: Option<(i64, Vec<u8>)>, entry: NewAuditEntry, cha
     next.hash = chain(&next);
     next
 }
+
+/// `$1`: the id the page starts after (the nil id for the first); `$2`: a LIKE pattern.
+pub(crate) fn accounts_page(limit: u32) -> String {
+    format!(
+        "SELECT u.id, u.email, u.display_name, u.inserted_at, \
+         (SELECT MAX(d.last_seen_at) FROM devices d WHERE d.user_id = u.id), \
+         (SELECT COUNT(*) FROM devices d WHERE d.user_id = u.id AND d.revoked_at IS NULL), \
+         x.disabled_at, x.reason \
+         FROM users u LEFT JOIN account_disabled x ON x.user_id = u.id \
+         WHERE u.id > $1 AND (lower(u.email) LIKE $2 ESCAPE '\\' OR lower(u.display_name) LIKE $2 ESCAPE '\\') \
+         ORDER BY u.id{}",
+        crate::sql::limit(limit)
+    )
+}
+
+/// A row of [`accounts_page`].
+pub(crate) type AccountRow =
+    (Uuid, String, String, Timestamp, Option<Timestamp>, i64, Option<Timestamp>, Option<String>);
+
+/// The LIKE pattern that finds `search` anywhere (its `%`, `_` and `\` taken literally).
+pub(crate) fn contains_pattern(search: Option<&str>) -> String {
+    let search = search.unwrap_or_default().to_lowercase();
+    let escaped = search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+pub(crate) fn account(row: AccountRow, roles: Vec<String>) -> AdminAccount {
+    let (user_id, email, display_name, created_at, last_seen_at, devices, disabled_at, reason) = row;
+    AdminAccount {
+        user_id,
+        email,
+        display_name,
+        created_at,
+        last_seen_at,
+        devices,
+        disabled: disabled_at.zip(reason),
+        roles,
+    }
+}
+
+pub(crate) const DISABLE_ACCOUNT: &str = "INSERT INTO account_disabled (user_id, disabled_at, reason) \
+     SELECT id, $2, $3 FROM users WHERE id = $1 \
+     ON CONFLICT (user_id) DO UPDATE SET disabled_at = excluded.disabled_at, reason = excluded.reason";
+
+pub(crate) const ENABLE_ACCOUNT: &str = "DELETE FROM account_disabled WHERE user_id = $1";
+
+pub(crate) const ACCOUNT_DISABLED: &str = "SELECT COUNT(*) FROM account_disabled WHERE user_id = $1";
+
+pub(crate) const GRANT_ROLE: &str = "INSERT INTO account_roles (user_id, role, granted_at) VALUES ($1, $2, $3) \
+     ON CONFLICT (user_id, role) DO NOTHING";
+
+pub(crate) const REVOKE_ROLE: &str = "DELETE FROM account_roles WHERE user_id = $1 AND role = $2";
+
+pub(crate) const ROLES: &str = "SELECT role FROM account_roles WHERE user_id = $1 ORDER BY role";
+
+pub(crate) const CREATE_INVITE: &str =
+    "INSERT INTO invites (code_hash, uses_left, expires_at, created_at, created_by) VALUES ($1, $2, $3, $4, $5)";
+
+pub(crate) const USE_INVITE: &str =
+    "UPDATE invites SET uses_left = uses_left - 1 WHERE code_hash = $1 AND uses_left > 0 AND expires_at > $2";
+
+pub(crate) const RETURN_INVITE_USE: &str = "UPDATE invites SET uses_left = uses_left + 1 WHERE code_hash = $1";

@@ -33,7 +33,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use accounts::{AccountStore, IDENTITY_KEY_RULE};
-pub use admin::{AdminSession, AdminStore, AuditChain, AuditEntry, NewAuditEntry};
+pub use admin::{
+    AdminAccount, AdminSession, AdminStore, AuditChain, AuditEntry, Invite, NewAuditEntry, ROLE_ANALYST, ROLE_OPERATOR,
+};
 pub use assistant::{AllowanceKind, AssistantImage, AssistantStore, AssistantTurn, KnowledgeEntry};
 use async_trait::async_trait;
 pub use conversations::{

@@ -5,7 +5,10 @@
 //! ssh-keygen asks for a passphrase or a touch itself), sends the signature back, and keeps the
 //! admin token it gets in `admin_session.json` in the configuration directory (the one
 //! `hearth chat` uses), readable by its owner only. `audit` lists the audit log with that
-//! token; `audit --verify` asks the server whether its hash chain holds.
+//! token; `audit --verify` asks the server whether its hash chain holds. `users …` lists
+//! accounts and disables, enables, deletes them or grants and takes back roles (accounts are
+//! named by email address); `invites create` makes a sign-up code; `providers` shows the AI
+//! providers' health.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -47,6 +50,60 @@ enum AdminCommand {
         #[arg(long)]
         verify: bool,
     },
+    /// Accounts: list them, disable, enable or delete one, grant or take back a role.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Invite codes, for a server whose accounts.registration is "invite".
+    Invites {
+        #[command(subcommand)]
+        command: InvitesCommand,
+    },
+    /// The AI providers in the order they are tried and the health of the free tier's keys.
+    Providers,
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// List accounts (all, or those whose email or display name contains QUERY).
+    List {
+        #[arg(long)]
+        query: Option<String>,
+    },
+    /// Disable an account: every session signed out, sign-in refused until it is enabled.
+    Disable {
+        email: String,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Let a disabled account sign in again.
+    Enable { email: String },
+    /// Delete an account and everything of it.
+    Delete {
+        email: String,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Grant a role (analyst or operator) to an account.
+    Grant { role: String, email: String },
+    /// Take a role back from an account.
+    Revoke { role: String, email: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum InvitesCommand {
+    /// Make an invite code (shown this once).
+    Create {
+        /// Sign-ups it is good for.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        /// How long it works: a number and s, m, h, d or w (7d by default).
+        #[arg(long, default_value = "7d", value_parser = duration_secs)]
+        expires: i64,
+    },
 }
 
 /// Runs `hearth admin …`.
@@ -59,7 +116,138 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
             let session = load(&file)?;
             if *verify { verify_audit(&client, &session).await } else { list_audit(&client, &session).await }
         }
+        AdminCommand::Users { command } => users(&client, &load(&file)?, command).await,
+        AdminCommand::Invites { command: InvitesCommand::Create { uses, expires } } => {
+            let session = load(&file)?;
+            let body = json!({ "uses": uses, "expires_in_secs": expires });
+            let request = client.post(format!("{}/admin/invites", session.server)).json(&body);
+            let made = call(request.bearer_auth(&session.token), &session.server).await?;
+            println!("{}", text(&made, "code")?);
+            eprintln!(
+                "good for {} sign-up(s) until {}; this code is not shown again",
+                made["uses"],
+                text(&made, "expires_at")?
+            );
+            Ok(())
+        }
+        AdminCommand::Providers => {
+            let session = load(&file)?;
+            let request = client.get(format!("{}/admin/providers", session.server)).bearer_auth(&session.token);
+            let report = call(request, &session.server).await?;
+            for (position, provider) in report["items"].as_array().into_iter().flatten().enumerate() {
+                let images = if provider["images"] == Value::Bool(true) { " (also images)" } else { "" };
+                let name = provider["provider"].as_str().unwrap_or("?");
+                println!("{}. {name}{images}: {}", position + 1, provider["summary"].as_str().unwrap_or("-"));
+            }
+            Ok(())
+        }
     }
+}
+
+/// `N` and a unit (`s`, `m`, `h`, `d`, `w`) as seconds.
+fn duration_secs(text: &str) -> Result<i64, String> {
+    let unit = |c: char| match c {
+        's' => Some(1),
+        'm' => Some(60),
+        'h' => Some(3600),
+        'd' => Some(86_400),
+        'w' => Some(7 * 86_400),
+        _ => None,
+    };
+    let (number, last) = text.split_at(text.len().saturating_sub(1));
+    match (number.parse::<i64>(), last.chars().next().and_then(unit)) {
+        (Ok(n), Some(seconds)) if n > 0 => n.checked_mul(seconds).ok_or_else(|| "too long".to_owned()),
+        _ => Err("a positive number and s, m, h, d or w, such as 7d".to_owned()),
+    }
+}
+
+async fn users(client: &reqwest::Client, session: &Session, command: &UsersCommand) -> anyhow::Result<()> {
+    let (email, path, body, done) = match command {
+        UsersCommand::List { query } => return list_users(client, session, query.as_deref()).await,
+        UsersCommand::Disable { email, reason } => (email, "/disable", Some(json!({ "reason": reason })), "disabled"),
+        UsersCommand::Enable { email } => (email, "/enable", None, "enabled"),
+        UsersCommand::Delete { email, reason } => (email, "", Some(json!({ "reason": reason })), "deleted"),
+        UsersCommand::Grant { role, email } => {
+            (email, "/roles", Some(json!({ "role": role, "granted": true })), "granted the role")
+        }
+        UsersCommand::Revoke { role, email } => {
+            (email, "/roles", Some(json!({ "role": role, "granted": false })), "no longer holds the role")
+        }
+    };
+    let id = account_id(client, session, email).await?;
+    let url = format!("{}/admin/users/{id}{path}", session.server);
+    let request = match command {
+        UsersCommand::Delete { .. } => client.delete(url),
+        _ => client.post(url),
+    };
+    let request = match body {
+        Some(body) => request.json(&body),
+        None => request,
+    };
+    call(request.bearer_auth(&session.token), &session.server).await?;
+    println!("{email}: {done}");
+    Ok(())
+}
+
+/// Every page of `GET /admin/users?query=…`.
+async fn accounts(client: &reqwest::Client, session: &Session, query: Option<&str>) -> anyhow::Result<Vec<Value>> {
+    let mut found = Vec::new();
+    let mut page_token: Option<String> = None;
+    loop {
+        let mut params = vec![("page_size", "100")];
+        if let Some(query) = query {
+            params.push(("query", query));
+        }
+        if let Some(token) = &page_token {
+            params.push(("page_token", token));
+        }
+        let url = reqwest::Url::parse_with_params(&format!("{}/admin/users", session.server), &params)
+            .with_context(|| format!("{} is not a URL", session.server))?;
+        let request = client.get(url);
+        let page = call(request.bearer_auth(&session.token), &session.server).await?;
+        found.extend(page["items"].as_array().into_iter().flatten().cloned());
+        match page["page_token"].as_str() {
+            Some(next) => page_token = Some(next.to_owned()),
+            None => return Ok(found),
+        }
+    }
+}
+
+/// The id of the account whose address is `email`.
+async fn account_id(client: &reqwest::Client, session: &Session, email: &str) -> anyhow::Result<String> {
+    let found = accounts(client, session, Some(email.trim())).await?;
+    let account =
+        found.iter().find(|account| account["email"].as_str().is_some_and(|e| e.eq_ignore_ascii_case(email.trim())));
+    account
+        .and_then(|account| account["id"].as_str())
+        .map(str::to_owned)
+        .with_context(|| format!("no account has the address {email}"))
+}
+
+async fn list_users(client: &reqwest::Client, session: &Session, query: Option<&str>) -> anyhow::Result<()> {
+    let found = accounts(client, session, query).await?;
+    if found.is_empty() {
+        println!("no accounts");
+    }
+    for account in found {
+        let field = |name: &str| account[name].as_str().unwrap_or("-").to_owned();
+        let roles: Vec<&str> = account["roles"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let disabled = match account["disabled_reason"].as_str() {
+            Some(reason) => format!("DISABLED ({reason})"),
+            None => "active".to_owned(),
+        };
+        println!(
+            "{}  {}  {}  created {}  last seen {}  devices {}  {disabled}  roles {}",
+            field("email"),
+            field("display_name"),
+            field("id"),
+            field("created_at"),
+            field("last_seen_at"),
+            account["devices"],
+            if roles.is_empty() { "-".to_owned() } else { roles.join(",") }
+        );
+    }
+    Ok(())
 }
 
 fn session_file(config_dir: Option<&Path>) -> anyhow::Result<PathBuf> {
@@ -215,6 +403,9 @@ async fn verify_audit(client: &reqwest::Client, session: &Session) -> anyhow::Re
 async fn call(request: reqwest::RequestBuilder, server: &str) -> anyhow::Result<Value> {
     let reply = request.send().await.with_context(|| format!("cannot reach {server}"))?;
     let status = reply.status();
+    if status == reqwest::StatusCode::NO_CONTENT {
+        return Ok(Value::Null);
+    }
     let body: Value = reply.json().await.with_context(|| format!("{server} did not answer with JSON ({status})"))?;
     if status.is_success() {
         return Ok(body);

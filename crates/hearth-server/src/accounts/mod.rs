@@ -322,9 +322,16 @@ pub struct DeleteAccountRequest {
 /// Deletes the account and everything that belongs to it (needs the password); its sockets close.
 pub async fn delete_account(state: &AppState, user_id: Uuid, request: DeleteAccountRequest) -> ApiResult<()> {
     verify_current_password(state, user_id, request.password).await?;
+    erase(state, user_id).await?;
+    tracing::info!(user = %user_id, "account deleted");
+    Ok(())
+}
+
+/// Deletes the account and everything that belongs to it (memberships, messages, sealed keys,
+/// images, sessions); its sockets close. The person's own deletion and an administrator's.
+pub async fn erase(state: &AppState, user_id: Uuid) -> ApiResult<()> {
     state.store.delete_user(user_id).await?;
     state.pubsub.publish(Envelope::DisconnectUser { user: user_id }).await;
-    tracing::info!(user = %user_id, "account deleted");
     Ok(())
 }
 

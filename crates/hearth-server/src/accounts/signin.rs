@@ -13,6 +13,8 @@ use uuid::Uuid;
 use super::fields::{self, Password};
 use super::replies::{PendingSession, SessionReply, session_reply};
 use super::tokens::{invalid_token, issue_one_time_token, redeem, send_email_confirmation};
+use crate::admin::accounts::refuse_if_disabled;
+use crate::admin::invites;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::events::Envelope;
@@ -43,6 +45,10 @@ pub struct RegisterRequest {
     display_name: Option<String>,
     /// (+) A name for this device in the devices list (default: the user agent).
     device_name: Option<String>,
+    /// An invite code, needed when the server takes new accounts by invitation
+    /// (`accounts.registration = "invite"`); ignored otherwise.
+    #[schema(value_type = Option<String>)]
+    invite: Option<String>,
 }
 
 /// Makes an account and its first device session, and mails the confirmation link.
@@ -55,9 +61,13 @@ pub async fn register(state: &AppState, origin: Origin<'_>, request: RegisterReq
         None => fields::default_display_name(&email),
     };
     let password = request.password.checked("password")?;
+    let invite = invites::admission(state, request.invite.as_deref())?;
     state.attempts.check_address(origin.address)?;
     let password_hash = state.passwords.hash(password).await.map_err(ApiError::internal)?;
     let now = Timestamp::now();
+    if let Some(code_hash) = &invite {
+        invites::spend(state, code_hash, now).await?;
+    }
     let user = User {
         id: Uuid::now_v7(),
         email,
@@ -70,8 +80,15 @@ pub async fn register(state: &AppState, origin: Origin<'_>, request: RegisterReq
         identity_key: None,
     };
     let session = PendingSession::new(state, request.device_name.as_deref(), origin.user_agent, now);
-    state.store.create_account(&NewAccount { user: user.clone(), session: session.row.clone() }).await?;
-    tracing::info!(user = %user.id, "account registered");
+    let created = state.store.create_account(&NewAccount { user: user.clone(), session: session.row.clone() }).await;
+    if let Err(error) = created {
+        // The use goes back: the code made no account (the address was taken, …).
+        if let Some(code_hash) = &invite {
+            state.store.return_invite_use(code_hash).await?;
+        }
+        return Err(error.into());
+    }
+    tracing::info!(user = %user.id, invited = invite.is_some(), "account registered");
     send_email_confirmation(state, &user).await?;
     session_reply(state, &user, session.row.device_id, &session.refresh_token, now).await
 }
@@ -112,9 +129,12 @@ async fn try_login(state: &AppState, origin: Origin<'_>, request: LoginRequest) 
         Some(user) if verified => user,
         _ => return Err(ApiError::Unauthorized("Invalid email or password.")),
     };
+    // Told only to whom knows the password.
+    refuse_if_disabled(state, user.id).await?;
     let now = Timestamp::now();
     let session = PendingSession::new(state, request.device_name.as_deref(), origin.user_agent, now);
     state.store.create_session(user.id, &session.row).await?;
+    revoke_if_disabled_since(state, user.id, session.row.device_id, now).await?;
     tracing::info!(user = %user.id, device = %session.row.device_id, "logged in");
     session_reply(state, &user, session.row.device_id, &session.refresh_token, now).await
 }
@@ -144,7 +164,20 @@ pub async fn refresh(state: &AppState, refresh_token: &str) -> ApiResult<Session
         RefreshOutcome::Invalid => return Err(ApiError::Unauthorized("Invalid refresh token.")),
     };
     let user = state.store.user(device.user_id).await?.ok_or(ApiError::Unauthorized("Invalid refresh token."))?;
+    // Disabling deletes the account's refresh tokens; this is one rotated as it happened.
+    revoke_if_disabled_since(state, user.id, device.id, now).await?;
     session_reply(state, &user, device.id, &successor, now).await
+}
+
+/// Revokes the device session just made or rotated if the account was disabled meanwhile (a
+/// disabling that raced with it, whose revocation may have come first), and refuses.
+async fn revoke_if_disabled_since(state: &AppState, user_id: Uuid, device_id: Uuid, now: Timestamp) -> ApiResult<()> {
+    if let Err(refused) = refuse_if_disabled(state, user_id).await {
+        state.store.revoke_device(user_id, device_id, now).await?;
+        state.pubsub.publish(Envelope::DisconnectDevices { devices: vec![device_id] }).await;
+        return Err(refused);
+    }
+    Ok(())
 }
 
 /// A new device redeeming a link code. No Debug: it holds a token.

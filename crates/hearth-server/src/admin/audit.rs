@@ -14,6 +14,18 @@ use utoipa::ToSchema;
 
 /// What an admin login is recorded as.
 pub const LOGIN: &str = "admin.login";
+/// An account disabled.
+pub const USER_DISABLE: &str = "user.disable";
+/// An account enabled again.
+pub const USER_ENABLE: &str = "user.enable";
+/// An account deleted.
+pub const USER_DELETE: &str = "user.delete";
+/// A role granted.
+pub const ROLE_GRANT: &str = "user.role.grant";
+/// An invite code made.
+pub const INVITE_CREATE: &str = "invite.create";
+/// A role taken back.
+pub const ROLE_REVOKE: &str = "user.role.revoke";
 
 /// The outcome of an action that happened.
 pub const OK: &str = "ok";

@@ -9,7 +9,10 @@
 //! one the signature names) against the listed keys, and gives an admin token for
 //! [`SESSION_TTL_SECS`] (stored hashed). Every sign-in, accepted or refused, is audited.
 
+pub mod accounts;
 pub mod audit;
+pub mod invites;
+pub mod providers;
 pub mod signers;
 
 use std::path::PathBuf;

@@ -148,8 +148,8 @@ async fn set_default_api_key(state: &AppState, prompt: &Prompt, provider: &str) 
     match configure::is_operator(state, prompt.user_id).await {
         Ok(true) => {}
         Ok(false) => {
-            return "Only the operators of this server can add keys to the free tier (with their email address \
-                    confirmed)."
+            return "Only the operators of this server can add keys to the free tier: an administrator grants \
+                    the operator role."
                 .to_owned()
                 .into();
         }

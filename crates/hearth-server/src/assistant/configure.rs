@@ -99,12 +99,14 @@ pub async fn issue(
 }
 
 /// What a live link is for, or `None` for any link that is not (expired, used, replaced,
-/// tampered with, or naming someone else): one answer for all, so a page tells nothing apart.
+/// tampered with, or naming someone else; a pool link of someone no longer an operator): one
+/// answer for all, so a page tells nothing apart.
 pub async fn live(state: &AppState, link: &Link) -> Result<Option<LinkPurpose>, StoreError> {
     let now = Timestamp::now();
     for purpose in [LinkPurpose::Own, LinkPurpose::Pool] {
         if state.store.peek_one_time_token(&link.hash.0, purpose.kind(), now).await? == Some(link.user_id) {
-            return Ok(Some(purpose));
+            let allowed = purpose == LinkPurpose::Own || is_operator(state, link.user_id).await?;
+            return Ok(allowed.then_some(purpose));
         }
     }
     Ok(None)
@@ -181,16 +183,9 @@ pub async fn submit(
     Ok(Saved { provider, last_four: sealed.last_four, pool: purpose == LinkPurpose::Pool })
 }
 
-/// Whether `user_id` is an operator: `ai.operators` names their email address, and they have
-/// confirmed it. Anyone can register an address nobody has used yet; only its owner can confirm
-/// it, and a changed address is unconfirmed until its new owner does.
+/// Whether `user_id` is an operator: an administrator granted the account the `operator` role.
 pub async fn is_operator(state: &AppState, user_id: Uuid) -> Result<bool, StoreError> {
-    if state.settings.ai.operators.is_empty() {
-        return Ok(false);
-    }
-    let Some(user) = state.store.user(user_id).await? else { return Ok(false) };
-    let listed = state.settings.ai.operators.iter().any(|email| email.trim().eq_ignore_ascii_case(&user.email));
-    Ok(listed && user.confirmed_at.is_some())
+    Ok(state.store.account_roles(user_id).await?.iter().any(|held| held == hearth_store::ROLE_OPERATOR))
 }
 
 #[cfg(test)]

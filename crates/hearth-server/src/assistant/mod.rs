@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 use hearth_ai::{Answer, Attempt, ChatMessage, ChatRequest, ProviderName, TurnFailure, TurnFailureKind};
 use hearth_keyguard::{KeyRef, KeyStatus, Keyguard, KeyguardError};
 use hearth_store::{AllowanceKind, AssistantImage, AssistantTurn, KeyOwner, Store, StoreError, Timestamp};
+use serde::Serialize;
 use tokio::sync::mpsc;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::metrics::{Limit, Metrics};
@@ -339,18 +341,10 @@ impl Assistant {
     /// `/providers`: the providers in the order they are tried, and the health of the free
     /// tier's keys for each (counts only: a key is never shown).
     pub async fn providers_report(&self) -> Result<String, Refusal> {
-        let operator = self.keys.free_tier().await?;
-        let pool = self.store.provider_keys(KeyOwner::Pool).await?;
-        let mut keys: Vec<(ProviderName, hearth_ai::KeyFingerprint)> = operator;
-        keys.extend(pool.iter().filter_map(|row| Some((row.provider.parse().ok()?, row.fingerprint.parse().ok()?))));
-        let states = self.keyguard.key_states(keys.iter().map(|(_, key)| *key).collect()).await?;
-        let now = Timestamp::now();
         let mut lines = vec!["Providers, in the order they are tried:".to_owned()];
-        for (position, provider) in self.order.iter().enumerate() {
-            let mine: Vec<KeyStatus> =
-                keys.iter().zip(&states).filter(|((p, _), _)| p == provider).map(|(_, state)| *state).collect();
-            let images = if provider.makes_images() { " (also images)" } else { "" };
-            lines.push(format!("{}. {provider}{images}: {}", position + 1, free_tier_health(*provider, &mine, now)));
+        for (position, health) in self.provider_health().await?.iter().enumerate() {
+            let images = if health.images { " (also images)" } else { "" };
+            lines.push(format!("{}. {}{images}: {}", position + 1, health.provider, health.summary));
         }
         lines.push(
             "Your own keys are tried before the free tier and have no daily limit: /configure adds one, /keys \
@@ -358,6 +352,42 @@ impl Assistant {
                 .to_owned(),
         );
         Ok(lines.join("\n"))
+    }
+
+    /// Each provider in the order they are tried, with the health of the free tier's keys
+    /// (the operator's from the settings, and the pool's): counts only, never a key.
+    pub async fn provider_health(&self) -> Result<Vec<ProviderHealth>, Refusal> {
+        let operator = self.keys.free_tier().await?;
+        let settings_keys = operator.len();
+        let pool = self.store.provider_keys(KeyOwner::Pool).await?;
+        let mut keys: Vec<(ProviderName, hearth_ai::KeyFingerprint)> = operator;
+        keys.extend(pool.iter().filter_map(|row| Some((row.provider.parse().ok()?, row.fingerprint.parse().ok()?))));
+        let states = self.keyguard.key_states(keys.iter().map(|(_, key)| *key).collect()).await?;
+        let now = Timestamp::now();
+        let health = self.order.iter().map(|provider| {
+            // Each of the provider's keys, with its place in `keys` (the settings' come first).
+            let mine: Vec<(usize, KeyStatus)> = keys
+                .iter()
+                .zip(&states)
+                .enumerate()
+                .filter(|(_, ((p, _), _))| p == provider)
+                .map(|(index, (_, state))| (index, *state))
+                .collect();
+            let statuses: Vec<KeyStatus> = mine.iter().map(|(_, state)| *state).collect();
+            let refused = statuses.iter().filter(|key| key.refused_at.is_some()).count();
+            let resting = statuses.iter().filter(|key| key.refused_at.is_none() && key.cooling_for.is_some()).count();
+            ProviderHealth {
+                provider: *provider,
+                images: provider.makes_images(),
+                settings_keys: mine.iter().filter(|(index, _)| *index < settings_keys).count(),
+                pool_keys: mine.iter().filter(|(index, _)| *index >= settings_keys).count(),
+                healthy: statuses.len() - refused - resting,
+                resting,
+                refused,
+                summary: free_tier_health(*provider, &statuses, now),
+            }
+        });
+        Ok(health.collect())
     }
 
     /// Takes one unit of the free tier's allowance of `kind` for the UTC day of `at` and returns
@@ -475,6 +505,28 @@ fn free_tier_health(provider: ProviderName, keys: &[KeyStatus], now: Timestamp) 
             format!("{n} free-tier keys: {}", parts.join(", "))
         }
     }
+}
+
+/// A provider and the health of the free tier's keys for it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProviderHealth {
+    /// Its name.
+    #[schema(value_type = String)]
+    pub provider: ProviderName,
+    /// Whether it also draws images.
+    pub images: bool,
+    /// Free-tier keys from the settings (`keyguard.free_tier.keys`).
+    pub settings_keys: usize,
+    /// Free-tier keys operators added (`/set_default_api_key`).
+    pub pool_keys: usize,
+    /// Keys answering.
+    pub healthy: usize,
+    /// Keys resting after repeated failures.
+    pub resting: usize,
+    /// Keys the provider refused as invalid.
+    pub refused: usize,
+    /// All of it in words, as `/providers` says it.
+    pub summary: String,
 }
 
 /// The UTC day of `at`, `YYYY-MM-DD`.

@@ -4,15 +4,21 @@
 //! sign-in needs `Authorization: Bearer <admin_token>`; the domain is `crate::admin`.
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use hearth_store::Timestamp;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use uuid::Uuid;
+
+use crate::admin::accounts::{self, AdminUserPage, Role};
+use crate::admin::invites::{self, CreatedInvite, InviteRequest};
+use crate::admin::providers::{self, ProvidersReport};
 use crate::admin::{self, AdminLogin, AuditPage, AuditVerification, Challenge};
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{AdminAuth, ClientIp, Json, Query};
+use crate::extract::{AdminAuth, ClientIp, Json, Path, Query};
 use crate::http::users::page_size;
 use crate::state::AppState;
 
@@ -22,6 +28,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(session))
         .routes(routes!(audit))
         .routes(routes!(verify_audit))
+        .routes(routes!(users))
+        .routes(routes!(disable_user))
+        .routes(routes!(enable_user))
+        .routes(routes!(delete_user))
+        .routes(routes!(set_role))
+        .routes(routes!(create_invite))
+        .routes(routes!(providers))
 }
 
 /// # POST /admin/challenge
@@ -109,4 +122,157 @@ async fn verify_audit(
 ) -> ApiResult<axum::Json<AuditVerification>> {
     tracing::debug!(fingerprint = %admin.fingerprint, "the audit log verified");
     Ok(axum::Json(admin::audit_verification(&*state.store).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+struct UsersQuery {
+    /// Finds accounts whose email or display name contains this (case-insensitively).
+    #[param(max_length = 320)]
+    query: Option<String>,
+    /// Token from the previous page; absent for the first page.
+    page_token: Option<String>,
+    /// Items per page, 1–100 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    page_size: Option<String>,
+}
+
+/// # GET /admin/users
+///
+/// Every account, by id: email, display name, created, last seen, live devices, disabled,
+/// roles.
+#[utoipa::path(get, path = "/admin/users", tag = "admin", security(("bearer" = [])), params(UsersQuery),
+    responses((status = 200, body = AdminUserPage), (status = 400, description = "bad page_token", body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, description = "a person's access token", body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+async fn users(
+    State(state): State<AppState>,
+    AdminAuth(_admin): AdminAuth,
+    Query(query): Query<UsersQuery>,
+) -> ApiResult<axum::Json<AdminUserPage>> {
+    let size = page_size(query.page_size.as_deref())?;
+    let page = accounts::list(&state, query.query.as_deref(), query.page_token.as_deref(), size);
+    Ok(axum::Json(page.await?))
+}
+
+/// Why an action is taken, kept in the audit log.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ReasonRequest {
+    /// 1 to 1 000 characters.
+    #[schema(min_length = 1, max_length = 1000)]
+    reason: Option<String>,
+}
+
+/// # POST /admin/users/{id}/disable
+///
+/// Disables an account: every session revoked, its sockets closed, sign-in refused until it
+/// is enabled. Audited with the reason.
+#[utoipa::path(post, path = "/admin/users/{id}/disable", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the account")), request_body = ReasonRequest,
+    responses((status = 204, description = "disabled"), (status = 401, body = ErrorBody),
+              (status = 403, description = "a person's access token", body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn disable_user(
+    State(state): State<AppState>,
+    AdminAuth(admin): AdminAuth,
+    Path(id): Path<Uuid>,
+    Json(request): Json<ReasonRequest>,
+) -> ApiResult<StatusCode> {
+    accounts::disable(&state, &admin, id, request.reason.as_deref()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// # POST /admin/users/{id}/enable
+///
+/// Lets a disabled account sign in again. Audited.
+#[utoipa::path(post, path = "/admin/users/{id}/enable", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the account")),
+    responses((status = 204, description = "enabled"), (status = 401, body = ErrorBody),
+              (status = 403, description = "a person's access token", body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+async fn enable_user(
+    State(state): State<AppState>,
+    AdminAuth(admin): AdminAuth,
+    Path(id): Path<Uuid>,
+) -> ApiResult<StatusCode> {
+    accounts::enable(&state, &admin, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// # DELETE /admin/users/{id}
+///
+/// Deletes an account and everything of it (memberships, messages, sealed keys, images), as
+/// `DELETE /api/account` does. Audited with the reason.
+#[utoipa::path(delete, path = "/admin/users/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the account")), request_body = ReasonRequest,
+    responses((status = 204, description = "deleted"), (status = 401, body = ErrorBody),
+              (status = 403, description = "a person's access token", body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn delete_user(
+    State(state): State<AppState>,
+    AdminAuth(admin): AdminAuth,
+    Path(id): Path<Uuid>,
+    Json(request): Json<ReasonRequest>,
+) -> ApiResult<StatusCode> {
+    accounts::delete(&state, &admin, id, request.reason.as_deref()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A role granted or taken back.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RoleRequest {
+    role: Role,
+    /// True to grant, false to take back.
+    granted: bool,
+}
+
+/// # POST /admin/users/{id}/roles
+///
+/// Grants (`"granted": true`) or takes back a role: `analyst` or `operator`. Audited.
+#[utoipa::path(post, path = "/admin/users/{id}/roles", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the account")), request_body = RoleRequest,
+    responses((status = 204, description = "done"), (status = 401, body = ErrorBody),
+              (status = 403, description = "a person's access token", body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn set_role(
+    State(state): State<AppState>,
+    AdminAuth(admin): AdminAuth,
+    Path(id): Path<Uuid>,
+    Json(request): Json<RoleRequest>,
+) -> ApiResult<StatusCode> {
+    accounts::set_role(&state, &admin, id, request.role, request.granted).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// # POST /admin/invites
+///
+/// An invite code for `accounts.registration = "invite"`: good for `uses` sign-ups (default 1)
+/// until it expires (default in 7 days). The code is shown this once and kept hashed. Audited.
+#[utoipa::path(post, path = "/admin/invites", tag = "admin", security(("bearer" = [])), request_body = InviteRequest,
+    responses((status = 201, body = CreatedInvite), (status = 401, body = ErrorBody),
+              (status = 403, description = "a person's access token", body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+async fn create_invite(
+    State(state): State<AppState>,
+    AdminAuth(admin): AdminAuth,
+    Json(request): Json<InviteRequest>,
+) -> ApiResult<(StatusCode, axum::Json<CreatedInvite>)> {
+    let invite = invites::create(&state, &admin, &request).await?;
+    Ok((StatusCode::CREATED, axum::Json(invite)))
+}
+
+/// # GET /admin/providers
+///
+/// The AI providers in the order they are tried, and the health of the free tier's keys for
+/// each: counts only, never a key.
+#[utoipa::path(get, path = "/admin/providers", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = ProvidersReport), (status = 401, body = ErrorBody),
+              (status = 403, description = "a person's access token", body = ErrorBody),
+              (status = 503, description = "the keyguard is not reachable", body = ErrorBody)))]
+async fn providers(
+    State(state): State<AppState>,
+    AdminAuth(_admin): AdminAuth,
+) -> ApiResult<axum::Json<ProvidersReport>> {
+    Ok(axum::Json(providers::report(&state).await?))
 }

@@ -32,7 +32,9 @@ fn origin(ClientIp(address): ClientIp, headers: &HeaderMap) -> Origin<'_> {
 
 /// # POST /auth/register
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
-    responses((status = 201, body = SessionReply), (status = 409, description = "email taken", body = ErrorBody),
+    responses((status = 201, body = SessionReply),
+              (status = 403, description = "sign-up closed, or an invite code missing, unknown, used up or expired", body = ErrorBody),
+              (status = 409, description = "email taken", body = ErrorBody),
               (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn register(
     State(state): State<AppState>,

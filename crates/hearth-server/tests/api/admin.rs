@@ -16,17 +16,17 @@ use tempfile::TempDir;
 use crate::harness::{TestApp, assert_keys, captured_log, spawn_app, str_field};
 
 /// Keys made by `ssh-keygen` in a directory of their own.
-struct Keys {
+pub(crate) struct Keys {
     dir: TempDir,
 }
 
 impl Keys {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self { dir: tempfile::tempdir().expect("a directory for keys") }
     }
 
     /// A new key pair `name` of `kind` (`ed25519`, `ecdsa`, `rsa`); the private key's path.
-    fn make(&self, name: &str, kind: &str) -> PathBuf {
+    pub(crate) fn make(&self, name: &str, kind: &str) -> PathBuf {
         let path = self.dir.path().join(name);
         let mut command = Command::new("ssh-keygen");
         command.args(["-q", "-N", "", "-C", name, "-t", kind]).arg("-f").arg(&path);
@@ -42,12 +42,12 @@ impl Keys {
 }
 
 /// The public key line of a private key made by [`Keys::make`].
-fn public_line(key: &Path) -> String {
+pub(crate) fn public_line(key: &Path) -> String {
     std::fs::read_to_string(key.with_extension("pub")).expect("the public key").trim().to_owned()
 }
 
 /// `SHA256:…` of a key, as `ssh-keygen -l` prints it.
-fn fingerprint(key: &Path) -> String {
+pub(crate) fn fingerprint(key: &Path) -> String {
     let output =
         Command::new("ssh-keygen").arg("-l").arg("-f").arg(key.with_extension("pub")).output().expect("ssh-keygen -l");
     String::from_utf8(output.stdout).expect("text").split_whitespace().nth(1).expect("a fingerprint").to_owned()
@@ -71,7 +71,7 @@ fn sign(key: &Path, namespace: &str, text: &str) -> String {
 }
 
 /// Lists `lines` as the administrators' keys (the default file, `<data_dir>/admin_keys`).
-fn list_admins(app: &TestApp, lines: &[String]) {
+pub(crate) fn list_admins(app: &TestApp, lines: &[String]) {
     let path = app.data_dir.path().join("admin_keys");
     std::fs::write(&path, lines.join("\n") + "\n").expect("write admin_keys");
     // The server notices a change by the file's modification time and length: one written
@@ -92,7 +92,7 @@ async fn session(app: &TestApp, challenge: &str, signature: &str) -> crate::harn
 }
 
 /// Signs in with `key`; the admin token.
-async fn sign_in(app: &TestApp, key: &Path) -> String {
+pub(crate) async fn sign_in(app: &TestApp, key: &Path) -> String {
     let challenge = new_challenge(app).await;
     let reply = session(app, &challenge, &sign(key, "hearth-admin", &challenge)).await;
     str_field(reply.expect_status(StatusCode::OK), "admin_token")
@@ -113,7 +113,7 @@ async fn database(app: &TestApp) -> std::sync::Arc<dyn Store> {
 }
 
 /// The newest audit entries, as an administrator reads them.
-async fn audit(app: &TestApp, token: &str) -> Vec<Value> {
+pub(crate) async fn audit(app: &TestApp, token: &str) -> Vec<Value> {
     let reply = app.get_authed("/admin/audit", token).await;
     reply.expect_status(StatusCode::OK)["items"].as_array().expect("items").clone()
 }
@@ -225,10 +225,10 @@ async fn every_refusal_is_a_401_that_says_why() {
 }
 
 /// A pool on the server's SQLite file, to change rows behind the server's back.
-struct SqliteOnly(sqlx::SqlitePool);
+pub(crate) struct SqliteOnly(pub(crate) sqlx::SqlitePool);
 
 impl SqliteOnly {
-    async fn open(app: &TestApp) -> Self {
+    pub(crate) async fn open(app: &TestApp) -> Self {
         let url = format!("sqlite://{}", app.data_dir.path().join("hearth.db").display());
         Self(sqlx::SqlitePool::connect(&url).await.expect("open the server's database"))
     }

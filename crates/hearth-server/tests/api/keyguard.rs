@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use crate::admin_users::set_role;
 use crate::assistant::{ASSISTANT, fake_key, prompt, spawn_with_fake, start_assistant};
 use crate::channels::Peer;
 use crate::harness::{PASSWORD, Session, TestApp, assert_no_file_contains};
@@ -399,22 +400,20 @@ async fn a_key_the_provider_refuses_or_of_the_wrong_shape_is_not_stored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_add_keys_to_the_free_tier_pool() {
     let fake = FakeProvider::start().await.expect("start the fake");
-    let (app, _) = spawn(Mode::InProcess, &fake, |settings| {
-        settings.keyguard.free_tier.keys.clear();
-        settings.ai.operators = vec!["Op@Example.org".into()];
-    })
-    .await;
+    let (app, _) = spawn(Mode::InProcess, &fake, |settings| settings.keyguard.free_tier.keys.clear()).await;
     let mut op = Person::join(&app, "op@example.org").await;
     let mut bob = Person::join(&app, "bob@example.org").await;
     let (status, none) = chat(&app, &bob.session.auth_token, "anyone?").await;
     assert_eq!((status, none["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("no_provider")));
 
-    let refused = "Only the operators of this server can add keys to the free tier (with their email address \
-                   confirmed).";
+    let refused = "Only the operators of this server can add keys to the free tier: an administrator grants the \
+                   operator role.";
     assert_eq!(bob.say("/set_default_api_key openai").await, refused);
-    // The listed address is not confirmed yet: anyone could have registered it.
     assert_eq!(op.say("/set_default_api_key openai").await, refused);
-    confirm_email(&app, "op@example.org").await;
+    // The analyst role is not the operator's.
+    set_role(&app, &op.session.user_id, "analyst", true).await;
+    assert_eq!(op.say("/set_default_api_key openai").await, refused);
+    set_role(&app, &op.session.user_id, "operator", true).await;
     let link = op.link("/set_default_api_key openai").await;
     assert!(link.ends_with("?provider=openai"), "{link}");
     let config = page_config(&app, &link).await;
@@ -440,13 +439,9 @@ async fn operators_add_keys_to_the_free_tier_pool() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configure_envelope_opens_only_on_the_link_and_for_the_purpose_it_was_made_for() {
     let fake = FakeProvider::start().await.expect("start the fake");
-    let (app, _) = spawn(Mode::InProcess, &fake, |settings| {
-        settings.keyguard.free_tier.keys.clear();
-        settings.ai.operators = vec!["op@example.org".into()];
-    })
-    .await;
+    let (app, _) = spawn(Mode::InProcess, &fake, |settings| settings.keyguard.free_tier.keys.clear()).await;
     let mut op = Person::join(&app, "op@example.org").await;
-    confirm_email(&app, "op@example.org").await;
+    set_role(&app, &op.session.user_id, "operator", true).await;
     let key = fake_key(ProviderName::OpenAi, "ok");
 
     // Captured on the first page (never posted there)…
@@ -468,13 +463,6 @@ async fn a_configure_envelope_opens_only_on_the_link_and_for_the_purpose_it_was_
         post(&app, &pool, &submission(&page_config(&app, &pool).await, ProviderName::OpenAi, &key)).await;
     assert_eq!(status, StatusCode::OK, "{saved}");
     op.peer.expect(&format!("user:{}", op.session.user_id), "new_message").await;
-}
-
-/// Follows the confirmation link last mailed to `address`.
-async fn confirm_email(app: &TestApp, address: &str) {
-    let token = app.email(crate::harness::EmailKind::Confirm, address).await.token;
-    let confirmed = app.post("/auth/confirm", &json!({ "token": token })).await;
-    assert_eq!(confirmed.status, StatusCode::NO_CONTENT, "{}", confirmed.text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -515,32 +503,21 @@ async fn a_configure_link_dies_with_the_session_that_asked_for_it_and_with_signo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operator_rights_need_a_confirmed_address_before_and_after_an_email_change() {
+async fn operator_rights_end_when_the_role_is_taken_back() {
     let fake = FakeProvider::start().await.expect("start the fake");
-    let (app, _) = spawn(Mode::InProcess, &fake, |settings| {
-        settings.ai.operators = vec!["op@example.org".into(), "ops@example.org".into()];
-    })
-    .await;
+    let (app, _) = spawn(Mode::InProcess, &fake, |_| {}).await;
     let mut op = Person::join(&app, "op@example.org").await;
-    confirm_email(&app, "op@example.org").await;
-    let link = op.link("/set_default_api_key openai").await;
-
-    // Moving to another listed address: the new one is unconfirmed, so no rights until it is,
-    // and the pool link made before the change no longer works.
-    let changing = app.post_authed("/api/token/email_change", &op.session.auth_token, None).await;
-    assert_eq!(changing.status, StatusCode::NO_CONTENT, "{}", changing.text);
-    let token = app.email(crate::harness::EmailKind::EmailChange, "op@example.org").await.token;
-    let body = json!({ "token": token, "email": "ops@example.org", "password": PASSWORD });
-    let changed = app.patch_authed("/api/email", &op.session.auth_token, &body).await;
-    assert_eq!(changed.status, StatusCode::NO_CONTENT, "{}", changed.text);
-    let page = app.client.get(app.url(&link)).send().await.expect("GET the page");
-    assert_eq!(page.status(), StatusCode::NOT_FOUND, "the link died with the old address");
-    assert!(op.say("/set_default_api_key openai").await.starts_with("Only the operators"));
-
-    confirm_email(&app, "ops@example.org").await;
+    set_role(&app, &op.session.user_id, "operator", true).await;
     let link = op.link("/set_default_api_key openai").await;
     let config = page_config(&app, &link).await;
     assert_eq!(config["pool"], json!(true));
+    set_role(&app, &op.session.user_id, "operator", false).await;
+    assert!(op.say("/set_default_api_key openai").await.starts_with("Only the operators"));
+    // The link made while they were one no longer opens, nor takes a key.
+    invalid_page(&app, &link).await;
+    let (status, _) =
+        post(&app, &link, &submission(&config, ProviderName::OpenAi, &fake_key(ProviderName::OpenAi, "ok"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

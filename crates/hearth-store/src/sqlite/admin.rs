@@ -2,10 +2,11 @@
 
 use async_trait::async_trait;
 use sqlx::AssertSqlSafe;
+use uuid::Uuid;
 
 use super::SqliteStore;
-use crate::admin::{self, AuditChain, EntryRow, entry, next_entry};
-use crate::{AdminSession, AdminStore, AuditEntry, NewAuditEntry, StoreResult, Timestamp};
+use crate::admin::{self, AccountRow, AuditChain, EntryRow, account, entry, next_entry};
+use crate::{AdminAccount, AdminSession, AdminStore, AuditEntry, Invite, NewAuditEntry, StoreResult, Timestamp};
 
 /// How long a dead challenge is kept before the next one clears it away.
 const DEAD_CHALLENGES_KEPT_SECS: i64 = 24 * 3600;
@@ -83,5 +84,76 @@ impl AdminStore for SqliteStore {
         let rows: Vec<EntryRow> =
             sqlx::query_as(AssertSqlSafe(admin::entries_after(limit))).bind(after).fetch_all(&self.pool).await?;
         Ok(rows.into_iter().map(entry).collect())
+    }
+
+    async fn admin_accounts(
+        &self,
+        search: Option<&str>,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<AdminAccount>> {
+        let rows: Vec<AccountRow> = sqlx::query_as(AssertSqlSafe(admin::accounts_page(limit)))
+            .bind(after.unwrap_or(Uuid::nil()))
+            .bind(admin::contains_pattern(search))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut accounts = Vec::with_capacity(rows.len());
+        for row in rows {
+            let roles = self.account_roles(row.0).await?;
+            accounts.push(account(row, roles));
+        }
+        Ok(accounts)
+    }
+
+    async fn disable_account(&self, user_id: Uuid, reason: &str, at: Timestamp) -> StoreResult<bool> {
+        let done =
+            sqlx::query(admin::DISABLE_ACCOUNT).bind(user_id).bind(at).bind(reason).execute(self.writer()).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn enable_account(&self, user_id: Uuid) -> StoreResult<()> {
+        sqlx::query(admin::ENABLE_ACCOUNT).bind(user_id).execute(self.writer()).await?;
+        Ok(())
+    }
+
+    async fn account_disabled(&self, user_id: Uuid) -> StoreResult<bool> {
+        let (count,): (i64,) = sqlx::query_as(admin::ACCOUNT_DISABLED).bind(user_id).fetch_one(&self.pool).await?;
+        Ok(count > 0)
+    }
+
+    async fn set_account_role(&self, user_id: Uuid, role: &str, granted: bool, at: Timestamp) -> StoreResult<()> {
+        if granted {
+            sqlx::query(admin::GRANT_ROLE).bind(user_id).bind(role).bind(at).execute(self.writer()).await?;
+        } else {
+            sqlx::query(admin::REVOKE_ROLE).bind(user_id).bind(role).execute(self.writer()).await?;
+        }
+        Ok(())
+    }
+
+    async fn account_roles(&self, user_id: Uuid) -> StoreResult<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(admin::ROLES).bind(user_id).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|(role,)| role).collect())
+    }
+
+    async fn create_invite(&self, invite: &Invite) -> StoreResult<()> {
+        sqlx::query(admin::CREATE_INVITE)
+            .bind(&invite.code_hash[..])
+            .bind(invite.uses)
+            .bind(invite.expires_at)
+            .bind(invite.created_at)
+            .bind(&invite.created_by)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    async fn use_invite(&self, code_hash: &[u8; 32], now: Timestamp) -> StoreResult<bool> {
+        let used = sqlx::query(admin::USE_INVITE).bind(&code_hash[..]).bind(now).execute(self.writer()).await?;
+        Ok(used.rows_affected() == 1)
+    }
+
+    async fn return_invite_use(&self, code_hash: &[u8; 32]) -> StoreResult<()> {
+        sqlx::query(admin::RETURN_INVITE_USE).bind(&code_hash[..]).execute(self.writer()).await?;
+        Ok(())
     }
 }

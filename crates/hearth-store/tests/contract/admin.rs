@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use hearth_store::{AdminSession, AuditEntry, NewAuditEntry, Store, Timestamp};
+use hearth_store::{AdminSession, AuditEntry, Invite, NewAuditEntry, Store, Timestamp};
 use tokio::sync::Barrier;
 
-use crate::token_hash;
+use crate::{create_account, token_hash};
 
 contract!(
     challenge_is_used_once,
@@ -16,6 +16,9 @@ contract!(
     audit_entries_chain_from_the_previous_hash,
     audit_entries_page_both_ways,
     concurrent_appends_make_one_chain,
+    accounts_are_listed_found_and_paged,
+    disabling_and_roles_are_kept_and_go_with_the_account,
+    invite_uses_are_spent_once_each_even_racing,
 );
 
 /// A stand-in for the server's hash: the previous hash, then the entry's seq and action.
@@ -146,4 +149,93 @@ async fn concurrent_appends_make_one_chain(store: Arc<dyn Store>) {
         assert_eq!(entry.prev_hash, previous, "entry {} chains from the one before", entry.seq);
         assert_eq!(entry.hash, chain(entry));
     }
+}
+
+async fn accounts_are_listed_found_and_paged(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let ann = create_account(&store, "ann@example.org", now).await;
+    let bob = create_account(&store, "bob_100%@example.org", now.plus_secs(1)).await;
+    let all = store.admin_accounts(None, None, 10).await.expect("list");
+    assert_eq!(all.iter().map(|a| a.email.as_str()).collect::<Vec<_>>(), ["ann@example.org", "bob_100%@example.org"]);
+    assert_eq!((all[0].devices, all[0].last_seen_at, &all[0].disabled), (1, Some(now), &None));
+    assert_eq!(all[0].created_at, now);
+    // Case-insensitive, and LIKE's wildcards taken literally.
+    let found = store.admin_accounts(Some("BOB_100%"), None, 10).await.expect("search");
+    assert_eq!(found.iter().map(|a| a.user_id).collect::<Vec<_>>(), [bob.user.id]);
+    assert!(store.admin_accounts(Some("n_"), None, 10).await.expect("search").is_empty());
+    let first = store.admin_accounts(None, None, 1).await.expect("page");
+    assert_eq!(first[0].user_id, ann.user.id);
+    let next = store.admin_accounts(None, Some(ann.user.id), 10).await.expect("next page");
+    assert_eq!(next.iter().map(|a| a.user_id).collect::<Vec<_>>(), [bob.user.id]);
+    store.revoke_all_devices(ann.user.id, now).await.expect("revoke");
+    let ann_now = &store.admin_accounts(Some("ann"), None, 10).await.expect("list")[0];
+    assert_eq!(ann_now.devices, 0, "revoked devices are not counted");
+}
+
+async fn disabling_and_roles_are_kept_and_go_with_the_account(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let ann = create_account(&store, "ann@example.org", now).await.user.id;
+    assert!(!store.account_disabled(ann).await.expect("disabled?"));
+    assert!(store.disable_account(ann, "spam", now).await.expect("disable"));
+    assert!(store.disable_account(ann, "more spam", now.plus_secs(1)).await.expect("disable again"));
+    assert!(!store.disable_account(uuid::Uuid::now_v7(), "x", now).await.expect("nobody"), "no such account");
+    assert!(store.account_disabled(ann).await.expect("disabled?"));
+    let listed = &store.admin_accounts(None, None, 10).await.expect("list")[0];
+    assert_eq!(listed.disabled, Some((now.plus_secs(1), "more spam".to_owned())));
+    store.enable_account(ann).await.expect("enable");
+    assert!(!store.account_disabled(ann).await.expect("disabled?"));
+
+    for role in ["operator", "analyst", "operator"] {
+        store.set_account_role(ann, role, true, now).await.expect("grant");
+    }
+    assert_eq!(store.account_roles(ann).await.expect("roles"), ["analyst", "operator"]);
+    store.set_account_role(ann, "operator", false, now).await.expect("take back");
+    store.set_account_role(ann, "operator", false, now).await.expect("take back again");
+    assert_eq!(store.account_roles(ann).await.expect("roles"), ["analyst"]);
+    assert!(store.set_account_role(ann, "root", true, now).await.is_err(), "only the two roles exist");
+
+    store.disable_account(ann, "gone", now).await.expect("disable");
+    store.delete_user(ann).await.expect("delete");
+    assert!(!store.account_disabled(ann).await.expect("disabled?"));
+    assert!(store.account_roles(ann).await.expect("roles").is_empty());
+}
+
+async fn invite_uses_are_spent_once_each_even_racing(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let invite = |uses| Invite {
+        code_hash: token_hash(),
+        uses,
+        expires_at: now.plus_secs(60),
+        created_at: now,
+        created_by: "SHA256:abc".to_owned(),
+    };
+    let two = invite(2);
+    store.create_invite(&two).await.expect("create");
+    assert!(store.use_invite(&two.code_hash, now).await.expect("use"));
+    store.return_invite_use(&two.code_hash).await.expect("give back");
+    assert!(store.use_invite(&two.code_hash, now).await.expect("use"));
+    assert!(store.use_invite(&two.code_hash, now).await.expect("use"));
+    assert!(!store.use_invite(&two.code_hash, now).await.expect("used up"));
+    assert!(!store.use_invite(&token_hash(), now).await.expect("unknown"));
+    let expiring = invite(5);
+    store.create_invite(&expiring).await.expect("create");
+    assert!(!store.use_invite(&expiring.code_hash, now.plus_secs(60)).await.expect("at expiry"));
+
+    let one = invite(3);
+    store.create_invite(&one).await.expect("create");
+    let barrier = Arc::new(Barrier::new(12));
+    let racers: Vec<_> = (0..12)
+        .map(|_| {
+            let (store, barrier, hash) = (store.clone(), barrier.clone(), one.code_hash);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.use_invite(&hash, now).await.expect("use")
+            })
+        })
+        .collect();
+    let mut wins = 0;
+    for racer in racers {
+        wins += usize::from(racer.await.expect("racer"));
+    }
+    assert_eq!(wins, 3, "as many as it has uses");
 }

@@ -37,6 +37,26 @@ async fn admin(cwd: &Path, config: &Path, args: &[&str]) -> harness::Finished {
     harness::run(command).await
 }
 
+/// An administrator's key for a server about to start: made in `dir` and listed in a file there;
+/// the private key's path and the value for `HEARTH_ADMIN__ALLOWED_SIGNERS`.
+pub(crate) fn listed_admin_key(dir: &Path) -> (PathBuf, String) {
+    let key = make_key(dir, "admin");
+    let signers = dir.join("admin_keys");
+    std::fs::copy(key.with_extension("pub"), &signers).expect("write admin_keys");
+    (key, signers.to_str().expect("a UTF-8 path").to_owned())
+}
+
+/// Grants `role` to the account `email` as the administrator holding `key`: `hearth admin
+/// login`, then `hearth admin users grant ROLE EMAIL`, in a configuration directory of their own.
+pub(crate) async fn grant_role(server: &Hearth, key: &Path, role: &str, email: &str) {
+    let config = tempfile::tempdir().expect("a configuration directory");
+    let key = key.to_str().expect("a UTF-8 path");
+    let login = admin(config.path(), config.path(), &["login", "--server", &server.url, "--key", key]).await;
+    assert!(login.status.success(), "{login:?}");
+    let granted = admin(config.path(), config.path(), &["users", "grant", role, email]).await;
+    assert!(granted.status.success(), "{granted:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_login_keeps_a_private_token_and_audit_verify_sees_an_edited_row() {
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -92,4 +112,80 @@ async fn admin_login_keeps_a_private_token_and_audit_verify_sees_an_edited_row()
     assert!(!elsewhere.status.success() && elsewhere.stderr.contains("hearth admin login"), "{elsewhere:?}");
     let (lines, _) = server.stop().await;
     assert!(!lines.iter().any(|l| l.contains(token)), "the token is not logged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_users_invites_and_providers_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (data, config) = (dir.path().join("data"), dir.path().join("config"));
+    let (key, signers) = listed_admin_key(dir.path());
+    const POOL_KEY: &str = "gsk_fake-ok-0123456789abcdef0123456789abcdef";
+    let free_tier = format!("[\"{POOL_KEY}\"]");
+    let env = [
+        ("HEARTH_ADMIN__ALLOWED_SIGNERS", signers.as_str()),
+        ("HEARTH_ACCOUNTS__REGISTRATION", "invite"),
+        ("HEARTH_AI__ORDER", "[\"groq\"]"),
+        ("HEARTH_KEYGUARD__FREE_TIER__KEYS__GROQ", free_tier.as_str()),
+    ];
+    let server = Hearth::start(dir.path(), &data, &env).await;
+    let run = |args: &'static [&'static str]| admin(dir.path(), &config, args);
+    let key = key.to_str().expect("a UTF-8 path").to_owned();
+    let login = admin(dir.path(), &config, &["login", "--server", &server.url, "--key", &key]).await;
+    assert!(login.status.success(), "{login:?}");
+
+    // An invite code, printed alone on stdout, signs someone up (twice, then no more).
+    let made = run(&["invites", "create", "--uses", "2", "--expires", "1h"]).await;
+    assert!(made.status.success(), "{made:?}");
+    let code = made.stdout.trim().to_owned();
+    assert!(made.stderr.contains("2 sign-up(s)"), "{}", made.stderr);
+    let client = harness::client();
+    let register = |email: &str, code: &str| {
+        let body = serde_json::json!({ "email": email, "password": "a long enough password", "invite": code });
+        client.post(server.at("/auth/register")).json(&body).send()
+    };
+    assert_eq!(register("ann@example.org", &code).await.expect("register").status(), 201);
+    assert_eq!(register("bob@example.org", "made-up").await.expect("register").status(), 403);
+    assert!(!run(&["invites", "create", "--expires", "soon"]).await.status.success());
+
+    let listed = run(&["users", "list"]).await;
+    assert!(listed.stdout.contains("ann@example.org") && listed.stdout.contains("active"), "{listed:?}");
+    let granted = run(&["users", "grant", "operator", "ann@example.org"]).await;
+    assert!(granted.status.success(), "{granted:?}");
+    assert!(run(&["users", "list", "--query", "ann"]).await.stdout.contains("roles operator"));
+    assert!(run(&["users", "revoke", "operator", "ann@example.org"]).await.status.success());
+    assert!(run(&["users", "list"]).await.stdout.contains("roles -"));
+    let wrong_role = run(&["users", "grant", "root", "ann@example.org"]).await;
+    assert!(!wrong_role.status.success() && wrong_role.stderr.contains("422"), "{wrong_role:?}");
+    let nobody = run(&["users", "disable", "nobody@example.org", "--reason", "x"]).await;
+    assert!(!nobody.status.success() && nobody.stderr.contains("no account has the address"), "{nobody:?}");
+
+    let disabled = run(&["users", "disable", "ann@example.org", "--reason", "spam"]).await;
+    assert!(disabled.status.success(), "{disabled:?}");
+    let login_body = serde_json::json!({ "email": "ann@example.org", "password": "a long enough password" });
+    let refused = client.post(server.at("/auth/login")).json(&login_body).send().await.expect("login");
+    assert_eq!(refused.status(), 403);
+    assert!(run(&["users", "list"]).await.stdout.contains("DISABLED (spam)"));
+    assert!(run(&["users", "enable", "ann@example.org"]).await.status.success());
+    let again = client.post(server.at("/auth/login")).json(&login_body).send().await.expect("login");
+    assert_eq!(again.status(), 200);
+    let deleted = run(&["users", "delete", "ann@example.org", "--reason", "asked to"]).await;
+    assert!(deleted.status.success(), "{deleted:?}");
+    assert!(run(&["users", "list"]).await.stdout.contains("no accounts"));
+
+    let providers = run(&["providers"]).await;
+    assert!(providers.status.success(), "{providers:?}");
+    assert!(
+        providers.stdout.contains("1. groq") && providers.stdout.contains("1 free-tier key"),
+        "{}",
+        providers.stdout
+    );
+    assert!(!providers.stdout.contains(POOL_KEY) && !providers.stderr.contains(POOL_KEY));
+
+    let audit = run(&["audit"]).await.stdout;
+    for action in ["invite.create", "user.role.grant", "user.role.revoke", "user.disable", "user.enable", "user.delete"]
+    {
+        assert!(audit.contains(action), "{action} is not in the audit log:\n{audit}");
+    }
+    assert!(!audit.contains(&code), "the invite code reached the audit log");
+    server.stop().await;
 }

@@ -276,8 +276,9 @@ async fn drill(keyguard_at: KeyguardAt) {
         ("RUST_LOG".to_owned(), "debug".to_owned()),
         ("HEARTH_KEYGUARD__FREE_TIER__KEYS__GROQ".to_owned(), format!("[\"{SETTINGS_GROQ}\"]")),
         ("HEARTH_KEYGUARD__FREE_TIER__KEYS__GEMINI".to_owned(), format!("[\"{SETTINGS_BARE}\"]")),
-        ("HEARTH_AI__OPERATORS".to_owned(), "[\"op@example.org\"]".to_owned()),
     ]);
+    let admin_dir = tempfile::tempdir().expect("the administrator's temp dir");
+    let (admin_key, signers) = crate::admin::listed_admin_key(admin_dir.path());
     let mut keyguard = None;
     if keyguard_at == KeyguardAt::OwnProcess {
         let mut command = harness::hearth(dir.path());
@@ -290,7 +291,8 @@ async fn drill(keyguard_at: KeyguardAt) {
         // line it might print about it is scanned as well.
         env.push(("HEARTH_KEYGUARD__CONNECT".to_owned(), format!("unix:{}", socket.display())));
     }
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env.push(("HEARTH_ADMIN__ALLOWED_SIGNERS", &signers));
     let hearth = Hearth::start(dir.path(), &data_dir, &env).await;
     let api = Api::new(harness::client(), &hearth.url);
     // Every reply hearth gave, scanned with its output and files.
@@ -300,11 +302,8 @@ async fn drill(keyguard_at: KeyguardAt) {
     let mut link_tokens: Vec<String> = Vec::new();
 
     let mut ann = Person::register(&hearth, &api, "ann@example.org").await;
-    let mark = hearth.process.mark();
     let mut op = Person::register(&hearth, &api, "op@example.org").await;
-    // Operator rights need the listed address confirmed.
-    let confirmation = crate::mail::next_outbox_mail(&hearth, mark).await;
-    api.expect(204, Method::POST, "/auth/confirm", None, Some(json!({"token": confirmation.code()}))).await;
+    crate::admin::grant_role(&hearth, &admin_key, "operator", "op@example.org").await;
 
     // 1. Ann's own keys through her configure pages: three accepted, one the provider refuses.
     let own = [

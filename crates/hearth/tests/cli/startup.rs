@@ -79,6 +79,20 @@ async fn a_misspelt_setting_in_the_file_stops_start_up_naming_it_and_the_nearest
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_retired_ai_operators_stops_start_up_saying_what_replaces_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("hearth.toml");
+    std::fs::write(&file, "[ai]\noperators = [\"op@example.org\"]\n").expect("write");
+    let mut command = harness::hearth(dir.path());
+    command.arg("--config").arg(&file).arg("--data-dir").arg(dir.path().join("data"));
+    let finished = harness::run(command).await;
+    assert!(!finished.status.success(), "hearth started with ai.operators");
+    let said = format!("{}{}", finished.stdout, finished.stderr);
+    assert!(said.contains("ai.operators is retired") && said.contains("operator role"), "{said}");
+    assert!(!said.contains("no such setting"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_hearth_variable_gets_a_warning_naming_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     let env = [("HEARTH_CLUSTR__URL", "nats://VALUECANARY"), ("HEARTH_SERVER__REQUEST_TIMEOUT", "5")];
