@@ -7,12 +7,12 @@
 
 use hearth_ai::ProviderName;
 use hearth_store::{KeyOwner, Timestamp};
-use serde_json::json;
-use tokio::sync::mpsc;
+use serde_json::{Map, json};
 use uuid::Uuid;
 
 use super::commands::{Command, HELP};
 use super::configure::{self, LinkPurpose};
+use super::stream::ask_streamed;
 use super::{MAX_PROMPT_CHARS, Question, Refusal, spoken, when};
 use crate::conversations::delivery::deliver;
 use crate::events::conversation_topic;
@@ -209,9 +209,8 @@ fn too_long() -> String {
     format!("A prompt may be at most {MAX_PROMPT_CHARS} characters long.")
 }
 
-/// Asks the providers, publishing each delta as it arrives, numbered from 0.
+/// Asks the providers, publishing each delta to the conversation as it arrives.
 async fn streamed(state: &AppState, prompt: &Prompt, reply_id: Uuid) -> String {
-    let (deltas, mut received) = mpsc::unbounded_channel();
     let question = Question {
         user_id: prompt.user_id,
         thread: prompt.conversation_id.to_string(),
@@ -220,22 +219,7 @@ async fn streamed(state: &AppState, prompt: &Prompt, reply_id: Uuid) -> String {
         prompt: prompt.text.clone(),
         keys: Vec::new(),
     };
-    let assistant = state.assistant.clone();
-    let ask = async move {
-        let result = assistant.ask(question, &deltas).await;
-        // Dropping the sender ends the forwarding below once every delta is out.
-        drop(deltas);
-        result
-    };
-    let topic = conversation_topic(prompt.conversation_id);
-    let forward = async {
-        let mut index: u64 = 0;
-        while let Some(delta) = received.recv().await {
-            let payload = json!({ "reply_id": reply_id, "prompt_group": prompt.group, "index": index, "delta": delta });
-            state.publish(topic.clone(), "assistant_delta", payload).await;
-            index += 1;
-        }
-    };
-    let (result, ()) = tokio::join!(ask, forward);
-    result.map_or_else(|refusal| refusal.message(), |reply| reply.text)
+    let names =
+        Map::from_iter([("reply_id".to_owned(), json!(reply_id)), ("prompt_group".to_owned(), json!(prompt.group))]);
+    ask_streamed(state, question, conversation_topic(prompt.conversation_id), names).await
 }

@@ -13,6 +13,7 @@ pub mod commands;
 pub mod configure;
 pub mod keys;
 pub mod knowledge;
+pub mod stream;
 mod tiers;
 pub mod when;
 pub mod window;

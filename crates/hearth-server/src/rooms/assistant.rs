@@ -4,12 +4,12 @@
 //! sender (shown as the assistant's fixed id) and pushed as `new_post`.
 
 use hearth_store::{NewRoomMessage, Timestamp};
-use serde_json::json;
-use tokio::sync::mpsc;
+use serde_json::{Map, json};
 use uuid::Uuid;
 
 use super::Post;
 use crate::assistant::Question;
+use crate::assistant::stream::ask_streamed;
 use crate::events::room_topic;
 use crate::state::AppState;
 
@@ -66,9 +66,8 @@ pub fn answer(state: AppState, mention: Mention) {
 }
 
 /// Asks the providers as the mentioning person, publishing each delta to the room as it
-/// arrives, numbered from 0; the whole reply, or the refusal to tell.
+/// arrives; the whole reply, or the refusal to tell.
 async fn streamed(state: &AppState, mention: &Mention, reply_id: Uuid) -> String {
-    let (deltas, mut received) = mpsc::unbounded_channel();
     let question = Question {
         user_id: mention.user_id,
         thread: room_topic(mention.room_id),
@@ -77,25 +76,9 @@ async fn streamed(state: &AppState, mention: &Mention, reply_id: Uuid) -> String
         prompt: mention.prompt.clone(),
         keys: Vec::new(),
     };
-    let assistant = state.assistant.clone();
-    let ask = async move {
-        let result = assistant.ask(question, &deltas).await;
-        // Dropping the sender ends the forwarding below once every delta is out.
-        drop(deltas);
-        result
-    };
-    let topic = room_topic(mention.room_id);
-    let forward = async {
-        let mut index: u64 = 0;
-        while let Some(delta) = received.recv().await {
-            let payload =
-                json!({ "reply_id": reply_id, "prompt_id": mention.prompt_id, "index": index, "delta": delta });
-            state.publish(topic.clone(), "assistant_delta", payload).await;
-            index += 1;
-        }
-    };
-    let (result, ()) = tokio::join!(ask, forward);
-    result.map_or_else(|refusal| refusal.message(), |reply| reply.text)
+    let names =
+        Map::from_iter([("reply_id".to_owned(), json!(reply_id)), ("prompt_id".to_owned(), json!(mention.prompt_id))]);
+    ask_streamed(state, question, room_topic(mention.room_id), names).await
 }
 
 #[cfg(test)]
