@@ -100,13 +100,7 @@ impl ConversationStore for PostgresStore {
     }
 
     async fn mark_read(&self, conversation_id: Uuid, user_id: Uuid, now: Timestamp) -> StoreResult<()> {
-        let updated = sqlx::query(conversations::MARK_READ)
-            .bind(conversation_id)
-            .bind(user_id)
-            .bind(now)
-            .execute(self.writer())
-            .await?;
-        found(updated.rows_affected())
+        self.stamp_member(conversations::MARK_READ, conversation_id, user_id, now).await
     }
 
     async fn delivered_times(&self, conversation_id: Uuid) -> StoreResult<Vec<(Uuid, Option<Timestamp>)>> {
@@ -114,13 +108,7 @@ impl ConversationStore for PostgresStore {
     }
 
     async fn mark_delivered(&self, conversation_id: Uuid, user_id: Uuid, now: Timestamp) -> StoreResult<()> {
-        let updated = sqlx::query(conversations::MARK_DELIVERED)
-            .bind(conversation_id)
-            .bind(user_id)
-            .bind(now)
-            .execute(self.writer())
-            .await?;
-        found(updated.rows_affected())
+        self.stamp_member(conversations::MARK_DELIVERED, conversation_id, user_id, now).await
     }
 
     async fn set_alias(&self, conversation_id: Uuid, alias: Option<&str>, now: Timestamp) -> StoreResult<Conversation> {
@@ -320,6 +308,21 @@ impl ConversationStore for PostgresStore {
             .execute(self.writer())
             .await?;
         Ok(replaced.rows_affected() == 1)
+    }
+}
+
+impl PostgresStore {
+    /// Runs `sql`, an update of one member's row (`$1` conversation, `$2` user, `$3` time):
+    /// [`StoreError::NotFound`](crate::StoreError::NotFound) if they are not a member.
+    async fn stamp_member(
+        &self,
+        sql: &'static str,
+        conversation_id: Uuid,
+        user_id: Uuid,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        let updated = sqlx::query(sql).bind(conversation_id).bind(user_id).bind(at).execute(self.writer()).await?;
+        found(updated.rows_affected())
     }
 }
 
