@@ -3,6 +3,8 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
+use serde::Serialize;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -11,10 +13,12 @@ use crate::accounts::signin::{self, DeviceLinkRedeemRequest, LoginRequest, Origi
 use crate::accounts::tokens::{self, PasswordResetCheck, PasswordResetRequest, ResetPasswordRequest, TokenRequest};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ClientIp, Json};
+use crate::settings::Registration;
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(registration))
         .routes(routes!(register))
         .routes(routes!(login))
         .routes(routes!(refresh))
@@ -28,6 +32,23 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// Where a request comes from, for the domain's sign-in rules.
 fn origin(ClientIp(address): ClientIp, headers: &HeaderMap) -> Origin<'_> {
     Origin { address, user_agent: headers.get(header::USER_AGENT).and_then(|value| value.to_str().ok()) }
+}
+
+/// Who may sign up here, so that a sign-up form can ask for an invite code before it is
+/// refused for want of one.
+#[derive(Debug, Serialize, ToSchema)]
+struct RegistrationPolicy {
+    /// `open`: anyone; `invite`: `POST /auth/register` needs `invite`; `closed`: nobody.
+    #[schema(value_type = String, pattern = "^(open|invite|closed)$")]
+    registration: Registration,
+}
+
+/// # GET /auth/registration
+///
+/// The server's `accounts.registration` policy.
+#[utoipa::path(get, path = "/auth/registration", tag = "auth", responses((status = 200, body = RegistrationPolicy)))]
+async fn registration(State(state): State<AppState>) -> axum::Json<RegistrationPolicy> {
+    axum::Json(RegistrationPolicy { registration: state.settings.accounts.registration })
 }
 
 /// # POST /auth/register

@@ -36,13 +36,20 @@ async fn register(app: &TestApp, email: &str, invite: Option<&str>) -> crate::ha
     app.post("/auth/register", &body).await
 }
 
+/// What `GET /auth/registration` (open to anyone) says the policy is.
+async fn policy(app: &TestApp) -> String {
+    str_field(app.get("/auth/registration").await.expect_status(StatusCode::OK), "registration")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_server_takes_anyone_and_a_closed_one_nobody() {
     let (open, _) = server(Registration::Open).await;
+    assert_eq!(policy(&open).await, "open");
     register(&open, "ann@example.org", None).await.expect_status(StatusCode::CREATED);
     register(&open, "bob@example.org", Some("whatever")).await.expect_status(StatusCode::CREATED);
 
     let (closed, token) = server(Registration::Closed).await;
+    assert_eq!(policy(&closed).await, "closed");
     let code = str_field(&invite(&closed, &token, json!({})).await, "code");
     for code in [None, Some(code.as_str())] {
         let reply = register(&closed, "ann@example.org", code).await;
@@ -55,6 +62,7 @@ async fn an_open_server_takes_anyone_and_a_closed_one_nobody() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invite_server_takes_a_live_code_for_as_many_uses_as_it_has() {
     let (app, token) = server(Registration::Invite).await;
+    assert_eq!(policy(&app).await, "invite");
     let missing = register(&app, "ann@example.org", None).await;
     assert!(str_field(missing.expect_error(StatusCode::FORBIDDEN, "invite_required"), "message").contains("invite"));
     register(&app, "ann@example.org", Some("made-up")).await.expect_error(StatusCode::FORBIDDEN, "invalid_invite");
