@@ -82,7 +82,7 @@ pub struct Shared {
     pub sent: AtomicU64,
     /// `send_message` answered with something other than ok.
     pub send_errors: AtomicU64,
-    /// `new_message` deliveries to recipients.
+    /// `new_message` deliveries to recipients, and `new_post` deliveries to a room's members.
     pub deliveries: Mutex<Vec<Delivery>>,
     /// For every send: (sequence number, how late the write was against the schedule, ns).
     pub sends: Mutex<Vec<(u64, u64)>>,
@@ -129,6 +129,8 @@ enum Command {
     Request { topic: String, event: String, payload: Value, reply: oneshot::Sender<Result<Value, String>> },
     /// An open-loop `send_message`: stamped with the send time as it is written.
     SendMessage { topic: String, me: Uuid, recipient: Uuid, seq: u64, scheduled_ns: u64 },
+    /// An open-loop `post` in a room: its text stamped with the send time as it is written.
+    Post { topic: String, seq: u64, scheduled_ns: u64 },
 }
 
 /// One connected socket; dropping every clone of it closes the socket.
@@ -203,6 +205,12 @@ impl Socket {
         let topic = format!("conversation:{conversation}");
         let _ = self.commands.send(Command::SendMessage { topic, me: self.user, recipient, seq, scheduled_ns });
     }
+
+    /// Posts post `seq` of the schedule on `room:{id}` (already joined) without waiting: the
+    /// text carries the send time.
+    pub fn post(&self, room: Uuid, seq: u64, scheduled_ns: u64) {
+        let _ = self.commands.send(Command::Post { topic: format!("room:{room}"), seq, scheduled_ns });
+    }
 }
 
 type Ws = WebSocketStream<TcpStream>;
@@ -276,6 +284,16 @@ async fn drive(
                     let join_ref = join_refs.get(&topic).cloned();
                     Some(Message::new(join_ref, Some(Ref::text(format!("s{seq}"))), topic, "send_message", Payload::Json(payload)))
                 }
+                Some(Command::Post { topic, seq, scheduled_ns }) => {
+                    let sent_ns = shared.now_ns();
+                    let payload = json!({"text": stamped(seq, sent_ns, payload_bytes)});
+                    if let Ok(mut sends) = shared.sends.lock() {
+                        sends.push((seq, sent_ns.saturating_sub(scheduled_ns)));
+                    }
+                    shared.sent.fetch_add(1, Ordering::Relaxed);
+                    let join_ref = join_refs.get(&topic).cloned();
+                    Some(Message::new(join_ref, Some(Ref::text(format!("s{seq}"))), topic, "post", Payload::Json(payload)))
+                }
             },
             _ = beat.tick() => {
                 next_ref += 1;
@@ -295,6 +313,13 @@ async fn drive(
                     let from_other = payload.and_then(|p| p["message"]["sender"].as_str()).is_some_and(|s| s != me.to_string());
                     if from_other
                         && let Some((seq, sent_ns)) = payload.and_then(|p| p["message"]["content"].as_str()).and_then(parse_stamp)
+                        && let Ok(mut deliveries) = shared.deliveries.lock()
+                    {
+                        deliveries.push(Delivery { seq, sent_ns, received_ns });
+                    }
+                } else if message.event == "new_post" && message.topic.starts_with("room:") {
+                    // Every member holds it, the poster too.
+                    if let Some((seq, sent_ns)) = message.payload.as_json().and_then(|p| p["text"].as_str()).and_then(parse_stamp)
                         && let Ok(mut deliveries) = shared.deliveries.lock()
                     {
                         deliveries.push(Delivery { seq, sent_ns, received_ns });

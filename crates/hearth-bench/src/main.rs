@@ -21,12 +21,17 @@
 //!   keys set by both members, messages at a fixed offered rate, send start→decrypted
 //!   p50/p99/max, messages never decrypted, and the SDK's crypto cost per message (see `e2e.rs`).
 //!
+//! - `rooms`: a room's fan-out: `--members` (10 000) members online in one room, the time from
+//!   a post until the last member holds it, and deliveries per server CPU-second at a steady post
+//!   rate (see `rooms.rs`).
+//!
 //! `--runs N` (3 by default) runs each measurement N times and prints median and min–max as a
 //! markdown table. The generator and the server share the machine's cores.
 
 mod client;
 mod e2e;
 mod gateway;
+mod rooms;
 mod server;
 mod stats;
 
@@ -139,6 +144,9 @@ enum Mode {
     /// decrypted, the SDK's encrypt/decrypt time (under load and alone), and client and server
     /// CPU per message.
     E2e(e2e::E2eArgs),
+    /// A room's fan-out: one post to every member of a big room, and deliveries per server
+    /// CPU-second at a steady post rate.
+    Rooms(rooms::RoomsArgs),
 }
 
 #[tokio::main]
@@ -159,6 +167,7 @@ async fn main() -> anyhow::Result<()> {
     match &cli.mode {
         Mode::Gateway(args) => gateway::run(&binary, cli.runs, args).await?,
         Mode::E2e(args) => e2e::run(&cli, &binary, &database, args).await?,
+        Mode::Rooms(args) => rooms::run(&cli, &binary, &database, args).await?,
         Mode::Sockets { sockets, checkpoint, hold_secs, max_failures } => {
             if (*sockets as u64) + 200 > nofile {
                 eprintln!(

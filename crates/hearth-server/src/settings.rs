@@ -59,6 +59,8 @@ pub struct Settings {
     pub admin: AdminSettings,
     /// Who may sign up.
     pub accounts: AccountsSettings,
+    /// Rooms.
+    pub rooms: RoomsSettings,
 }
 
 impl Default for Settings {
@@ -78,6 +80,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             admin: AdminSettings::default(),
             accounts: AccountsSettings::default(),
+            rooms: RoomsSettings::default(),
         }
     }
 }
@@ -289,6 +292,23 @@ pub struct AdminSettings {
     /// prefixed by a principal as in OpenSSH's `allowed_signers` (default
     /// `<data_dir>/admin_keys`). Re-read when it changes.
     pub allowed_signers: Option<PathBuf>,
+}
+
+/// Rooms (`rooms.*`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RoomsSettings {
+    /// Members of a room see each other's presence only while it has at most this many
+    /// members. Presence among N people costs N² pushes as they come and go, so big rooms share
+    /// posts and typing but not presence, as Discord stops listing offline members past its
+    /// "large threshold" (at most 250).
+    pub presence_max_members: u32,
+}
+
+impl Default for RoomsSettings {
+    fn default() -> Self {
+        Self { presence_max_members: 250 }
+    }
 }
 
 /// Who may sign up (`accounts.*`).

@@ -128,9 +128,9 @@ pub trait RoomStore: Send + Sync {
     /// The room's members, in the order they joined.
     async fn room_members(&self, room_id: Uuid) -> StoreResult<Vec<RoomMember>>;
 
-    /// Everyone who shares at least one room with the user (not the user), by id: whom the
-    /// user sees in presence, besides conversation partners.
-    async fn room_partners(&self, user_id: Uuid) -> StoreResult<Vec<Uuid>>;
+    /// Everyone who shares with the user at least one room of at most `max_members` members
+    /// (not the user), by id: whom the user sees in presence, besides conversation partners.
+    async fn room_partners(&self, user_id: Uuid, max_members: u32) -> StoreResult<Vec<Uuid>>;
 
     /// Adds members (not moderators) in one transaction; returns those that were not members
     /// yet. [`StoreError::NotFound`](crate::StoreError::NotFound) (and nobody added) if the room
@@ -138,7 +138,10 @@ pub trait RoomStore: Send + Sync {
     async fn add_room_members(&self, room_id: Uuid, user_ids: &[Uuid], now: Timestamp) -> StoreResult<Vec<RoomMember>>;
 
     /// Removes a member. [`StoreError::NotFound`](crate::StoreError::NotFound) if not a member.
-    async fn remove_room_member(&self, room_id: Uuid, user_id: Uuid) -> StoreResult<()>;
+    /// A room is never left without a moderator while it has members: when the last moderator
+    /// leaves, the member who joined first becomes one, in the same transaction, and is
+    /// returned.
+    async fn remove_room_member(&self, room_id: Uuid, user_id: Uuid) -> StoreResult<Option<Uuid>>;
 
     /// Marks the room read by `user_id` up to `now`. [`StoreError::NotFound`](crate::StoreError::NotFound)
     /// if not a member.
@@ -201,8 +204,14 @@ pub(crate) const MEMBERS: &str =
     "SELECT user_id, moderator, joined_at, read_at FROM room_members WHERE room_id = $1 ORDER BY joined_at, user_id";
 pub(crate) const PARTNERS: &str = "SELECT DISTINCT other.user_id FROM room_members mine \
      JOIN room_members other ON other.room_id = mine.room_id \
-     WHERE mine.user_id = $1 AND other.user_id <> $1 ORDER BY other.user_id";
+     WHERE mine.user_id = $1 AND other.user_id <> $1 \
+     AND (SELECT COUNT(*) FROM room_members size WHERE size.room_id = mine.room_id) <= $2 ORDER BY other.user_id";
 pub(crate) const DELETE_MEMBER: &str = "DELETE FROM room_members WHERE room_id = $1 AND user_id = $2";
+/// Makes the earliest member of `$1` a moderator if it has none left; returns who.
+pub(crate) const APPOINT_SUCCESSOR: &str = "UPDATE room_members SET moderator = TRUE \
+     WHERE room_id = $1 AND user_id = (SELECT user_id FROM room_members WHERE room_id = $1 \
+     ORDER BY joined_at, user_id LIMIT 1) \
+     AND NOT EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND moderator) RETURNING user_id";
 pub(crate) const MARK_READ: &str = "UPDATE room_members SET read_at = $3 WHERE room_id = $1 AND user_id = $2";
 pub(crate) const INSERT_MESSAGE: &str = "INSERT INTO room_messages \
      (id, room_id, sender_id, client_msg_id, text, inserted_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) \
@@ -306,8 +315,16 @@ macro_rules! room_store_impl {
                 Ok(sqlx::query_as($crate::rooms::MEMBERS).bind(room_id).fetch_all(&self.pool).await?)
             }
 
-            async fn room_partners(&self, user_id: uuid::Uuid) -> $crate::StoreResult<Vec<uuid::Uuid>> {
-                Ok(sqlx::query_scalar($crate::rooms::PARTNERS).bind(user_id).fetch_all(&self.pool).await?)
+            async fn room_partners(
+                &self,
+                user_id: uuid::Uuid,
+                max_members: u32,
+            ) -> $crate::StoreResult<Vec<uuid::Uuid>> {
+                Ok(sqlx::query_scalar($crate::rooms::PARTNERS)
+                    .bind(user_id)
+                    .bind(i64::from(max_members))
+                    .fetch_all(&self.pool)
+                    .await?)
             }
 
             async fn add_room_members(
@@ -340,13 +357,19 @@ macro_rules! room_store_impl {
                 Ok(added)
             }
 
-            async fn remove_room_member(&self, room_id: uuid::Uuid, user_id: uuid::Uuid) -> $crate::StoreResult<()> {
-                let deleted = sqlx::query($crate::rooms::DELETE_MEMBER)
-                    .bind(room_id)
-                    .bind(user_id)
-                    .execute(self.writer())
-                    .await?;
-                $crate::sql::found(deleted.rows_affected())
+            async fn remove_room_member(
+                &self,
+                room_id: uuid::Uuid,
+                user_id: uuid::Uuid,
+            ) -> $crate::StoreResult<Option<uuid::Uuid>> {
+                let mut tx = self.begin_write().await?;
+                let deleted =
+                    sqlx::query($crate::rooms::DELETE_MEMBER).bind(room_id).bind(user_id).execute(&mut *tx).await?;
+                $crate::sql::found(deleted.rows_affected())?;
+                let successor: Option<uuid::Uuid> =
+                    sqlx::query_scalar($crate::rooms::APPOINT_SUCCESSOR).bind(room_id).fetch_optional(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(successor)
             }
 
             async fn mark_room_read(

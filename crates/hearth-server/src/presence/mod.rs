@@ -14,8 +14,8 @@ use uuid::Uuid;
 use crate::events::{Envelope, SYSTEM_TOPIC};
 use crate::state::AppState;
 
-/// Who may see `user`: their conversation partners, the members of their rooms, and their own
-/// devices.
+/// Who may see `user`: their conversation partners, the members of their rooms (those not
+/// bigger than `rooms.presence_max_members`), and their own devices.
 async fn audience(state: &AppState, user: Uuid) -> Vec<Uuid> {
     let mut users: Vec<Uuid> = match state.store.conversation_partners(user).await {
         Ok(partners) => partners.into_iter().map(|p| p.id).collect(),
@@ -24,7 +24,7 @@ async fn audience(state: &AppState, user: Uuid) -> Vec<Uuid> {
             Vec::new()
         }
     };
-    match state.store.room_partners(user).await {
+    match state.store.room_partners(user, state.settings.rooms.presence_max_members).await {
         Ok(partners) => users.extend(partners),
         Err(error) => tracing::error!(%error, "presence audience of rooms unavailable"),
     }

@@ -221,15 +221,19 @@ async fn welcome(state: &AppState, room_id: Uuid, added: &[RoomMember]) {
 }
 
 /// Leaves a room: the others are told, and the room's channel ends on every socket of the
-/// caller.
+/// caller. When the last moderator leaves, the member there longest becomes one (as Slack and
+/// Discord hand on ownership), so that someone can still add people and remove posts.
 pub async fn leave(state: &AppState, me: Uuid, room_id: Uuid) -> ApiResult<()> {
     let seen = Seen::check(state, room_id, me).await?;
     seen.member()?;
-    state.store.remove_room_member(room_id, me).await.map_err(|error| match error {
+    let successor = state.store.remove_room_member(room_id, me).await.map_err(|error| match error {
         StoreError::NotFound => not_a_member(),
         other => other.into(),
     })?;
     state.publish(room_topic(room_id), "member_left", json!({ "user_id": me })).await;
+    if let Some(successor) = successor {
+        state.publish(room_topic(room_id), "moderator_appointed", json!({ "user_id": successor })).await;
+    }
     state.pubsub.publish(Envelope::CloseTopic { user: me, topic: room_topic(room_id) }).await;
     Ok(())
 }

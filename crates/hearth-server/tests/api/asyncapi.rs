@@ -874,6 +874,15 @@ async fn every_push_and_reply_is_documented_and_fits_its_schema() {
     ann.expect(&room, "member_left").await;
     bob.expect(&room, "phx_close").await;
     bob.refused(&room, "phx_join", json!({})).await;
+    // Bob back, and Ann, the only moderator, leaving: Bob moderates now.
+    let joined = app.post_authed(&format!("/api/rooms/{room_id}/join"), &bob_session.auth_token, None).await;
+    joined.expect_status(StatusCode::OK);
+    bob.ok(&room, "phx_join", json!({})).await;
+    let left = app.post_authed(&format!("/api/rooms/{room_id}/leave"), &ann_session.auth_token, None).await;
+    left.expect_status(StatusCode::NO_CONTENT);
+    bob.expect(&room, "member_left").await;
+    bob.expect(&room, "moderator_appointed").await;
+    ann.expect(&room, "phx_close").await;
 
     let seen = std::mem::take(&mut *seen.lock().expect("the record"));
     let mut problems = seen.problems;

@@ -125,3 +125,29 @@ async fn members_of_a_room_see_each_other_and_nobody_else_does() {
         both
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_bigger_than_rooms_presence_max_members_shares_no_presence() {
+    let app = crate::harness::spawn_app_with(|settings| settings.rooms.presence_max_members = 2).await;
+    let (ann_s, bob_s, carol_s) = (
+        app.register("ann@example.org").await,
+        app.register("bob@example.org").await,
+        app.register("carol@example.org").await,
+    );
+    let room = crate::rooms::create_room(&app, &ann_s, "lobby", "public").await;
+    let join = format!("/api/rooms/{room}/join");
+    app.post_authed(&join, &bob_s.auth_token, None).await.expect_status(reqwest::StatusCode::OK);
+    let mut bob = Peer::connect(&app, &bob_s).await;
+    bob.expect("system:general", "presence_state").await;
+    let mut ann = Peer::connect(&app, &ann_s).await;
+    let mut both = vec![ann.id.clone(), bob.id.clone()];
+    both.sort();
+    assert_eq!(keys(&ann.expect("system:general", "presence_state").await), both, "two members: shared");
+
+    // A third member makes the room too big: each sees only themselves from now on.
+    app.post_authed(&join, &carol_s.auth_token, None).await.expect_status(reqwest::StatusCode::OK);
+    let mut carol = Peer::connect(&app, &carol_s).await;
+    assert_eq!(keys(&carol.expect("system:general", "presence_state").await), vec![carol.id.clone()]);
+    let mut ann_again = Peer::connect(&app, &app.login_ok(&ann_s.email, PASSWORD).await).await;
+    assert_eq!(keys(&ann_again.expect("system:general", "presence_state").await), vec![ann.id.clone()]);
+}

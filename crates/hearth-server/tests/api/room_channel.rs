@@ -146,6 +146,37 @@ async fn a_member_who_leaves_is_cut_off_and_outsiders_learn_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_last_moderator_leaves_the_longest_member_moderates() {
+    let app = spawn_app().await;
+    let (ann_s, bob_s, cat_s) = (
+        app.register("ann@example.org").await,
+        app.register("bob@example.org").await,
+        app.register("cat@example.org").await,
+    );
+    let secret = create_room(&app, &ann_s, "secret", "private").await;
+    let topic = format!("room:{secret}");
+    let add = |who: &str| json!({ "user_ids": [who] });
+    let members = format!("/api/rooms/{secret}/members");
+    app.post_authed(&members, &ann_s.auth_token, Some(&add(&bob_s.user_id))).await.expect_status(StatusCode::OK);
+    let mut bob = Peer::connect(&app, &bob_s).await;
+    bob.ok(&topic, "phx_join", json!({})).await;
+    // Not a moderator yet.
+    app.post_authed(&members, &bob_s.auth_token, Some(&add(&cat_s.user_id)))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "not_a_moderator");
+
+    app.post_authed(&format!("/api/rooms/{secret}/leave"), &ann_s.auth_token, None)
+        .await
+        .expect_status(StatusCode::NO_CONTENT);
+    assert_eq!(bob.expect(&topic, "member_left").await, json!({ "user_id": ann_s.user_id }));
+    assert_eq!(bob.expect(&topic, "moderator_appointed").await, json!({ "user_id": bob.id }));
+    app.post_authed(&members, &bob_s.auth_token, Some(&add(&cat_s.user_id))).await.expect_status(StatusCode::OK);
+    let listed = app.get_authed("/api/rooms", &bob_s.auth_token).await;
+    let listed = listed.expect_status(StatusCode::OK)["items"][0].clone();
+    assert_eq!((listed["id"].clone(), listed["moderator"].clone()), (json!(secret), json!(true)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_assistant_answers_a_mention_in_the_room_on_the_askers_free_tier() {
     let fake = FakeProvider::start().await.expect("start the fake");
     let app = spawn_with_fake(&fake, |settings| {

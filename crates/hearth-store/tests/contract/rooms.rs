@@ -15,6 +15,7 @@ contract!(
     rooms_of_lists_joined_and_public_rooms_only,
     add_members_reports_only_new_ones_and_refuses_unknown_users_whole,
     remove_and_mark_read_need_a_membership,
+    the_last_moderator_leaving_hands_the_room_to_the_earliest_member,
     post_is_for_members_and_stored_once_per_client_id,
     assistant_posts_without_a_sender,
     edit_is_the_senders_only,
@@ -22,7 +23,7 @@ contract!(
     messages_page_newest_first_before_an_id,
     search_finds_whole_words_in_one_room_whatever_is_typed,
     deleting_a_user_removes_their_memberships_and_posts,
-    room_partners_are_everyone_sharing_a_room,
+    room_partners_are_everyone_sharing_a_room_up_to_a_size,
 );
 
 async fn room(store: &Arc<dyn Store>, creator: Uuid, name: &str, public: bool, now: Timestamp) -> Room {
@@ -133,6 +134,23 @@ async fn remove_and_mark_read_need_a_membership(store: Arc<dyn Store>) {
     assert!(is_not_found(&store.remove_room_member(lobby.id, bob.id).await));
     assert!(is_not_found(&store.mark_room_read(lobby.id, bob.id, later).await));
     assert_eq!(store.room_member(lobby.id, bob.id).await.expect("member"), None);
+}
+
+async fn the_last_moderator_leaving_hands_the_room_to_the_earliest_member(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let [ann, bob, cat] = people(&store, ["ann", "bob", "cat"], now).await;
+    let lobby = room(&store, ann.id, "lobby", true, now).await;
+    store.add_room_members(lobby.id, &[cat.id], now.plus_secs(1)).await.expect("add cat");
+    store.add_room_members(lobby.id, &[bob.id], now.plus_secs(2)).await.expect("add bob");
+    let moderators = |members: Vec<hearth_store::RoomMember>| {
+        members.into_iter().filter(|m| m.moderator).map(|m| m.user_id).collect::<Vec<_>>()
+    };
+
+    assert_eq!(store.remove_room_member(lobby.id, bob.id).await.expect("bob leaves"), None, "ann still moderates");
+    assert_eq!(store.remove_room_member(lobby.id, ann.id).await.expect("ann leaves"), Some(cat.id));
+    assert_eq!(moderators(store.room_members(lobby.id).await.expect("members")), [cat.id]);
+    assert_eq!(store.remove_room_member(lobby.id, cat.id).await.expect("cat leaves"), None, "nobody is left");
+    assert_eq!(store.room_members(lobby.id).await.expect("members"), []);
 }
 
 async fn post_is_for_members_and_stored_once_per_client_id(store: Arc<dyn Store>) {
@@ -261,7 +279,7 @@ async fn deleting_a_user_removes_their_memberships_and_posts(store: Arc<dyn Stor
     assert_eq!(store.search_room_messages(lobby.id, "bob", 10).await.expect("search"), []);
 }
 
-async fn room_partners_are_everyone_sharing_a_room(store: Arc<dyn Store>) {
+async fn room_partners_are_everyone_sharing_a_room_up_to_a_size(store: Arc<dyn Store>) {
     let now = Timestamp::now();
     let [ann, bob, cat, dan] = people(&store, ["ann", "bob", "cat", "dan"], now).await;
     let lobby = room(&store, ann.id, "lobby", true, now).await;
@@ -269,11 +287,14 @@ async fn room_partners_are_everyone_sharing_a_room(store: Arc<dyn Store>) {
     store.add_room_members(lobby.id, &[bob.id, cat.id], now).await.expect("add");
     store.add_room_members(secret.id, &[bob.id], now).await.expect("add");
     room(&store, dan.id, "alone", true, now).await;
-    assert_eq!(store.room_partners(ann.id).await.expect("partners"), [bob.id, cat.id], "once each");
-    assert_eq!(store.room_partners(cat.id).await.expect("partners"), [ann.id, bob.id]);
-    assert_eq!(store.room_partners(dan.id).await.expect("partners"), Vec::<Uuid>::new());
+    assert_eq!(store.room_partners(ann.id, 100).await.expect("partners"), [bob.id, cat.id], "once each");
+    assert_eq!(store.room_partners(cat.id, 100).await.expect("partners"), [ann.id, bob.id]);
+    assert_eq!(store.room_partners(dan.id, 100).await.expect("partners"), Vec::<Uuid>::new());
+    // The lobby has three members: past a limit of two, only the secret room counts.
+    assert_eq!(store.room_partners(ann.id, 2).await.expect("partners"), [bob.id]);
+    assert_eq!(store.room_partners(cat.id, 2).await.expect("partners"), Vec::<Uuid>::new());
     store.remove_room_member(lobby.id, cat.id).await.expect("leave");
-    assert_eq!(store.room_partners(cat.id).await.expect("partners"), Vec::<Uuid>::new());
+    assert_eq!(store.room_partners(cat.id, 100).await.expect("partners"), Vec::<Uuid>::new());
 }
 
 /// SQLite only: a backup (`VACUUM INTO`) renumbers the rowids of tables without an `INTEGER
