@@ -27,6 +27,20 @@ pub trait AdminStore: Send + Sync {
     /// otherwise (unknown, used already, or expired). Of concurrent calls, one wins.
     async fn use_admin_challenge(&self, challenge_hash: &[u8; 32], now: Timestamp) -> StoreResult<bool>;
 
+    /// Keeps a one-time sign-in link's code (the SHA-256 of it) for the administrator whose
+    /// key has `fingerprint`, until `expires_at`.
+    async fn create_admin_link(
+        &self,
+        code_hash: &[u8; 32],
+        fingerprint: &str,
+        expires_at: Timestamp,
+    ) -> StoreResult<()>;
+
+    /// Marks the link used if it exists, is unused and `expires_at > now`, and returns the
+    /// fingerprint it was made for; `None` otherwise (unknown, used already, or expired). Of
+    /// concurrent calls, one wins.
+    async fn use_admin_link(&self, code_hash: &[u8; 32], now: Timestamp) -> StoreResult<Option<String>>;
+
     /// Keeps an admin session.
     async fn create_admin_session(&self, session: &AdminSession) -> StoreResult<()>;
 
@@ -173,6 +187,14 @@ pub(crate) const USE_CHALLENGE: &str = "UPDATE admin_challenges SET used_at = $2
 
 /// Challenges dead for a day are of no more use (kept that long only to tell "used" in logs).
 pub(crate) const FORGET_OLD_CHALLENGES: &str = "DELETE FROM admin_challenges WHERE expires_at < $1";
+
+pub(crate) const CREATE_LINK: &str = "INSERT INTO admin_links (code_hash, fingerprint, expires_at) VALUES ($1, $2, $3)";
+
+pub(crate) const USE_LINK: &str = "UPDATE admin_links SET used_at = $2 \
+     WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING fingerprint";
+
+/// Links dead for a day are of no more use.
+pub(crate) const FORGET_OLD_LINKS: &str = "DELETE FROM admin_links WHERE expires_at < $1";
 
 pub(crate) const CREATE_SESSION: &str =
     "INSERT INTO admin_sessions (token_hash, fingerprint, created_at, expires_at) VALUES ($1, $2, $3, $4)";

@@ -45,7 +45,9 @@ pub use conversations::{
 pub use model::*;
 pub use postgres::PostgresStore;
 pub use provider_keys::{KeyOwner, NewProviderKey, ProviderKeyStore, StoredProviderKey};
-pub use rooms::{NewRoom, NewRoomMessage, Room, RoomMember, RoomMessage, RoomOfUser, RoomStore};
+pub use rooms::{
+    AdminRoom, NewRoom, NewRoomMessage, Room, RoomMember, RoomMessage, RoomModerator, RoomOfUser, RoomStore,
+};
 pub use sessions::SessionStore;
 pub use sqlite::SqliteStore;
 pub use timestamp::Timestamp;

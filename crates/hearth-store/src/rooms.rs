@@ -106,6 +106,28 @@ pub struct NewRoomMessage {
     pub now: Timestamp,
 }
 
+/// A room as administrators list it: every room, public or private, with what tells it apart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminRoom {
+    /// The room.
+    pub room: Room,
+    /// How many members it has.
+    pub members: i64,
+    /// Its moderators, in the order they joined.
+    pub moderators: Vec<RoomModerator>,
+    /// When its newest post was made, if it has one.
+    pub last_post_at: Option<Timestamp>,
+}
+
+/// A moderator of a room, as administrators see them.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct RoomModerator {
+    /// The moderator.
+    pub user_id: Uuid,
+    /// Their address.
+    pub email: String,
+}
+
 /// The stored rooms.
 #[async_trait]
 pub trait RoomStore: Send + Sync {
@@ -121,6 +143,10 @@ pub trait RoomStore: Send + Sync {
 
     /// Every room, by id, after `after`, at most `limit`.
     async fn all_rooms(&self, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<Room>>;
+
+    /// Every room, public and private, as administrators list it: by id after `after`, at
+    /// most `limit`; all, or those whose name or topic contains `search` (case-insensitively).
+    async fn admin_rooms(&self, search: Option<&str>, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<AdminRoom>>;
 
     /// `user_id`'s membership of the room, if they are a member.
     async fn room_member(&self, room_id: Uuid, user_id: Uuid) -> StoreResult<Option<RoomMember>>;
@@ -241,6 +267,33 @@ pub(crate) fn all_rooms(limit: u32) -> String {
     format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE id > $1 ORDER BY id{}", crate::sql::limit(limit))
 }
 
+/// Every room after the id `$1` whose name or topic matches the LIKE pattern `$2`, with its
+/// member count and newest post time, at most `limit`.
+pub(crate) fn admin_rooms(limit: u32) -> String {
+    format!(
+        "SELECT r.id, r.name, r.topic, r.public, r.inserted_at, r.updated_at, \
+         (SELECT COUNT(*) FROM room_members m WHERE m.room_id = r.id), \
+         (SELECT MAX(p.inserted_at) FROM room_messages p WHERE p.room_id = r.id) \
+         FROM rooms r WHERE r.id > $1 \
+         AND (lower(r.name) LIKE $2 ESCAPE '\\' OR lower(COALESCE(r.topic, '')) LIKE $2 ESCAPE '\\') \
+         ORDER BY r.id{}",
+        crate::sql::limit(limit)
+    )
+}
+
+/// A row of [`admin_rooms`].
+pub(crate) type AdminRoomRow = (Uuid, String, Option<String>, bool, Timestamp, Timestamp, i64, Option<Timestamp>);
+
+/// The moderators of `$1` with their addresses, in the order they joined.
+pub(crate) const MODERATORS: &str = "SELECT m.user_id, u.email FROM room_members m JOIN users u ON u.id = m.user_id \
+     WHERE m.room_id = $1 AND m.moderator ORDER BY m.joined_at, m.user_id";
+
+/// An [`AdminRoom`] from its row and moderators.
+pub(crate) fn admin_room(row: AdminRoomRow, moderators: Vec<RoomModerator>) -> AdminRoom {
+    let (id, name, topic, public, inserted_at, updated_at, members, last_post_at) = row;
+    AdminRoom { room: Room { id, name, topic, public, inserted_at, updated_at }, members, moderators, last_post_at }
+}
+
 /// The messages of `$1` before the id `$2`, newest first, at most `limit`.
 pub(crate) fn messages_before(limit: u32) -> String {
     format!(
@@ -301,6 +354,27 @@ macro_rules! room_store_impl {
                     .bind(after.unwrap_or(uuid::Uuid::nil()))
                     .fetch_all(&self.pool)
                     .await?)
+            }
+
+            async fn admin_rooms(
+                &self,
+                search: Option<&str>,
+                after: Option<uuid::Uuid>,
+                limit: u32,
+            ) -> $crate::StoreResult<Vec<$crate::AdminRoom>> {
+                let rows: Vec<$crate::rooms::AdminRoomRow> =
+                    sqlx::query_as(sqlx::AssertSqlSafe($crate::rooms::admin_rooms(limit)))
+                        .bind(after.unwrap_or(uuid::Uuid::nil()))
+                        .bind($crate::admin::contains_pattern(search))
+                        .fetch_all(&self.pool)
+                        .await?;
+                let mut rooms = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let moderators: Vec<$crate::RoomModerator> =
+                        sqlx::query_as($crate::rooms::MODERATORS).bind(row.0).fetch_all(&self.pool).await?;
+                    rooms.push($crate::rooms::admin_room(row, moderators));
+                }
+                Ok(rooms)
             }
 
             async fn room_member(

@@ -7,8 +7,10 @@
 //! `hearth chat` uses), readable by its owner only. `audit` lists the audit log with that
 //! token; `audit --verify` asks the server whether its hash chain holds. `users …` lists
 //! accounts and disables, enables, deletes them or grants and takes back roles (accounts are
-//! named by email address); `invites create` makes a sign-up code; `providers` shows the AI
-//! providers' health.
+//! named by email address); `rooms …` lists every room, reads one's posts and deletes a post;
+//! `invites create` makes a sign-up code; `providers` shows the AI providers' health; `open`
+//! prints a one-time link that opens the admin page in a browser, signed in as the same
+//! administrator.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -62,6 +64,38 @@ enum AdminCommand {
     },
     /// The AI providers in the order they are tried and the health of the free tier's keys.
     Providers,
+    /// Rooms: list them all (private ones too), read one's posts, delete a post.
+    Rooms {
+        #[command(subcommand)]
+        command: RoomsCommand,
+    },
+    /// Print a one-time link that opens the admin page in a browser, signed in as you (the same
+    /// key), for 60 seconds.
+    Open,
+}
+
+#[derive(Debug, Subcommand)]
+enum RoomsCommand {
+    /// List every room, public and private (all, or those whose name or topic contains QUERY).
+    List {
+        #[arg(long)]
+        query: Option<String>,
+    },
+    /// Show a room's posts, newest first, with their ids (reading is audited).
+    Messages {
+        room_id: String,
+        /// How many posts to show at most.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Delete a post from a room; its members see it go.
+    DeleteMessage {
+        room_id: String,
+        message_id: String,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,6 +164,18 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        AdminCommand::Rooms { command } => rooms(&client, &load(&file)?, command).await,
+        AdminCommand::Open => {
+            let session = load(&file)?;
+            let request = client.post(format!("{}/admin/links", session.server)).bearer_auth(&session.token);
+            let link = call(request, &session.server).await?;
+            println!("{}", text(&link, "url")?);
+            eprintln!(
+                "open it in a browser before {} (it works once); run hearth admin open again for another",
+                text(&link, "expires_at")?
+            );
+            Ok(())
+        }
         AdminCommand::Providers => {
             let session = load(&file)?;
             let request = client.get(format!("{}/admin/providers", session.server)).bearer_auth(&session.token);
@@ -142,6 +188,104 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn rooms(client: &reqwest::Client, session: &Session, command: &RoomsCommand) -> anyhow::Result<()> {
+    match command {
+        RoomsCommand::List { query } => {
+            let found =
+                pages(client, session, "/admin/rooms", query.as_deref().map(|q| ("query", q)), usize::MAX).await?;
+            if found.is_empty() {
+                println!("no rooms");
+            }
+            for room in found {
+                let field = |name: &str| room[name].as_str().unwrap_or("-").to_owned();
+                let moderators: Vec<&str> = room["moderators"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|moderator| moderator["email"].as_str())
+                    .collect();
+                println!(
+                    "{}  {:<7}  {}  members {}  moderators {}  created {}  last post {}",
+                    field("id"),
+                    field("visibility"),
+                    field("name"),
+                    room["members"],
+                    if moderators.is_empty() { "-".to_owned() } else { moderators.join(",") },
+                    field("inserted_at"),
+                    field("last_post_at")
+                );
+            }
+            Ok(())
+        }
+        RoomsCommand::Messages { room_id, limit } => {
+            let path = format!("/admin/rooms/{}/messages", path_segment(room_id));
+            let posts = pages(client, session, &path, None, *limit).await?;
+            if posts.is_empty() {
+                println!("no posts");
+            }
+            for post in posts {
+                let field = |name: &str| post[name].as_str().unwrap_or("-").to_owned();
+                // One post, one line: its line breaks are shown as the two characters \n.
+                let text = field("text").replace('\n', "\\n");
+                println!("{}  {}  {}  {text}", field("id"), field("inserted_at"), field("sender"));
+            }
+            Ok(())
+        }
+        RoomsCommand::DeleteMessage { room_id, message_id, reason } => {
+            let url = format!(
+                "{}/admin/rooms/{}/messages/{}",
+                session.server,
+                path_segment(room_id),
+                path_segment(message_id)
+            );
+            let request = client.delete(url).json(&json!({ "reason": reason })).bearer_auth(&session.token);
+            call(request, &session.server).await?;
+            println!("post {message_id} deleted from room {room_id}");
+            Ok(())
+        }
+    }
+}
+
+/// `text` as one path segment: everything but unreserved characters percent-encoded (an id
+/// typed wrong reaches the server as what it is, and is refused there).
+fn path_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The items of `path`'s pages (`?page_token=…`, with `param` if given), up to `most`.
+async fn pages(
+    client: &reqwest::Client,
+    session: &Session,
+    path: &str,
+    param: Option<(&str, &str)>,
+    most: usize,
+) -> anyhow::Result<Vec<Value>> {
+    let mut found = Vec::new();
+    let mut page_token: Option<String> = None;
+    while found.len() < most {
+        let mut params = vec![("page_size", "100")];
+        params.extend(param);
+        if let Some(token) = &page_token {
+            params.push(("page_token", token));
+        }
+        let url = reqwest::Url::parse_with_params(&format!("{}{path}", session.server), &params)
+            .with_context(|| format!("{} is not a URL", session.server))?;
+        let page = call(client.get(url).bearer_auth(&session.token), &session.server).await?;
+        found.extend(page["items"].as_array().into_iter().flatten().cloned());
+        match page["page_token"].as_str() {
+            Some(next) => page_token = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    found.truncate(most);
+    Ok(found)
 }
 
 /// `N` and a unit (`s`, `m`, `h`, `d`, `w`) as seconds.

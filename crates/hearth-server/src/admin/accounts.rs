@@ -1,8 +1,9 @@
 //! What administrators do to accounts (issue 25): list them, disable and enable them, delete
-//! them, grant and take back roles. Every action is appended to the audit log with the
-//! administrator's key fingerprint, the account and the reason.
+//! them, grant and take back roles. Every action, done or refused (an account that does not
+//! exist, a missing reason), is appended to the audit log with the administrator's key
+//! fingerprint, the account and the reason (or the cause of the refusal).
 
-use hearth_store::{AdminAccount, NewAuditEntry, Timestamp};
+use hearth_store::{AdminAccount, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -129,45 +130,51 @@ pub fn checked_reason(reason: Option<&str>) -> ApiResult<String> {
     Ok(reason.to_owned())
 }
 
-/// The account's description in the audit log: its id and, as it was then, its address.
+/// The account's description in the audit log: its id and, as it was then, its address (the id
+/// alone when there is no such account).
 async fn target(state: &AppState, user_id: Uuid) -> ApiResult<String> {
-    let user = state.store.user(user_id).await?.ok_or(ApiError::NoSuch("No such account."))?;
-    Ok(format!("user:{user_id} ({})", user.email))
+    Ok(match state.store.user(user_id).await? {
+        Some(user) => format!("user:{user_id} ({})", user.email),
+        None => format!("user:{user_id}"),
+    })
 }
 
+/// The account, or a 404.
+async fn existing(state: &AppState, user_id: Uuid) -> ApiResult<()> {
+    state.store.user(user_id).await?.map(|_| ()).ok_or(ApiError::NoSuch("No such account."))
+}
+
+/// Records `action` on the account, done with `reason` or refused, and hands back `result`.
 async fn record(
     state: &AppState,
     admin: &Admin,
     action: &str,
     target: String,
     reason: Option<String>,
+    result: ApiResult<()>,
 ) -> ApiResult<()> {
-    let entry = NewAuditEntry {
-        at: Timestamp::now(),
-        fingerprint: Some(admin.fingerprint.clone()),
-        action: action.to_owned(),
-        target: Some(target),
-        reason,
-        outcome: audit::OK.to_owned(),
-    };
-    audit::append(&*state.store, entry).await?;
-    Ok(())
+    audit::record(&*state.store, Some(&admin.fingerprint), action, Some(target), reason, result).await
 }
 
 /// Disables the account: sign-in and refresh are refused, every session is revoked and its
 /// sockets close.
 pub async fn disable(state: &AppState, admin: &Admin, user_id: Uuid, reason: Option<&str>) -> ApiResult<()> {
-    let reason = checked_reason(reason)?;
     let target = target(state, user_id).await?;
-    let now = Timestamp::now();
-    // Marked first, then revoked: a sign-in racing with this either sees the mark or made a
-    // session that the revocation takes.
-    if !state.store.disable_account(user_id, &reason, now).await? {
-        return Err(ApiError::NoSuch("No such account."));
+    let done: ApiResult<String> = async {
+        let reason = checked_reason(reason)?;
+        let now = Timestamp::now();
+        // Marked first, then revoked: a sign-in racing with this either sees the mark or made a
+        // session that the revocation takes.
+        if !state.store.disable_account(user_id, &reason, now).await? {
+            return Err(ApiError::NoSuch("No such account."));
+        }
+        state.store.revoke_all_devices(user_id, now).await?;
+        state.pubsub.publish(Envelope::DisconnectUser { user: user_id }).await;
+        Ok(reason)
     }
-    state.store.revoke_all_devices(user_id, now).await?;
-    state.pubsub.publish(Envelope::DisconnectUser { user: user_id }).await;
-    record(state, admin, audit::USER_DISABLE, target, Some(reason)).await?;
+    .await;
+    let reason = done.as_ref().ok().cloned();
+    record(state, admin, audit::USER_DISABLE, target, reason, done.map(drop)).await?;
     tracing::info!(user = %user_id, fingerprint = %admin.fingerprint, "account disabled by an administrator");
     Ok(())
 }
@@ -175,18 +182,28 @@ pub async fn disable(state: &AppState, admin: &Admin, user_id: Uuid, reason: Opt
 /// Lets the account sign in again (its revoked sessions stay revoked).
 pub async fn enable(state: &AppState, admin: &Admin, user_id: Uuid) -> ApiResult<()> {
     let target = target(state, user_id).await?;
-    state.store.enable_account(user_id).await?;
-    record(state, admin, audit::USER_ENABLE, target, None).await?;
+    let done: ApiResult<()> = async {
+        existing(state, user_id).await?;
+        Ok(state.store.enable_account(user_id).await?)
+    }
+    .await;
+    record(state, admin, audit::USER_ENABLE, target, None, done).await?;
     tracing::info!(user = %user_id, fingerprint = %admin.fingerprint, "account enabled by an administrator");
     Ok(())
 }
 
 /// Deletes the account and everything of it, as `DELETE /api/account` does; its sockets close.
 pub async fn delete(state: &AppState, admin: &Admin, user_id: Uuid, reason: Option<&str>) -> ApiResult<()> {
-    let reason = checked_reason(reason)?;
     let target = target(state, user_id).await?;
-    crate::accounts::erase(state, user_id).await?;
-    record(state, admin, audit::USER_DELETE, target, Some(reason)).await?;
+    let done: ApiResult<String> = async {
+        let reason = checked_reason(reason)?;
+        existing(state, user_id).await?;
+        crate::accounts::erase(state, user_id).await?;
+        Ok(reason)
+    }
+    .await;
+    let reason = done.as_ref().ok().cloned();
+    record(state, admin, audit::USER_DELETE, target, reason, done.map(drop)).await?;
     tracing::info!(user = %user_id, fingerprint = %admin.fingerprint, "account deleted by an administrator");
     Ok(())
 }
@@ -194,9 +211,13 @@ pub async fn delete(state: &AppState, admin: &Admin, user_id: Uuid, reason: Opti
 /// Grants or takes back a role.
 pub async fn set_role(state: &AppState, admin: &Admin, user_id: Uuid, role: Role, granted: bool) -> ApiResult<()> {
     let target = format!("{} role:{}", target(state, user_id).await?, role.as_str());
-    state.store.set_account_role(user_id, role.as_str(), granted, Timestamp::now()).await?;
+    let done: ApiResult<()> = async {
+        existing(state, user_id).await?;
+        Ok(state.store.set_account_role(user_id, role.as_str(), granted, Timestamp::now()).await?)
+    }
+    .await;
     let action = if granted { audit::ROLE_GRANT } else { audit::ROLE_REVOKE };
-    record(state, admin, action, target, None).await?;
+    record(state, admin, action, target, None, done).await?;
     tracing::info!(user = %user_id, role = role.as_str(), granted, fingerprint = %admin.fingerprint, "role changed");
     Ok(())
 }

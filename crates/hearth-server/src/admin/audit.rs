@@ -1,5 +1,5 @@
-//! The audit log: every administrator's login (success and refusal) and, later, every action,
-//! appended to a hash chain that [`verify`] walks.
+//! The audit log: every administrator's login and action, done or refused, appended to a hash
+//! chain that [`verify`] walks.
 //!
 //! An entry's hash is SHA-256 over a domain label, the previous entry's hash and the entry's
 //! own fields, each length-prefixed so that no two different entries hash the same bytes:
@@ -11,6 +11,8 @@ use hearth_store::{AuditEntry, NewAuditEntry, Store, StoreError, Timestamp};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
+
+use crate::error::{ApiError, ApiResult};
 
 /// What an admin login is recorded as.
 pub const LOGIN: &str = "admin.login";
@@ -26,6 +28,17 @@ pub const ROLE_GRANT: &str = "user.role.grant";
 pub const INVITE_CREATE: &str = "invite.create";
 /// A role taken back.
 pub const ROLE_REVOKE: &str = "user.role.revoke";
+/// A room's posts read by an administrator.
+pub const ROOM_READ: &str = "room.read";
+/// A room's post deleted by an administrator.
+pub const ROOM_MESSAGE_DELETE: &str = "room.message.delete";
+/// A one-time link to the admin page made (`hearth admin open`).
+pub const LINK_CREATE: &str = "admin.link.create";
+/// A one-time link to the admin page opened (or refused).
+pub const LINK_REDEEM: &str = "admin.link.redeem";
+
+/// Longest cause of a refusal kept in the log.
+const MAX_CAUSE_CHARS: usize = 200;
 
 /// The outcome of an action that happened.
 pub const OK: &str = "ok";
@@ -176,6 +189,56 @@ pub fn login(at: Timestamp, fingerprint: Option<String>, refusal: Option<&str>) 
         target: None,
         reason: refusal.map(str::to_owned),
         outcome: if refusal.is_some() { REFUSED } else { OK }.to_owned(),
+    }
+}
+
+/// Why an action was refused, in a few words for the log: the message its error tells the
+/// client (never a secret: errors carry none), or "server error" for a failure of ours, whose
+/// detail stays in the server's log.
+pub fn cause(error: &ApiError) -> String {
+    let text = match error {
+        ApiError::Invalid(fields) => fields
+            .iter()
+            .map(|(field, problems)| format!("invalid {field}: {}", problems.join("; ")))
+            .collect::<Vec<_>>()
+            .join("; "),
+        ApiError::Internal(_) => "server error".to_owned(),
+        ApiError::NotFound => "not found".to_owned(),
+        other => other.to_string(),
+    };
+    text.chars().take(MAX_CAUSE_CHARS).collect()
+}
+
+/// Records what an administrator did to `target` and hands back `result`: an entry `ok` with
+/// the reason given, or `refused` with the [`cause`] of the error. A refusal that cannot be
+/// recorded is logged, and the action's own error answered.
+pub async fn record<T>(
+    store: &dyn Store,
+    fingerprint: Option<&str>,
+    action: &str,
+    target: Option<String>,
+    reason: Option<String>,
+    result: ApiResult<T>,
+) -> ApiResult<T> {
+    let (reason, outcome) = match &result {
+        Ok(_) => (reason, OK),
+        Err(error) => (Some(cause(error)), REFUSED),
+    };
+    let entry = NewAuditEntry {
+        at: Timestamp::now(),
+        fingerprint: fingerprint.map(str::to_owned),
+        action: action.to_owned(),
+        target,
+        reason,
+        outcome: outcome.to_owned(),
+    };
+    match (append(store, entry).await, result) {
+        (Ok(_), result) => result,
+        (Err(error), Ok(_)) => Err(error.into()),
+        (Err(error), Err(refused)) => {
+            tracing::error!(%error, action, "a refused administrator's action not recorded in the audit log");
+            Err(refused)
+        }
     }
 }
 

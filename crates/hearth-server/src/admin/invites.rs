@@ -54,8 +54,19 @@ impl std::fmt::Debug for CreatedInvite {
     }
 }
 
-/// Makes an invite code on the terms asked for; audited (without the code).
+/// Makes an invite code on the terms asked for; audited (without the code), refused or not.
 pub async fn create(state: &AppState, admin: &Admin, request: &InviteRequest) -> ApiResult<CreatedInvite> {
+    match terms(request) {
+        Ok((uses, expires_at)) => made(state, admin, uses, expires_at).await,
+        Err(error) => {
+            let refused = Err(error);
+            audit::record(&*state.store, Some(&admin.fingerprint), audit::INVITE_CREATE, None, None, refused).await
+        }
+    }
+}
+
+/// The uses and expiry asked for, checked.
+fn terms(request: &InviteRequest) -> ApiResult<(u32, Timestamp)> {
     let uses = request.uses.unwrap_or(1);
     if !(1..=MAX_USES).contains(&uses) {
         return Err(ApiError::invalid("uses", format!("must be 1 to {MAX_USES}")));
@@ -83,6 +94,12 @@ pub async fn create(state: &AppState, admin: &Admin, request: &InviteRequest) ->
         }
         (None, None) => now.plus_secs(DEFAULT_TTL_SECS),
     };
+    Ok((uses, expires_at))
+}
+
+/// Makes a code on checked terms, keeps its hash and records it.
+async fn made(state: &AppState, admin: &Admin, uses: u32, expires_at: Timestamp) -> ApiResult<CreatedInvite> {
+    let now = Timestamp::now();
     let code = RandomToken::generate();
     let code_hash = code.hash().0;
     let invite =

@@ -12,7 +12,9 @@
 pub mod accounts;
 pub mod audit;
 pub mod invites;
+pub mod links;
 pub mod providers;
+pub mod rooms;
 pub mod signers;
 
 use std::path::PathBuf;
@@ -170,18 +172,21 @@ impl Admins {
             audit::append(store, audit::login(now, listed.then_some(key_fingerprint), Some(why))).await?;
             return Err(ApiError::Unauthorized(why));
         }
-        let token = format!("{TOKEN_PREFIX}{}", RandomToken::generate().expose());
-        let expires_at = now.plus_secs(SESSION_TTL_SECS);
-        let session = AdminSession {
-            token_hash: sha256(&token),
-            fingerprint: key_fingerprint.clone(),
-            created_at: now,
-            expires_at,
-        };
-        store.create_admin_session(&session).await?;
+        let login = open_session(store, key_fingerprint.clone(), now).await?;
         audit::append(store, audit::login(now, Some(key_fingerprint.clone()), None)).await?;
         tracing::info!(fingerprint = %key_fingerprint, "administrator signed in");
-        Ok(AdminLogin { admin_token: token, fingerprint: key_fingerprint, expires_at: expires_at.to_rfc3339() })
+        Ok(login)
+    }
+
+    /// Whether a key with this fingerprint is listed now (a key taken off the list signs
+    /// nothing in any more, a link it asked for included).
+    pub(crate) fn is_listed(&self, key_fingerprint: &str) -> bool {
+        self.signers.keys().iter().any(|admin| admin.fingerprint() == key_fingerprint)
+    }
+
+    /// The server's public URL, which links to its pages start with.
+    pub(crate) fn public_url(&self) -> &str {
+        &self.public_url
     }
 
     /// Every rule of a sign-in, in an order that tells nothing about the listed keys to whom
@@ -255,6 +260,17 @@ impl Admins {
             None => Err(expired),
         }
     }
+}
+
+/// A new admin token for the administrator whose key has `key_fingerprint`, valid from `now`
+/// for [`SESSION_TTL_SECS`] (kept hashed).
+async fn open_session(store: &dyn Store, key_fingerprint: String, now: Timestamp) -> Result<AdminLogin, ApiError> {
+    let token = format!("{TOKEN_PREFIX}{}", RandomToken::generate().expose());
+    let expires_at = now.plus_secs(SESSION_TTL_SECS);
+    let session =
+        AdminSession { token_hash: sha256(&token), fingerprint: key_fingerprint.clone(), created_at: now, expires_at };
+    store.create_admin_session(&session).await?;
+    Ok(AdminLogin { admin_token: token, fingerprint: key_fingerprint, expires_at: expires_at.to_rfc3339() })
 }
 
 /// Whether an `sk-ssh-ed25519` signature carries the user-presence flag (bit 0 of the flags

@@ -1,7 +1,9 @@
 //! `/admin/*`: administrators sign in with an SSH key (`POST /admin/challenge`, then
-//! `POST /admin/session` with the challenge signed by `ssh-keygen -Y sign -n hearth-admin`),
-//! and read the audit log (`GET /admin/audit`, `GET /admin/audit/verify`). Everything but the
-//! sign-in needs `Authorization: Bearer <admin_token>`; the domain is `crate::admin`.
+//! `POST /admin/session` with the challenge signed by `ssh-keygen -Y sign -n hearth-admin`) or
+//! with a one-time link (`POST /admin/links`, then `POST /admin/links/redeem`), control
+//! accounts, moderate rooms, make invites, and read the audit log. Everything but signing in
+//! needs `Authorization: Bearer <admin_token>`; the domain is `crate::admin`. No route reads an
+//! end-to-end conversation: the server holds those as ciphertext only.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,11 +17,14 @@ use uuid::Uuid;
 
 use crate::admin::accounts::{self, AdminUserPage, Role};
 use crate::admin::invites::{self, CreatedInvite, InviteRequest};
+use crate::admin::links::{self, AdminLink};
 use crate::admin::providers::{self, ProvidersReport};
+use crate::admin::rooms::{self, AdminRoomPage};
 use crate::admin::{self, AdminLogin, AuditPage, AuditVerification, Challenge};
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{AdminAuth, ClientIp, Json, Path, Query};
+use crate::extract::{AdminAuth, ClientIp, Json, Path, PathParam, Query};
 use crate::http::users::page_size;
+use crate::rooms::PostPage;
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -35,6 +40,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(set_role))
         .routes(routes!(create_invite))
         .routes(routes!(providers))
+        .routes(routes!(rooms))
+        .routes(routes!(room_messages))
+        .routes(routes!(delete_room_message))
+        .routes(routes!(create_link))
+        .routes(routes!(redeem_link))
 }
 
 /// # POST /admin/challenge
@@ -275,4 +285,137 @@ async fn providers(
     AdminAuth(_admin): AdminAuth,
 ) -> ApiResult<axum::Json<ProvidersReport>> {
     Ok(axum::Json(providers::report(&state).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+struct RoomsQuery {
+    /// Finds rooms whose name or topic contains this (case-insensitively).
+    #[param(max_length = 200)]
+    query: Option<String>,
+    /// Token from the previous page; absent for the first page.
+    page_token: Option<String>,
+    /// Items per page, 1–100 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    page_size: Option<String>,
+}
+
+/// # GET /admin/rooms
+///
+/// Every room, public and private, by id: name, topic, visibility, member count, moderators,
+/// created, last post time.
+#[utoipa::path(get, path = "/admin/rooms", tag = "admin", security(("bearer" = [])), params(RoomsQuery),
+    responses((status = 200, body = AdminRoomPage), (status = 400, description = "bad page_token", body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, description = "a person's access token", body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+async fn rooms(
+    State(state): State<AppState>,
+    AdminAuth(_admin): AdminAuth,
+    Query(query): Query<RoomsQuery>,
+) -> ApiResult<axum::Json<AdminRoomPage>> {
+    let size = page_size(query.page_size.as_deref())?;
+    let page = rooms::list(&state, query.query.as_deref(), query.page_token.as_deref(), size);
+    Ok(axum::Json(page.await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+struct MessagesQuery {
+    /// Token from the previous page; absent for the first (newest) page.
+    page_token: Option<String>,
+    /// Items per page, 1–100 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    page_size: Option<String>,
+}
+
+/// # GET /admin/rooms/{id}/messages
+///
+/// A page of a room's posts, newest first, in the shape of `GET /api/rooms/{id}/messages`.
+/// Audited (`room.read`).
+#[utoipa::path(get, path = "/admin/rooms/{id}/messages", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the room"), MessagesQuery),
+    responses((status = 200, body = PostPage), (status = 400, description = "bad page_token", body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, description = "a person's access token", body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn room_messages(
+    State(state): State<AppState>,
+    AdminAuth(admin): AdminAuth,
+    Path(id): Path<Uuid>,
+    Query(query): Query<MessagesQuery>,
+) -> ApiResult<axum::Json<PostPage>> {
+    let size = page_size(query.page_size.as_deref())?;
+    let page = rooms::messages(&state, &admin, id, query.page_token.as_deref(), size);
+    Ok(axum::Json(page.await?))
+}
+
+/// A room's post, as its path names it.
+#[derive(Debug, Deserialize)]
+struct RoomPost {
+    id: Uuid,
+    message_id: Uuid,
+}
+
+impl PathParam for RoomPost {
+    const EXPECTED: &'static str = "must be a UUID";
+}
+
+/// # DELETE /admin/rooms/{id}/messages/{message_id}
+///
+/// Deletes a room's post, whoever sent it; the room's members get `delete_post`. Audited with
+/// the reason.
+#[utoipa::path(delete, path = "/admin/rooms/{id}/messages/{message_id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the room"), ("message_id" = Uuid, Path, description = "the post")),
+    request_body = ReasonRequest,
+    responses((status = 204, description = "deleted"), (status = 401, body = ErrorBody),
+              (status = 403, description = "a person's access token", body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn delete_room_message(
+    State(state): State<AppState>,
+    AdminAuth(admin): AdminAuth,
+    Path(post): Path<RoomPost>,
+    Json(request): Json<ReasonRequest>,
+) -> ApiResult<StatusCode> {
+    rooms::delete_message(&state, &admin, post.id, post.message_id, request.reason.as_deref()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// # POST /admin/links
+///
+/// A one-time link that opens the admin page signed in as the caller (the same key), for 60
+/// seconds. The code is in the URL's fragment, which browsers never send to a server. Audited.
+#[utoipa::path(post, path = "/admin/links", tag = "admin", security(("bearer" = [])),
+    responses((status = 201, body = AdminLink), (status = 401, body = ErrorBody),
+              (status = 403, description = "a person's access token", body = ErrorBody)))]
+async fn create_link(
+    State(state): State<AppState>,
+    AdminAuth(admin): AdminAuth,
+) -> ApiResult<(StatusCode, axum::Json<AdminLink>)> {
+    Ok((StatusCode::CREATED, axum::Json(links::create(&state, &admin, Timestamp::now()).await?)))
+}
+
+/// A link's code.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RedeemRequest {
+    /// The part of the link after `#`.
+    #[schema(min_length = 1, max_length = 172)]
+    code: String,
+}
+
+/// # POST /admin/links/redeem
+///
+/// Spends a link from `POST /admin/links`: an admin token for 15 minutes, as `POST
+/// /admin/session` gives, for the administrator who asked for the link. Used, expired and
+/// unknown codes are refused alike. Every attempt is audited.
+#[utoipa::path(post, path = "/admin/links/redeem", tag = "admin", request_body = RedeemRequest,
+    responses((status = 200, body = AdminLogin),
+              (status = 401, description = "used, expired or unknown code, or a key no longer listed", body = ErrorBody),
+              (status = 422, body = ErrorBody),
+              (status = 429, description = "too many attempts from this address", body = ErrorBody)))]
+async fn redeem_link(
+    State(state): State<AppState>,
+    ClientIp(client): ClientIp,
+    Json(request): Json<RedeemRequest>,
+) -> ApiResult<axum::Json<AdminLogin>> {
+    // Open to anyone, like signing in: counted with the address's other sign-in attempts.
+    state.attempts.check_address(client)?;
+    Ok(axum::Json(links::redeem(&state, &request.code, Timestamp::now()).await?))
 }

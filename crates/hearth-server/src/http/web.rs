@@ -1,6 +1,7 @@
-//! The web client (`web/` in the repository), embedded in the binary and served at `/`: plain
-//! ES modules and CSS from this server only, under a strict Content-Security-Policy. The page
-//! loads nothing from elsewhere; the client encrypts and decrypts messages in the browser.
+//! The web client (`web/` in the repository), embedded in the binary and served at `/`, and the
+//! admin page at `/admin`: plain ES modules and CSS from this server only, under a strict
+//! Content-Security-Policy. The pages load nothing from elsewhere; the client encrypts and
+//! decrypts messages in the browser.
 //! Files go out compressed (brotli or gzip, as the browser accepts) and revalidate by ETag.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -31,6 +32,9 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/", get(index))
         // Deep links to a conversation (what `recents` hold) open the same page.
         .route("/chat/{id}", get(index))
+        // The admin page (`hearth admin open` prints a link to it); it signs in by itself
+        // with the link's code, so serving it reveals nothing.
+        .route("/admin", get(|headers: HeaderMap| async move { file("admin.html", &headers) }))
         .route("/favicon.svg", get(|headers: HeaderMap| async move { file("favicon.svg", &headers) }))
         .route("/js/{name}", get(|name, headers: HeaderMap| async move { asset("js", name, &headers) }))
         .route("/css/{name}", get(|name, headers: HeaderMap| async move { asset("css", name, &headers) }))

@@ -19,7 +19,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-pub use replies::{Added, ListedRoom, Post, PostPage, RoomList, SearchResults, Visibility};
+pub use replies::{Added, ListedRoom, Post, PostPage, RoomList, RoomSummary, SearchResults, Visibility};
 
 use crate::error::{ApiError, ApiResult};
 use crate::events::{Envelope, room_topic};

@@ -165,7 +165,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("/admin/audit/verify", "get"),
     ("/admin/challenge", "post"),
     ("/admin/invites", "post"),
+    ("/admin/links", "post"),
+    ("/admin/links/redeem", "post"),
     ("/admin/providers", "get"),
+    ("/admin/rooms", "get"),
+    ("/admin/rooms/{id}/messages", "get"),
+    ("/admin/rooms/{id}/messages/{message_id}", "delete"),
     ("/admin/session", "post"),
     ("/admin/users", "get"),
     ("/admin/users/{id}", "delete"),
@@ -211,6 +216,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("/auth/password/reset", "post"),
     ("/auth/refresh", "post"),
     ("/auth/register", "post"),
+    ("/auth/registration", "get"),
     ("/health", "get"),
 ];
 
@@ -238,7 +244,8 @@ async fn the_openapi_document_lists_exactly_the_served_routes() {
     for (path, method) in ROUTES {
         let path = path
             .replace("{id}", &uuid::Uuid::now_v7().to_string())
-            .replace("{user_id}", &uuid::Uuid::now_v7().to_string());
+            .replace("{user_id}", &uuid::Uuid::now_v7().to_string())
+            .replace("{message_id}", &uuid::Uuid::now_v7().to_string());
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("a method");
         let reply = app.send(app.request(method.clone(), &path, None)).await;
         assert!(

@@ -9,6 +9,7 @@ mod harness;
 mod access_tokens;
 mod account;
 mod admin;
+mod admin_rooms;
 mod admin_users;
 mod assistant;
 mod assistant_truth;

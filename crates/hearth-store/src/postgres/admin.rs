@@ -8,7 +8,7 @@ use super::PostgresStore;
 use crate::admin::{self, AccountRow, AuditChain, EntryRow, account, entry, next_entry};
 use crate::{AdminAccount, AdminSession, AdminStore, AuditEntry, Invite, NewAuditEntry, StoreResult, Timestamp};
 
-/// How long a dead challenge is kept before the next one clears it away.
+/// How long a dead challenge (or sign-in link) is kept before the next one clears it away.
 const DEAD_CHALLENGES_KEPT_SECS: i64 = 24 * 3600;
 
 #[async_trait]
@@ -27,6 +27,31 @@ impl AdminStore for PostgresStore {
     async fn use_admin_challenge(&self, challenge_hash: &[u8; 32], now: Timestamp) -> StoreResult<bool> {
         let used = sqlx::query(admin::USE_CHALLENGE).bind(&challenge_hash[..]).bind(now).execute(self.writer()).await?;
         Ok(used.rows_affected() == 1)
+    }
+
+    async fn create_admin_link(
+        &self,
+        code_hash: &[u8; 32],
+        fingerprint: &str,
+        expires_at: Timestamp,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(admin::FORGET_OLD_LINKS)
+            .bind(Timestamp::now().plus_secs(-DEAD_CHALLENGES_KEPT_SECS))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(admin::CREATE_LINK)
+            .bind(&code_hash[..])
+            .bind(fingerprint)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn use_admin_link(&self, code_hash: &[u8; 32], now: Timestamp) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(admin::USE_LINK).bind(&code_hash[..]).bind(now).fetch_optional(self.writer()).await?)
     }
 
     async fn create_admin_session(&self, session: &AdminSession) -> StoreResult<()> {

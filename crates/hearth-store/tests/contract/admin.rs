@@ -12,6 +12,7 @@ contract!(
     challenge_is_used_once,
     expired_or_unknown_challenge_is_refused,
     challenge_race_has_one_winner,
+    admin_link_is_used_once_before_it_expires,
     admin_session_lives_until_it_expires,
     audit_entries_chain_from_the_previous_hash,
     audit_entries_page_both_ways,
@@ -45,6 +46,17 @@ async fn challenge_is_used_once(store: Arc<dyn Store>) {
     store.create_admin_challenge(&hash, now.plus_secs(60)).await.expect("create");
     assert!(store.use_admin_challenge(&hash, now).await.expect("use"));
     assert!(!store.use_admin_challenge(&hash, now).await.expect("use again"), "a challenge is single use");
+}
+
+async fn admin_link_is_used_once_before_it_expires(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let (hash, late) = (token_hash(), token_hash());
+    store.create_admin_link(&hash, "SHA256:abc", now.plus_secs(60)).await.expect("create");
+    store.create_admin_link(&late, "SHA256:def", now.plus_secs(60)).await.expect("create");
+    assert_eq!(store.use_admin_link(&token_hash(), now).await.expect("unknown"), None);
+    assert_eq!(store.use_admin_link(&late, now.plus_secs(60)).await.expect("at expiry"), None, "dead at expires_at");
+    assert_eq!(store.use_admin_link(&hash, now).await.expect("use"), Some("SHA256:abc".to_owned()));
+    assert_eq!(store.use_admin_link(&hash, now).await.expect("use again"), None, "a link is single use");
 }
 
 async fn expired_or_unknown_challenge_is_refused(store: Arc<dyn Store>) {

@@ -24,6 +24,7 @@ contract!(
     search_finds_whole_words_in_one_room_whatever_is_typed,
     deleting_a_user_removes_their_memberships_and_posts,
     room_partners_are_everyone_sharing_a_room_up_to_a_size,
+    admins_list_every_room_with_counts_moderators_and_last_post,
 );
 
 async fn room(store: &Arc<dyn Store>, creator: Uuid, name: &str, public: bool, now: Timestamp) -> Room {
@@ -325,4 +326,34 @@ async fn sqlite_search_still_finds_each_post_after_a_backup_is_restored() {
     }
     assert_eq!(restored.search_room_messages(lobby.id, "alpha", 10).await.expect("search"), []);
     drop(store);
+}
+
+async fn admins_list_every_room_with_counts_moderators_and_last_post(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let [ann, bob, cat] = people(&store, ["ann", "bob", "cat"], now).await;
+    let lobby = room(&store, ann.id, "Lobby", true, now).await;
+    let secret = room(&store, bob.id, "secret", false, now).await;
+    store.add_room_members(lobby.id, &[bob.id, cat.id], now).await.expect("add");
+    let later = now.plus_secs(7);
+    store.post_room_message(&post(lobby.id, Some(bob.id), "hi", None, now)).await.expect("post");
+    store.post_room_message(&post(lobby.id, None, "hello", None, later)).await.expect("post");
+
+    let all = store.admin_rooms(None, None, 50).await.expect("admin rooms");
+    assert_eq!(all.len(), 2, "private rooms are listed too");
+    assert_eq!((&all[0].room, all[0].members, all[0].last_post_at), (&lobby, 3, Some(later)));
+    let moderators: Vec<_> = all[0].moderators.iter().map(|m| (m.user_id, m.email.as_str())).collect();
+    assert_eq!(moderators, [(ann.id, "ann@example.com")]);
+    assert_eq!((&all[1].room, all[1].members, all[1].last_post_at), (&secret, 1, None));
+    assert_eq!(all[1].moderators[0].user_id, bob.id);
+
+    // Found by name or topic, in any case; LIKE's wildcards taken literally.
+    let named = store.admin_rooms(Some("lob"), None, 50).await.expect("search");
+    assert_eq!(named.iter().map(|r| r.room.id).collect::<Vec<_>>(), [lobby.id]);
+    let by_topic = store.admin_rooms(Some("ABOUT SEC"), None, 50).await.expect("search");
+    assert_eq!(by_topic.iter().map(|r| r.room.id).collect::<Vec<_>>(), [secret.id]);
+    assert!(store.admin_rooms(Some("%"), None, 50).await.expect("search").is_empty());
+    // Paged by id.
+    let first = store.admin_rooms(None, None, 1).await.expect("page");
+    let rest = store.admin_rooms(None, Some(first[0].room.id), 50).await.expect("page");
+    assert_eq!(rest.iter().map(|r| r.room.id).collect::<Vec<_>>(), [secret.id]);
 }

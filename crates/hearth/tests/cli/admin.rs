@@ -189,3 +189,105 @@ async fn admin_users_invites_and_providers_from_the_command_line() {
     assert!(!audit.contains(&code), "the invite code reached the audit log");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_rooms_and_open_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (data, config) = (dir.path().join("data"), dir.path().join("config"));
+    let (key, signers) = listed_admin_key(dir.path());
+    let server = Hearth::start(dir.path(), &data, &[("HEARTH_ADMIN__ALLOWED_SIGNERS", signers.as_str())]).await;
+    let (cwd, config_dir) = (dir.path(), config.as_path());
+    let run = |args: Vec<String>| async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        admin(cwd, config_dir, &args).await
+    };
+    let args = |args: &[&str]| args.iter().map(|arg| (*arg).to_owned()).collect::<Vec<_>>();
+    let key = key.to_str().expect("a UTF-8 path").to_owned();
+    let login = run(args(&["login", "--server", &server.url, "--key", &key])).await;
+    assert!(login.status.success(), "{login:?}");
+
+    // A private room with a post in it, made by a person over REST and the room's channel.
+    let client = harness::client();
+    let body = serde_json::json!({ "email": "ann@example.org", "password": "a long enough password" });
+    let ann: Value = client
+        .post(server.at("/auth/register"))
+        .json(&body)
+        .send()
+        .await
+        .expect("register")
+        .json()
+        .await
+        .expect("JSON");
+    let token = ann["auth_token"].as_str().expect("a token").to_owned();
+    let room = serde_json::json!({ "name": "back office", "visibility": "private" });
+    let room: Value = client
+        .post(server.at("/api/rooms"))
+        .bearer_auth(&token)
+        .json(&room)
+        .send()
+        .await
+        .expect("room")
+        .json()
+        .await
+        .expect("JSON");
+    let room_id = room["id"].as_str().expect("an id").to_owned();
+    let mut socket = crate::socket::Socket::connect(&server.url, &token).await;
+    let topic = format!("room:{room_id}");
+    socket.call(&topic, "phx_join", serde_json::json!({})).await;
+    let post = socket.call(&topic, "post", serde_json::json!({ "text": "first line\nsecond line" })).await;
+    let post_id = post["id"].as_str().expect("an id").to_owned();
+
+    let listed = run(args(&["rooms", "list"])).await;
+    assert!(listed.status.success(), "{listed:?}");
+    let line =
+        listed.stdout.lines().find(|line| line.contains(&room_id)).unwrap_or_else(|| panic!("{}", listed.stdout));
+    assert!(line.contains("private") && line.contains("back office") && line.contains("members 1"), "{line}");
+    assert!(line.contains("moderators ann@example.org"), "{line}");
+    assert!(run(args(&["rooms", "list", "--query", "nothing like it"])).await.stdout.contains("no rooms"));
+
+    let messages = run(args(&["rooms", "messages", &room_id])).await;
+    assert!(messages.status.success(), "{messages:?}");
+    assert!(
+        messages.stdout.contains(&post_id) && messages.stdout.contains("first line\\nsecond line"),
+        "{}",
+        messages.stdout
+    );
+
+    let unreasoned = run(args(&["rooms", "delete-message", &room_id, &post_id, "--reason", " "])).await;
+    assert!(!unreasoned.status.success() && unreasoned.stderr.contains("422"), "{unreasoned:?}");
+    let deleted = run(args(&["rooms", "delete-message", &room_id, &post_id, "--reason", "off topic"])).await;
+    assert!(deleted.status.success(), "{deleted:?}");
+    // The member sees it go.
+    loop {
+        let frame = socket.next_frame().await;
+        if frame[3] == "delete_post" {
+            assert_eq!(frame[4]["message_id"], post_id.as_str());
+            break;
+        }
+    }
+    assert!(run(args(&["rooms", "messages", &room_id])).await.stdout.contains("no posts"));
+    let again = run(args(&["rooms", "delete-message", &room_id, &post_id, "--reason", "off topic"])).await;
+    assert!(!again.status.success() && again.stderr.contains("no post with this id"), "{again:?}");
+
+    // `open` prints a link that signs in once, as the same key.
+    let opened = run(args(&["open"])).await;
+    assert!(opened.status.success(), "{opened:?}");
+    let url = opened.stdout.trim().to_owned();
+    let code = url.strip_prefix(&format!("{}/admin#", server.url)).unwrap_or_else(|| panic!("{url}")).to_owned();
+    assert!(opened.stderr.contains("hearth admin open again"), "{}", opened.stderr);
+    let redeem = || client.post(server.at("/admin/links/redeem")).json(&serde_json::json!({ "code": code })).send();
+    let signed_in: Value = redeem().await.expect("redeem").json().await.expect("JSON");
+    let kept: Value =
+        serde_json::from_str(&std::fs::read_to_string(config.join("admin_session.json")).expect("read")).expect("JSON");
+    assert_eq!(signed_in["fingerprint"], kept["fingerprint"]);
+    assert!(signed_in["admin_token"].is_string());
+    assert_eq!(redeem().await.expect("redeem").status(), 401, "a link works once");
+
+    let audit = run(args(&["audit"])).await.stdout;
+    for action in ["room.read", "room.message.delete", "admin.link.create", "admin.link.redeem"] {
+        assert!(audit.contains(action), "{action} is not in the audit log:\n{audit}");
+    }
+    assert!(audit.lines().any(|line| line.contains("room.message.delete") && line.contains("refused")), "{audit}");
+    let (lines, _) = server.stop().await;
+    assert!(!lines.iter().any(|l| l.contains(&code)), "the link's code is not logged");
+}

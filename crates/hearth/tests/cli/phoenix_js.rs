@@ -23,8 +23,8 @@ use hearth_fake_provider::FakeProvider;
 use crate::harness::{Hearth, Process, free_port};
 
 /// How long the whole Node suite may take (about a minute and a half on two cores, most of it
-/// the two web client files driving Chromium).
-const SUITE_TIMEOUT: Duration = Duration::from_secs(240);
+/// the web client's and the admin page's files driving Chromium).
+const SUITE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// How long `npm ci` may take.
 const NPM_CI_TIMEOUT: Duration = Duration::from_secs(300);
