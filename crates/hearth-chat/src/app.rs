@@ -1447,7 +1447,10 @@ mod tests {
             app.apply(Update::Delta(delta), Instant::now());
         }
         assert_eq!(app.view(room).and_then(|v| v.streaming.as_ref()).map(|s| s.text.as_str()), Some("groq reply"));
-        app.apply(Update::Message { conversation_id: room, message: shown(reply, ASSISTANT_ID, "groq reply") }, Instant::now());
+        app.apply(
+            Update::Message { conversation_id: room, message: shown(reply, ASSISTANT_ID, "groq reply") },
+            Instant::now(),
+        );
         let view = app.view(room).expect("the room");
         assert!(view.streaming.is_none() && view.finished_replies.contains(&reply));
         assert_eq!(view.messages.len(), 2);

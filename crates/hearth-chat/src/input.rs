@@ -218,8 +218,12 @@ impl App {
             }
             KeyCode::Char('k') if ctrl => self.info = !self.info,
             KeyCode::Char('r') if ctrl => {
-                self.rooms_dialog =
-                    Some(RoomsDialog { field: RoomsField::Browse, highlighted: 0, name: Editor::default(), public: true });
+                self.rooms_dialog = Some(RoomsDialog {
+                    field: RoomsField::Browse,
+                    highlighted: 0,
+                    name: Editor::default(),
+                    public: true,
+                });
                 // Rooms may have been made since they were read.
                 self.command(Command::RefreshRooms);
             }

@@ -635,9 +635,7 @@ impl Setup {
                     let text = match &error {
                         // Sign-up refused (closed, an invite code missing or wrong), a disabled
                         // account: the server's words, as it gives them.
-                        ChatError::Api(ClientError::Api { status, message, .. })
-                            if status.as_u16() == 403 =>
-                        {
+                        ChatError::Api(ClientError::Api { status, message, .. }) if status.as_u16() == 403 => {
                             message.clone()
                         }
                         _ => error.describe(&self.server),
@@ -1366,8 +1364,11 @@ impl Session {
             // The interface's id for it is its `client_msg_id`: a resend after a lost reply is
             // answered with the post already stored.
             let client_msg_id = outbound.local.to_string();
-            let post =
-                self.socket.post(outbound.conversation_id, &outbound.text, Some(&client_msg_id)).await.map_err(failed)?;
+            let post = self
+                .socket
+                .post(outbound.conversation_id, &outbound.text, Some(&client_msg_id))
+                .await
+                .map_err(failed)?;
             return Ok(Shown::post(&post));
         }
         let stored = self.deliver_message(outbound).await?;

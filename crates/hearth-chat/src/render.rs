@@ -140,7 +140,8 @@ fn login(frame: &mut Frame, app: &App) {
         let closed = "Sign-up is closed on this server: Ctrl-R to log in.";
         lines.push(Line::from(Span::styled(closed, Style::default().fg(Color::Yellow))));
     } else {
-        let hint = if form.busy { "waiting for the server…" } else { "Enter: submit · Tab: next field · Esc: quit" };
+        let hint =
+            if form.busy { "waiting for the server…" } else { "Enter: submit · Tab: next field · Esc: quit" };
         lines.push(Line::from(Span::styled(hint, dim())));
     }
     lines.push(Line::from(Span::styled("The password never leaves this computer.", dim())));
@@ -230,7 +231,11 @@ fn list(frame: &mut Frame, app: &App, area: Rect) {
         }
         // A mark as well as the colours, so the highlight shows on any terminal.
         let pointer = if index == app.selected { "›" } else { " " };
-        lines.push(Line::from(vec![Span::raw(pointer), dot(app, view), Span::styled(format!(" {title}{unread}"), style)]));
+        lines.push(Line::from(vec![
+            Span::raw(pointer),
+            dot(app, view),
+            Span::styled(format!(" {title}{unread}"), style),
+        ]));
     }
     // Keep the highlighted row in view.
     let height = inner.height as usize;
@@ -828,11 +833,8 @@ fn rooms_dialog(frame: &mut Frame, app: &App) {
         Paragraph::new(Line::from(vec![label("New room's name: ", naming), Span::raw(dialog.name.text().to_owned())])),
         name_area,
     );
-    let visibility = if dialog.public {
-        "public (anyone here may find and join it)"
-    } else {
-        "private (only the people you add)"
-    };
+    let visibility =
+        if dialog.public { "public (anyone here may find and join it)" } else { "private (only the people you add)" };
     frame.render_widget(
         Paragraph::new(Line::from(vec![label("Visibility: ", naming), Span::raw(visibility)])),
         visibility_area,
@@ -948,7 +950,10 @@ mod tests {
         let (room, other) = (Uuid::now_v7(), Uuid::now_v7());
         let mut app = App::new("http://localhost");
         let me = crate::app::testing::ann_in_a_room(&mut app, room, other);
-        app.apply(Update::Message { conversation_id: room, message: shown(Uuid::now_v7(), me, "hello") }, Instant::now());
+        app.apply(
+            Update::Message { conversation_id: room, message: shown(Uuid::now_v7(), me, "hello") },
+            Instant::now(),
+        );
         let answer = shown(Uuid::now_v7(), ASSISTANT_ID, "an answer");
         app.apply(Update::Message { conversation_id: room, message: answer }, Instant::now());
         let screen = screen(&mut app);

@@ -59,7 +59,9 @@ impl Person {
 #[track_caller]
 fn assert_api_error<T: std::fmt::Debug>(result: Result<T, ClientError>, status: StatusCode, code: &str) {
     match result {
-        Err(ClientError::Api { status: got, code: got_code, .. }) => assert_eq!((got, got_code.as_str()), (status, code)),
+        Err(ClientError::Api { status: got, code: got_code, .. }) => {
+            assert_eq!((got, got_code.as_str()), (status, code))
+        }
         other => panic!("expected a {status} {code} API error, got {other:?}"),
     }
 }
@@ -116,12 +118,15 @@ async fn two_people_find_join_and_talk_in_a_public_room() {
     assert_eq!(typing, Incoming::RoomTyping { room_id: made.id, user_id: bob.id, typing: true });
     bob.socket.read_room(made.id).await.expect("read");
     let read = ann.next("read_room", |i| matches!(i, Incoming::RoomRead { .. })).await;
-    assert!(matches!(read, Incoming::RoomRead { room_id, user_id, read_at: Some(_) } if room_id == made.id && user_id == bob.id));
+    assert!(
+        matches!(read, Incoming::RoomRead { room_id, user_id, read_at: Some(_) } if room_id == made.id && user_id == bob.id)
+    );
 
     // History pages and search see the posts; the assistant answers an empty mention itself.
     let bobs = bob.socket.post(made.id, "the weather is fine", None).await.expect("post");
     let asked = bob.socket.post(made.id, "@assistant", None).await.expect("mention");
-    let answer = ann.next("the assistant's post", |i| matches!(i, Incoming::NewPost(p) if p.sender == ASSISTANT_ID)).await;
+    let answer =
+        ann.next("the assistant's post", |i| matches!(i, Incoming::NewPost(p) if p.sender == ASSISTANT_ID)).await;
     let Incoming::NewPost(answer) = answer else { unreachable!("filtered") };
     assert!(answer.text.contains("@assistant <question>"), "{}", answer.text);
     let page = bob.api.room_messages(made.id, None).await.expect("history");
@@ -259,7 +264,11 @@ async fn sign_up_follows_the_servers_policy_and_takes_an_invite_code() {
     .await;
     let mut client = invited.client();
     assert_eq!(client.registration().await.expect("policy"), Registration::Invite);
-    assert_api_error(client.register("ann@example.org", PASSWORD, None, None).await, StatusCode::FORBIDDEN, "invite_required");
+    assert_api_error(
+        client.register("ann@example.org", PASSWORD, None, None).await,
+        StatusCode::FORBIDDEN,
+        "invite_required",
+    );
     let made_up = client.register_with_invite("ann@example.org", PASSWORD, None, None, Some("made-up")).await;
     assert_api_error(made_up, StatusCode::FORBIDDEN, "invalid_invite");
     let code = invite_code(&invited, &key).await;

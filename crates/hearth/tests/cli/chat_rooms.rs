@@ -42,7 +42,8 @@ async fn two_people_meet_in_a_public_room_and_ask_the_assistant_in_the_terminal(
     tmux.wait_text("# lobby — say hello").await;
     tmux.keys(&["Enter"]);
     tmux.wait_text("Bob: welcome to the lobby").await;
-    let joined = bob.next("Ann joining", |i| matches!(i, Incoming::RoomMemberJoined { user_id, .. } if *user_id == ann));
+    let joined =
+        bob.next("Ann joining", |i| matches!(i, Incoming::RoomMemberJoined { user_id, .. } if *user_id == ann));
     assert_eq!(joined.await, Incoming::RoomMemberJoined { room_id: lobby.id, user_id: ann });
 
     // Marked as not end-to-end encrypted: under the list's heading of rooms, and in the header.
@@ -166,7 +167,7 @@ async fn the_sign_up_form_takes_an_invite_code_or_says_sign_up_is_closed() {
     let url = server.url.clone();
 
     // An administrator makes a code with `hearth admin`.
-    let config = dir.path().join("admin");
+    let config = dir.path().join("admin-config");
     let key = key.to_str().expect("a UTF-8 path");
     let login = admin(dir.path(), &config, &["login", "--server", &url, "--key", key]).await;
     assert!(login.status.success(), "{login:?}");
@@ -206,7 +207,8 @@ async fn the_sign_up_form_takes_an_invite_code_or_says_sign_up_is_closed() {
     // Where sign-up is closed, the form says so before anything is sent.
     let closed_dir = dir.path().join("closed");
     std::fs::create_dir_all(&closed_dir).expect("a directory");
-    let closed = Hearth::start(&closed_dir, &closed_dir.join("data"), &[("HEARTH_ACCOUNTS__REGISTRATION", "closed")]).await;
+    let closed =
+        Hearth::start(&closed_dir, &closed_dir.join("data"), &[("HEARTH_ACCOUNTS__REGISTRATION", "closed")]).await;
     let tmux = Tmux::start(&closed_dir, &closed.url);
     tmux.wait_text("Log in").await;
     tmux.keys(&["C-r"]);
