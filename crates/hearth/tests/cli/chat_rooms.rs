@@ -2,17 +2,20 @@
 //! Bob (the SDK) is found and joined in the terminal, posts cross both ways, edits and
 //! deletions show, the room is marked as not end-to-end encrypted in the list and in its
 //! header, `@assistant` answers stream in from the fake provider; Ann makes rooms of her own
-//! and leaves one. And the sign-up form on servers that take new accounts by invitation (with
-//! a code made through the admin API by `hearth admin`) or not at all.
+//! and leaves one; a post written while the server is away waits and goes out once. And the
+//! sign-up form on servers that take new accounts by invitation (with a code made through the
+//! admin API by `hearth admin`) or not at all.
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 use hearth_client::api::{ASSISTANT_ID, Visibility};
 use hearth_client::channels::Incoming;
+use hearth_fake_provider::FakeProvider;
 
 use crate::admin::listed_admin_key;
-use crate::chat::{PASSWORD, Sdk, Tmux, ann_without_a_client, log_in, server, stop};
-use crate::harness::{self, Hearth};
+use crate::chat::{PASSWORD, Sdk, Tmux, ann_without_a_client, line_with, log_in, server, server_with, stop};
+use crate::harness::{self, Hearth, free_port};
 
 /// Whether a row of the conversation list (`│›# name` or `│ # name`) shows the room `name`.
 fn listed_room(screen: &str, name: &str) -> bool {
@@ -142,6 +145,50 @@ async fn two_people_meet_in_a_public_room_and_ask_the_assistant_in_the_terminal(
     assert!(!listed_room(&screen, "terminal talk"), "{screen}");
     assert!(listed_room(&screen, "lobby") && listed_room(&screen, "ann only"), "{screen}");
 
+    tmux.keys(&["Escape"]);
+    tmux.wait_exit().await;
+    drop(tmux);
+    stop(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_written_while_the_server_is_away_is_queued_and_goes_out_once() {
+    if Tmux::missing() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fake = FakeProvider::start().await.expect("start the fake provider");
+    let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let server = server_with(dir.path(), &fake, listen).await;
+    let url = server.url.clone();
+    let bob = Sdk::register(&url, "bob@example.org", "Bob").await;
+    let lobby = bob.api.create_room("lobby", None, Visibility::Public).await.expect("make the room");
+    ann_without_a_client(&url).await;
+    let tmux = Tmux::start(dir.path(), &url);
+    log_in(&tmux, "ann@example.org").await;
+    tmux.keys(&["C-r"]);
+    tmux.wait_text("# lobby").await;
+    tmux.keys(&["Enter"]);
+    tmux.wait_text("Message to lobby").await;
+    tmux.wait_text("● connected").await;
+
+    stop(server).await;
+    tmux.wait_for("the connection lost", |s| s.contains("◌ reconnecting…") || s.contains("✕ server unreachable")).await;
+    tmux.type_text("posted while you were away");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_text("you: posted while you were away · queued").await;
+    assert!(screen.contains("· 1 queued]"), "{screen}");
+
+    // Back on the same port: the client reconnects, rejoins the room and posts what waited.
+    let server = server_with(dir.path(), &fake, listen).await;
+    tmux.wait_text("● connected").await;
+    tmux.wait_for("the queued post sent", |s| {
+        line_with(s, "you: posted while you were away").contains("· sent") && !s.contains("queued")
+    })
+    .await;
+    let posts = bob.api.room_messages(lobby.id, None).await.expect("the room's history").items;
+    let texts: Vec<&str> = posts.iter().map(|post| post.text.as_str()).collect();
+    assert_eq!(texts, ["posted while you were away"], "stored once, however often it was tried");
     tmux.keys(&["Escape"]);
     tmux.wait_exit().await;
     drop(tmux);
