@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use hearth_client::api::{Conversation, PublicUser, User};
+use hearth_client::api::{ASSISTANT_ID, Conversation, PublicUser, Registration, Room, User, Visibility};
 use hearth_client::channels::{AssistantDelta, Presence};
 use hearth_client::trust::{ContactState, Notice};
 use uuid::Uuid;
@@ -51,6 +51,8 @@ pub enum LoginField {
     Password,
     /// The display name (registering only).
     DisplayName,
+    /// The invite code (registering on a server that takes new accounts by invitation).
+    Invite,
 }
 
 /// The sign-in form.
@@ -66,6 +68,10 @@ pub struct LoginForm {
     pub password: Editor,
     /// The display name of a new account.
     pub display_name: Editor,
+    /// The invite code of a new account.
+    pub invite: Editor,
+    /// Who may sign up on the server, once it said (`None`: not known, the server decides).
+    pub registration: Option<Registration>,
     /// Waiting for the server.
     pub busy: bool,
 }
@@ -78,11 +84,18 @@ impl LoginForm {
 
     /// The fields of the current mode, in order.
     pub fn fields(&self) -> &'static [LoginField] {
-        if self.register {
-            &[LoginField::Email, LoginField::Password, LoginField::DisplayName]
-        } else {
-            &[LoginField::Email, LoginField::Password]
+        match (self.register, self.registration) {
+            (true, Some(Registration::Invite)) => {
+                &[LoginField::Email, LoginField::Password, LoginField::DisplayName, LoginField::Invite]
+            }
+            (true, _) => &[LoginField::Email, LoginField::Password, LoginField::DisplayName],
+            (false, _) => &[LoginField::Email, LoginField::Password],
         }
+    }
+
+    /// Whether the person is about to sign up on a server that takes no new accounts.
+    pub fn sign_up_closed(&self) -> bool {
+        self.register && self.registration == Some(Registration::Closed)
     }
 
     /// The editor of the current field.
@@ -91,6 +104,7 @@ impl LoginForm {
             LoginField::Email => &mut self.email,
             LoginField::Password => &mut self.password,
             LoginField::DisplayName => &mut self.display_name,
+            LoginField::Invite => &mut self.invite,
         }
     }
 }
@@ -121,6 +135,28 @@ pub struct Picker {
     /// Who the server found for the search as it is now (by exact email, or by a name
     /// among people not known yet).
     pub found: BTreeSet<Uuid>,
+}
+
+/// A field of the rooms dialog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomsField {
+    /// The public rooms to join.
+    Browse,
+    /// The name of a room to make.
+    Name,
+}
+
+/// The rooms dialog: browse the public rooms and join one, or make a room.
+#[derive(Debug)]
+pub struct RoomsDialog {
+    /// The field that takes the keys.
+    pub field: RoomsField,
+    /// The highlighted public room.
+    pub highlighted: usize,
+    /// The name of a new room.
+    pub name: Editor,
+    /// Whether a new room is public (else private).
+    pub public: bool,
 }
 
 /// A line for the status bar.
@@ -180,6 +216,9 @@ pub struct ConversationView {
     pub read_times: BTreeMap<Uuid, Option<DateTime<Utc>>>,
     /// When each member's devices last had everything in it (`None`: never).
     pub delivered_times: BTreeMap<Uuid, Option<DateTime<Utc>>>,
+    /// The room, when this entry is one: not end-to-end encrypted, and said so wherever it
+    /// shows. Its `conversation` then carries the room's id, name (as the alias) and times.
+    pub room: Option<Room>,
 }
 
 impl ConversationView {
@@ -201,7 +240,20 @@ impl ConversationView {
             max_scroll: 0,
             read_times: BTreeMap::new(),
             delivered_times: BTreeMap::new(),
+            room: None,
         }
+    }
+
+    /// A room the person is in, not joined yet.
+    fn of_room(room: Room) -> Self {
+        let mut view = Self::new(super::network::room_entry(&room));
+        view.room = Some(room);
+        view
+    }
+
+    /// Whether it is a room (not end-to-end encrypted).
+    pub fn is_room(&self) -> bool {
+        self.room.is_some()
     }
 
     /// The id.
@@ -252,6 +304,8 @@ pub enum Confirm {
         /// The message group.
         group: Uuid,
     },
+    /// Leaving a room.
+    LeaveRoom(Uuid),
 }
 
 /// A message of the person's being edited in the composer.
@@ -316,6 +370,10 @@ pub struct App {
     pub composer: Editor,
     /// The new-conversation dialog, when up.
     pub picker: Option<Picker>,
+    /// The rooms dialog, when up.
+    pub rooms_dialog: Option<RoomsDialog>,
+    /// The public rooms the person is not in, to browse, by name.
+    pub public_rooms: Vec<Room>,
     /// The security pane (members, their security state and safety numbers), when up: it
     /// takes the keys.
     pub info: bool,
@@ -365,6 +423,8 @@ impl App {
             focus: Focus::List,
             composer: Editor::default(),
             picker: None,
+            rooms_dialog: None,
+            public_rooms: Vec::new(),
             info: false,
             info_highlighted: 0,
             contacts: BTreeMap::new(),
@@ -427,8 +487,12 @@ impl App {
         view.members.iter().copied().find(|member| Some(*member) != self.me())
     }
 
-    /// A conversation's title: its alias, the partner's name, or the members' names.
+    /// A conversation's title: its alias, the partner's name, or the members' names; a
+    /// room's name.
     pub fn title(&self, view: &ConversationView) -> String {
+        if let Some(room) = &view.room {
+            return room.name.clone();
+        }
         if view.conversation.assistant {
             return "Assistant".to_owned();
         }
@@ -584,7 +648,8 @@ impl App {
             None => {}
         }
         let others = self.others(view);
-        if view.conversation.assistant || others.is_empty() {
+        // Rooms keep read marks, but a post is for whoever comes by: sent is all there is.
+        if view.conversation.assistant || view.is_room() || others.is_empty() {
             return Some(Receipt::Sent);
         }
         let reached = |times: &BTreeMap<Uuid, Option<DateTime<Utc>>>, user: &Uuid| {
@@ -721,10 +786,11 @@ impl App {
         }
     }
 
-    /// Keeps the list in order of activity, the highlighted conversation highlighted.
+    /// Keeps the list in order of activity, conversations first and then rooms, the
+    /// highlighted conversation highlighted.
     fn sort(&mut self) {
         let selected = self.conversations.get(self.selected).map(ConversationView::id);
-        self.conversations.sort_by_key(|view| std::cmp::Reverse(view.last_activity()));
+        self.conversations.sort_by_key(|view| (view.is_room(), std::cmp::Reverse(view.last_activity())));
         if let Some(selected) = selected {
             self.selected = self.conversations.iter().position(|view| view.id() == selected).unwrap_or(0);
         }
@@ -764,6 +830,44 @@ impl App {
             Update::SignInFailed(reason) => {
                 self.login.busy = false;
                 self.error(reason);
+            }
+            Update::Registration(registration) => {
+                self.login.registration = Some(registration);
+                if !self.login.fields().contains(&self.login.field()) {
+                    self.login.field = Some(LoginField::Email);
+                }
+            }
+            Update::Rooms(rooms) => self.rooms(rooms),
+            Update::LeftRoom(id) => {
+                let Some(index) = self.conversations.iter().position(|view| view.id() == id) else { return };
+                let view = self.conversations.remove(index);
+                if self.open == Some(id) {
+                    self.open = None;
+                    self.chosen = None;
+                    self.focus = Focus::List;
+                    if self.editing.as_ref().is_some_and(|editing| editing.conversation_id == id) {
+                        self.cancel_edit();
+                    }
+                }
+                self.selected = self.selected.min(self.conversations.len().saturating_sub(1));
+                let title = self.title(&view);
+                if let Some(room) = view.room.filter(|room| room.visibility == Visibility::Public) {
+                    self.public_rooms.push(Room { joined: false, moderator: false, ..room });
+                    self.public_rooms.sort_by_key(|room| room.name.to_lowercase());
+                }
+                self.info(format!("you left {title}"));
+            }
+            Update::MemberJoined { conversation_id, user_id } => {
+                let name = self.name(user_id);
+                let title = self.view(conversation_id).map(|view| self.title(view));
+                if let Some(view) = self.view_mut(conversation_id)
+                    && !view.members.contains(&user_id)
+                {
+                    view.members.push(user_id);
+                }
+                if let Some(title) = title.filter(|_| Some(user_id) != self.me()) {
+                    self.info(format!("{name} joined {title}"));
+                }
             }
             Update::Resuming => {
                 self.login.busy = true;
@@ -953,6 +1057,7 @@ impl App {
             own_key_unopenable,
             read_times,
             delivered_times,
+            room,
         } = joined;
         let id = conversation.id;
         let is_open = self.open == Some(id);
@@ -967,6 +1072,9 @@ impl App {
         view.conversation = conversation;
         view.members = members;
         view.own_key_unopenable = own_key_unopenable;
+        if room.is_some() {
+            view.room = room;
+        }
         // What is still on its way to the server stays, after the history.
         let pending: Vec<Shown> = view.messages.drain(..).filter(|m| m.pending.is_some()).collect();
         view.messages = messages;
@@ -990,14 +1098,14 @@ impl App {
         let Some(view) = self.view_mut(conversation_id) else { return };
         let fresh = !view.messages.iter().any(|m| m.group == message.group);
         let from_other = Some(message.sender) != me;
-        let group = message.group;
+        let (group, sender) = (message.group, message.sender);
         view.typing.remove(&message.sender);
         view.upsert(message);
         let mut streamed = None;
         if view.streaming.as_ref().is_some_and(|streaming| streaming.reply_id == group) {
             streamed = view.streaming.take().map(|streaming| streaming.parts);
         }
-        if view.conversation.assistant && from_other {
+        if (view.conversation.assistant && from_other) || sender == ASSISTANT_ID {
             view.finished_replies.insert(group);
         }
         if fresh && from_other {
@@ -1033,6 +1141,24 @@ impl App {
             None => text.to_owned(),
         });
         self.error(format!("{why}; your text comes back when you open {title}"));
+    }
+
+    /// The rooms as the server lists them: the person's are added to the list (the network
+    /// task joins them), the others kept to browse.
+    fn rooms(&mut self, rooms: Vec<Room>) {
+        let (joined, public): (Vec<Room>, Vec<Room>) = rooms.into_iter().partition(|room| room.joined);
+        for room in joined {
+            match self.view_mut(room.id) {
+                Some(view) => view.room = Some(room),
+                None => self.conversations.push(ConversationView::of_room(room)),
+            }
+        }
+        self.public_rooms = public;
+        self.public_rooms.sort_by_key(|room| room.name.to_lowercase());
+        if let Some(dialog) = self.rooms_dialog.as_mut() {
+            dialog.highlighted = dialog.highlighted.min(self.public_rooms.len().saturating_sub(1));
+        }
+        self.sort();
     }
 
     fn delta(&mut self, delta: AssistantDelta) {
@@ -1104,6 +1230,7 @@ pub(crate) mod testing {
             unread: 0,
             own_key_unopenable: false,
             read_times: BTreeMap::new(),
+            room: None,
             delivered_times: BTreeMap::new(),
         };
         app.apply(Update::Joined(Box::new(joined)), Instant::now());
@@ -1119,6 +1246,38 @@ pub(crate) mod testing {
         app.open_conversation(id);
         app.take_commands();
         (me, bob, id)
+    }
+
+    pub(crate) fn room(id: Uuid, name: &str, joined: bool) -> Room {
+        let now = Utc::now();
+        serde_json::from_value(serde_json::json!({
+            "id": id, "name": name, "topic": null, "visibility": "public", "inserted_at": now,
+            "updated_at": now, "joined": joined, "moderator": false,
+        }))
+        .expect("a room")
+    }
+
+    /// Ann, signed in with a conversation, in the room `room` (joined, no posts yet), which is
+    /// open; a public room she is not in is listed to browse. Her id.
+    pub(crate) fn ann_in_a_room(app: &mut App, room_id: Uuid, other: Uuid) -> Uuid {
+        let me = Uuid::now_v7();
+        signed_in(app, me, vec![conversation(Uuid::now_v7(), false)]);
+        app.apply(Update::Rooms(vec![room(room_id, "lobby", true), room(other, "elsewhere", false)]), Instant::now());
+        let joined = Joined {
+            conversation: crate::network::room_entry(&room(room_id, "lobby", true)),
+            members: vec![me],
+            messages: Vec::new(),
+            page_token: None,
+            unread: 0,
+            own_key_unopenable: false,
+            read_times: BTreeMap::new(),
+            delivered_times: BTreeMap::new(),
+            room: Some(room(room_id, "lobby", true)),
+        };
+        app.apply(Update::Joined(Box::new(joined)), Instant::now());
+        app.open_conversation(room_id);
+        app.take_commands();
+        me
     }
 
     /// The network task reports `user`'s security state.
@@ -1259,6 +1418,46 @@ mod tests {
         assert!(view.streaming.is_none());
         assert_eq!(view.messages.len(), 1);
         assert_eq!(app.status.as_ref().map(|s| s.text.as_str()), Some("the assistant's reply streamed in 2 parts"));
+    }
+
+    #[test]
+    fn rooms_follow_the_conversations_and_the_assistant_streams_into_them() {
+        let (room, other) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut app = App::new("http://localhost");
+        let me = ann_in_a_room(&mut app, room, other);
+        assert_eq!(app.conversations.len(), 2);
+        assert!(!app.conversations[0].is_room() && app.conversations[1].is_room(), "rooms come last");
+        assert_eq!(app.public_rooms.iter().map(|room| room.id).collect::<Vec<_>>(), vec![other]);
+        let view = app.view(room).expect("the room");
+        assert_eq!(app.title(view), "lobby");
+        let mine = shown(Uuid::now_v7(), me, "hello");
+        app.apply(Update::Message { conversation_id: room, message: mine.clone() }, Instant::now());
+        let view = app.view(room).expect("the room");
+        assert_eq!(app.receipt(view, &mine), Some(Receipt::Sent), "no delivery receipts in a room");
+
+        let reply = Uuid::now_v7();
+        for piece in ["groq ", "reply"] {
+            let delta = AssistantDelta {
+                conversation_id: room,
+                reply_id: reply,
+                prompt_group: mine.group,
+                index: 0,
+                delta: piece.to_owned(),
+            };
+            app.apply(Update::Delta(delta), Instant::now());
+        }
+        assert_eq!(app.view(room).and_then(|v| v.streaming.as_ref()).map(|s| s.text.as_str()), Some("groq reply"));
+        app.apply(
+            Update::Message { conversation_id: room, message: shown(reply, ASSISTANT_ID, "groq reply") },
+            Instant::now(),
+        );
+        let view = app.view(room).expect("the room");
+        assert!(view.streaming.is_none() && view.finished_replies.contains(&reply));
+        assert_eq!(view.messages.len(), 2);
+
+        app.apply(Update::LeftRoom(room), Instant::now());
+        assert_eq!((app.view(room).is_none(), app.open), (true, None));
+        assert!(app.public_rooms.iter().any(|listed| listed.id == room), "a public room left can be found again");
     }
 
     #[test]

@@ -7,7 +7,9 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use hearth_client::trust::ContactState;
 use zeroize::Zeroizing;
 
-use super::app::{App, Confirm, Editing, Focus, LoginField, Picker, PickerField, Screen};
+use hearth_client::api::{Registration, Visibility};
+
+use super::app::{App, Confirm, Editing, Focus, LoginField, Picker, PickerField, RoomsDialog, RoomsField, Screen};
 use super::editor::Editor;
 use super::network::{Command, Pending, Shown, SignIn};
 
@@ -86,6 +88,7 @@ impl App {
         match self.screen {
             Screen::Login => self.login_key(key),
             Screen::Chat if self.picker.is_some() => self.picker_key(key),
+            Screen::Chat if self.rooms_dialog.is_some() => self.rooms_key(key),
             Screen::Chat => self.chat_key(key, now),
         }
     }
@@ -106,6 +109,10 @@ impl App {
                 self.info("deleting…");
                 self.command(Command::Delete { conversation_id, group });
             }
+            (Confirm::LeaveRoom(id), true) => {
+                self.info("leaving…");
+                self.command(Command::LeaveRoom(id));
+            }
             (_, false) => {}
         }
     }
@@ -116,7 +123,7 @@ impl App {
         let at = fields.iter().position(|field| *field == self.login.field()).unwrap_or(0);
         match key.code {
             KeyCode::Esc => {
-                let typed = [&self.login.email, &self.login.password, &self.login.display_name];
+                let typed = [&self.login.email, &self.login.password, &self.login.display_name, &self.login.invite];
                 if typed.iter().all(|editor| editor.is_empty()) {
                     self.quit = true;
                 } else {
@@ -125,7 +132,7 @@ impl App {
             }
             KeyCode::Char('r') if ctrl => {
                 self.login.register = !self.login.register;
-                if self.login.field() == LoginField::DisplayName {
+                if !self.login.fields().contains(&self.login.field()) {
                     self.login.field = Some(LoginField::Email);
                 }
             }
@@ -142,6 +149,10 @@ impl App {
         if self.login.busy {
             return;
         }
+        if self.login.sign_up_closed() {
+            self.error("sign-up is closed on this server: log in (Ctrl-R) or ask its administrators");
+            return;
+        }
         if self.login.email.text().trim().is_empty() {
             self.login.field = Some(LoginField::Email);
             self.error("enter your email address");
@@ -152,6 +163,13 @@ impl App {
             self.error("enter your password");
             return;
         }
+        let invite = self.login.invite.text().trim().to_owned();
+        let invited = self.login.register && self.login.registration == Some(Registration::Invite);
+        if invited && invite.is_empty() {
+            self.login.field = Some(LoginField::Invite);
+            self.error("this server signs people up by invitation: enter your invite code");
+            return;
+        }
         let display_name = self.login.display_name.text().trim();
         let request = SignIn {
             register: self.login.register,
@@ -159,6 +177,7 @@ impl App {
             // Moved out of the form: zeroized once the SDK has derived the keys from it.
             password: Zeroizing::new(self.login.password.take()),
             display_name: (self.login.register && !display_name.is_empty()).then(|| display_name.to_owned()),
+            invite: invited.then_some(invite),
         };
         self.login.busy = true;
         self.info(if request.register { "registering…" } else { "signing in…" });
@@ -198,6 +217,24 @@ impl App {
                 self.command(Command::OpenAssistant);
             }
             KeyCode::Char('k') if ctrl => self.info = !self.info,
+            KeyCode::Char('r') if ctrl => {
+                self.rooms_dialog = Some(RoomsDialog {
+                    field: RoomsField::Browse,
+                    highlighted: 0,
+                    name: Editor::default(),
+                    public: true,
+                });
+                // Rooms may have been made since they were read.
+                self.command(Command::RefreshRooms);
+            }
+            KeyCode::Char('l') if ctrl => match self.open_view().and_then(|view| view.room.as_ref()) {
+                Some(room) => {
+                    let (id, name) = (room.id, room.name.clone());
+                    self.confirm = Some(Confirm::LeaveRoom(id));
+                    self.error(format!("leave the room {name}? y leaves, n stays"));
+                }
+                None => self.info("Ctrl-L leaves a room: open one first"),
+            },
             KeyCode::Tab | KeyCode::BackTab => {
                 self.focus = match self.focus {
                     Focus::List => Focus::Composer,
@@ -457,6 +494,55 @@ impl App {
         }
     }
 
+    /// A key in the rooms dialog: ↑↓ and Enter join a public room; Tab goes to the name of a
+    /// new room, where Enter makes it and Ctrl-P switches it between public and private.
+    fn rooms_key(&mut self, key: KeyEvent) {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        let public_rooms = self.public_rooms.len();
+        let Some(dialog) = self.rooms_dialog.as_mut() else { return };
+        match key.code {
+            KeyCode::Esc => self.rooms_dialog = None,
+            KeyCode::Tab | KeyCode::BackTab => {
+                dialog.field = match dialog.field {
+                    RoomsField::Browse => RoomsField::Name,
+                    RoomsField::Name => RoomsField::Browse,
+                };
+            }
+            KeyCode::Char('p') if ctrl => dialog.public = !dialog.public,
+            KeyCode::Up if dialog.field == RoomsField::Browse => {
+                dialog.highlighted = dialog.highlighted.saturating_sub(1);
+            }
+            KeyCode::Down if dialog.field == RoomsField::Browse => {
+                dialog.highlighted = (dialog.highlighted + 1).min(public_rooms.saturating_sub(1));
+            }
+            KeyCode::Enter if dialog.field == RoomsField::Browse => {
+                let Some(room) = self.public_rooms.get(dialog.highlighted) else {
+                    self.error("no public room to join: Tab, then name one to make it");
+                    return;
+                };
+                let (id, name) = (room.id, room.name.clone());
+                self.rooms_dialog = None;
+                self.info(format!("joining {name}…"));
+                self.command(Command::JoinRoom(id));
+            }
+            KeyCode::Enter => {
+                let name = dialog.name.text().trim().to_owned();
+                if name.is_empty() {
+                    self.error("name the room first");
+                    return;
+                }
+                let visibility = if dialog.public { Visibility::Public } else { Visibility::Private };
+                self.rooms_dialog = None;
+                self.info(format!("making the room {name}…"));
+                self.command(Command::CreateRoom { name, visibility });
+            }
+            _ if dialog.field == RoomsField::Name => {
+                edit(&mut dialog.name, key);
+            }
+            _ => {}
+        }
+    }
+
     /// Starts the conversation the picker describes: one person and no name is a private
     /// conversation, anything more a group.
     fn start_picked(&mut self, matches: &[uuid::Uuid]) {
@@ -557,6 +643,7 @@ mod tests {
             own_key_unopenable: true,
             read_times: std::collections::BTreeMap::new(),
             delivered_times: std::collections::BTreeMap::new(),
+            room: None,
         };
         app.apply(crate::network::Update::Joined(Box::new(own_key)), Instant::now());
         ctrl(&mut app, 'k');
@@ -564,6 +651,71 @@ mod tests {
         assert!(
             matches!(app.take_commands().as_slice(), [Command::ReplaceOwnKey(conversation)] if *conversation == id)
         );
+    }
+
+    #[test]
+    fn the_sign_up_form_asks_for_an_invite_code_or_says_sign_up_is_closed() {
+        use crate::network::Update;
+
+        let mut app = App::new("http://localhost");
+        app.apply(Update::Registration(Registration::Invite), Instant::now());
+        ctrl(&mut app, 'r');
+        assert!(app.login.fields().contains(&LoginField::Invite));
+        type_text(&mut app, "ann@example.org");
+        press(&mut app, KeyCode::Tab);
+        type_text(&mut app, "correct horse");
+        press(&mut app, KeyCode::Enter);
+        assert!(app.take_commands().is_empty(), "no code yet");
+        assert_eq!(app.login.field(), LoginField::Invite);
+        type_text(&mut app, "the-code");
+        press(&mut app, KeyCode::Enter);
+        let commands = app.take_commands();
+        let [Command::SignIn(request)] = commands.as_slice() else { panic!("a sign-in, got {commands:?}") };
+        assert_eq!(request.invite.as_deref(), Some("the-code"));
+
+        let mut app = App::new("http://localhost");
+        app.apply(Update::Registration(Registration::Closed), Instant::now());
+        ctrl(&mut app, 'r');
+        assert!(app.login.sign_up_closed() && !app.login.fields().contains(&LoginField::Invite));
+        type_text(&mut app, "ann@example.org");
+        press(&mut app, KeyCode::Tab);
+        type_text(&mut app, "correct horse");
+        press(&mut app, KeyCode::Enter);
+        assert!(app.take_commands().is_empty());
+        assert!(app.status.as_ref().is_some_and(|s| s.text.starts_with("sign-up is closed")));
+        ctrl(&mut app, 'r');
+        press(&mut app, KeyCode::Enter);
+        assert!(matches!(app.take_commands().as_slice(), [Command::SignIn(request)] if !request.register));
+    }
+
+    #[test]
+    fn the_rooms_dialog_joins_and_makes_rooms_and_ctrl_l_leaves_one() {
+        use crate::app::testing::ann_in_a_room;
+
+        let (room, other) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        let mut app = App::new("http://localhost");
+        ann_in_a_room(&mut app, room, other);
+        ctrl(&mut app, 'r');
+        assert!(matches!(app.take_commands().as_slice(), [Command::RefreshRooms]));
+        press(&mut app, KeyCode::Enter);
+        assert!(matches!(app.take_commands().as_slice(), [Command::JoinRoom(id)] if *id == other));
+        assert!(app.rooms_dialog.is_none());
+
+        ctrl(&mut app, 'r');
+        app.take_commands();
+        press(&mut app, KeyCode::Tab);
+        type_text(&mut app, "plans");
+        ctrl(&mut app, 'p');
+        press(&mut app, KeyCode::Enter);
+        let commands = app.take_commands();
+        let [Command::CreateRoom { name, visibility }] = commands.as_slice() else { panic!("{commands:?}") };
+        assert_eq!((name.as_str(), *visibility), ("plans", Visibility::Private));
+        assert!(app.composer.is_empty(), "the dialog's keys are not typed");
+
+        ctrl(&mut app, 'l');
+        assert!(app.take_commands().is_empty(), "asked first");
+        press(&mut app, KeyCode::Char('y'));
+        assert!(matches!(app.take_commands().as_slice(), [Command::LeaveRoom(id)] if *id == room));
     }
 
     #[test]

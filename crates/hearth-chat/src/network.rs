@@ -10,6 +10,11 @@
 //! `new_conversation`), and the person's signed key is published then if it is not yet: so
 //! others write to that key rather than to the person's identity, and typing and streamed
 //! replies arrive for every conversation.
+//!
+//! Rooms (`room:{id}`) are joined the same way, at sign-in and when the person joins or makes
+//! one. They are not end-to-end encrypted: their posts go to the server as plain text and come
+//! back as [`Shown`] messages without any check. The interface names a room by its id like a
+//! conversation, and this task sends what it asks for there to the room's channel.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -18,9 +23,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use hearth_client::api::{Client, ClientError, Conversation, Message, PublicUser, User};
+use hearth_client::api::{
+    Client, ClientError, Conversation, Message, Post, PublicUser, Registration, Room, User, Visibility,
+};
 use hearth_client::channels::{
-    self, AssistantDelta, ChannelError, Event, Events, Incoming, NewConversation, SYSTEM_TOPIC, Socket, SocketOptions,
+    self, AssistantDelta, ChannelError, Event, Events, Incoming, JoinedRoom, NewConversation, SYSTEM_TOPIC, Socket,
+    SocketOptions,
 };
 use hearth_client::e2e::Flag;
 use hearth_client::trust::{ContactState, Keyring, Notice, Opened, TrustError, TrustStore};
@@ -39,6 +47,9 @@ const DEVICE_NAME: &str = "hearth chat";
 /// At most this many pages of `GET /api/users` are read (50 each): enough to pick people
 /// from on a self-hosted server, and bounded on a large one.
 const MAX_USER_PAGES: usize = 20;
+
+/// At most this many pages of `GET /api/rooms` are read (50 each), for the same reason.
+const MAX_ROOM_PAGES: usize = 20;
 
 /// Why nothing end-to-end can be read or sent while the person's security key does not open.
 const IDENTITY_UNOPENABLE: &str = "your security key does not open with your password";
@@ -114,6 +125,19 @@ pub enum Command {
     ReplaceOwnKey(Uuid),
     /// Make a new security key (identity) for the person, whose stored one does not open.
     ReplaceIdentity,
+    /// Read the rooms again: the person's and the public ones to browse.
+    RefreshRooms,
+    /// Join this public room and open it.
+    JoinRoom(Uuid),
+    /// Make a room (the person is its moderator) and open it.
+    CreateRoom {
+        /// Its name.
+        name: String,
+        /// Public (anyone may find and join it) or private.
+        visibility: Visibility,
+    },
+    /// Leave this room.
+    LeaveRoom(Uuid),
 }
 
 // Not derived: a sign-in holds the password.
@@ -157,6 +181,12 @@ impl fmt::Debug for Command {
             Command::AcceptSecurityKey(id) => formatter.debug_tuple("AcceptSecurityKey").field(id).finish(),
             Command::ReplaceOwnKey(id) => formatter.debug_tuple("ReplaceOwnKey").field(id).finish(),
             Command::ReplaceIdentity => formatter.write_str("ReplaceIdentity"),
+            Command::RefreshRooms => formatter.write_str("RefreshRooms"),
+            Command::JoinRoom(id) => formatter.debug_tuple("JoinRoom").field(id).finish(),
+            Command::CreateRoom { visibility, .. } => {
+                formatter.debug_struct("CreateRoom").field("visibility", visibility).finish_non_exhaustive()
+            }
+            Command::LeaveRoom(id) => formatter.debug_tuple("LeaveRoom").field(id).finish(),
         }
     }
 }
@@ -173,6 +203,8 @@ pub struct SignIn {
     pub password: Zeroizing<String>,
     /// The display name of a new account.
     pub display_name: Option<String>,
+    /// The invite code of a new account, on a server that takes new accounts by invitation.
+    pub invite: Option<String>,
 }
 
 impl fmt::Debug for SignIn {
@@ -234,6 +266,21 @@ pub enum Connection {
 }
 
 impl Shown {
+    /// A room's post: plain text, nothing to check.
+    pub fn post(post: &Post) -> Self {
+        Self {
+            group: post.id,
+            sender: post.sender,
+            text: Ok(post.text.clone()),
+            at: post.inserted_at,
+            edited: post.edited(),
+            flags: Vec::new(),
+            unchecked: false,
+            sent_at: None,
+            pending: None,
+        }
+    }
+
     /// A delivered copy as the keyring opened it.
     fn opened(message: &Message, opened: Opened) -> Self {
         Self {
@@ -279,6 +326,8 @@ pub struct Joined {
     pub read_times: BTreeMap<Uuid, Option<DateTime<Utc>>>,
     /// Up to when each member's devices have received it (`None`: never).
     pub delivered_times: BTreeMap<Uuid, Option<DateTime<Utc>>>,
+    /// The room, when this is one (not end-to-end encrypted).
+    pub room: Option<Room>,
 }
 
 /// Why a message was not sent (its text goes back to the person).
@@ -324,6 +373,19 @@ pub enum Update {
     },
     /// Signing in failed.
     SignInFailed(String),
+    /// Who may sign up on the server (read before the sign-in form is used).
+    Registration(Registration),
+    /// The rooms as the server lists them now: the person's and the public ones to browse.
+    Rooms(Vec<Room>),
+    /// The person left this room.
+    LeftRoom(Uuid),
+    /// Someone joined a room (or was added to it).
+    MemberJoined {
+        /// The room.
+        conversation_id: Uuid,
+        /// Who.
+        user_id: Uuid,
+    },
     /// The users on the server, read again.
     Users(Vec<PublicUser>),
     /// The security state of these contacts now.
@@ -556,6 +618,13 @@ impl Setup {
 
     /// Waits for the person to sign in (until the interface goes away: `None`).
     async fn sign_in(&self, commands: &mut mpsc::UnboundedReceiver<Command>) -> Option<(Session, Events)> {
+        // The sign-up form asks for an invite code, or says sign-up is closed, from this. A
+        // server that cannot say (unreachable, or older) answers the sign-up itself.
+        if let Ok(client) = Client::new(&self.server)
+            && let Ok(registration) = client.registration().await
+        {
+            self.send(Update::Registration(registration));
+        }
         loop {
             // Anything but a sign-in means nothing until signed in.
             let Command::SignIn(request) = commands.recv().await? else { continue };
@@ -563,7 +632,14 @@ impl Setup {
             match Session::sign_in(self, request).await {
                 Ok(signed_in) => return Some(signed_in),
                 Err(error) => {
-                    let text = error.describe(&self.server);
+                    let text = match &error {
+                        // Sign-up refused (closed, an invite code missing or wrong), a disabled
+                        // account: the server's words, as it gives them.
+                        ChatError::Api(ClientError::Api { status, message, .. }) if status.as_u16() == 403 => {
+                            message.clone()
+                        }
+                        _ => error.describe(&self.server),
+                    };
                     if error.unreachable() {
                         self.send(Update::Connection(Connection::Unreachable(text.clone())));
                     } else {
@@ -721,6 +797,11 @@ struct Session {
     last_attempt: Option<tokio::time::Instant>,
     /// The images saved (or found saved) this run, by address.
     saved_images: HashSet<String>,
+    /// The rooms the person is a member of: what the interface asks for there goes to the
+    /// room's channel.
+    rooms: HashSet<Uuid>,
+    /// The rooms whose channel is joined.
+    joined_rooms: HashSet<Uuid>,
 }
 
 /// A message on its way to the server.
@@ -746,9 +827,17 @@ impl Session {
     async fn sign_in(setup: &Setup, request: SignIn) -> Result<(Self, Events), ChatError> {
         let mut client = Client::new(&setup.server)?;
         let keeper = setup.keeper(&mut client)?;
-        let SignIn { register, email, password, display_name } = request;
+        let SignIn { register, email, password, display_name, invite } = request;
         let signed_in = if register {
-            client.register(email.trim(), &password, display_name.as_deref(), Some(DEVICE_NAME)).await?
+            client
+                .register_with_invite(
+                    email.trim(),
+                    &password,
+                    display_name.as_deref(),
+                    Some(DEVICE_NAME),
+                    invite.as_deref(),
+                )
+                .await?
         } else {
             client.login(email.trim(), &password, Some(DEVICE_NAME)).await?
         };
@@ -817,6 +906,8 @@ impl Session {
             outbox: VecDeque::new(),
             last_attempt: None,
             saved_images: HashSet::new(),
+            rooms: HashSet::new(),
+            joined_rooms: HashSet::new(),
         };
         let users = session.read_users().await?;
         let conversations = session.api.conversations().await?;
@@ -834,6 +925,8 @@ impl Session {
             let joined = session.join(conversation.id).await;
             session.report(joined);
         }
+        let rooms = session.read_rooms().await;
+        session.report(rooms);
         Ok((session, events))
     }
 
@@ -923,6 +1016,62 @@ impl Session {
         match command {
             // Already signed in.
             Command::SignIn(_) => Ok(()),
+            Command::Open(id) if self.rooms.contains(&id) => {
+                if !self.joined_rooms.contains(&id) {
+                    self.join_room(id).await?;
+                }
+                self.socket.read_room(id).await?;
+                Ok(())
+            }
+            Command::LoadOlder { conversation_id, page_token } if self.rooms.contains(&conversation_id) => {
+                let page = self.api.room_messages(conversation_id, Some(&page_token)).await?;
+                let messages = page.items.iter().rev().map(Shown::post).collect();
+                self.send(Update::Older { conversation_id, messages, page_token: page.page_token });
+                Ok(())
+            }
+            Command::Edit { conversation_id, group, text } if self.rooms.contains(&conversation_id) => {
+                self.socket.edit_post(conversation_id, group, &text).await?;
+                self.send(Update::Info("edited".to_owned()));
+                Ok(())
+            }
+            Command::Delete { conversation_id, group } if self.rooms.contains(&conversation_id) => {
+                self.socket.delete_post(conversation_id, group).await?;
+                self.send(Update::Deleted { conversation_id, group });
+                self.send(Update::Info("deleted".to_owned()));
+                Ok(())
+            }
+            Command::Typing { conversation_id, typing } if self.rooms.contains(&conversation_id) => {
+                self.socket.room_typing(conversation_id, typing).await?;
+                Ok(())
+            }
+            Command::MarkRead(id) if self.rooms.contains(&id) => {
+                self.socket.read_room(id).await?;
+                Ok(())
+            }
+            Command::RefreshRooms => self.read_rooms().await,
+            Command::JoinRoom(id) => {
+                let room = self.api.join_room(id).await?;
+                self.rooms.insert(id);
+                self.join_room(id).await?;
+                self.send(Update::Info(format!("you joined {}", room.name)));
+                self.send(Update::Open(id));
+                Ok(())
+            }
+            Command::CreateRoom { name, visibility } => {
+                let room = self.api.create_room(&name, None, visibility).await?;
+                self.rooms.insert(room.id);
+                self.join_room(room.id).await?;
+                self.send(Update::Open(room.id));
+                Ok(())
+            }
+            Command::LeaveRoom(id) => {
+                self.api.leave_room(id).await?;
+                self.rooms.remove(&id);
+                self.joined_rooms.remove(&id);
+                self.outbox.retain(|outbound| outbound.conversation_id != id);
+                self.send(Update::LeftRoom(id));
+                Ok(())
+            }
             Command::Open(id) => {
                 if !self.members.contains_key(&id) {
                     self.join(id).await?;
@@ -1015,6 +1164,44 @@ impl Session {
     async fn event(&mut self, event: Event) -> Result<(), ChatError> {
         let Some(incoming) = Incoming::parse(&event) else { return Ok(()) };
         match incoming {
+            Incoming::NewPost(post) if self.joined_rooms.contains(&post.room_id) => {
+                self.send(Update::Message { conversation_id: post.room_id, message: Shown::post(&post) });
+            }
+            Incoming::PostEdited(post) if self.joined_rooms.contains(&post.room_id) => {
+                self.send(Update::Edited { conversation_id: post.room_id, message: Shown::post(&post) });
+            }
+            Incoming::PostDeleted { room_id, message_id } => {
+                self.send(Update::Deleted { conversation_id: room_id, group: message_id });
+            }
+            Incoming::RoomTyping { room_id, user_id, typing } if user_id != self.me => {
+                self.send(Update::Typing { conversation_id: room_id, user_id, typing });
+            }
+            Incoming::RoomMemberJoined { room_id, user_id } => {
+                if !self.known_users.contains(&user_id) {
+                    let users = self.read_users().await?;
+                    self.send(Update::Users(users));
+                }
+                self.send(Update::MemberJoined { conversation_id: room_id, user_id });
+            }
+            Incoming::RoomMemberLeft { room_id, user_id } if user_id == self.me => {
+                // Left on another device.
+                self.rooms.remove(&room_id);
+                self.joined_rooms.remove(&room_id);
+                self.send(Update::LeftRoom(room_id));
+            }
+            Incoming::RoomMemberLeft { room_id, user_id } => {
+                self.send(Update::MemberLeft { conversation_id: room_id, user_id });
+            }
+            Incoming::RoomAssistantDelta(delta) => {
+                // The interface streams it like a reply in the assistant conversation.
+                self.send(Update::Delta(AssistantDelta {
+                    conversation_id: delta.room_id,
+                    reply_id: delta.reply_id,
+                    prompt_group: delta.prompt_id,
+                    index: delta.index,
+                    delta: delta.delta,
+                }));
+            }
             Incoming::Presence => self.send(Update::Presence(event)),
             Incoming::NewConversation(new) => self.new_conversation(new).await?,
             Incoming::NewMessage(delivered) => {
@@ -1144,22 +1331,7 @@ impl Session {
             self.last_attempt = Some(tokio::time::Instant::now());
             self.send(Update::Sending { conversation_id, local });
             match self.deliver(&mut outbound).await {
-                Ok(stored) => {
-                    // Shown at once; the copy that arrives on the user topic is the same
-                    // message group, opened and checked.
-                    let message = Shown {
-                        group: stored.message_group,
-                        sender: self.me,
-                        text: Ok(outbound.text),
-                        at: stored.inserted_at,
-                        edited: false,
-                        flags: Vec::new(),
-                        unchecked: false,
-                        sent_at: None,
-                        pending: None,
-                    };
-                    self.send(Update::Sent { conversation_id, local, message });
-                }
+                Ok(message) => self.send(Update::Sent { conversation_id, local, message }),
                 Err(Undelivered::Disconnected) => {
                     self.outbox.push_front(outbound);
                     break;
@@ -1179,10 +1351,44 @@ impl Session {
         }
     }
 
-    /// Encrypts and sends a message: plain text only where the keyring allows it (the
-    /// assistant's conversation), else one copy per member, sealed (once: a resend sends the
-    /// same copies under the same message group).
-    async fn deliver(&mut self, outbound: &mut Outbound) -> Result<Message, Undelivered> {
+    /// Sends a message: a room's post as plain text; in a conversation, plain text only
+    /// where the keyring allows it (the assistant's conversation), else one copy per member,
+    /// sealed (once: a resend sends the same copies under the same message group). What the
+    /// server stored, as the interface shows it.
+    async fn deliver(&mut self, outbound: &mut Outbound) -> Result<Shown, Undelivered> {
+        let failed = |error: ChannelError| match error {
+            ChannelError::Reconnecting | ChannelError::Timeout => Undelivered::Disconnected,
+            other => Undelivered::Refused(Refusal::Failed(other.to_string())),
+        };
+        if self.rooms.contains(&outbound.conversation_id) {
+            // The interface's id for it is its `client_msg_id`: a resend after a lost reply is
+            // answered with the post already stored.
+            let client_msg_id = outbound.local.to_string();
+            let post = self
+                .socket
+                .post(outbound.conversation_id, &outbound.text, Some(&client_msg_id))
+                .await
+                .map_err(failed)?;
+            return Ok(Shown::post(&post));
+        }
+        let stored = self.deliver_message(outbound).await?;
+        // Shown at once; the copy that arrives on the user topic is the same message group,
+        // opened and checked.
+        Ok(Shown {
+            group: stored.message_group,
+            sender: self.me,
+            text: Ok(outbound.text.clone()),
+            at: stored.inserted_at,
+            edited: false,
+            flags: Vec::new(),
+            unchecked: false,
+            sent_at: None,
+            pending: None,
+        })
+    }
+
+    /// Encrypts and sends a message in a conversation (see [`deliver`](Self::deliver)).
+    async fn deliver_message(&mut self, outbound: &mut Outbound) -> Result<Message, Undelivered> {
         let conversation_id = outbound.conversation_id;
         let keyring = self.keyring.as_mut().ok_or(Undelivered::Refused(Refusal::IdentityUnopenable))?;
         let failed = |error: ChannelError| match error {
@@ -1278,6 +1484,59 @@ impl Session {
             let joined = self.join(conversation.id).await;
             self.report(joined);
         }
+        self.joined_rooms.clear();
+        self.read_rooms().await
+    }
+
+    /// Reads the rooms (the person's and the public ones, up to [`MAX_ROOM_PAGES`] pages),
+    /// reports them, and joins the channel of each of the person's rooms not joined yet.
+    async fn read_rooms(&mut self) -> Result<(), ChatError> {
+        let mut rooms = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_ROOM_PAGES {
+            let page = self.api.rooms(token.as_deref()).await?;
+            rooms.extend(page.items);
+            token = page.page_token;
+            if token.is_none() {
+                break;
+            }
+        }
+        self.rooms = rooms.iter().filter(|room| room.joined).map(|room| room.id).collect();
+        self.joined_rooms.retain(|id| self.rooms.contains(id));
+        let to_join: Vec<Uuid> = self.rooms.iter().filter(|id| !self.joined_rooms.contains(id)).copied().collect();
+        self.send(Update::Rooms(rooms));
+        for id in to_join {
+            let joined = self.join_room(id).await;
+            self.report(joined);
+        }
+        Ok(())
+    }
+
+    /// Joins a room's channel and reports its state: the room, its members, its newest posts.
+    async fn join_room(&mut self, id: Uuid) -> Result<(), ChatError> {
+        let JoinedRoom { room, members, messages: page } = self.socket.join_room(id).await?;
+        self.joined_rooms.insert(id);
+        if members.iter().any(|member| !self.known_users.contains(&member.user_id)) {
+            let users = self.read_users().await?;
+            self.send(Update::Users(users));
+        }
+        let read_at = members.iter().find(|member| member.user_id == self.me).and_then(|member| member.read_at);
+        let unread = page
+            .items
+            .iter()
+            .filter(|post| post.sender != self.me && read_at.is_none_or(|read_at| post.inserted_at > read_at))
+            .count() as u64;
+        self.send(Update::Joined(Box::new(Joined {
+            conversation: room_entry(&room),
+            members: members.iter().map(|member| member.user_id).collect(),
+            messages: page.items.iter().rev().map(Shown::post).collect(),
+            page_token: page.page_token,
+            unread,
+            own_key_unopenable: false,
+            read_times: members.iter().map(|member| (member.user_id, member.read_at)).collect(),
+            delivered_times: BTreeMap::new(),
+            room: Some(room),
+        })));
         Ok(())
     }
 
@@ -1346,6 +1605,7 @@ impl Session {
             own_key_unopenable,
             read_times: joined.read_times,
             delivered_times: joined.delivered_times,
+            room: None,
         })));
         if unread > 0 {
             // Received while away: the senders see it delivered.
@@ -1471,6 +1731,22 @@ pub fn image_links(text: &str) -> Vec<(String, Uuid)> {
             Some((word.to_owned(), id.parse().ok()?))
         })
         .collect()
+}
+
+/// A room as an entry of the conversation list: its id, its name (as a group's alias) and its
+/// times, so that the list, the history and the composer treat rooms and conversations alike;
+/// [`Joined::room`] says it is a room.
+pub fn room_entry(room: &Room) -> Conversation {
+    Conversation {
+        id: room.id,
+        private: false,
+        alias: Some(room.name.clone()),
+        inserted_at: room.inserted_at,
+        updated_at: room.updated_at,
+        assistant: false,
+        unread: 0,
+        last_message_at: None,
+    }
 }
 
 /// A message that cannot be read, and why.

@@ -11,7 +11,11 @@ use ratatui::widgets::{Block, Clear, Paragraph};
 use unicode_width::{UnicodeWidthChar as _, UnicodeWidthStr as _};
 use uuid::Uuid;
 
-use super::app::{App, ConversationView, DrawnLink, Focus, LoginField, PickerField, Receipt, Screen, email_of};
+use hearth_client::api::{ASSISTANT_ID, Visibility};
+
+use super::app::{
+    App, ConversationView, DrawnLink, Focus, LoginField, PickerField, Receipt, RoomsField, Screen, email_of,
+};
 use super::editor::Editor;
 use super::network::Connection;
 
@@ -21,9 +25,16 @@ const LIST_WIDTH: u16 = 32;
 /// Width of the security pane (a safety number's half, 35 columns, fits with its indent).
 const INFO_WIDTH: u16 = 46;
 
-/// The keys of the chat screen (see `input.rs`).
+/// The keys of the chat screen (see `input.rs`), on two lines.
 const CHAT_KEYS: &str = "Tab pane · ↑↓ Enter open/send · ↑ edit yours · PgUp/Dn · Ctrl-N new · \
      Ctrl-A assistant · Ctrl-K security · Esc quit";
+
+/// The keys of rooms (see `input.rs`), the help's second line.
+const ROOM_KEYS: &str = "Ctrl-R rooms: browse, join or make one · in a room: @assistant <question> asks the \
+     assistant · Ctrl-L leaves";
+
+/// Said wherever a room shows.
+const NOT_E2E: &str = "not end-to-end encrypted";
 
 /// The keys of the security pane, while it is up (see `input.rs`).
 const SECURITY_KEYS: &str = "↑↓ member · v verified (safety numbers match) · a accept changed key · n new own key · r new security key · Esc close";
@@ -113,6 +124,7 @@ fn login(frame: &mut Frame, app: &App) {
             LoginField::Email => ("Email         ", &form.email, false),
             LoginField::Password => ("Password      ", &form.password, true),
             LoginField::DisplayName => ("Display name  ", &form.display_name, false),
+            LoginField::Invite => ("Invite code   ", &form.invite, false),
         };
         let current = *field == form.field();
         let shown = if secret { "*".repeat(editor.chars()) } else { editor.text().to_owned() };
@@ -124,8 +136,14 @@ fn login(frame: &mut Frame, app: &App) {
         }
     }
     lines.push(Line::default());
-    let hint = if form.busy { "waiting for the server…" } else { "Enter: submit · Tab: next field · Esc: quit" };
-    lines.push(Line::from(Span::styled(hint, dim())));
+    if form.sign_up_closed() {
+        let closed = "Sign-up is closed on this server: Ctrl-R to log in.";
+        lines.push(Line::from(Span::styled(closed, Style::default().fg(Color::Yellow))));
+    } else {
+        let hint =
+            if form.busy { "waiting for the server…" } else { "Enter: submit · Tab: next field · Esc: quit" };
+        lines.push(Line::from(Span::styled(hint, dim())));
+    }
     lines.push(Line::from(Span::styled("The password never leaves this computer.", dim())));
     frame.render_widget(Paragraph::new(lines), inner);
     if let Some(position) = cursor.filter(|_| !form.busy) {
@@ -136,7 +154,7 @@ fn login(frame: &mut Frame, app: &App) {
 
 fn chat(frame: &mut Frame, app: &mut App) {
     let [body, composer_area, status_area, help_area] =
-        Layout::vertical([Constraint::Min(5), Constraint::Length(3), Constraint::Length(1), Constraint::Length(1)])
+        Layout::vertical([Constraint::Min(5), Constraint::Length(3), Constraint::Length(1), Constraint::Length(2)])
             .areas(frame.area());
     let info_width = if app.info { INFO_WIDTH } else { 0 };
     let [list_area, conversation_area, info_area] =
@@ -149,15 +167,25 @@ fn chat(frame: &mut Frame, app: &mut App) {
     }
     composer(frame, app, composer_area);
     frame.render_widget(Paragraph::new(status_line(app)), status_area);
-    let keys = if app.info { SECURITY_KEYS } else { CHAT_KEYS };
-    frame.render_widget(Paragraph::new(Line::from(Span::styled(format!(" {keys}"), dim()))), help_area);
+    let help: Vec<Line> = if app.info {
+        vec![Line::styled(format!(" {SECURITY_KEYS}"), dim())]
+    } else {
+        vec![Line::styled(format!(" {CHAT_KEYS}"), dim()), Line::styled(format!(" {ROOM_KEYS}"), dim())]
+    };
+    frame.render_widget(Paragraph::new(help), help_area);
     if app.picker.is_some() {
         picker(frame, app);
+    }
+    if app.rooms_dialog.is_some() {
+        rooms_dialog(frame, app);
     }
 }
 
 /// A presence dot for a private conversation's partner.
 fn dot(app: &App, view: &ConversationView) -> Span<'static> {
+    if view.is_room() {
+        return Span::styled("#", Style::default().fg(Color::Yellow));
+    }
     if view.conversation.assistant {
         return Span::styled("◆", Style::default().fg(Color::Magenta));
     }
@@ -177,36 +205,42 @@ fn list(frame: &mut Frame, app: &App, area: Rect) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if app.conversations.is_empty() {
-        let hint = "None yet: Ctrl-N starts one, Ctrl-A opens the assistant.";
+        let hint = "None yet: Ctrl-N starts one, Ctrl-A opens the assistant, Ctrl-R finds rooms.";
         let lines: Vec<Line> = wrap(hint, inner.width as usize).into_iter().map(|l| Line::styled(l, dim())).collect();
         frame.render_widget(Paragraph::new(lines), inner);
         return;
     }
+    let width = inner.width as usize;
+    // Rooms come after the conversations (`App::sort`), under a heading that says what they are.
+    let mut lines: Vec<Line> = Vec::new();
+    let mut selected_line = 0;
+    for (index, view) in app.conversations.iter().enumerate() {
+        if view.is_room() && (index == 0 || !app.conversations[index - 1].is_room()) {
+            lines.push(Line::styled(truncate("Rooms", width), Style::default().add_modifier(Modifier::BOLD)));
+            lines.push(Line::styled(truncate(&format!(" {NOT_E2E}"), width), Style::default().fg(Color::Yellow)));
+        }
+        let unread = if view.unread > 0 { format!(" ({})", view.unread) } else { String::new() };
+        let title = truncate(&app.title(view), width.saturating_sub(3 + unread.width()));
+        let mut style = Style::default();
+        if view.unread > 0 {
+            style = style.add_modifier(Modifier::BOLD);
+        }
+        if index == app.selected {
+            style = style.add_modifier(Modifier::REVERSED);
+            selected_line = lines.len();
+        }
+        // A mark as well as the colours, so the highlight shows on any terminal.
+        let pointer = if index == app.selected { "›" } else { " " };
+        lines.push(Line::from(vec![
+            Span::raw(pointer),
+            dot(app, view),
+            Span::styled(format!(" {title}{unread}"), style),
+        ]));
+    }
     // Keep the highlighted row in view.
     let height = inner.height as usize;
-    let first = app.selected.saturating_sub(height.saturating_sub(1));
-    let width = inner.width as usize;
-    let lines: Vec<Line> = app
-        .conversations
-        .iter()
-        .enumerate()
-        .skip(first)
-        .take(height)
-        .map(|(index, view)| {
-            let unread = if view.unread > 0 { format!(" ({})", view.unread) } else { String::new() };
-            let title = truncate(&app.title(view), width.saturating_sub(3 + unread.width()));
-            let mut style = Style::default();
-            if view.unread > 0 {
-                style = style.add_modifier(Modifier::BOLD);
-            }
-            if index == app.selected {
-                style = style.add_modifier(Modifier::REVERSED);
-            }
-            // A mark as well as the colours, so the highlight shows on any terminal.
-            let pointer = if index == app.selected { "›" } else { " " };
-            Line::from(vec![Span::raw(pointer), dot(app, view), Span::styled(format!(" {title}{unread}"), style)])
-        })
-        .collect();
+    let first = selected_line.saturating_sub(height.saturating_sub(1));
+    let lines: Vec<Line> = lines.into_iter().skip(first).take(height).collect();
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
@@ -225,6 +259,27 @@ fn contact_label(state: ContactState) -> (&'static str, Style) {
 /// The line under a conversation's title: what protects it, and what is wrong with that.
 fn security_header(app: &App, view: &ConversationView) -> Line<'static> {
     let warning = Style::default().fg(Color::Red).add_modifier(Modifier::BOLD);
+    if let Some(room) = &view.room {
+        let visibility = match room.visibility {
+            Visibility::Public => "public room",
+            Visibility::Private => "private room",
+        };
+        let members = match view.members.len() {
+            1 => "1 member".to_owned(),
+            many => format!("{many} members"),
+        };
+        let mut spans = vec![
+            Span::styled(NOT_E2E, Style::default().fg(Color::Yellow)),
+            Span::styled(format!(" · {visibility} · {members}"), dim()),
+        ];
+        if room.moderator {
+            spans.push(Span::styled(" · you moderate it", dim()));
+        }
+        if let Some(topic) = &room.topic {
+            spans.push(Span::styled(format!(" · {topic}"), dim()));
+        }
+        return Line::from(spans);
+    }
     if view.conversation.assistant {
         return Line::styled(
             "not end-to-end encrypted: the server reads this conversation (the assistant answers here)",
@@ -262,7 +317,8 @@ fn conversation(frame: &mut Frame, app: &mut App, area: Rect) {
         let block = Block::bordered();
         let inner = block.inner(area);
         frame.render_widget(block, area);
-        let hint = "Pick a conversation and press Enter, start one with Ctrl-N, or talk to the assistant with Ctrl-A.";
+        let hint = "Pick a conversation and press Enter, start one with Ctrl-N, talk to the assistant with Ctrl-A, \
+                    or browse and make rooms with Ctrl-R.";
         let lines: Vec<Line> = wrap(hint, inner.width as usize).into_iter().map(|l| Line::styled(l, dim())).collect();
         frame.render_widget(Paragraph::new(lines), inner);
         return;
@@ -328,7 +384,8 @@ fn history_lines(app: &App, view: &ConversationView, width: usize) -> Vec<Histor
         lines.push(Line::styled("— the beginning of the conversation —", dim()).into());
     }
     let assistant_name = |sender: Uuid| {
-        if view.conversation.assistant && Some(sender) != app.me() { "assistant".to_owned() } else { app.name(sender) }
+        let assistant = sender == ASSISTANT_ID || (view.conversation.assistant && Some(sender) != app.me());
+        if assistant { "assistant".to_owned() } else { app.name(sender) }
     };
     for message in &view.messages {
         let time = message.at.with_timezone(&Local).format("%H:%M").to_string();
@@ -565,6 +622,19 @@ fn security_lines(app: &App) -> Vec<(String, Style)> {
         lines.push(("The assistant conversation is not end-to-end encrypted: the server reads it.".to_owned(), dim()));
         return lines;
     }
+    if view.is_room() {
+        lines.push((
+            "This room is not end-to-end encrypted: the server reads its posts, and there are no security \
+             keys to compare. Its members:"
+                .to_owned(),
+            dim(),
+        ));
+        for member in &view.members {
+            let online = if app.presence.is_online(*member) { "online" } else { "offline" };
+            lines.push((format!(" {} ({online})", app.name(*member)), Style::default()));
+        }
+        return lines;
+    }
     if view.own_key_unopenable {
         lines.push((
             "⚠ Your key for this conversation does not open: press n to make a new one (its earlier messages \
@@ -709,6 +779,75 @@ fn picker(frame: &mut Frame, app: &App) {
     frame.set_cursor_position((inner.x + (label_width + editor.cursor_width()) as u16, row));
 }
 
+/// The rooms dialog: the public rooms to join, and the name and visibility of a new room.
+fn rooms_dialog(frame: &mut Frame, app: &App) {
+    let Some(dialog) = &app.rooms_dialog else { return };
+    let area = frame.area().centered(Constraint::Length(80), Constraint::Length(20));
+    frame.render_widget(Clear, area);
+    let block = Block::bordered().title(" Rooms ").border_style(Style::default().fg(Color::Cyan));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let [note_area, browse_label_area, list_area, name_area, visibility_area, hint_area] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Length(2),
+    ])
+    .areas(inner);
+    let width = inner.width as usize;
+    let note = format!("Rooms are {NOT_E2E}: the server reads their posts (and its administrators may).");
+    let note: Vec<Line> =
+        wrap(&note, width).into_iter().map(|l| Line::styled(l, Style::default().fg(Color::Yellow))).collect();
+    frame.render_widget(Paragraph::new(note), note_area);
+    let label = |text: &'static str, current: bool| {
+        Span::styled(text, if current { Style::default().add_modifier(Modifier::BOLD) } else { dim() })
+    };
+    let browsing = dialog.field == RoomsField::Browse;
+    frame.render_widget(Paragraph::new(Line::from(label("Public rooms to join:", browsing))), browse_label_area);
+    let height = list_area.height as usize;
+    let first = dialog.highlighted.saturating_sub(height.saturating_sub(1));
+    let mut lines: Vec<Line> = app
+        .public_rooms
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(height)
+        .map(|(index, room)| {
+            let (pointer, style) = if index == dialog.highlighted && browsing {
+                ("›", Style::default().add_modifier(Modifier::REVERSED))
+            } else {
+                (" ", Style::default())
+            };
+            let topic = room.topic.as_ref().map(|topic| format!(" — {topic}")).unwrap_or_default();
+            Line::styled(truncate(&format!("{pointer}# {}{topic}", room.name), width), style)
+        })
+        .collect();
+    if lines.is_empty() {
+        lines.push(Line::styled(" None to join: make one below.", dim()));
+    }
+    frame.render_widget(Paragraph::new(lines), list_area);
+    let naming = dialog.field == RoomsField::Name;
+    frame.render_widget(
+        Paragraph::new(Line::from(vec![label("New room's name: ", naming), Span::raw(dialog.name.text().to_owned())])),
+        name_area,
+    );
+    let visibility =
+        if dialog.public { "public (anyone here may find and join it)" } else { "private (only the people you add)" };
+    frame.render_widget(
+        Paragraph::new(Line::from(vec![label("Visibility: ", naming), Span::raw(visibility)])),
+        visibility_area,
+    );
+    let hint = "↑↓ move · Enter join · Tab new room's name, then Enter make it · Ctrl-P public/private · Esc close";
+    let hint: Vec<Line> = wrap(hint, hint_area.width as usize).into_iter().map(|l| Line::styled(l, dim())).collect();
+    frame.render_widget(Paragraph::new(hint), hint_area);
+    if naming {
+        let x = inner.x + ("New room's name: ".width() + dialog.name.cursor_width()) as u16;
+        frame.set_cursor_position((x, name_area.y));
+    }
+}
+
 /// A styled line cut to `width` columns, with an ellipsis when cut.
 fn truncate_line(line: Line<'static>, width: usize) -> Line<'static> {
     let mut used = 0;
@@ -807,6 +946,27 @@ mod tests {
     }
 
     #[test]
+    fn a_room_is_marked_not_end_to_end_encrypted_in_the_list_and_its_header() {
+        let (room, other) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut app = App::new("http://localhost");
+        let me = crate::app::testing::ann_in_a_room(&mut app, room, other);
+        app.apply(
+            Update::Message { conversation_id: room, message: shown(Uuid::now_v7(), me, "hello") },
+            Instant::now(),
+        );
+        let answer = shown(Uuid::now_v7(), ASSISTANT_ID, "an answer");
+        app.apply(Update::Message { conversation_id: room, message: answer }, Instant::now());
+        let screen = screen(&mut app);
+        let lines: Vec<&str> = screen.lines().collect();
+        let heading = lines.iter().position(|line| line.starts_with("│Rooms")).expect("the rooms' heading");
+        assert!(lines[heading + 1].starts_with("│ not end-to-end encrypted"), "{screen}");
+        assert!(lines[heading + 2].starts_with("│›# lobby"), "{screen}");
+        assert!(screen.contains("not end-to-end encrypted · public room · 1 member"), "{screen}");
+        assert!(screen.contains("you: hello · sent") && screen.contains("assistant: an answer"), "{screen}");
+        assert!(screen.contains("Ctrl-R rooms"), "the help lists the rooms' keys:\n{screen}");
+    }
+
+    #[test]
     fn the_header_shows_each_members_security_state_not_key_fingerprints() {
         let mut app = App::new("http://localhost");
         let (_, bob, id) = ann_talking_to_bob(&mut app);
@@ -824,6 +984,7 @@ mod tests {
             own_key_unopenable: true,
             read_times: std::collections::BTreeMap::new(),
             delivered_times: std::collections::BTreeMap::new(),
+            room: None,
         };
         app.apply(Update::Joined(Box::new(own_key)), Instant::now());
         assert!(screen(&mut app).contains("⚠ your key for this conversation does not open"));
@@ -831,7 +992,7 @@ mod tests {
 
     #[test]
     fn the_key_help_lines_fit_a_120_column_terminal() {
-        for keys in [CHAT_KEYS, SECURITY_KEYS] {
+        for keys in [CHAT_KEYS, ROOM_KEYS, SECURITY_KEYS] {
             assert!(keys.width() < 120, "{keys}");
         }
     }

@@ -1,7 +1,18 @@
 //! The hearth client SDK.
 //!
 //! - [`api`]: the typed REST API (docs/ARCHITECTURE.md) with a [`Client`](api::Client) that signs in
-//!   without the password ever leaving the device and refreshes its session by itself.
+//!   without the password ever leaving the device and refreshes its session by itself; it
+//!   reads the server's sign-up policy ([`registration`](api::Client::registration)), registers
+//!   with an invite code, and makes, lists, joins and leaves rooms.
+//! - Rooms (`room:{id}`) are group channels the server can read, **not end-to-end encrypted**:
+//!   their posts are plain text, and a client shows them marked so. The REST calls are in
+//!   [`api`] ([`create_room`](api::Client::create_room), [`rooms`](api::Client::rooms),
+//!   [`join_room`](api::Client::join_room), [`room_messages`](api::Client::room_messages),
+//!   [`search_room`](api::Client::search_room), …), the channel calls on the
+//!   [`Socket`](channels::Socket) ([`join_room`](channels::Socket::join_room),
+//!   [`post`](channels::Socket::post), [`edit_post`](channels::Socket::edit_post),
+//!   [`delete_post`](channels::Socket::delete_post), …), and what arrives is typed as
+//!   [`Incoming::NewPost`](channels::Incoming::NewPost) and its siblings.
 //! - [`channels`]: the real-time half (docs/phoenix.md): a Phoenix Channels [`Socket`](channels::Socket)
 //!   with joins, pushes that wait for their replies, incoming events, typed calls for every
 //!   event a client sends (private, group and assistant conversations, keys, messages, typing,

@@ -33,6 +33,7 @@
 
 mod error;
 mod replies;
+mod rooms;
 mod session;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,6 +50,7 @@ pub use error::ClientError;
 pub use replies::{
     Conversation, Device, Message, MessagePage, ProviderKey, PublicUser, SignedIn, Theme, User, UserPage,
 };
+pub use rooms::{ASSISTANT_ID, Post, PostPage, Registration, Room, RoomPage, Visibility};
 pub use session::Identity;
 
 use crate::e2e::{self, E2eError, WrapKey, WrappedIdentity};
@@ -265,7 +267,9 @@ impl Client {
     ///
     /// Creates an account and signs this client in as a new device. `display_name` defaults
     /// to the email, `device_name` to the client's user agent. Errors: 409 `email_taken`,
-    /// 422 `invalid` (with `fields`), 429.
+    /// 422 `invalid` (with `fields`), 429, and on a server that takes new accounts by
+    /// invitation only 403 `invite_required` ([`register_with_invite`](Self::register_with_invite)
+    /// takes the code).
     pub async fn register(
         &mut self,
         email: &str,
@@ -273,11 +277,28 @@ impl Client {
         display_name: Option<&str>,
         device_name: Option<&str>,
     ) -> Result<SignedIn, ClientError> {
+        self.register_with_invite(email, password, display_name, device_name, None).await
+    }
+
+    /// # POST /auth/register, with an invite code
+    ///
+    /// [`register`](Self::register) with the `invite` code an administrator made, which a
+    /// server whose [`registration`](Self::registration) is [`Registration::Invite`] needs (a
+    /// server open to everyone ignores it). Beyond `register`'s errors: 403 `invite_required`
+    /// (no code), `invalid_invite` (unknown, used up or expired) and `registration_closed`.
+    pub async fn register_with_invite(
+        &mut self,
+        email: &str,
+        password: &str,
+        display_name: Option<&str>,
+        device_name: Option<&str>,
+        invite: Option<&str>,
+    ) -> Result<SignedIn, ClientError> {
         if password.chars().count() < MIN_PASSWORD_CHARS {
             return Err(ClientError::PasswordTooShort);
         }
         let (auth_secret, wrap_key) = derive(email, password).await;
-        let credentials = Credentials { email, password: &auth_secret, display_name, device_name };
+        let credentials = Credentials { email, password: &auth_secret, display_name, device_name, invite };
         let reply = self.post_session("POST /auth/register", "auth/register", &credentials).await?;
         let mut signed_in = self.sign_in("POST /auth/register", reply, wrap_key)?;
         self.establish_identity(&mut signed_in.user).await?;
@@ -295,7 +316,7 @@ impl Client {
         device_name: Option<&str>,
     ) -> Result<SignedIn, ClientError> {
         let (auth_secret, wrap_key) = derive(email, password).await;
-        let credentials = Credentials { email, password: &auth_secret, display_name: None, device_name };
+        let credentials = Credentials { email, password: &auth_secret, display_name: None, device_name, invite: None };
         let reply = self.post_session("POST /auth/login", "auth/login", &credentials).await?;
         let mut signed_in = self.sign_in("POST /auth/login", reply, wrap_key)?;
         self.establish_identity(&mut signed_in.user).await?;
@@ -754,6 +775,8 @@ struct Credentials<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     display_name: Option<&'a str>,
     device_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invite: Option<&'a str>,
 }
 
 /// The body of `POST /auth/refresh`. No `Debug`: it holds the token.

@@ -267,7 +267,7 @@ impl Socket {
 }
 
 /// A reply as its type; a reply of another shape is a protocol error, reported as refused.
-fn typed<T: DeserializeOwned>(value: Value) -> Result<T, ChannelError> {
+pub(super) fn typed<T: DeserializeOwned>(value: Value) -> Result<T, ChannelError> {
     serde_json::from_value(value)
         .map_err(|error| ChannelError::Refused { reason: format!("unexpected reply from the server: {error}") })
 }

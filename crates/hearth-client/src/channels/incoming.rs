@@ -1,5 +1,5 @@
 //! hearth's events (docs/phoenix.md), typed: what a client hears on `user:{id}`,
-//! `conversation:{id}` and `system:general`, read from an [`Event`].
+//! `conversation:{id}`, `room:{id}` and `system:general`, read from an [`Event`].
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::conversation::{DeliveredMessage, NewConversation, SYSTEM_TOPIC, as_key_text};
 use super::socket::Event;
+use crate::api::Post;
 
 /// One piece of a streamed assistant reply (`assistant_delta` on the assistant
 /// conversation's topic). The pieces of a reply arrive numbered from 0, in order; the whole
@@ -23,6 +24,24 @@ pub struct AssistantDelta {
     /// The message group of the prompt it answers.
     pub prompt_group: Uuid,
     /// Its position in the reply, from 0.
+    pub index: u64,
+    /// The text to append.
+    pub delta: String,
+}
+
+/// One piece of the assistant's streamed answer to a post that mentioned it
+/// (`assistant_delta` on `room:{id}`). The pieces arrive numbered from 0, in order; the whole
+/// answer then arrives as a `new_post` whose `id` is `reply_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RoomAssistantDelta {
+    /// The room (from the topic).
+    #[serde(skip)]
+    pub room_id: Uuid,
+    /// The answer this piece belongs to: the id of the post it becomes.
+    pub reply_id: Uuid,
+    /// The post that mentioned the assistant.
+    pub prompt_id: Uuid,
+    /// Its position in the answer, from 0.
     pub index: u64,
     /// The text to append.
     pub delta: String,
@@ -111,6 +130,53 @@ pub enum Incoming {
     },
     /// `assistant_delta` on the assistant conversation's topic.
     AssistantDelta(AssistantDelta),
+    /// `new_post` on `room:{id}`: a post in a room (the caller's own included, and the
+    /// assistant's answers, from [`ASSISTANT_ID`](crate::api::ASSISTANT_ID)).
+    NewPost(Post),
+    /// `edit_post` on `room:{id}`: a post's new text.
+    PostEdited(Post),
+    /// `delete_post` on `room:{id}`: a post was deleted (by its sender, a moderator or an
+    /// administrator).
+    PostDeleted {
+        /// The room.
+        room_id: Uuid,
+        /// The deleted post.
+        message_id: Uuid,
+    },
+    /// `member_joined` on `room:{id}`: someone joined the room or was added to it.
+    RoomMemberJoined {
+        /// The room.
+        room_id: Uuid,
+        /// Who.
+        user_id: Uuid,
+    },
+    /// `member_left` on `room:{id}`: a member left the room.
+    RoomMemberLeft {
+        /// The room.
+        room_id: Uuid,
+        /// Who.
+        user_id: Uuid,
+    },
+    /// `start_typing` (`typing: true`) or `finish_typing` on `room:{id}`.
+    RoomTyping {
+        /// The room.
+        room_id: Uuid,
+        /// Who is (or stopped) typing.
+        user_id: Uuid,
+        /// Started (true) or finished (false).
+        typing: bool,
+    },
+    /// `read_room` on `room:{id}`: a member read the room.
+    RoomRead {
+        /// The room.
+        room_id: Uuid,
+        /// Who read it.
+        user_id: Uuid,
+        /// When.
+        read_at: Option<DateTime<Utc>>,
+    },
+    /// `assistant_delta` on `room:{id}`.
+    RoomAssistantDelta(RoomAssistantDelta),
     /// `set_display_name` on `system:general`: someone renamed themselves.
     DisplayName {
         /// Who.
@@ -128,8 +194,8 @@ pub enum Incoming {
         /// The topics whose rejoin was refused (no longer joined).
         failed: Vec<String>,
     },
-    /// The server ended the channel on a topic (`phx_close`, after leaving a group, or
-    /// `phx_error`); it is no longer joined.
+    /// The server ended the channel on a topic (`phx_close`, after leaving a group or a room,
+    /// or `phx_error`); it is no longer joined.
     ChannelClosed {
         /// The topic.
         topic: String,
@@ -175,6 +241,11 @@ struct AliasPayload {
 struct DeletePayload {
     conversation_id: Uuid,
     message_group_id: Uuid,
+}
+
+#[derive(Deserialize)]
+struct PostIdPayload {
+    message_id: Uuid,
 }
 
 #[derive(Deserialize)]
@@ -230,6 +301,39 @@ impl Incoming {
                 "assistant_delta" => {
                     let delta: AssistantDelta = from(payload)?;
                     Some(Self::AssistantDelta(AssistantDelta { conversation_id, ..delta }))
+                }
+                "phx_close" | "phx_error" => Some(Self::ChannelClosed { topic: event.topic.clone() }),
+                _ => None,
+            };
+        }
+        if let Some(id) = event.topic.strip_prefix("room:") {
+            let room_id: Uuid = id.parse().ok()?;
+            return match event.event.as_str() {
+                "new_post" => from(payload).map(Self::NewPost),
+                "edit_post" => from(payload).map(Self::PostEdited),
+                "delete_post" => {
+                    let PostIdPayload { message_id } = from(payload)?;
+                    Some(Self::PostDeleted { room_id, message_id })
+                }
+                "member_joined" => {
+                    let UserOnly { user_id } = from(payload)?;
+                    Some(Self::RoomMemberJoined { room_id, user_id })
+                }
+                "member_left" => {
+                    let UserOnly { user_id } = from(payload)?;
+                    Some(Self::RoomMemberLeft { room_id, user_id })
+                }
+                "start_typing" | "finish_typing" => {
+                    let UserOnly { user_id } = from(payload)?;
+                    Some(Self::RoomTyping { room_id, user_id, typing: event.event == "start_typing" })
+                }
+                "read_room" => {
+                    let ReadPayload { user_id, read_at } = from(payload)?;
+                    Some(Self::RoomRead { room_id, user_id, read_at })
+                }
+                "assistant_delta" => {
+                    let delta: RoomAssistantDelta = from(payload)?;
+                    Some(Self::RoomAssistantDelta(RoomAssistantDelta { room_id, ..delta }))
                 }
                 "phx_close" | "phx_error" => Some(Self::ChannelClosed { topic: event.topic.clone() }),
                 _ => None,
@@ -304,6 +408,39 @@ mod tests {
             (delta.conversation_id, delta.reply_id, delta.index, delta.delta.as_str()),
             (conversation, reply, 2, "word ")
         );
+    }
+
+    #[test]
+    fn room_events_name_their_room_from_the_topic() {
+        let (room, user, post) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let topic = format!("room:{room}");
+        let posted = json!({ "id": post, "room_id": room, "sender": user, "text": "hi",
+            "inserted_at": "2026-12-06T10:00:00.000Z", "updated_at": "2026-12-06T10:00:00.000Z" });
+        let Some(Incoming::NewPost(new)) = Incoming::parse(&event(&topic, "new_post", posted.clone())) else {
+            panic!("a new post");
+        };
+        assert_eq!((new.id, new.room_id, new.text.as_str()), (post, room, "hi"));
+        assert!(matches!(Incoming::parse(&event(&topic, "edit_post", posted)), Some(Incoming::PostEdited(_))));
+        assert_eq!(
+            Incoming::parse(&event(&topic, "delete_post", json!({ "message_id": post }))),
+            Some(Incoming::PostDeleted { room_id: room, message_id: post })
+        );
+        assert_eq!(
+            Incoming::parse(&event(&topic, "member_left", json!({ "user_id": user }))),
+            Some(Incoming::RoomMemberLeft { room_id: room, user_id: user })
+        );
+        assert_eq!(
+            Incoming::parse(&event(&topic, "finish_typing", json!({ "user_id": user }))),
+            Some(Incoming::RoomTyping { room_id: room, user_id: user, typing: false })
+        );
+        let delta = json!({ "reply_id": post, "prompt_id": post, "index": 0, "delta": "groq " });
+        let Some(Incoming::RoomAssistantDelta(delta)) = Incoming::parse(&event(&topic, "assistant_delta", delta))
+        else {
+            panic!("an assistant delta");
+        };
+        assert_eq!((delta.room_id, delta.delta.as_str()), (room, "groq "));
+        assert_eq!(Incoming::parse(&event(&topic, "new_post", json!({ "id": "x" }))), None);
+        assert_eq!(Incoming::parse(&event("room:nope", "new_post", json!({}))), None);
     }
 
     #[test]

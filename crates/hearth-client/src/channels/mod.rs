@@ -33,7 +33,8 @@
 //!
 //! Typed calls cover every hearth event a client sends (docs/phoenix.md): starting private, group
 //! and assistant conversations, keys, messages, typing, read receipts, aliases, members,
-//! leaving, hiding and renaming oneself. [`Incoming::parse`] reads what arrives, and a
+//! leaving, hiding and renaming oneself, and rooms (`room:{id}`: joining, posting, editing and
+//! deleting posts, typing, read marks). [`Incoming::parse`] reads what arrives, and a
 //! [`Presence`] tracks who is online. A group of three, end-to-end encrypted:
 //!
 //! ```no_run
@@ -69,12 +70,14 @@ mod conversation;
 mod error;
 mod incoming;
 mod presence;
+mod room;
 mod socket;
 
 pub use conversation::{
     DeliveredMessage, JoinedConversation, NewConversation, SYSTEM_TOPIC, conversation_topic, user_topic,
 };
 pub use error::ChannelError;
-pub use incoming::{AssistantDelta, Incoming};
+pub use incoming::{AssistantDelta, Incoming, RoomAssistantDelta};
 pub use presence::{Meta, Presence, PresenceChange};
+pub use room::{JoinedRoom, RoomMember, room_topic};
 pub use socket::{Event, Events, Socket, SocketOptions, TokenFuture, TokenSource};
