@@ -849,7 +849,7 @@ export class Client {
     })
     // Rooms beside conversations, by the same last activity (each marked as a room).
     const items = [...conversations, ...this.rooms?.listRows() ?? []].sort(byActivity).map(row => row.node)
-    fill(this.list, items.length ? items : h("li", {class: "muted notice"}, "No conversations yet. Start one with New chat."))
+    fill(this.list, items.length ? items : h("li", {class: "muted notice"}, "No conversations yet. Start one with New chat, or find a room with Browse rooms."))
     const unread = [...this.conversations.values()].reduce((sum, conversation) => sum + conversation.unread, 0) + (this.rooms?.unread() ?? 0)
     document.title = unread ? `(${unread}) hearth` : "hearth"
   }
@@ -871,7 +871,7 @@ export class Client {
     if(room){ return this.rooms.show(this.current, this.main) }
     if(!conversation){
       this.status = h("div", {class: "status", role: "status"})
-      fill(this.main, this.identityNotice(), this.status, h("p", {class: "empty"}, "Pick a conversation, or start one."))
+      fill(this.main, this.identityNotice(), this.status, h("p", {class: "empty"}, "Pick a conversation or a room, or start one."))
       return
     }
     this.header = h("header")
