@@ -127,11 +127,15 @@ export class Session {
   /** `callback()` when the session ends (revoked, refused). */
   onSignedOut(callback){ this.listeners.push(callback) }
 
-  /** Signs up: the password never leaves the device; the server gets the derived secret. */
-  static async register(email, password, displayName){
+  /**
+   * Signs up: the password never leaves the device; the server gets the derived secret.
+   * `invite` is the invite code a server that takes new accounts by invitation asks for.
+   */
+  static async register(email, password, displayName, invite){
     const {authSecret, wrapKey} = await derive(email, password)
     const body = {email, password: authSecret, device_name: deviceName()}
     if(displayName){ body.display_name = displayName }
+    if(invite){ body.invite = invite }
     const reply = await call("POST", "/auth/register", {body})
     await saveWrapKey(reply.user.id, wrapKey)
     return new Session(reply, wrapKey).established()
@@ -404,4 +408,18 @@ function deviceName(){
   const agent = navigator.userAgent
   const browser = /Firefox\//.test(agent) ? "Firefox" : /Edg\//.test(agent) ? "Edge" : /Chrom/.test(agent) ? "Chromium" : /Safari\//.test(agent) ? "Safari" : "Browser"
   return `${browser} (web)`
+}
+
+/**
+ * How this server takes new accounts (`GET /auth/registration`): "open", "invite" (sign-up
+ * needs an invite code) or "closed". "open" when it cannot be asked: the server refuses a
+ * sign-up it does not take, with its reason.
+ */
+export async function registrationPolicy(){
+  try {
+    const {registration} = await call("GET", "/auth/registration")
+    return ["open", "invite", "closed"].includes(registration) ? registration : "open"
+  } catch {
+    return "open"
+  }
 }

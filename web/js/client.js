@@ -8,6 +8,9 @@
 // server moved, redated or reordered is shown with its warning instead of as genuine; older
 // (v1) messages that cannot be checked are marked; an own key that does not open and a
 // refused claim that a conversation is not end-to-end are said so.
+//
+// Rooms (rooms.js, loaded once the client has started) share the list, the main pane and the
+// title's unread count; they are not end-to-end encrypted, and say so.
 
 import {ApiError} from "./api.js"
 import {h, fill, modal} from "./dom.js"
@@ -17,10 +20,12 @@ import {ChannelError, Socket} from "./phoenix.js"
 import {account, applyProfile, pages, root, showAuth} from "./signin.js"
 
 /** The sender of the assistant's replies (a fixed id that is no user's). */
-const ASSISTANT = "00000000-0000-0000-0000-0000a5510001"
+export const ASSISTANT = "00000000-0000-0000-0000-0000a5510001"
 const SYSTEM = "system:general"
 /** Conversations joined at start; more would pass the server's 100 channels per socket. */
 const JOINED_AT_MOST = 90
+/** The server's channels per socket, less a few for conversations and rooms opened later. */
+export const CHANNELS_AT_MOST = 96
 const TYPING_IDLE_MS = 3000
 const TYPING_SHOWN_MS = 8000
 const IMAGE_PATH = /^\/api\/assistant\/images\/[0-9a-f-]{36}$/
@@ -28,21 +33,21 @@ const CONFIGURE_PATH = /^\/configure\/[0-9a-f]{64}\.[0-9a-f-]{36}$/
 
 /** One formatter for every message: making one per call (toLocaleTimeString) is slow. */
 const clock = new Intl.DateTimeFormat([], {hour: "2-digit", minute: "2-digit"})
-const time = iso => {
+export const time = iso => {
   const date = new Date(iso)
   return Number.isNaN(date.getTime()) ? "" : clock.format(date)
 }
 const moment = new Intl.DateTimeFormat([], {dateStyle: "medium", timeStyle: "short"})
-const when = value => {
+export const when = value => {
   const date = new Date(value)
   return Number.isNaN(date.getTime()) ? "at an unknown time" : moment.format(date)
 }
 
 const DAY_MS = 86400000
-const sameDay = (a, b) => a.toDateString() === b.toDateString()
+export const sameDay = (a, b) => a.toDateString() === b.toDateString()
 const longDay = new Intl.DateTimeFormat([], {weekday: "long", day: "numeric", month: "long", year: "numeric"})
 /** The separator above a day's messages: "Today", "Yesterday" or the date. */
-function dayLabel(iso){
+export function dayLabel(iso){
   const date = new Date(iso)
   const today = new Date()
   if(sameDay(date, today)){ return "Today" }
@@ -53,7 +58,7 @@ const weekday = new Intl.DateTimeFormat([], {weekday: "short"})
 const shortDay = new Intl.DateTimeFormat([], {day: "numeric", month: "short"})
 const fullDay = new Intl.DateTimeFormat([], {dateStyle: "medium"})
 /** A conversation's last activity in the list: the time today, the weekday this week, else the date. */
-function listTime(iso){
+export function listTime(iso){
   const date = new Date(iso)
   if(Number.isNaN(date.getTime())){ return "" }
   const now = new Date()
@@ -63,7 +68,7 @@ function listTime(iso){
 }
 
 /** Text with its web addresses (http and https only) as links: nodes, never HTML. */
-function linked(text){
+export function linked(text){
   const parts = []
   let rest = 0
   for(const match of text.matchAll(/\bhttps?:\/\/[^\s<>"]+/gi)){
@@ -143,16 +148,22 @@ export class Client {
     document.addEventListener("visibilitychange", () => {
       const conversation = this.conversations.get(this.current)
       if(document.visibilityState === "visible" && conversation?.unread){ this.markRead(conversation) }
+      if(document.visibilityState === "visible"){ this.rooms?.visible(this.current) }
     }, {signal})
     // Back and Forward move between the list and a conversation (on a phone, Back returns to
     // the list); "#/…" addresses are pages of their own.
     addEventListener("popstate", () => {
       if(location.hash.startsWith("#/")){ return }
       const match = location.pathname.match(/^\/chat\/([0-9a-f-]{36})$/)
-      this.open(match && this.conversations.has(match[1]) ? match[1] : null)
+      this.open(match && this.opens(match[1]) ? match[1] : null)
     }, {signal})
     document.addEventListener("click", event => { if(!event.target.closest?.(".message-menu")){ this.closeMenus() } }, {signal})
     document.addEventListener("keydown", event => { if(event.key === "Escape"){ this.closeMenus() } }, {signal})
+    // Fetched while the conversations load; started after them (see loadRooms).
+    const roomsModule = import("./rooms.js")
+    roomsModule.catch(() => {})
+    this.roomsReady = new Promise((resolve, reject) => { this.roomsLoaded = {resolve, reject} })
+    this.roomsReady.catch(() => {})
     this.renderShell()
     const scheme = location.protocol === "https:" ? "wss:" : "ws:"
     this.socket = new Socket(`${scheme}//${location.host}/socket/websocket`, fresh => this.session.token(fresh))
@@ -166,6 +177,7 @@ export class Client {
       if(user){ user.display_name = display_name }
       this.renderList()
       this.renderConversation()
+      this.rooms?.render()
     })
     const inbox = this.inbox = this.socket.channel(`user:${this.me}`)
     inbox.on("new_conversation", payload => this.introduced(payload))
@@ -183,6 +195,36 @@ export class Client {
       history.replaceState(null, "", "/")
       this.open(match[1])
     }
+    await this.loadRooms(roomsModule, match && !this.current ? match[1] : null)
+  }
+
+  /**
+   * Starts the rooms (rooms.js) once the conversations have their channels: rooms take the
+   * channels left. `deepLink`, a room's id, is opened once its room is known.
+   */
+  async loadRooms(roomsModule, deepLink){
+    try {
+      const {Rooms} = await roomsModule.catch(error => { this.roomsLoaded.reject(error); throw error })
+      if(this.stopped.signal.aborted){ return }
+      this.rooms = new Rooms(this)
+      this.roomsLoaded.resolve(this.rooms)
+      await this.rooms.load(CHANNELS_AT_MOST - this.socket.channels.size)
+    } catch(error){
+      return this.fail(error)
+    }
+    if(deepLink && !this.current && this.rooms.has(deepLink)){
+      history.replaceState(null, "", "/")
+      this.open(deepLink)
+    }
+    this.renderList()
+  }
+
+  /** Whether `id` is a conversation or a room this client shows. */
+  opens(id){ return this.conversations.has(id) || Boolean(this.rooms?.has(id)) }
+
+  /** Runs `action(rooms)` once the rooms module is there, showing what fails. */
+  withRooms(action){
+    this.roomsReady.then(action).catch(error => this.fail(error))
   }
 
   stop(){
@@ -336,6 +378,8 @@ export class Client {
       if(item.unread > 0){ this.markDelivered(conversation) }
       if(!conversation.channel){ this.join(conversation).catch(error => this.fail(error)) }
     }
+    // Rooms someone added the person to while away.
+    await this.rooms?.refresh().catch(() => {})
     this.renderList()
   }
 
@@ -758,6 +802,7 @@ export class Client {
   renderPresence(){
     this.renderList()
     if(this.current){ this.renderHeader() }
+    this.rooms?.presenceChanged()
   }
 
   // --- rendering ---
@@ -774,6 +819,8 @@ export class Client {
             h("button", {type: "button", onclick: () => this.newPrivate().catch(e => this.fail(e))}, "New chat"),
             h("button", {type: "button", onclick: () => this.newGroup().catch(e => this.fail(e))}, "New group"),
             h("button", {type: "button", onclick: () => this.openAssistant().catch(e => this.fail(e))}, "Assistant"),
+            h("button", {type: "button", onclick: () => this.withRooms(rooms => rooms.browse())}, "Browse rooms"),
+            h("button", {type: "button", onclick: () => this.withRooms(rooms => rooms.create())}, "New room"),
             h("button", {type: "button", onclick: () => this.settings()}, "Settings"),
             h("button", {type: "button", onclick: () => this.devices().catch(e => this.fail(e))}, "Devices"),
             h("button", {type: "button", onclick: () => this.notifications().catch(e => this.fail(e))}, "Notifications"),
@@ -787,21 +834,23 @@ export class Client {
   renderList(){
     if(!this.list){ return }
     fill(this.meLabel, this.users.get(this.me)?.display_name ?? this.session.user.email)
-    const items = [...this.conversations.values()].sort(byActivity).map(conversation => {
+    const conversations = [...this.conversations.values()].map(conversation => {
       const partner = conversation.private ? conversation.members.find(id => id !== this.me) : null
       const dot = partner ? h("span", {class: this.online(partner) ? "dot online" : "dot", title: this.online(partner) ? "online" : "offline"}) : null
       const badge = conversation.unread > 0 ? h("span", {class: "badge", "aria-label": `${conversation.unread} unread`}, String(conversation.unread)) : null
-      return h("li", {},
+      return {lastAt: conversation.lastAt, node: h("li", {},
         h("button", {type: "button", "data-conversation": conversation.id, "aria-current": String(this.current === conversation.id), onclick: () => this.open(conversation.id)},
           dot,
           h("span", {class: "summary"},
             h("span", {class: "name"}, this.title(conversation)),
             conversation.lastAt ? h("time", {datetime: conversation.lastAt}, listTime(conversation.lastAt)) : null,
             h("span", {class: "preview"}, this.preview(conversation))),
-          badge))
+          badge))}
     })
-    fill(this.list, items.length ? items : h("li", {class: "muted notice"}, "No conversations yet. Start one with New chat."))
-    const unread = [...this.conversations.values()].reduce((sum, conversation) => sum + conversation.unread, 0)
+    // Rooms beside conversations, by the same last activity (each marked as a room).
+    const items = [...conversations, ...this.rooms?.listRows() ?? []].sort(byActivity).map(row => row.node)
+    fill(this.list, items.length ? items : h("li", {class: "muted notice"}, "No conversations yet. Start one with New chat, or find a room with Browse rooms."))
+    const unread = [...this.conversations.values()].reduce((sum, conversation) => sum + conversation.unread, 0) + (this.rooms?.unread() ?? 0)
     document.title = unread ? `(${unread}) hearth` : "hearth"
   }
 
@@ -817,10 +866,12 @@ export class Client {
 
   renderMain(){
     const conversation = this.conversations.get(this.current)
-    this.layout.classList.toggle("open", Boolean(conversation))
+    const room = !conversation && this.rooms?.has(this.current)
+    this.layout.classList.toggle("open", Boolean(conversation || room))
+    if(room){ return this.rooms.show(this.current, this.main) }
     if(!conversation){
       this.status = h("div", {class: "status", role: "status"})
-      fill(this.main, this.identityNotice(), this.status, h("p", {class: "empty"}, "Pick a conversation, or start one."))
+      fill(this.main, this.identityNotice(), this.status, h("p", {class: "empty"}, "Pick a conversation or a room, or start one."))
       return
     }
     this.header = h("header")
@@ -1164,17 +1215,21 @@ export class Client {
     }
   }
 
+  /** Opens a conversation or a room (null: the list alone). */
   open(conversationId){
     if(this.current && this.current !== conversationId){
       const previous = this.conversations.get(this.current)
       if(previous){ this.stopTyping(previous) }
+      this.rooms?.closed(this.current)
     }
     this.current = conversationId
     this.editing = null
     const conversation = this.conversations.get(conversationId)
-    const path = conversation ? `/chat/${conversationId}` : "/"
+    const room = !conversation && conversationId !== null && this.rooms?.has(conversationId)
+    // Rooms have deep links of the same shape: their ids are UUIDs too.
+    const path = conversation || room ? `/chat/${conversationId}` : "/"
     // Opened from the list: a step in the history, so that Back returns to the list.
-    if(conversation && location.pathname === "/"){ history.pushState({list: true}, "", path) } else if(location.pathname !== path){ history.replaceState(history.state, "", path) }
+    if((conversation || room) && location.pathname === "/"){ history.pushState({list: true}, "", path) } else if(location.pathname !== path){ history.replaceState(history.state, "", path) }
     this.renderMain()
     this.renderList()
     if(conversation){
@@ -1182,6 +1237,8 @@ export class Client {
       this.markRead(conversation)
       this.input.focus()
       this.rememberRecent(conversationId)
+    } else if(room){
+      this.rooms.opened(conversationId)
     }
   }
 

@@ -1,7 +1,7 @@
 // Signing in: the page a new visitor sees first. It loads only what signing in needs (api.js,
 // e2e.js); the signed-in client (client.js, with the keyring and the socket) comes after.
 
-import {ApiError, Session} from "./api.js"
+import {ApiError, Session, registrationPolicy} from "./api.js"
 import {h, fill} from "./dom.js"
 
 export const root = document.getElementById("app")
@@ -23,13 +23,28 @@ export async function startClient(session, options){
 /** What the account pages call back: signing in ends in the client. */
 export const pages = {showAuth, start: startClient}
 
-export function showAuth(notice = ""){
+/**
+ * The sign-in page, with its Create-account tab as the server's sign-up policy has it: open,
+ * by invitation (an "Invite code" field, `invite` prefilled from an invite link) or closed
+ * (sign-in only). `notice` says why the person is here (signed out, a link that failed).
+ */
+export function showAuth(notice = "", {invite: code = ""} = {}){
   applyProfile({theme: matchMedia("(prefers-color-scheme: dark)").matches ? "night" : "day", magnification: 1})
-  let mode = "login"
+  let mode = code ? "register" : "login"
+  /** Until the server says otherwise: a closed or invite-only server refuses with its reason. */
+  let policy = "open"
   const email = h("input", {type: "email", name: "email", autocomplete: "username", required: true})
   const password = h("input", {type: "password", name: "password", autocomplete: "current-password", required: true, minlength: 8})
+  const credentials = h("div", {},
+    h("label", {}, h("span", {}, "Email"), email),
+    h("label", {}, h("span", {}, "Password (at least 8 characters)"), password))
   const displayName = h("input", {name: "display_name", autocomplete: "nickname", maxlength: 100})
   const nameField = h("label", {hidden: true}, h("span", {}, "Display name (optional)"), displayName)
+  const invite = h("input", {name: "invite", autocomplete: "off", spellcheck: "false", maxlength: 200, value: code})
+  const inviteField = h("label", {hidden: true}, h("span", {}, "Invite code (from this server's administrators)"), invite)
+  const closedNote = h("div", {class: "closed-note", role: "note", hidden: true},
+    h("p", {}, "This server takes no new accounts. If you have one, sign in."),
+    h("button", {type: "button", class: "primary", onclick: () => select("login")}, "Sign in"))
   const status = h("p", {class: "error", role: "alert"}, notice)
   const submit = h("button", {type: "submit", class: "primary"}, "Sign in")
   const forgot = h("button", {type: "button", class: "link", onclick: async () => (await account()).forgotPage(email.value.trim(), pages)}, "Forgot password?")
@@ -37,20 +52,29 @@ export function showAuth(notice = ""){
   const tabs = h("div", {class: "tabs", role: "tablist"})
   const select = name => {
     mode = name
-    nameField.hidden = name !== "register"
-    password.autocomplete = name === "register" ? "new-password" : "current-password"
-    submit.textContent = name === "register" ? "Create account" : "Sign in"
-    forgot.hidden = name === "register"
+    const registering = name === "register"
+    const closed = registering && policy === "closed"
+    const invited = registering && policy === "invite"
+    credentials.hidden = closed
+    submit.hidden = closed
+    closedNote.hidden = !closed
+    nameField.hidden = !registering || closed
+    inviteField.hidden = !invited
+    invite.required = invited
+    password.autocomplete = registering ? "new-password" : "current-password"
+    submit.textContent = registering ? "Create account" : "Sign in"
+    forgot.hidden = registering
     fill(tabs, tab("login", "Sign in"), tab("register", "Create account"))
   }
-  select("login")
+  select(mode)
+  registrationPolicy().then(answer => {
+    policy = answer
+    select(mode)
+  })
   const form = h("form", {class: "auth", "aria-label": "Sign in"},
     h("h1", {}, "hearth"),
     h("p", {class: "muted"}, "Your password never leaves this device: it derives the keys that encrypt your messages."),
-    tabs,
-    h("label", {}, h("span", {}, "Email"), email),
-    h("label", {}, h("span", {}, "Password (at least 8 characters)"), password),
-    nameField, status, submit, forgot)
+    tabs, credentials, nameField, inviteField, closedNote, status, submit, forgot)
   form.addEventListener("submit", async event => {
     event.preventDefault()
     submit.disabled = true
@@ -59,7 +83,7 @@ export function showAuth(notice = ""){
     status.textContent = "Deriving your keys…"
     try {
       const session = mode === "register"
-        ? await Session.register(email.value.trim(), password.value, displayName.value.trim())
+        ? await Session.register(email.value.trim(), password.value, displayName.value.trim(), inviteField.hidden ? "" : invite.value.trim())
         : await Session.login(email.value.trim(), password.value)
       password.value = ""
       await startClient(session)

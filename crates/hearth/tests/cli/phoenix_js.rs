@@ -9,6 +9,9 @@
 //! more URL, `HEARTH_RESTART_URL`: a `POST` there stops the server (SIGTERM) and starts it
 //! again on the same port with the same data directory, and is answered once it listens
 //! again.
+//!
+//! A second server, which takes new accounts by invitation only, is `HEARTH_INVITE_URL`: the
+//! web client's sign-up form is checked against its refusals (test/web-rooms.test.mjs).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,9 +25,9 @@ use hearth_fake_provider::FakeProvider;
 
 use crate::harness::{Hearth, Process, free_port};
 
-/// How long the whole Node suite may take (about a minute and a half on two cores, most of it
-/// the web client's and the admin page's files driving Chromium).
-const SUITE_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long the whole Node suite may take (about four minutes on two cores, most of it the web
+/// client's and the admin page's files driving Chromium).
+const SUITE_TIMEOUT: Duration = Duration::from_secs(480);
 
 /// How long `npm ci` may take.
 const NPM_CI_TIMEOUT: Duration = Duration::from_secs(300);
@@ -153,6 +156,8 @@ async fn the_official_phoenix_js_client_works_and_survives_a_restart() {
     let ai_env = assistant_env(&fake);
     let env: Vec<(&str, &str)> = ai_env.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
     let mut server = Hearth::start_at(dir.path(), &data_dir, listen, &env).await;
+    let invite_dir = dir.path().join("invite-data");
+    let invite_only = Hearth::start(dir.path(), &invite_dir, &[("HEARTH_ACCOUNTS__REGISTRATION", "invite")]).await;
 
     let control = TcpListener::bind("127.0.0.1:0").await.expect("bind the restart endpoint");
     let restart_url = format!("http://{}/restart", control.local_addr().expect("its address"));
@@ -165,6 +170,7 @@ async fn the_official_phoenix_js_client_works_and_survives_a_restart() {
         .env("HEARTH_URL", &server.url)
         .env("HEARTH_ASSISTANT", "1")
         .env("HEARTH_RESTART_URL", &restart_url)
+        .env("HEARTH_INVITE_URL", &invite_only.url)
         // For the web client's tests, which check that no message is stored in the clear and
         // edit the database as a hostile server could (test/web-trust.test.mjs).
         .env("HEARTH_DATA_DIR", &data_dir)
@@ -213,4 +219,10 @@ async fn the_official_phoenix_js_client_works_and_survives_a_restart() {
     println!("node --test: {} tests passed in {:?}, across one restart", passed.unwrap_or(0), started.elapsed());
     let (lines, _) = server.stop().await;
     assert!(lines.iter().all(|l| !l.contains(" ERROR ")), "hearth logged errors:\n{}", lines.join("\n"));
+    let (lines, _) = invite_only.stop().await;
+    assert!(
+        lines.iter().all(|l| !l.contains(" ERROR ")),
+        "the invite-only hearth logged errors:\n{}",
+        lines.join("\n")
+    );
 }
