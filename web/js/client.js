@@ -181,6 +181,8 @@ export class Client {
     })
     const inbox = this.inbox = this.socket.channel(`user:${this.me}`)
     inbox.on("new_conversation", payload => this.introduced(payload))
+    // Made or joined on another device, or added by a moderator: the room list is read again.
+    inbox.on("new_room", ({id}) => { if(this.rooms && !this.rooms.has(id)){ this.rooms.refresh().catch(error => this.fail(error)) } })
     inbox.on("new_message", payload => this.delivered(payload, false))
     inbox.on("edit_message", payload => this.delivered(payload, true))
     inbox.on("delete_message", payload => this.deleted(payload.conversation_id, payload.message_group_id))

@@ -124,7 +124,8 @@ export class Rooms {
     channel.on("delete_post", ({message_id}) => this.removed(room, message_id))
     channel.on("member_joined", ({user_id}) => this.memberJoined(room, user_id))
     channel.on("member_left", ({user_id}) => {
-      if(!room.members.delete(user_id)){ return }
+      room.memberCount = Math.max(1, (room.memberCount ?? room.members.size) - 1)
+      if(!room.members.delete(user_id)){ this.changed(room); return }
       if(user_id !== this.me){ this.line(room, `${this.client.name(user_id)} left`) }
       this.changed(room)
     })
@@ -153,9 +154,11 @@ export class Rooms {
   }
 
   /** A (re)join reply: the room, its members and its newest page of posts. */
-  async joined(room, {room: item, members, messages}){
+  async joined(room, {room: item, members, member_count, messages}){
     this.remember(item)
+    // A big room's reply has only its first hundred members; the count is the whole room's.
     room.members = new Map(members.map(member => [member.user_id, member]))
+    room.memberCount = member_count ?? room.members.size
     const page = messages.items.map(post => this.shape(post))
     // A rejoin whose page shares nothing with what is shown missed more than a page: the
     // page starts the history again.
@@ -210,7 +213,10 @@ export class Rooms {
 
   async memberJoined(room, userId){
     const known = room.members.has(userId)
-    if(!known){ room.members.set(userId, {user_id: userId, moderator: false, read_at: null}) }
+    if(!known){
+      room.members.set(userId, {user_id: userId, moderator: false, read_at: null})
+      room.memberCount = (room.memberCount ?? room.members.size - 1) + 1
+    }
     await this.client.ensureUsers([userId])
     if(!known && userId !== this.me){ this.line(room, `${this.client.name(userId)} joined`) }
     this.changed(room)
@@ -367,7 +373,9 @@ export class Rooms {
   renderHeader(room){
     const {header, notice, members} = this.view
     const client = this.client
-    const online = [...room.members.keys()].filter(id => id !== this.me && client.online(id)).length
+    // The person is online, reading this; the others by presence.
+    const online = [...room.members.keys()].filter(id => id === this.me || client.online(id)).length
+    const count = room.memberCount ?? room.members.size
     fill(header,
       h("button", {type: "button", class: "back", "aria-label": "Back to conversations", onclick: () => history.state?.list ? history.back() : client.open(null)}, "←"),
       h("h2", {}, h("span", {class: "room-mark", "aria-hidden": "true"}, "#"), room.name),
@@ -382,7 +390,7 @@ export class Rooms {
     const wasOpen = members.open
     const ids = [...room.members.keys()].sort((a, b) => client.name(a).localeCompare(client.name(b)))
     fill(members,
-      h("summary", {}, `${room.members.size} ${room.members.size === 1 ? "member" : "members"}${online ? ` · ${online} online` : ""}`),
+      h("summary", {}, `${count} ${count === 1 ? "member" : "members"} · ${online} online`),
       h("ul", {}, ids.map(id => h("li", {"data-member": id},
         h("span", {class: id === this.me || client.online(id) ? "dot online" : "dot", title: id === this.me || client.online(id) ? "online" : "offline"}),
         h("span", {}, id === this.me ? `${client.users.get(id)?.display_name ?? "You"} (you)` : client.name(id)),
@@ -428,7 +436,7 @@ export class Rooms {
   seenNode(room, post){
     if(post.pending){ return h("div", {class: "receipt", "data-state": "sending"}, "Posting…") }
     const readers = [...room.members.values()].filter(m => m.user_id !== this.me && (m.read_at ?? "") >= post.at).map(m => this.client.name(m.user_id))
-    const others = room.members.size - (room.members.has(this.me) ? 1 : 0)
+    const others = (room.memberCount ?? room.members.size) - 1
     let text = "Posted"
     if(readers.length && readers.length === others){
       text = others === 1 ? `Seen by ${readers[0]}` : "Seen by everyone"

@@ -219,6 +219,9 @@ pub struct ConversationView {
     /// The room, when this entry is one: not end-to-end encrypted, and said so wherever it
     /// shows. Its `conversation` then carries the room's id, name (as the alias) and times.
     pub room: Option<Room>,
+    /// How many members the room has, when this entry is one (`members` holds only the first
+    /// hundred of a big room).
+    pub member_count: Option<u64>,
 }
 
 impl ConversationView {
@@ -241,6 +244,7 @@ impl ConversationView {
             read_times: BTreeMap::new(),
             delivered_times: BTreeMap::new(),
             room: None,
+            member_count: None,
         }
     }
 
@@ -864,6 +868,9 @@ impl App {
                     && !view.members.contains(&user_id)
                 {
                     view.members.push(user_id);
+                    if let Some(count) = view.member_count.as_mut() {
+                        *count += 1;
+                    }
                 }
                 if let Some(title) = title.filter(|_| Some(user_id) != self.me()) {
                     self.info(format!("{name} joined {title}"));
@@ -1020,6 +1027,9 @@ impl App {
                 if let Some(view) = self.view_mut(conversation_id) {
                     view.members.retain(|member| *member != user_id);
                     view.typing.remove(&user_id);
+                    if let Some(count) = view.member_count.as_mut() {
+                        *count = count.saturating_sub(1);
+                    }
                 }
                 if let Some(title) = title {
                     self.info(format!("{name} left {title}"));
@@ -1058,6 +1068,7 @@ impl App {
             read_times,
             delivered_times,
             room,
+            member_count,
         } = joined;
         let id = conversation.id;
         let is_open = self.open == Some(id);
@@ -1074,6 +1085,7 @@ impl App {
         view.own_key_unopenable = own_key_unopenable;
         if room.is_some() {
             view.room = room;
+            view.member_count = member_count;
         }
         // What is still on its way to the server stays, after the history.
         let pending: Vec<Shown> = view.messages.drain(..).filter(|m| m.pending.is_some()).collect();
@@ -1231,6 +1243,7 @@ pub(crate) mod testing {
             own_key_unopenable: false,
             read_times: BTreeMap::new(),
             room: None,
+            member_count: None,
             delivered_times: BTreeMap::new(),
         };
         app.apply(Update::Joined(Box::new(joined)), Instant::now());
@@ -1273,6 +1286,7 @@ pub(crate) mod testing {
             read_times: BTreeMap::new(),
             delivered_times: BTreeMap::new(),
             room: Some(room(room_id, "lobby", true)),
+            member_count: Some(1),
         };
         app.apply(Update::Joined(Box::new(joined)), Instant::now());
         app.open_conversation(room_id);

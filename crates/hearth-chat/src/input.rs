@@ -644,6 +644,7 @@ mod tests {
             read_times: std::collections::BTreeMap::new(),
             delivered_times: std::collections::BTreeMap::new(),
             room: None,
+            member_count: None,
         };
         app.apply(crate::network::Update::Joined(Box::new(own_key)), Instant::now());
         ctrl(&mut app, 'k');

@@ -328,6 +328,8 @@ pub struct Joined {
     pub delivered_times: BTreeMap<Uuid, Option<DateTime<Utc>>>,
     /// The room, when this is one (not end-to-end encrypted).
     pub room: Option<Room>,
+    /// How many members the room has (its `members` are only the first hundred).
+    pub member_count: Option<u64>,
 }
 
 /// Why a message was not sent (its text goes back to the person).
@@ -1204,6 +1206,9 @@ impl Session {
             }
             Incoming::Presence => self.send(Update::Presence(event)),
             Incoming::NewConversation(new) => self.new_conversation(new).await?,
+            // Made, joined (here or on another device) or added by a moderator: the list is
+            // read again and the new room's channel joined.
+            Incoming::NewRoom(room) if !self.joined_rooms.contains(&room.id) => self.read_rooms().await?,
             Incoming::NewMessage(delivered) => {
                 let conversation_id = delivered.conversation_id;
                 if delivered.message.sender != self.me {
@@ -1514,7 +1519,7 @@ impl Session {
 
     /// Joins a room's channel and reports its state: the room, its members, its newest posts.
     async fn join_room(&mut self, id: Uuid) -> Result<(), ChatError> {
-        let JoinedRoom { room, members, messages: page } = self.socket.join_room(id).await?;
+        let JoinedRoom { room, members, member_count, messages: page } = self.socket.join_room(id).await?;
         self.joined_rooms.insert(id);
         if members.iter().any(|member| !self.known_users.contains(&member.user_id)) {
             let users = self.read_users().await?;
@@ -1536,6 +1541,7 @@ impl Session {
             read_times: members.iter().map(|member| (member.user_id, member.read_at)).collect(),
             delivered_times: BTreeMap::new(),
             room: Some(room),
+            member_count: Some(member_count),
         })));
         Ok(())
     }
@@ -1606,6 +1612,7 @@ impl Session {
             read_times: joined.read_times,
             delivered_times: joined.delivered_times,
             room: None,
+            member_count: None,
         })));
         if unread > 0 {
             // Received while away: the senders see it delivered.

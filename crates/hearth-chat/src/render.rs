@@ -264,7 +264,7 @@ fn security_header(app: &App, view: &ConversationView) -> Line<'static> {
             Visibility::Public => "public room",
             Visibility::Private => "private room",
         };
-        let members = match view.members.len() {
+        let members = match view.member_count.unwrap_or(view.members.len() as u64) {
             1 => "1 member".to_owned(),
             many => format!("{many} members"),
         };
@@ -985,6 +985,7 @@ mod tests {
             read_times: std::collections::BTreeMap::new(),
             delivered_times: std::collections::BTreeMap::new(),
             room: None,
+            member_count: None,
         };
         app.apply(Update::Joined(Box::new(own_key)), Instant::now());
         assert!(screen(&mut app).contains("⚠ your key for this conversation does not open"));

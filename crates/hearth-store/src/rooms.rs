@@ -151,8 +151,16 @@ pub trait RoomStore: Send + Sync {
     /// `user_id`'s membership of the room, if they are a member.
     async fn room_member(&self, room_id: Uuid, user_id: Uuid) -> StoreResult<Option<RoomMember>>;
 
-    /// The room's members, in the order they joined.
-    async fn room_members(&self, room_id: Uuid) -> StoreResult<Vec<RoomMember>>;
+    /// The room's first `limit` members: its moderators, then the others, each in the order
+    /// they joined.
+    async fn room_members(&self, room_id: Uuid, limit: u32) -> StoreResult<Vec<RoomMember>>;
+
+    /// The room's members by id, after `after`, at most `limit`: the whole list a page at a
+    /// time.
+    async fn room_members_after(&self, room_id: Uuid, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<RoomMember>>;
+
+    /// How many members the room has.
+    async fn room_member_count(&self, room_id: Uuid) -> StoreResult<u64>;
 
     /// Everyone who shares with the user at least one room of at most `max_members` members
     /// (not the user), by id: whom the user sees in presence, besides conversation partners.
@@ -226,8 +234,25 @@ pub(crate) const INSERT_MEMBER: &str = "INSERT INTO room_members (room_id, user_
 pub(crate) const ROOM_BY_ID: &str = "SELECT id, name, topic, public, inserted_at, updated_at FROM rooms WHERE id = $1";
 pub(crate) const MEMBER: &str =
     "SELECT user_id, moderator, joined_at, read_at FROM room_members WHERE room_id = $1 AND user_id = $2";
-pub(crate) const MEMBERS: &str =
-    "SELECT user_id, moderator, joined_at, read_at FROM room_members WHERE room_id = $1 ORDER BY joined_at, user_id";
+pub(crate) const MEMBER_COUNT: &str = "SELECT COUNT(*) FROM room_members WHERE room_id = $1";
+
+/// The first `limit` members of `$1`, moderators first, each by joining time.
+pub(crate) fn members(limit: u32) -> String {
+    format!(
+        "SELECT user_id, moderator, joined_at, read_at FROM room_members WHERE room_id = $1 \
+         ORDER BY moderator DESC, joined_at, user_id{}",
+        crate::sql::limit(limit)
+    )
+}
+
+/// The members of `$1` after the id `$2`, by id, at most `limit`.
+pub(crate) fn members_after(limit: u32) -> String {
+    format!(
+        "SELECT user_id, moderator, joined_at, read_at FROM room_members WHERE room_id = $1 AND user_id > $2 \
+         ORDER BY user_id{}",
+        crate::sql::limit(limit)
+    )
+}
 pub(crate) const PARTNERS: &str = "SELECT DISTINCT other.user_id FROM room_members mine \
      JOIN room_members other ON other.room_id = mine.room_id \
      WHERE mine.user_id = $1 AND other.user_id <> $1 \
@@ -385,8 +410,34 @@ macro_rules! room_store_impl {
                 Ok(sqlx::query_as($crate::rooms::MEMBER).bind(room_id).bind(user_id).fetch_optional(&self.pool).await?)
             }
 
-            async fn room_members(&self, room_id: uuid::Uuid) -> $crate::StoreResult<Vec<$crate::RoomMember>> {
-                Ok(sqlx::query_as($crate::rooms::MEMBERS).bind(room_id).fetch_all(&self.pool).await?)
+            async fn room_members(
+                &self,
+                room_id: uuid::Uuid,
+                limit: u32,
+            ) -> $crate::StoreResult<Vec<$crate::RoomMember>> {
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe($crate::rooms::members(limit)))
+                    .bind(room_id)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn room_members_after(
+                &self,
+                room_id: uuid::Uuid,
+                after: Option<uuid::Uuid>,
+                limit: u32,
+            ) -> $crate::StoreResult<Vec<$crate::RoomMember>> {
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe($crate::rooms::members_after(limit)))
+                    .bind(room_id)
+                    .bind(after.unwrap_or(uuid::Uuid::nil()))
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn room_member_count(&self, room_id: uuid::Uuid) -> $crate::StoreResult<u64> {
+                let count: i64 =
+                    sqlx::query_scalar($crate::rooms::MEMBER_COUNT).bind(room_id).fetch_one(&self.pool).await?;
+                Ok(u64::try_from(count).unwrap_or(0))
             }
 
             async fn room_partners(

@@ -50,7 +50,7 @@ pub use error::ClientError;
 pub use replies::{
     Conversation, Device, Message, MessagePage, ProviderKey, PublicUser, SignedIn, Theme, User, UserPage,
 };
-pub use rooms::{ASSISTANT_ID, Post, PostPage, Registration, Room, RoomPage, Visibility};
+pub use rooms::{ASSISTANT_ID, MemberPage, Post, PostPage, Registration, Room, RoomPage, Visibility};
 pub use session::Identity;
 
 use crate::e2e::{self, E2eError, WrapKey, WrappedIdentity};

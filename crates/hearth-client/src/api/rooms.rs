@@ -48,6 +48,15 @@ pub struct Room {
     pub moderator: bool,
 }
 
+/// A page of a room's members, by id.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct MemberPage {
+    /// The members.
+    pub items: Vec<crate::channels::RoomMember>,
+    /// Pass back for the next page; `None` on the last page.
+    pub page_token: Option<String>,
+}
+
 /// A page of rooms, by id: the caller's rooms and every public one.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct RoomPage {
@@ -213,6 +222,19 @@ impl Client {
             url.query_pairs_mut().append_pair("page_token", token);
         }
         self.get("GET /api/rooms/{id}/messages", url).await
+    }
+
+    /// # GET /api/rooms/{id}/members
+    ///
+    /// A page (50) of a room's members, by id: the first with `page_token` `None`, then the next
+    /// with the previous page's token. Members only (403 `not_a_member`; a private room is a
+    /// 404 to others). The join reply has only the first hundred.
+    pub async fn room_members(&self, room_id: Uuid, page_token: Option<&str>) -> Result<MemberPage, ClientError> {
+        let mut url = self.url(&format!("api/rooms/{room_id}/members"));
+        if let Some(token) = page_token {
+            url.query_pairs_mut().append_pair("page_token", token);
+        }
+        self.get("GET /api/rooms/{id}/members", url).await
     }
 
     /// # GET /api/rooms/{id}/search

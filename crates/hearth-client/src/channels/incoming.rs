@@ -55,6 +55,9 @@ pub enum Incoming {
     /// a group whose members or alias changed (`modify_conversation`): the members listed
     /// are then the current ones.
     NewConversation(NewConversation),
+    /// `new_room` on `user:{id}`: the user is in a room now (they made or joined it, on this
+    /// device or another, or a moderator added them).
+    NewRoom(crate::api::Room),
     /// `new_message` on `user:{id}`: the user's own copy of a message (their own sends
     /// included, and the assistant's replies).
     NewMessage(DeliveredMessage),
@@ -342,6 +345,7 @@ impl Incoming {
         if event.topic.starts_with("user:") {
             return match event.event.as_str() {
                 "new_conversation" => from(payload).map(Self::NewConversation),
+                "new_room" => from(payload).map(Self::NewRoom),
                 "new_message" => from(payload).map(Self::NewMessage),
                 "edit_message" => from(payload).map(Self::EditMessage),
                 "delete_message" => {

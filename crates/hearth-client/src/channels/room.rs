@@ -34,8 +34,11 @@ pub struct RoomMember {
 pub struct JoinedRoom {
     /// The room, as the caller sees it.
     pub room: Room,
-    /// Every member.
+    /// The first hundred members (moderators, then by joining) and the caller;
+    /// [`Client::room_members`](crate::api::Client::room_members) pages through them all.
     pub members: Vec<RoomMember>,
+    /// How many members the room has.
+    pub member_count: u64,
     /// The newest page of posts, newest first.
     pub messages: PostPage,
 }

@@ -12,14 +12,14 @@ use uuid::Uuid;
 use super::users::page_size;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{AuthUser, Json, Path, Query};
-use crate::rooms::{self, AddMembers, Added, CreateRoom, ListedRoom, PostPage, RoomList, SearchResults};
+use crate::rooms::{self, AddMembers, Added, CreateRoom, ListedRoom, MemberPage, PostPage, RoomList, SearchResults};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_room, list_rooms))
         .routes(routes!(join_room))
-        .routes(routes!(add_members))
+        .routes(routes!(add_members, list_members))
         .routes(routes!(leave_room))
         .routes(routes!(room_messages))
         .routes(routes!(search_room))
@@ -94,6 +94,25 @@ async fn add_members(
     Json(request): Json<AddMembers>,
 ) -> ApiResult<axum::Json<Added>> {
     Ok(axum::Json(rooms::add_members(&state, auth.user_id, room_id, request).await?))
+}
+
+/// # GET /api/rooms/{id}/members (+)
+///
+/// A member's page of the room's members, by id (the join reply of `room:{id}` has only the
+/// first hundred).
+#[utoipa::path(get, path = "/api/rooms/{id}/members", tag = "rooms", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The room"), PageQuery),
+    responses((status = 200, body = MemberPage), (status = 400, description = "bad page_token", body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, description = "not a member", body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn list_members(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(room_id): Path<Uuid>,
+    Query(query): Query<PageQuery>,
+) -> ApiResult<axum::Json<MemberPage>> {
+    let size = page_size(query.page_size.as_deref())?;
+    Ok(axum::Json(rooms::members(&state, auth.user_id, room_id, query.page_token.as_deref(), size).await?))
 }
 
 /// # POST /api/rooms/{id}/leave (+)

@@ -16,6 +16,9 @@ use crate::state::AppState;
 
 /// Posts in the join reply.
 pub const FIRST_PAGE: u32 = 50;
+/// Members in the join reply (the caller is added when not among them): a room of ten thousand
+/// would otherwise send a megabyte to every member at every reconnection.
+pub const JOIN_REPLY_MEMBERS: u32 = 100;
 /// Longest post, in characters.
 pub const MAX_POST_CHARS: usize = 4000;
 /// Longest `client_msg_id`, in bytes.
@@ -44,8 +47,11 @@ impl From<&RoomMember> for Member {
 pub struct JoinView {
     /// The room.
     pub room: ListedRoom,
-    /// Every member.
+    /// The first [`JOIN_REPLY_MEMBERS`] members (moderators first, then by joining), and the
+    /// caller.
     pub members: Vec<Member>,
+    /// How many members the room has.
+    pub member_count: u64,
     /// The first page of posts.
     pub messages: PostPage,
 }
@@ -58,14 +64,20 @@ fn checked_text(text: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// What a member sees on joining the room's channel: the room, its members, the first page of
-/// posts. Anyone else is refused: a private room as if it did not exist.
+/// What a member sees on joining the room's channel: the room, its first members and how many
+/// there are, the first page of posts. Anyone else is refused: a private room as if it did not
+/// exist.
 pub async fn join_channel(state: &AppState, me: Uuid, room_id: Uuid) -> ApiResult<JoinView> {
     let seen = Seen::check(state, room_id, me).await?;
-    seen.member()?;
-    let members = state.store.room_members(room_id).await?;
+    let mine = seen.member()?;
+    let mut members: Vec<Member> =
+        state.store.room_members(room_id, JOIN_REPLY_MEMBERS).await?.iter().map(Member::from).collect();
+    if !members.iter().any(|member| member.user_id == me) {
+        members.push(Member::from(mine));
+    }
+    let member_count = state.store.room_member_count(room_id).await?;
     let messages = posts_page(state, room_id, None, FIRST_PAGE).await?;
-    Ok(JoinView { room: seen.listed(), members: members.iter().map(Member::from).collect(), messages })
+    Ok(JoinView { room: seen.listed(), members, member_count, messages })
 }
 
 /// `post`.

@@ -19,10 +19,10 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-pub use replies::{Added, ListedRoom, Post, PostPage, RoomList, RoomSummary, SearchResults, Visibility};
+pub use replies::{Added, ListedRoom, MemberPage, Post, PostPage, RoomList, RoomSummary, SearchResults, Visibility};
 
 use crate::error::{ApiError, ApiResult};
-use crate::events::{Envelope, room_topic};
+use crate::events::{Envelope, room_topic, user_topic};
 use crate::state::AppState;
 
 /// Longest room name, in characters.
@@ -96,7 +96,9 @@ pub async fn create(state: &AppState, me: Uuid, request: CreateRoom) -> ApiResul
     let public = request.visibility == Visibility::Public;
     let new = NewRoom { id: Uuid::now_v7(), name, topic, public, creator: me, now: Timestamp::now() };
     let room = state.store.create_room(&new).await?;
-    Ok(ListedRoom { room: (&room).into(), joined: true, moderator: true })
+    let listed = ListedRoom { room: (&room).into(), joined: true, moderator: true };
+    state.publish_typed(user_topic(me), "new_room", &listed).await;
+    Ok(listed)
 }
 
 /// The listing name page tokens of `me`'s room list are bound to.
@@ -176,7 +178,7 @@ pub async fn join_public(state: &AppState, me: Uuid, room_id: Uuid) -> ApiResult
         return Err(ApiError::NoSuch("room not found"));
     }
     let added = state.store.add_room_members(room_id, &[me], Timestamp::now()).await?;
-    welcome(state, room_id, &added).await;
+    welcome(state, &seen.room, &added).await;
     Ok(ListedRoom { room: (&seen.room).into(), joined: true, moderator: false })
 }
 
@@ -196,27 +198,34 @@ pub async fn add_members(state: &AppState, me: Uuid, room_id: Uuid, request: Add
                 other => other.into(),
             },
         )?;
-    welcome(state, room_id, &added).await;
+    welcome(state, &seen.room, &added).await;
     Ok(Added { user_ids: added.iter().map(|member| member.user_id).collect() })
 }
 
-/// Tells the room of its new members, and shows them and the room's members to each other in
-/// presence (presence in a room is its members').
+/// Tells the room of its new members and each of them of the room (`new_room`, on every device),
+/// and shows them and the room's members to each other in presence (presence in a room is its
+/// members', up to `rooms.presence_max_members`).
 /// The additions are stored by then: a failure to read the members is logged, not answered.
-async fn welcome(state: &AppState, room_id: Uuid, added: &[RoomMember]) {
+async fn welcome(state: &AppState, room: &Room, added: &[RoomMember]) {
     if added.is_empty() {
         return;
     }
-    let members: Vec<Uuid> = match state.store.room_members(room_id).await {
-        Ok(members) => members.iter().map(|m| m.user_id).collect(),
+    let max = state.settings.rooms.presence_max_members;
+    let members: Vec<Uuid> = match state.store.room_members(room.id, max.saturating_add(1)).await {
+        Ok(members) if members.len() <= max as usize => members.iter().map(|m| m.user_id).collect(),
+        Ok(_) => Vec::new(),
         Err(error) => {
-            tracing::error!(%error, room = %room_id, "room members not read to introduce the new ones");
+            tracing::error!(%error, room = %room.id, "room members not read to introduce the new ones");
             Vec::new()
         }
     };
     for member in added {
-        state.publish(room_topic(room_id), "member_joined", json!({ "user_id": member.user_id })).await;
-        crate::presence::introduce_to(state, member.user_id, &members).await;
+        state.publish(room_topic(room.id), "member_joined", json!({ "user_id": member.user_id })).await;
+        let listed = ListedRoom { room: room.into(), joined: true, moderator: member.moderator };
+        state.publish_typed(user_topic(member.user_id), "new_room", &listed).await;
+        if !members.is_empty() {
+            crate::presence::introduce_to(state, member.user_id, &members).await;
+        }
     }
 }
 
@@ -253,6 +262,32 @@ pub(super) async fn posts_page(
         None
     };
     Ok(PostPage { items: messages.iter().map(Post::from).collect(), page_token })
+}
+
+/// The listing name page tokens of a room's members are bound to.
+fn members_listing(room_id: Uuid) -> String {
+    format!("room_members:{room_id}")
+}
+
+/// A page of a room's members for a member, by id, after `page_token` when one is given.
+pub async fn members(
+    state: &AppState,
+    me: Uuid,
+    room_id: Uuid,
+    page_token: Option<&str>,
+    size: u32,
+) -> ApiResult<MemberPage> {
+    Seen::check(state, room_id, me).await?.member()?;
+    let listing = members_listing(room_id);
+    let after = cursor(state, &listing, page_token)?;
+    let mut members = state.store.room_members_after(room_id, after, size + 1).await?;
+    let page_token = if members.len() > size as usize {
+        members.truncate(size as usize);
+        members.last().map(|last| state.page_tokens.encode(&listing, last.user_id.as_bytes()))
+    } else {
+        None
+    };
+    Ok(MemberPage { items: members.iter().map(channel::Member::from).collect(), page_token })
 }
 
 /// A page of a room's posts for a member, after `page_token` when one is given.

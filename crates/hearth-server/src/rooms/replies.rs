@@ -76,6 +76,16 @@ pub struct RoomList {
     pub page_token: Option<String>,
 }
 
+/// A room's members, a page at a time.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberPage {
+    /// The members, by id.
+    pub items: Vec<super::channel::Member>,
+    /// Null on the last page.
+    #[schema(required)]
+    pub page_token: Option<String>,
+}
+
 /// A post in a room; `new_post` and `edit_post` pushes carry the same shape.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Post {

@@ -198,6 +198,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("/api/rooms", "post"),
     ("/api/rooms/{id}/join", "post"),
     ("/api/rooms/{id}/members", "post"),
+    ("/api/rooms/{id}/members", "get"),
     ("/api/rooms/{id}/leave", "post"),
     ("/api/rooms/{id}/messages", "get"),
     ("/api/rooms/{id}/search", "get"),

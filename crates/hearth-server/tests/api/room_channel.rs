@@ -36,7 +36,8 @@ async fn members_post_edit_and_delete_and_the_room_hears_it() {
     // Outside the room: refused, though the room is public.
     assert_eq!(cat.refused(&topic, "phx_join", json!({})).await, "you are not a member of this room");
     let joined = ann.ok(&topic, "phx_join", json!({})).await;
-    assert_keys(&joined, &["room", "members", "messages"]);
+    assert_keys(&joined, &["room", "members", "member_count", "messages"]);
+    assert_eq!(joined["member_count"], json!(1));
     assert_eq!(joined["room"]["id"], json!(room));
     assert_eq!(joined["members"], json!([{ "user_id": ann.id, "moderator": true, "read_at": null }]));
     assert_eq!(joined["messages"], json!({ "items": [], "page_token": null }));
@@ -143,6 +144,32 @@ async fn a_member_who_leaves_is_cut_off_and_outsiders_learn_nothing() {
     assert_eq!(bob.refused(&topic, "phx_join", json!({})).await, "room not found");
     ann.ok(&topic, "post", json!({ "text": "after bob" })).await;
     assert_eq!(history(&app, &ann_s.auth_token, &secret).await, ["after bob", "bye"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whoever_is_added_joins_or_makes_a_room_hears_of_it_on_every_device() {
+    let app = spawn_app().await;
+    let (ann_s, bob_s) = (app.register("ann@example.org").await, app.register("bob@example.org").await);
+    let (mut ann, mut bob) = (Peer::connect(&app, &ann_s).await, Peer::connect(&app, &bob_s).await);
+    let (ann_user, bob_user) = (format!("user:{}", ann.id), format!("user:{}", bob.id));
+
+    let secret = create_room(&app, &ann_s, "secret", "private").await;
+    let made = ann.expect(&ann_user, "new_room").await;
+    assert_eq!((made["id"].clone(), made["moderator"].clone()), (json!(secret), json!(true)));
+    let add = json!({ "user_ids": [bob_s.user_id] });
+    app.post_authed(&format!("/api/rooms/{secret}/members"), &ann_s.auth_token, Some(&add))
+        .await
+        .expect_status(StatusCode::OK);
+    let added = bob.expect(&bob_user, "new_room").await;
+    assert_eq!(added["id"], json!(secret));
+    assert_eq!(
+        (added["name"].clone(), added["joined"].clone(), added["moderator"].clone()),
+        (json!("secret"), json!(true), json!(false))
+    );
+
+    let lobby = create_room(&app, &ann_s, "lobby", "public").await;
+    app.post_authed(&format!("/api/rooms/{lobby}/join"), &bob_s.auth_token, None).await.expect_status(StatusCode::OK);
+    assert_eq!(bob.expect(&bob_user, "new_room").await["id"], json!(lobby));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

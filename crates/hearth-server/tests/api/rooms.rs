@@ -122,6 +122,7 @@ async fn anyone_joins_a_public_room_and_nobody_learns_of_a_private_one() {
             (reqwest::Method::POST, format!("/api/rooms/{room}/members"), Some(json!({ "user_ids": [bob.user_id] }))),
             (reqwest::Method::POST, format!("/api/rooms/{room}/leave"), None),
             (reqwest::Method::GET, format!("/api/rooms/{room}/messages"), None),
+            (reqwest::Method::GET, format!("/api/rooms/{room}/members"), None),
             (reqwest::Method::GET, format!("/api/rooms/{room}/search?q=hello"), None),
         ]
     };
@@ -192,6 +193,9 @@ async fn leaving_ends_reading() {
     app.get_authed(&format!("/api/rooms/{lobby}/search?q=x"), &bob.auth_token)
         .await
         .expect_error(StatusCode::FORBIDDEN, "not_a_member");
+    app.get_authed(&format!("/api/rooms/{lobby}/members"), &bob.auth_token)
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "not_a_member");
     app.post_authed(&format!("/api/rooms/{lobby}/leave"), &bob.auth_token, None)
         .await
         .expect_error(StatusCode::FORBIDDEN, "not_a_member");
@@ -223,4 +227,44 @@ async fn history_and_search_refuse_bad_parameters() {
     get(format!("/api/rooms/{lobby}/search?q={}", "x".repeat(201))).await.expect_invalid("q");
     let found = get(format!("/api/rooms/{lobby}/search?q=%22hello%22%20OR%20NEAR(")).await;
     assert_eq!(found.expect_status(StatusCode::OK), &json!({ "items": [] }), "search syntax is only words");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_page_by_id_with_tokens_bound_to_the_room() {
+    let app = spawn_app().await;
+    let ann = app.register("ann@example.org").await;
+    let bob = app.register("bob@example.org").await;
+    let cat = app.register("cat@example.org").await;
+    let lobby = create_room(&app, &ann, "lobby", "public").await;
+    let other = create_room(&app, &ann, "other", "public").await;
+    for who in [&bob, &cat] {
+        app.post_authed(&format!("/api/rooms/{lobby}/join"), &who.auth_token, None).await.expect_status(StatusCode::OK);
+    }
+    let mut expected = vec![ann.user_id.clone(), bob.user_id.clone(), cat.user_id.clone()];
+    expected.sort();
+
+    let first = app.get_authed(&format!("/api/rooms/{lobby}/members?page_size=2"), &cat.auth_token).await;
+    let first = first.expect_status(StatusCode::OK).clone();
+    let token = first["page_token"].as_str().expect("a second page").to_owned();
+    let second =
+        app.get_authed(&format!("/api/rooms/{lobby}/members?page_size=2&page_token={token}"), &cat.auth_token).await;
+    let second = second.expect_status(StatusCode::OK).clone();
+    assert_eq!(second["page_token"], Value::Null);
+    let ids: Vec<String> = [&first, &second]
+        .iter()
+        .flat_map(|page| page["items"].as_array().expect("items").clone())
+        .map(|member| member["user_id"].as_str().expect("user_id").to_owned())
+        .collect();
+    assert_eq!(ids, expected);
+    let moderators: Vec<bool> = [&first, &second]
+        .iter()
+        .flat_map(|page| page["items"].as_array().expect("items").clone())
+        .map(|member| member["moderator"].as_bool().expect("moderator"))
+        .collect();
+    assert_eq!(moderators.iter().filter(|m| **m).count(), 1, "ann moderates");
+
+    // A token of one room is no good for another.
+    app.get_authed(&format!("/api/rooms/{other}/members?page_token={token}"), &ann.auth_token)
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_page_token");
 }

@@ -16,6 +16,7 @@ contract!(
     add_members_reports_only_new_ones_and_refuses_unknown_users_whole,
     remove_and_mark_read_need_a_membership,
     the_last_moderator_leaving_hands_the_room_to_the_earliest_member,
+    members_come_moderators_first_counted_and_paged_by_id,
     post_is_for_members_and_stored_once_per_client_id,
     assistant_posts_without_a_sender,
     edit_is_the_senders_only,
@@ -72,7 +73,7 @@ async fn creator_is_the_first_member_and_moderator(store: Arc<dyn Store>) {
     let lobby = room(&store, ann.id, "lobby", true, now).await;
     assert_eq!(store.room(lobby.id).await.expect("room"), Some(lobby.clone()));
     assert_eq!(store.room(Uuid::now_v7()).await.expect("room"), None);
-    let members = store.room_members(lobby.id).await.expect("members");
+    let members = store.room_members(lobby.id, 100).await.expect("members");
     assert_eq!(members.len(), 1);
     assert_eq!(members[0].user_id, ann.id);
     assert!(members[0].moderator);
@@ -119,7 +120,7 @@ async fn add_members_reports_only_new_ones_and_refuses_unknown_users_whole(store
     assert!(is_not_found(&refused), "{refused:?}");
     assert_eq!(store.room_member(secret.id, cat.id).await.expect("member"), None, "nobody added");
     assert!(is_not_found(&store.add_room_members(Uuid::now_v7(), &[cat.id], now).await));
-    let members = store.room_members(secret.id).await.expect("members");
+    let members = store.room_members(secret.id, 100).await.expect("members");
     assert_eq!(members.iter().map(|m| m.user_id).collect::<Vec<_>>(), [ann.id, bob.id]);
 }
 
@@ -149,9 +150,30 @@ async fn the_last_moderator_leaving_hands_the_room_to_the_earliest_member(store:
 
     assert_eq!(store.remove_room_member(lobby.id, bob.id).await.expect("bob leaves"), None, "ann still moderates");
     assert_eq!(store.remove_room_member(lobby.id, ann.id).await.expect("ann leaves"), Some(cat.id));
-    assert_eq!(moderators(store.room_members(lobby.id).await.expect("members")), [cat.id]);
+    assert_eq!(moderators(store.room_members(lobby.id, 100).await.expect("members")), [cat.id]);
     assert_eq!(store.remove_room_member(lobby.id, cat.id).await.expect("cat leaves"), None, "nobody is left");
-    assert_eq!(store.room_members(lobby.id).await.expect("members"), []);
+    assert_eq!(store.room_members(lobby.id, 100).await.expect("members"), []);
+}
+
+async fn members_come_moderators_first_counted_and_paged_by_id(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let [ann, bob, cat, dan] = people(&store, ["ann", "bob", "cat", "dan"], now).await;
+    let lobby = room(&store, dan.id, "lobby", true, now).await;
+    store.add_room_members(lobby.id, &[cat.id], now.plus_secs(1)).await.expect("add cat");
+    store.add_room_members(lobby.id, &[ann.id, bob.id], now.plus_secs(2)).await.expect("add ann and bob");
+    let ids = |members: Vec<hearth_store::RoomMember>| members.into_iter().map(|m| m.user_id).collect::<Vec<_>>();
+
+    let first_two = ids(store.room_members(lobby.id, 2).await.expect("first"));
+    assert_eq!(first_two, [dan.id, cat.id], "the moderator, then by joining");
+    assert_eq!(store.room_member_count(lobby.id).await.expect("count"), 4);
+    assert_eq!(store.room_member_count(Uuid::now_v7()).await.expect("count"), 0);
+
+    let mut by_id = vec![ann.id, bob.id, cat.id, dan.id];
+    by_id.sort();
+    let page = ids(store.room_members_after(lobby.id, None, 3).await.expect("page"));
+    assert_eq!(page, by_id[..3]);
+    let rest = ids(store.room_members_after(lobby.id, Some(page[2]), 3).await.expect("page"));
+    assert_eq!(rest, by_id[3..]);
 }
 
 async fn post_is_for_members_and_stored_once_per_client_id(store: Arc<dyn Store>) {
@@ -276,7 +298,7 @@ async fn deleting_a_user_removes_their_memberships_and_posts(store: Arc<dyn Stor
     store.post_room_message(&post(lobby.id, Some(ann.id), "from ann", None, now)).await.expect("post");
     store.delete_user(bob.id).await.expect("delete bob");
     assert_eq!(texts(&store, lobby.id).await, ["from ann"]);
-    assert_eq!(store.room_members(lobby.id).await.expect("members").len(), 1);
+    assert_eq!(store.room_members(lobby.id, 100).await.expect("members").len(), 1);
     assert_eq!(store.search_room_messages(lobby.id, "bob", 10).await.expect("search"), []);
 }
 

@@ -145,6 +145,12 @@ async fn two_people_meet_in_a_public_room_and_ask_the_assistant_in_the_terminal(
     assert!(!listed_room(&screen, "terminal talk"), "{screen}");
     assert!(listed_room(&screen, "lobby") && listed_room(&screen, "ann only"), "{screen}");
 
+    // Bob adds Ann to a private room of his: it comes into her list by itself (new_room).
+    let corner = bob.api.create_room("bobs corner", None, Visibility::Private).await.expect("make the room");
+    bob.api.add_room_members(corner.id, &[ann]).await.expect("Bob adds Ann");
+    let screen = tmux.wait_for("the room Ann was added to", |s| listed_room(s, "bobs corner")).await;
+    assert!(listed_room(&screen, "lobby"), "{screen}");
+
     tmux.keys(&["Escape"]);
     tmux.wait_exit().await;
     drop(tmux);
