@@ -212,10 +212,12 @@ function rooms(){
   function openRoom(room){
     const error = alertBox()
     const roomPosts = pagedList(
-      token => call("GET", `/admin/rooms/${room.id}/messages?` + new URLSearchParams({page_size: PAGE_SIZE, ...(token ? {page_token: token} : {})})),
+      // Each page says who sent its posts (their addresses, by id).
+      token => call("GET", `/admin/rooms/${room.id}/messages?` + new URLSearchParams({page_size: PAGE_SIZE, ...(token ? {page_token: token} : {})}))
+        .then(page => ({...page, items: page.items.map(post => ({...post, senderEmail: page.senders?.[post.sender] ?? null}))})),
       items => table(["Posted", "Sender", "Text", ""], items.map(post => h("tr", {"data-post": post.id},
         h("td", {}, when(post.inserted_at)),
-        h("td", {class: "id", title: post.sender}, post.sender === ASSISTANT ? "assistant" : shortId(post.sender)),
+        h("td", {title: post.sender}, post.sender === ASSISTANT ? "assistant" : post.senderEmail ?? shortId(post.sender)),
         h("td", {class: "text"}, post.text),
         h("td", {class: "actions"}, h("button", {type: "button", class: "danger", onclick: async () => {
           const reason = await askReason("Delete this post?", "It goes from the room for everyone; its members see it go.", "Delete", {danger: true})

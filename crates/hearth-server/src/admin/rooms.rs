@@ -4,6 +4,8 @@
 //! deletes one). Rooms are the only conversations administrators can read: end-to-end
 //! conversations reach the server as ciphertext only, and no administrator route touches them.
 
+use std::collections::BTreeMap;
+
 use hearth_store::{AdminRoom, Room};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -12,7 +14,7 @@ use uuid::Uuid;
 use super::accounts::checked_reason;
 use super::{Admin, audit};
 use crate::error::{ApiError, ApiResult};
-use crate::rooms::{Post, PostPage, RoomSummary};
+use crate::rooms::{Post, RoomSummary};
 use crate::state::AppState;
 
 /// The listing page tokens of the rooms list are bound to.
@@ -66,6 +68,19 @@ pub struct AdminRoomPage {
     /// Pass back as `page_token` for the next page; null on the last page.
     #[schema(required)]
     pub page_token: Option<String>,
+}
+
+/// A page of a room's posts as administrators read them: the members' page, and who sent each.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminPostPage {
+    /// The posts, newest first.
+    pub items: Vec<Post>,
+    /// Pass back as `page_token` for the next page; null on the last page.
+    #[schema(required)]
+    pub page_token: Option<String>,
+    /// The email address of each sender on this page, by id (an account deleted meanwhile is
+    /// missing; the assistant is not a sender here).
+    pub senders: BTreeMap<Uuid, String>,
 }
 
 /// The id inside a page token of `listing`, or a 400.
@@ -131,10 +146,10 @@ pub async fn messages(
     room_id: Uuid,
     page_token: Option<&str>,
     size: u32,
-) -> ApiResult<PostPage> {
+) -> ApiResult<AdminPostPage> {
     let room = state.store.room(room_id).await?;
     let target = target(room_id, room.as_ref());
-    let read: ApiResult<PostPage> = async {
+    let read: ApiResult<AdminPostPage> = async {
         existing(room)?;
         let listing = posts_listing(room_id);
         let before = cursor(state, &listing, page_token)?;
@@ -145,7 +160,15 @@ pub async fn messages(
         } else {
             None
         };
-        Ok(PostPage { items: messages.iter().map(Post::from).collect(), page_token })
+        let mut senders = BTreeMap::new();
+        for sender in messages.iter().filter_map(|message| message.sender_id) {
+            if !senders.contains_key(&sender)
+                && let Some(user) = state.store.user(sender).await?
+            {
+                senders.insert(sender, user.email);
+            }
+        }
+        Ok(AdminPostPage { items: messages.iter().map(Post::from).collect(), page_token, senders })
     }
     .await;
     audit::record(&*state.store, Some(&admin.fingerprint), audit::ROOM_READ, Some(target), None, read).await

@@ -19,12 +19,11 @@ use crate::admin::accounts::{self, AdminUserPage, Role};
 use crate::admin::invites::{self, CreatedInvite, InviteRequest};
 use crate::admin::links::{self, AdminLink};
 use crate::admin::providers::{self, ProvidersReport};
-use crate::admin::rooms::{self, AdminRoomPage};
+use crate::admin::rooms::{self, AdminPostPage, AdminRoomPage};
 use crate::admin::{self, AdminLogin, AuditPage, AuditVerification, Challenge};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{AdminAuth, ClientIp, Json, Path, PathParam, Query};
 use crate::http::users::page_size;
-use crate::rooms::PostPage;
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -332,7 +331,7 @@ struct MessagesQuery {
 /// Audited (`room.read`).
 #[utoipa::path(get, path = "/admin/rooms/{id}/messages", tag = "admin", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "the room"), MessagesQuery),
-    responses((status = 200, body = PostPage), (status = 400, description = "bad page_token", body = ErrorBody),
+    responses((status = 200, body = AdminPostPage), (status = 400, description = "bad page_token", body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, description = "a person's access token", body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn room_messages(
@@ -340,7 +339,7 @@ async fn room_messages(
     AdminAuth(admin): AdminAuth,
     Path(id): Path<Uuid>,
     Query(query): Query<MessagesQuery>,
-) -> ApiResult<axum::Json<PostPage>> {
+) -> ApiResult<axum::Json<AdminPostPage>> {
     let size = page_size(query.page_size.as_deref())?;
     let page = rooms::messages(&state, &admin, id, query.page_token.as_deref(), size);
     Ok(axum::Json(page.await?))

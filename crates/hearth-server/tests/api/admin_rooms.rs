@@ -72,7 +72,9 @@ async fn admins_list_every_room_and_read_a_private_one_audited() {
     // The private room's posts, newest first, in the members' page shape; each read audited.
     let path = format!("/admin/rooms/{secret}/messages");
     let page = app.get_authed(&format!("{path}?page_size=2"), &token).await.expect_status(StatusCode::OK).clone();
-    assert_keys(&page, &["items", "page_token"]);
+    assert_keys(&page, &["items", "page_token", "senders"]);
+    let sender = str_field(&page["items"][0], "sender");
+    assert_eq!(page["senders"], json!({ sender: "bob@example.org" }), "who sent the page's posts");
     let texts = |page: &Value| page["items"].as_array().expect("items").iter().map(|p| p["text"].clone()).collect();
     assert_eq!(texts(&page), vec![json!("third"), json!("second")]);
     assert_keys(&page["items"][0], &["id", "room_id", "sender", "text", "inserted_at", "updated_at"]);
