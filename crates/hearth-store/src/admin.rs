@@ -297,3 +297,269 @@ pub(crate) const USE_INVITE: &str =
     "UPDATE invites SET uses_left = uses_left - 1 WHERE code_hash = $1 AND uses_left > 0 AND expires_at > $2";
 
 pub(crate) const RETURN_INVITE_USE: &str = "UPDATE invites SET uses_left = uses_left + 1 WHERE code_hash = $1";
+
+/// How long a dead challenge (or sign-in link) is kept before the next one clears it away.
+pub(crate) const DEAD_CHALLENGES_KEPT_SECS: i64 = 24 * 3600;
+
+/// Implements [`AdminStore`] for a backend whose struct has a read `pool`, `writer()` and
+/// `begin_write()`, written once for both. `$serialize_appends` (an `Option<&str>`) is run first
+/// in an audit append's transaction to serialize appends where that transaction does not already
+/// (PostgreSQL's table lock; `None` on SQLite, whose write transactions are exclusive).
+macro_rules! admin_store_impl {
+    ($store:ty, $serialize_appends:expr) => {
+        #[async_trait::async_trait]
+        impl $crate::AdminStore for $store {
+            async fn create_admin_challenge(
+                &self,
+                challenge_hash: &[u8; 32],
+                expires_at: $crate::Timestamp,
+            ) -> $crate::StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query($crate::admin::FORGET_OLD_CHALLENGES)
+                    .bind($crate::Timestamp::now().plus_secs(-$crate::admin::DEAD_CHALLENGES_KEPT_SECS))
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query($crate::admin::CREATE_CHALLENGE)
+                    .bind(&challenge_hash[..])
+                    .bind(expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn use_admin_challenge(
+                &self,
+                challenge_hash: &[u8; 32],
+                now: $crate::Timestamp,
+            ) -> $crate::StoreResult<bool> {
+                let used = sqlx::query($crate::admin::USE_CHALLENGE)
+                    .bind(&challenge_hash[..])
+                    .bind(now)
+                    .execute(self.writer())
+                    .await?;
+                Ok(used.rows_affected() == 1)
+            }
+
+            async fn create_admin_link(
+                &self,
+                code_hash: &[u8; 32],
+                fingerprint: &str,
+                expires_at: $crate::Timestamp,
+            ) -> $crate::StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query($crate::admin::FORGET_OLD_LINKS)
+                    .bind($crate::Timestamp::now().plus_secs(-$crate::admin::DEAD_CHALLENGES_KEPT_SECS))
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query($crate::admin::CREATE_LINK)
+                    .bind(&code_hash[..])
+                    .bind(fingerprint)
+                    .bind(expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn use_admin_link(
+                &self,
+                code_hash: &[u8; 32],
+                now: $crate::Timestamp,
+            ) -> $crate::StoreResult<Option<String>> {
+                Ok(sqlx::query_scalar($crate::admin::USE_LINK)
+                    .bind(&code_hash[..])
+                    .bind(now)
+                    .fetch_optional(self.writer())
+                    .await?)
+            }
+
+            async fn create_admin_session(&self, session: &$crate::AdminSession) -> $crate::StoreResult<()> {
+                sqlx::query($crate::admin::CREATE_SESSION)
+                    .bind(&session.token_hash[..])
+                    .bind(&session.fingerprint)
+                    .bind(session.created_at)
+                    .bind(session.expires_at)
+                    .execute(self.writer())
+                    .await?;
+                Ok(())
+            }
+
+            async fn admin_session(
+                &self,
+                token_hash: &[u8; 32],
+                now: $crate::Timestamp,
+            ) -> $crate::StoreResult<Option<$crate::AdminSession>> {
+                let row: Option<(String, $crate::Timestamp, $crate::Timestamp)> =
+                    sqlx::query_as($crate::admin::SESSION)
+                        .bind(&token_hash[..])
+                        .bind(now)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(row.map(|(fingerprint, created_at, expires_at)| $crate::AdminSession {
+                    token_hash: *token_hash,
+                    fingerprint,
+                    created_at,
+                    expires_at,
+                }))
+            }
+
+            async fn append_audit_entry(
+                &self,
+                new: $crate::NewAuditEntry,
+                chain: $crate::admin::AuditChain<'_>,
+            ) -> $crate::StoreResult<$crate::AuditEntry> {
+                let mut tx = self.begin_write().await?;
+                // Appends are serialized, each reading the entry it chains from: SQLite's write
+                // transactions are exclusive already (BEGIN IMMEDIATE); PostgreSQL locks the table,
+                // letting readers on (they never see a half-appended chain: the row is one insert).
+                if let Some(statement) = $serialize_appends {
+                    sqlx::query(statement).execute(&mut *tx).await?;
+                }
+                let last: Option<(i64, Vec<u8>)> =
+                    sqlx::query_as($crate::admin::LAST_ENTRY).fetch_optional(&mut *tx).await?;
+                let next = $crate::admin::next_entry(last, new, chain);
+                sqlx::query($crate::admin::APPEND_ENTRY)
+                    .bind(next.seq)
+                    .bind(next.entry.at)
+                    .bind(&next.entry.fingerprint)
+                    .bind(&next.entry.action)
+                    .bind(&next.entry.target)
+                    .bind(&next.entry.reason)
+                    .bind(&next.entry.outcome)
+                    .bind(&next.prev_hash)
+                    .bind(&next.hash)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(next)
+            }
+
+            async fn audit_entries_before(
+                &self,
+                before: Option<i64>,
+                limit: u32,
+            ) -> $crate::StoreResult<Vec<$crate::AuditEntry>> {
+                let rows: Vec<$crate::admin::EntryRow> =
+                    sqlx::query_as(sqlx::AssertSqlSafe($crate::admin::entries_before(limit)))
+                        .bind(before.unwrap_or(i64::MAX))
+                        .fetch_all(&self.pool)
+                        .await?;
+                Ok(rows.into_iter().map($crate::admin::entry).collect())
+            }
+
+            async fn audit_entries_after(
+                &self,
+                after: i64,
+                limit: u32,
+            ) -> $crate::StoreResult<Vec<$crate::AuditEntry>> {
+                let rows: Vec<$crate::admin::EntryRow> =
+                    sqlx::query_as(sqlx::AssertSqlSafe($crate::admin::entries_after(limit)))
+                        .bind(after)
+                        .fetch_all(&self.pool)
+                        .await?;
+                Ok(rows.into_iter().map($crate::admin::entry).collect())
+            }
+
+            async fn admin_accounts(
+                &self,
+                search: Option<&str>,
+                after: Option<uuid::Uuid>,
+                limit: u32,
+            ) -> $crate::StoreResult<Vec<$crate::AdminAccount>> {
+                let rows: Vec<$crate::admin::AccountRow> =
+                    sqlx::query_as(sqlx::AssertSqlSafe($crate::admin::accounts_page(limit)))
+                        .bind(after.unwrap_or(uuid::Uuid::nil()))
+                        .bind($crate::admin::contains_pattern(search))
+                        .fetch_all(&self.pool)
+                        .await?;
+                let mut accounts = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let roles = self.account_roles(row.0).await?;
+                    accounts.push($crate::admin::account(row, roles));
+                }
+                Ok(accounts)
+            }
+
+            async fn disable_account(
+                &self,
+                user_id: uuid::Uuid,
+                reason: &str,
+                at: $crate::Timestamp,
+            ) -> $crate::StoreResult<bool> {
+                let done = sqlx::query($crate::admin::DISABLE_ACCOUNT)
+                    .bind(user_id)
+                    .bind(at)
+                    .bind(reason)
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn enable_account(&self, user_id: uuid::Uuid) -> $crate::StoreResult<()> {
+                sqlx::query($crate::admin::ENABLE_ACCOUNT).bind(user_id).execute(self.writer()).await?;
+                Ok(())
+            }
+
+            async fn account_disabled(&self, user_id: uuid::Uuid) -> $crate::StoreResult<bool> {
+                let (count,): (i64,) =
+                    sqlx::query_as($crate::admin::ACCOUNT_DISABLED).bind(user_id).fetch_one(&self.pool).await?;
+                Ok(count > 0)
+            }
+
+            async fn set_account_role(
+                &self,
+                user_id: uuid::Uuid,
+                role: &str,
+                granted: bool,
+                at: $crate::Timestamp,
+            ) -> $crate::StoreResult<()> {
+                if granted {
+                    sqlx::query($crate::admin::GRANT_ROLE)
+                        .bind(user_id)
+                        .bind(role)
+                        .bind(at)
+                        .execute(self.writer())
+                        .await?;
+                } else {
+                    sqlx::query($crate::admin::REVOKE_ROLE).bind(user_id).bind(role).execute(self.writer()).await?;
+                }
+                Ok(())
+            }
+
+            async fn account_roles(&self, user_id: uuid::Uuid) -> $crate::StoreResult<Vec<String>> {
+                let rows: Vec<(String,)> =
+                    sqlx::query_as($crate::admin::ROLES).bind(user_id).fetch_all(&self.pool).await?;
+                Ok(rows.into_iter().map(|(role,)| role).collect())
+            }
+
+            async fn create_invite(&self, invite: &$crate::Invite) -> $crate::StoreResult<()> {
+                sqlx::query($crate::admin::CREATE_INVITE)
+                    .bind(&invite.code_hash[..])
+                    .bind(invite.uses)
+                    .bind(invite.expires_at)
+                    .bind(invite.created_at)
+                    .bind(&invite.created_by)
+                    .execute(self.writer())
+                    .await?;
+                Ok(())
+            }
+
+            async fn use_invite(&self, code_hash: &[u8; 32], now: $crate::Timestamp) -> $crate::StoreResult<bool> {
+                let used = sqlx::query($crate::admin::USE_INVITE)
+                    .bind(&code_hash[..])
+                    .bind(now)
+                    .execute(self.writer())
+                    .await?;
+                Ok(used.rows_affected() == 1)
+            }
+
+            async fn return_invite_use(&self, code_hash: &[u8; 32]) -> $crate::StoreResult<()> {
+                sqlx::query($crate::admin::RETURN_INVITE_USE).bind(&code_hash[..]).execute(self.writer()).await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(crate) use admin_store_impl;

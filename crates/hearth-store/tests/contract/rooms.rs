@@ -168,7 +168,7 @@ async fn members_come_moderators_first_counted_and_paged_by_id(store: Arc<dyn St
     assert_eq!(store.room_member_count(lobby.id).await.expect("count"), 4);
     assert_eq!(store.room_member_count(Uuid::now_v7()).await.expect("count"), 0);
 
-    let mut by_id = vec![ann.id, bob.id, cat.id, dan.id];
+    let mut by_id = [ann.id, bob.id, cat.id, dan.id];
     by_id.sort();
     let page = ids(store.room_members_after(lobby.id, None, 3).await.expect("page"));
     assert_eq!(page, by_id[..3]);
