@@ -162,6 +162,13 @@ pub trait RoomStore: Send + Sync {
     /// How many members the room has.
     async fn room_member_count(&self, room_id: Uuid) -> StoreResult<u64>;
 
+    /// The rooms `user_id` is a member of, by id.
+    async fn rooms_with_member(&self, user_id: Uuid) -> StoreResult<Vec<Uuid>>;
+
+    /// Makes the member who joined first a moderator if the room has members but no moderator
+    /// (its last one's account was deleted); returns who. Nothing changes otherwise.
+    async fn appoint_room_successor(&self, room_id: Uuid) -> StoreResult<Option<Uuid>>;
+
     /// Everyone who shares with the user at least one room of at most `max_members` members
     /// (not the user), by id: whom the user sees in presence, besides conversation partners.
     async fn room_partners(&self, user_id: Uuid, max_members: u32) -> StoreResult<Vec<Uuid>>;
@@ -235,6 +242,7 @@ pub(crate) const ROOM_BY_ID: &str = "SELECT id, name, topic, public, inserted_at
 pub(crate) const MEMBER: &str =
     "SELECT user_id, moderator, joined_at, read_at FROM room_members WHERE room_id = $1 AND user_id = $2";
 pub(crate) const MEMBER_COUNT: &str = "SELECT COUNT(*) FROM room_members WHERE room_id = $1";
+pub(crate) const ROOMS_WITH_MEMBER: &str = "SELECT room_id FROM room_members WHERE user_id = $1 ORDER BY room_id";
 
 /// The first `limit` members of `$1`, moderators first, each by joining time.
 pub(crate) fn members(limit: u32) -> String {
@@ -431,6 +439,17 @@ macro_rules! room_store_impl {
                     .bind(room_id)
                     .bind(after.unwrap_or(uuid::Uuid::nil()))
                     .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn rooms_with_member(&self, user_id: uuid::Uuid) -> $crate::StoreResult<Vec<uuid::Uuid>> {
+                Ok(sqlx::query_scalar($crate::rooms::ROOMS_WITH_MEMBER).bind(user_id).fetch_all(&self.pool).await?)
+            }
+
+            async fn appoint_room_successor(&self, room_id: uuid::Uuid) -> $crate::StoreResult<Option<uuid::Uuid>> {
+                Ok(sqlx::query_scalar($crate::rooms::APPOINT_SUCCESSOR)
+                    .bind(room_id)
+                    .fetch_optional(self.writer())
                     .await?)
             }
 

@@ -330,8 +330,13 @@ pub async fn delete_account(state: &AppState, user_id: Uuid, request: DeleteAcco
 /// Deletes the account and everything that belongs to it (memberships, messages, sealed keys,
 /// images, sessions); its sockets close. The person's own deletion and an administrator's.
 pub async fn erase(state: &AppState, user_id: Uuid) -> ApiResult<()> {
+    let rooms = state.store.rooms_with_member(user_id).await?;
     state.store.delete_user(user_id).await?;
     state.pubsub.publish(Envelope::DisconnectUser { user: user_id }).await;
+    // Their rooms hear that they left, and one whose only moderator they were gets another.
+    for room_id in rooms {
+        crate::rooms::member_gone(state, room_id, user_id).await;
+    }
     Ok(())
 }
 

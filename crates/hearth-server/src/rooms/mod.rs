@@ -264,6 +264,20 @@ pub(super) async fn posts_page(
     Ok(PostPage { items: messages.iter().map(Post::from).collect(), page_token })
 }
 
+/// A member's account was deleted (its memberships with it): the room is told, and if it lost
+/// its last moderator the member there longest becomes one. The account is gone by then: a
+/// failure here is logged, not answered.
+pub async fn member_gone(state: &AppState, room_id: Uuid, user_id: Uuid) {
+    state.publish(room_topic(room_id), "member_left", json!({ "user_id": user_id })).await;
+    match state.store.appoint_room_successor(room_id).await {
+        Ok(Some(successor)) => {
+            state.publish(room_topic(room_id), "moderator_appointed", json!({ "user_id": successor })).await;
+        }
+        Ok(None) => {}
+        Err(error) => tracing::error!(%error, room = %room_id, "no moderator appointed after an account was deleted"),
+    }
+}
+
 /// The listing name page tokens of a room's members are bound to.
 fn members_listing(room_id: Uuid) -> String {
     format!("room_members:{room_id}")

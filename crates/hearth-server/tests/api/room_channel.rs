@@ -204,6 +204,25 @@ async fn when_the_last_moderator_leaves_the_longest_member_moderates() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_account_leaves_its_rooms_and_its_moderation_passes_on() {
+    let app = spawn_app().await;
+    let (ann_s, bob_s) = (app.register("ann@example.org").await, app.register("bob@example.org").await);
+    let lobby = create_room(&app, &ann_s, "lobby", "public").await;
+    app.post_authed(&format!("/api/rooms/{lobby}/join"), &bob_s.auth_token, None).await.expect_status(StatusCode::OK);
+    let topic = format!("room:{lobby}");
+    let mut bob = Peer::connect(&app, &bob_s).await;
+    bob.ok(&topic, "phx_join", json!({})).await;
+
+    let password = json!({ "password": crate::harness::PASSWORD });
+    let deleted = app.delete_authed("/api/account", &ann_s.auth_token, Some(&password)).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
+    assert_eq!(bob.expect(&topic, "member_left").await, json!({ "user_id": ann_s.user_id }));
+    assert_eq!(bob.expect(&topic, "moderator_appointed").await, json!({ "user_id": bob.id }));
+    let listed = app.get_authed("/api/rooms", &bob_s.auth_token).await;
+    assert_eq!(listed.expect_status(StatusCode::OK)["items"][0]["moderator"], json!(true));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_assistant_answers_a_mention_in_the_room_on_the_askers_free_tier() {
     let fake = FakeProvider::start().await.expect("start the fake");
     let app = spawn_with_fake(&fake, |settings| {

@@ -296,10 +296,22 @@ async fn deleting_a_user_removes_their_memberships_and_posts(store: Arc<dyn Stor
     store.add_room_members(lobby.id, &[bob.id], now).await.expect("add");
     store.post_room_message(&post(lobby.id, Some(bob.id), "from bob", None, now)).await.expect("post");
     store.post_room_message(&post(lobby.id, Some(ann.id), "from ann", None, now)).await.expect("post");
+    assert_eq!(store.rooms_with_member(bob.id).await.expect("bob's rooms"), [lobby.id]);
     store.delete_user(bob.id).await.expect("delete bob");
     assert_eq!(texts(&store, lobby.id).await, ["from ann"]);
     assert_eq!(store.room_members(lobby.id, 100).await.expect("members").len(), 1);
     assert_eq!(store.search_room_messages(lobby.id, "bob", 10).await.expect("search"), []);
+    assert_eq!(store.rooms_with_member(bob.id).await.expect("bob's rooms"), []);
+
+    // The moderator's account gone: the member there longest moderates, once.
+    let [cat] = people(&store, ["cat"], now).await;
+    store.add_room_members(lobby.id, &[cat.id], now.plus_secs(1)).await.expect("add cat");
+    assert_eq!(store.appoint_room_successor(lobby.id).await.expect("appoint"), None, "ann moderates");
+    store.delete_user(ann.id).await.expect("delete ann");
+    assert_eq!(store.appoint_room_successor(lobby.id).await.expect("appoint"), Some(cat.id));
+    assert_eq!(store.appoint_room_successor(lobby.id).await.expect("appoint"), None, "cat moderates already");
+    store.delete_user(cat.id).await.expect("delete cat");
+    assert_eq!(store.appoint_room_successor(lobby.id).await.expect("appoint"), None, "nobody is left");
 }
 
 async fn room_partners_are_everyone_sharing_a_room_up_to_a_size(store: Arc<dyn Store>) {
