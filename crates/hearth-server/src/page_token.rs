@@ -6,6 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hearth_vault::ServerSecret;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::error::ApiError;
@@ -57,6 +58,33 @@ impl PageTokens {
         self.mac(listing, cursor).verify_truncated_left(tag).map_err(|_| invalid())?;
         Ok(cursor.to_vec())
     }
+
+    /// The id a page of `listing` continues from: `None` for the first page (no token), a 400
+    /// for a token that is not a valid one of this listing holding an id.
+    pub fn decode_id(&self, listing: &str, token: Option<&str>) -> Result<Option<Uuid>, ApiError> {
+        let Some(token) = token else { return Ok(None) };
+        let cursor = self.decode(listing, token)?;
+        let id = Uuid::from_slice(&cursor)
+            .map_err(|_| ApiError::bad_request("invalid_page_token", "The page token is invalid."))?;
+        Ok(Some(id))
+    }
+
+    /// Cuts `rows`, read one past `size` (the extra row says that another page exists), to
+    /// `size`, and returns the token of the next page (the id `key` gives of the last row kept),
+    /// or `None` on the last page.
+    pub fn next_page<T>(
+        &self,
+        listing: &str,
+        rows: &mut Vec<T>,
+        size: u32,
+        key: impl Fn(&T) -> Uuid,
+    ) -> Option<String> {
+        if rows.len() <= size as usize {
+            return None;
+        }
+        rows.truncate(size as usize);
+        rows.last().map(|last| self.encode(listing, key(last).as_bytes()))
+    }
 }
 
 #[cfg(test)]
@@ -74,5 +102,23 @@ mod tests {
         assert!(tokens.decode("users", std::str::from_utf8(&tampered).expect("ascii")).is_err());
         assert!(tokens.decode("users", "!!!").is_err());
         assert!(tokens.decode("users", "").is_err());
+    }
+
+    #[test]
+    fn pages_cut_one_past_the_size_and_continue_from_the_last_id() {
+        let tokens = PageTokens::new(&ServerSecret::from_text(&ServerSecret::generate_text()).expect("secret"));
+        let ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+        let mut last_page = ids[..2].to_vec();
+        assert_eq!(tokens.next_page("rooms", &mut last_page, 2, |id| *id), None);
+        assert_eq!(last_page.len(), 2);
+
+        let mut rows = ids.clone();
+        let token = tokens.next_page("rooms", &mut rows, 2, |id| *id).expect("another page");
+        assert_eq!(rows, ids[..2]);
+        assert_eq!(tokens.decode_id("rooms", Some(&token)).expect("valid"), Some(ids[1]));
+        assert_eq!(tokens.decode_id("rooms", None).expect("first page"), None);
+        assert!(tokens.decode_id("users", Some(&token)).is_err(), "bound to its listing");
+        let not_an_id = tokens.encode("rooms", b"short");
+        assert!(tokens.decode_id("rooms", Some(&not_an_id)).is_err());
     }
 }

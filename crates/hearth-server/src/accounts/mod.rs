@@ -365,25 +365,11 @@ pub async fn directory(
     size: u32,
 ) -> ApiResult<UserPage> {
     let search = query.map(checked_query).transpose()?;
-    let after = match page_token {
-        None => None,
-        Some(token) => {
-            let cursor = state.page_tokens.decode(DIRECTORY, token)?;
-            Some(
-                Uuid::from_slice(&cursor)
-                    .map_err(|_| ApiError::bad_request("invalid_page_token", "The page token is invalid."))?,
-            )
-        }
-    };
+    let after = state.page_tokens.decode_id(DIRECTORY, page_token)?;
     // One extra row says whether another page exists.
     let page = hearth_store::DirectoryPage { viewer, search: search.as_deref(), after, limit: size + 1 };
     let mut entries = state.store.directory(&page).await?;
-    let next = if entries.len() > size as usize {
-        entries.truncate(size as usize);
-        entries.last().map(|last| state.page_tokens.encode(DIRECTORY, last.user.id.as_bytes()))
-    } else {
-        None
-    };
+    let next = state.page_tokens.next_page(DIRECTORY, &mut entries, size, |last| last.user.id);
     let everyone = state.settings.directory.show_emails == ShowEmails::Everyone;
     let items = entries
         .into_iter()

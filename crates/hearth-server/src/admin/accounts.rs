@@ -103,21 +103,10 @@ pub async fn list(
         Some("") | None => None,
         Some(query) => Some(query),
     };
-    let after = match page_token {
-        None => None,
-        Some(token) => Some(
-            Uuid::from_slice(&state.page_tokens.decode(ACCOUNTS_LISTING, token)?)
-                .map_err(|_| ApiError::bad_request("invalid_page_token", "The page token is invalid."))?,
-        ),
-    };
+    let after = state.page_tokens.decode_id(ACCOUNTS_LISTING, page_token)?;
     // One extra row says whether another page exists.
     let mut accounts = state.store.admin_accounts(search, after, size + 1).await?;
-    let next = if accounts.len() > size as usize {
-        accounts.truncate(size as usize);
-        accounts.last().map(|last| state.page_tokens.encode(ACCOUNTS_LISTING, last.user_id.as_bytes()))
-    } else {
-        None
-    };
+    let next = state.page_tokens.next_page(ACCOUNTS_LISTING, &mut accounts, size, |last| last.user_id);
     Ok(AdminUserPage { items: accounts.into_iter().map(AdminUser::from).collect(), page_token: next })
 }
 

@@ -83,15 +83,6 @@ pub struct AdminPostPage {
     pub senders: BTreeMap<Uuid, String>,
 }
 
-/// The id inside a page token of `listing`, or a 400.
-fn cursor(state: &AppState, listing: &str, token: Option<&str>) -> ApiResult<Option<Uuid>> {
-    let Some(token) = token else { return Ok(None) };
-    let cursor = state.page_tokens.decode(listing, token)?;
-    Uuid::from_slice(&cursor)
-        .map(Some)
-        .map_err(|_| ApiError::bad_request("invalid_page_token", "The page token is invalid."))
-}
-
 /// One page of every room, public and private, after the one `page_token` ends at: all, or
 /// those whose name or topic contains `query`.
 pub async fn list(
@@ -107,15 +98,10 @@ pub async fn list(
         Some("") | None => None,
         Some(query) => Some(query),
     };
-    let after = cursor(state, ROOMS_LISTING, page_token)?;
+    let after = state.page_tokens.decode_id(ROOMS_LISTING, page_token)?;
     // One extra row says whether another page exists.
     let mut rooms = state.store.admin_rooms(search, after, size + 1).await?;
-    let next = if rooms.len() > size as usize {
-        rooms.truncate(size as usize);
-        rooms.last().map(|last| state.page_tokens.encode(ROOMS_LISTING, last.room.id.as_bytes()))
-    } else {
-        None
-    };
+    let next = state.page_tokens.next_page(ROOMS_LISTING, &mut rooms, size, |last| last.room.id);
     Ok(AdminRoomPage { items: rooms.into_iter().map(AdminRoomItem::from).collect(), page_token: next })
 }
 
@@ -152,14 +138,9 @@ pub async fn messages(
     let read: ApiResult<AdminPostPage> = async {
         existing(room)?;
         let listing = posts_listing(room_id);
-        let before = cursor(state, &listing, page_token)?;
+        let before = state.page_tokens.decode_id(&listing, page_token)?;
         let mut messages = state.store.room_messages(room_id, before, size + 1).await?;
-        let page_token = if messages.len() > size as usize {
-            messages.truncate(size as usize);
-            messages.last().map(|last| state.page_tokens.encode(&listing, last.id.as_bytes()))
-        } else {
-            None
-        };
+        let page_token = state.page_tokens.next_page(&listing, &mut messages, size, |last| last.id);
         let mut senders = BTreeMap::new();
         for sender in messages.iter().filter_map(|message| message.sender_id) {
             if !senders.contains_key(&sender)

@@ -208,12 +208,8 @@ pub async fn messages_page(
     size: u32,
 ) -> ApiResult<MessagePage> {
     let mut messages = state.store.messages_page(conversation_id, recipient, before, size + 1).await?;
-    let page_token = if messages.len() > size as usize {
-        messages.truncate(size as usize);
-        messages.last().map(|last| state.page_tokens.encode(&listing(conversation_id), last.history_key.as_bytes()))
-    } else {
-        None
-    };
+    let page_token =
+        state.page_tokens.next_page(&listing(conversation_id), &mut messages, size, |last| last.history_key);
     Ok(MessagePage { items: messages.iter().map(Message::from).collect(), page_token })
 }
 
@@ -229,15 +225,7 @@ pub async fn history(
     if !state.store.member_ids(conversation_id).await?.contains(&reader) {
         return Err(ApiError::NotFound);
     }
-    let before = match page_token {
-        Some(token) => {
-            let cursor = state.page_tokens.decode(&listing(conversation_id), token)?;
-            let cursor = Uuid::from_slice(&cursor)
-                .map_err(|_| ApiError::bad_request("invalid_page_token", "The page token is invalid."))?;
-            Some(cursor)
-        }
-        None => None,
-    };
+    let before = state.page_tokens.decode_id(&listing(conversation_id), page_token)?;
     messages_page(state, conversation_id, reader, before, size).await
 }
 

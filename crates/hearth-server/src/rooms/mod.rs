@@ -111,26 +111,12 @@ fn posts_listing(room_id: Uuid) -> String {
     format!("room_messages:{room_id}")
 }
 
-/// The id inside a page token of `listing`, or a 400.
-fn cursor(state: &AppState, listing: &str, token: Option<&str>) -> ApiResult<Option<Uuid>> {
-    let Some(token) = token else { return Ok(None) };
-    let cursor = state.page_tokens.decode(listing, token)?;
-    let id = Uuid::from_slice(&cursor)
-        .map_err(|_| ApiError::bad_request("invalid_page_token", "The page token is invalid."))?;
-    Ok(Some(id))
-}
-
 /// The rooms `me` is in and the public ones, by id, a page at a time.
 pub async fn list(state: &AppState, me: Uuid, page_token: Option<&str>, size: u32) -> ApiResult<RoomList> {
     let listing = rooms_listing(me);
-    let after = cursor(state, &listing, page_token)?;
+    let after = state.page_tokens.decode_id(&listing, page_token)?;
     let mut rooms = state.store.rooms_of(me, after, size + 1).await?;
-    let page_token = if rooms.len() > size as usize {
-        rooms.truncate(size as usize);
-        rooms.last().map(|last| state.page_tokens.encode(&listing, last.room.id.as_bytes()))
-    } else {
-        None
-    };
+    let page_token = state.page_tokens.next_page(&listing, &mut rooms, size, |last| last.room.id);
     Ok(RoomList { items: rooms.iter().map(ListedRoom::from).collect(), page_token })
 }
 
@@ -255,12 +241,7 @@ pub(super) async fn posts_page(
     size: u32,
 ) -> ApiResult<PostPage> {
     let mut messages = state.store.room_messages(room_id, before, size + 1).await?;
-    let page_token = if messages.len() > size as usize {
-        messages.truncate(size as usize);
-        messages.last().map(|last| state.page_tokens.encode(&posts_listing(room_id), last.id.as_bytes()))
-    } else {
-        None
-    };
+    let page_token = state.page_tokens.next_page(&posts_listing(room_id), &mut messages, size, |last| last.id);
     Ok(PostPage { items: messages.iter().map(Post::from).collect(), page_token })
 }
 
@@ -293,14 +274,9 @@ pub async fn members(
 ) -> ApiResult<MemberPage> {
     Seen::check(state, room_id, me).await?.member()?;
     let listing = members_listing(room_id);
-    let after = cursor(state, &listing, page_token)?;
+    let after = state.page_tokens.decode_id(&listing, page_token)?;
     let mut members = state.store.room_members_after(room_id, after, size + 1).await?;
-    let page_token = if members.len() > size as usize {
-        members.truncate(size as usize);
-        members.last().map(|last| state.page_tokens.encode(&listing, last.user_id.as_bytes()))
-    } else {
-        None
-    };
+    let page_token = state.page_tokens.next_page(&listing, &mut members, size, |last| last.user_id);
     Ok(MemberPage { items: members.iter().map(channel::Member::from).collect(), page_token })
 }
 
@@ -313,7 +289,7 @@ pub async fn history(
     size: u32,
 ) -> ApiResult<PostPage> {
     Seen::check(state, room_id, me).await?.member()?;
-    let before = cursor(state, &posts_listing(room_id), page_token)?;
+    let before = state.page_tokens.decode_id(&posts_listing(room_id), page_token)?;
     posts_page(state, room_id, before, size).await
 }
 
