@@ -124,7 +124,7 @@ export class Rooms {
     channel.on("delete_post", ({message_id}) => this.removed(room, message_id))
     channel.on("member_joined", ({user_id}) => this.memberJoined(room, user_id))
     channel.on("member_left", ({user_id}) => {
-      room.memberCount = Math.max(1, (room.memberCount ?? room.members.size) - 1)
+      room.memberCount = Math.max(1, room.memberCount - 1)
       if(!room.members.delete(user_id)){ this.changed(room); return }
       if(user_id !== this.me){ this.line(room, `${this.client.name(user_id)} left`) }
       this.changed(room)
@@ -215,7 +215,7 @@ export class Rooms {
     const known = room.members.has(userId)
     if(!known){
       room.members.set(userId, {user_id: userId, moderator: false, read_at: null})
-      room.memberCount = (room.memberCount ?? room.members.size - 1) + 1
+      room.memberCount += 1
     }
     await this.client.ensureUsers([userId])
     if(!known && userId !== this.me){ this.line(room, `${this.client.name(userId)} joined`) }

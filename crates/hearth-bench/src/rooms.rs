@@ -146,7 +146,7 @@ async fn join_room(sockets: &[Socket], room: Uuid, concurrency: usize) -> anyhow
 
 /// Milliseconds from each post's send to its arrival, for the deliveries of posts `seqs`.
 fn latencies_ms(shared: &Shared, seqs: std::ops::Range<u64>) -> Vec<f64> {
-    let deliveries = shared.deliveries.lock().map(|d| d.clone()).unwrap_or_default();
+    let Ok(deliveries) = shared.deliveries.lock() else { return Vec::new() };
     let mut latencies: Vec<f64> = deliveries
         .iter()
         .filter(|d| seqs.contains(&d.seq))
@@ -203,7 +203,7 @@ async fn room_run(
     }
     let each = latencies_ms(&shared, 0..args.posts);
     let mut last: Vec<f64> = {
-        let deliveries = shared.deliveries.lock().map(|d| d.clone()).unwrap_or_default();
+        let Ok(deliveries) = shared.deliveries.lock() else { bail!("a socket task panicked holding the record") };
         let mut last_by_post = vec![0.0f64; args.posts as usize];
         for d in deliveries.iter().filter(|d| d.seq < args.posts) {
             let ms = d.received_ns.saturating_sub(d.sent_ns) as f64 / 1e6;
@@ -252,7 +252,7 @@ async fn room_run(
     }
     let window_secs = (end.at_ns - start.at_ns) as f64 / 1e9;
     let in_window = {
-        let deliveries = shared.deliveries.lock().map(|d| d.clone()).unwrap_or_default();
+        let Ok(deliveries) = shared.deliveries.lock() else { bail!("a socket task panicked holding the record") };
         deliveries.iter().filter(|d| d.received_ns >= start.at_ns && d.received_ns < end.at_ns).count() as f64
     };
     let measured = first + warm..first + total;
