@@ -114,9 +114,10 @@ impl Tmux {
         self.run(&args);
     }
 
-    /// Types `text` as it is.
+    /// Types `text` as it is (after `--`: text starting with `-`, as a random invite code may,
+    /// is not an option of send-keys).
     pub(crate) fn type_text(&self, text: &str) {
-        self.run(&["send-keys", "-t", "chat", "-l", text]);
+        self.run(&["send-keys", "-t", "chat", "-l", "--", text]);
     }
 
     /// What the pane shows now.
