@@ -86,6 +86,8 @@ pub struct Shared {
     pub deliveries: Mutex<Vec<Delivery>>,
     /// For every send: (sequence number, how late the write was against the schedule, ns).
     pub sends: Mutex<Vec<(u64, u64)>>,
+    /// Payload bytes of the last `new_post` frame read (for the kernel's floor, `floor.rs`).
+    pub post_frame_bytes: AtomicU64,
 }
 
 impl Shared {
@@ -98,6 +100,7 @@ impl Shared {
             sent: AtomicU64::new(0),
             send_errors: AtomicU64::new(0),
             deliveries: Mutex::new(Vec::new()),
+            post_frame_bytes: AtomicU64::new(0),
             sends: Mutex::new(Vec::new()),
         })
     }
@@ -307,6 +310,9 @@ async fn drive(
                     Some(Ok(_)) => continue,
                 };
                 let received_ns = shared.now_ns();
+                let frame_bytes = match &frame {
+                    Frame::Text(bytes) | Frame::Binary(bytes) => bytes.len() as u64,
+                };
                 let Ok(message) = Vsn::V2.decode_from_server(&frame) else { continue };
                 if message.event == "new_message" && message.topic == own_topic {
                     let payload = message.payload.as_json();
@@ -318,6 +324,7 @@ async fn drive(
                         deliveries.push(Delivery { seq, sent_ns, received_ns });
                     }
                 } else if message.event == "new_post" && message.topic.starts_with("room:") {
+                    shared.post_frame_bytes.store(frame_bytes, Ordering::Relaxed);
                     // Every member holds it, the poster too.
                     if let Some((seq, sent_ns)) = message.payload.as_json().and_then(|p| p["text"].as_str()).and_then(parse_stamp)
                         && let Ok(mut deliveries) = shared.deliveries.lock()

@@ -30,6 +30,7 @@
 
 mod client;
 mod e2e;
+mod floor;
 mod gateway;
 mod rooms;
 mod server;
@@ -147,11 +148,18 @@ enum Mode {
     /// A room's fan-out: one post to every member of a big room, and deliveries per server
     /// CPU-second at a steady post rate.
     Rooms(rooms::RoomsArgs),
+    /// The kernel's floor for `rooms`: writes frames to the connections it accepts (started by
+    /// the bench itself; see `floor.rs`).
+    #[command(hide = true)]
+    FloorWriter(floor::WriterArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Mode::FloorWriter(args) = &cli.mode {
+        return floor::write(args);
+    }
     let binary = cli.hearth.clone().unwrap_or_else(|| server::workspace_root().join("target/release/hearth"));
     if !binary.is_file() {
         bail!("{} not found: build it with `cargo build --release -p hearth` or pass --hearth", binary.display());
@@ -168,6 +176,8 @@ async fn main() -> anyhow::Result<()> {
         Mode::Gateway(args) => gateway::run(&binary, cli.runs, args).await?,
         Mode::E2e(args) => e2e::run(&cli, &binary, &database, args).await?,
         Mode::Rooms(args) => rooms::run(&cli, &binary, &database, args).await?,
+        // Ran above, before looking for the hearth binary it does not need.
+        Mode::FloorWriter(_) => {}
         Mode::Sockets { sockets, checkpoint, hold_secs, max_failures } => {
             if (*sockets as u64) + 200 > nofile {
                 eprintln!(

@@ -10,6 +10,10 @@
 //! - **Deliveries per server CPU-second**: posts at a steady `--rate` (open loop) for
 //!   `--seconds` after `--warmup-secs`; `new_post` pushes read by members in the window over the
 //!   server's CPU seconds in the window.
+//! - **The kernel's floor**, in the same run: a bare process writing a frame of the same size to
+//!   as many loopback connections at the same rate (`floor.rs`); its writes per CPU-second bound
+//!   what any server writing each member its own copy can reach here, and hearth's deliveries per
+//!   CPU-second are reported as a share of it.
 //!
 //! The poster is a member too and counts among those who must hold the post.
 
@@ -23,6 +27,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::client::{self, Shared, Socket, User};
+use crate::floor;
 use crate::server::{self, Database, Server};
 use crate::stats::{Row, percentile_sorted, table};
 use crate::{Cli, CpuMark, open_sockets, socket_options, wait_for_quiet_machine};
@@ -75,6 +80,7 @@ struct RoomFigures {
     server_cpu: f64,
     generator_cpu: f64,
     deliveries_per_server_cpu_sec: f64,
+    floor: floor::Floor,
     send_errors: u64,
     dropped: u64,
 }
@@ -258,6 +264,20 @@ async fn room_run(
     let measured = first + warm..first + total;
     let steady = latencies_ms(&shared, measured.clone());
     let server_cpu = end.server - start.server;
+    let post_frame_bytes = shared.post_frame_bytes.load(Ordering::Relaxed);
+    // The members' sockets close first: the floor's connections need their file descriptors.
+    drop(sockets);
+    let closing = Instant::now();
+    while shared.alive.load(Ordering::Relaxed) > 0 && closing.elapsed() < POST_DEADLINE {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let floor_payload = usize::try_from(post_frame_bytes).unwrap_or(0);
+    let floor = floor::measure(members, rate, args.warmup_secs, args.seconds, floor_payload).await?;
+    eprintln!(
+        "  the kernel's floor: {:.0} writes/s of {floor_payload}-byte frames to {members} connections, writer CPU {:.2} s \
+         = {:.0} writes per CPU-second",
+        floor.writes_per_sec, floor.writer_cpu, floor.writes_per_cpu_sec
+    );
     let figures = RoomFigures {
         join_secs,
         join_reply_kib: join_reply_bytes / 1024.0,
@@ -275,6 +295,7 @@ async fn room_run(
         server_cpu,
         generator_cpu: end.generator - start.generator,
         deliveries_per_server_cpu_sec: in_window / server_cpu.max(1e-9),
+        floor,
         send_errors: shared.send_errors.load(Ordering::Relaxed),
         dropped: shared.dropped.load(Ordering::Relaxed),
     };
@@ -291,8 +312,6 @@ async fn room_run(
         figures.send_errors,
         figures.dropped
     );
-    drop(sockets);
-    tokio::time::sleep(Duration::from_secs(1)).await;
     Ok(figures)
 }
 
@@ -337,6 +356,13 @@ fn report(cli: &Cli, args: &RoomsArgs, all: &[RoomFigures], database: &Database)
         Row::new("steady: server CPU in the window", "s", 2, col(&|f| f.server_cpu)),
         Row::new("steady: generator CPU in the window", "s", 2, col(&|f| f.generator_cpu)),
         Row::new("steady: deliveries per server CPU-second", "", 0, col(&|f| f.deliveries_per_server_cpu_sec)),
+        Row::new("kernel's floor: writes per writer CPU-second", "", 0, col(&|f| f.floor.writes_per_cpu_sec)),
+        Row::new(
+            "hearth's deliveries per CPU-second, share of the floor",
+            "%",
+            1,
+            col(&|f| 100.0 * f.deliveries_per_server_cpu_sec / f.floor.writes_per_cpu_sec),
+        ),
         Row::new("error replies to posts", "", 0, col(&|f| f.send_errors as f64)),
         Row::new("sockets dropped by the server", "", 0, col(&|f| f.dropped as f64)),
     ];

@@ -171,11 +171,17 @@ impl Server {
                 tracing::info!(sockets = open, "closing sockets");
             }
         };
-        let service = self.app.into_make_service_with_connect_info::<SocketAddr>();
         let result = match self.tls {
             None => {
-                let listener = tokio::net::TcpListener::from_std(self.listener)?.tap_io(send_without_delay);
-                axum::serve(listener, service).with_graceful_shutdown(shutdown).await.map_err(ServerError::from)
+                // Connections whose outbox lets a broadcast be written without waking the
+                // socket's task (phoenix_channels::server::Listener).
+                let listener =
+                    phoenix_channels::server::Listener::from(tokio::net::TcpListener::from_std(self.listener)?)
+                        .tap_io(send_without_delay);
+                axum::serve(listener, phoenix_channels::server::ServeConnections(self.app))
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                    .map_err(ServerError::from)
             }
             Some(tls) => {
                 let handle = axum_server::Handle::new();
@@ -189,7 +195,7 @@ impl Server {
                 axum_server::from_tcp(self.listener)?
                     .acceptor(acceptor)
                     .handle(handle)
-                    .serve(service)
+                    .serve(self.app.into_make_service_with_connect_info::<SocketAddr>())
                     .await
                     .map_err(ServerError::from)
             }
@@ -207,8 +213,8 @@ impl Server {
 /// Turns Nagle's algorithm off on an accepted connection. A socket's pushes are small frames
 /// written as they happen; with Nagle on, a frame written while the previous one is unacknowledged
 /// waits for the peer's delayed ACK (40 ms on Linux), which is what a chat server must not do.
-fn send_without_delay(tcp: &mut tokio::net::TcpStream) {
-    if let Err(error) = tcp.set_nodelay(true) {
+fn send_without_delay(connection: &mut phoenix_channels::server::Connection) {
+    if let Err(error) = connection.tcp().set_nodelay(true) {
         tracing::debug!(%error, "TCP_NODELAY could not be set on a connection");
     }
 }

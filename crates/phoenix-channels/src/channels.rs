@@ -81,7 +81,7 @@ impl Channels {
     }
 
     /// Topics joined.
-    pub fn topics(&self) -> impl Iterator<Item = &str> {
+    pub fn topics(&self) -> impl Iterator<Item = &str> + Clone {
         self.joined.keys().map(String::as_str)
     }
 

@@ -15,6 +15,12 @@
 //! handled, then the pushes already waiting in the queue (up to [`PUSHES_PER_WRITE`]). A
 //! `send_message` reply and the sender's own copy of the message, say, leave together, and
 //! the peer reads them together: one system call on each side instead of two.
+//!
+//! A socket served on a [`Listener`]'s connection also takes broadcasts without its task: when
+//! nothing must go before it (no queued command, no turn under way, nothing unsent) and its
+//! channel's join reply is out, a [`Broadcast`] is written straight to the connection by whoever
+//! fans it out, one write system call per socket (`server/connection.rs` says how the two
+//! writers keep frames whole and in order).
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -29,10 +35,17 @@ use futures::{SinkExt as _, StreamExt as _};
 use serde_json::{Map, Value};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
+use tungstenite::protocol::frame::Frame as WsFrame;
+use tungstenite::protocol::frame::coding::{Data, OpCode};
 
 use crate::channels::{Channels, Routed};
 use crate::codec::{Frame, Vsn};
 use crate::message::{Message, Payload};
+
+mod connection;
+
+use connection::Direct;
+pub use connection::{Connection, Listener, Outbox, ServeConnections, WithConnection};
 
 /// Limits and sizes of sockets.
 #[derive(Debug, Clone)]
@@ -114,6 +127,9 @@ pub struct Broadcast {
     message: Message,
     v1: OnceLock<Option<Frame>>,
     v2: OnceLock<Option<Frame>>,
+    /// The WebSocket frames (header and payload) written directly to connections, per vsn.
+    ws_v1: OnceLock<Option<Bytes>>,
+    ws_v2: OnceLock<Option<Bytes>>,
 }
 
 impl Broadcast {
@@ -123,6 +139,8 @@ impl Broadcast {
             message: Message::new(None, None, topic, event, payload),
             v1: OnceLock::new(),
             v2: OnceLock::new(),
+            ws_v1: OnceLock::new(),
+            ws_v2: OnceLock::new(),
         })
     }
 
@@ -137,6 +155,24 @@ impl Broadcast {
             Vsn::V2 => &self.v2,
         };
         slot.get_or_init(|| vsn.encode(&self.message).ok()).clone()
+    }
+
+    /// The whole WebSocket frame, as a server sends it (unmasked, final).
+    fn ws_frame(&self, vsn: Vsn) -> Option<Bytes> {
+        let slot = match vsn {
+            Vsn::V1 => &self.ws_v1,
+            Vsn::V2 => &self.ws_v2,
+        };
+        slot.get_or_init(|| {
+            let (opcode, payload) = match self.frame(vsn)? {
+                Frame::Text(payload) => (Data::Text, payload),
+                Frame::Binary(payload) => (Data::Binary, payload),
+            };
+            let mut bytes = Vec::with_capacity(payload.len() + 10);
+            WsFrame::message(payload, OpCode::Data(opcode), true).format(&mut bytes).ok()?;
+            Some(Bytes::from(bytes))
+        })
+        .clone()
     }
 }
 
@@ -158,10 +194,17 @@ pub enum PushError {
 }
 
 /// A handle for sending to one socket from anywhere (pub/sub, other sockets, the handler).
+/// Cloning it is one reference count: a fan-out clones one per socket.
 #[derive(Debug, Clone)]
-pub struct SocketHandle {
+pub struct SocketHandle(Arc<HandleShared>);
+
+#[derive(Debug)]
+struct HandleShared {
     commands: mpsc::Sender<Command>,
-    stop: Arc<Stop>,
+    stop: Stop,
+    /// The connection's outbox, when the socket runs on a [`Listener`]'s connection: broadcasts
+    /// are then written directly when they can be.
+    outbox: Option<Outbox>,
 }
 
 #[derive(Debug, Default)]
@@ -178,11 +221,20 @@ impl std::fmt::Debug for Command {
 
 impl SocketHandle {
     fn send(&self, command: Command) -> Result<(), PushError> {
-        self.commands.try_send(command).map_err(|error| match error {
-            mpsc::error::TrySendError::Closed(_) => PushError::Closed,
-            mpsc::error::TrySendError::Full(_) => {
-                self.disconnect(close_code::AWAY);
-                PushError::Overloaded
+        // Counted before it is in the queue: a broadcast written directly meanwhile went first.
+        if let Some(outbox) = &self.0.outbox {
+            outbox.queued(true);
+        }
+        self.0.commands.try_send(command).map_err(|error| {
+            if let Some(outbox) = &self.0.outbox {
+                outbox.queued(false);
+            }
+            match error {
+                mpsc::error::TrySendError::Closed(_) => PushError::Closed,
+                mpsc::error::TrySendError::Full(_) => {
+                    self.disconnect(close_code::AWAY);
+                    PushError::Overloaded
+                }
             }
         })
     }
@@ -193,8 +245,17 @@ impl SocketHandle {
         self.send(Command::Push { topic: topic.to_owned(), event: event.to_owned(), payload })
     }
 
-    /// Sends a pre-encoded broadcast if the socket has joined its topic.
+    /// Sends a pre-encoded broadcast if the socket has joined its topic: written to the
+    /// connection here and now when nothing must go before it, through the socket's queue
+    /// otherwise.
     pub fn broadcast(&self, broadcast: Arc<Broadcast>) -> Result<(), PushError> {
+        if let Some(outbox) = &self.0.outbox {
+            match outbox.write_broadcast(broadcast.topic(), |vsn| broadcast.ws_frame(vsn)) {
+                Direct::Written | Direct::NotJoined => return Ok(()),
+                Direct::Closed => return Err(PushError::Closed),
+                Direct::Queue => {}
+            }
+        }
         self.send(Command::Broadcast(broadcast))
     }
 
@@ -205,15 +266,15 @@ impl SocketHandle {
 
     /// Closes the whole socket with `code` (1001 for recoverable reasons: clients reconnect).
     pub fn disconnect(&self, code: u16) {
-        if let Ok(mut slot) = self.stop.code.lock() {
+        if let Ok(mut slot) = self.0.stop.code.lock() {
             slot.get_or_insert(code);
         }
-        self.stop.notify.notify_one();
+        self.0.stop.notify.notify_one();
     }
 
     /// Whether the socket has gone.
     pub fn is_closed(&self) -> bool {
-        self.commands.is_closed()
+        self.0.commands.is_closed()
     }
 }
 
@@ -278,11 +339,14 @@ impl ConnectRequest {
         self.params.get(name).and_then(Value::as_str)
     }
 
-    /// Completes the upgrade and runs the socket with `make_handler`'s handler.
+    /// Completes the upgrade and runs the socket with `make_handler`'s handler. With the
+    /// connection's `outbox` (the request's extension when served by [`ServeConnections`] on a
+    /// [`Listener`]), broadcasts are written to the connection directly when they can be.
     pub fn upgrade<H: Handler>(
         self,
         mut ws: WebSocketUpgrade,
         config: &SocketConfig,
+        outbox: Option<Outbox>,
         make_handler: impl FnOnce(SocketHandle) -> H + Send + 'static,
     ) -> Response {
         if self.offered_phoenix {
@@ -296,7 +360,7 @@ impl ConnectRequest {
             .write_buffer_size(WRITE_BUFFER_SIZE)
             .max_message_size(config.max_message_size)
             .max_frame_size(config.max_message_size)
-            .on_upgrade(move |socket| run(socket, self.vsn, config, make_handler))
+            .on_upgrade(move |socket| run(socket, self.vsn, config, outbox, make_handler))
     }
 }
 
@@ -323,59 +387,96 @@ fn nest_params(pairs: Vec<(String, String)>) -> Map<String, Value> {
     root
 }
 
+/// What woke the socket's loop.
+enum Wake {
+    Stop(u16),
+    Incoming(Option<Result<WsMessage, axum::Error>>),
+    Command(Command),
+    /// A direct write left a tail in the outbox.
+    Unsent,
+}
+
 async fn run<H: Handler>(
     socket: WebSocket,
     vsn: Vsn,
     config: SocketConfig,
+    outbox: Option<Outbox>,
     make_handler: impl FnOnce(SocketHandle) -> H,
 ) {
     let (commands_tx, mut commands) = mpsc::channel(config.queue_capacity.max(1));
-    let stop = Arc::new(Stop::default());
-    let mut handler = make_handler(SocketHandle { commands: commands_tx, stop: stop.clone() });
+    let handle = SocketHandle(Arc::new(HandleShared { commands: commands_tx, stop: Stop::default(), outbox }));
+    let shared = handle.0.clone();
+    let mut handler = make_handler(handle);
     let mut channels = Channels::new(config.max_channels);
     let (mut sink, mut stream) = socket.split();
+    if let Some(outbox) = &shared.outbox {
+        outbox.open_lane(vsn);
+    }
     handler.opened().await;
     let mut deadline = Instant::now() + config.idle_timeout;
 
     let close_code = loop {
-        let outgoing: Vec<Message> = tokio::select! {
+        let wake = tokio::select! {
             biased;
-            () = stop.notify.notified() => {
-                break stop.code.lock().ok().and_then(|c| *c).unwrap_or(close_code::AWAY);
+            () = shared.stop.notify.notified() => {
+                Wake::Stop(shared.stop.code.lock().ok().and_then(|c| *c).unwrap_or(close_code::AWAY))
             }
-            () = tokio::time::sleep_until(deadline) => break close_code::AWAY,
-            incoming = stream.next() => {
+            () = tokio::time::sleep_until(deadline) => Wake::Stop(close_code::AWAY),
+            incoming = stream.next() => Wake::Incoming(incoming),
+            Some(command) = commands.recv() => Wake::Command(command),
+            () = unsent_waiting(shared.outbox.as_ref()) => Wake::Unsent,
+        };
+        if let Some(outbox) = &shared.outbox {
+            outbox.begin_turn();
+        }
+        let mut taken = 0;
+        let outgoing: Vec<Message> = match wake {
+            Wake::Stop(code) => break code,
+            Wake::Incoming(incoming) => {
                 deadline = Instant::now() + config.idle_timeout;
                 let frame = match incoming {
                     None => break close_code::NORMAL,
                     Some(Err(error)) => break if is_too_big(error) { close_code::SIZE } else { close_code::PROTOCOL },
-                    Some(Ok(WsMessage::Text(text))) => Frame::Text(Bytes::from(text)),
-                    Some(Ok(WsMessage::Binary(bytes))) => Frame::Binary(bytes),
+                    Some(Ok(WsMessage::Text(text))) => Some(Frame::Text(Bytes::from(text))),
+                    Some(Ok(WsMessage::Binary(bytes))) => Some(Frame::Binary(bytes)),
                     Some(Ok(WsMessage::Close(_))) => break close_code::NORMAL,
-                    Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
+                    Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => None,
                 };
-                match vsn.decode(&frame) {
-                    Ok(message) => handle_message(&mut channels, &mut handler, &mut sink, vsn, message).await,
-                    Err(error) => {
+                match frame.map(|frame| vsn.decode(&frame)) {
+                    None => Vec::new(),
+                    Some(Ok(message)) => handle_message(&mut channels, &mut handler, &mut sink, vsn, message).await,
+                    Some(Err(error)) => {
                         tracing::debug!(%error, "undecodable frame dropped");
                         Vec::new()
                     }
                 }
             }
-            Some(command) = commands.recv() => {
+            Wake::Command(command) => {
+                taken += 1;
                 if apply(command, &mut channels, &mut handler, &mut sink, vsn).await.is_err() {
                     break close_code::AWAY;
                 }
                 Vec::new()
             }
+            Wake::Unsent => Vec::new(),
         };
-        if feed_all(&mut sink, vsn, outgoing).await.is_err()
-            || send_queued(&mut commands, &mut channels, &mut handler, &mut sink, vsn).await.is_err()
-        {
+        if feed_all(&mut sink, vsn, outgoing).await.is_err() {
             break close_code::AWAY;
+        }
+        match send_queued(&mut commands, &mut channels, &mut handler, &mut sink, vsn).await {
+            Ok(queued) => taken += queued,
+            Err(_) => break close_code::AWAY,
+        }
+        // Everything this turn sent is with the connection: broadcasts may go directly again.
+        if let Some(outbox) = &shared.outbox {
+            outbox.end_turn(taken, channels.topics());
         }
     };
 
+    // A turn that ended the loop never ends: no broadcast is written directly from here on.
+    if let Some(outbox) = &shared.outbox {
+        outbox.close_lane();
+    }
     let topics: Vec<String> = channels.topics().map(str::to_owned).collect();
     for topic in topics {
         handler.left(&topic).await;
@@ -384,6 +485,15 @@ async fn run<H: Handler>(
     let _ =
         sink.send(WsMessage::Close(Some(CloseFrame { code: close_code, reason: Utf8Bytes::from_static("") }))).await;
     let _ = sink.close().await;
+}
+
+/// Resolves when a direct write has left bytes for the loop to write out; never without an
+/// outbox.
+async fn unsent_waiting(outbox: Option<&Outbox>) {
+    match outbox {
+        Some(outbox) => outbox.unsent_waiting().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Bytes a turn of the socket loop buffers before writing without waiting for its flush.
@@ -424,19 +534,22 @@ async fn apply<H: Handler>(
 }
 
 /// Adds the pushes already queued (up to [`PUSHES_PER_WRITE`]) to the write buffer, then
-/// writes it all out.
+/// writes it all out; returns how many it took from the queue.
 async fn send_queued<H: Handler>(
     commands: &mut mpsc::Receiver<Command>,
     channels: &mut Channels,
     handler: &mut H,
     sink: &mut Sink,
     vsn: Vsn,
-) -> Result<(), axum::Error> {
-    for _ in 0..PUSHES_PER_WRITE {
+) -> Result<usize, axum::Error> {
+    let mut taken = 0;
+    while taken < PUSHES_PER_WRITE {
         let Ok(command) = commands.try_recv() else { break };
+        taken += 1;
         apply(command, channels, handler, sink, vsn).await?;
     }
-    sink.flush().await
+    sink.flush().await?;
+    Ok(taken)
 }
 
 /// Whether a read failed because a message or frame was over the size limit.

@@ -1,17 +1,24 @@
 //! The socket transport against a real WebSocket client: refusal before the upgrade,
 //! subprotocols, heartbeats, joins and their ordering, replies, binary frames, size and idle
 //! limits, garbage tolerance, and slow readers — with a toy application as the handler.
+//!
+//! The server runs as applications run it, on a [`Listener`] whose connections take broadcasts
+//! directly; [`serve_through_queues`] runs it on a plain listener, where every broadcast goes
+//! through the socket's queue, and the tests of broadcasts run on both.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt as _, StreamExt as _};
-use phoenix_channels::server::{Broadcast, ConnectRequest, Handler, Refused, Reply, SocketConfig, SocketHandle};
+use phoenix_channels::server::{
+    Broadcast, ConnectRequest, Handler, Listener, Outbox, Refused, Reply, ServeConnections, SocketConfig, SocketHandle,
+};
 use phoenix_channels::{Payload, Vsn};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -53,6 +60,20 @@ impl Handler for Toy {
                 }
                 Some(Reply::ok(json!({})))
             }
+            "shout_many" => {
+                let payload = payload.as_json().cloned().unwrap_or(Value::Null);
+                let from = payload["from"].as_u64().unwrap_or(0);
+                let count = payload["count"].as_u64().unwrap_or(0);
+                let pad = "x".repeat(usize::try_from(payload["pad"].as_u64().unwrap_or(0)).unwrap_or(0));
+                let sockets = self.app.sockets.lock().expect("lock").clone();
+                for i in from..from + count {
+                    let broadcast = Broadcast::new(topic, "shout", Payload::Json(json!({ "i": i, "pad": pad })));
+                    for socket in &sockets {
+                        let _ = socket.broadcast(broadcast.clone());
+                    }
+                }
+                Some(Reply::ok(json!({})))
+            }
             "flood" => {
                 for i in 0..100_000 {
                     if self.me.push(topic, "flood", Payload::Json(json!({ "i": i, "pad": "x".repeat(1000) }))).is_err()
@@ -86,6 +107,7 @@ async fn socket(
     State(app): State<App>,
     ws: WebSocketUpgrade,
     RawQuery(query): RawQuery,
+    outbox: Option<Extension<Outbox>>,
     headers: HeaderMap,
 ) -> Response {
     let request = match ConnectRequest::parse(query.as_deref(), &headers) {
@@ -97,19 +119,33 @@ async fn socket(
         return Refused.into_response();
     }
     let config = app.config.clone();
-    request.upgrade(ws, &config, move |me| {
+    request.upgrade(ws, &config, outbox.map(|Extension(outbox)| outbox), move |me| {
         app.sockets.lock().expect("lock").push(me.clone());
         Toy { me, app }
     })
 }
 
+/// The server as applications run it: broadcasts are written directly when they can be.
 async fn serve(config: SocketConfig) -> SocketAddr {
-    let app = App { sockets: Arc::default(), config };
-    let router = axum::Router::new().route("/socket/websocket", axum::routing::get(socket)).with_state(app);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let (router, listener) = app(config).await;
+    let addr = listener.local_addr().expect("addr");
+    let listener = Listener::from(listener);
+    tokio::spawn(async move { axum::serve(listener, ServeConnections(router)).await.expect("serve") });
+    addr
+}
+
+/// The server on a plain listener: no outbox, every broadcast through the socket's queue.
+async fn serve_through_queues(config: SocketConfig) -> SocketAddr {
+    let (router, listener) = app(config).await;
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
     addr
+}
+
+async fn app(config: SocketConfig) -> (axum::Router, tokio::net::TcpListener) {
+    let app = App { sockets: Arc::default(), config };
+    let router = axum::Router::new().route("/socket/websocket", axum::routing::get(socket)).with_state(app);
+    (router, tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind"))
 }
 
 type Client = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -234,7 +270,15 @@ async fn duplicate_joins_close_the_old_channel_after_the_new_reply() {
 
 #[tokio::test]
 async fn binary_pushes_get_binary_replies_and_broadcasts_reach_joined_sockets() {
-    let addr = serve(SocketConfig::default()).await;
+    binary_pushes_and_broadcasts(serve(SocketConfig::default()).await).await;
+}
+
+#[tokio::test]
+async fn binary_pushes_get_binary_replies_and_broadcasts_reach_joined_sockets_through_queues() {
+    binary_pushes_and_broadcasts(serve_through_queues(SocketConfig::default()).await).await;
+}
+
+async fn binary_pushes_and_broadcasts(addr: SocketAddr) {
     let mut a = connect(addr, "token=good&vsn=2.0.0").await;
     let mut b = connect(addr, "token=good").await; // V1
     send(&mut a, json!(["1", "1", "room:1", "phx_join", {}])).await;
@@ -324,6 +368,179 @@ async fn a_socket_whose_queue_overflows_is_disconnected_not_buffered() {
     };
     assert_eq!(closed, Some(CloseCode::Away));
     assert!(frames < 100_000, "the flood was cut short ({frames} frames)");
+}
+
+/// The first `n` elements of a V2 frame.
+fn head(frame: &Value, n: usize) -> Value {
+    Value::Array(frame.as_array().map(|elements| elements[..n.min(elements.len())].to_vec()).unwrap_or_default())
+}
+
+/// Joins `topic` and reads the reply and the `presence_state` push that follows it.
+async fn join(client: &mut Client, topic: &str) {
+    send(client, json!(["1", "1", topic, "phx_join", {}])).await;
+    assert_eq!(next_json(client).await[3], json!("phx_reply"));
+    assert_eq!(next_json(client).await[3], json!("presence_state"));
+}
+
+/// A reader that reads slowly, and stops for a while, as another socket broadcasts thousands of
+/// large frames and its own task writes a burst: whatever the kernel takes at each write, the
+/// frames arrive whole (each one parses), each sequence in order and complete.
+async fn broadcasts_and_pushes_interleave_whole(addr: SocketAddr) {
+    let mut reader = connect(addr, "token=good&vsn=2.0.0").await;
+    let mut shouter = connect(addr, "token=good&vsn=2.0.0").await;
+    join(&mut reader, "room:1").await;
+    join(&mut shouter, "room:1").await;
+    let (rounds, per_round, bursts) = (20, 40, 200);
+    let shouting = tokio::spawn(async move {
+        for round in 0..rounds {
+            let shout =
+                json!(["1", "2", "room:1", "shout_many", {"from": round * per_round, "count": per_round, "pad": 9000}]);
+            send(&mut shouter, shout).await;
+            while next_json(&mut shouter).await[3] != json!("phx_reply") {}
+        }
+    });
+    send(&mut reader, json!(["1", "2", "room:1", "burst", {"count": bursts}])).await;
+    // The reader's socket buffers fill before it reads anything.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (mut next_shout, mut next_burst, mut replied, mut frames) = (0, 0, false, 0u64);
+    while next_shout < rounds * per_round || next_burst < bursts || !replied {
+        let frame = next_json(&mut reader).await;
+        frames += 1;
+        if frames % 16 == 0 {
+            // Slowly: the kernel takes part of a frame now and then.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        match frame[3].as_str() {
+            Some("shout") => {
+                assert_eq!(frame[4]["i"], json!(next_shout), "shouts in order");
+                next_shout += 1;
+            }
+            Some("burst") => {
+                assert!(replied, "the reply comes before what its turn queued");
+                assert_eq!(frame[4]["i"], json!(next_burst), "pushes in order");
+                next_burst += 1;
+            }
+            Some("phx_reply") => replied = true,
+            other => panic!("unexpected {other:?}: {frame}"),
+        }
+    }
+    shouting.await.expect("the shouter");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcasts_written_directly_and_the_sockets_own_frames_arrive_whole_and_in_order() {
+    broadcasts_and_pushes_interleave_whole(
+        serve(SocketConfig { queue_capacity: 8192, ..SocketConfig::default() }).await,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcasts_through_queues_and_the_sockets_own_frames_arrive_whole_and_in_order() {
+    let addr = serve_through_queues(SocketConfig { queue_capacity: 8192, ..SocketConfig::default() }).await;
+    broadcasts_and_pushes_interleave_whole(addr).await;
+}
+
+/// A socket joining while broadcasts on its topic pour in hears its join reply first, and from
+/// the first broadcast it gets on, every later one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_joining_amid_broadcasts_gets_its_reply_first_then_every_broadcast() {
+    let addr = serve(SocketConfig { queue_capacity: 8192, ..SocketConfig::default() }).await;
+    let mut shouter = connect(addr, "token=good&vsn=2.0.0").await;
+    join(&mut shouter, "room:1").await;
+    let mut joiner = connect(addr, "token=good&vsn=2.0.0").await;
+    let (rounds, per_round) = (40, 200);
+    let shouting = tokio::spawn(async move {
+        for round in 0..rounds {
+            let from = round * per_round;
+            send(
+                &mut shouter,
+                json!(["1", "2", "room:1", "shout_many", {"from": from, "count": per_round, "pad": 10}]),
+            )
+            .await;
+            while next_json(&mut shouter).await[3] != json!("phx_reply") {}
+        }
+        shouter
+    });
+    // Some rounds have gone out before the join, more follow during and after it.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    send(&mut joiner, json!(["5", "5", "room:1", "phx_join", {}])).await;
+    assert_eq!(head(&next_json(&mut joiner).await, 4), json!(["5", "5", "room:1", "phx_reply"]));
+    let last = rounds * per_round - 1;
+    let mut previous: Option<u64> = None;
+    while previous != Some(last) {
+        let frame = next_json(&mut joiner).await;
+        if frame[3] == json!("presence_state") {
+            continue;
+        }
+        assert_eq!(frame[3], json!("shout"), "{frame}");
+        let i = frame[4]["i"].as_u64().expect("a number");
+        if let Some(previous) = previous {
+            assert_eq!(i, previous + 1, "none missing or out of order after the first");
+        }
+        previous = Some(i);
+    }
+    shouting.await.expect("the shouter");
+}
+
+/// Once the leave reply is out, no broadcast of that topic follows it.
+#[tokio::test]
+async fn after_leaving_no_broadcast_of_the_topic_arrives() {
+    let addr = serve(SocketConfig::default()).await;
+    let mut leaver = connect(addr, "token=good&vsn=2.0.0").await;
+    let mut shouter = connect(addr, "token=good&vsn=2.0.0").await;
+    join(&mut leaver, "room:1").await;
+    join(&mut shouter, "room:1").await;
+    send(&mut leaver, json!(["1", "2", "room:1", "phx_leave", {}])).await;
+    assert_eq!(head(&next_json(&mut leaver).await, 4), json!(["1", "2", "room:1", "phx_reply"]));
+    assert_eq!(next_json(&mut leaver).await[3], json!("phx_close"));
+    send(&mut shouter, json!(["1", "3", "room:1", "shout_many", {"count": 50, "pad": 10}])).await;
+    let mut shouted = 0;
+    while shouted < 50 {
+        shouted += u64::from(next_json(&mut shouter).await[3] == json!("shout"));
+    }
+    send(&mut leaver, json!([null, "9", "phoenix", "heartbeat", {}])).await;
+    assert_eq!(head(&next_json(&mut leaver).await, 2), json!([null, "9"]), "the heartbeat's reply, no shout before it");
+}
+
+/// A socket that reads nothing while broadcasts pour in: once the kernel takes no more, they
+/// queue, and a full queue disconnects it; the broadcaster is unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_that_reads_nothing_is_disconnected_when_broadcasts_fill_its_queue() {
+    let addr = serve(SocketConfig { queue_capacity: 8, ..SocketConfig::default() }).await;
+    let mut sleeper = connect(addr, "token=good&vsn=2.0.0").await;
+    let mut shouter = connect(addr, "token=good&vsn=2.0.0").await;
+    join(&mut sleeper, "room:1").await;
+    join(&mut shouter, "room:1").await;
+    // 2 000 × 20 KB: far more than socket buffers hold. The shouter's own copies go through
+    // its queue while its turn runs, so it shouts in rounds that its queue holds.
+    for round in 0..250 {
+        send(&mut shouter, json!(["1", round.to_string(), "room:1", "shout_many", {"count": 8, "pad": 20_000}])).await;
+        let mut replied = false;
+        let mut shouts = 0;
+        while !replied || shouts < 8 {
+            match next_json(&mut shouter).await[3].as_str() {
+                Some("phx_reply") => replied = true,
+                Some("shout") => shouts += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    let mut frames = 0;
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(10), sleeper.next()).await.expect("progress") {
+            Some(Ok(WsMessage::Close(frame))) => break frame.map(|f| f.code),
+            Some(Ok(WsMessage::Text(text))) => {
+                let frame: Value = serde_json::from_str(&text).expect("whole frames");
+                assert_eq!(frame[4]["i"].as_u64().map(|i| i < 8), Some(true));
+                frames += 1;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => break None,
+        }
+    };
+    assert_eq!(closed, Some(CloseCode::Away));
+    assert!(frames < 2000, "cut short ({frames} frames)");
 }
 
 #[test]

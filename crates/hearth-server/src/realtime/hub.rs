@@ -139,33 +139,44 @@ impl Hub {
 
     /// Delivers an envelope to the local sockets concerned.
     pub fn deliver(&self, envelope: &Envelope) {
+        let (sockets, topic, event, payload) = match envelope {
+            Envelope::Broadcast { topic, event, payload } => (self.subscribers(topic), topic, event, payload),
+            Envelope::ToUsers { users, topic, event, payload } => (self.users_on(users, topic), topic, event, payload),
+            control => return self.deliver_control(control),
+        };
+        if sockets.is_empty() {
+            return;
+        }
+        let broadcast = Broadcast::new(topic.as_str(), event.as_str(), Payload::Json(payload.clone()));
+        let pushed = fan_out(&sockets, &broadcast);
+        if event == NEW_MESSAGE {
+            self.metrics.messages_delivered(pushed);
+        }
+    }
+
+    /// The sockets that joined `topic`.
+    fn subscribers(&self, topic: &str) -> Vec<SocketHandle> {
+        let index = self.read();
+        let Some(subscribers) = index.topics.get(topic) else { return Vec::new() };
+        subscribers.iter().filter_map(|id| index.sockets.get(id)).map(|entry| entry.handle.clone()).collect()
+    }
+
+    /// The sockets of `users` that joined `topic`.
+    fn users_on(&self, users: &[Uuid], topic: &str) -> Vec<SocketHandle> {
+        let index = self.read();
+        let sockets = users.iter().filter_map(|user| index.by_user.get(user)).flatten();
+        sockets
+            .filter_map(|id| index.sockets.get(id))
+            .filter(|entry| entry.topics.contains(topic))
+            .map(|entry| entry.handle.clone())
+            .collect()
+    }
+
+    /// Delivers the envelopes that close sockets or channels.
+    fn deliver_control(&self, envelope: &Envelope) {
         let index = self.read();
         match envelope {
-            Envelope::Broadcast { topic, event, payload } => {
-                let Some(subscribers) = index.topics.get(topic) else { return };
-                let broadcast = Broadcast::new(topic.as_str(), event.as_str(), Payload::Json(payload.clone()));
-                let mut pushed = 0;
-                for entry in subscribers.iter().filter_map(|id| index.sockets.get(id)) {
-                    // A full queue disconnects that socket; the others go on.
-                    pushed += u64::from(entry.handle.broadcast(broadcast.clone()).is_ok());
-                }
-                if event == NEW_MESSAGE {
-                    self.metrics.messages_delivered(pushed);
-                }
-            }
-            Envelope::ToUsers { users, topic, event, payload } => {
-                let broadcast = Broadcast::new(topic.as_str(), event.as_str(), Payload::Json(payload.clone()));
-                let sockets = users.iter().filter_map(|user| index.by_user.get(user)).flatten();
-                let mut pushed = 0;
-                for entry in sockets.filter_map(|id| index.sockets.get(id)) {
-                    if entry.topics.contains(topic) {
-                        pushed += u64::from(entry.handle.broadcast(broadcast.clone()).is_ok());
-                    }
-                }
-                if event == NEW_MESSAGE {
-                    self.metrics.messages_delivered(pushed);
-                }
-            }
+            Envelope::Broadcast { .. } | Envelope::ToUsers { .. } => {}
             Envelope::DisconnectDevices { devices } => {
                 let sockets = devices.iter().filter_map(|device| index.by_device.get(device)).flatten();
                 for entry in sockets.filter_map(|id| index.sockets.get(id)) {
@@ -196,6 +207,27 @@ impl Hub {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
         self.index.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Sockets a fan-out reaches before it steps off the async runtime's worker: each socket costs
+/// a write system call (a few microseconds), and 10 000 of them would hold up every other task
+/// queued on that worker for tens of milliseconds.
+const FAN_OUT_IN_PLACE: usize = 128;
+
+/// Hands `broadcast` to each of `sockets`; returns how many took it. The index is not locked
+/// meanwhile: sockets connect and join while a large room's post goes out.
+fn fan_out(sockets: &[SocketHandle], broadcast: &Arc<Broadcast>) -> u64 {
+    let hand_over = || {
+        // A full queue disconnects that socket; the others go on.
+        sockets.iter().map(|socket| u64::from(socket.broadcast(broadcast.clone()).is_ok())).sum()
+    };
+    let on_multi_thread_runtime = tokio::runtime::Handle::try_current()
+        .is_ok_and(|runtime| runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if sockets.len() >= FAN_OUT_IN_PLACE && on_multi_thread_runtime {
+        tokio::task::block_in_place(hand_over)
+    } else {
+        hand_over()
     }
 }
 

@@ -8,12 +8,13 @@
 //! Besides seed 002's events, `system:general` answers [`ECHO_BINARY`], a diagnostic event
 //! that lets a client check that binary (V2 binary frame) payloads work end to end.
 
+use axum::Extension;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use phoenix_channels::Payload;
-use phoenix_channels::server::{ConnectRequest, Handler, Refused, Reply, SocketConfig, SocketHandle};
+use phoenix_channels::server::{ConnectRequest, Handler, Outbox, Refused, Reply, SocketConfig, SocketHandle};
 use serde_json::Value;
 
 use super::conversation::{self, ConversationEvent};
@@ -49,6 +50,7 @@ pub async fn connect(
     State(state): State<AppState>,
     ws: WebSocketUpgrade,
     RawQuery(query): RawQuery,
+    outbox: Option<Extension<Outbox>>,
     headers: HeaderMap,
 ) -> Response {
     let request = match ConnectRequest::parse(query.as_deref(), &headers) {
@@ -59,7 +61,8 @@ pub async fn connect(
     let Some(token) = token else { return Refused.into_response() };
     let Ok(auth) = state.sessions.authenticate(&token).await else { return Refused.into_response() };
     let config = state.socket_config.clone();
-    request.upgrade(ws, &config, move |handle| Session::new(state, auth, handle))
+    request
+        .upgrade(ws, &config, outbox.map(|Extension(outbox)| outbox), move |handle| Session::new(state, auth, handle))
 }
 
 /// One connected device's socket.
