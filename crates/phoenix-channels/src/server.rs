@@ -213,6 +213,13 @@ struct Stop {
     code: std::sync::Mutex<Option<u16>>,
 }
 
+impl Stop {
+    /// The close code asked for (1001 if none was).
+    fn code(&self) -> u16 {
+        self.code.lock().ok().and_then(|code| *code).unwrap_or(close_code::AWAY)
+    }
+}
+
 impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Command")
@@ -418,9 +425,7 @@ async fn run<H: Handler>(
     let close_code = loop {
         let wake = tokio::select! {
             biased;
-            () = shared.stop.notify.notified() => {
-                Wake::Stop(shared.stop.code.lock().ok().and_then(|c| *c).unwrap_or(close_code::AWAY))
-            }
+            () = shared.stop.notify.notified() => Wake::Stop(shared.stop.code()),
             () = tokio::time::sleep_until(deadline) => Wake::Stop(close_code::AWAY),
             incoming = stream.next() => Wake::Incoming(incoming),
             Some(command) = commands.recv() => Wake::Command(command),
@@ -460,12 +465,20 @@ async fn run<H: Handler>(
             }
             Wake::Unsent => Vec::new(),
         };
-        if feed_all(&mut sink, vsn, outgoing).await.is_err() {
-            break close_code::AWAY;
-        }
-        match send_queued(&mut commands, &mut channels, &mut handler, &mut sink, vsn).await {
+        // A peer that reads nothing holds this write up for as long as it likes; a stop (its
+        // queue overflowing, its account disabled) ends it all the same.
+        let written = async {
+            feed_all(&mut sink, vsn, outgoing).await?;
+            send_queued(&mut commands, &mut channels, &mut handler, &mut sink, vsn).await
+        };
+        let written = tokio::select! {
+            biased;
+            written = written => written.map_err(|_| close_code::AWAY),
+            () = shared.stop.notify.notified() => Err(shared.stop.code()),
+        };
+        match written {
             Ok(queued) => taken += queued,
-            Err(_) => break close_code::AWAY,
+            Err(code) => break code,
         }
         // Everything this turn sent is with the connection: broadcasts may go directly again.
         if let Some(outbox) = &shared.outbox {
@@ -482,10 +495,18 @@ async fn run<H: Handler>(
         handler.left(&topic).await;
     }
     handler.closed().await;
-    let _ =
-        sink.send(WsMessage::Close(Some(CloseFrame { code: close_code, reason: Utf8Bytes::from_static("") }))).await;
-    let _ = sink.close().await;
+    let close = async {
+        let close = CloseFrame { code: close_code, reason: Utf8Bytes::from_static("") };
+        let _ = sink.send(WsMessage::Close(Some(close))).await;
+        let _ = sink.close().await;
+    };
+    // A peer that reads nothing gets this long to take the close frame; then the connection is
+    // dropped all the same.
+    let _ = tokio::time::timeout(CLOSE_GRACE, close).await;
 }
+
+/// How long a closing socket waits for its peer to take the close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Resolves when a direct write has left bytes for the loop to write out; never without an
 /// outbox.
