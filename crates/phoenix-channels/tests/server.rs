@@ -314,6 +314,35 @@ async fn binary_pushes_and_broadcasts(addr: SocketAddr) {
         next_json(&mut b).await,
         json!({"topic": "room:1", "event": "shout", "payload": {"hi": true}, "ref": null})
     );
+
+    // A binary broadcast: V2 sockets get it as a binary broadcast frame, byte for byte (an idle
+    // one written directly, the shouter's own copy through its queue); V1 cannot carry it.
+    let mut c = connect(addr, "token=good&vsn=2.0.0").await;
+    send(&mut c, json!(["1", "1", "room:1", "phx_join", {}])).await;
+    next_json(&mut c).await;
+    next_json(&mut c).await;
+    let mut shout = vec![0u8, 1, 1, 6, 5];
+    shout.extend_from_slice(b"14room:1shout");
+    shout.extend_from_slice(&[0xca, 0xfe]);
+    a.send(WsMessage::binary(shout)).await.expect("send");
+    let mut broadcast = vec![2u8, 6, 5];
+    broadcast.extend_from_slice(b"room:1shout");
+    broadcast.extend_from_slice(&[0xca, 0xfe]);
+    for client in [&mut c, &mut a] {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(5), client.next())
+                .await
+                .expect("a frame")
+                .expect("open")
+                .expect("frame");
+            if let WsMessage::Binary(bytes) = frame {
+                assert_eq!(bytes, broadcast);
+                break;
+            }
+        }
+    }
+    send(&mut b, json!({"topic": "phoenix", "event": "heartbeat", "payload": {}, "ref": "9"})).await;
+    assert_eq!(next_json(&mut b).await["ref"], json!("9"), "V1 got nothing before its heartbeat's reply");
 }
 
 /// Pushes queued while a turn runs go out after its reply, in order and all of them, also
