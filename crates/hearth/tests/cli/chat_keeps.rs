@@ -162,6 +162,15 @@ async fn text_sent_while_the_server_is_away_is_queued_and_goes_out_when_it_is_ba
         line_with(s, "you: written while you were away").contains("· sent") && !s.contains("queued")
     })
     .await;
+    // Bob's own socket reconnects on its own backoff, which may end after the terminal's: his
+    // calls are refused as `Reconnecting` until then.
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while bob.socket.is_reconnecting() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("Bob's socket back within 30 s");
     // Bob has it once, however often it was tried.
     let (page, _) = bob.join(private).await;
     let texts: Vec<_> = page.into_iter().filter_map(|(_, opened)| opened.text.ok()).collect();
