@@ -230,11 +230,11 @@ impl SocketHandle {
     fn send(&self, command: Command) -> Result<(), PushError> {
         // Counted before it is in the queue: a broadcast written directly meanwhile went first.
         if let Some(outbox) = &self.0.outbox {
-            outbox.queued(true);
+            outbox.command_queued();
         }
         self.0.commands.try_send(command).map_err(|error| {
             if let Some(outbox) = &self.0.outbox {
-                outbox.queued(false);
+                outbox.command_refused();
             }
             match error {
                 mpsc::error::TrySendError::Closed(_) => PushError::Closed,

@@ -139,15 +139,44 @@ impl Hub {
 
     /// Delivers an envelope to the local sockets concerned.
     pub fn deliver(&self, envelope: &Envelope) {
-        let (sockets, topic, event, payload) = match envelope {
-            Envelope::Broadcast { topic, event, payload } => (self.subscribers(topic), topic, event, payload),
-            Envelope::ToUsers { users, topic, event, payload } => (self.users_on(users, topic), topic, event, payload),
-            control => return self.deliver_control(control),
-        };
+        match envelope {
+            Envelope::Broadcast { topic, event, payload } => self.push(self.subscribers(topic), topic, event, payload),
+            Envelope::ToUsers { users, topic, event, payload } => {
+                self.push(self.users_on(users, topic), topic, event, payload);
+            }
+            Envelope::DisconnectDevices { devices } => {
+                let index = self.read();
+                let sockets = devices.iter().filter_map(|device| index.by_device.get(device)).flatten();
+                for entry in sockets.filter_map(|id| index.sockets.get(id)) {
+                    entry.handle.disconnect(close_code::AWAY);
+                }
+            }
+            Envelope::DisconnectUser { user } => {
+                let index = self.read();
+                for entry in index.by_user.get(user).into_iter().flatten().filter_map(|id| index.sockets.get(id)) {
+                    entry.handle.disconnect(close_code::AWAY);
+                }
+            }
+            Envelope::CloseTopic { user, topic } => {
+                // The socket unsubscribes itself when it has closed the channel (its `left`);
+                // a broadcast that reaches its queue in between is dropped there, the channel
+                // being gone.
+                let index = self.read();
+                for entry in index.by_user.get(user).into_iter().flatten().filter_map(|id| index.sockets.get(id)) {
+                    if entry.topics.contains(topic) {
+                        let _ = entry.handle.close_channel(topic);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Pushes `event` on `topic` to `sockets`, encoded once for all of them.
+    fn push(&self, sockets: Vec<SocketHandle>, topic: &str, event: &str, payload: &serde_json::Value) {
         if sockets.is_empty() {
             return;
         }
-        let broadcast = Broadcast::new(topic.as_str(), event.as_str(), Payload::Json(payload.clone()));
+        let broadcast = Broadcast::new(topic, event, Payload::Json(payload.clone()));
         let pushed = fan_out(&sockets, &broadcast);
         if event == NEW_MESSAGE {
             self.metrics.messages_delivered(pushed);
@@ -170,35 +199,6 @@ impl Hub {
             .filter(|entry| entry.topics.contains(topic))
             .map(|entry| entry.handle.clone())
             .collect()
-    }
-
-    /// Delivers the envelopes that close sockets or channels.
-    fn deliver_control(&self, envelope: &Envelope) {
-        let index = self.read();
-        match envelope {
-            Envelope::Broadcast { .. } | Envelope::ToUsers { .. } => {}
-            Envelope::DisconnectDevices { devices } => {
-                let sockets = devices.iter().filter_map(|device| index.by_device.get(device)).flatten();
-                for entry in sockets.filter_map(|id| index.sockets.get(id)) {
-                    entry.handle.disconnect(close_code::AWAY);
-                }
-            }
-            Envelope::DisconnectUser { user } => {
-                for entry in index.by_user.get(user).into_iter().flatten().filter_map(|id| index.sockets.get(id)) {
-                    entry.handle.disconnect(close_code::AWAY);
-                }
-            }
-            Envelope::CloseTopic { user, topic } => {
-                // The socket unsubscribes itself when it has closed the channel (its `left`);
-                // a broadcast that reaches its queue in between is dropped there, the channel
-                // being gone.
-                for entry in index.by_user.get(user).into_iter().flatten().filter_map(|id| index.sockets.get(id)) {
-                    if entry.topics.contains(topic) {
-                        let _ = entry.handle.close_channel(topic);
-                    }
-                }
-            }
-        }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Index> {

@@ -225,10 +225,7 @@ pub async fn leave(state: &AppState, me: Uuid, room_id: Uuid) -> ApiResult<()> {
         StoreError::NotFound => not_a_member(),
         other => other.into(),
     })?;
-    state.publish(room_topic(room_id), "member_left", json!({ "user_id": me })).await;
-    if let Some(successor) = successor {
-        state.publish(room_topic(room_id), "moderator_appointed", json!({ "user_id": successor })).await;
-    }
+    announce_departure(state, room_id, me, successor).await;
     state.pubsub.publish(Envelope::CloseTopic { user: me, topic: room_topic(room_id) }).await;
     Ok(())
 }
@@ -249,13 +246,18 @@ pub(super) async fn posts_page(
 /// its last moderator the member there longest becomes one. The account is gone by then: a
 /// failure here is logged, not answered.
 pub async fn member_gone(state: &AppState, room_id: Uuid, user_id: Uuid) {
+    let successor = state.store.appoint_room_successor(room_id).await.unwrap_or_else(|error| {
+        tracing::error!(%error, room = %room_id, "no moderator appointed after an account was deleted");
+        None
+    });
+    announce_departure(state, room_id, user_id, successor).await;
+}
+
+/// Tells a room that `user_id` left it, and who moderates it now if that changed.
+async fn announce_departure(state: &AppState, room_id: Uuid, user_id: Uuid, successor: Option<Uuid>) {
     state.publish(room_topic(room_id), "member_left", json!({ "user_id": user_id })).await;
-    match state.store.appoint_room_successor(room_id).await {
-        Ok(Some(successor)) => {
-            state.publish(room_topic(room_id), "moderator_appointed", json!({ "user_id": successor })).await;
-        }
-        Ok(None) => {}
-        Err(error) => tracing::error!(%error, room = %room_id, "no moderator appointed after an account was deleted"),
+    if let Some(successor) = successor {
+        state.publish(room_topic(room_id), "moderator_appointed", json!({ "user_id": successor })).await;
     }
 }
 

@@ -232,13 +232,14 @@ impl Outbox {
         self.state().lane = None;
     }
 
-    /// A command joined the socket's queue (`true`) or failed to (`false`, undoing the count).
-    pub(super) fn queued(&self, added: bool) {
-        if added {
-            self.0.ahead.fetch_add(1, Ordering::SeqCst);
-        } else {
-            self.0.ahead.fetch_sub(1, Ordering::SeqCst);
-        }
+    /// A command is about to join the socket's queue.
+    pub(super) fn command_queued(&self) {
+        self.0.ahead.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A command counted by [`Outbox::command_queued`] did not make it into the queue.
+    pub(super) fn command_refused(&self) {
+        self.0.ahead.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// A turn of the socket's loop begins.
@@ -427,7 +428,7 @@ mod tests {
         outbox.begin_turn();
         assert_eq!(outbox.write_broadcast("room:1", |_| Some(frame(0))), Direct::Queue);
         outbox.end_turn(0, ["room:1"].into_iter());
-        outbox.queued(true);
+        outbox.command_queued();
         assert_eq!(outbox.write_broadcast("room:1", |_| Some(frame(0))), Direct::Queue);
         outbox.begin_turn();
         outbox.end_turn(1, ["room:1", "room:2"].into_iter());
