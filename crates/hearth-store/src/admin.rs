@@ -261,7 +261,7 @@ pub(crate) fn contains_pattern(search: Option<&str>) -> String {
     format!("%{escaped}%")
 }
 
-pub(crate) fn account(row: AccountRow, roles: Vec<String>) -> AdminAccount {
+fn account(row: AccountRow, roles: Vec<String>) -> AdminAccount {
     let (user_id, email, display_name, created_at, last_seen_at, devices, disabled_at, reason) = row;
     AdminAccount {
         user_id,
@@ -289,6 +289,25 @@ pub(crate) const GRANT_ROLE: &str = "INSERT INTO account_roles (user_id, role, g
 pub(crate) const REVOKE_ROLE: &str = "DELETE FROM account_roles WHERE user_id = $1 AND role = $2";
 
 pub(crate) const ROLES: &str = "SELECT role FROM account_roles WHERE user_id = $1 ORDER BY role";
+
+/// The roles of every account whose id is from `$1` to `$2`: a page of [`accounts_page`] is
+/// such a range, so its roles take one query, not one per account.
+pub(crate) const ROLES_IN_RANGE: &str =
+    "SELECT user_id, role FROM account_roles WHERE user_id >= $1 AND user_id <= $2 ORDER BY user_id, role";
+
+/// The accounts of a page, each with its roles from `roles` (rows of [`ROLES_IN_RANGE`]).
+pub(crate) fn accounts(rows: Vec<AccountRow>, roles: Vec<(Uuid, String)>) -> Vec<AdminAccount> {
+    let mut by_account: std::collections::HashMap<Uuid, Vec<String>> = std::collections::HashMap::new();
+    for (user_id, role) in roles {
+        by_account.entry(user_id).or_default().push(role);
+    }
+    rows.into_iter()
+        .map(|row| {
+            let roles = by_account.remove(&row.0).unwrap_or_default();
+            account(row, roles)
+        })
+        .collect()
+}
 
 pub(crate) const CREATE_INVITE: &str =
     "INSERT INTO invites (code_hash, uses_left, expires_at, created_at, created_by) VALUES ($1, $2, $3, $4, $5)";
@@ -473,12 +492,13 @@ macro_rules! admin_store_impl {
                         .bind($crate::admin::contains_pattern(search))
                         .fetch_all(&self.pool)
                         .await?;
-                let mut accounts = Vec::with_capacity(rows.len());
-                for row in rows {
-                    let roles = self.account_roles(row.0).await?;
-                    accounts.push($crate::admin::account(row, roles));
-                }
-                Ok(accounts)
+                let (Some(first), Some(last)) = (rows.first(), rows.last()) else { return Ok(Vec::new()) };
+                let roles: Vec<(uuid::Uuid, String)> = sqlx::query_as($crate::admin::ROLES_IN_RANGE)
+                    .bind(first.0)
+                    .bind(last.0)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok($crate::admin::accounts(rows, roles))
             }
 
             async fn disable_account(

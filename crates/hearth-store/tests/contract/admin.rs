@@ -182,6 +182,29 @@ async fn accounts_are_listed_found_and_paged(store: Arc<dyn Store>) {
     store.revoke_all_devices(ann.user.id, now).await.expect("revoke");
     let ann_now = &store.admin_accounts(Some("ann"), None, 10).await.expect("list")[0];
     assert_eq!(ann_now.devices, 0, "revoked devices are not counted");
+
+    // Each account listed with its own roles, whatever the page or the search.
+    let cara = create_account(&store, "cara@example.org", now.plus_secs(2)).await;
+    for (user, role) in [(ann.user.id, "operator"), (cara.user.id, "operator"), (cara.user.id, "analyst")] {
+        store.set_account_role(user, role, true, now).await.expect("grant");
+    }
+    let roles = |accounts: &[hearth_store::AdminAccount]| -> Vec<(String, Vec<String>)> {
+        accounts.iter().map(|a| (a.email.clone(), a.roles.clone())).collect()
+    };
+    let owned = |email: &str, roles: &[&str]| (email.to_owned(), roles.iter().map(|r| (*r).to_owned()).collect());
+    let (ann_roles, bob_roles, cara_roles) = (
+        owned("ann@example.org", &["operator"]),
+        owned("bob_100%@example.org", &[]),
+        owned("cara@example.org", &["analyst", "operator"]),
+    );
+    let all = store.admin_accounts(None, None, 10).await.expect("list");
+    assert_eq!(roles(&all), [ann_roles.clone(), bob_roles.clone(), cara_roles.clone()]);
+    assert_eq!(roles(&store.admin_accounts(None, None, 1).await.expect("page")), [ann_roles]);
+    assert_eq!(
+        roles(&store.admin_accounts(None, Some(ann.user.id), 10).await.expect("next")),
+        [bob_roles, cara_roles.clone()]
+    );
+    assert_eq!(roles(&store.admin_accounts(Some("cara"), None, 10).await.expect("search")), [cara_roles]);
 }
 
 async fn disabling_and_roles_are_kept_and_go_with_the_account(store: Arc<dyn Store>) {
