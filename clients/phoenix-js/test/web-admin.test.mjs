@@ -208,3 +208,17 @@ step("Audit: the chain verifies and holds what was done; Providers are listed", 
   await screenshot(page(), "web-admin-providers.png")
   assert.deepEqual(admin.problems, [], "the page logged no error")
 })
+
+step("Audit: newest entries deleted behind the server's back are noticed through the entry this browser verified", async () => {
+  await section("Audit")
+  await page().getByText(/^Chain verified: \d+ entries/).waitFor({timeout: LIVE_MS})
+  const newest = Number(sql("SELECT max(seq) FROM admin_audit"))
+  const kept = await page().evaluate(() => JSON.parse(localStorage.getItem("hearth.admin.audit_witness")))
+  assert.equal(kept.seq, newest, "the newest entry verified is kept")
+  // What remains is a chain that holds on its own: only the kept entry shows the cut.
+  sql(`DELETE FROM admin_audit WHERE seq >= ${newest - 1}`)
+  await page().getByRole("button", {name: "Check again"}).click()
+  await page().getByText(`The chain breaks at entry ${newest - 1}: the log now ends before an entry verified earlier`).waitFor({timeout: LIVE_MS})
+  await screenshot(page(), "web-admin-audit-cut.png")
+  assert.deepEqual(admin.problems, [], "the page logged no error")
+})

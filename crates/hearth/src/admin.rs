@@ -5,7 +5,10 @@
 //! ssh-keygen asks for a passphrase or a touch itself), sends the signature back, and keeps the
 //! admin token it gets in `admin_session.json` in the configuration directory (the one
 //! `hearth chat` uses), readable by its owner only. `audit` lists the audit log with that
-//! token; `audit --verify` asks the server whether its hash chain holds. `users …` lists
+//! token; `audit --verify` asks the server whether its hash chain holds, and keeps the newest
+//! entry it verified in `admin_audit_witness.json` beside the token: the next `--verify` asks
+//! whether the chain still holds that entry, which a log whose newest entries were deleted
+//! (something the chain alone cannot show) does not. `users …` lists
 //! accounts and disables, enables, deletes them or grants and takes back roles (accounts are
 //! named by email address); `rooms …` lists every room, reads one's posts and deletes a post;
 //! `invites create` makes a sign-up code; `providers` shows the AI providers' health; `open`
@@ -22,6 +25,10 @@ use serde_json::{Value, json};
 
 /// The name of the file the admin token is kept in, in the configuration directory.
 const SESSION_FILE: &str = "admin_session.json";
+
+/// The name of the file, beside [`SESSION_FILE`], that keeps the newest audit entry each server's
+/// `audit --verify` found: `{"<server URL>": {"seq", "hash", "verified_at"}}`.
+const WITNESS_FILE: &str = "admin_audit_witness.json";
 
 #[derive(Debug, Args)]
 pub struct AdminArgs {
@@ -48,7 +55,9 @@ enum AdminCommand {
     },
     /// List the audit log, newest first: every administrator's sign-in and action.
     Audit {
-        /// Only check whether the log's hash chain holds (an edited or deleted entry breaks it).
+        /// Only check whether the log's hash chain holds (an edited or deleted entry breaks it),
+        /// and whether it still holds the newest entry the last --verify saw here (newest entries
+        /// deleted since).
         #[arg(long)]
         verify: bool,
     },
@@ -148,7 +157,11 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Login { server, key } => login(&client, server.trim_end_matches('/'), key, &file).await,
         AdminCommand::Audit { verify } => {
             let session = load(&file)?;
-            if *verify { verify_audit(&client, &session).await } else { list_audit(&client, &session).await }
+            if *verify {
+                verify_audit(&client, &session, &file.with_file_name(WITNESS_FILE)).await
+            } else {
+                list_audit(&client, &session).await
+            }
         }
         AdminCommand::Users { command } => users(&client, &load(&file)?, command).await,
         AdminCommand::Invites { command: InvitesCommand::Create { uses, expires } } => {
@@ -418,7 +431,7 @@ async fn login(client: &reqwest::Client, server: &str, key: &Path, file: &Path) 
         "fingerprint": fingerprint,
         "expires_at": expires_at,
     });
-    save(file, &session)?;
+    write_private(file, &session)?;
     println!(
         "signed in to {server} as {fingerprint} until {expires_at}; the admin token is kept in {}",
         file.display()
@@ -446,11 +459,11 @@ fn sign(key: &Path, challenge: &str) -> anyhow::Result<String> {
     String::from_utf8(output.stdout).context("ssh-keygen's signature is not text")
 }
 
-/// Writes the session readable and writable by its owner only (0600), in a directory that is
-/// the owner's only (0700) when this makes it.
-fn save(file: &Path, session: &Value) -> anyhow::Result<()> {
+/// Writes `value` (the session, or the audit witness) readable and writable by its owner only
+/// (0600), in a directory that is the owner's only (0700) when this makes it.
+fn write_private(file: &Path, value: &Value) -> anyhow::Result<()> {
     use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
-    let directory = file.parent().context("the admin token's file has no directory")?;
+    let directory = file.parent().with_context(|| format!("{} has no directory", file.display()))?;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -465,7 +478,7 @@ fn save(file: &Path, session: &Value) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", file.display()))?;
     // A file that was there before keeps its mode through `open`: made the owner's only.
     out.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    out.write_all(session.to_string().as_bytes()).with_context(|| format!("cannot write {}", file.display()))?;
+    out.write_all(value.to_string().as_bytes()).with_context(|| format!("cannot write {}", file.display()))?;
     Ok(())
 }
 
@@ -529,18 +542,40 @@ fn audit_line(entry: &Value) -> String {
     )
 }
 
-async fn verify_audit(client: &reqwest::Client, session: &Session) -> anyhow::Result<()> {
-    let request = client.get(format!("{}/admin/audit/verify", session.server)).bearer_auth(&session.token);
-    let verdict = call(request, &session.server).await?;
-    if verdict["verified"] == Value::Bool(true) {
-        println!("the audit log is intact: {} entries, each chained to the one before", verdict["entries"]);
-        return Ok(());
+async fn verify_audit(client: &reqwest::Client, session: &Session, witness_file: &Path) -> anyhow::Result<()> {
+    let mut witnesses = match std::fs::read_to_string(witness_file) {
+        Ok(text) => serde_json::from_str::<Value>(&text).ok().filter(Value::is_object).with_context(|| {
+            format!("{} is not a JSON object (move it away to start afresh)", witness_file.display())
+        })?,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => json!({}),
+        Err(error) => return Err(error).with_context(|| format!("cannot read {}", witness_file.display())),
+    };
+    let known = witnesses[session.server.as_str()].clone();
+    let mut url = reqwest::Url::parse(&format!("{}/admin/audit/verify", session.server))
+        .with_context(|| format!("{} is not a URL", session.server))?;
+    if let (Some(seq), Some(hash)) = (known["seq"].as_i64(), known["hash"].as_str()) {
+        url.query_pairs_mut().append_pair("known_seq", &seq.to_string()).append_pair("known_hash", hash);
     }
-    bail!(
-        "the audit log has been tampered with: its chain breaks at entry {} ({})",
-        verdict["broken"]["seq"],
-        verdict["broken"]["problem"].as_str().unwrap_or("no detail")
-    )
+    let verdict = call(client.get(url).bearer_auth(&session.token), &session.server).await?;
+    if verdict["verified"] != Value::Bool(true) {
+        let since = known["verified_at"].as_str().map(|at| format!("; last verified here at {at}")).unwrap_or_default();
+        bail!(
+            "the audit log has been tampered with: its chain breaks at entry {} ({}){since}",
+            verdict["broken"]["seq"],
+            verdict["broken"]["problem"].as_str().unwrap_or("no detail")
+        )
+    }
+    let newest = &verdict["newest"];
+    if let (Some(seq), Some(hash)) = (newest["seq"].as_i64(), newest["hash"].as_str()) {
+        let at = hearth_store::Timestamp::now().to_rfc3339();
+        witnesses[session.server.as_str()] = json!({ "seq": seq, "hash": hash, "verified_at": at });
+        write_private(witness_file, &witnesses)?;
+    }
+    println!("the audit log is intact: {} entries, each chained to the one before", verdict["entries"]);
+    if known.is_object() {
+        println!("it still holds entry {}, the newest when last verified here", known["seq"]);
+    }
+    Ok(())
 }
 
 /// Sends `request`; the JSON reply, or an error with the server's message.

@@ -4,8 +4,11 @@
 //! An entry's hash is SHA-256 over a domain label, the previous entry's hash and the entry's
 //! own fields, each length-prefixed so that no two different entries hash the same bytes:
 //! editing any field of a stored entry, or deleting an entry other than the newest, breaks the
-//! chain at that place. (Deleting the newest entries leaves a shorter chain that still holds:
-//! keep the count or the newest hash somewhere else to notice that.)
+//! chain at that place. Deleting the newest entries leaves a shorter chain that still holds, so
+//! no walk of the log alone can notice it: whoever verifies keeps the newest entry they saw (a
+//! witness outside the server, as `hearth admin audit --verify` and the admin page do) and asks
+//! again with it, and the walk then checks that the chain still holds that entry, unchanged, at
+//! its place.
 
 use hearth_store::{AuditEntry, NewAuditEntry, Store, StoreError, Timestamp};
 use serde::Serialize;
@@ -83,6 +86,17 @@ pub struct BrokenEntry {
     pub problem: &'static str,
 }
 
+/// An entry verified before, as its verifier kept it: where it was and its hash. A chain that
+/// holds must still have it there: otherwise entries were deleted from the log's end (and
+/// perhaps others appended since).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownEntry {
+    /// Its place in the chain, from 1.
+    pub seq: i64,
+    /// Its hash, as lowercase hex.
+    pub hash: String,
+}
+
 /// Whether the result of [`verify`] is a failure of the store rather than of the chain.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -96,10 +110,19 @@ pub enum VerifyError {
 
 /// Walks the whole chain, oldest first: how many entries hold, or the first that does not.
 pub async fn verify(store: &dyn Store) -> Result<u64, VerifyError> {
-    walk(store).await.map_err(|error| match error {
-        Walked::Broken(entry, _) => VerifyError::Broken(entry),
-        Walked::Store(error) => VerifyError::Store(error),
-    })
+    match walk(store, None).await {
+        Ok(chain) => Ok(chain.entries),
+        Err(Walked::Broken(entry, _)) => Err(VerifyError::Broken(entry)),
+        Err(Walked::Store(error)) => Err(VerifyError::Store(error)),
+    }
+}
+
+/// A chain that holds, as [`walk`] found it.
+pub(crate) struct Chain {
+    /// Its entries.
+    pub entries: u64,
+    /// The newest entry's place and hash (hex); `None` for an empty log.
+    pub newest: Option<(i64, String)>,
 }
 
 /// How [`walk`] stopped short.
@@ -110,22 +133,48 @@ pub(crate) enum Walked {
     Store(StoreError),
 }
 
-/// [`verify`], also saying how many entries held before a broken one.
-pub(crate) async fn walk(store: &dyn Store) -> Result<u64, Walked> {
+/// The problem of a known entry that the chain no longer reaches.
+const KNOWN_ENTRY_CUT: &str = "the log now ends before an entry verified earlier: its newest entries were deleted";
+/// The problem of a known entry whose place now holds another.
+const KNOWN_ENTRY_REPLACED: &str =
+    "it is not the entry verified earlier at this place: the log was cut back and written on from here or before";
+
+/// Walks the whole chain, oldest first: the chain if it holds (and, given a `known` entry,
+/// still holds that one at its place), or the first entry that does not hold and how many held
+/// before it.
+pub(crate) async fn walk(store: &dyn Store, known: Option<&KnownEntry>) -> Result<Chain, Walked> {
     let mut previous: Option<AuditEntry> = None;
     let mut count = 0u64;
     loop {
         let after = previous.as_ref().map_or(0, |entry| entry.seq);
         let batch = store.audit_entries_after(after, VERIFY_BATCH).await.map_err(Walked::Store)?;
         if batch.is_empty() {
-            return Ok(count);
+            break;
         }
         for entry in batch {
             check(previous.as_ref(), &entry).map_err(|broken| Walked::Broken(broken, count))?;
+            if let Some(known) = known.filter(|known| known.seq == entry.seq)
+                && hex(&entry.hash) != known.hash
+            {
+                return Err(Walked::Broken(BrokenEntry { seq: known.seq, problem: KNOWN_ENTRY_REPLACED }, count));
+            }
             count += 1;
             previous = Some(entry);
         }
     }
+    let newest = previous.map(|entry| (entry.seq, hex(&entry.hash)));
+    if let Some(known) = known
+        && newest.as_ref().is_none_or(|(seq, _)| *seq < known.seq)
+    {
+        let first_missing = newest.as_ref().map_or(1, |(seq, _)| seq + 1);
+        return Err(Walked::Broken(BrokenEntry { seq: first_missing, problem: KNOWN_ENTRY_CUT }, count));
+    }
+    Ok(Chain { entries: count, newest })
+}
+
+/// `bytes` as lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn check(previous: Option<&AuditEntry>, entry: &AuditEntry) -> Result<(), BrokenEntry> {
@@ -175,7 +224,7 @@ impl From<AuditEntry> for AuditItem {
             target: entry.target,
             reason: entry.reason,
             outcome: entry.outcome,
-            hash: hash.iter().map(|b| format!("{b:02x}")).collect(),
+            hash: hex(&hash),
         }
     }
 }

@@ -107,6 +107,20 @@ pub struct AuditVerification {
     pub entries: u64,
     /// The first entry that does not hold, if any.
     pub broken: Option<audit::BrokenEntry>,
+    /// The newest entry, when every entry holds: keep it, and pass it back as `known_seq` and
+    /// `known_hash` next time to learn whether entries were deleted from the end since (null
+    /// for an empty log or a broken chain).
+    #[schema(required)]
+    pub newest: Option<AuditHead>,
+}
+
+/// The newest entry of a chain that holds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditHead {
+    /// Its place in the chain, from 1.
+    pub seq: i64,
+    /// Its hash (hex).
+    pub hash: String,
 }
 
 /// Why a sign-in was refused: told to the client (401) and recorded in the audit log.
@@ -337,15 +351,42 @@ pub(crate) async fn audit_page(
     Ok(AuditPage { items: entries.into_iter().map(audit::AuditItem::from).collect(), page_token })
 }
 
-/// Whether the whole audit log's chain holds.
-pub async fn audit_verification(store: &dyn Store) -> Result<AuditVerification, ApiError> {
-    match audit::walk(store).await {
-        Ok(entries) => Ok(AuditVerification { verified: true, entries, broken: None }),
+/// Whether the whole audit log's chain holds, and still holds the entry `known` if one is given.
+pub async fn audit_verification(
+    store: &dyn Store,
+    known: Option<&audit::KnownEntry>,
+) -> Result<AuditVerification, ApiError> {
+    match audit::walk(store, known).await {
+        Ok(chain) => Ok(AuditVerification {
+            verified: true,
+            entries: chain.entries,
+            broken: None,
+            newest: chain.newest.map(|(seq, hash)| AuditHead { seq, hash }),
+        }),
         Err(audit::Walked::Broken(broken, entries)) => {
-            Ok(AuditVerification { verified: false, entries, broken: Some(broken) })
+            Ok(AuditVerification { verified: false, entries, broken: Some(broken), newest: None })
         }
         Err(audit::Walked::Store(error)) => Err(error.into()),
     }
+}
+
+/// The entry a verifier kept from an earlier verification, from the query's `known_seq` and
+/// `known_hash`: both or neither.
+pub fn known_audit_entry(seq: Option<&str>, hash: Option<&str>) -> Result<Option<audit::KnownEntry>, ApiError> {
+    let (seq, hash) = match (seq, hash) {
+        (None, None) => return Ok(None),
+        (Some(seq), Some(hash)) => (seq, hash),
+        (Some(_), None) => return Err(ApiError::invalid("known_hash", "must be given with known_seq")),
+        (None, Some(_)) => return Err(ApiError::invalid("known_seq", "must be given with known_hash")),
+    };
+    let seq = match seq.parse::<i64>() {
+        Ok(seq) if seq >= 1 => seq,
+        _ => return Err(ApiError::invalid("known_seq", "must be a whole number from 1")),
+    };
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::invalid("known_hash", "must be 64 hexadecimal digits (an entry's hash)"));
+    }
+    Ok(Some(audit::KnownEntry { seq, hash: hash.to_ascii_lowercase() }))
 }
 
 fn sha256(text: &str) -> [u8; 32] {

@@ -119,18 +119,34 @@ async fn audit(
     Ok(axum::Json(page.await?))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+struct VerifyQuery {
+    /// The `seq` of the newest entry from an earlier verification (with `known_hash`): the
+    /// chain must still hold that entry at that place.
+    #[param(value_type = Option<i64>, minimum = 1)]
+    known_seq: Option<String>,
+    /// That entry's `hash` (64 hexadecimal digits).
+    #[param(min_length = 64, max_length = 64, pattern = "^[0-9a-fA-F]{64}$")]
+    known_hash: Option<String>,
+}
+
 /// # GET /admin/audit/verify
 ///
-/// Whether the audit log's hash chain holds: an edited or deleted entry breaks it.
-#[utoipa::path(get, path = "/admin/audit/verify", tag = "admin", security(("bearer" = [])),
+/// Whether the audit log's hash chain holds: an edited or deleted entry breaks it. Deleting
+/// the newest entries leaves a chain that holds, so give the newest entry of an earlier
+/// verification (`known_seq`, `known_hash`) to learn whether that happened since.
+#[utoipa::path(get, path = "/admin/audit/verify", tag = "admin", security(("bearer" = [])), params(VerifyQuery),
     responses((status = 200, body = AuditVerification), (status = 401, body = ErrorBody),
-              (status = 403, description = "a person's access token", body = ErrorBody)))]
+              (status = 403, description = "a person's access token", body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
 async fn verify_audit(
     State(state): State<AppState>,
     AdminAuth(admin): AdminAuth,
+    Query(query): Query<VerifyQuery>,
 ) -> ApiResult<axum::Json<AuditVerification>> {
     tracing::debug!(fingerprint = %admin.fingerprint, "the audit log verified");
-    Ok(axum::Json(admin::audit_verification(&*state.store).await?))
+    let known = admin::known_audit_entry(query.known_seq.as_deref(), query.known_hash.as_deref())?;
+    Ok(axum::Json(admin::audit_verification(&*state.store, known.as_ref()).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -438,7 +438,9 @@ async fn an_edited_audit_row_breaks_the_chain() {
     let token = three_entries(&app).await;
     let store = database(&app).await;
     assert_eq!(hearth_server::admin::audit::verify(&*store).await.expect("an intact chain"), 3);
-    assert_eq!(verification(&app, &token).await, json!({ "verified": true, "entries": 3, "broken": null }));
+    let intact = verification(&app, &token).await;
+    assert_eq!((&intact["verified"], &intact["entries"], &intact["broken"]), (&json!(true), &json!(3), &Value::Null));
+    assert_eq!(intact["newest"]["seq"], 3, "{intact}");
 
     let SqliteOnly(pool) = SqliteOnly::open(&app).await;
     sqlx::query("UPDATE admin_audit SET outcome = 'ok', reason = NULL WHERE seq = 2")
@@ -472,6 +474,66 @@ async fn a_deleted_audit_row_breaks_the_chain() {
     assert_eq!(seen, (&json!(false), &json!(1), &json!(2)), "{verdict}");
 }
 
+/// `GET /admin/audit/verify` told of `known` (seq, hash) as an earlier verification's newest.
+async fn verification_since(app: &TestApp, token: &str, known: &Value) -> Value {
+    let path = format!("/admin/audit/verify?known_seq={}&known_hash={}", known["seq"], str_field(known, "hash"));
+    app.get_authed(&path, token).await.expect_status(StatusCode::OK).clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newest_audit_rows_deleted_are_noticed_through_an_entry_verified_before() {
+    let app = spawn_app().await;
+    let token = three_entries(&app).await;
+    let known = verification(&app, &token).await["newest"].clone();
+    assert_eq!(known["seq"], 3, "{known}");
+    let again = verification_since(&app, &token, &known).await;
+    assert_eq!((&again["verified"], &again["newest"]), (&json!(true), &known), "nothing changed: {again}");
+
+    let SqliteOnly(pool) = SqliteOnly::open(&app).await;
+    sqlx::query("DELETE FROM admin_audit WHERE seq >= 2").execute(&pool).await.expect("delete the newest two");
+    // What is left holds on its own: only the entry kept from before shows the cut.
+    let alone = verification(&app, &token).await;
+    assert_eq!((&alone["verified"], &alone["entries"]), (&json!(true), &json!(1)), "{alone}");
+    let since = verification_since(&app, &token, &known).await;
+    assert_eq!((&since["verified"], &since["entries"], &since["newest"]), (&json!(false), &json!(1), &Value::Null));
+    assert_eq!(since["broken"]["seq"], 2, "the first entry missing: {since}");
+    assert!(str_field(&since["broken"], "problem").contains("newest entries were deleted"), "{since}");
+
+    // Written on after the cut: entry 3 is back, but not the one verified before.
+    let keys = Keys::new();
+    let stranger = keys.make("stranger", "ed25519");
+    for _ in 0..2 {
+        let challenge = new_challenge(&app).await;
+        let signed = sign(&stranger, "hearth-admin", &challenge);
+        expect_refused(&session(&app, &challenge, &signed).await, "not an administrator");
+    }
+    assert_eq!(verification(&app, &token).await["newest"]["seq"], 3);
+    let since = verification_since(&app, &token, &known).await;
+    assert_eq!((&since["verified"], &since["broken"]["seq"]), (&json!(false), &json!(3)), "{since}");
+    assert!(str_field(&since["broken"], "problem").contains("not the entry verified earlier"), "{since}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_entry_must_be_whole_and_well_formed() {
+    let app = spawn_app().await;
+    let token = three_entries(&app).await;
+    let hash = "ab".repeat(32);
+    for (query, field) in [
+        ("known_seq=1".to_owned(), "known_hash"),
+        (format!("known_hash={hash}"), "known_seq"),
+        (format!("known_seq=0&known_hash={hash}"), "known_seq"),
+        (format!("known_seq=x&known_hash={hash}"), "known_seq"),
+        ("known_seq=1&known_hash=abc".to_owned(), "known_hash"),
+        (format!("known_seq=1&known_hash={}", "zz".repeat(32)), "known_hash"),
+    ] {
+        app.get_authed(&format!("/admin/audit/verify?{query}"), &token).await.expect_invalid(field);
+    }
+    // Upper-case hex names the same entry.
+    let known = verification(&app, &token).await["newest"].clone();
+    let upper = json!({ "seq": known["seq"], "hash": str_field(&known, "hash").to_ascii_uppercase() });
+    assert_eq!(verification_since(&app, &token, &upper).await["verified"], true);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn challenges_and_sign_ins_count_as_attempts_of_the_address() {
     let app = crate::harness::spawn_app_with(|settings| settings.auth.attempts_per_address_per_minute = 2).await;
@@ -501,7 +563,10 @@ async fn sign_in_and_the_audit_chain_on_postgres() {
     let entries = audit(&app, &token).await;
     let outcomes: Vec<&str> = entries.iter().map(|e| e["outcome"].as_str().expect("outcome")).collect();
     assert_eq!(outcomes, ["refused", "ok"]);
-    assert_eq!(verification(&app, &token).await, json!({ "verified": true, "entries": 2, "broken": null }));
+    let intact = verification(&app, &token).await;
+    assert_eq!((&intact["verified"], &intact["entries"], &intact["broken"]), (&json!(true), &json!(2), &Value::Null));
+    // The newest entry's hash as the API lists it is the one verification hands back.
+    assert_eq!(intact["newest"], json!({ "seq": 2, "hash": entries[0]["hash"] }));
     drop(app);
     drop(database);
 }

@@ -1,7 +1,7 @@
 //! `hearth admin` (issue 25): `login` signs the server's challenge with `ssh-keygen -Y sign`
 //! and keeps the admin token in a file only its owner can read; `audit` lists the log and
 //! `audit --verify` tells an intact chain from one whose row was edited behind the server's
-//! back.
+//! back, or whose newest rows were deleted since the last `--verify`.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -58,7 +58,7 @@ pub(crate) async fn grant_role(server: &Hearth, key: &Path, role: &str, email: &
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_login_keeps_a_private_token_and_audit_verify_sees_an_edited_row() {
+async fn admin_login_keeps_a_private_token_and_audit_verify_sees_an_edited_row_and_a_cut_end() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let (data, config) = (dir.path().join("data"), dir.path().join("config"));
     let admin_key = make_key(dir.path(), "admin");
@@ -98,9 +98,29 @@ async fn admin_login_keeps_a_private_token_and_audit_verify_sees_an_edited_row()
     assert!(lines[1].contains("refused") && lines[1].contains("not an administrator's key"), "{}", lines[1]);
     let verified = admin(dir.path(), &config, &["audit", "--verify"]).await;
     assert!(verified.status.success() && verified.stdout.contains("intact: 2 entries"), "{verified:?}");
+    let witness = config.join("admin_audit_witness.json");
+    let mode = std::fs::metadata(&witness).expect("the witness file").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let kept: Value = serde_json::from_str(&std::fs::read_to_string(&witness).expect("read")).expect("JSON");
+    assert_eq!(kept[&server.url]["seq"], 2, "the newest entry verified is kept for this server: {kept}");
+    let verified = admin(dir.path(), &config, &["audit", "--verify"]).await;
+    assert!(verified.status.success() && verified.stdout.contains("still holds entry 2"), "{verified:?}");
+
+    // The newest entry is deleted behind the server's back: what is left holds on its own, but
+    // not the entry verified before.
+    let database = rusqlite::Connection::open(data.join("hearth.db")).expect("open the database");
+    let removed = database.execute("DELETE FROM admin_audit WHERE seq = 2", []);
+    assert_eq!(removed.expect("delete the newest row"), 1);
+    let verified = admin(dir.path(), &config, &["audit", "--verify"]).await;
+    assert!(!verified.status.success(), "{verified:?}");
+    let said = &verified.stderr;
+    assert!(
+        said.contains("tampered") && said.contains("entry 2") && said.contains("newest entries were deleted"),
+        "{said}"
+    );
+    assert!(said.contains("last verified here at"), "{said}");
 
     // The refusal is rewritten as a success, behind the server's back.
-    let database = rusqlite::Connection::open(data.join("hearth.db")).expect("open the database");
     let edited = database.execute("UPDATE admin_audit SET outcome = 'ok', reason = NULL WHERE seq = 1", []);
     assert_eq!(edited.expect("edit the row"), 1);
     let verified = admin(dir.path(), &config, &["audit", "--verify"]).await;
