@@ -1,10 +1,14 @@
 //! Writes the committed seed corpus, `fuzz/seeds/<target>/<name>`: a handful of valid inputs
 //! per target, the sealed ones made with the targets' fixed keys.
 //!
-//! `cargo run --manifest-path fuzz/Cargo.toml --example make_seeds` (envelopes and blobs get
+//! `cargo run --manifest-path fuzz/Cargo.toml --bin make_seeds` (envelopes and blobs get
 //! fresh random nonces each time, so only rerun it when a format changes).
 
 use std::path::Path;
+
+// Linked for the coverage hooks that `cargo fuzz build`, which builds this bin with the targets,
+// instruments every crate with; its fuzzing entry point is never called.
+use libfuzzer_sys as _;
 
 use hearth_ai::{ApiKey, ProviderName};
 use hearth_keyguard::fuzzing::{Fixture, TEST_RING_V1};
