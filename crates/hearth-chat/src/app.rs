@@ -715,14 +715,23 @@ impl App {
         }
     }
 
-    /// The person's own messages in the open conversation that the server has, oldest first.
-    pub fn own_messages(&self) -> Vec<Uuid> {
+    /// The messages the person may choose in the open conversation (↑ from an empty composer),
+    /// oldest first: their own, and in a room they moderate everyone's posts too, which they
+    /// may delete (as on the web client) but not edit.
+    pub fn choosable_messages(&self) -> Vec<Uuid> {
         let Some(view) = self.open_view() else { return Vec::new() };
+        let moderates = view.room.as_ref().is_some_and(|room| room.moderator);
         view.messages
             .iter()
-            .filter(|m| Some(m.sender) == self.me() && m.pending.is_none() && m.text.is_ok())
+            .filter(|m| m.pending.is_none() && (moderates || (Some(m.sender) == self.me() && m.text.is_ok())))
             .map(|m| m.group)
             .collect()
+    }
+
+    /// Who wrote message `group` of the open conversation, when it is someone else.
+    pub fn others_message(&self, group: Uuid) -> Option<Uuid> {
+        let message = self.open_view()?.messages.iter().find(|m| m.group == group)?;
+        (Some(message.sender) != self.me()).then_some(message.sender)
     }
 
     /// Who is typing in the open conversation, as a line ("bob is typing…").

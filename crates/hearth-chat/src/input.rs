@@ -16,6 +16,9 @@ use super::network::{Command, Pending, Shown, SignIn};
 /// What the keys do while a message of the person's is chosen (said in the status line).
 const CHOSEN_KEYS: &str = "your message: e edit · d delete · ↑↓ another of yours · Esc back";
 
+/// What the keys do while someone else's post is chosen, in a room the person moderates.
+const CHOSEN_POST_KEYS: &str = "a post in the room you moderate: d delete · ↑↓ another · Esc back";
+
 /// Lines a page key scrolls the history by.
 const PAGE: usize = 10;
 
@@ -344,11 +347,8 @@ impl App {
             return;
         }
         if key.code == KeyCode::Up && self.composer.is_empty() && self.editing.is_none() {
-            match self.own_messages().last() {
-                Some(last) => {
-                    self.chosen = Some(*last);
-                    self.info(CHOSEN_KEYS);
-                }
+            match self.choosable_messages().last() {
+                Some(last) => self.choose(*last),
                 None => self.info("nothing of yours to edit here"),
             }
             return;
@@ -366,22 +366,33 @@ impl App {
         }
     }
 
-    /// A key while one of the person's messages is chosen: whether it was for the choice
-    /// (any other key lets the choice go, and does what it does).
+    /// Chooses message `group` and says what the keys do with it.
+    fn choose(&mut self, group: uuid::Uuid) {
+        self.chosen = Some(group);
+        self.info(if self.others_message(group).is_some() { CHOSEN_POST_KEYS } else { CHOSEN_KEYS });
+    }
+
+    /// A key while a message is chosen (one of the person's, or any post of a room they
+    /// moderate): whether it was for the choice (any other key lets the choice go, and does
+    /// what it does).
     fn chosen_key(&mut self, key: KeyEvent) -> bool {
         let Some(chosen) = self.chosen else { return false };
-        let own = self.own_messages();
-        let Some(at) = own.iter().position(|group| *group == chosen) else {
+        let choosable = self.choosable_messages();
+        let Some(at) = choosable.iter().position(|group| *group == chosen) else {
             self.chosen = None;
             return false;
         };
         let Some(conversation_id) = self.open else { return false };
+        let others = self.others_message(chosen);
         match key.code {
-            KeyCode::Up => self.chosen = Some(own[at.saturating_sub(1)]),
-            KeyCode::Down if at + 1 < own.len() => self.chosen = Some(own[at + 1]),
+            KeyCode::Up => self.choose(choosable[at.saturating_sub(1)]),
+            KeyCode::Down if at + 1 < choosable.len() => self.choose(choosable[at + 1]),
             KeyCode::Down => {
                 self.chosen = None;
                 self.status = None;
+            }
+            KeyCode::Char('e') | KeyCode::Enter if others.is_some() => {
+                self.info("only the person who wrote a post edits it; d deletes it, as you moderate this room");
             }
             KeyCode::Char('e') | KeyCode::Enter => {
                 let text = self
@@ -397,7 +408,15 @@ impl App {
             }
             KeyCode::Char('d') | KeyCode::Delete => {
                 self.confirm = Some(Confirm::Delete { conversation_id, group: chosen });
-                self.error("delete this message for everyone? y deletes, n keeps it");
+                match others {
+                    Some(sender) => {
+                        let name = self.name(sender);
+                        self.error(format!(
+                            "delete {name}'s post for everyone, as this room's moderator? y deletes, n keeps it"
+                        ));
+                    }
+                    None => self.error("delete this message for everyone? y deletes, n keeps it"),
+                }
             }
             _ => {
                 self.chosen = None;
@@ -717,6 +736,49 @@ mod tests {
         assert!(app.take_commands().is_empty(), "asked first");
         press(&mut app, KeyCode::Char('y'));
         assert!(matches!(app.take_commands().as_slice(), [Command::LeaveRoom(id)] if *id == room));
+    }
+
+    #[test]
+    fn a_moderator_chooses_any_post_of_the_room_to_delete_but_edits_only_their_own() {
+        use crate::app::testing::{ann_in_a_room, room, shown};
+        use crate::network::Update;
+
+        let (room_id, other) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        let mut app = App::new("http://localhost");
+        let me = ann_in_a_room(&mut app, room_id, other);
+        let (bob, mine, bobs) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        app.apply(Update::Message { conversation_id: room_id, message: shown(mine, me, "hello") }, Instant::now());
+        app.apply(Update::Message { conversation_id: room_id, message: shown(bobs, bob, "spam") }, Instant::now());
+        let said = |app: &App| app.status.as_ref().map(|status| status.text.clone()).unwrap_or_default();
+
+        // A member who does not moderate chooses only her own.
+        press(&mut app, KeyCode::Up);
+        assert_eq!((app.chosen, said(&app)), (Some(mine), CHOSEN_KEYS.to_owned()));
+        press(&mut app, KeyCode::Esc);
+        assert_eq!(app.chosen, None);
+
+        let mut moderated = room(room_id, "lobby", true);
+        moderated.moderator = true;
+        app.apply(Update::Rooms(vec![moderated]), Instant::now());
+        press(&mut app, KeyCode::Up);
+        assert_eq!((app.chosen, said(&app)), (Some(bobs), CHOSEN_POST_KEYS.to_owned()));
+        press(&mut app, KeyCode::Char('e'));
+        assert!(app.editing.is_none() && app.composer.is_empty(), "another's post is not edited");
+        assert_eq!(app.chosen, Some(bobs));
+        assert!(said(&app).starts_with("only the person who wrote a post edits it"), "{}", said(&app));
+        press(&mut app, KeyCode::Up);
+        assert_eq!((app.chosen, said(&app)), (Some(mine), CHOSEN_KEYS.to_owned()));
+        press(&mut app, KeyCode::Down);
+        assert_eq!(app.chosen, Some(bobs));
+        app.take_commands();
+        press(&mut app, KeyCode::Char('d'));
+        assert!(app.take_commands().is_empty(), "asked first");
+        let asked = said(&app);
+        assert!(asked.contains("'s post for everyone, as this room's moderator? y deletes"), "{asked}");
+        press(&mut app, KeyCode::Char('y'));
+        let commands = app.take_commands();
+        let [Command::Delete { conversation_id, group }] = commands.as_slice() else { panic!("{commands:?}") };
+        assert_eq!((*conversation_id, *group), (room_id, bobs));
     }
 
     #[test]

@@ -30,8 +30,8 @@ const CHAT_KEYS: &str = "Tab pane · ↑↓ Enter open/send · ↑ edit yours ·
      Ctrl-A assistant · Ctrl-K security · Esc quit";
 
 /// The keys of rooms (see `input.rs`), the help's second line.
-const ROOM_KEYS: &str = "Ctrl-R rooms: browse, join or make one · in a room: @assistant <question> asks the \
-     assistant · Ctrl-L leaves";
+const ROOM_KEYS: &str = "Ctrl-R rooms: browse, join, make · @assistant <question> asks the assistant · Ctrl-L \
+     leaves · moderators: ↑ any post";
 
 /// Said wherever a room shows.
 const NOT_E2E: &str = "not end-to-end encrypted";

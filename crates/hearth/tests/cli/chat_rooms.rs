@@ -132,8 +132,18 @@ async fn two_people_meet_in_a_public_room_and_ask_the_assistant_in_the_terminal(
     bob.api.join_room(talk.id).await.expect("Bob joins");
     bob.socket.join_room(talk.id).await.expect("Bob joins its channel");
     tmux.wait_text("Bob joined terminal talk").await;
-    bob.socket.post(talk.id, "found it", None).await.expect("post");
+    let found = bob.socket.post(talk.id, "found it", None).await.expect("post");
     tmux.wait_text("Bob: found it").await;
+
+    // Ann moderates this room: ↑ takes Bob's post too, which she deletes (↑, d, y).
+    tmux.keys(&["Up"]);
+    tmux.wait_text("a post in the room you moderate: d delete").await;
+    tmux.keys(&["d"]);
+    tmux.wait_text("delete Bob's post for everyone").await;
+    tmux.keys(&["y"]);
+    let removed = bob.next("Ann removing his post", |i| matches!(i, Incoming::PostDeleted { .. })).await;
+    assert_eq!(removed, Incoming::PostDeleted { room_id: talk.id, message_id: found.id });
+    tmux.wait_for("Bob's post gone", |s| !s.contains("found it")).await;
 
     // Ann leaves it (Ctrl-L, y): Bob sees her go, and it leaves her list.
     tmux.keys(&["C-l"]);
