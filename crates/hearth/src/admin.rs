@@ -558,7 +558,16 @@ async fn verify_audit(client: &reqwest::Client, session: &Session, witness_file:
     }
     let verdict = call(client.get(url).bearer_auth(&session.token), &session.server).await?;
     if verdict["verified"] != Value::Bool(true) {
-        let since = known["verified_at"].as_str().map(|at| format!("; last verified here at {at}")).unwrap_or_default();
+        // A server whose data was replaced on purpose looks the same: say how to start afresh.
+        let since = known["verified_at"]
+            .as_str()
+            .map(|at| {
+                let file = witness_file.display();
+                format!(
+                    "; last verified here at {at} (if its data was replaced on purpose, remove its entry from {file})"
+                )
+            })
+            .unwrap_or_default();
         bail!(
             "the audit log has been tampered with: its chain breaks at entry {} ({}){since}",
             verdict["broken"]["seq"],

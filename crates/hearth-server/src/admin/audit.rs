@@ -173,7 +173,7 @@ pub(crate) async fn walk(store: &dyn Store, known: Option<&KnownEntry>) -> Resul
 }
 
 /// `bytes` as lowercase hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
+fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
