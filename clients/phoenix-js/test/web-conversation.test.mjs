@@ -259,7 +259,8 @@ step("§5 Edit and Delete are in a per-message menu; Delete asks first; the edit
   await box(ann).fill("a typo here")
   await box(ann).press("Enter")
   await seesMessage(bob, "a typo here")
-  assert.equal(await ann.page.locator("main .editing").textContent(), "", "the hint is gone once saved")
+  // Gone once Ann's page has its reply, which can come after Bob's page has the edit.
+  await ann.page.waitForFunction(() => document.querySelector("main .editing")?.textContent === "", null, {timeout: LIVE_MS})
   assert.equal(await ann.page.locator("main .status").textContent(), "")
 
   const edited = article(ann, "a typo here")
