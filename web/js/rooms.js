@@ -129,6 +129,18 @@ export class Rooms {
       if(user_id !== this.me){ this.line(room, `${this.client.name(user_id)} left`) }
       this.changed(room)
     })
+    // The last moderator left: the member there longest moderates now, at once on every page.
+    channel.on("moderator_appointed", ({user_id}) => {
+      const member = room.members.get(user_id)
+      if(member){ member.moderator = true }
+      if(user_id === this.me){
+        room.moderator = true
+        this.line(room, "You now moderate this room")
+      } else {
+        this.line(room, `${this.client.name(user_id)} now moderates this room`)
+      }
+      this.changed(room)
+    })
     const typing = shown => ({user_id}) => {
       if(user_id === this.me){ return }
       clearTimeout(room.typing.get(user_id))

@@ -377,6 +377,25 @@ step("Ann adds Bob to the private room with the people picker, he sees it live; 
   await ann.page.locator("main .members summary", {hasText: "1 member"}).waitFor({timeout: LIVE_MS})
 })
 
+step("when Ann, the garden's moderator, leaves, Bob moderates it at once on his open page and deletes Carol's post", async () => {
+  const {Ann: ann, Bob: bob} = people
+  await openRoom(bob, GARDEN)
+  await post(bob, "Note 54 from Carol").waitFor({timeout: LIVE_MS})
+  assert.equal(await post(bob, "Note 54 from Carol").locator(".message-menu").count(), 0, "not his to delete yet")
+  await openRoom(ann, GARDEN)
+  await ann.page.getByRole("button", {name: "Leave", exact: true}).click()
+  await ann.page.locator("dialog[open]").getByRole("button", {name: "Leave"}).click()
+  await roomRow(ann, GARDEN).waitFor({state: "detached", timeout: LIVE_MS})
+  // Bob has been a member longest: the server appoints him, and his page says so without a reload.
+  await bob.page.locator("main .system", {hasText: "You now moderate this room"}).waitFor({timeout: LIVE_MS})
+  await postAction(bob, "Note 54 from Carol", "Delete post")
+  const dialog = bob.page.locator("dialog[open]")
+  assert.match(await dialog.textContent(), /Carol wrote it; as a moderator you may remove it/)
+  await dialog.getByRole("button", {name: "Delete"}).click()
+  await post(bob, "Note 54 from Carol").waitFor({state: "detached", timeout: LIVE_MS})
+  await bob.page.getByRole("button", {name: "Add people", exact: true}).waitFor({timeout: LIVE_MS})
+})
+
 step("on a phone (390 px) the list and the room fit, marker and notice included", async () => {
   const {Bob: bob} = people
   await bob.page.setViewportSize(PHONE)

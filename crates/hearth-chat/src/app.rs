@@ -1044,6 +1044,17 @@ impl App {
                     self.info(format!("{name} left {title}"));
                 }
             }
+            Update::ModeratorAppointed { conversation_id, user_id } => {
+                let me = self.me() == Some(user_id);
+                let name = self.name(user_id);
+                let Some(view) = self.view_mut(conversation_id) else { return };
+                if me && let Some(room) = view.room.as_mut() {
+                    room.moderator = true;
+                }
+                let title = self.view(conversation_id).map(|view| self.title(view)).unwrap_or_default();
+                // "you now moderate …" (the header says it too), or who does.
+                self.info(format!("{name} now moderate{} {title}", if me { "" } else { "s" }));
+            }
             Update::Delta(delta) => self.delta(delta),
             Update::DisplayName { user_id, display_name } => {
                 if let Some(user) = self.users.get_mut(&user_id) {

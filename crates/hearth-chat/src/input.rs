@@ -740,7 +740,7 @@ mod tests {
 
     #[test]
     fn a_moderator_chooses_any_post_of_the_room_to_delete_but_edits_only_their_own() {
-        use crate::app::testing::{ann_in_a_room, room, shown};
+        use crate::app::testing::{ann_in_a_room, shown};
         use crate::network::Update;
 
         let (room_id, other) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
@@ -757,9 +757,15 @@ mod tests {
         press(&mut app, KeyCode::Esc);
         assert_eq!(app.chosen, None);
 
-        let mut moderated = room(room_id, "lobby", true);
-        moderated.moderator = true;
-        app.apply(Update::Rooms(vec![moderated]), Instant::now());
+        // Someone else appointed: nothing changes for her.
+        app.apply(Update::ModeratorAppointed { conversation_id: room_id, user_id: bob }, Instant::now());
+        press(&mut app, KeyCode::Up);
+        assert_eq!(app.chosen, Some(mine));
+        press(&mut app, KeyCode::Esc);
+
+        // The room's last moderator left and she moderates it now (`moderator_appointed`).
+        app.apply(Update::ModeratorAppointed { conversation_id: room_id, user_id: me }, Instant::now());
+        assert!(said(&app).starts_with("you now moderate"), "{}", said(&app));
         press(&mut app, KeyCode::Up);
         assert_eq!((app.chosen, said(&app)), (Some(bobs), CHOSEN_POST_KEYS.to_owned()));
         press(&mut app, KeyCode::Char('e'));

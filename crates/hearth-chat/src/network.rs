@@ -532,6 +532,13 @@ pub enum Update {
         /// Who.
         user_id: Uuid,
     },
+    /// A room's last moderator left, and this member moderates it now.
+    ModeratorAppointed {
+        /// The room.
+        conversation_id: Uuid,
+        /// Who.
+        user_id: Uuid,
+    },
     /// A piece of the assistant's reply.
     Delta(AssistantDelta),
     /// Someone renamed themselves.
@@ -1193,6 +1200,9 @@ impl Session {
             }
             Incoming::RoomMemberLeft { room_id, user_id } => {
                 self.send(Update::MemberLeft { conversation_id: room_id, user_id });
+            }
+            Incoming::RoomModeratorAppointed { room_id, user_id } => {
+                self.send(Update::ModeratorAppointed { conversation_id: room_id, user_id });
             }
             Incoming::RoomAssistantDelta(delta) => {
                 // The interface streams it like a reply in the assistant conversation.

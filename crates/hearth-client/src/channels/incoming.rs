@@ -160,6 +160,14 @@ pub enum Incoming {
         /// Who.
         user_id: Uuid,
     },
+    /// `moderator_appointed` on `room:{id}`: the room's last moderator left and this member,
+    /// there longest, moderates it now.
+    RoomModeratorAppointed {
+        /// The room.
+        room_id: Uuid,
+        /// Who moderates it now.
+        user_id: Uuid,
+    },
     /// `start_typing` (`typing: true`) or `finish_typing` on `room:{id}`.
     RoomTyping {
         /// The room.
@@ -326,6 +334,10 @@ impl Incoming {
                     let UserOnly { user_id } = from(payload)?;
                     Some(Self::RoomMemberLeft { room_id, user_id })
                 }
+                "moderator_appointed" => {
+                    let UserOnly { user_id } = from(payload)?;
+                    Some(Self::RoomModeratorAppointed { room_id, user_id })
+                }
                 "start_typing" | "finish_typing" => {
                     let UserOnly { user_id } = from(payload)?;
                     Some(Self::RoomTyping { room_id, user_id, typing: event.event == "start_typing" })
@@ -432,6 +444,10 @@ mod tests {
         assert_eq!(
             Incoming::parse(&event(&topic, "member_left", json!({ "user_id": user }))),
             Some(Incoming::RoomMemberLeft { room_id: room, user_id: user })
+        );
+        assert_eq!(
+            Incoming::parse(&event(&topic, "moderator_appointed", json!({ "user_id": user }))),
+            Some(Incoming::RoomModeratorAppointed { room_id: room, user_id: user })
         );
         assert_eq!(
             Incoming::parse(&event(&topic, "finish_typing", json!({ "user_id": user }))),

@@ -161,6 +161,10 @@ async fn two_people_meet_in_a_public_room_and_ask_the_assistant_in_the_terminal(
     let screen = tmux.wait_for("the room Ann was added to", |s| listed_room(s, "bobs corner")).await;
     assert!(listed_room(&screen, "lobby"), "{screen}");
 
+    // Bob, the lobby's moderator, leaves it: Ann, there longest after him, moderates it now.
+    bob.api.leave_room(lobby.id).await.expect("Bob leaves the lobby");
+    tmux.wait_text("you now moderate lobby").await;
+
     tmux.keys(&["Escape"]);
     tmux.wait_exit().await;
     drop(tmux);
