@@ -252,7 +252,7 @@ function audit(){
       const known = (() => { try { return JSON.parse(localStorage.getItem(WITNESS_KEY) ?? "null") } catch { return null } })()
       const query = known ? "?" + new URLSearchParams({known_seq: known.seq, known_hash: known.hash}) : ""
       const result = await call("GET", "/admin/audit/verify" + query)
-      if (result.verified && result.newest) localStorage.setItem(WITNESS_KEY, JSON.stringify(result.newest))
+      if(result.verified && result.newest){ localStorage.setItem(WITNESS_KEY, JSON.stringify(result.newest)) }
       fill(verdict, result.verified
         ? h("span", {class: "ok"}, `Chain verified: ${result.entries} entries, each chained to the one before` +
             (known ? `, entry ${known.seq} (the newest when this browser last checked) still in place.` : "."))
