@@ -1051,7 +1051,7 @@ impl App {
                 if me && let Some(room) = view.room.as_mut() {
                     room.moderator = true;
                 }
-                let title = self.view(conversation_id).map(|view| self.title(view)).unwrap_or_default();
+                let title = self.title_of(conversation_id);
                 // "you now moderate …" (the header says it too), or who does.
                 self.info(format!("{name} now moderate{} {title}", if me { "" } else { "s" }));
             }

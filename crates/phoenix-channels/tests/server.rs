@@ -163,15 +163,19 @@ async fn send(client: &mut Client, frame: Value) {
     client.send(WsMessage::text(frame.to_string())).await.expect("send");
 }
 
+/// The next frame of any kind (bounded wait).
+async fn next_frame(client: &mut Client) -> WsMessage {
+    tokio::time::timeout(Duration::from_secs(5), client.next())
+        .await
+        .expect("a frame within 5 s")
+        .expect("open")
+        .expect("frame")
+}
+
 /// The next text frame as JSON (bounded wait).
 async fn next_json(client: &mut Client) -> Value {
     loop {
-        let message = tokio::time::timeout(Duration::from_secs(5), client.next())
-            .await
-            .expect("a frame within 5 s")
-            .expect("open")
-            .expect("frame");
-        match message {
+        match next_frame(client).await {
             WsMessage::Text(text) => return serde_json::from_str(&text).expect("json"),
             WsMessage::Ping(_) | WsMessage::Pong(_) => {}
             other => panic!("unexpected {other:?}"),
@@ -299,8 +303,7 @@ async fn binary_pushes_and_broadcasts(addr: SocketAddr) {
     frame.extend_from_slice(b"12room:1echo");
     frame.extend_from_slice(&[0xde, 0xad]);
     a.send(WsMessage::binary(frame)).await.expect("send");
-    let reply =
-        tokio::time::timeout(Duration::from_secs(5), a.next()).await.expect("reply").expect("open").expect("frame");
+    let reply = next_frame(&mut a).await;
     let mut expected = vec![1u8, 1, 1, 6, 2];
     expected.extend_from_slice(b"12room:1ok");
     expected.extend_from_slice(&[0xde, 0xad]);
@@ -330,12 +333,7 @@ async fn binary_pushes_and_broadcasts(addr: SocketAddr) {
     broadcast.extend_from_slice(&[0xca, 0xfe]);
     for client in [&mut c, &mut a] {
         loop {
-            let frame = tokio::time::timeout(Duration::from_secs(5), client.next())
-                .await
-                .expect("a frame")
-                .expect("open")
-                .expect("frame");
-            if let WsMessage::Binary(bytes) = frame {
+            if let WsMessage::Binary(bytes) = next_frame(client).await {
                 assert_eq!(bytes, broadcast);
                 break;
             }
