@@ -19,8 +19,9 @@
 //! A socket served on a [`Listener`]'s connection also takes broadcasts without its task: when
 //! nothing must go before it (no queued command, no turn under way, nothing unsent) and its
 //! channel's join reply is out, a [`Broadcast`] is written straight to the connection by whoever
-//! fans it out, one write system call per socket (`server/connection.rs` says how the two
-//! writers keep frames whole and in order).
+//! fans it out (`server/connection.rs` says how the two writers keep frames whole and in
+//! order); [`broadcast_all`] writes many sockets in batches, one system call per batch where
+//! the kernel offers io_uring (`server/send_batch.rs`).
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -43,6 +44,7 @@ use crate::codec::{Frame, Vsn};
 use crate::message::{Message, Payload};
 
 mod connection;
+pub mod send_batch;
 
 use connection::Direct;
 pub use connection::{Connection, Listener, Outbox, ServeConnections, WithConnection};
@@ -254,16 +256,22 @@ impl SocketHandle {
 
     /// Sends a pre-encoded broadcast if the socket has joined its topic: written to the
     /// connection here and now when nothing must go before it, through the socket's queue
-    /// otherwise.
+    /// otherwise. To many sockets, [`broadcast_all`] costs fewer system calls.
     pub fn broadcast(&self, broadcast: Arc<Broadcast>) -> Result<(), PushError> {
-        if let Some(outbox) = &self.0.outbox {
-            match outbox.write_broadcast(broadcast.topic(), |vsn| broadcast.ws_frame(vsn)) {
-                Direct::Written | Direct::NotJoined => return Ok(()),
-                Direct::Closed => return Err(PushError::Closed),
-                Direct::Queue => {}
-            }
+        let direct = match &self.0.outbox {
+            Some(outbox) => outbox.write_broadcast(broadcast.topic(), |vsn| broadcast.ws_frame(vsn)),
+            None => Direct::Queue,
+        };
+        self.after_direct(direct, broadcast)
+    }
+
+    /// What follows a direct write that came to `direct`.
+    fn after_direct(&self, direct: Direct, broadcast: Arc<Broadcast>) -> Result<(), PushError> {
+        match direct {
+            Direct::Written | Direct::NotJoined => Ok(()),
+            Direct::Closed => Err(PushError::Closed),
+            Direct::Queue => self.send(Command::Broadcast(broadcast)),
         }
-        self.send(Command::Broadcast(broadcast))
     }
 
     /// Ends the channel on `topic` with `phx_close` (the client does not rejoin).
@@ -283,6 +291,29 @@ impl SocketHandle {
     pub fn is_closed(&self) -> bool {
         self.0.commands.is_closed()
     }
+}
+
+/// Sends `broadcast` to each of `sockets`, as [`SocketHandle::broadcast`] does, and returns
+/// how many took it. The direct writes leave in batches, each batch in one system call where
+/// the kernel offers io_uring (`server/send_batch.rs`): for a fan-out to thousands of sockets
+/// that is most of its cost saved.
+pub fn broadcast_all(sockets: &[SocketHandle], broadcast: &Arc<Broadcast>) -> u64 {
+    let frame = |vsn| broadcast.ws_frame(vsn);
+    let mut outcomes = Vec::with_capacity(send_batch::BATCH);
+    let mut taken = 0;
+    for batch in sockets.chunks(send_batch::BATCH) {
+        let outboxes: Vec<Option<&Outbox>> = batch.iter().map(|socket| socket.0.outbox.as_ref()).collect();
+        connection::write_broadcasts(&outboxes, broadcast.topic(), frame, &mut outcomes);
+        for (socket, outcome) in batch.iter().zip(&outcomes) {
+            let took = match outcome {
+                Some(direct) => socket.after_direct(*direct, broadcast.clone()),
+                // Its outbox was busy: alone, waiting for it.
+                None => socket.broadcast(broadcast.clone()),
+            };
+            taken += u64::from(took.is_ok());
+        }
+    }
+    taken
 }
 
 /// A connection attempt, before the upgrade.

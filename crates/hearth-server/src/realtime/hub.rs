@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use axum::extract::ws::close_code;
 use phoenix_channels::Payload;
-use phoenix_channels::server::{Broadcast, SocketHandle};
+use phoenix_channels::server::{Broadcast, SocketHandle, broadcast_all};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -211,17 +211,15 @@ impl Hub {
 }
 
 /// Sockets a fan-out reaches before it steps off the async runtime's worker: each socket costs
-/// a write system call (a few microseconds), and 10 000 of them would hold up every other task
-/// queued on that worker for tens of milliseconds.
+/// a few microseconds of the kernel's TCP work, and 10 000 of them would hold up every other
+/// task queued on that worker for tens of milliseconds.
 const FAN_OUT_IN_PLACE: usize = 128;
 
 /// Hands `broadcast` to each of `sockets`; returns how many took it. The index is not locked
 /// meanwhile: sockets connect and join while a large room's post goes out.
 fn fan_out(sockets: &[SocketHandle], broadcast: &Arc<Broadcast>) -> u64 {
-    let hand_over = || {
-        // A full queue disconnects that socket; the others go on.
-        sockets.iter().map(|socket| u64::from(socket.broadcast(broadcast.clone()).is_ok())).sum()
-    };
+    // A full queue disconnects that socket; the others go on.
+    let hand_over = || broadcast_all(sockets, broadcast);
     let on_multi_thread_runtime = tokio::runtime::Handle::try_current()
         .is_ok_and(|runtime| runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
     if sockets.len() >= FAN_OUT_IN_PLACE && on_multi_thread_runtime {

@@ -108,6 +108,57 @@ async fn members_post_edit_and_delete_and_the_room_hears_it() {
     );
 }
 
+/// A room of 70, more than one batch of the fan-out's direct writes (64): two members post at
+/// once, and every other member's socket gets each post exactly once, each poster's in the
+/// order posted. (The posters' own sockets pass pushes by while they wait for their replies.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_reach_every_member_of_a_room_larger_than_a_batch_once_each_and_in_order() {
+    let app = spawn_app().await;
+    let host = app.register("host@example.org").await;
+    let room = create_room(&app, &host, "hall", "public").await;
+    let topic = format!("room:{room}");
+    let mut sessions = vec![host];
+    for guest in 0..69 {
+        let session = app.register(&format!("guest{guest}@example.org")).await;
+        let join = app.post_authed(&format!("/api/rooms/{room}/join"), &session.auth_token, None).await;
+        join.expect_status(StatusCode::OK);
+        sessions.push(session);
+    }
+    let mut peers = Vec::new();
+    for session in &sessions {
+        let mut peer = Peer::connect(&app, session).await;
+        peer.ok(&topic, "phx_join", json!({})).await;
+        peers.push(peer);
+    }
+
+    let mut posters = peers.drain(..2).collect::<Vec<_>>();
+    let [first, second] = posters.as_mut_slice() else { unreachable!("two posters") };
+    async fn post_three(peer: &mut Peer, topic: &str, name: &str) -> Vec<String> {
+        let mut ids = Vec::new();
+        for n in 1..=3 {
+            let posted = peer.ok(topic, "post", json!({ "text": format!("{name} {n}") })).await;
+            ids.push(posted["id"].as_str().expect("id").to_owned());
+        }
+        ids
+    }
+    let (firsts, seconds) = tokio::join!(post_three(first, &topic, "first"), post_three(second, &topic, "second"));
+
+    let mut all: Vec<&String> = firsts.iter().chain(&seconds).collect();
+    all.sort();
+    for peer in &mut peers {
+        let mut heard = Vec::new();
+        for _ in 0..6 {
+            heard.push(peer.expect(&topic, "new_post").await["id"].as_str().expect("id").to_owned());
+        }
+        let in_order = |ids: &[String]| heard.iter().filter(|id| ids.contains(id)).cloned().collect::<Vec<_>>();
+        assert_eq!(in_order(&firsts), firsts, "the first poster's posts in order");
+        assert_eq!(in_order(&seconds), seconds, "the second poster's posts in order");
+        let mut once: Vec<&String> = heard.iter().collect();
+        once.sort();
+        assert_eq!(once, all, "each post exactly once");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_who_leaves_is_cut_off_and_outsiders_learn_nothing() {
     let app = spawn_app().await;

@@ -24,7 +24,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::task::{Context, Poll, ready};
 
 use axum::extract::{ConnectInfo, Request};
@@ -34,6 +34,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+use super::send_batch::{self, Outgoing, Sent};
 use crate::codec::Vsn;
 
 /// A TCP listener for `axum::serve` whose connections carry an [`Outbox`]; serve it with
@@ -268,29 +269,103 @@ impl Outbox {
     /// WebSocket frame in the socket's serializer.
     pub(super) fn write_broadcast(&self, topic: &str, frame: impl FnOnce(Vsn) -> Option<Bytes>) -> Direct {
         let mut state = self.state();
-        let State { stream, unsent, lane } = &mut *state;
-        let Some(stream) = stream else { return Direct::Closed };
-        if self.0.ahead.load(Ordering::SeqCst) != 0 || !unsent.is_empty() {
-            return Direct::Queue;
+        match direct_send(&mut state, &self.0.ahead, topic, frame) {
+            Ok(send) => {
+                let sent = send_batch::send_all(std::slice::from_ref(&send));
+                self.settle(state, &send, sent[0])
+            }
+            Err(outcome) => outcome,
         }
-        let Some(lane) = lane else { return Direct::Queue };
-        if !lane.topics.iter().any(|joined| joined == topic) {
-            return Direct::NotJoined;
-        }
-        // Not encodable in this serializer: nothing to send, as through the queue.
-        let Some(frame) = frame(lane.vsn) else { return Direct::Written };
-        match stream.try_write(&frame) {
-            Ok(written) if written == frame.len() => Direct::Written,
-            Ok(written) => {
-                unsent.extend_from_slice(&frame[written..]);
+    }
+
+    /// Settles a direct write that `state`'s lock has covered since it was checked.
+    fn settle(&self, mut state: MutexGuard<'_, State>, send: &Outgoing, sent: Sent) -> Direct {
+        match sent {
+            Sent::Wrote(written) if written >= send.bytes.len() => Direct::Written,
+            Sent::Wrote(written) => {
+                state.unsent.extend_from_slice(&send.bytes[written..]);
                 drop(state);
                 self.0.unsent_waiting.notify_one();
                 Direct::Written
             }
             // Full, or failing: the task finds out and acts on it.
-            Err(_) => Direct::Queue,
+            Sent::Refused => Direct::Queue,
+            // Part of a frame may be on the wire: nothing can follow it. The socket's task
+            // finds the connection shut and closes.
+            Sent::Unknown => {
+                state.stream = None;
+                let _ = socket2::SockRef::from(&*send.stream).shutdown(std::net::Shutdown::Both);
+                Direct::Closed
+            }
         }
     }
+}
+
+/// Writes a broadcast on `topic` directly to each of `outboxes` (`None`: a socket without
+/// one) that takes it, the lot in as few system calls as the kernel allows; `outcomes` gets
+/// one entry per outbox, in order. An outbox whose lock is held elsewhere gets `None`: the
+/// caller writes it alone afterwards, because waiting for that lock while holding the others'
+/// could deadlock with another fan-out holding it and waiting for one of these.
+pub(super) fn write_broadcasts<F>(
+    outboxes: &[Option<&Outbox>],
+    topic: &str,
+    frame: F,
+    outcomes: &mut Vec<Option<Direct>>,
+) where
+    F: Fn(Vsn) -> Option<Bytes>,
+{
+    outcomes.clear();
+    let mut checked = Vec::with_capacity(outboxes.len());
+    let mut sends = Vec::with_capacity(outboxes.len());
+    for (index, outbox) in outboxes.iter().enumerate() {
+        let Some(outbox) = outbox else {
+            outcomes.push(Some(Direct::Queue));
+            continue;
+        };
+        let mut state = match outbox.0.state.try_lock() {
+            Ok(state) => state,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                outcomes.push(None);
+                continue;
+            }
+        };
+        match direct_send(&mut state, &outbox.0.ahead, topic, &frame) {
+            Ok(send) => {
+                outcomes.push(None);
+                sends.push(send);
+                checked.push((index, outbox, state));
+            }
+            Err(outcome) => outcomes.push(Some(outcome)),
+        }
+    }
+    let sent = send_batch::send_all(&sends);
+    for (((index, outbox, state), send), sent) in checked.into_iter().zip(&sends).zip(sent) {
+        outcomes[index] = Some(outbox.settle(state, send, sent));
+    }
+}
+
+/// The send of a broadcast on `topic` if nothing must go before it on the connection whose
+/// state is `state` (locked by the caller until the send is settled); otherwise what to do
+/// instead.
+fn direct_send(
+    state: &mut State,
+    ahead: &AtomicUsize,
+    topic: &str,
+    frame: impl FnOnce(Vsn) -> Option<Bytes>,
+) -> Result<Outgoing, Direct> {
+    let State { stream, unsent, lane } = state;
+    let Some(stream) = stream else { return Err(Direct::Closed) };
+    if ahead.load(Ordering::SeqCst) != 0 || !unsent.is_empty() {
+        return Err(Direct::Queue);
+    }
+    let Some(lane) = lane else { return Err(Direct::Queue) };
+    if !lane.topics.iter().any(|joined| joined == topic) {
+        return Err(Direct::NotJoined);
+    }
+    // Not encodable in this serializer: nothing to send, as through the queue.
+    let Some(bytes) = frame(lane.vsn) else { return Err(Direct::Written) };
+    Ok(Outgoing { stream: stream.clone(), bytes })
 }
 
 /// `axum::serve`'s service maker for a [`Listener`]: each request carries its connection's
@@ -437,5 +512,151 @@ mod tests {
         assert_eq!(outbox.write_broadcast("room:1", |_| Some(frame(0))), Direct::Queue);
         drop(connection);
         assert_eq!(outbox.write_broadcast("room:1", |_| Some(frame(0))), Direct::Closed);
+    }
+
+    /// Reads from each reader until it has `lengths[i]` bytes, or nothing more comes for 10 s
+    /// (with buffers this small, TCP may wait a few hundred milliseconds to reopen its window).
+    async fn read_all(readers: &mut [TcpStream], lengths: &[usize]) -> Vec<Vec<u8>> {
+        let mut received = Vec::new();
+        let mut buffer = vec![0u8; 64 * 1024];
+        for (reader, &length) in readers.iter_mut().zip(lengths) {
+            let mut bytes = Vec::new();
+            while bytes.len() < length {
+                match tokio::time::timeout(Duration::from_secs(10), reader.read(&mut buffer)).await {
+                    Ok(Ok(read @ 1..)) => bytes.extend_from_slice(&buffer[..read]),
+                    _ => break,
+                }
+            }
+            received.push(bytes);
+        }
+        received
+    }
+
+    /// Whether this process may set up an io_uring (a container's seccomp profile may forbid it).
+    #[cfg(target_os = "linux")]
+    fn io_uring_permitted() -> bool {
+        io_uring::IoUring::new(4).is_ok()
+    }
+
+    /// A batch of direct writes reaches every connection whole, through the ring where the
+    /// kernel permits it and with one write each where it does not.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_batch_writes_every_connection_with_the_ring_and_without() {
+        let mut pairs = Vec::new();
+        for _ in 0..8 {
+            pairs.push(pair().await);
+        }
+        let (connections, mut readers): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
+        let outboxes: Vec<Outbox> = connections.iter().map(Connection::outbox).collect();
+        let outboxes: Vec<Option<&Outbox>> = outboxes.iter().map(Some).collect();
+        let small = |k: u8| Bytes::from(vec![k; 300]);
+        let mut outcomes = Vec::new();
+        write_broadcasts(&outboxes, "room:1", |_| Some(small(1)), &mut outcomes);
+        assert_eq!(outcomes, vec![Some(Direct::Written); 8]);
+        assert_eq!(send_batch::ring::ready_on_this_thread(), io_uring_permitted(), "the ring is used where permitted");
+        send_batch::ring::forbid_on_this_thread();
+        write_broadcasts(&outboxes, "room:1", |_| Some(small(2)), &mut outcomes);
+        assert_eq!(outcomes, vec![Some(Direct::Written); 8]);
+        let expected = [small(1), small(2)].concat();
+        for received in read_all(&mut readers, &[600; 8]).await {
+            assert!(received == expected, "both frames, whole and in order");
+        }
+        drop(connections);
+    }
+
+    /// Through a batch as alone: a socket that takes part of a frame keeps the tail in its
+    /// outbox and gets nothing directly until the task has written it; a full socket refuses;
+    /// what each reader finally reads is the frames it was given, whole and in order.
+    #[tokio::test]
+    async fn a_batch_keeps_tails_and_order_as_single_writes_do() {
+        let mut pairs = Vec::new();
+        for _ in 0..6 {
+            pairs.push(pair().await);
+        }
+        let (mut connections, mut readers): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
+        let owned: Vec<Outbox> = connections.iter().map(Connection::outbox).collect();
+        let outboxes: Vec<Option<&Outbox>> = owned.iter().map(Some).collect();
+        let mut given: Vec<Vec<u8>> = vec![Vec::new(); owned.len()];
+        let mut received: Vec<Vec<u8>> = vec![Vec::new(); owned.len()];
+        let mut had_tail = vec![false; owned.len()];
+        let mut buffer = vec![0u8; 64 * 1024];
+        let mut outcomes = Vec::new();
+        let mut k = 0u8;
+        // Until every socket has taken part of a frame: a refused socket's reader reads what it has,
+        // which leaves room for part of the next.
+        while had_tail.contains(&false) {
+            let waiting: Vec<bool> = owned.iter().map(|outbox| !outbox.state().unsent.is_empty()).collect();
+            write_broadcasts(&outboxes, "room:1", |_| Some(frame(k)), &mut outcomes);
+            for (index, outcome) in outcomes.iter().enumerate() {
+                if waiting[index] {
+                    assert_eq!(*outcome, Some(Direct::Queue), "nothing directly while a tail waits");
+                }
+                match outcome {
+                    Some(Direct::Written) => given[index].extend_from_slice(&frame(k)),
+                    Some(Direct::Queue) if !waiting[index] => {
+                        let read = readers[index].read(&mut buffer).await.expect("read");
+                        received[index].extend_from_slice(&buffer[..read]);
+                    }
+                    Some(Direct::Queue) => {}
+                    other => panic!("unexpected {other:?}"),
+                }
+                had_tail[index] |= !owned[index].state().unsent.is_empty();
+            }
+            k += 1;
+            assert!(k < 250, "the sockets never took part of a frame");
+        }
+        // The tasks write the tails out and end their connections while the readers read the
+        // rest, each to its end.
+        let reading: Vec<_> = readers
+            .into_iter()
+            .map(|mut reader| {
+                tokio::spawn(async move {
+                    let mut rest = Vec::new();
+                    tokio::time::timeout(Duration::from_secs(10), reader.read_to_end(&mut rest)).await.map(|_| rest)
+                })
+            })
+            .collect();
+        for connection in &mut connections {
+            connection.shutdown().await.expect("flush and shut down");
+        }
+        for ((mut received, reading), given) in received.into_iter().zip(reading).zip(&given) {
+            received.extend_from_slice(&reading.await.expect("read").expect("the rest within 10 s"));
+            assert!(
+                received == *given,
+                "what was taken arrives whole and in order ({} of {} bytes)",
+                received.len(),
+                given.len()
+            );
+        }
+    }
+
+    /// An outbox whose lock is held elsewhere is left to the caller (no waiting for it while
+    /// others are held); a socket without an outbox goes through its queue.
+    #[tokio::test]
+    async fn a_batch_leaves_a_busy_outbox_to_the_caller() {
+        let (first, _first_reader) = pair().await;
+        let (second, _second_reader) = pair().await;
+        let (busy, free) = (first.outbox(), second.outbox());
+        let held = busy.state();
+        let mut outcomes = Vec::new();
+        write_broadcasts(&[Some(&busy), Some(&free), None], "room:1", |_| Some(frame(0)), &mut outcomes);
+        assert_eq!(outcomes, vec![None, Some(Direct::Written), Some(Direct::Queue)]);
+        drop(held);
+    }
+
+    /// A send that may have gone in part (the ring failed under it) ends the connection:
+    /// nothing could follow a frame cut anywhere.
+    #[tokio::test]
+    async fn a_send_of_unknown_fate_shuts_the_connection() {
+        let (connection, mut reader) = pair().await;
+        let outbox = connection.outbox();
+        let send = Outgoing { stream: connection.stream.clone(), bytes: frame(0) };
+        assert_eq!(outbox.settle(outbox.state(), &send, Sent::Unknown), Direct::Closed);
+        assert_eq!(outbox.write_broadcast("room:1", |_| Some(frame(1))), Direct::Closed);
+        let mut buffer = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_secs(5), reader.read(&mut buffer)).await.expect("the end comes");
+        assert!(matches!(read, Ok(0) | Err(_)), "the reader sees the connection end: {read:?}");
+        drop(connection);
     }
 }
