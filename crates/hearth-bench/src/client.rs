@@ -1,5 +1,6 @@
 //! Clients: registering users over REST, and authenticated Phoenix sockets (V2 JSON) opened
-//! from a chosen loopback source address, each driven by one small task.
+//! from a chosen loopback source address (or the one the kernel picks), each driven by one small
+//! task.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -164,11 +165,11 @@ pub struct SocketOptions {
 }
 
 impl Socket {
-    /// Opens an authenticated socket from `source`, joins `system:general` and
-    /// `user:{id}`, waits for both join replies, and leaves a task driving it.
+    /// Opens an authenticated socket from `source` (`None`: the address the kernel picks), joins
+    /// `system:general` and `user:{id}`, waits for both join replies, and leaves a task driving it.
     pub async fn open(
         user: &User,
-        source: IpAddr,
+        source: Option<IpAddr>,
         options: &SocketOptions,
         shared: &Arc<Shared>,
     ) -> anyhow::Result<Socket> {
@@ -218,10 +219,12 @@ impl Socket {
 
 type Ws = WebSocketStream<TcpStream>;
 
-async fn handshake(user: &User, source: IpAddr, server: SocketAddr) -> anyhow::Result<Ws> {
+async fn handshake(user: &User, source: Option<IpAddr>, server: SocketAddr) -> anyhow::Result<Ws> {
     let socket = TcpSocket::new_v4().context("socket")?;
-    socket.bind(SocketAddr::new(source, 0)).with_context(|| format!("bind {source}"))?;
-    let stream = socket.connect(server).await.with_context(|| format!("connect from {source}"))?;
+    if let Some(source) = source {
+        socket.bind(SocketAddr::new(source, 0)).with_context(|| format!("bind {source}"))?;
+    }
+    let stream = socket.connect(server).await.with_context(|| format!("connect to {server}"))?;
     stream.set_nodelay(true).context("TCP_NODELAY")?;
     let url = format!("ws://{server}/socket/websocket?token={}&vsn=2.0.0", user.token);
     // Small buffers keep the generator small: it holds as many sockets as the server.

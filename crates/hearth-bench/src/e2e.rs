@@ -40,6 +40,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::client;
+use crate::network::Placement;
 use crate::server::{self, Database, Server};
 use crate::stats::{Row, percentile_sorted, table};
 use crate::{Cli, CpuMark};
@@ -477,7 +478,7 @@ async fn run_once(
     args: &E2eArgs,
     run: usize,
 ) -> anyhow::Result<Figures> {
-    let mut server = Server::start(binary, database, cli.idle_timeout_secs, run)?;
+    let mut server = Server::start(binary, &Placement::loopback(), database, cli.idle_timeout_secs, run)?;
     eprintln!("  server pid {} at {}", server.pid(), server.base);
     let pairs = args.pairs.max(1);
     let heartbeat = if cli.heartbeat_secs > 0 { cli.heartbeat_secs } else { 365 * 24 * 3600 };

@@ -23,15 +23,18 @@
 //!
 //! - `rooms`: a room's fan-out: `--members` (10 000) members online in one room, the time from
 //!   a post until the last member holds it, and deliveries per server CPU-second at a steady post
-//!   rate (see `rooms.rs`).
+//!   rate (see `rooms.rs`); over loopback, or with `--network veth` as two hosts on one machine
+//!   (see `network.rs`).
 //!
 //! `--runs N` (3 by default) runs each measurement N times and prints median and min–max as a
-//! markdown table. The generator and the server share the machine's cores.
+//! markdown table. The generator and the server share the machine's cores (except with
+//! `rooms --network veth`, which gives each its own).
 
 mod client;
 mod e2e;
 mod floor;
 mod gateway;
+mod network;
 mod rooms;
 mod server;
 mod stats;
@@ -47,6 +50,7 @@ use futures::StreamExt as _;
 use serde_json::json;
 
 use client::{Shared, Socket, SocketOptions, User};
+use network::Placement;
 use server::{Database, Kernel, Server};
 use stats::{Row, percentile, percentile_sorted, table};
 
@@ -277,6 +281,9 @@ fn socket_options(cli: &Cli, server: &Server, payload_bytes: usize) -> SocketOpt
 
 /// Opens one socket per user, `connect_concurrency` at a time, calling `progress` after each
 /// success; stops after `max_failures` failures. Returns the sockets and the failures.
+///
+/// A server on loopback is reached from 127.0.0.2, 127.0.0.3, … (`per_address` each); any other
+/// is reached from the address the kernel picks towards it.
 async fn open_sockets(
     cli: &Cli,
     users: &[User],
@@ -287,8 +294,13 @@ async fn open_sockets(
 ) -> (Vec<Socket>, Vec<String>) {
     let mut attempts = futures::stream::iter(users.iter().enumerate())
         .map(|(i, user)| {
-            let source = client::source_address(i, cli.per_address);
-            async move { Socket::open(user, source, options, shared).await.map_err(|e| format!("{source}: {e:#}")) }
+            let source = options.server.ip().is_loopback().then(|| client::source_address(i, cli.per_address));
+            async move {
+                Socket::open(user, source, options, shared).await.map_err(|e| match source {
+                    Some(source) => format!("{source}: {e:#}"),
+                    None => format!("{e:#}"),
+                })
+            }
         })
         .buffer_unordered(cli.connect_concurrency.max(1));
     let (mut sockets, mut failures) = (Vec::with_capacity(users.len()), Vec::new());
@@ -349,7 +361,7 @@ async fn sockets_run(
     plan: &SocketPlan,
     run: usize,
 ) -> anyhow::Result<SocketFigures> {
-    let mut server = Server::start(binary, database, cli.idle_timeout_secs, run)?;
+    let mut server = Server::start(binary, &Placement::loopback(), database, cli.idle_timeout_secs, run)?;
     eprintln!("  server pid {} at {} (open-files limit {:?})", server.pid(), server.base, server.nofile_limit());
     let started = Instant::now();
     let users = client::register(&server.base, plan.sockets, cli.register_concurrency).await?;
@@ -548,7 +560,7 @@ async fn messages_run(
     plan: &MessagePlan,
     run: usize,
 ) -> anyhow::Result<MessageFigures> {
-    let mut server = Server::start(binary, database, cli.idle_timeout_secs, run)?;
+    let mut server = Server::start(binary, &Placement::loopback(), database, cli.idle_timeout_secs, run)?;
     eprintln!("  server pid {} at {}", server.pid(), server.base);
     let k = plan.conversations.max(1);
     let users = client::register(&server.base, 2 * k + plan.idle_sockets, cli.register_concurrency).await?;

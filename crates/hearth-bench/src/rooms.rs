@@ -11,9 +11,14 @@
 //!   `--seconds` after `--warmup-secs`; `new_post` pushes read by members in the window over the
 //!   server's CPU seconds in the window.
 //! - **The kernel's floor**, in the same run: a bare process writing a frame of the same size to
-//!   as many loopback connections at the same rate (`floor.rs`); its writes per CPU-second bound
-//!   what any server writing each member its own copy can reach here, and hearth's deliveries per
-//!   CPU-second are reported as a share of it.
+//!   as many connections at the same rate over the same network (`floor.rs`), once with one
+//!   `write` per frame and once in batches through io_uring as hearth sends; its frames per
+//!   CPU-second bound what any server sending each member its own copy that way can reach here,
+//!   and hearth's deliveries per CPU-second are reported as a share of the batched one.
+//!
+//! `--network` says how the generator reaches the server: over loopback, or (`veth`) as two hosts
+//! on one machine, the server and the floor writer in a network namespace of their own on CPU 0
+//! and the generator on CPU 1 (`network.rs`).
 //!
 //! The poster is a member too and counts among those who must hold the post.
 
@@ -28,6 +33,7 @@ use uuid::Uuid;
 
 use crate::client::{self, Shared, Socket, User};
 use crate::floor;
+use crate::network::{self, Network, NetworkKind, Placement};
 use crate::server::{self, Database, Server};
 use crate::stats::{Row, percentile_sorted, table};
 use crate::{Cli, CpuMark, open_sockets, socket_options, wait_for_quiet_machine};
@@ -60,6 +66,12 @@ pub struct RoomsArgs {
     /// Characters of padding in each post after its stamp.
     #[arg(long, default_value_t = 100)]
     payload_bytes: usize,
+    /// How the generator reaches the server: `loopback`, or `veth` for two hosts on one machine
+    /// (network namespaces joined by a veth pair, the server on CPU 0 and the generator on CPU 1,
+    /// each side's receive work on its own CPU; needs root), so that the members' receive work is
+    /// not charged to the server.
+    #[arg(long, value_enum, default_value_t)]
+    network: NetworkKind,
 }
 
 #[derive(Debug)]
@@ -80,17 +92,37 @@ struct RoomFigures {
     server_cpu: f64,
     generator_cpu: f64,
     deliveries_per_server_cpu_sec: f64,
+    /// One `write` per frame.
     floor: floor::Floor,
+    /// In batches through io_uring, as hearth sends.
+    floor_batched: floor::Floor,
     send_errors: u64,
     dropped: u64,
 }
 
 /// Runs the measurement `cli.runs` times, a fresh server each, and prints the table.
 pub async fn run(cli: &Cli, binary: &Path, database: &Database, args: &RoomsArgs) -> anyhow::Result<()> {
+    // Dropped after the runs' servers: deletes the namespace and the veth pair.
+    let veth = match args.network {
+        NetworkKind::Loopback => None,
+        NetworkKind::Veth => {
+            if args.members > network::SOCKETS_PER_ADDRESS {
+                bail!(
+                    "--network veth opens every socket from one address, which has ports for about {} towards the \
+                     server; {} members need more (use --network loopback, which spreads them over 127.0.0.2, …)",
+                    network::SOCKETS_PER_ADDRESS,
+                    args.members
+                );
+            }
+            Some(Network::create()?)
+        }
+    };
+    let placement = veth.as_ref().map_or_else(Placement::loopback, Network::server_placement);
+    eprintln!("network: {}", args.network.description());
     let mut all = Vec::new();
     for run in 1..=cli.runs {
         eprintln!("run {run}/{}: a room of {} members…", cli.runs, args.members);
-        all.push(room_run(cli, binary, database, args, run).await?);
+        all.push(room_run(cli, binary, &placement, database, args, run).await?);
     }
     report(cli, args, &all, database);
     Ok(())
@@ -165,11 +197,12 @@ fn latencies_ms(shared: &Shared, seqs: std::ops::Range<u64>) -> Vec<f64> {
 async fn room_run(
     cli: &Cli,
     binary: &Path,
+    placement: &Placement,
     database: &Database,
     args: &RoomsArgs,
     run: usize,
 ) -> anyhow::Result<RoomFigures> {
-    let mut server = Server::start(binary, database, cli.idle_timeout_secs, run)?;
+    let mut server = Server::start(binary, placement, database, cli.idle_timeout_secs, run)?;
     eprintln!("  server pid {} at {}", server.pid(), server.base);
     let members = args.members.max(1);
     let started = Instant::now();
@@ -272,12 +305,20 @@ async fn room_run(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let floor_payload = usize::try_from(post_frame_bytes).unwrap_or(0);
-    let floor = floor::measure(members, rate, args.warmup_secs, args.seconds, floor_payload).await?;
-    eprintln!(
-        "  the kernel's floor: {:.0} writes/s of {floor_payload}-byte frames to {members} connections, writer CPU {:.2} s \
-         = {:.0} writes per CPU-second",
-        floor.writes_per_sec, floor.writer_cpu, floor.writes_per_cpu_sec
-    );
+    let floor_at =
+        |sends| floor::measure(placement, sends, members, rate, args.warmup_secs, args.seconds, floor_payload);
+    let floor = floor_at(floor::Sends::Write).await?;
+    let floor_batched = floor_at(floor::Sends::Batched).await?;
+    for (sends, floor) in [(floor::Sends::Write, &floor), (floor::Sends::Batched, &floor_batched)] {
+        eprintln!(
+            "  the kernel's floor ({}): {:.0} writes/s of {floor_payload}-byte frames to {members} connections, writer CPU \
+             {:.2} s = {:.0} writes per CPU-second",
+            sends.name(),
+            floor.writes_per_sec,
+            floor.writer_cpu,
+            floor.writes_per_cpu_sec
+        );
+    }
     let figures = RoomFigures {
         join_secs,
         join_reply_kib: join_reply_bytes / 1024.0,
@@ -296,6 +337,7 @@ async fn room_run(
         generator_cpu: end.generator - start.generator,
         deliveries_per_server_cpu_sec: in_window / server_cpu.max(1e-9),
         floor,
+        floor_batched,
         send_errors: shared.send_errors.load(Ordering::Relaxed),
         dropped: shared.dropped.load(Ordering::Relaxed),
     };
@@ -317,17 +359,29 @@ async fn room_run(
 
 fn report(cli: &Cli, args: &RoomsArgs, all: &[RoomFigures], database: &Database) {
     let col = |f: &dyn Fn(&RoomFigures) -> f64| all.iter().map(f).collect::<Vec<f64>>();
+    let (sources, cores) = match args.network {
+        NetworkKind::Loopback => (
+            format!("{} per source address", cli.per_address),
+            "the load generator and the server share the machine's cores",
+        ),
+        NetworkKind::Veth => (
+            "all from the generator's one address".to_owned(),
+            "the load generator and the server each have their own core",
+        ),
+    };
     println!(
-        "\n### Room fan-out: one public room of {} members online; {} runs; {}\n",
+        "\n### Room fan-out: one public room of {} members online; {} runs; {}; over {}\n",
         args.members,
         all.len(),
-        database.label()
+        database.label(),
+        args.network.name()
     );
     println!("- machine: {}", server::machine());
+    println!("- network: {}", args.network.description());
     println!(
-        "- each run: fresh server; one socket per member joined to system:general, user:{{id}} and room:{{id}}, {} per \
-         source address; posts of {} characters of padding plus the stamp, all by one member",
-        cli.per_address, args.payload_bytes
+        "- each run: fresh server; one socket per member joined to system:general, user:{{id}} and room:{{id}}, \
+         {sources}; posts of {} characters of padding plus the stamp, all by one member",
+        args.payload_bytes
     );
     println!(
         "- until the last member holds it: {} posts one at a time ({} ms apart), from writing `post` to the last \
@@ -336,7 +390,7 @@ fn report(cli: &Cli, args: &RoomsArgs, all: &[RoomFigures], database: &Database)
     );
     println!(
         "- steady: {} posts/s open loop, {} s warm-up then {} s measured; deliveries are `new_post` frames read by \
-         members in the window; the load generator and the server share the machine's cores\n",
+         members in the window; {cores}\n",
         args.rate, args.warmup_secs, args.seconds
     );
     let rows = vec![
@@ -356,12 +410,23 @@ fn report(cli: &Cli, args: &RoomsArgs, all: &[RoomFigures], database: &Database)
         Row::new("steady: server CPU in the window", "s", 2, col(&|f| f.server_cpu)),
         Row::new("steady: generator CPU in the window", "s", 2, col(&|f| f.generator_cpu)),
         Row::new("steady: deliveries per server CPU-second", "", 0, col(&|f| f.deliveries_per_server_cpu_sec)),
-        Row::new("kernel's floor: writes per writer CPU-second", "", 0, col(&|f| f.floor.writes_per_cpu_sec)),
         Row::new(
-            "hearth's deliveries per CPU-second, share of the floor",
+            "kernel's floor, one write per frame: frames per writer CPU-second",
+            "",
+            0,
+            col(&|f| f.floor.writes_per_cpu_sec),
+        ),
+        Row::new(
+            "kernel's floor, batches of 64 through io_uring: frames per writer CPU-second",
+            "",
+            0,
+            col(&|f| f.floor_batched.writes_per_cpu_sec),
+        ),
+        Row::new(
+            "hearth's deliveries per CPU-second, share of the batched floor",
             "%",
             1,
-            col(&|f| 100.0 * f.deliveries_per_server_cpu_sec / f.floor.writes_per_cpu_sec),
+            col(&|f| 100.0 * f.deliveries_per_server_cpu_sec / f.floor_batched.writes_per_cpu_sec),
         ),
         Row::new("error replies to posts", "", 0, col(&|f| f.send_errors as f64)),
         Row::new("sockets dropped by the server", "", 0, col(&|f| f.dropped as f64)),

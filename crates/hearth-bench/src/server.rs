@@ -1,6 +1,6 @@
 //! The server under test: the release `hearth` binary on a free port with a throwaway data
-//! directory (and optionally a fresh PostgreSQL database), plus what `/proc` says about it
-//! and about the machine.
+//! directory (and optionally a fresh PostgreSQL database), on loopback or in a network namespace
+//! of its own (`network.rs`), plus what `/proc` says about it and about the machine.
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context as _, bail};
+
+use crate::network::Placement;
 
 /// Where the database lives.
 #[derive(Debug, Clone)]
@@ -33,7 +35,7 @@ impl Database {
 #[derive(Debug)]
 pub struct Server {
     child: Child,
-    /// `http://127.0.0.1:PORT`.
+    /// The URL it printed as listening on: `http://127.0.0.1:PORT` on loopback.
     pub base: String,
     /// The listening address.
     pub addr: SocketAddr,
@@ -45,7 +47,7 @@ pub struct Server {
 ///
 /// Registrations are setup, not what is measured: Argon2id is made cheap (m=8 KiB, t=1) so
 /// tens of thousands of accounts register in seconds, and the per-address attempt limit is
-/// lifted because every registration comes from 127.0.0.1.
+/// lifted because every registration comes from one address.
 const SERVER_ENV: &[(&str, &str)] = &[
     ("NO_COLOR", "1"),
     // The "listening on" line comes from target `hearth`; the library's per-request logs stay off.
@@ -60,13 +62,20 @@ const SERVER_ENV: &[(&str, &str)] = &[
 ];
 
 impl Server {
-    /// Starts `binary` and waits for its "listening on" line. `idle_timeout_secs` sets
-    /// `realtime.idle_timeout_secs` (the clients heartbeat every 30 s unless told otherwise).
-    pub fn start(binary: &Path, database: &Database, idle_timeout_secs: u64, run: usize) -> anyhow::Result<Self> {
+    /// Starts `binary` where `placement` says and waits for its "listening on" line.
+    /// `idle_timeout_secs` sets `realtime.idle_timeout_secs` (the clients heartbeat every 30 s
+    /// unless told otherwise).
+    pub fn start(
+        binary: &Path,
+        placement: &Placement,
+        database: &Database,
+        idle_timeout_secs: u64,
+        run: usize,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("hearth-bench-").tempdir().context("temporary data directory")?;
-        let mut command = Command::new(binary);
+        let mut command = placement.command(binary);
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--listen", &format!("{}:0", placement.listen), "--data-dir"])
             .arg(dir.path())
             .envs(SERVER_ENV.iter().copied())
             .env("HEARTH_REALTIME__IDLE_TIMEOUT_SECS", idle_timeout_secs.to_string())
@@ -108,7 +117,10 @@ impl Server {
         });
         let addr: SocketAddr =
             base.trim_start_matches("http://").parse().with_context(|| format!("listening address in {base}"))?;
-        Ok(Self { child, base, addr, postgres, _dir: dir })
+        // Dropping `server` stops it if the check fails.
+        let server = Self { child, base, addr, postgres, _dir: dir };
+        placement.check_exec(server.pid(), binary)?;
+        Ok(server)
     }
 
     /// The server's process id.
@@ -252,8 +264,15 @@ fn meminfo_bytes(key: &str) -> u64 {
         .map_or(0, |kib| kib * 1024)
 }
 
-/// The machine, for the report: `nproc`, CPU model, memory.
+/// The machine, for the report: `nproc`, CPU model, memory. Taken once, at the bench's start:
+/// `--network veth` later pins the bench to one core, and `nproc` would then count one.
 pub fn machine() -> String {
+    static MACHINE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    MACHINE.get_or_init(describe_machine).clone()
+}
+
+/// [`machine`], read now.
+fn describe_machine() -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
