@@ -117,9 +117,8 @@ fn write_rounds(connections: &[TcpStream], frame: &[u8], rounds: u64, interval: 
 /// Each round, `frame` to every connection in batches, as hearth's fan-out sends. The readers
 /// keep up, so every socket has room: a send that does not take the whole frame is an error.
 fn batched_rounds(connections: Vec<TcpStream>, frame: Vec<u8>, rounds: u64, interval: Duration) -> anyhow::Result<()> {
-    // The batches take tokio's sockets; a runtime only registers them, nothing runs on it.
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build().context("a runtime")?;
-    let _entered = runtime.enter();
+    // The batches take tokio's sockets: they register with the runtime this mode is called in
+    // (`main`'s), which does nothing else meanwhile.
     let mut streams = Vec::with_capacity(connections.len());
     for connection in connections {
         connection.set_nonblocking(true)?;
