@@ -109,7 +109,7 @@ pub(super) mod ring {
         /// The batch through the ring; `None` when this thread has none.
         fn send_all(&mut self, sends: &[Outgoing]) -> Option<Vec<Sent>> {
             if matches!(self, Ring::Untried) {
-                *self = match IoUring::new(BATCH as u32) {
+                *self = match IoUring::new(BATCH as u32).and_then(tried) {
                     Ok(ring) => Ring::Ready(Box::new(ring)),
                     Err(error) => {
                         if !ABSENCE_LOGGED.swap(true, Ordering::Relaxed) {
@@ -131,6 +131,27 @@ pub(super) mod ring {
                     std::mem::forget(sends.to_vec());
                     Some(vec![Sent::Unknown; sends.len()])
                 }
+            }
+        }
+    }
+
+    /// `ring`, once a no-op has gone through it: a sandbox may let a ring be set up and still
+    /// refuse `io_uring_enter`, and better to learn that here than with a batch of sends.
+    fn tried(mut ring: IoUring) -> io::Result<IoUring> {
+        // SAFETY: a no-op points at no memory.
+        #[expect(unsafe_code, reason = "the io-uring crate marks every submission unsafe")]
+        let pushed = unsafe { ring.submission().push(&opcode::Nop::new().build()) };
+        pushed.map_err(|_| io::Error::other("the submission queue is full"))?;
+        // Until its completion is reaped: a signal may end the wait after the submission, and
+        // a completion left behind would be taken for a send's.
+        loop {
+            match ring.submit_and_wait(1) {
+                Ok(_) => {}
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+            if ring.completion().next().is_some() {
+                return Ok(ring);
             }
         }
     }
