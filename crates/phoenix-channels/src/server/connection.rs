@@ -271,8 +271,8 @@ impl Outbox {
         let mut state = self.state();
         match direct_send(&mut state, &self.0.ahead, topic, frame) {
             Ok(send) => {
-                let sent = send_batch::send_all(std::slice::from_ref(&send));
-                self.settle(state, &send, sent[0])
+                let sent = send_batch::send_one(&send);
+                self.settle(state, &send, sent)
             }
             Err(outcome) => outcome,
         }

@@ -60,11 +60,11 @@ pub fn send_all(sends: &[Outgoing]) -> Vec<Sent> {
     {
         return sent;
     }
-    sends.iter().map(write).collect()
+    sends.iter().map(send_one).collect()
 }
 
 /// One send as one `write`.
-fn write(send: &Outgoing) -> Sent {
+pub(super) fn send_one(send: &Outgoing) -> Sent {
     match send.stream.try_write(&send.bytes) {
         Ok(0) | Err(_) => Sent::Refused,
         Ok(written) => Sent::Wrote(written),
