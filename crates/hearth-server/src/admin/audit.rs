@@ -154,7 +154,7 @@ pub(crate) async fn walk(store: &dyn Store, known: Option<&KnownEntry>) -> Resul
         for entry in batch {
             check(previous.as_ref(), &entry).map_err(|broken| Walked::Broken(broken, count))?;
             if let Some(known) = known.filter(|known| known.seq == entry.seq)
-                && hex(&entry.hash) != known.hash
+                && hex::encode(&entry.hash) != known.hash
             {
                 return Err(Walked::Broken(BrokenEntry { seq: known.seq, problem: KNOWN_ENTRY_REPLACED }, count));
             }
@@ -162,7 +162,7 @@ pub(crate) async fn walk(store: &dyn Store, known: Option<&KnownEntry>) -> Resul
             previous = Some(entry);
         }
     }
-    let newest = previous.map(|entry| (entry.seq, hex(&entry.hash)));
+    let newest = previous.map(|entry| (entry.seq, hex::encode(&entry.hash)));
     if let Some(known) = known
         && newest.as_ref().is_none_or(|(seq, _)| *seq < known.seq)
     {
@@ -170,11 +170,6 @@ pub(crate) async fn walk(store: &dyn Store, known: Option<&KnownEntry>) -> Resul
         return Err(Walked::Broken(BrokenEntry { seq: first_missing, problem: KNOWN_ENTRY_CUT }, count));
     }
     Ok(Chain { entries: count, newest })
-}
-
-/// `bytes` as lowercase hex.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn check(previous: Option<&AuditEntry>, entry: &AuditEntry) -> Result<(), BrokenEntry> {
@@ -224,7 +219,7 @@ impl From<AuditEntry> for AuditItem {
             target: entry.target,
             reason: entry.reason,
             outcome: entry.outcome,
-            hash: hex(&hash),
+            hash: hex::encode(&hash),
         }
     }
 }

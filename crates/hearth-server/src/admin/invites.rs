@@ -106,7 +106,7 @@ async fn made(state: &AppState, admin: &Admin, uses: u32, expires_at: Timestamp)
         Invite { code_hash, uses: uses as i32, expires_at, created_at: now, created_by: admin.fingerprint.clone() };
     state.store.create_invite(&invite).await?;
     // The code's hash, shortened, tells codes apart in the log; the code itself is never kept.
-    let short: String = code_hash[..6].iter().map(|b| format!("{b:02x}")).collect();
+    let short = hex::encode(&code_hash[..6]);
     let entry = NewAuditEntry {
         at: now,
         fingerprint: Some(admin.fingerprint.clone()),

@@ -59,7 +59,7 @@ fn file(path: &str, request: &HeaderMap) -> Response {
     let Some(file) = WebClient::get(path) else {
         return ApiError::NotFound.into_response();
     };
-    let etag = format!("\"{}\"", hex(&file.metadata.sha256_hash()[..16]));
+    let etag = format!("\"{}\"", hex::encode(&file.metadata.sha256_hash()[..16]));
     let etag = HeaderValue::from_str(&etag).expect("hex is a valid header value");
     let mut response = if request.get(header::IF_NONE_MATCH) == Some(&etag) {
         StatusCode::NOT_MODIFIED.into_response()
@@ -80,8 +80,4 @@ fn file(path: &str, request: &HeaderMap) -> Response {
         headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(APP_POLICY));
     }
     response
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
